@@ -1,0 +1,22 @@
+"""Error types. Each carries a one-line message meant for the user.
+
+>>> from shardlearn.core.errors import DataError
+>>> str(DataError("data.csv: line 3: expected 4 columns, got 3"))
+'data.csv: line 3: expected 4 columns, got 3'
+"""
+
+
+class ShardlearnError(Exception):
+    """Base class of every error shardlearn raises on purpose."""
+
+
+class DataError(ShardlearnError, ValueError):
+    """Bad input data: names the file and line (or row and column) and what was expected."""
+
+
+class ConfigError(ShardlearnError, ValueError):
+    """A setting that is unknown, out of range, or not available yet."""
+
+
+class ModelFileError(ShardlearnError, ValueError):
+    """A model directory that is missing, truncated, tampered with, or of an unknown version."""

@@ -1,0 +1,119 @@
+"""One entry point for training: picks the strategy, owns the preconditioner and
+the continuation state, and maps parameters back to the original space.
+
+>>> import numpy as np
+>>> from shardlearn import models
+>>> X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = np.array([1.0, 3.0, 5.0, 7.0])
+>>> params, n_iter, state = train(models.get("linear"), X, y, None, TrainConfig(alpha=0.0, tol=1e-10))
+>>> round(float(params["w"][0]), 6), round(float(params["b"]), 6)
+(2.0, 1.0)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from shardlearn import optim
+from shardlearn.core.errors import ConfigError
+from shardlearn.strategies import SOLVERS, precond
+from shardlearn.strategies.objective import l1_weights
+from shardlearn.strategies.precond import Affine
+
+DEFAULT_LEARNING_RATE = {"sgd": 0.05, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.2, "adam": 0.01, "ftrl": 0.5}
+ONE_PROCESS_STRATEGIES = (None, "local", "serial")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    solver: str = "lbfgs"
+    alpha: float = 0.0
+    l1_ratio: float = 0.0
+    fit_intercept: bool = True
+    optimizer: str = "adagrad"
+    learning_rate: float | None = None
+    schedule: str = "constant"
+    batch_size: int = 256
+    max_iter: int = 300
+    tol: float | None = 1e-6
+    shuffle: bool = True
+    random_state: int | None = None
+    workers: int = 1
+    strategy: str | None = None
+
+    def validate(self) -> None:
+        if self.solver not in SOLVERS:
+            raise ConfigError(f"solver={self.solver!r} is not known; expected one of {', '.join(SOLVERS)}")
+        if self.workers != 1:
+            raise ConfigError(
+                f"workers={self.workers!r}: only workers=1 runs for now; the distributed runtime "
+                "(local worker processes, torchrun) has not landed yet"
+            )
+        if self.strategy not in ONE_PROCESS_STRATEGIES:
+            raise ConfigError(
+                f"strategy={self.strategy!r} needs the distributed runtime, which has not landed yet; "
+                "leave strategy=None and pick the one-process solver with solver='lbfgs', 'gd' or 'sgd'"
+            )
+        if not (self.alpha >= 0):
+            raise ConfigError(f"alpha must be >= 0, got {self.alpha!r}")
+        if not (0.0 <= self.l1_ratio <= 1.0):
+            raise ConfigError(f"l1_ratio must be in [0, 1], got {self.l1_ratio!r}")
+        if not (isinstance(self.max_iter, int) and self.max_iter >= 1):
+            raise ConfigError(f"max_iter must be a positive integer, got {self.max_iter!r}")
+        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+            raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if self.tol is not None and not (self.tol >= 0):
+            raise ConfigError(f"tol must be >= 0 or None, got {self.tol!r}")
+        if self.optimizer not in optim.OPTIMIZERS:
+            raise ConfigError(f"optimizer={self.optimizer!r} is not known; expected one of {', '.join(optim.OPTIMIZERS)}")
+        if self.schedule not in optim.SCHEDULES:
+            raise ConfigError(f"schedule={self.schedule!r} is not known; expected one of {', '.join(optim.SCHEDULES)}")
+
+    def lr(self):
+        base = DEFAULT_LEARNING_RATE[self.optimizer] if self.learning_rate is None else float(self.learning_rate)
+        if not base > 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        return optim.SCHEDULES[self.schedule](base)
+
+
+class TrainState(NamedTuple):
+    """What ``partial_fit`` needs to continue: scaled parameters, preconditioner,
+    optimizer state and the number of epochs done."""
+
+    theta: dict
+    affine: Affine
+    opt_state: Any
+    epoch: int
+
+
+def _affine(model, X, sample_weight, cfg: TrainConfig) -> Affine:
+    return precond.fit(X, sample_weight, curvature=model.curvature, ridge=cfg.alpha * (1.0 - cfg.l1_ratio),
+                       center=cfg.fit_intercept)
+
+
+def train(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, state: TrainState | None = None,
+          epochs: int | None = None, callback=None):
+    """Fit from scratch (``state=None``) or continue an sgd run for ``epochs`` epochs.
+
+    Returns ``(params, n_iter, state)`` with ``params`` in the original feature space.
+    ``callback(params, iteration)`` sees the iterates, in the original space.
+    """
+    cfg.validate()
+    if state is None:
+        affine = _affine(model, X, sample_weight, cfg)
+        theta = precond.to_scaled(model.init(X.shape[1], n_outputs), affine)
+        opt_state, epoch = None, 0
+    else:
+        theta, affine, opt_state, epoch = state
+    cb = None if callback is None else (lambda th, it: callback(precond.to_original(th, affine), it))
+    common = dict(theta0=theta, affine=affine, alpha=cfg.alpha, l1_ratio=cfg.l1_ratio,
+                  fit_intercept=cfg.fit_intercept, callback=cb)
+    if cfg.solver == "sgd" or state is not None:
+        opt = optim.make(cfg.optimizer, cfg.lr(), l1=l1_weights(theta, affine, cfg.alpha, cfg.l1_ratio))
+        res = SOLVERS["sgd"](model, X, y, sample_weight, optimizer=opt, opt_state=opt_state,
+                             batch_size=cfg.batch_size, epochs=cfg.max_iter if epochs is None else epochs,
+                             start_epoch=epoch, shuffle=cfg.shuffle, seed=cfg.random_state, tol=cfg.tol, **common)
+    else:
+        res = SOLVERS[cfg.solver](model, X, y, sample_weight, max_iter=cfg.max_iter,
+                                  tol=1e-6 if cfg.tol is None else cfg.tol, **common)
+    new_state = TrainState(res.theta, affine, res.state, epoch + res.n_iter)
+    return precond.to_original(res.theta, affine), res.n_iter, new_state

@@ -1,0 +1,314 @@
+"""scikit-learn estimators over shardlearn's models, solvers and runtime.
+
+``__init__`` only stores hyper-parameters; ``fit`` starts over; ``partial_fit``
+(``solver="sgd"``) continues; learned attributes end in ``_``. The objective is
+``mean(loss) + alpha * ((1 - l1_ratio)/2 ||w||^2 + l1_ratio ||w||_1)`` (weighted
+mean with ``sample_weight``), so ``alpha = 1 / (C * n_samples)`` matches
+scikit-learn's ``LogisticRegression(C=C)``.
+
+>>> import numpy as np
+>>> from shardlearn import LogisticRegression
+>>> X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = np.array([0, 0, 1, 1])
+>>> clf = LogisticRegression(alpha=1e-3).fit(X, y)
+>>> clf.predict([[0.2], [2.8]]).tolist(), clf.coef_.shape
+([0, 1], (1, 1))
+"""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from shardlearn import models
+from shardlearn.core import modelfile
+from shardlearn.core.errors import ModelFileError
+from shardlearn.models import penalty
+from shardlearn.runtime import TrainConfig, train
+
+_DTYPES = [np.float64, np.float32]
+
+
+def _is_sgd(est) -> bool:
+    return est.solver == "sgd"
+
+
+class _Linear(BaseEstimator):
+    """What the linear estimators share: validation, training, the model file."""
+
+    def _config(self) -> TrainConfig:
+        return TrainConfig(
+            solver=self.solver, alpha=float(self.alpha), l1_ratio=float(self.l1_ratio),
+            fit_intercept=bool(self.fit_intercept), optimizer=self.optimizer, learning_rate=self.learning_rate,
+            schedule=self.schedule, batch_size=self.batch_size, max_iter=self.max_iter, tol=self.tol,
+            shuffle=self.shuffle, random_state=self.random_state, workers=self.workers, strategy=self.strategy,
+        )
+
+    # --- subclass hooks -------------------------------------------------
+    def _encode_y(self, y, sample_weight, classes=None):  # -> (codes, model)
+        raise NotImplementedError
+
+    def _set_params(self, params):
+        raise NotImplementedError
+
+    def _get_params_tree(self):
+        raise NotImplementedError
+
+    # --- fitting ---------------------------------------------------------
+    def _validate(self, X, y, reset):
+        return validate_data(self, X, y, accept_sparse="csr", dtype=_DTYPES, reset=reset,
+                             y_numeric=not isinstance(self, ClassifierMixin), multi_output=False)
+
+    def fit(self, X, y, sample_weight=None, callback=None):
+        """Fit from scratch. ``callback(params, iteration)`` sees every iterate."""
+        cfg = self._config()
+        cfg.validate()
+        X, y = self._validate(X, y, reset=True)
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        codes, model, n_out = self._encode_y(y, sample_weight)
+        params, n_iter, state = train(model, X, codes, sample_weight, cfg, n_out, callback=callback)
+        self._set_params(params)
+        self.n_iter_ = int(n_iter)
+        self._state = state if cfg.solver == "sgd" else None
+        return self
+
+    @available_if(_is_sgd)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One more epoch of SGD over ``(X, y)``, continuing from the current state."""
+        cfg = self._config()
+        cfg.validate()
+        first = getattr(self, "_state", None) is None
+        if first and isinstance(self, ClassifierMixin) and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit")
+        X, y = self._validate(X, y, reset=first)
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        codes, model, n_out = self._encode_y(y, sample_weight, classes=classes, partial=not first)
+        params, n_iter, state = train(model, X, codes, sample_weight, cfg, n_out,
+                                      state=None if first else self._state, epochs=1)
+        self._set_params(params)
+        self._state = state
+        self.n_iter_ = int(state.epoch)
+        return self
+
+    def _model_for_predict(self):
+        raise NotImplementedError
+
+    def _check_X(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, accept_sparse="csr", dtype=_DTYPES, reset=False)
+
+    def objective(self, X, y, sample_weight=None) -> float:
+        """The training objective (mean loss + penalty) of the fitted model on ``(X, y)``."""
+        check_is_fitted(self)
+        X, y = self._validate(X, y, reset=False)
+        codes, model = self._encode_known(y)
+        return penalty.objective(model, self._get_params_tree(), X, codes, sample_weight,
+                                 float(self.alpha), float(self.l1_ratio))
+
+    # --- model files -----------------------------------------------------
+    def save(self, directory: str) -> None:
+        """Write the fitted model to ``directory`` (``params.npz`` + ``model.json``)."""
+        check_is_fitted(self)
+        arrays = {"coef": self.coef_, "intercept": np.asarray(self.intercept_)}
+        meta = {
+            "kind": type(self).__name__,
+            "hyper_parameters": _jsonable_params(self.get_params()),
+            "n_features_in": int(self.n_features_in_),
+            "n_iter": int(self.n_iter_),
+        }
+        if hasattr(self, "classes_"):
+            arrays["classes"] = _plain_array(self.classes_)
+            meta["classes"] = [_plain_scalar(c) for c in self.classes_]
+        if hasattr(self, "feature_names_in_"):
+            meta["feature_names_in"] = [str(c) for c in self.feature_names_in_]
+        modelfile.write(directory, meta, arrays)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+def _plain_scalar(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _plain_array(a):
+    a = np.asarray(a)
+    return a.astype(str) if a.dtype == object else a
+
+
+def _jsonable_params(p: dict) -> dict:
+    out = {}
+    for k, v in p.items():
+        v = _plain_scalar(v)
+        out[k] = v if isinstance(v, (int, float, str, bool, type(None))) else None
+    return out
+
+
+class LinearRegression(RegressorMixin, _Linear):
+    """Least squares with optional elastic-net penalty (ridge with ``alpha > 0``).
+
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [1.0], [2.0]]); y = np.array([1.0, 3.0, 5.0])
+    >>> r = LinearRegression(tol=1e-10).fit(X, y)
+    >>> round(float(r.coef_[0]), 6), round(float(r.intercept_), 6)
+    (2.0, 1.0)
+    """
+
+    def __init__(self, *, alpha=0.0, l1_ratio=0.0, fit_intercept=True, solver="lbfgs", optimizer="adagrad",
+                 learning_rate=None, schedule="constant", batch_size=256, max_iter=300, tol=1e-6, shuffle=True,
+                 random_state=None, workers=1, strategy=None):
+        self.alpha, self.l1_ratio, self.fit_intercept, self.solver = alpha, l1_ratio, fit_intercept, solver
+        self.optimizer, self.learning_rate, self.schedule = optimizer, learning_rate, schedule
+        self.batch_size, self.max_iter, self.tol, self.shuffle = batch_size, max_iter, tol, shuffle
+        self.random_state, self.workers, self.strategy = random_state, workers, strategy
+
+    def _encode_y(self, y, sample_weight, classes=None, partial=False):
+        return np.asarray(y, dtype=np.float64), models.get("linear"), 1
+
+    def _encode_known(self, y):
+        return np.asarray(y, dtype=np.float64), models.get("linear")
+
+    def _set_params(self, params):
+        self.coef_ = params["w"].copy()
+        self.intercept_ = float(params["b"])
+
+    def _get_params_tree(self):
+        return {"w": np.asarray(self.coef_, dtype=np.float64), "b": np.asarray(self.intercept_, dtype=np.float64)}
+
+    def predict(self, X):
+        X = self._check_X(X)
+        return models.get("linear").predict(self._get_params_tree(), X)
+
+
+class _Classifier(ClassifierMixin, _Linear):
+    _binary_model = "logistic"
+    _multi_model = "softmax"
+
+    def _encode_y(self, y, sample_weight, classes=None, partial=False):
+        check_classification_targets(y)
+        if not partial:
+            self.classes_ = np.unique(y if classes is None else classes)
+            if len(self.classes_) < 2:
+                raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; the data has "
+                                 f"one class: {_plain_scalar(self.classes_[0])!r}")
+        codes, model = self._encode_known(y)
+        if not partial and classes is None and len(np.unique(codes[sample_weight > 0])) < 2:
+            raise ValueError("only one class has positive sample weight; at least 2 classes are needed")
+        return codes, model, model.n_outputs(len(self.classes_))
+
+    def _model(self):
+        return models.get(self._binary_model if len(self.classes_) == 2 else self._multi_model)
+
+    def _encode_known(self, y):
+        codes = np.minimum(np.searchsorted(self.classes_, y), len(self.classes_) - 1)
+        unknown = self.classes_[codes] != y
+        if unknown.any():
+            raise ValueError(f"labels {np.unique(y[unknown])[:5].tolist()} are not among the model's classes "
+                             f"{self.classes_.tolist()}")
+        return codes, self._model()
+
+    def _set_params(self, params):
+        w = params["w"]
+        self.coef_ = (w[None, :] if w.ndim == 1 else w.T).copy()
+        self.intercept_ = np.atleast_1d(params["b"]).astype(np.float64).copy()
+
+    def _get_params_tree(self):
+        if self.coef_.shape[0] == 1:
+            return {"w": self.coef_[0].astype(np.float64), "b": np.asarray(self.intercept_[0], dtype=np.float64)}
+        return {"w": self.coef_.T.astype(np.float64), "b": self.intercept_.astype(np.float64)}
+
+    def decision_function(self, X):
+        X = self._check_X(X)
+        return self._model().decision_function(self._get_params_tree(), X)
+
+    def predict(self, X):
+        z = self.decision_function(X)
+        codes = (z > 0).astype(np.intp) if z.ndim == 1 else np.argmax(z, axis=1)
+        return self.classes_[codes]
+
+
+class LogisticRegression(_Classifier):
+    """Logistic regression: binary (``logistic``) or multinomial (``softmax``).
+
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = np.array(["a", "a", "b", "b"])
+    >>> clf = LogisticRegression().fit(X, y)
+    >>> clf.predict_proba([[3.0]]).round(2).tolist()[0][1] > 0.9
+    True
+    """
+
+    def __init__(self, *, alpha=1e-4, l1_ratio=0.0, fit_intercept=True, solver="lbfgs", optimizer="adagrad",
+                 learning_rate=None, schedule="constant", batch_size=256, max_iter=300, tol=1e-6, shuffle=True,
+                 random_state=None, workers=1, strategy=None):
+        self.alpha, self.l1_ratio, self.fit_intercept, self.solver = alpha, l1_ratio, fit_intercept, solver
+        self.optimizer, self.learning_rate, self.schedule = optimizer, learning_rate, schedule
+        self.batch_size, self.max_iter, self.tol, self.shuffle = batch_size, max_iter, tol, shuffle
+        self.random_state, self.workers, self.strategy = random_state, workers, strategy
+
+    def predict_proba(self, X):
+        X = self._check_X(X)
+        model = self._model()
+        p = model.predict_proba(self._get_params_tree(), X)
+        return np.column_stack([1.0 - p, p]) if p.ndim == 1 else p
+
+    def predict_log_proba(self, X):
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+
+class LinearSVC(_Classifier):
+    """Linear SVM; ``loss="squared_hinge"`` (default, as LIBLINEAR) or ``"hinge"``;
+    more than two classes one-vs-rest.
+
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = np.array([0, 0, 1, 1])
+    >>> LinearSVC().fit(X, y).predict([[0.0], [3.0]]).tolist()
+    [0, 1]
+    """
+
+    def __init__(self, *, loss="squared_hinge", alpha=1e-4, l1_ratio=0.0, fit_intercept=True, solver="lbfgs",
+                 optimizer="adagrad", learning_rate=None, schedule="constant", batch_size=256, max_iter=300,
+                 tol=1e-6, shuffle=True, random_state=None, workers=1, strategy=None):
+        self.loss = loss
+        self.alpha, self.l1_ratio, self.fit_intercept, self.solver = alpha, l1_ratio, fit_intercept, solver
+        self.optimizer, self.learning_rate, self.schedule = optimizer, learning_rate, schedule
+        self.batch_size, self.max_iter, self.tol, self.shuffle = batch_size, max_iter, tol, shuffle
+        self.random_state, self.workers, self.strategy = random_state, workers, strategy
+
+    def _model(self):
+        if self.loss not in ("hinge", "squared_hinge"):
+            raise ValueError(f"loss={self.loss!r} is not known; expected 'hinge' or 'squared_hinge'")
+        return models.get(self.loss)
+
+
+ESTIMATORS = {c.__name__: c for c in (LinearRegression, LogisticRegression, LinearSVC)}
+
+
+def load(directory: str):
+    """Load a model saved with ``save``; returns the fitted estimator. Never unpickles."""
+    meta, arrays = modelfile.read(directory)
+    kind = meta.get("kind")
+    if kind not in ESTIMATORS:
+        raise ModelFileError(f"{directory}: unknown model kind {kind!r}; expected one of {', '.join(ESTIMATORS)}")
+    cls = ESTIMATORS[kind]
+    try:
+        est = cls(**{k: v for k, v in meta["hyper_parameters"].items() if k in cls().get_params()})
+        est.coef_ = arrays["coef"]
+        intercept = arrays["intercept"]
+        est.intercept_ = float(intercept) if kind == "LinearRegression" else intercept
+        est.n_features_in_ = int(meta["n_features_in"])
+        est.n_iter_ = int(meta["n_iter"])
+        if "classes" in arrays:
+            est.classes_ = arrays["classes"]
+        if "feature_names_in" in meta:
+            est.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFileError(f"{directory}: model.json or params.npz lacks a field or has a wrong one ({e})") from None
+    width = est.coef_.shape[-1]
+    if width != est.n_features_in_:
+        raise ModelFileError(f"{directory}: coef has {width} features but model.json says {est.n_features_in_}")
+    est._state = None
+    return est
