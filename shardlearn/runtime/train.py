@@ -19,7 +19,7 @@ from shardlearn.strategies import SOLVERS, precond
 from shardlearn.strategies.objective import l1_weights
 from shardlearn.strategies.precond import Affine
 
-DEFAULT_LEARNING_RATE = {"sgd": 0.05, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.2, "adam": 0.01, "ftrl": 0.5}
+DEFAULT_LEARNING_RATE = {"sgd": 0.05, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.1, "adam": 0.01, "ftrl": 0.5}
 ONE_PROCESS_STRATEGIES = (None, "local", "serial")
 
 

@@ -68,7 +68,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, affine, alpha=0.0, l1_ratio=
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds, callback=cb,
-                       options={"maxiter": max_iter, "gtol": tol, "ftol": tol * 1e-3, "maxcor": memory,
+                       options={"maxiter": max_iter, "gtol": tol, "ftol": 0.1 * tol * tol, "maxcor": memory,
                                 "maxls": 50})
     theta = unravel(split(res.x))
     return Result(theta, max(int(res.nit), 1), bool(res.success and res.nit < max_iter), float(res.fun))
