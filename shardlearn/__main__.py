@@ -1,0 +1,5 @@
+import sys
+
+from shardlearn.cli import main
+
+sys.exit(main())

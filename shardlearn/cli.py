@@ -1,0 +1,186 @@
+"""The ``shardlearn`` command: parse, build objects, call.
+
+Errors exit with code 2 and one line on stderr (a traceback only with ``--debug``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+MODEL_CHOICES = ("linear", "logistic", "softmax", "hinge", "squared_hinge")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, as for every other error
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="shardlearn", description="Distributed machine learning: train, evaluate, predict.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model on a data file and save it")
+    t.add_argument("data")
+    t.add_argument("--label", help="label column (name or 0-based index) for CSV and Parquet")
+    t.add_argument("--model", choices=MODEL_CHOICES, default="logistic")
+    t.add_argument("--alpha", type=float, default=1e-4)
+    t.add_argument("--l1-ratio", type=float, default=0.0)
+    t.add_argument("--no-intercept", action="store_true")
+    t.add_argument("--solver", choices=("lbfgs", "gd", "sgd"), default="lbfgs")
+    t.add_argument("--optimizer", default="adagrad", help="for --solver sgd: sgd, momentum, nesterov, adagrad, adam, ftrl")
+    t.add_argument("--learning-rate", type=float)
+    t.add_argument("--batch-size", type=int, default=256)
+    t.add_argument("--max-iter", type=int, default=300)
+    t.add_argument("--tol", type=float, default=1e-6)
+    t.add_argument("--random-state", type=int)
+    t.add_argument("--workers", type=int, default=1)
+    t.add_argument("--strategy")
+    t.add_argument("--positive-label", help="binary models: this label value is the positive class, all others negative")
+    t.add_argument("--format", choices=("auto", "csv", "libsvm", "npz", "parquet"), default="auto")
+    t.add_argument("--out", required=True, help="model directory to write")
+
+    for name, helptext in (("evaluate", "print held-out metrics as one JSON object"),
+                           ("predict", "write predictions as CSV")):
+        e = sub.add_parser(name, help=helptext)
+        e.add_argument("model_dir")
+        e.add_argument("data")
+        e.add_argument("--label", help="label column (default: the one used in training)")
+        e.add_argument("--positive-label", help="map this label value to the model's positive class, others to the negative")
+        e.add_argument("--format", choices=("auto", "csv", "libsvm", "npz", "parquet"), default="auto")
+        if name == "predict":
+            e.add_argument("--output", required=True, help="CSV file to write")
+
+    d = sub.add_parser("demo", help="train on synthetic data next to scikit-learn and compare")
+    d.add_argument("--rows", type=int, default=200_000)
+    d.add_argument("--test-rows", type=int, default=50_000)
+    d.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _estimator(args):
+    from shardlearn.sklearn import LinearRegression, LinearSVC, LogisticRegression
+
+    common = dict(alpha=args.alpha, l1_ratio=args.l1_ratio, fit_intercept=not args.no_intercept, solver=args.solver,
+                  optimizer=args.optimizer, learning_rate=args.learning_rate, batch_size=args.batch_size,
+                  max_iter=args.max_iter, tol=args.tol, random_state=args.random_state, workers=args.workers,
+                  strategy=args.strategy)
+    if args.model == "linear":
+        return LinearRegression(**common)
+    if args.model in ("hinge", "squared_hinge"):
+        return LinearSVC(loss=args.model, **common)
+    return LogisticRegression(**common)
+
+
+def _map_positive(y, positive, classes=None):
+    """Labels equal to ``positive`` (compared as numbers when both are numeric) become
+    the positive class, the rest the negative one."""
+    y = np.asarray(y)
+    try:
+        hit = y.astype(np.float64) == float(positive)
+    except ValueError:
+        hit = y.astype(str) == str(positive)
+    if classes is None:
+        return hit.astype(np.int64)
+    return np.where(hit, classes[1], classes[0])
+
+
+def _train(args):
+    from shardlearn.core.errors import DataError
+    from shardlearn.data import read
+
+    X, y = read(args.data, label=args.label, format=args.format)
+    if np.asarray(y).dtype == object:
+        y = np.asarray(y).astype(str)
+    if args.positive_label is not None:
+        y = _map_positive(y, args.positive_label)
+    n_classes = len(np.unique(y))
+    if args.model == "logistic" and n_classes > 2:
+        raise DataError(f"{args.data}: {n_classes} distinct labels for the binary model 'logistic'; "
+                        "use --model softmax for more than two classes")
+    est = _estimator(args).fit(X, y)
+    est.save(args.out)
+    _add_training_facts(args.out, {"label": args.label, "model": args.model, "positive_label": args.positive_label})
+    print(json.dumps({"model_dir": args.out, "rows": int(X.shape[0]), "features": int(X.shape[1]),
+                      "n_iter": int(est.n_iter_), "objective": float(est.objective(X, y))}))
+
+
+def _add_training_facts(directory, facts):
+    from shardlearn.core import modelfile
+
+    meta, arrays = modelfile.read(directory)
+    meta = {k: v for k, v in meta.items() if k not in ("format_version", "arrays_sha256")}
+    meta["training"] = facts
+    modelfile.write(directory, meta, arrays)
+
+
+def _load_with_data(args, require_label=True):
+    from shardlearn.core import modelfile
+    from shardlearn.data import read
+    from shardlearn.sklearn import load
+
+    est = load(args.model_dir)
+    facts = modelfile.read(args.model_dir)[0].get("training", {})
+    label = args.label if args.label is not None else facts.get("label")
+    X, y = read(args.data, label=label, format=args.format, n_features=est.n_features_in_,
+                require_label=require_label)
+    if X.shape[1] != est.n_features_in_:
+        raise ValueError(f"{args.data}: {X.shape[1]} features, but the model in {args.model_dir} "
+                         f"expects {est.n_features_in_}")
+    if require_label and hasattr(est, "classes_"):
+        positive = args.positive_label if args.positive_label is not None else facts.get("positive_label")
+        if positive is not None:
+            y = _map_positive(y, positive, est.classes_)
+        unknown = np.setdiff1d(np.unique(y), est.classes_)
+        if unknown.size:
+            raise ValueError(f"{args.data}: labels {unknown[:5].tolist()} are not among the model's classes "
+                             f"{est.classes_.tolist()}; pass --positive-label V to map a binary file's labels")
+    return est, X, y
+
+
+def _evaluate(args):
+    from shardlearn.evaluation import evaluate
+
+    est, X, y = _load_with_data(args)
+    print(json.dumps(evaluate(est, X, y)))
+
+
+def _predict(args):
+    from shardlearn.data.writers import write_csv
+
+    est, X, _ = _load_with_data(args, require_label=False)
+    cols = {"prediction": est.predict(X)}
+    if hasattr(est, "predict_proba"):
+        for c, p in zip(est.classes_, est.predict_proba(X).T):
+            cols[f"proba_{c}"] = p
+    write_csv(args.output, cols)
+    print(json.dumps({"rows": int(X.shape[0]), "output": args.output}))
+
+
+def _demo(args):
+    from shardlearn.demo import run
+
+    run(rows=args.rows, test_rows=args.test_rows, seed=args.seed)
+
+
+COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "demo": _demo}
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except Exception as e:  # noqa: BLE001 - every error becomes one line unless --debug
+        if args.debug:
+            raise
+        msg = " ".join(str(e).split()) or type(e).__name__
+        print(f"shardlearn: error: {msg}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

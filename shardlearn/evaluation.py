@@ -1,0 +1,47 @@
+"""Held-out metrics of a fitted estimator, as one JSON-ready dict.
+
+Classifiers: ``logloss`` (when the model gives probabilities), ``accuracy``,
+``auc`` (one-vs-rest macro average for more than two classes); regressors:
+``mse``, ``r2``; both: ``objective`` (mean loss + penalty on this data) and ``rows``.
+
+>>> import numpy as np
+>>> from shardlearn import LogisticRegression
+>>> X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = np.array([0, 0, 1, 1])
+>>> m = evaluate(LogisticRegression().fit(X, y), X, y)
+>>> m["accuracy"], m["auc"], m["rows"]
+(1.0, 1.0, 4)
+"""
+from __future__ import annotations
+
+import numpy as np
+from sklearn import metrics
+from sklearn.base import is_classifier
+
+
+def evaluate(est, X, y) -> dict:
+    out = {"rows": int(X.shape[0])}
+    if is_classifier(est):
+        y = np.asarray(y)
+        out["accuracy"] = float(np.mean(est.predict(X) == y))
+        classes = est.classes_
+        if hasattr(est, "predict_proba"):
+            proba = est.predict_proba(X)
+            out["logloss"] = float(metrics.log_loss(y, proba, labels=classes))
+            scores = proba[:, 1] if len(classes) == 2 else proba
+        else:
+            scores = est.decision_function(X)
+        present = np.unique(y)
+        if len(present) < 2:
+            out["auc"] = None  # undefined with one class present
+        elif len(classes) == 2:
+            out["auc"] = float(metrics.roc_auc_score(y == classes[1], scores))
+        elif len(present) == len(classes):
+            out["auc"] = float(metrics.roc_auc_score(y, scores, multi_class="ovr", labels=classes))
+        else:
+            out["auc"] = None
+    else:
+        pred = est.predict(X)
+        out["mse"] = float(metrics.mean_squared_error(y, pred))
+        out["r2"] = float(metrics.r2_score(y, pred))
+    out["objective"] = float(est.objective(X, y))
+    return out
