@@ -36,6 +36,33 @@ def backward(X, dz: np.ndarray) -> dict:
     return {"w": gw, "b": np.asarray(dz.sum(axis=0), dtype=np.float64)}
 
 
+BLOCK_ROWS = 8192  # rows per block: the block stays in cache between the forward and backward product
+
+
+def loss_and_grad(link, params: dict, X, y, sample_weight=None):
+    """Weighted mean loss and its gradient for a per-example ``link(z, y, p) -> (loss, dz)``
+    (``p``: weights summing to one; ``loss`` the weighted sum, ``dz`` its derivative in z).
+
+    Dense ``X`` is processed in row blocks, each multiplied forward and backward while
+    it is in cache, so one evaluation reads ``X`` from memory once.
+    """
+    n = X.shape[0]
+    p = weights(sample_weight, n)
+    y = np.asarray(y)
+    if sp.issparse(X) or n <= BLOCK_ROWS:
+        loss, dz = link(scores(params, X), y, p)
+        return float(loss), backward(X, dz)
+    total, grads = 0.0, {k: np.zeros(np.shape(v)) for k, v in params.items()}
+    for lo in range(0, n, BLOCK_ROWS):
+        rows = slice(lo, lo + BLOCK_ROWS)
+        loss, dz = link(scores(params, X[rows]), y[rows], p[rows])
+        g = backward(X[rows], dz)
+        total += loss
+        grads["w"] += g["w"]
+        grads["b"] += g["b"]
+    return float(total), grads
+
+
 def weights(sample_weight, n: int) -> np.ndarray:
     """Per-example weights that sum to one (uniform when ``sample_weight`` is None)."""
     if sample_weight is None:

@@ -29,18 +29,18 @@ def predict(params, X):
     return np.argmax(z, axis=1)
 
 
-def _loss_and_grad(params, X, y, sample_weight=None, *, squared=False):
-    p = _glm.weights(sample_weight, X.shape[0])
-    z = decision_function(params, X)
+def link(z, y, p, squared=False):
     t = _glm.signed_targets(y, 1 if z.ndim == 1 else z.shape[1])
     margin = np.maximum(0.0, 1.0 - t * z)
     if z.ndim == 2:
         p = p[:, None]
     if squared:
-        loss, dz = np.sum(p * margin * margin), -2.0 * p * t * margin
-    else:
-        loss, dz = np.sum(p * margin), -p * t * (margin > 0)
-    return float(loss), _glm.backward(X, dz)
+        return np.sum(p * margin * margin), -2.0 * p * t * margin
+    return np.sum(p * margin), -p * t * (margin > 0)
+
+
+def _loss_and_grad(params, X, y, sample_weight=None, *, squared=False):
+    return _glm.loss_and_grad(partial(link, squared=squared), params, X, y, sample_weight)
 
 
 def _n_outputs(k):

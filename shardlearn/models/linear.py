@@ -22,13 +22,15 @@ decision_function = _glm.scores
 predict = _glm.scores
 
 
-def loss_and_grad(params, X, y, sample_weight=None):
-    p = _glm.weights(sample_weight, X.shape[0])
-    r = decision_function(params, X) - np.asarray(y, dtype=np.float64)
+def link(z, y, p):
+    r = z - np.asarray(y, dtype=np.float64)
     if r.ndim == 2:
         p = p[:, None]
-    loss = 0.5 * float(np.sum(p * r * r))
-    return loss, _glm.backward(X, p * r)
+    return 0.5 * np.sum(p * r * r), p * r
+
+
+def loss_and_grad(params, X, y, sample_weight=None):
+    return _glm.loss_and_grad(link, params, X, y, sample_weight)
 
 
 MODEL = Model("linear", "regression", init, decision_function, predict, loss_and_grad, curvature=1.0)

@@ -30,12 +30,13 @@ def predict(params, X):
     return (decision_function(params, X) > 0).astype(np.intp)
 
 
-def loss_and_grad(params, X, y, sample_weight=None):
-    p = _glm.weights(sample_weight, X.shape[0])
-    z = decision_function(params, X)
+def link(z, y, p):
     y = np.asarray(y, dtype=np.float64)
-    loss = float(np.dot(p, np.logaddexp(0.0, z) - y * z))
-    return loss, _glm.backward(X, p * (expit(z) - y))
+    return np.dot(p, np.logaddexp(0.0, z) - y * z), p * (expit(z) - y)
+
+
+def loss_and_grad(params, X, y, sample_weight=None):
+    return _glm.loss_and_grad(link, params, X, y, sample_weight)
 
 
 MODEL = Model(

@@ -33,17 +33,17 @@ def predict(params, X):
     return np.argmax(decision_function(params, X), axis=1)
 
 
-def loss_and_grad(params, X, y, sample_weight=None):
-    n = X.shape[0]
-    p = _glm.weights(sample_weight, n)
-    z = decision_function(params, X)
+def link(z, y, p):
     y = np.asarray(y, dtype=np.intp)
     lse = logsumexp(z, axis=1)
-    rows = np.arange(n)
-    loss = float(np.dot(p, lse - z[rows, y]))
+    rows = np.arange(z.shape[0])
     dz = np.exp(z - lse[:, None])
     dz[rows, y] -= 1.0
-    return loss, _glm.backward(X, dz * p[:, None])
+    return np.dot(p, lse - z[rows, y]), dz * p[:, None]
+
+
+def loss_and_grad(params, X, y, sample_weight=None):
+    return _glm.loss_and_grad(link, params, X, y, sample_weight)
 
 
 MODEL = Model(

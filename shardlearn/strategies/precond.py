@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-CHUNK_ROWS = 65536
+CHUNK_ROWS = 2048  # small blocks: the square of a block stays in cache
 
 
 class Affine(NamedTuple):
@@ -48,11 +48,15 @@ def moments(X, sample_weight=None) -> tuple[np.ndarray, np.ndarray, float]:
         sq.data = sq.data.astype(np.float64) ** 2
         s2 = np.asarray(sq.T @ sw, dtype=np.float64).ravel()
         return s1, s2, float(sw.sum())
+    # blocks in X's own dtype (float32 data stays float32), sums accumulated in float64:
+    # the preconditioner needs the scale of each feature, not its last digit
     d = X.shape[1]
     s1, s2 = np.zeros(d), np.zeros(d)
+    dt = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+    swd = sw.astype(dt)
     for i in range(0, n, CHUNK_ROWS):
-        block = np.asarray(X[i : i + CHUNK_ROWS], dtype=np.float64)
-        wb = sw[i : i + CHUNK_ROWS]
+        block = np.asarray(X[i : i + CHUNK_ROWS], dtype=dt)
+        wb = swd[i : i + CHUNK_ROWS]
         s1 += wb @ block
         s2 += wb @ (block * block)
     return s1, s2, float(sw.sum())
