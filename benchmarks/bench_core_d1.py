@@ -158,7 +158,9 @@ def main():
           f"scipy {m['scipy']}, scikit-learn {m['scikit-learn']}. alpha = {ALPHA:g}, test rows {TEST_ROWS:,}.", "",
           "L*: " + ", ".join(f"{r:,} rows: {v:.5f}" for r, v in lstars.items()), "",
           f"Medians over {args.reps} repetitions per budget, systems alternating; data generation (load) is not "
-          "counted. Produced by `python benchmarks/bench_core_d1.py`; every measurement is in `core_d1.jsonl`.", ""]
+          "counted. Produced by `python benchmarks/bench_core_d1.py`; every measurement is in `core_d1.jsonl`. "
+          "The machine is shared: single fits vary by up to 2x between repetitions (see the jsonl); the ratios "
+          "come from one run with the systems alternating.", ""]
     with open(os.path.join(args.out, "core_d1.md"), "w") as f:
         f.write("\n".join(md + table) + "\n")
     print("\n".join(table))

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 
 MODEL_CHOICES = ("linear", "logistic", "softmax", "hinge", "squared_hinge")
+FORMATS = ("auto", "csv", "libsvm", "npz", "npy", "parquet")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,7 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--workers", type=int, default=1)
     t.add_argument("--strategy")
     t.add_argument("--positive-label", help="binary models: this label value is the positive class, all others negative")
-    t.add_argument("--format", choices=("auto", "csv", "libsvm", "npz", "parquet"), default="auto")
+    t.add_argument("--format", choices=FORMATS, default="auto")
+    t.add_argument("--categorical", help="comma-separated text columns (names or indices) to encode")
+    t.add_argument("--encoding", choices=("onehot", "hash"), default="onehot")
+    t.add_argument("--hash-bits", type=int, default=18, help="with --encoding hash: 2**bits hashed columns")
+    t.add_argument("--no-header", action="store_true", help="CSV without a header row (columns are 0, 1, ...)")
+    t.add_argument("--zero-based", choices=("auto", "yes", "no"), default="auto", help="LIBSVM index base")
+    t.add_argument("--on-bad-row", choices=("error", "skip"), default="error")
     t.add_argument("--out", required=True, help="model directory to write")
 
     for name, helptext in (("evaluate", "print held-out metrics as one JSON object"),
@@ -50,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
         e.add_argument("data")
         e.add_argument("--label", help="label column (default: the one used in training)")
         e.add_argument("--positive-label", help="map this label value to the model's positive class, others to the negative")
-        e.add_argument("--format", choices=("auto", "csv", "libsvm", "npz", "parquet"), default="auto")
+        e.add_argument("--format", choices=FORMATS, default="auto")
+        e.add_argument("--on-bad-row", choices=("error", "skip"), default="error")
         if name == "predict":
             e.add_argument("--output", required=True, help="CSV file to write")
 
@@ -90,9 +98,14 @@ def _map_positive(y, positive, classes=None):
 
 def _train(args):
     from shardlearn.core.errors import DataError
-    from shardlearn.data import read
+    from shardlearn.data import open as open_source
 
-    X, y = read(args.data, label=args.label, format=args.format)
+    zero_based = {"auto": "auto", "yes": True, "no": False}[args.zero_based]
+    cats = [c.strip() for c in args.categorical.split(",")] if args.categorical else None
+    src = open_source(args.data, args.label, format=args.format, categorical=cats, encoding=args.encoding,
+                      hash_bits=args.hash_bits, header=not args.no_header, zero_based=zero_based,
+                      on_bad_row=args.on_bad_row)
+    X, y = src.read()
     if np.asarray(y).dtype == object:
         y = np.asarray(y).astype(str)
     if args.positive_label is not None:
@@ -103,9 +116,14 @@ def _train(args):
                         "use --model softmax for more than two classes")
     est = _estimator(args).fit(X, y)
     est.save(args.out)
-    _add_training_facts(args.out, {"label": args.label, "model": args.model, "positive_label": args.positive_label})
+    facts = {"label": getattr(src, "label", None) if hasattr(src, "encoder") else args.label, "model": args.model,
+             "positive_label": args.positive_label, "header": not args.no_header,
+             "zero_based": getattr(src, "zero_based", None),
+             "encoder": src.encoder.to_json() if hasattr(src, "encoder") else None}
+    _add_training_facts(args.out, facts)
     print(json.dumps({"model_dir": args.out, "rows": int(X.shape[0]), "features": int(X.shape[1]),
-                      "n_iter": int(est.n_iter_), "objective": float(est.objective(X, y))}))
+                      "skipped": dict(src.skipped), "n_iter": int(est.n_iter_),
+                      "objective": float(est.objective(X, y))}))
 
 
 def _add_training_facts(directory, facts):
@@ -119,14 +137,20 @@ def _add_training_facts(directory, facts):
 
 def _load_with_data(args, require_label=True):
     from shardlearn.core import modelfile
-    from shardlearn.data import read
+    from shardlearn.data import Encoder
+    from shardlearn.data import open as open_source
     from shardlearn.sklearn import load
 
     est = load(args.model_dir)
     facts = modelfile.read(args.model_dir)[0].get("training", {})
     label = args.label if args.label is not None else facts.get("label")
-    X, y = read(args.data, label=label, format=args.format, n_features=est.n_features_in_,
-                require_label=require_label)
+    enc = facts.get("encoder")
+    zero_based = facts.get("zero_based")
+    src = open_source(args.data, label, format=args.format, n_features=est.n_features_in_,
+                      require_label=require_label, header=facts.get("header", True), on_bad_row=args.on_bad_row,
+                      zero_based="auto" if zero_based is None else zero_based,
+                      encoder=Encoder.from_json(enc) if enc else None)
+    X, y = src.read()
     if X.shape[1] != est.n_features_in_:
         raise ValueError(f"{args.data}: {X.shape[1]} features, but the model in {args.model_dir} "
                          f"expects {est.n_features_in_}")
@@ -136,9 +160,14 @@ def _load_with_data(args, require_label=True):
             y = _map_positive(y, positive, est.classes_)
         unknown = np.setdiff1d(np.unique(y), est.classes_)
         if unknown.size:
-            raise ValueError(f"{args.data}: labels {unknown[:5].tolist()} are not among the model's classes "
-                             f"{est.classes_.tolist()}; pass --positive-label V to map a binary file's labels")
+            hint = "; pass --positive-label V to map a binary file's labels" if len(est.classes_) == 2 else ""
+            raise ValueError(f"{args.data}: labels {unknown[:5].tolist()} are not among the model's "
+                             f"{len(est.classes_)} classes {_short(est.classes_.tolist())}{hint}")
     return est, X, y
+
+
+def _short(items, n=8):
+    return str(items) if len(items) <= n else str(items[:n])[:-1] + ", ...]"
 
 
 def _evaluate(args):

@@ -60,8 +60,10 @@ class _Linear(BaseEstimator):
         return validate_data(self, X, y, accept_sparse="csr", dtype=_DTYPES, reset=reset,
                              y_numeric=not isinstance(self, ClassifierMixin), multi_output=False)
 
-    def fit(self, X, y, sample_weight=None, callback=None):
-        """Fit from scratch. ``callback(params, iteration)`` sees every iterate."""
+    def fit(self, X, y=None, sample_weight=None, callback=None):
+        """Fit from scratch on arrays, or on a ``shardlearn.data`` source or shard (``y=None``).
+        ``callback(params, iteration)`` sees every iterate."""
+        X, y = _from_source(X, y)
         cfg = self._config()
         cfg.validate()
         X, y = self._validate(X, y, reset=True)
@@ -74,8 +76,9 @@ class _Linear(BaseEstimator):
         return self
 
     @available_if(_is_sgd)
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
-        """One more epoch of SGD over ``(X, y)``, continuing from the current state."""
+    def partial_fit(self, X, y=None, classes=None, sample_weight=None):
+        """One more epoch of SGD over ``(X, y)`` (or a source or shard), continuing from the current state."""
+        X, y = _from_source(X, y)
         cfg = self._config()
         cfg.validate()
         first = getattr(self, "_state", None) is None
@@ -130,6 +133,20 @@ class _Linear(BaseEstimator):
         return tags
 
 
+def _from_source(X, y):
+    """A ``shardlearn.data`` source or shard (anything with ``read()`` and ``n_features``) gives its rows."""
+    if y is None and hasattr(X, "read") and hasattr(X, "n_features"):
+        return X.read()
+    return X, y
+
+
+def _store(est, values: dict) -> None:
+    """``__init__`` stores each hyper-parameter exactly as given (the scikit-learn contract)."""
+    for k, v in values.items():
+        if k not in ("self", "__class__"):
+            setattr(est, k, v)
+
+
 def _plain_scalar(v):
     return v.item() if isinstance(v, np.generic) else v
 
@@ -160,10 +177,7 @@ class LinearRegression(RegressorMixin, _Linear):
     def __init__(self, *, alpha=0.0, l1_ratio=0.0, fit_intercept=True, solver="lbfgs", optimizer="adagrad",
                  learning_rate=None, schedule="constant", batch_size=256, max_iter=300, tol=1e-6, shuffle=True,
                  random_state=None, workers=1, strategy=None):
-        self.alpha, self.l1_ratio, self.fit_intercept, self.solver = alpha, l1_ratio, fit_intercept, solver
-        self.optimizer, self.learning_rate, self.schedule = optimizer, learning_rate, schedule
-        self.batch_size, self.max_iter, self.tol, self.shuffle = batch_size, max_iter, tol, shuffle
-        self.random_state, self.workers, self.strategy = random_state, workers, strategy
+        _store(self, locals())
 
     def _encode_y(self, y, sample_weight, classes=None, partial=False):
         return np.asarray(y, dtype=np.float64), models.get("linear"), 1
@@ -243,10 +257,7 @@ class LogisticRegression(_Classifier):
     def __init__(self, *, alpha=1e-4, l1_ratio=0.0, fit_intercept=True, solver="lbfgs", optimizer="adagrad",
                  learning_rate=None, schedule="constant", batch_size=256, max_iter=300, tol=1e-6, shuffle=True,
                  random_state=None, workers=1, strategy=None):
-        self.alpha, self.l1_ratio, self.fit_intercept, self.solver = alpha, l1_ratio, fit_intercept, solver
-        self.optimizer, self.learning_rate, self.schedule = optimizer, learning_rate, schedule
-        self.batch_size, self.max_iter, self.tol, self.shuffle = batch_size, max_iter, tol, shuffle
-        self.random_state, self.workers, self.strategy = random_state, workers, strategy
+        _store(self, locals())
 
     def predict_proba(self, X):
         X = self._check_X(X)
@@ -272,11 +283,7 @@ class LinearSVC(_Classifier):
     def __init__(self, *, loss="squared_hinge", alpha=1e-4, l1_ratio=0.0, fit_intercept=True, solver="lbfgs",
                  optimizer="adagrad", learning_rate=None, schedule="constant", batch_size=256, max_iter=300,
                  tol=1e-6, shuffle=True, random_state=None, workers=1, strategy=None):
-        self.loss = loss
-        self.alpha, self.l1_ratio, self.fit_intercept, self.solver = alpha, l1_ratio, fit_intercept, solver
-        self.optimizer, self.learning_rate, self.schedule = optimizer, learning_rate, schedule
-        self.batch_size, self.max_iter, self.tol, self.shuffle = batch_size, max_iter, tol, shuffle
-        self.random_state, self.workers, self.strategy = random_state, workers, strategy
+        _store(self, locals())
 
     def _model(self):
         if self.loss not in ("hinge", "squared_hinge"):

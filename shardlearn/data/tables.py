@@ -1,0 +1,264 @@
+"""CSV (plain or gzip) and Parquet sources through pyarrow, streamed in record
+batches so a shard bigger than memory is never loaded whole.
+
+Labels are read as text and turned into numbers when every value is numeric, so
+every worker and every block agrees on the label type. Feature columns are read
+as float64 (categorical ones as text); a value that is not a number, a missing
+value, NaN or Inf, or a row with the wrong number of fields is a ``DataError``
+naming the file, line and column.
+
+>>> import os, tempfile
+>>> p = os.path.join(tempfile.mkdtemp(), "d.csv")
+>>> _ = open(p, "w").write("x,c,y\\n1,a,0\\n2,b,1\\n3,a,1\\n")
+>>> t = TableSource(p, "csv", label="y", categorical=["c"])
+>>> t.n_rows, t.encoder.feature_names()
+(3, ['x', 'c=a', 'c=b'])
+>>> X, y = t.read(); X.toarray().tolist(), y.tolist()
+([[1.0, 1.0, 0.0], [2.0, 0.0, 1.0], [3.0, 1.0, 0.0]], [0, 1, 1])
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import zlib
+
+import numpy as np
+import pyarrow as pa
+
+from shardlearn.core.errors import DataError
+from shardlearn.data.arrays_stack import stack
+from shardlearn.data.encode import Encoder
+from shardlearn.data.shard import Shardable
+
+BLOCK_BYTES = 16 << 20
+
+
+class TableSource(Shardable):
+    """Rows of a CSV file or a Parquet file/directory, as ``(X, y)`` blocks."""
+
+    def __init__(self, path, fmt, label=None, *, features=None, categorical=None, encoding="onehot", hash_bits=18,
+                 header=True, key=None, on_bad_row="error", encoder: Encoder | None = None, require_label=True):
+        self.path, self.fmt, self.header, self.on_bad_row = path, fmt, header, on_bad_row
+        self.skipped: dict = {}
+        names = self._column_names()
+        self.label = _resolve(path, names, label, "label", required=require_label)
+        self.key = _resolve(path, names, key, "key", required=key is not None)
+        if encoder is not None:
+            self.encoder = encoder
+        else:
+            cats = [_resolve(path, names, c, "categorical", True) for c in (categorical or [])]
+            chosen = [_resolve(path, names, c, "feature", True) for c in features] if features else names
+            numeric = [c for c in chosen if c not in cats and c not in (self.label, self.key)]
+            vocab = None if encoding == "hash" else {c: self._vocab(c) for c in cats}
+            self.encoder = Encoder(numeric, cats, vocab, hash_bits if encoding == "hash" else None)
+        missing = [c for c in self.encoder.numeric + self.encoder.categorical if c not in names]
+        if missing:
+            raise DataError(f"{path}: column {missing[0]!r} the model was trained with is missing "
+                            f"(columns: {', '.join(names)})")
+        self.n_features = self.encoder.n_features
+        self.n_rows = self._count_rows()
+
+    # --- pyarrow plumbing ------------------------------------------------------
+    def _open_bytes(self):
+        if self.path.endswith(".gz"):
+            return gzip.open(self.path, "rb")
+        return open(self.path, "rb")
+
+    def _column_names(self) -> list[str]:
+        if getattr(self, "_names", None) is None:
+            self._names = self._read_column_names()
+        return self._names
+
+    def _read_column_names(self) -> list[str]:
+        if self.fmt == "parquet":
+            import pyarrow.dataset as ds
+
+            return list(ds.dataset(self.path, format="parquet").schema.names)
+        import pyarrow.csv as pcsv
+
+        try:
+            with self._open_bytes() as f:
+                first = f.readline()
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"{self.path}: cannot be read ({e})") from None
+        if not first.strip():
+            raise DataError(f"{self.path}: the file is empty; expected a CSV header or data")
+        fields = pcsv.read_csv(pa.BufferReader(first), read_options=pcsv.ReadOptions(
+            autogenerate_column_names=not self.header)).column_names
+        return [str(i) for i in range(len(fields))] if not self.header else list(fields)
+
+    def _types(self, columns):
+        enc = getattr(self, "encoder", None)
+        if enc is None:  # still building the encoder: vocabularies are read as text
+            return {c: pa.string() for c in columns}
+        t = {c: pa.float64() for c in enc.numeric if c in columns}
+        t.update({c: pa.string() for c in self.encoder.categorical if c in columns})
+        for c in (self.label, self.key):
+            if c is not None and c in columns:
+                t[c] = pa.string()
+        return t
+
+    def _batches(self, columns):
+        """Record batches of ``columns`` with the global row number of their first row."""
+        start = 0
+        if self.fmt == "parquet":
+            import pyarrow.dataset as ds
+
+            for batch in ds.dataset(self.path, format="parquet").to_batches(columns=list(columns)):
+                yield start, batch
+                start += batch.num_rows
+            return
+        yield from self._csv_batches(columns)
+
+    def _csv_batches(self, columns):
+        import pyarrow.csv as pcsv
+
+        bad = []
+
+        def handler(row):
+            bad.append(row)
+            return "skip" if self.on_bad_row == "skip" else "error"
+
+        names = self._column_names()
+        ropts = pcsv.ReadOptions(use_threads=False, block_size=BLOCK_BYTES, column_names=names,
+                                 skip_rows=1 if self.header else 0)
+        copts = pcsv.ConvertOptions(include_columns=list(columns), column_types=self._types(columns))
+        start = 0
+        try:
+            with self._open_bytes() as f:
+                reader = pcsv.open_csv(f, read_options=ropts, parse_options=pcsv.ParseOptions(invalid_row_handler=handler),
+                                       convert_options=copts)
+                for batch in reader:
+                    yield start, batch
+                    start += batch.num_rows
+        except pa.ArrowInvalid as e:
+            raise self._csv_error(e, bad) from None
+        except (EOFError, OSError, zlib.error) as e:
+            raise DataError(f"{self.path}: the file is truncated or corrupt ({e}); no rows were used") from None
+        if bad:
+            self.skipped = {"wrong number of fields": len(bad)}
+
+    def _csv_error(self, e, bad):
+        if bad and self.on_bad_row != "skip":
+            r = bad[-1]
+            line = r.number if r.number is not None else "?"
+            return DataError(f"{self.path}: line {line}: {r.actual_columns} fields, expected {r.expected_columns}")
+        msg = str(e)
+        m = re.search(r"In CSV column #(\d+): Row #(\d+): CSV conversion error to \w+: invalid value '(.*)'", msg)
+        if m:
+            col, line, value = int(m.group(1)), int(m.group(2)), m.group(3)
+            name = self._column_names()[col] if col < len(self._column_names()) else col
+            return DataError(f"{self.path}: line {line}, column {col + 1} ({name!r}): {value!r} is not a number; "
+                             "expected a number (list text columns in categorical=...)")
+        return DataError(f"{self.path}: not valid CSV: {msg.splitlines()[0]}")
+
+    # --- metadata ------------------------------------------------------------------
+    def _count_rows(self) -> int:
+        if self.fmt == "parquet":
+            import pyarrow.dataset as ds
+
+            n = ds.dataset(self.path, format="parquet").count_rows()
+        else:
+            first = self.encoder.numeric[:1] or [self.label or self._column_names()[0]]
+            n = sum(b.num_rows for _, b in self._batches(first))
+        if n == 0:
+            raise DataError(f"{self.path}: no data rows (header only?)")
+        return n
+
+    def _vocab(self, column) -> list[str]:
+        values = set()
+        for _, b in self._batches([column]):
+            values.update(v for v in b.column(0).unique().to_pylist() if v is not None)
+        return sorted(values)
+
+    def column(self, name) -> np.ndarray:
+        """One whole column as text (labels for stratified splits, keys for hash splits)."""
+        return np.concatenate([b.column(0).to_numpy(zero_copy_only=False) for _, b in self._batches([name])])
+
+    def labels(self) -> np.ndarray:
+        return _numeric_labels(self.column(self.label))
+
+    def keys(self):
+        return None if self.key is None else self.column(self.key)
+
+    # --- rows ---------------------------------------------------------------------
+    def _convert(self, batch, row0):
+        cols = {}
+        for c in self.encoder.numeric:
+            col = batch.column(c)
+            if col.null_count:
+                r = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+                raise DataError(f"{self.path}: {self._where(row0 + r, c)}: missing value; expected a number")
+            v = col.to_numpy(zero_copy_only=False)
+            bad = ~np.isfinite(v)
+            if bad.any():
+                r = int(np.flatnonzero(bad)[0])
+                raise DataError(f"{self.path}: {self._where(row0 + r, c)}: {v[r]} is not finite "
+                                "(NaN and Inf are not accepted)")
+            cols[c] = v
+        for c in self.encoder.categorical:
+            cols[c] = batch.column(c).fill_null("").to_numpy(zero_copy_only=False).astype(str)
+        X = self.encoder.transform(cols)
+        y = None
+        if self.label is not None:
+            ycol = batch.column(self.label)
+            if ycol.null_count:
+                r = int(np.flatnonzero(ycol.is_null().to_numpy(zero_copy_only=False))[0])
+                raise DataError(f"{self.path}: {self._where(row0 + r, self.label)}: missing label")
+            y = _numeric_labels(ycol.to_numpy(zero_copy_only=False))
+        return X, y
+
+    def _where(self, row, column) -> str:
+        col = self._column_names().index(column) + 1
+        if self.fmt == "csv":
+            return f"line {row + 1 + int(self.header)}, column {col} ({column!r})"
+        return f"row {row + 1}, column {col} ({column!r})"
+
+    def blocks(self, rows=None):
+        """``(X, y)`` per record batch, keeping only ``rows`` (sorted global indices, or None for all)."""
+        wanted = self.encoder.numeric + self.encoder.categorical + ([self.label] if self.label is not None else [])
+        for row0, batch in self._batches(list(dict.fromkeys(wanted))):
+            n = batch.num_rows
+            if rows is not None:
+                lo, hi = np.searchsorted(rows, [row0, row0 + n])
+                if lo == hi:
+                    continue
+                batch = batch.take(pa.array(rows[lo:hi] - row0))
+            X, y = self._convert(batch, row0)
+            yield X, y
+
+    def read(self, rows=None):
+        return stack(list(self.blocks(rows)), self.n_features, self.label is not None)
+
+
+def _numeric_labels(y):
+    y = np.asarray(y)
+    if y.dtype.kind in "OUS":
+        try:
+            f = y.astype(np.float64)
+        except ValueError:
+            return y.astype(str)
+        y = f
+    if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+        return y.astype(np.int64)
+    return y
+
+
+def _resolve(path, names, col, what, required):
+    if col is None:
+        if required and what == "label":
+            raise DataError(f"{path}: which column is the label? pass label= (--label) with a name or 0-based index "
+                            f"(columns: {', '.join(names)})")
+        return None
+    if isinstance(col, str) and col not in names and col.lstrip("-").isdigit():
+        col = int(col)
+    if isinstance(col, (int, np.integer)):
+        if not -len(names) <= col < len(names):
+            raise DataError(f"{path}: {what} column index {col} is out of range for {len(names)} columns")
+        return names[col]
+    if col not in names:
+        if not required:
+            return None
+        raise DataError(f"{path}: {what} column {col!r} not found (columns: {', '.join(names)})")
+    return col
