@@ -23,7 +23,7 @@ def test_a9a_train_evaluate_predict(tmp_path, capsys):
     assert code == 0 and json.loads(out)["rows"] == 32561
     # a9a.t labels are 0/1 while a9a's are -1/+1: without a mapping the error says which option fixes it
     code, _, err = _run(capsys, "evaluate", str(tmp_path / "m"), test)
-    assert code == 2 and "labels [0] are not among the model's classes [-1, 1]; pass --positive-label" in err
+    assert code == 2 and "labels [0] are not among the model's 2 classes [-1, 1]; pass --positive-label" in err
     assert err.count("\n") == 1
     code, out, _ = _run(capsys, "evaluate", str(tmp_path / "m"), test, "--positive-label", "1")
     m = json.loads(out)
@@ -77,7 +77,7 @@ def test_parquet_label_by_index(tmp_path, capsys):
     (["train", "{csv}", "--label", "nope", "--out", "x"], "label column 'nope' not found (columns: a, b, y)"),
     (["train", "{csv}", "--label", "y", "--out", "x", "--workers", "2"], "workers=2: only workers=1 runs for now"),
     (["train", "{csv3}", "--label", "y", "--model", "logistic", "--out", "x"], "use --model softmax"),
-    (["train", "{bad}", "--label", "y", "--out", "x"], "column 2 ('b') has type string; expected numbers"),
+    (["train", "{bad}", "--label", "y", "--out", "x"], "bad.csv: line 3, column 2 ('b'): 'x' is not a number; expected a number"),
     (["train", "{csv}", "--out", "x", "--frobnicate"], "unrecognized arguments: --frobnicate"),
     (["evaluate", "nomodel", "{csv}"], "nomodel: no such model directory"),
 ])
@@ -108,7 +108,10 @@ def test_wrong_feature_count_at_predict(tmp_path, capsys):
     (tmp_path / "b.csv").write_text("a,y\n1,0\n")
     assert _run(capsys, "train", str(tmp_path / "a.csv"), "--label", "y", "--out", str(tmp_path / "m"))[0] == 0
     code, _, err = _run(capsys, "predict", str(tmp_path / "m"), str(tmp_path / "b.csv"), "--output", str(tmp_path / "o"))
-    assert code == 2 and "1 features, but the model in" in err and "expects 2" in err
+    assert code == 2 and "b.csv: column 'b' the model was trained with is missing (columns: a, y)" in err
+    np.savez(tmp_path / "c.npz", X=np.ones((2, 3)), y=np.zeros(2))
+    code, _, err = _run(capsys, "evaluate", str(tmp_path / "m"), str(tmp_path / "c.npz"))
+    assert code == 2 and "c.npz: 3 features, but the model in" in err and "expects 2" in err
 
 
 def test_real_process_entry_points(tmp_path):

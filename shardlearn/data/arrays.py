@@ -96,7 +96,8 @@ def _npz_member_memmap(path, zf: zipfile.ZipFile, name: str):
         start = info.header_offset + 30 + name_len + extra_len
         f.seek(start)
         version = np.lib.format.read_magic(f)
-        shape, fortran, dtype = np.lib.format._read_array_header(f, version)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(f)
         if dtype.hasobject:
             raise DataError(f"{path}: member {name} holds Python objects; expected numbers (no pickle is loaded)")
         offset = f.tell()

@@ -15,7 +15,4 @@ from shardlearn.data.source import open as open_source
 def read(path, label=None, format: str = "auto", n_features: int | None = None, require_label: bool = True, **options):
     """Read all rows of ``path``; options as for ``shardlearn.data.open``."""
     src = open_source(path, label, format=format, n_features=n_features, require_label=require_label, **options)
-    X, y = src.read()
-    if getattr(src, "skipped", None):
-        read.last_skipped = dict(src.skipped)
-    return X, y
+    return src.read()

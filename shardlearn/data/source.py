@@ -25,6 +25,7 @@ from shardlearn.core.errors import ConfigError, DataError
 from shardlearn.data import libsvm
 from shardlearn.data.arrays import ArraySource, open_npy, open_npz
 from shardlearn.data.arrays_stack import stack
+from shardlearn.data.labels import numeric_labels
 from shardlearn.data.shard import Shardable
 
 FORMATS = ("auto", "csv", "libsvm", "npz", "npy", "parquet")
@@ -65,6 +66,9 @@ class LibsvmSource(Shardable):
         self.zero_based = (lo == 0) if zero_based == "auto" else bool(zero_based)
         width = hi + 1 if self.zero_based else hi
         self.n_features = int(n_features) if n_features is not None else max(width, 0)
+        if width > self.n_features:  # re-parse with the model's width: the error names the line
+            for a, b in libsvm.chunks(path, 0, os.path.getsize(path)):
+                self._parse(a, b)
         self.n_rows = n_rows
 
     def _parse(self, a, b):
@@ -73,7 +77,7 @@ class LibsvmSource(Shardable):
         self.bytes_read += b - a
         for k, v in bad.items():
             self.skipped[k] = self.skipped.get(k, 0) + v
-        return X, y
+        return X, numeric_labels(y)
 
     def byte_blocks(self, start, end):
         for a, b in libsvm.chunks(self.path, start, end, self.chunk_bytes):

@@ -29,6 +29,7 @@ import pyarrow as pa
 from shardlearn.core.errors import DataError
 from shardlearn.data.arrays_stack import stack
 from shardlearn.data.encode import Encoder
+from shardlearn.data.labels import numeric_labels
 from shardlearn.data.shard import Shardable
 
 BLOCK_BYTES = 16 << 20
@@ -84,8 +85,11 @@ class TableSource(Shardable):
             raise DataError(f"{self.path}: cannot be read ({e})") from None
         if not first.strip():
             raise DataError(f"{self.path}: the file is empty; expected a CSV header or data")
-        fields = pcsv.read_csv(pa.BufferReader(first), read_options=pcsv.ReadOptions(
-            autogenerate_column_names=not self.header)).column_names
+        try:
+            fields = pcsv.read_csv(pa.BufferReader(first), read_options=pcsv.ReadOptions(
+                autogenerate_column_names=not self.header)).column_names
+        except (pa.ArrowException, UnicodeDecodeError) as e:
+            raise DataError(f"{self.path}: line 1: not a valid CSV header ({(str(e).splitlines() or [''])[0]})") from None
         return [str(i) for i in range(len(fields))] if not self.header else list(fields)
 
     def _types(self, columns):
@@ -123,7 +127,8 @@ class TableSource(Shardable):
         names = self._column_names()
         ropts = pcsv.ReadOptions(use_threads=False, block_size=BLOCK_BYTES, column_names=names,
                                  skip_rows=1 if self.header else 0)
-        copts = pcsv.ConvertOptions(include_columns=list(columns), column_types=self._types(columns))
+        copts = pcsv.ConvertOptions(include_columns=list(columns), column_types=self._types(columns),
+                                    null_values=[""], strings_can_be_null=False)
         start = 0
         try:
             with self._open_bytes() as f:
@@ -132,7 +137,7 @@ class TableSource(Shardable):
                 for batch in reader:
                     yield start, batch
                     start += batch.num_rows
-        except pa.ArrowInvalid as e:
+        except (pa.ArrowException, UnicodeDecodeError) as e:
             raise self._csv_error(e, bad) from None
         except (EOFError, OSError, zlib.error) as e:
             raise DataError(f"{self.path}: the file is truncated or corrupt ({e}); no rows were used") from None
@@ -151,7 +156,7 @@ class TableSource(Shardable):
             name = self._column_names()[col] if col < len(self._column_names()) else col
             return DataError(f"{self.path}: line {line}, column {col + 1} ({name!r}): {value!r} is not a number; "
                              "expected a number (list text columns in categorical=...)")
-        return DataError(f"{self.path}: not valid CSV: {msg.splitlines()[0]}")
+        return DataError(f"{self.path}: not valid CSV: {(msg.splitlines() or [type(e).__name__])[0]}")
 
     # --- metadata ------------------------------------------------------------------
     def _count_rows(self) -> int:
@@ -177,7 +182,7 @@ class TableSource(Shardable):
         return np.concatenate([b.column(0).to_numpy(zero_copy_only=False) for _, b in self._batches([name])])
 
     def labels(self) -> np.ndarray:
-        return _numeric_labels(self.column(self.label))
+        return numeric_labels(self.column(self.label))
 
     def keys(self):
         return None if self.key is None else self.column(self.key)
@@ -206,7 +211,7 @@ class TableSource(Shardable):
             if ycol.null_count:
                 r = int(np.flatnonzero(ycol.is_null().to_numpy(zero_copy_only=False))[0])
                 raise DataError(f"{self.path}: {self._where(row0 + r, self.label)}: missing label")
-            y = _numeric_labels(ycol.to_numpy(zero_copy_only=False))
+            y = numeric_labels(ycol.to_numpy(zero_copy_only=False))
         return X, y
 
     def _where(self, row, column) -> str:
@@ -230,19 +235,6 @@ class TableSource(Shardable):
 
     def read(self, rows=None):
         return stack(list(self.blocks(rows)), self.n_features, self.label is not None)
-
-
-def _numeric_labels(y):
-    y = np.asarray(y)
-    if y.dtype.kind in "OUS":
-        try:
-            f = y.astype(np.float64)
-        except ValueError:
-            return y.astype(str)
-        y = f
-    if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
-        return y.astype(np.int64)
-    return y
 
 
 def _resolve(path, names, col, what, required):
