@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--strategy")
     t.add_argument("--positive-label", help="binary models: this label value is the positive class, all others negative")
     t.add_argument("--format", choices=FORMATS, default="auto")
+    t.add_argument("--features", help="comma-separated feature columns (names or indices); default: all but the label")
     t.add_argument("--categorical", help="comma-separated text columns (names or indices) to encode")
     t.add_argument("--encoding", choices=("onehot", "hash"), default="onehot")
     t.add_argument("--hash-bits", type=int, default=18, help="with --encoding hash: 2**bits hashed columns")
@@ -102,7 +103,8 @@ def _train(args):
 
     zero_based = {"auto": "auto", "yes": True, "no": False}[args.zero_based]
     cats = [c.strip() for c in args.categorical.split(",")] if args.categorical else None
-    src = open_source(args.data, args.label, format=args.format, categorical=cats, encoding=args.encoding,
+    feats = [c.strip() for c in args.features.split(",")] if args.features else None
+    src = open_source(args.data, args.label, format=args.format, categorical=cats, features=feats, encoding=args.encoding,
                       hash_bits=args.hash_bits, header=not args.no_header, zero_based=zero_based,
                       on_bad_row=args.on_bad_row)
     X, y = src.read()
@@ -163,7 +165,7 @@ def _load_with_data(args, require_label=True):
             hint = "; pass --positive-label V to map a binary file's labels" if len(est.classes_) == 2 else ""
             raise ValueError(f"{args.data}: labels {unknown[:5].tolist()} are not among the model's "
                              f"{len(est.classes_)} classes {_short(est.classes_.tolist())}{hint}")
-    return est, X, y
+    return est, X, y, dict(src.skipped)
 
 
 def _short(items, n=8):
@@ -173,20 +175,20 @@ def _short(items, n=8):
 def _evaluate(args):
     from shardlearn.evaluation import evaluate
 
-    est, X, y = _load_with_data(args)
-    print(json.dumps(evaluate(est, X, y)))
+    est, X, y, skipped = _load_with_data(args)
+    print(json.dumps(dict(evaluate(est, X, y), **({"skipped": skipped} if skipped else {}))))
 
 
 def _predict(args):
     from shardlearn.data.writers import write_csv
 
-    est, X, _ = _load_with_data(args, require_label=False)
+    est, X, _, skipped = _load_with_data(args, require_label=False)
     cols = {"prediction": est.predict(X)}
     if hasattr(est, "predict_proba"):
         for c, p in zip(est.classes_, est.predict_proba(X).T):
             cols[f"proba_{c}"] = p
     write_csv(args.output, cols)
-    print(json.dumps({"rows": int(X.shape[0]), "output": args.output}))
+    print(json.dumps({"rows": int(X.shape[0]), "output": args.output, **({"skipped": skipped} if skipped else {})}))
 
 
 def _demo(args):

@@ -104,8 +104,10 @@ def test_parquet_directory_and_missing_label(tmp_path):
         pq.write_table(pa.table({"a": np.arange(5.0) + 5 * i, "y": np.arange(5) % 2}), d / f"part{i}.parquet")
     src = sd.open(str(d), "y")
     assert src.n_rows == 15
+    src.row_groups_read = 0
     X, y = src.shard(2, 1).read()
     assert X.ravel().tolist() == [7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0]
+    assert src.row_groups_read == 2  # the first file's row group holds none of this shard's rows: not read
     with pytest.raises(DataError, match="label column 'label' not found"):
         sd.open(str(d), "label")
 

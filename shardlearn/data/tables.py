@@ -42,6 +42,7 @@ class TableSource(Shardable):
                  header=True, key=None, on_bad_row="error", encoder: Encoder | None = None, require_label=True):
         self.path, self.fmt, self.header, self.on_bad_row = path, fmt, header, on_bad_row
         self.skipped: dict = {}
+        self.row_groups_read = 0
         names = self._column_names()
         self.label = _resolve(path, names, label, "label", required=require_label)
         self.key = _resolve(path, names, key, "key", required=key is not None)
@@ -103,17 +104,28 @@ class TableSource(Shardable):
                 t[c] = pa.string()
         return t
 
-    def _batches(self, columns):
-        """Record batches of ``columns`` with the global row number of their first row."""
-        start = 0
+    def _batches(self, columns, rows=None):
+        """Record batches of ``columns`` with the global row number of their first row.
+        Parquet row groups holding none of ``rows`` are not read at all."""
         if self.fmt == "parquet":
-            import pyarrow.dataset as ds
+            yield from self._parquet_batches(columns, rows)
+        else:
+            yield from self._csv_batches(columns)
 
-            for batch in ds.dataset(self.path, format="parquet").to_batches(columns=list(columns)):
-                yield start, batch
-                start += batch.num_rows
-            return
-        yield from self._csv_batches(columns)
+    def _parquet_batches(self, columns, rows):
+        import pyarrow.dataset as ds
+
+        start = 0
+        for fragment in ds.dataset(self.path, format="parquet").get_fragments():
+            for group in fragment.split_by_row_group():
+                n = group.row_groups[0].num_rows
+                if rows is None or np.searchsorted(rows, start) < np.searchsorted(rows, start + n):
+                    self.row_groups_read += 1
+                    row0 = start
+                    for batch in group.to_table(columns=list(columns)).to_batches():
+                        yield row0, batch
+                        row0 += batch.num_rows
+                start += n
 
     def _csv_batches(self, columns):
         import pyarrow.csv as pcsv
@@ -196,6 +208,9 @@ class TableSource(Shardable):
                 r = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
                 raise DataError(f"{self.path}: {self._where(row0 + r, c)}: missing value; expected a number")
             v = col.to_numpy(zero_copy_only=False)
+            if v.dtype.kind not in "fiub":
+                raise DataError(f"{self.path}: {self._where(row0, c)}: type {col.type}; expected numbers "
+                                "(list text columns in categorical=...)")
             bad = ~np.isfinite(v)
             if bad.any():
                 r = int(np.flatnonzero(bad)[0])
@@ -223,7 +238,7 @@ class TableSource(Shardable):
     def blocks(self, rows=None):
         """``(X, y)`` per record batch, keeping only ``rows`` (sorted global indices, or None for all)."""
         wanted = self.encoder.numeric + self.encoder.categorical + ([self.label] if self.label is not None else [])
-        for row0, batch in self._batches(list(dict.fromkeys(wanted))):
+        for row0, batch in self._batches(list(dict.fromkeys(wanted)), rows):
             n = batch.num_rows
             if rows is not None:
                 lo, hi = np.searchsorted(rows, [row0, row0 + n])
