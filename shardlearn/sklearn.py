@@ -43,6 +43,7 @@ class _Linear(BaseEstimator):
             fit_intercept=bool(self.fit_intercept), optimizer=self.optimizer, learning_rate=self.learning_rate,
             schedule=self.schedule, batch_size=self.batch_size, max_iter=self.max_iter, tol=self.tol,
             shuffle=self.shuffle, random_state=self.random_state, workers=self.workers, strategy=self.strategy,
+            sync_every=self.sync_every, partition=self.partition,
         )
 
     # --- subclass hooks -------------------------------------------------
@@ -72,7 +73,7 @@ class _Linear(BaseEstimator):
         params, n_iter, state = train(model, X, codes, sample_weight, cfg, n_out, callback=callback)
         self._set_params(params)
         self.n_iter_ = int(n_iter)
-        self._state = state if cfg.solver == "sgd" else None
+        self._state = state if cfg.solver == "sgd" and cfg.workers == 1 else None
         return self
 
     @available_if(_is_sgd)
@@ -176,7 +177,7 @@ class LinearRegression(RegressorMixin, _Linear):
 
     def __init__(self, *, alpha=0.0, l1_ratio=0.0, fit_intercept=True, solver="lbfgs", optimizer="adagrad",
                  learning_rate=None, schedule="constant", batch_size=256, max_iter=300, tol=1e-6, shuffle=True,
-                 random_state=None, workers=1, strategy=None):
+                 random_state=None, workers=1, strategy=None, sync_every=None, partition="contiguous"):
         _store(self, locals())
 
     def _encode_y(self, y, sample_weight, classes=None, partial=False):
@@ -256,7 +257,7 @@ class LogisticRegression(_Classifier):
 
     def __init__(self, *, alpha=1e-4, l1_ratio=0.0, fit_intercept=True, solver="lbfgs", optimizer="adagrad",
                  learning_rate=None, schedule="constant", batch_size=256, max_iter=300, tol=1e-6, shuffle=True,
-                 random_state=None, workers=1, strategy=None):
+                 random_state=None, workers=1, strategy=None, sync_every=None, partition="contiguous"):
         _store(self, locals())
 
     def predict_proba(self, X):
@@ -282,7 +283,7 @@ class LinearSVC(_Classifier):
 
     def __init__(self, *, loss="squared_hinge", alpha=1e-4, l1_ratio=0.0, fit_intercept=True, solver="lbfgs",
                  optimizer="adagrad", learning_rate=None, schedule="constant", batch_size=256, max_iter=300,
-                 tol=1e-6, shuffle=True, random_state=None, workers=1, strategy=None):
+                 tol=1e-6, shuffle=True, random_state=None, workers=1, strategy=None, sync_every=None, partition="contiguous"):
         _store(self, locals())
 
     def _model(self):

@@ -13,14 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from shardlearn import optim
 from shardlearn.core.errors import ConfigError
-from shardlearn.strategies import SOLVERS, precond
+from shardlearn.data.partition import PARTITIONERS
+from shardlearn.strategies import STRATEGIES, precond
 from shardlearn.strategies.objective import l1_weights
 from shardlearn.strategies.precond import Affine
 
 DEFAULT_LEARNING_RATE = {"sgd": 0.05, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.1, "adam": 0.01, "ftrl": 0.5}
-ONE_PROCESS_STRATEGIES = (None, "local", "serial")
+SOLVER_STRATEGY = {"lbfgs": "lbfgs", "gd": "gd", "sgd": "bsp"}
 
 
 @dataclass(frozen=True)
@@ -39,20 +42,29 @@ class TrainConfig:
     random_state: int | None = None
     workers: int = 1
     strategy: str | None = None
+    sync_every: int | None = None
+    partition: str = "contiguous"
+
+    @property
+    def plan(self) -> str:
+        """The strategy that runs: given, or the solver's (sgd -> bsp)."""
+        return self.strategy if self.strategy is not None else SOLVER_STRATEGY[self.solver]
+
+    @property
+    def stochastic(self) -> bool:
+        return self.plan in ("bsp", "local_sgd")
 
     def validate(self) -> None:
-        if self.solver not in SOLVERS:
-            raise ConfigError(f"solver={self.solver!r} is not known; expected one of {', '.join(SOLVERS)}")
-        if self.workers != 1:
-            raise ConfigError(
-                f"workers={self.workers!r}: only workers=1 runs for now; the distributed runtime "
-                "(local worker processes, torchrun) has not landed yet"
-            )
-        if self.strategy not in ONE_PROCESS_STRATEGIES:
-            raise ConfigError(
-                f"strategy={self.strategy!r} needs the distributed runtime, which has not landed yet; "
-                "leave strategy=None and pick the one-process solver with solver='lbfgs', 'gd' or 'sgd'"
-            )
+        if self.solver not in SOLVER_STRATEGY:
+            raise ConfigError(f"solver={self.solver!r} is not known; expected one of {', '.join(SOLVER_STRATEGY)}")
+        if not (isinstance(self.workers, (int, np.integer)) and self.workers >= 1):
+            raise ConfigError(f"workers must be a positive integer, got {self.workers!r}")
+        if self.strategy is not None and self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy={self.strategy!r} is not known; expected one of {', '.join(STRATEGIES)}")
+        if self.partition not in PARTITIONERS or self.partition == "hash":
+            raise ConfigError(f"partition={self.partition!r}: expected contiguous, random or stratified")
+        if self.sync_every is not None and not (isinstance(self.sync_every, int) and self.sync_every >= 1):
+            raise ConfigError(f"sync_every must be a positive integer, got {self.sync_every!r}")
         if not (self.alpha >= 0):
             raise ConfigError(f"alpha must be >= 0, got {self.alpha!r}")
         if not (0.0 <= self.l1_ratio <= 1.0):
@@ -85,9 +97,16 @@ class TrainState(NamedTuple):
     epoch: int
 
 
-def _affine(model, X, sample_weight, cfg: TrainConfig) -> Affine:
-    return precond.fit(X, sample_weight, curvature=model.curvature, ridge=cfg.alpha * (1.0 - cfg.l1_ratio),
-                       center=cfg.fit_intercept)
+def _affine(model, X, sample_weight, cfg: TrainConfig, comm=None):
+    s1, s2, total = precond.moments(X, sample_weight) if X.shape[0] else (np.zeros(X.shape[1]), np.zeros(X.shape[1]), 0.0)
+    local_total = total
+    if comm is not None and comm.size > 1:
+        vec = comm.allreduce(np.concatenate([s1, s2, [total]]))
+        d = X.shape[1]
+        s1, s2, total = vec[:d], vec[d : 2 * d], float(vec[-1])
+    affine = precond.from_moments(s1, s2, total, curvature=model.curvature, ridge=cfg.alpha * (1.0 - cfg.l1_ratio),
+                                  center=cfg.fit_intercept)
+    return affine, (local_total / total if total > 0 else 0.0)
 
 
 def train(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, state: TrainState | None = None,
@@ -96,24 +115,42 @@ def train(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, stat
 
     Returns ``(params, n_iter, state)`` with ``params`` in the original feature space.
     ``callback(params, iteration)`` sees the iterates, in the original space.
+    With ``cfg.workers > 1`` the rows are split over a local worker group.
     """
     cfg.validate()
+    if cfg.workers > 1:
+        if state is not None:
+            raise ConfigError("partial_fit runs in one process; use workers=1 for partial_fit")
+        from shardlearn.runtime import distributed
+
+        params, n_iter = distributed.train_arrays(model, X, y, sample_weight, cfg, n_outputs)
+        return params, n_iter, None
+    return train_local(model, X, y, sample_weight, cfg, n_outputs, state=state, epochs=epochs, callback=callback)
+
+
+def train_local(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, state: TrainState | None = None,
+                epochs: int | None = None, callback=None, comm=None):
+    """One worker's part: its rows ``X``, and ``comm`` to agree with the others (None: alone)."""
     if state is None:
-        affine = _affine(model, X, sample_weight, cfg)
+        affine, share = _affine(model, X, sample_weight, cfg, comm)
         theta = precond.to_scaled(model.init(X.shape[1], n_outputs), affine)
         opt_state, epoch = None, 0
     else:
         theta, affine, opt_state, epoch = state
+        share = 1.0
     cb = None if callback is None else (lambda th, it: callback(precond.to_original(th, affine), it))
     common = dict(theta0=theta, affine=affine, alpha=cfg.alpha, l1_ratio=cfg.l1_ratio,
-                  fit_intercept=cfg.fit_intercept, callback=cb)
-    if cfg.solver == "sgd" or state is not None:
+                  fit_intercept=cfg.fit_intercept, callback=cb, comm=comm)
+    plan = cfg.plan
+    if cfg.stochastic or state is not None:
         opt = optim.make(cfg.optimizer, cfg.lr(), l1=l1_weights(theta, affine, cfg.alpha, cfg.l1_ratio))
-        res = SOLVERS["sgd"](model, X, y, sample_weight, optimizer=opt, opt_state=opt_state,
-                             batch_size=cfg.batch_size, epochs=cfg.max_iter if epochs is None else epochs,
-                             start_epoch=epoch, shuffle=cfg.shuffle, seed=cfg.random_state, tol=cfg.tol, **common)
+        sync_every = cfg.sync_every or (8 if plan == "local_sgd" else 1)
+        res = STRATEGIES["bsp"](model, X, y, sample_weight, optimizer=opt, opt_state=opt_state,
+                                batch_size=cfg.batch_size, epochs=cfg.max_iter if epochs is None else epochs,
+                                start_epoch=epoch, shuffle=cfg.shuffle, seed=cfg.random_state, tol=cfg.tol,
+                                sync="params" if plan == "local_sgd" else "gradients", sync_every=sync_every, **common)
     else:
-        res = SOLVERS[cfg.solver](model, X, y, sample_weight, max_iter=cfg.max_iter,
-                                  tol=1e-6 if cfg.tol is None else cfg.tol, **common)
+        res = STRATEGIES[plan](model, X, y, sample_weight, max_iter=cfg.max_iter,
+                               tol=1e-6 if cfg.tol is None else cfg.tol, share=share, **common)
     new_state = TrainState(res.theta, affine, res.state, epoch + res.n_iter)
     return precond.to_original(res.theta, affine), res.n_iter, new_state

@@ -1,8 +1,14 @@
-"""How the optimisation runs: one-process ``gd``, ``lbfgs`` and ``sgd`` so far.
+"""How the optimisation runs and how workers agree.
 
->>> sorted(SOLVERS)
-['gd', 'lbfgs', 'sgd']
+One process: ``gd``, ``lbfgs``, ``sgd``. Over a collective: ``gd`` and ``lbfgs``
+(full-batch gradients allreduced), ``bsp`` (synchronous mini-batch SGD),
+``local_sgd`` (parameters averaged every H steps) and ``average`` (one-shot model
+averaging). With one worker each reduces to its one-process form.
+
+>>> sorted(SOLVERS), sorted(STRATEGIES)
+(['gd', 'lbfgs', 'sgd'], ['average', 'bsp', 'gd', 'lbfgs', 'local_sgd'])
 """
-from shardlearn.strategies import gd, lbfgs, sgd
+from shardlearn.strategies import average, gd, lbfgs, sgd
 
 SOLVERS = {"gd": gd.fit, "lbfgs": lbfgs.fit, "sgd": sgd.fit}
+STRATEGIES = {"gd": gd.fit, "lbfgs": lbfgs.fit, "bsp": sgd.fit, "local_sgd": sgd.fit, "average": average.fit}

@@ -22,9 +22,10 @@ from shardlearn.strategies.result import Result
 
 
 def fit(model, X, y, sample_weight=None, *, theta0, affine, alpha=0.0, l1_ratio=0.0, fit_intercept=True,
-        max_iter=100, tol=1e-6, callback=None) -> Result:
+        max_iter=100, tol=1e-6, callback=None, comm=None, share=1.0) -> Result:
     def f(theta):
-        return objective.smooth(model, theta, X, y, sample_weight, affine, alpha, l1_ratio, fit_intercept)
+        return objective.smooth(model, theta, X, y, sample_weight, affine, alpha, l1_ratio, fit_intercept,
+                                    comm, share)
 
     l1w = objective.l1_weights(theta0, affine, alpha, l1_ratio)
 

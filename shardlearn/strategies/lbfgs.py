@@ -28,7 +28,7 @@ from shardlearn.strategies.result import Result
 
 
 def fit(model, X, y, sample_weight=None, *, theta0, affine, alpha=0.0, l1_ratio=0.0, fit_intercept=True,
-        max_iter=100, tol=1e-6, callback=None, memory=10) -> Result:
+        max_iter=100, tol=1e-6, callback=None, comm=None, share=1.0, memory=10) -> Result:
     """Minimise the objective; ``callback(theta, iteration)`` sees every iterate."""
     _, unravel = tree.ravel(theta0)
     use_l1 = alpha > 0 and l1_ratio > 0
@@ -43,7 +43,8 @@ def fit(model, X, y, sample_weight=None, *, theta0, affine, alpha=0.0, l1_ratio=
 
     def fun(x):
         theta = unravel(split(x))
-        f, g = objective.smooth(model, theta, X, y, sample_weight, affine, alpha, l1_ratio, fit_intercept)
+        f, g = objective.smooth(model, theta, X, y, sample_weight, affine, alpha, l1_ratio, fit_intercept,
+                                    comm, share)
         gvec, _ = tree.ravel(g)
         if not use_l1:
             return f, gvec

@@ -21,10 +21,36 @@ from shardlearn.models import penalty
 from shardlearn.strategies.precond import Affine, grad_to_scaled, to_original
 
 
-def smooth(model, theta, X, y, sample_weight, affine: Affine, alpha=0.0, l1_ratio=0.0, fit_intercept=True):
-    """Mean loss + L2 penalty at scaled parameters ``theta``, and its gradient in scaled space."""
+def allreduce_mean(comm, loss: float, grads: dict, weight: float):
+    """Sum ``weight * (loss, grads)`` over workers in one allreduce; ``weight`` is this
+    worker's share of the total, so the result is the global weighted mean."""
+    keys = sorted(grads)
+    vec = np.concatenate([[loss * weight]] + [np.ravel(grads[k]) * weight for k in keys])
+    vec = comm.allreduce(vec)
+    out, i = {}, 1
+    for k in keys:
+        n = np.size(grads[k])
+        out[k] = vec[i : i + n].reshape(np.shape(grads[k]))
+        i += n
+    return float(vec[0]), out
+
+
+def local_loss_and_grad(model, params, X, y, sample_weight):
+    """The model's loss and gradient; zeros for an empty shard (more workers than rows)."""
+    if X.shape[0] == 0:
+        return 0.0, {k: np.zeros(np.shape(v)) for k, v in params.items()}
+    return model.loss_and_grad(params, X, y, sample_weight)
+
+
+def smooth(model, theta, X, y, sample_weight, affine: Affine, alpha=0.0, l1_ratio=0.0, fit_intercept=True,
+           comm=None, share=1.0):
+    """Mean loss + L2 penalty at scaled parameters ``theta``, and its gradient in scaled space.
+    With ``comm``, the loss is the mean over all workers' rows (``share``: this worker's
+    fraction of the total sample weight)."""
     params = to_original(theta, affine)
-    loss, grads = model.loss_and_grad(params, X, y, sample_weight)
+    loss, grads = local_loss_and_grad(model, params, X, y, sample_weight)
+    if comm is not None and comm.size > 1:
+        loss, grads = allreduce_mean(comm, loss, grads, share)
     l2 = penalty.l2_grad(params, alpha, l1_ratio)
     value = loss + alpha * (1.0 - l1_ratio) * 0.5 * float(np.vdot(params["w"], params["w"]))
     g = grad_to_scaled({"w": grads["w"] + l2["w"], "b": grads["b"]}, affine)

@@ -1,7 +1,20 @@
-"""Stochastic gradient descent in one process: per example (``batch_size=1``) or
-mini-batch, shuffled each epoch with a seed derived from ``(seed, epoch)`` so an
-epoch's order does not depend on how the epochs were split across calls
-(Robbins & Monro, 1951; Bottou, 2010). Any optimizer of ``shardlearn.optim``.
+"""Stochastic gradient descent: one process, or data-parallel over a collective.
+
+- one process (``comm=None``): per example (``batch_size=1``) or mini-batch,
+  shuffled each epoch with a seed derived from ``(seed, epoch)`` so an epoch's
+  order does not depend on how epochs were split across calls (Robbins & Monro,
+  1951; Bottou, 2010);
+- ``bsp`` (``sync="gradients"``): every worker takes a local batch, the batch
+  gradients are averaged (weighted by rows) in one allreduce, and every worker
+  applies the same optimizer step, so all replicas stay identical (synchronous
+  data-parallel SGD, as in Dean et al., 2012 without the staleness);
+- ``local_sgd`` (``sync="params"``): every worker steps on its own, and every
+  ``sync_every`` steps the parameters are averaged, weighted by the rows each
+  worker used (Stich, "Local SGD Converges Fast and Communicates Little", 2019);
+  with ``sync_every=1`` and plain SGD it is exactly ``bsp``.
+
+Workers agree on the number of steps per epoch (the largest shard's), and a worker
+whose shard is used up contributes zero weight.
 
 >>> import numpy as np
 >>> from shardlearn import models, optim
@@ -9,8 +22,7 @@ epoch's order does not depend on how the epochs were split across calls
 >>> rng = np.random.default_rng(0)
 >>> X = rng.normal(size=(200, 2)); y = X @ np.array([1.0, -2.0]) + 0.5
 >>> m = models.get("linear"); a = precond.fit(X)
->>> opt = optim.sgd(0.05)
->>> r = fit(m, X, y, theta0=m.init(2), affine=a, optimizer=opt, batch_size=10, epochs=50, seed=0)
+>>> r = fit(m, X, y, theta0=m.init(2), affine=a, optimizer=optim.sgd(0.05), batch_size=10, epochs=50, seed=0)
 >>> np.round(precond.to_original(r.theta, a)["w"], 2).tolist()
 [1.0, -2.0]
 """
@@ -23,16 +35,24 @@ from shardlearn.strategies import objective
 from shardlearn.strategies.result import Result
 
 
-def epoch_order(n: int, epoch: int, seed: int | None, shuffle: bool) -> np.ndarray | None:
-    """Row order of one epoch (None: natural order)."""
+def epoch_order(n: int, epoch: int, seed: int | None, shuffle: bool, rank: int = 0) -> np.ndarray | None:
+    """Row order of one epoch on one worker (None: natural order)."""
     if not shuffle:
         return None
-    return np.random.default_rng([0 if seed is None else int(seed), int(epoch)]).permutation(n)
+    return np.random.default_rng([0 if seed is None else int(seed), int(epoch), int(rank)]).permutation(n)
+
+
+def _average_params(comm, theta, weight):
+    total = float(comm.allreduce(np.array([weight], dtype=np.float64))[0])
+    if total <= 0:
+        return theta
+    _, avg = objective.allreduce_mean(comm, 0.0, theta, weight / total)
+    return avg
 
 
 def fit(model, X, y, sample_weight=None, *, theta0, affine, optimizer, opt_state=None, alpha=0.0, l1_ratio=0.0,
         fit_intercept=True, batch_size=32, epochs=1, start_epoch=0, shuffle=True, seed=None, tol=None,
-        n_iter_no_change=5, callback=None) -> Result:
+        n_iter_no_change=5, callback=None, comm=None, sync="gradients", sync_every=1) -> Result:
     """Run ``epochs`` epochs from epoch number ``start_epoch``; stops early when the
     epoch's mean loss improves by less than ``tol`` for ``n_iter_no_change`` epochs."""
     n = X.shape[0]
@@ -40,21 +60,48 @@ def fit(model, X, y, sample_weight=None, *, theta0, affine, optimizer, opt_state
     sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     theta = {k: np.array(v, dtype=np.float64) for k, v in theta0.items()}
     state = optimizer.init(theta) if opt_state is None else opt_state
-    best, stall, done = np.inf, 0, 0
+    distributed = comm is not None and comm.size > 1
+    rank = comm.rank if distributed else 0
+    steps = -(-n // batch_size)
+    if distributed:
+        steps = int(comm.allreduce(np.array([steps], dtype=np.float64), op="max")[0])
+    best, stall, done, since_sync = np.inf, 0, 0, 0.0
     for epoch in range(start_epoch, start_epoch + epochs):
-        order = epoch_order(n, epoch, seed, shuffle)
-        total = 0.0
-        for lo in range(0, n, batch_size):
-            idx = slice(lo, lo + batch_size) if order is None else order[lo : lo + batch_size]
+        order = epoch_order(n, epoch, seed, shuffle, rank)
+        total, seen = 0.0, 0.0
+        for step in range(steps):
+            lo = step * batch_size
+            idx = slice(lo, min(lo + batch_size, n)) if order is None else order[lo : lo + batch_size]
+            rows = max(0, min(lo + batch_size, n) - lo)
             swb = None if sw is None else sw[idx]
-            if swb is not None and swb.sum() <= 0:
+            weight = float(rows if swb is None else swb.sum())
+            if rows and weight > 0:
+                loss, g = objective.smooth(model, theta, X[idx], y[idx], swb, affine, alpha, l1_ratio,
+                                           fit_intercept)
+            else:
+                loss, g = 0.0, {k: np.zeros_like(v) for k, v in theta.items()}
+            if distributed and sync == "gradients":
+                step_total = float(comm.allreduce(np.array([weight]))[0])
+                if step_total <= 0:
+                    continue
+                loss, g = objective.allreduce_mean(comm, loss, g, weight / step_total)
+                weight = step_total
+            elif weight <= 0 and not distributed:
                 continue
-            loss, g = objective.smooth(model, theta, X[idx], y[idx], swb, affine, alpha, l1_ratio, fit_intercept)
-            updates, state = optimizer.update(g, state, theta)
-            theta = apply_updates(theta, updates)
-            total += loss * (min(lo + batch_size, n) - lo)
+            if weight > 0:
+                updates, state = optimizer.update(g, state, theta)
+                theta = apply_updates(theta, updates)
+            total += loss * weight
+            seen += weight
+            since_sync += weight
+            if distributed and sync == "params" and (step + 1) % sync_every == 0:
+                theta, since_sync = _average_params(comm, theta, since_sync), 0.0
+        if distributed and sync == "params" and steps % sync_every:
+            theta, since_sync = _average_params(comm, theta, since_sync), 0.0
         done += 1
-        mean_loss = total / max(n, 1)
+        mean_loss = total / max(seen, 1e-300)
+        if distributed and sync == "params":
+            mean_loss = objective.allreduce_mean(comm, mean_loss, {}, 1.0 / comm.size)[0]
         if callback is not None:
             callback(theta, epoch + 1)
         if tol is not None:

@@ -1,0 +1,76 @@
+"""The torch.distributed backend: gloo on CPU (NCCL is torch's choice for CUDA
+tensors; shardlearn's arrays live on the CPU). numpy arrays go in and out without
+copies: ``torch.from_numpy`` shares their memory and the collectives run in place.
+
+Bytes are counted as a ring allreduce moves them: each rank sends and receives
+``2 (p - 1) / p`` times the buffer.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from shardlearn.comm.base import CommStats, timed
+
+_OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
+
+
+def init(rank: int, size: int, master_addr: str, master_port: int, timeout_s: float = 60.0, prefix: str = ""):
+    """Join a gloo process group through a TCP store at ``master_addr:master_port``;
+    ``prefix`` keeps each restart attempt's keys apart in the store."""
+    store = dist.TCPStore(master_addr, master_port, size, is_master=(rank == 0), timeout=timedelta(seconds=timeout_s),
+                          wait_for_workers=True)
+    if prefix:
+        store = dist.PrefixStore(prefix, store)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=size, timeout=timedelta(seconds=timeout_s))
+    return TorchCollective()
+
+
+def init_from_env(timeout_s: float = 60.0):
+    """Join the group torchrun describes in the environment (MASTER_ADDR, RANK, ...)."""
+    dist.init_process_group("gloo", timeout=timedelta(seconds=timeout_s))
+    return TorchCollective()
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+class TorchCollective:
+    def __init__(self):
+        self.rank = dist.get_rank()
+        self.size = dist.get_world_size()
+        self.stats = CommStats()
+        torch.set_num_threads(1)
+
+    def _ring(self, nbytes):
+        return int(2 * (self.size - 1) * nbytes / self.size)
+
+    def allreduce(self, x, op="sum"):
+        x = np.ascontiguousarray(x)
+        n = self._ring(x.nbytes)
+        with timed(self.stats, "allreduce", n, n):
+            dist.all_reduce(torch.from_numpy(x), op=_OPS[op])
+        return x
+
+    def broadcast(self, x, src=0):
+        x = np.ascontiguousarray(x)
+        n = x.nbytes
+        with timed(self.stats, "broadcast", n if self.rank == src else 0, 0 if self.rank == src else n):
+            dist.broadcast(torch.from_numpy(x), src=src)
+        return x
+
+    def allgather(self, x):
+        x = np.ascontiguousarray(x)
+        out = [np.empty_like(x) for _ in range(self.size)]
+        with timed(self.stats, "allgather", x.nbytes * (self.size - 1), x.nbytes * (self.size - 1)):
+            dist.all_gather([torch.from_numpy(o) for o in out], torch.from_numpy(x))
+        return out
+
+    def barrier(self):
+        with timed(self.stats, "barrier", 0, 0):
+            dist.barrier()

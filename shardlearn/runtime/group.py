@@ -1,0 +1,145 @@
+"""A local worker group: N processes on 127.0.0.1 joined in one gloo group, kept
+alive between fits so a fit pays neither process start-up nor ``import torch``
+again. The driver sends each worker a small task (names and file paths, never
+the data) and gathers the results; a worker that raises or dies stops the whole
+task within a second, naming its rank and error, and the group is replaced on
+the next fit. Closed at interpreter exit or with ``shutdown()``.
+"""
+from __future__ import annotations
+
+import atexit
+import secrets
+import subprocess
+import sys
+import time
+from multiprocessing.connection import Listener, wait
+
+from shardlearn.core.errors import ShardlearnError
+from shardlearn.runtime import launch
+
+
+class WorkerError(ShardlearnError, RuntimeError):
+    """A worker raised or died; the message names its rank and what happened."""
+
+
+class LocalGroup:
+    def __init__(self, size: int, start_timeout_s: float = 120.0, attempts: int = 3):
+        self.size, self.procs, self.conns = size, [], []
+        last = None
+        for attempt in range(attempts):
+            try:
+                self._start(attempt, start_timeout_s)
+                return
+            except WorkerError as e:  # e.g. the port was taken between picking and binding: try another
+                last = e
+                self.close()
+        raise WorkerError(f"could not start {size} local workers: {last}")
+
+    def _start(self, attempt, timeout_s):
+        authkey = secrets.token_bytes(16)
+        port = launch.free_port()
+        with Listener(("127.0.0.1", 0), authkey=authkey) as listener:
+            env = launch.worker_env(authkey)
+            self.procs = [subprocess.Popen([sys.executable, "-m", "shardlearn.runtime.worker", str(r), str(self.size),
+                                            str(port), f"shardlearn/group-{attempt}/", str(listener.address[1])],
+                                           env=env) for r in range(self.size)]
+            self.conns = [None] * self.size
+            listener._listener._socket.settimeout(timeout_s)
+            for _ in range(self.size):
+                try:
+                    conn = listener.accept()
+                except OSError as e:
+                    raise WorkerError(f"workers did not connect within {timeout_s:.0f} s ({e})") from None
+                _, rank, _ = conn.recv()
+                self.conns[rank] = conn
+        self._gather(timeout_s)
+
+    def _gather(self, timeout_s=None):
+        results, pending = [None] * self.size, set(range(self.size))
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        by_conn = {c: r for r, c in enumerate(self.conns)}
+        while pending:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready = wait([self.conns[r] for r in pending], timeout=left)
+            if not ready:
+                raise WorkerError(f"workers {sorted(pending)} did not answer within {timeout_s:.0f} s")
+            for conn in ready:
+                r = by_conn[conn]
+                try:
+                    status, value, _ = conn.recv()
+                except (EOFError, OSError):
+                    raise WorkerError(f"worker rank {r} {self._exit_text(r)}") from None
+                if status == "error":
+                    raise WorkerError(f"worker rank {r} failed: {value}")
+                results[r] = value
+                pending.discard(r)
+        return results
+
+    def _exit_text(self, r) -> str:
+        try:
+            code = self.procs[r].wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            return "closed its connection"
+        return f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+
+    def run(self, name: str, **kwargs) -> list:
+        """Run job ``name`` on every worker; their results, by rank."""
+        try:
+            for c in self.conns:
+                c.send((name, kwargs))
+            return self._gather()
+        except (WorkerError, OSError) as e:
+            self.close()
+            if isinstance(e, WorkerError):
+                raise
+            raise WorkerError(f"lost contact with the workers: {e}") from None
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.procs) and all(p.poll() is None for p in self.procs)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def close(self) -> None:
+        for c in self.conns:
+            try:
+                if c is not None:
+                    c.send(None)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 2.0
+        for p in self.procs:
+            try:
+                p.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=2.0)
+        for c in self.conns:
+            if c is not None:
+                c.close()
+        self.procs, self.conns = [], []
+
+
+_GROUPS: dict[int, LocalGroup] = {}
+
+
+def get(size: int) -> LocalGroup:
+    """The live group of ``size`` workers, started on first use."""
+    g = _GROUPS.get(size)
+    if g is None or not g.alive:
+        if g is not None:
+            g.close()
+        g = _GROUPS[size] = LocalGroup(size)
+    return g
+
+
+def shutdown() -> None:
+    """Stop every local worker group."""
+    for g in list(_GROUPS.values()):
+        g.close()
+    _GROUPS.clear()
+
+
+atexit.register(shutdown)

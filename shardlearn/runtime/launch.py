@@ -1,0 +1,92 @@
+"""Where a process learns its place in a job. Environment variables (RANK,
+WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT, TORCHELASTIC_RESTART_COUNT) are
+read here and nowhere else; torch is imported here (and in ``comm``) only.
+
+>>> w = from_env({"RANK": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"})
+>>> (w.rank, w.world_size, w.restart_count, w.store_prefix)
+(1, 2, 0, 'shardlearn/attempt-0/')
+>>> from_env({}) is None
+True
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WorldInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+    master_addr: str
+    master_port: int
+    restart_count: int
+
+    @property
+    def store_prefix(self) -> str:
+        """Each restart attempt keeps its keys apart in the rendezvous store: restarted
+        gloo groups were seen to hang or refuse connections without it."""
+        return f"shardlearn/attempt-{self.restart_count}/"
+
+
+def from_env(env=None) -> WorldInfo | None:
+    """The torchrun-style description of this process, or None outside such a job."""
+    env = os.environ if env is None else env
+    if "RANK" not in env or "WORLD_SIZE" not in env:
+        return None
+    return WorldInfo(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", env["RANK"])),
+                     env.get("MASTER_ADDR", "127.0.0.1"), int(env.get("MASTER_PORT", "29500")),
+                     int(env.get("TORCHELASTIC_RESTART_COUNT", "0")))
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+AUTHKEY_VAR = "SHARDLEARN_GROUP_AUTHKEY"
+
+
+def driver_authkey() -> bytes:
+    """The secret a local worker proves to its driver (handed over in the environment)."""
+    return bytes.fromhex(os.environ[AUTHKEY_VAR])
+
+
+def worker_env(authkey: bytes) -> dict:
+    """The environment for a local worker: the driver's, minus torchrun's variables, plus the key."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                           "MASTER_PORT", "TORCHELASTIC_RESTART_COUNT")}
+    env[AUTHKEY_VAR] = authkey.hex()
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def join_from_env(timeout_s: float = 120.0):
+    """Join the torch.distributed group of a torchrun job (rendezvous already done by torchrun)."""
+    from shardlearn.comm import torch_backend
+
+    return torch_backend.init_from_env(timeout_s)
+
+
+def join(rank: int, world_size: int, port: int, prefix: str, timeout_s: float = 60.0, addr: str = "127.0.0.1"):
+    """Join a group on ``addr:port`` (rank 0 hosts the store)."""
+    from shardlearn.comm import torch_backend
+
+    return torch_backend.init(rank, world_size, addr, port, timeout_s=timeout_s, prefix=prefix)
+
+
+def leave() -> None:
+    from shardlearn.comm import torch_backend
+
+    torch_backend.shutdown()
