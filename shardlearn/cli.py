@@ -38,8 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--max-iter", type=int, default=300)
     t.add_argument("--tol", type=float, default=1e-6)
     t.add_argument("--random-state", type=int)
-    t.add_argument("--workers", type=int, default=1)
-    t.add_argument("--strategy")
+    t.add_argument("--workers", type=int, default=None, help="local worker processes (default: the number of cores)")
+    t.add_argument("--strategy", choices=("lbfgs", "gd", "bsp", "local_sgd", "average"),
+                   help="how workers agree (default: the solver's: lbfgs, gd, or bsp for sgd)")
+    t.add_argument("--sync-every", type=int, help="local_sgd: average parameters every H steps (default 8)")
+    t.add_argument("--partition", choices=("contiguous", "random", "stratified"), default="contiguous")
     t.add_argument("--positive-label", help="binary models: this label value is the positive class, all others negative")
     t.add_argument("--format", choices=FORMATS, default="auto")
     t.add_argument("--features", help="comma-separated feature columns (names or indices); default: all but the label")
@@ -75,8 +78,8 @@ def _estimator(args):
 
     common = dict(alpha=args.alpha, l1_ratio=args.l1_ratio, fit_intercept=not args.no_intercept, solver=args.solver,
                   optimizer=args.optimizer, learning_rate=args.learning_rate, batch_size=args.batch_size,
-                  max_iter=args.max_iter, tol=args.tol, random_state=args.random_state, workers=args.workers,
-                  strategy=args.strategy)
+                  max_iter=args.max_iter, tol=args.tol, random_state=args.random_state, workers=1 if args.workers is None else args.workers,
+                  strategy=args.strategy, sync_every=args.sync_every, partition=args.partition)
     if args.model == "linear":
         return LinearRegression(**common)
     if args.model in ("hinge", "squared_hinge"):
@@ -97,16 +100,26 @@ def _map_positive(y, positive, classes=None):
     return np.where(hit, classes[1], classes[0])
 
 
+def _source_options(args) -> dict:
+    zero_based = {"auto": "auto", "yes": True, "no": False}[args.zero_based]
+    split = lambda v: [c.strip() for c in v.split(",")] if v else None  # noqa: E731
+    return dict(data=args.data, label=args.label, format=args.format, categorical=split(args.categorical),
+                features=split(args.features), encoding=args.encoding, hash_bits=args.hash_bits,
+                header=not args.no_header, zero_based=zero_based, on_bad_row=args.on_bad_row)
+
+
 def _train(args):
+    from shardlearn.runtime import launch
+
+    world = launch.from_env()
+    if args.workers is None:
+        args.workers = 1 if world is not None else launch.cpu_count()
+    if world is not None or args.workers > 1:
+        return _train_distributed(args, world)
     from shardlearn.core.errors import DataError
     from shardlearn.data import open as open_source
 
-    zero_based = {"auto": "auto", "yes": True, "no": False}[args.zero_based]
-    cats = [c.strip() for c in args.categorical.split(",")] if args.categorical else None
-    feats = [c.strip() for c in args.features.split(",")] if args.features else None
-    src = open_source(args.data, args.label, format=args.format, categorical=cats, features=feats, encoding=args.encoding,
-                      hash_bits=args.hash_bits, header=not args.no_header, zero_based=zero_based,
-                      on_bad_row=args.on_bad_row)
+    src = open_source(**_source_options(args))
     X, y = src.read()
     if np.asarray(y).dtype == object:
         y = np.asarray(y).astype(str)
@@ -117,15 +130,44 @@ def _train(args):
         raise DataError(f"{args.data}: {n_classes} distinct labels for the binary model 'logistic'; "
                         "use --model softmax for more than two classes")
     est = _estimator(args).fit(X, y)
-    est.save(args.out)
-    facts = {"label": getattr(src, "label", None) if hasattr(src, "encoder") else args.label, "model": args.model,
-             "positive_label": args.positive_label, "header": not args.no_header,
-             "zero_based": getattr(src, "zero_based", None),
-             "encoder": src.encoder.to_json() if hasattr(src, "encoder") else None}
-    _add_training_facts(args.out, facts)
+    _save(args, est, {"label": getattr(src, "label", None) if hasattr(src, "encoder") else args.label,
+                      "zero_based": getattr(src, "zero_based", None),
+                      "encoder": src.encoder.to_json() if hasattr(src, "encoder") else None})
     print(json.dumps({"model_dir": args.out, "rows": int(X.shape[0]), "features": int(X.shape[1]),
                       "skipped": dict(src.skipped), "n_iter": int(est.n_iter_),
                       "objective": float(est.objective(X, y))}))
+
+
+def _save(args, est, facts):
+    est.save(args.out)
+    _add_training_facts(args.out, dict(facts, model=args.model, positive_label=args.positive_label,
+                                       header=not args.no_header))
+
+
+def _train_distributed(args, world):
+    """Every worker reads only its shard; under torchrun this process is one of them."""
+    import dataclasses
+
+    from shardlearn.runtime import distributed, job, launch
+
+    est = _estimator(args)
+    cfg = est._config()
+    kwargs = dict(model=args.model, source=_source_options(args), positive_label=args.positive_label)
+    if world is not None:  # torchrun: join its group and train here
+        comm = launch.join_from_env()
+        out = job.fit_source(comm, cfg=dataclasses.asdict(dataclasses.replace(cfg, workers=comm.size)), **kwargs)
+        reports = comm.allgather(np.array([out["report"]["rows"], out["report"].get("bytes_read", 0)], dtype=np.float64))
+        launch.leave()
+        if comm.rank != 0:
+            return
+    else:
+        out = distributed.train_source(args.model, cfg, kwargs["source"], positive_label=args.positive_label)
+        reports = [np.array([r["rows"], r.get("bytes_read", 0)]) for r in distributed.LAST_REPORTS]
+    est._adopt(out["params"], out["classes"], out["n_features"], out["n_iter"])
+    _save(args, est, {"label": out["label"], "zero_based": out["zero_based"], "encoder": out["encoder"]})
+    print(json.dumps({"model_dir": args.out, "workers": len(reports), "rows": int(sum(r[0] for r in reports)),
+                      "rows_per_worker": [int(r[0]) for r in reports], "features": out["n_features"],
+                      "skipped": out["skipped"], "n_iter": out["n_iter"]}))
 
 
 def _add_training_facts(directory, facts):

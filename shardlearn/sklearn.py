@@ -23,7 +23,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from shardlearn import models
 from shardlearn.core import modelfile
-from shardlearn.core.errors import ModelFileError
+from shardlearn.core.errors import ConfigError, ModelFileError
 from shardlearn.models import penalty
 from shardlearn.runtime import TrainConfig, train
 
@@ -76,12 +76,24 @@ class _Linear(BaseEstimator):
         self._state = state if cfg.solver == "sgd" and cfg.workers == 1 else None
         return self
 
+    def _adopt(self, params, classes, n_features, n_iter):
+        """Become the model trained elsewhere (by distributed workers)."""
+        if classes is not None:
+            self.classes_ = np.asarray(classes)
+        self._set_params(params)
+        self.n_features_in_ = int(n_features)
+        self.n_iter_ = int(n_iter)
+        self._state = None
+        return self
+
     @available_if(_is_sgd)
     def partial_fit(self, X, y=None, classes=None, sample_weight=None):
         """One more epoch of SGD over ``(X, y)`` (or a source or shard), continuing from the current state."""
         X, y = _from_source(X, y)
         cfg = self._config()
         cfg.validate()
+        if cfg.workers != 1:
+            raise ConfigError("partial_fit runs in one process; use workers=1 for partial_fit")
         first = getattr(self, "_state", None) is None
         if first and isinstance(self, ClassifierMixin) and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit")

@@ -75,7 +75,7 @@ def test_parquet_label_by_index(tmp_path, capsys):
 @pytest.mark.parametrize("argv, msg", [
     (["train", "missing.csv", "--out", "x"], "missing.csv: no such file"),
     (["train", "{csv}", "--label", "nope", "--out", "x"], "label column 'nope' not found (columns: a, b, y)"),
-    (["train", "{csv}", "--label", "y", "--out", "x", "--workers", "2"], "workers=2: only workers=1 runs for now"),
+    (["train", "{csv}", "--label", "y", "--out", "x", "--workers", "0"], "workers must be a positive integer, got 0"),
     (["train", "{csv3}", "--label", "y", "--model", "logistic", "--out", "x"], "use --model softmax"),
     (["train", "{bad}", "--label", "y", "--out", "x"], "bad.csv: line 3, column 2 ('b'): 'x' is not a number; expected a number"),
     (["train", "{csv}", "--out", "x", "--frobnicate"], "unrecognized arguments: --frobnicate"),

@@ -179,3 +179,37 @@ def scan(path: str, on_bad_row="error"):
             lo = int(X.indices.min()) if lo is None else min(lo, int(X.indices.min()))
             hi = max(hi, int(X.indices.max()))
     return n, lo, hi
+
+
+def parse_raw(path, start, end, on_bad_row="error", chunk_bytes=CHUNK_BYTES):
+    """The lines of ``[start, end)`` with their indices as written (no base, no width):
+    ``(data, indices, indptr, y, skipped, bytes)``, so workers can agree on the base and
+    width from their own shards (min and max index, allreduced) without reading the file."""
+    data, indices, indptr, ys, skipped, nbytes = [], [], [np.zeros(1, np.int64)], [], {}, 0
+    offset = 0
+    for a, b in chunks(path, start, end, chunk_bytes):
+        X, y, bad = parse_range(path, a, b, zero_based=True, n_features=None, on_bad_row=on_bad_row)
+        nbytes += b - a
+        for k, v in bad.items():
+            skipped[k] = skipped.get(k, 0) + v
+        data.append(X.data)
+        indices.append(X.indices.astype(np.int64))
+        indptr.append(X.indptr[1:].astype(np.int64) + offset)
+        offset += X.nnz
+        ys.append(y)
+    cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
+    return (cat(data, np.float64), cat(indices, np.int64), np.concatenate(indptr), cat(ys, np.float64), skipped,
+            nbytes)
+
+
+def finish(path, data, indices, indptr, zero_based: bool, n_features: int):
+    """CSR rows from ``parse_raw`` output, once the base and width are known."""
+    if not zero_based:
+        if indices.size and indices.min() == 0:
+            raise DataError(f"{path}: index 0 in a 1-based file (indices start at 1; pass zero_based=True, "
+                            "--zero-based yes, for 0-based files)")
+        indices = indices - 1
+    if indices.size and indices.max() >= n_features:
+        raise DataError(f"{path}: feature index {int(indices.max()) + (0 if zero_based else 1)} is beyond the "
+                        f"{n_features} features the model has")
+    return sp.csr_matrix((data, indices, indptr), shape=(indptr.size - 1, n_features))

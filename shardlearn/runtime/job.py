@@ -60,9 +60,11 @@ def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None
     from shardlearn.data import open as open_source
 
     cfg = TrainConfig(**cfg)
-    src = open_source(**source)
-    shard = src.shard(comm.size, comm.rank, cfg.partition, cfg.random_state or 0)
-    X, y = shard.read()
+    if cfg.partition == "contiguous" and _is_libsvm(source):
+        src, X, y = _libsvm_shard(comm, source)
+    else:
+        src = open_source(**source)
+        X, y = src.shard(comm.size, comm.rank, cfg.partition, cfg.random_state or 0).read()
     y = np.asarray(y)
     if positive_label is not None:
         from shardlearn.data.labels import numeric_labels
@@ -72,6 +74,13 @@ def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None
     classes = None
     if task == "classification":
         classes = union(comm, np.unique(y))
+        if model == "logistic" and len(classes) > 2:
+            from shardlearn.core.errors import DataError
+
+            raise DataError(f"{source['data']}: {len(classes)} distinct labels for the binary model 'logistic'; "
+                            "use --model softmax for more than two classes")
+        if model in ("logistic", "softmax"):  # as LogisticRegression does: binary -> logistic
+            model = "logistic" if len(classes) == 2 else "softmax"
         codes = np.searchsorted(np.asarray(classes), y)
         n_outputs = models.get(model).n_outputs(len(classes))
     else:
@@ -82,14 +91,57 @@ def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None
     out["n_features"] = int(src.n_features)
     out["encoder"] = src.encoder.to_json() if hasattr(src, "encoder") else None
     out["zero_based"] = getattr(src, "zero_based", None)
+    out["label"] = src.label if hasattr(src, "encoder") else source.get("label")
     out["skipped"] = dict(src.skipped)
     return out
 
 
-def ping(comm, *, fail_rank=None, die_rank=None):
+def _is_libsvm(source) -> bool:
+    from shardlearn.data import detect_format
+
+    fmt = source.get("format", "auto")
+    return (detect_format(source["data"]) if fmt == "auto" else fmt) == "libsvm"
+
+
+class _ShardFacts:
+    """What a worker that read only its byte range knows of the whole file."""
+
+    def __init__(self, n_rows, n_features, zero_based, bytes_read, skipped):
+        self.n_rows, self.n_features, self.zero_based = n_rows, n_features, zero_based
+        self.bytes_read, self.skipped = bytes_read, skipped
+
+
+def _libsvm_shard(comm, source):
+    """This worker's byte range of a LIBSVM file; base, width and row count agreed by allreduce."""
+    import os
+
+    from shardlearn.data import libsvm
+    from shardlearn.data.labels import numeric_labels
+
+    path = source["data"]
+    if not os.path.exists(path):
+        from shardlearn.core.errors import DataError
+
+        raise DataError(f"{path}: no such file")
+    start, end = libsvm.split(path, comm.size)[comm.rank]
+    data, indices, indptr, y, skipped, nbytes = libsvm.parse_raw(path, start, end, source.get("on_bad_row", "error"))
+    lo = float(indices.min()) if indices.size else np.inf
+    hi = float(indices.max()) if indices.size else -1.0
+    lo = comm.allreduce(np.array([lo]), op="min")[0]
+    hi = comm.allreduce(np.array([hi]), op="max")[0]
+    n_rows = int(comm.allreduce(np.array([float(y.size)]))[0])
+    zero_based = source.get("zero_based", "auto")
+    zero_based = bool(lo == 0) if zero_based == "auto" else bool(zero_based)
+    n_features = source.get("n_features") or int(hi + 1 if zero_based else hi)
+    X = libsvm.finish(path, data, indices, indptr, zero_based, max(n_features, 0))
+    return _ShardFacts(n_rows, n_features, zero_based, nbytes, skipped), X, numeric_labels(y)
+
+
+def ping(comm, *, fail_rank=None, die_rank=None, sleep_s=0.0):
     """For tests: one allreduce; a chosen rank raises or exits abruptly."""
     import os
 
+    time.sleep(sleep_s)
     if comm.rank == fail_rank:
         raise ValueError("deliberate failure")
     if comm.rank == die_rank:

@@ -1,0 +1,142 @@
+"""The distributed runtime with real worker processes on 127.0.0.1: strategies equal
+the one-process path, each worker reads only its shard, the group survives between
+fits, failures stop the job with the failing rank, and two torchrun nodes agree."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_svmlight_file
+
+from shardlearn import ConfigError, LogisticRegression
+from shardlearn.runtime import distributed, group, launch
+from shardlearn.runtime.group import WorkerError
+from tests.conftest import data_path
+
+
+@pytest.fixture(scope="module")
+def a9a():
+    X, y = load_svmlight_file(data_path("a9a", "a9a"), n_features=123)
+    return X.tocsr(), (y > 0).astype(int)
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+@pytest.mark.parametrize("strategy", ["lbfgs", "gd"])
+def test_full_batch_strategies_equal_one_process(a9a, workers, strategy):
+    X, y = a9a
+    # the same iterates in one process and on N workers: gd stops at the same (early) iteration in both
+    kw = dict(alpha=1e-4, tol=1e-9, max_iter=3000) if strategy == "lbfgs" else dict(alpha=1e-4, tol=0.0, max_iter=150)
+    one = LogisticRegression(solver=strategy, **kw).fit(X, y)
+    many = LogisticRegression(solver=strategy, workers=workers, strategy=strategy, **kw).fit(X, y)
+    assert abs(many.objective(X, y) / one.objective(X, y) - 1) < 1e-6
+    reports = distributed.LAST_REPORTS
+    assert len(reports) == workers and sum(r["rows"] for r in reports) == X.shape[0]
+    assert max(r["rows"] for r in reports) <= X.shape[0] // workers + 1  # a shard each, not the whole set
+    assert all(r["bytes_sent"] > 0 for r in reports)
+
+
+def _bsp_reference_order(n, workers, batch):
+    """Row order in which one process sees, batch by batch, the union of every worker's batch."""
+    shards = [np.arange(r * n // workers, (r + 1) * n // workers) for r in range(workers)]
+    steps = len(shards[0]) // batch
+    return np.concatenate([s[t * batch : (t + 1) * batch] for t in range(steps) for s in shards])
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_bsp_equals_one_process_sgd_on_the_union_of_batches(a9a, workers):
+    X, y = a9a[0][:3000], a9a[1][:3000]
+    kw = dict(alpha=1e-4, solver="sgd", optimizer="adagrad", learning_rate=0.1, shuffle=False, tol=None, max_iter=2)
+    order = _bsp_reference_order(3000, workers, 50)
+    one = LogisticRegression(batch_size=50 * workers, **kw).fit(X[order], y[order])
+    many = LogisticRegression(batch_size=50, workers=workers, strategy="bsp", **kw).fit(X, y)
+    assert abs(many.objective(X, y) / one.objective(X, y) - 1) < 1e-6
+    np.testing.assert_allclose(many.coef_, one.coef_, rtol=1e-7, atol=1e-9)
+
+
+def test_local_sgd_with_one_step_equals_bsp(a9a):
+    X, y = a9a[0][:4000], a9a[1][:4000]
+    kw = dict(alpha=1e-4, solver="sgd", optimizer="sgd", learning_rate=0.2, shuffle=False, tol=None, max_iter=2,
+              batch_size=64, workers=2)
+    bsp = LogisticRegression(strategy="bsp", **kw).fit(X, y)
+    local = LogisticRegression(strategy="local_sgd", sync_every=1, **kw).fit(X, y)
+    np.testing.assert_allclose(local.coef_, bsp.coef_, rtol=1e-9, atol=1e-12)
+    h8 = LogisticRegression(strategy="local_sgd", sync_every=8, **kw).fit(X, y)
+    assert not np.allclose(h8.coef_, bsp.coef_)
+    assert distributed.LAST_REPORTS[0]["calls"] < 0.5 * 4000 / 64  # fewer rounds of communication
+
+
+def test_one_shot_averaging_is_close(a9a):
+    X, y = a9a
+    best = LogisticRegression(alpha=1e-4, tol=1e-9).fit(X, y).objective(X, y)
+    avg = LogisticRegression(alpha=1e-4, workers=2, strategy="average", partition="random", random_state=0).fit(X, y)
+    assert avg.objective(X, y) < best * 1.005
+
+
+def test_group_is_kept_between_fits_and_replaced_after_a_failure(a9a):
+    X, y = a9a[0][:2000], a9a[1][:2000]
+    LogisticRegression(workers=2).fit(X, y)
+    pids = group.get(2).pids
+    LogisticRegression(workers=2, alpha=1e-3).fit(X, y)
+    assert group.get(2).pids == pids
+    with pytest.raises(WorkerError, match=r"worker rank 1 failed: ValueError: deliberate failure"):
+        group.get(2).run("ping", fail_rank=1)
+    assert group.get(2).pids != pids  # a new group
+    assert group.get(2).run("ping") == [2.0, 2.0]
+
+
+def test_a_worker_that_exits_or_is_killed_ends_the_job_quickly():
+    t = time.monotonic()
+    with pytest.raises(WorkerError, match="worker rank 0 exited with code 17"):
+        group.get(2).run("ping", die_rank=0)
+    g = group.get(2)
+    victim = g.pids[1]
+    threading.Timer(1.0, lambda: os.kill(victim, signal.SIGKILL)).start()
+    with pytest.raises(WorkerError, match="worker rank 1 was killed by signal 9"):
+        g.run("ping", sleep_s=60)
+    assert time.monotonic() - t < 30
+
+
+def test_partial_fit_stays_in_one_process():
+    with pytest.raises(ConfigError, match="partial_fit runs in one process"):
+        LogisticRegression(solver="sgd", workers=2).fit(np.eye(4), [0, 1, 0, 1]).partial_fit(np.eye(4), [0, 1, 0, 1])
+
+
+def test_cli_workers_read_only_their_bytes(tmp_path, capsys):
+    from shardlearn.cli import main
+
+    path = data_path("a9a", "a9a")
+    assert main(["train", path, "--workers", "2", "--alpha", "1e-4", "--out", str(tmp_path / "m")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["workers"] == 2 and out["rows"] == 32561 and sum(out["rows_per_worker"]) == 32561
+    size = os.path.getsize(path)
+    assert all(r["bytes_read"] < 0.6 * size for r in distributed.LAST_REPORTS)
+    assert main(["evaluate", str(tmp_path / "m"), data_path("a9a", "a9a.t"), "--positive-label", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] > 0.845
+
+
+def test_two_torchrun_nodes_train_a9a_like_one_process(tmp_path):
+    path = data_path("a9a", "a9a")
+    port = launch.free_port()
+    base = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+            "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "t2",
+            "-m", "shardlearn", "train", path, "--alpha", "1e-4", "--tol", "1e-9"]
+    procs = [subprocess.Popen(base[:3] + ["--node-rank", str(r)] + base[3:] + ["--out", str(tmp_path / f"m{r}")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    outs = [p.communicate(timeout=240) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    made = [d for d in ("m0", "m1") if (tmp_path / d / "model.json").exists()]
+    assert len(made) == 1  # rank 0 writes the model
+    report = json.loads([o for o, _ in outs if o.strip()][0].strip().splitlines()[-1])
+    assert report["workers"] == 2 and sorted(report["rows_per_worker"]) == [16279, 16282]
+    import shardlearn
+
+    X, y = load_svmlight_file(path, n_features=123)
+    dist = shardlearn.load(tmp_path / made[0])
+    one = LogisticRegression(alpha=1e-4, tol=1e-9).fit(X, y)
+    assert abs(dist.objective(X, y) / one.objective(X, y) - 1) < 1e-6
+    assert (dist.predict(X) == one.predict(X)).mean() > 0.999
