@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-header", action="store_true", help="CSV without a header row (columns are 0, 1, ...)")
     t.add_argument("--zero-based", choices=("auto", "yes", "no"), default="auto", help="LIBSVM index base")
     t.add_argument("--on-bad-row", choices=("error", "skip"), default="error")
+    t.add_argument("--metrics", help="write per-step metrics as JSON lines to this file")
     t.add_argument("--out", required=True, help="model directory to write")
 
     for name, helptext in (("evaluate", "print held-out metrics as one JSON object"),
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--rows", type=int, default=200_000)
     d.add_argument("--test-rows", type=int, default=50_000)
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--workers", type=int, default=2, help="local worker processes for shardlearn's distributed fit")
     return p
 
 
@@ -139,6 +141,11 @@ def _train(args):
 
 
 def _save(args, est, facts):
+    if args.metrics:
+        from shardlearn.runtime.train import LAST_STEPS
+
+        with open(args.metrics, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in LAST_STEPS)
     est.save(args.out)
     _add_training_facts(args.out, dict(facts, model=args.model, positive_label=args.positive_label,
                                        header=not args.no_header))
@@ -154,6 +161,8 @@ def _train_distributed(args, world):
     cfg = est._config()
     kwargs = dict(model=args.model, source=_source_options(args), positive_label=args.positive_label)
     if world is not None:  # torchrun: join its group and train here
+        if args.metrics and world.rank != 0:
+            args.metrics = None
         comm = launch.join_from_env()
         out = job.fit_source(comm, cfg=dataclasses.asdict(dataclasses.replace(cfg, workers=comm.size)), **kwargs)
         reports = comm.allgather(np.array([out["report"]["rows"], out["report"].get("bytes_read", 0)], dtype=np.float64))
@@ -236,7 +245,7 @@ def _predict(args):
 def _demo(args):
     from shardlearn.demo import run
 
-    run(rows=args.rows, test_rows=args.test_rows, seed=args.seed)
+    run(rows=args.rows, test_rows=args.test_rows, seed=args.seed, workers=args.workers)
 
 
 COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "demo": _demo}

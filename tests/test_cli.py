@@ -133,6 +133,7 @@ def test_demo_prints_comparison(capsys):
     lines = out.splitlines()
     assert lines[0].startswith("D1: 20,000 train / 5,000 test rows")
     names = [ln.split("  ")[0] for ln in lines[2:]]
-    assert names == ["shardlearn lbfgs", "scikit-learn lbfgs", "scikit-learn newton-cholesky"]
+    assert names == ["shardlearn lbfgs, 2 workers", "shardlearn lbfgs, 1 process", "scikit-learn lbfgs",
+                     "scikit-learn newton-cholesky"]
     ll = [float(ln.split()[-3]) for ln in lines[2:]]
     assert max(ll) - min(ll) < 1e-3  # same objective, same optimum

@@ -6,21 +6,29 @@ from __future__ import annotations
 import dataclasses
 
 from shardlearn.runtime import group
+from shardlearn.runtime.progress import StepLog
 from shardlearn.runtime.spill import Spill
+from shardlearn.runtime.train import LAST_STEPS
 
 LAST_REPORTS: list = []  # per-rank reports of the latest fit (rows, bytes, communication), for tests and metrics
 
 
+def _run(cfg, name, **kwargs):
+    log = StepLog(None, total=cfg.max_iter)
+    try:
+        results = group.get(cfg.workers).run(name, on_progress=log.show, cfg=dataclasses.asdict(cfg), **kwargs)
+    finally:
+        log.close()
+    LAST_REPORTS[:] = [r["report"] for r in results]
+    LAST_STEPS[:] = results[0]["steps"]
+    return results[0]
+
+
 def train_arrays(model, X, y, sample_weight, cfg, n_outputs):
     with Spill(X, y, sample_weight) as spec:
-        results = group.get(cfg.workers).run("fit_arrays", model=model.name, cfg=dataclasses.asdict(cfg), spill=spec,
-                                             n_outputs=n_outputs)
-    LAST_REPORTS[:] = [r["report"] for r in results]
-    return results[0]["params"], results[0]["n_iter"]
+        out = _run(cfg, "fit_arrays", model=model.name, spill=spec, n_outputs=n_outputs)
+    return out["params"], out["n_iter"]
 
 
 def train_source(model_name, cfg, source: dict, positive_label=None):
-    results = group.get(cfg.workers).run("fit_source", model=model_name, cfg=dataclasses.asdict(cfg), source=source,
-                                         positive_label=positive_label)
-    LAST_REPORTS[:] = [r["report"] for r in results]
-    return results[0]
+    return _run(cfg, "fit_source", model=model_name, source=source, positive_label=positive_label)

@@ -24,7 +24,7 @@ class WorkerError(ShardlearnError, RuntimeError):
 
 class LocalGroup:
     def __init__(self, size: int, start_timeout_s: float = 120.0, attempts: int = 3):
-        self.size, self.procs, self.conns = size, [], []
+        self.size, self.procs, self.conns, self.on_progress = size, [], [], None
         last = None
         for attempt in range(attempts):
             try:
@@ -69,6 +69,10 @@ class LocalGroup:
                     status, value, _ = conn.recv()
                 except (EOFError, OSError):
                     raise WorkerError(f"worker rank {r} {self._exit_text(r)}") from None
+                if status == "progress":
+                    if self.on_progress is not None:
+                        self.on_progress(value)
+                    continue
                 if status == "error":
                     raise WorkerError(f"worker rank {r} failed: {value}")
                 results[r] = value
@@ -82,11 +86,13 @@ class LocalGroup:
             return "closed its connection"
         return f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
 
-    def run(self, name: str, **kwargs) -> list:
-        """Run job ``name`` on every worker; their results, by rank."""
+    def run(self, name: str, on_progress=None, **kwargs) -> list:
+        """Run job ``name`` on every worker; their results, by rank. ``on_progress(record)``
+        sees rank 0's per-step metrics as they happen."""
         try:
             for c in self.conns:
                 c.send((name, kwargs))
+            self.on_progress = on_progress
             return self._gather()
         except (WorkerError, OSError) as e:
             self.close()

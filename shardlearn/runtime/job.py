@@ -19,25 +19,36 @@ def _rows(cfg: TrainConfig, comm, n, labels=None):
     return partitioners.rows_for(cfg.partition, comm.size, comm.rank, n=n, seed=cfg.random_state or 0, labels=labels)
 
 
-def fit_arrays(comm, *, model: str, cfg: dict, spill: dict, n_outputs: int):
+def fit_arrays(comm, *, model: str, cfg: dict, spill: dict, n_outputs: int, progress=None):
     """Train on this worker's rows of spilled (memory-mapped) arrays."""
     cfg = TrainConfig(**cfg)
     X, y, sw = open_spec(spill)
     rows = _rows(cfg, comm, X.shape[0], labels=np.asarray(y) if cfg.partition == "stratified" else None)
     Xs, ys = X[rows], np.asarray(y[rows])
     sws = None if sw is None else np.asarray(sw[rows])
-    return _train(comm, model, cfg, Xs, ys, sws, n_outputs, rows=len(rows))
+    return _train(comm, model, cfg, Xs, ys, sws, n_outputs, progress, rows=len(rows))
 
 
-def _train(comm, model, cfg, X, y, sw, n_outputs, **facts):
+def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, **facts):
     comm.barrier()
     before = comm.stats.snapshot()
     t = time.perf_counter()
-    params, n_iter, _ = train_local(models.get(model), X, y, sw, cfg, n_outputs, comm=comm)
+    steps = []
+    params, n_iter, _ = train_local(models.get(model), X, y, sw, cfg, n_outputs, comm=comm, show=False,
+                                    progress=progress if comm.rank == 0 else None)
+    from shardlearn.runtime.train import LAST_STEPS
+
+    steps = list(LAST_STEPS)
     after = comm.stats.snapshot()
     report = {k: after[k] - before[k] for k in after}
-    report.update(facts, fit_seconds=time.perf_counter() - t, rank=comm.rank)
-    return {"params": params if comm.rank == 0 else None, "n_iter": int(n_iter), "report": report}
+    report.update(facts, fit_seconds=time.perf_counter() - t, rank=comm.rank, peak_rss_mb=_peak_rss_mb())
+    return {"params": params if comm.rank == 0 else None, "n_iter": int(n_iter), "report": report, "steps": steps}
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def union(comm, values) -> list:
@@ -55,7 +66,7 @@ def union(comm, values) -> list:
     return sorted(merged, key=lambda v: (str(type(v)), v))
 
 
-def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None):
+def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None, progress=None):
     """Train on this worker's shard of a file (CLI, torchrun): only the shard is read."""
     from shardlearn.data import open as open_source
 
@@ -85,7 +96,7 @@ def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None
         n_outputs = models.get(model).n_outputs(len(classes))
     else:
         codes, n_outputs = y.astype(np.float64), 1
-    out = _train(comm, model, cfg, X, codes, None, n_outputs, rows=int(X.shape[0]),
+    out = _train(comm, model, cfg, X, codes, None, n_outputs, progress, rows=int(X.shape[0]),
                  bytes_read=int(getattr(src, "bytes_read", 0)), source_rows=int(src.n_rows))
     out["classes"] = classes
     out["n_features"] = int(src.n_features)
@@ -137,7 +148,7 @@ def _libsvm_shard(comm, source):
     return _ShardFacts(n_rows, n_features, zero_based, nbytes, skipped), X, numeric_labels(y)
 
 
-def ping(comm, *, fail_rank=None, die_rank=None, sleep_s=0.0):
+def ping(comm, *, fail_rank=None, die_rank=None, sleep_s=0.0, progress=None):
     """For tests: one allreduce; a chosen rank raises or exits abruptly."""
     import os
 

@@ -20,7 +20,10 @@ from shardlearn.core.errors import ConfigError
 from shardlearn.data.partition import PARTITIONERS
 from shardlearn.strategies import STRATEGIES, precond
 from shardlearn.strategies.objective import l1_weights
+from shardlearn.runtime.progress import RowCounter, StepLog
 from shardlearn.strategies.precond import Affine
+
+LAST_STEPS: list = []  # per-step metrics of the latest one-process (or this worker's) fit
 
 DEFAULT_LEARNING_RATE = {"sgd": 0.05, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.1, "adam": 0.01, "ftrl": 0.5}
 SOLVER_STRATEGY = {"lbfgs": "lbfgs", "gd": "gd", "sgd": "bsp"}
@@ -129,8 +132,21 @@ def train(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, stat
 
 
 def train_local(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, state: TrainState | None = None,
-                epochs: int | None = None, callback=None, comm=None):
-    """One worker's part: its rows ``X``, and ``comm`` to agree with the others (None: alone)."""
+                epochs: int | None = None, callback=None, comm=None, progress=None, show=None):
+    """One worker's part: its rows ``X``, and ``comm`` to agree with the others (None: alone).
+    ``progress(record)`` receives each step's metrics; ``show`` the progress bar (None: on a terminal)."""
+    counter = RowCounter(model)
+    model = counter.model
+    log = StepLog(comm, total=cfg.max_iter if epochs is None else epochs, counter=counter, show=show, sink=progress)
+    try:
+        out = _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, callback, comm, log)
+    finally:
+        log.close()
+    LAST_STEPS[:] = log.records
+    return out
+
+
+def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, callback, comm, log):
     if state is None:
         affine, share = _affine(model, X, sample_weight, cfg, comm)
         theta = precond.to_scaled(model.init(X.shape[1], n_outputs), affine)
@@ -138,7 +154,11 @@ def train_local(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1
     else:
         theta, affine, opt_state, epoch = state
         share = 1.0
-    cb = None if callback is None else (lambda th, it: callback(precond.to_original(th, affine), it))
+    def cb(th, it, loss):
+        log.step(it, loss)
+        if callback is not None:
+            callback(precond.to_original(th, affine), it)
+
     common = dict(theta0=theta, affine=affine, alpha=cfg.alpha, l1_ratio=cfg.l1_ratio,
                   fit_intercept=cfg.fit_intercept, callback=cb, comm=comm)
     plan = cfg.plan

@@ -35,7 +35,8 @@ def main(argv=None) -> int:
             break
         name, kwargs = msg
         try:
-            conn.send(("ok", job.JOBS[name](comm, **kwargs), None))
+            progress = (lambda rec: conn.send(("progress", rec, None))) if rank == 0 else None
+            conn.send(("ok", job.JOBS[name](comm, progress=progress, **kwargs), None))
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the driver
             conn.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
     launch.leave()

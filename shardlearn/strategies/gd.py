@@ -50,7 +50,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, affine, alpha=0.0, l1_ratio=
             lip *= 2.0
         step_norm = max(float(np.max(np.abs(v), initial=0.0)) for v in diff.values()) * lip
         if callback is not None:
-            callback(x_new, it)
+            callback(x_new, it, total(x_new, f_new))
         if total(x_new, f_new) > total(x, fx):  # restart momentum when the objective goes up
             t, yk = 1.0, x
             continue

@@ -29,7 +29,7 @@ from shardlearn.strategies.result import Result
 
 def fit(model, X, y, sample_weight=None, *, theta0, affine, alpha=0.0, l1_ratio=0.0, fit_intercept=True,
         max_iter=100, tol=1e-6, callback=None, comm=None, share=1.0, memory=10) -> Result:
-    """Minimise the objective; ``callback(theta, iteration)`` sees every iterate."""
+    """Minimise the objective; ``callback(theta, iteration, objective)`` sees every iterate."""
     _, unravel = tree.ravel(theta0)
     use_l1 = alpha > 0 and l1_ratio > 0
     wsize = theta0["w"].size
@@ -41,16 +41,20 @@ def fit(model, X, y, sample_weight=None, *, theta0, affine, alpha=0.0, l1_ratio=
         v = x[:wsize] - x[wsize : 2 * wsize]
         return np.concatenate([x[2 * wsize :], v]) if _b_first(theta0) else np.concatenate([v, x[2 * wsize :]])
 
+    last = [np.nan]
+
     def fun(x):
         theta = unravel(split(x))
         f, g = objective.smooth(model, theta, X, y, sample_weight, affine, alpha, l1_ratio, fit_intercept,
                                     comm, share)
         gvec, _ = tree.ravel(g)
         if not use_l1:
+            last[0] = f
             return f, gvec
         gw, gb = _parts(gvec, theta0, wsize)
         pq = x[: 2 * wsize]
         f += float(l1w @ (pq[:wsize] + pq[wsize:]))
+        last[0] = f
         return f, np.concatenate([gw + l1w, -gw + l1w, gb])
 
     x0, _ = tree.ravel(theta0)
@@ -64,7 +68,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, affine, alpha=0.0, l1_ratio=
     def cb(xk):
         count[0] += 1
         if callback is not None:
-            callback(unravel(split(xk)), count[0])
+            callback(unravel(split(xk)), count[0], last[0])
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

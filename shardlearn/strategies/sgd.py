@@ -103,7 +103,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, affine, optimizer, opt_state
         if distributed and sync == "params":
             mean_loss = objective.allreduce_mean(comm, mean_loss, {}, 1.0 / comm.size)[0]
         if callback is not None:
-            callback(theta, epoch + 1)
+            callback(theta, epoch + 1, mean_loss)
         if tol is not None:
             stall = stall + 1 if mean_loss > best - tol else 0
             best = min(best, mean_loss)
