@@ -160,4 +160,20 @@ def ping(comm, *, fail_rank=None, die_rank=None, sleep_s=0.0, progress=None):
     return float(comm.allreduce(np.array([1.0]))[0])
 
 
-JOBS = {"fit_arrays": fit_arrays, "fit_source": fit_source, "ping": ping}
+def time_passes(comm, *, model: str, spill: dict, passes: int = 5, progress=None):
+    """For benchmarks: seconds per loss-and-gradient pass over this worker's contiguous shard."""
+    X, y, _ = open_spec(spill)
+    rows = partitioners.contiguous(X.shape[0], comm.size, comm.rank)
+    Xs, ys = X[rows], np.asarray(y[rows])
+    m = models.get(model)
+    params = m.init(X.shape[1])
+    m.loss_and_grad(params, Xs, ys)  # warm up
+    comm.barrier()
+    t = time.perf_counter()
+    for _ in range(passes):
+        m.loss_and_grad(params, Xs, ys)
+    comm.barrier()
+    return {"seconds_per_pass": (time.perf_counter() - t) / passes, "rows": int(len(rows))}
+
+
+JOBS = {"fit_arrays": fit_arrays, "fit_source": fit_source, "ping": ping, "time_passes": time_passes}

@@ -128,13 +128,62 @@ def train(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, stat
 
         params, n_iter = distributed.train_arrays(model, X, y, sample_weight, cfg, n_outputs)
         return params, n_iter, None
-    return train_local(model, X, y, sample_weight, cfg, n_outputs, state=state, epochs=epochs, callback=callback)
+    return train_local(model, X, y, sample_weight, cfg, n_outputs, state=state, epochs=epochs, callback=callback,
+                       compact=epochs is None and not cfg.stochastic)
+
+
+def active_columns(X, comm=None):
+    """Columns of a sparse ``X`` that hold a value on some worker (None: dense, or all active).
+
+    A column that is zero in every row has a zero data gradient, so with the (L2 or
+    elastic-net) penalty its optimal weight is exactly 0: training on the active
+    columns only and scattering back gives the same model, with far smaller vectors
+    to optimise and allreduce (D2: 818,292 of 4,194,304 columns)."""
+    import scipy.sparse as sp
+
+    if not sp.issparse(X):
+        return None
+    mask = np.zeros(X.shape[1], dtype=np.float32)
+    mask[X.indices] = 1.0
+    if comm is not None and comm.size > 1:
+        mask = comm.allreduce(mask, op="max")
+    active = np.flatnonzero(mask)
+    return None if active.size == X.shape[1] else active
+
+
+def _compact(X, active):
+    import scipy.sparse as sp
+
+    pos = np.full(X.shape[1], -1, dtype=np.int64)
+    pos[active] = np.arange(active.size)
+    return sp.csr_matrix((X.data, pos[X.indices], X.indptr), shape=(X.shape[0], active.size))
+
+
+def _scatter(params, active, width):
+    w = params["w"]
+    full = np.zeros((width,) + w.shape[1:])
+    full[active] = w
+    return {"w": full, "b": params["b"]}
 
 
 def train_local(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, state: TrainState | None = None,
-                epochs: int | None = None, callback=None, comm=None, progress=None, show=None):
+                epochs: int | None = None, callback=None, comm=None, progress=None, show=None, compact=True):
     """One worker's part: its rows ``X``, and ``comm`` to agree with the others (None: alone).
-    ``progress(record)`` receives each step's metrics; ``show`` the progress bar (None: on a terminal)."""
+    ``progress(record)`` receives each step's metrics; ``show`` the progress bar (None: on a terminal);
+    ``compact``: train on the active columns of sparse data only (not for continued sgd runs)."""
+    active = active_columns(X, comm) if compact and state is None else None
+    if active is not None:
+        width, X = X.shape[1], _compact(X, active)
+        user_cb = callback
+        callback = None if user_cb is None else (lambda p, it: user_cb(_scatter(p, active, width), it))
+    params, n_iter, new_state = _train_local_logged(model, X, y, sample_weight, cfg, n_outputs, state, epochs,
+                                                    callback, comm, progress, show)
+    if active is not None:
+        return _scatter(params, active, width), n_iter, None
+    return params, n_iter, new_state
+
+
+def _train_local_logged(model, X, y, sample_weight, cfg, n_outputs, state, epochs, callback, comm, progress, show):
     counter = RowCounter(model)
     model = counter.model
     log = StepLog(comm, total=cfg.max_iter if epochs is None else epochs, counter=counter, show=show, sink=progress)
