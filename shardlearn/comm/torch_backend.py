@@ -18,20 +18,17 @@ from shardlearn.comm.base import CommStats, timed
 _OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
 
 
-def init(rank: int, size: int, master_addr: str, master_port: int, timeout_s: float = 60.0, prefix: str = ""):
+def init(rank: int, size: int, master_addr: str, master_port: int, timeout_s: float = 60.0, prefix: str = "",
+         host_store: bool | None = None):
     """Join a gloo process group through a TCP store at ``master_addr:master_port``;
-    ``prefix`` keeps each restart attempt's keys apart in the store."""
-    store = dist.TCPStore(master_addr, master_port, size, is_master=(rank == 0), timeout=timedelta(seconds=timeout_s),
-                          wait_for_workers=True)
+    ``prefix`` keeps each restart attempt's keys apart in the store. Rank 0 hosts the
+    store unless ``host_store=False`` (under torchrun the agent already hosts it)."""
+    is_master = (rank == 0) if host_store is None else host_store
+    store = dist.TCPStore(master_addr, master_port, size, is_master=is_master, timeout=timedelta(seconds=timeout_s),
+                          wait_for_workers=host_store is not False)
     if prefix:
         store = dist.PrefixStore(prefix, store)
     dist.init_process_group("gloo", store=store, rank=rank, world_size=size, timeout=timedelta(seconds=timeout_s))
-    return TorchCollective()
-
-
-def init_from_env(timeout_s: float = 60.0):
-    """Join the group torchrun describes in the environment (MASTER_ADDR, RANK, ...)."""
-    dist.init_process_group("gloo", timeout=timedelta(seconds=timeout_s))
     return TorchCollective()
 
 

@@ -23,6 +23,7 @@ class WorldInfo:
     master_addr: str
     master_port: int
     restart_count: int
+    agent_store: bool = False  # torchrun's agent hosts the rendezvous store; workers only connect
 
     @property
     def store_prefix(self) -> str:
@@ -38,7 +39,8 @@ def from_env(env=None) -> WorldInfo | None:
         return None
     return WorldInfo(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", env["RANK"])),
                      env.get("MASTER_ADDR", "127.0.0.1"), int(env.get("MASTER_PORT", "29500")),
-                     int(env.get("TORCHELASTIC_RESTART_COUNT", "0")))
+                     int(env.get("TORCHELASTIC_RESTART_COUNT", "0")),
+                     env.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() in ("1", "true"))
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -73,10 +75,13 @@ def cpu_count() -> int:
 
 
 def join_from_env(timeout_s: float = 120.0):
-    """Join the torch.distributed group of a torchrun job (rendezvous already done by torchrun)."""
+    """Join the torch.distributed group of a torchrun job (rendezvous already done by torchrun),
+    with this restart attempt's prefix on the store's keys."""
     from shardlearn.comm import torch_backend
 
-    return torch_backend.init_from_env(timeout_s)
+    w = from_env()
+    return torch_backend.init(w.rank, w.world_size, w.master_addr, w.master_port, timeout_s=timeout_s,
+                              prefix=w.store_prefix, host_store=False if w.agent_store else None)
 
 
 def join(rank: int, world_size: int, port: int, prefix: str, timeout_s: float = 60.0, addr: str = "127.0.0.1"):
