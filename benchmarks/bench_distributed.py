@@ -180,7 +180,8 @@ def main():
     table = ["| data | target | system | fit seconds (median, whole fit call) | max_iter | ratio to best competitor |",
              "|---|---|---|---|---|---|"]
     notes, lstars = [], {}
-    with open(os.path.join(args.out, "distributed.jsonl"), "w") as out:
+    stem = "distributed-" + "-".join(args.datasets)
+    with open(os.path.join(args.out, stem + ".jsonl"), "w") as out:
         out.write(json.dumps({"machine": facts(), "alpha": ALPHA, "rows": args.rows, "test_rows": TEST_ROWS}) + "\n")
         for name in args.datasets:
             make = make_d1 if name == "D1" else make_d2
@@ -211,9 +212,10 @@ def main():
           "Fit seconds count the whole `fit` call (for 2 workers: writing the data to /dev/shm, the workers' shard "
           "copies, the iterations, the answer), with the worker group already started. Medians over 3 repetitions, "
           "systems alternating (scikit-learn lbfgs and saga: 1 repetition per budget). Produced by "
-          "`python benchmarks/bench_distributed.py`; every fit is a line of `distributed.jsonl`.", "", *table, "",
+          f"`python benchmarks/bench_distributed.py --datasets {' '.join(args.datasets)}`; every fit is a line of "
+          f"`{stem}.jsonl`.", "", *table, "",
           *[f"- {n}" for n in notes]]
-    with open(os.path.join(args.out, "distributed.md"), "w") as f:
+    with open(os.path.join(args.out, stem + ".md"), "w") as f:
         f.write("\n".join(md) + "\n")
     print("\n".join(md))
 

@@ -12,7 +12,7 @@ import numpy as np
 from shardlearn import models
 from shardlearn.data import partition as partitioners
 from shardlearn.runtime.spill import open_spec
-from shardlearn.runtime.train import TrainConfig, train_local
+from shardlearn.runtime.train import LAST_STEPS, TrainConfig, train_local
 
 
 def _rows(cfg: TrainConfig, comm, n, labels=None):
@@ -23,21 +23,22 @@ def fit_arrays(comm, *, model: str, cfg: dict, spill: dict, n_outputs: int, prog
     """Train on this worker's rows of spilled (memory-mapped) arrays."""
     cfg = TrainConfig(**cfg)
     X, y, sw = open_spec(spill)
-    rows = _rows(cfg, comm, X.shape[0], labels=np.asarray(y) if cfg.partition == "stratified" else None)
+    if cfg.partition == "contiguous":  # a slice: dense rows stay a view of the shared-memory map, no copy
+        lo, hi = partitioners.bounds(X.shape[0], comm.size, comm.rank)
+        rows = slice(lo, hi)
+    else:
+        rows = _rows(cfg, comm, X.shape[0], labels=np.asarray(y) if cfg.partition == "stratified" else None)
     Xs, ys = X[rows], np.asarray(y[rows])
     sws = None if sw is None else np.asarray(sw[rows])
-    return _train(comm, model, cfg, Xs, ys, sws, n_outputs, progress, rows=len(rows))
+    return _train(comm, model, cfg, Xs, ys, sws, n_outputs, progress, rows=int(Xs.shape[0]))
 
 
 def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, **facts):
     comm.barrier()
     before = comm.stats.snapshot()
     t = time.perf_counter()
-    steps = []
     params, n_iter, _ = train_local(models.get(model), X, y, sw, cfg, n_outputs, comm=comm, show=False,
                                     progress=progress if comm.rank == 0 else None)
-    from shardlearn.runtime.train import LAST_STEPS
-
     steps = list(LAST_STEPS)
     after = comm.stats.snapshot()
     report = {k: after[k] - before[k] for k in after}
