@@ -68,7 +68,7 @@ def d2_weights(keys: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def make_d2(n_rows: int, seed: int = 0, split: str = "train"):
-    """D2 of ``BENCHMARKS.md``: ``(X CSR float64 (n, 2**22), y int64)``, 26 one-hot fields
+    """D2 of ``BENCHMARKS.md``: ``(X CSR float32 (n, 2**22), y int64)``, 26 one-hot fields
     hashed into 2**22 columns (murmurhash3; duplicate indices in a row sum), Zipf(1.2)
     values, bias set so the positive rate is 0.2. A prefix of a larger set, as for D1.
 
@@ -99,8 +99,10 @@ def make_d2(n_rows: int, seed: int = 0, split: str = "train"):
         y[lo:hi] = u < 1.0 / (1.0 + np.exp(-(z[lo:hi] + bias)))
     import scipy.sparse as sp
 
-    indptr = np.arange(0, n_rows * D2_FIELDS + 1, D2_FIELDS)
-    X = sp.csr_matrix((np.ones(n_rows * D2_FIELDS), cols.ravel(), indptr), shape=(n_rows, 1 << D2_BITS))
+    idx = np.int32 if n_rows * D2_FIELDS < 2**31 else np.int64
+    indptr = np.arange(0, n_rows * D2_FIELDS + 1, D2_FIELDS, dtype=idx)
+    X = sp.csr_matrix((np.ones(n_rows * D2_FIELDS, dtype=np.float32), cols.ravel().astype(idx), indptr),
+                      shape=(n_rows, 1 << D2_BITS))
     X.sum_duplicates()
     return X, y
 

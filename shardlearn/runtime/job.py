@@ -47,6 +47,15 @@ def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, **facts):
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: a worker is forked and
+    exec'd from the driver, and ru_maxrss keeps the driver's peak across exec on Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -154,9 +154,11 @@ def active_columns(X, comm=None):
 def _compact(X, active):
     import scipy.sparse as sp
 
-    pos = np.full(X.shape[1], -1, dtype=np.int64)
+    small = active.size < 2**31 and X.nnz < 2**31
+    pos = np.full(X.shape[1], -1, dtype=np.int32 if small else np.int64)
     pos[active] = np.arange(active.size)
-    return sp.csr_matrix((X.data, pos[X.indices], X.indptr), shape=(X.shape[0], active.size))
+    indptr = X.indptr.astype(np.int32) if small else X.indptr
+    return sp.csr_matrix((X.data, pos[X.indices], indptr), shape=(X.shape[0], active.size))
 
 
 def _scatter(params, active, width):
