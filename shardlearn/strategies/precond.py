@@ -44,8 +44,7 @@ def moments(X, sample_weight=None) -> tuple[np.ndarray, np.ndarray, float]:
     sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     if sp.issparse(X):
         s1 = np.asarray(X.T @ sw, dtype=np.float64).ravel()
-        sq = X.copy()
-        sq.data = sq.data.astype(np.float64) ** 2
+        sq = sp.csr_matrix((X.data.astype(np.float64) ** 2, X.indices, X.indptr), shape=X.shape)  # shares indices
         s2 = np.asarray(sq.T @ sw, dtype=np.float64).ravel()
         return s1, s2, float(sw.sum())
     # blocks in X's own dtype (float32 data stays float32), sums accumulated in float64:
