@@ -24,15 +24,14 @@ def fit_arrays(comm, *, model: str, cfg: dict, spill: dict, n_outputs: int, prog
     cfg = TrainConfig(**cfg)
     X, y, sw = open_spec(spill)
     if cfg.partition == "contiguous":
-        # a slice, copied once into the worker's own memory: passes over private (huge-page backed)
-        # memory measured about 1.7x faster than over the shared-memory map, which repays the copy
+        # a slice: dense rows stay a view of the shared-memory map. Copying the shard into private
+        # memory made single passes faster but the whole fit slower and the worker larger
+        # (benchmarks/results/distributed-D1-D2-shard-copy.md)
         lo, hi = partitioners.bounds(X.shape[0], comm.size, comm.rank)
         rows = slice(lo, hi)
     else:
         rows = _rows(cfg, comm, X.shape[0], labels=np.asarray(y) if cfg.partition == "stratified" else None)
     Xs, ys = X[rows], np.array(y[rows])
-    if isinstance(Xs, np.memmap):
-        Xs = np.array(Xs)
     sws = None if sw is None else np.array(sw[rows])
     return _train(comm, model, cfg, Xs, ys, sws, n_outputs, progress, rows=int(Xs.shape[0]))
 
