@@ -16,16 +16,14 @@ import json
 import os
 import sys
 import time
-import warnings
 
 import numpy as np
 from scipy.optimize import minimize
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression as SkLogistic
-from sklearn.metrics import log_loss
 
 sys.path.insert(0, os.path.dirname(__file__))
 from machine import facts  # noqa: E402
+from timing import timed_fit  # noqa: E402
 
 import shardlearn  # noqa: E402
 from shardlearn.data.synthetic import make_d1  # noqa: E402
@@ -92,12 +90,7 @@ def run(rows, reps, out_rows):
                 if budget_idx >= len(budgets) or reached[system] == "both":
                     continue
                 est = make(system, budgets[budget_idx], rows)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    t = time.perf_counter()
-                    est.fit(X, y)
-                    secs = time.perf_counter() - t
-                ll = float(log_loss(yt, est.predict_proba(Xt)[:, 1], labels=[0, 1]))
+                secs, ll = timed_fit(est, X, y, Xt, yt)
                 rec = {"rows": rows, "system": system, "max_iter": budgets[budget_idx], "rep": rep,
                        "fit_seconds": secs, "load_seconds": load_s, "heldout_logloss": ll, "ratio_to_lstar": ll / lstar,
                        "n_iter": int(np.max(est.n_iter_)), "lstar": lstar}

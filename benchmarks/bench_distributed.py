@@ -13,17 +13,15 @@ import json
 import os
 import sys
 import time
-import warnings
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression as SkLogistic
-from sklearn.metrics import log_loss
 
 sys.path.insert(0, os.path.dirname(__file__))
 from machine import facts  # noqa: E402
+from timing import timed_fit  # noqa: E402
 
 import shardlearn  # noqa: E402
 from shardlearn.data.synthetic import make_d1, make_d2  # noqa: E402
@@ -99,12 +97,7 @@ def measure(name, X, y, Xt, yt, lstar, out):
                 if i >= len(budgets) or rep >= reps or sysname in done:
                     continue
                 est = make(budgets[i])
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    t = time.perf_counter()
-                    est.fit(X, y)
-                    secs = time.perf_counter() - t
-                ll = float(log_loss(yt, est.predict_proba(Xt)[:, 1], labels=[0, 1]))
+                secs, ll = timed_fit(est, X, y, Xt, yt)
                 rec = {"dataset": name, "system": sysname, "max_iter": budgets[i], "rep": rep, "fit_seconds": secs,
                        "heldout_logloss": ll, "ratio_to_lstar": ll / lstar, "lstar": lstar}
                 if "2 workers" in sysname:

@@ -19,7 +19,6 @@ naming the file, line and column.
 from __future__ import annotations
 
 import gzip
-import os
 import re
 import zlib
 

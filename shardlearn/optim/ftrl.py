@@ -5,6 +5,7 @@
 intercept unregularised). It needs ``params`` in ``update``.
 
 >>> import numpy as np
+>>> from shardlearn.optim import apply_updates
 >>> opt = ftrl(alpha=0.5, l1=1.0)
 >>> p = {"w": np.array([0.0, 0.0])}
 >>> u, s = opt.update({"w": np.array([0.5, -3.0])}, opt.init(p), p)
@@ -19,7 +20,6 @@ import numpy as np
 
 from shardlearn.core import tree
 from shardlearn.core.protocols import Transform
-from shardlearn.optim.base import apply_updates  # noqa: F401  (used in the example)
 
 
 class FtrlState(NamedTuple):
