@@ -1,0 +1,39 @@
+"""The benchmark scripts run end to end on tiny sizes, and their tables are computed
+from the measurements they record."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+BENCH = os.path.join(os.path.dirname(__file__), "..", "benchmarks")
+
+
+def _run(script, *args, cwd):
+    r = subprocess.run([sys.executable, os.path.join(BENCH, script), *args], capture_output=True, text=True, cwd=cwd,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+def test_core_benchmark_table_matches_its_measurements(tmp_path):
+    _run("bench_core_d1.py", "--rows", "3000", "--reps", "1", "--out", str(tmp_path), cwd=tmp_path)
+    lines = (tmp_path / "core_d1.md").read_text().splitlines()
+    rows = [ln for ln in lines if ln.startswith("| 3,000 |")]
+    assert len(rows) == 6  # 3 systems x 2 targets
+    recs = [json.loads(ln) for ln in open(tmp_path / "core_d1.jsonl")][1:]
+    first = rows[0].split("|")
+    system, secs, budget = first[3].strip(), float(first[4]), int(first[5].split()[0])
+    hits = [r for r in recs if r["system"] == system and r["max_iter"] == budget]
+    assert hits and abs(np.median([r["fit_seconds"] for r in hits]) - secs) < 0.006
+    assert np.median([r["ratio_to_lstar"] for r in hits]) <= 1.01
+
+
+def test_distributed_benchmark_runs_on_two_workers(tmp_path):
+    _run("bench_distributed.py", "--rows", "3000", "--datasets", "D1", "--out", str(tmp_path), cwd=tmp_path)
+    md = (tmp_path / "distributed-D1.md").read_text()
+    assert "| D1 | 1.01 x L* | shardlearn lbfgs, 2 workers |" in md and "peak RSS per worker" in md
+    recs = [json.loads(ln) for ln in open(tmp_path / "distributed-D1.jsonl")]
+    two = [r for r in recs if r.get("system") == "shardlearn lbfgs, 2 workers"]
+    assert two and all(len(r["peak_rss_mb"]) == 2 and r["comm_share"] > 0 for r in two)
