@@ -84,6 +84,11 @@ def test_skip_bad_rows_reports_counts(tmp_path):
     src = sd.open(p, "y", on_bad_row="skip")
     X, y = src.read()
     assert X.ravel().tolist() == [1.0, 4.0] and src.skipped == {"wrong number of fields": 2}
+    p = _write(tmp_path, "e.csv", "a,b,y\n1,2,0\n,3,1\nnan,4,0\n5,inf,1\n6,7,\n8,9,1\n")
+    src = sd.open(p, "y", on_bad_row="skip")
+    X, y = src.read()
+    assert X.tolist() == [[1.0, 2.0], [8.0, 9.0]] and y.tolist() == [0, 1]
+    assert src.skipped == {"missing value": 1, "NaN or Inf": 2, "missing label": 1}
 
 
 def test_zero_based_files_and_feature_index_beyond_model(tmp_path):

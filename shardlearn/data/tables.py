@@ -200,33 +200,45 @@ class TableSource(Shardable):
 
     # --- rows ---------------------------------------------------------------------
     def _convert(self, batch, row0):
+        keep = np.ones(batch.num_rows, dtype=bool)
+
+        def bad_rows(mask, column, message, reason):
+            """Raise on the first bad row, or (on_bad_row="skip") drop them and count why."""
+            if not mask.any():
+                return
+            if self.on_bad_row != "skip":
+                r = int(np.flatnonzero(mask)[0])
+                raise DataError(f"{self.path}: {self._where(row0 + r, column)}: {message(r)}")
+            self.skipped[reason] = self.skipped.get(reason, 0) + int((mask & keep).sum())
+            keep[mask] = False
+
         cols = {}
         for c in self.encoder.numeric:
             col = batch.column(c)
-            if col.null_count:
-                r = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
-                raise DataError(f"{self.path}: {self._where(row0 + r, c)}: missing value; expected a number")
-            v = col.to_numpy(zero_copy_only=False)
-            if v.dtype.kind not in "fiub":
+            if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type)):
                 raise DataError(f"{self.path}: {self._where(row0, c)}: type {col.type}; expected numbers "
                                 "(list text columns in categorical=...)")
-            bad = ~np.isfinite(v)
-            if bad.any():
-                r = int(np.flatnonzero(bad)[0])
-                raise DataError(f"{self.path}: {self._where(row0 + r, c)}: {v[r]} is not finite "
-                                "(NaN and Inf are not accepted)")
+            null = col.is_null().to_numpy(zero_copy_only=False)
+            v = col.to_numpy(zero_copy_only=False).astype(np.float64)
+            bad_rows(null, c, lambda r: "missing value; expected a number", "missing value")
+            nonfinite = ~np.isfinite(v) & ~null
+            bad_rows(nonfinite, c, lambda r, v=v: f"{v[r]} is not finite (NaN and Inf are not accepted)",
+                     "NaN or Inf")
             cols[c] = v
         for c in self.encoder.categorical:
             cols[c] = batch.column(c).fill_null("").to_numpy(zero_copy_only=False).astype(str)
-        X = self.encoder.transform(cols)
         y = None
         if self.label is not None:
             ycol = batch.column(self.label)
-            if ycol.null_count:
-                r = int(np.flatnonzero(ycol.is_null().to_numpy(zero_copy_only=False))[0])
-                raise DataError(f"{self.path}: {self._where(row0 + r, self.label)}: missing label")
-            y = numeric_labels(ycol.to_numpy(zero_copy_only=False))
-        return X, y
+            yv = ycol.to_numpy(zero_copy_only=False)
+            missing = ycol.is_null().to_numpy(zero_copy_only=False)
+            if pa.types.is_string(ycol.type) or pa.types.is_large_string(ycol.type):
+                missing = missing | (yv == "")
+            bad_rows(missing, self.label, lambda r: "missing label", "missing label")
+            y = numeric_labels(yv[keep])
+        if not keep.all():
+            cols = {k: v[keep] for k, v in cols.items()}
+        return self.encoder.transform(cols), y
 
     def _where(self, row, column) -> str:
         col = self._column_names().index(column) + 1
