@@ -140,3 +140,23 @@ def test_two_torchrun_nodes_train_a9a_like_one_process(tmp_path):
     one = LogisticRegression(alpha=1e-4, tol=1e-9).fit(X, y)
     assert abs(dist.objective(X, y) / one.objective(X, y) - 1) < 1e-6
     assert (dist.predict(X) == one.predict(X)).mean() > 0.999
+
+
+def test_memory_mapped_npy_input_is_not_copied(tmp_path, a9a):
+    X = a9a[0][:3000].toarray().astype(np.float32)
+    y = a9a[1][:3000]
+    np.save(tmp_path / "X.npy", X)
+    Xm = np.load(tmp_path / "X.npy", mmap_mode="r")
+    from shardlearn.runtime.spill import Spill
+
+    from sklearn.utils.validation import check_array
+
+    for arr in (Xm, check_array(Xm, dtype=[np.float64, np.float32])):  # as fit sees it after validation
+        with Spill(arr, y) as spec:
+            assert spec.get("X_path") == str(tmp_path / "X.npy")
+            assert not os.path.exists(os.path.join(spec["dir"], "X.npy"))
+    with Spill(X, y) as spec:
+        assert "X_path" not in spec  # an ordinary array is written once
+    a = LogisticRegression(workers=2, tol=1e-9).fit(Xm, y)
+    b = LogisticRegression(tol=1e-9).fit(X, y)
+    assert abs(a.objective(X, y) / b.objective(X, y) - 1) < 1e-6

@@ -1,5 +1,5 @@
 """Handing in-memory arrays to worker processes without pickling them: the driver
-writes them once as ``.npy`` files (CSR as an uncompressed ``.npz``) under
+writes them once as ``.npy`` files (CSR as its three arrays) under
 ``/dev/shm`` where it exists, and each worker memory-maps them and copies out only
 its shard's rows.
 
@@ -8,6 +8,15 @@ its shard's rows.
 ...     X, y, sw = open_spec(spec)
 ...     (type(X).__name__, y.tolist(), sw)
 ('memmap', [0, 1, 0], None)
+
+An array that is already a memory-mapped ``.npy`` file is not copied: workers map
+the same file.
+
+>>> import tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "X.npy"); np.save(path, np.ones((4, 2)))
+>>> with Spill(np.load(path, mmap_mode="r"), np.zeros(4)) as spec:
+...     spec["X_path"] == path
+True
 """
 from __future__ import annotations
 
@@ -29,6 +38,8 @@ class Spill:
             for name in ("data", "indices", "indptr"):
                 np.save(os.path.join(self.dir, f"X.{name}.npy"), getattr(X, name))
             self.spec["shape"] = [int(v) for v in X.shape]
+        elif _npy_file(X) is not None:  # already a memory-mapped .npy file: workers map it directly
+            self.spec["X_path"] = _npy_file(X)
         else:
             np.save(os.path.join(self.dir, "X.npy"), np.ascontiguousarray(X))
         np.save(os.path.join(self.dir, "y.npy"), np.asarray(y))
@@ -51,4 +62,22 @@ def open_spec(spec):
     if spec["sparse"]:
         parts = [np.load(os.path.join(d, f"X.{name}.npy"), mmap_mode="r") for name in ("data", "indices", "indptr")]
         return sp.csr_matrix(tuple(parts), shape=tuple(spec["shape"])), y, sw
-    return np.load(os.path.join(d, "X.npy"), mmap_mode="r"), y, sw
+    return np.load(spec.get("X_path") or os.path.join(d, "X.npy"), mmap_mode="r"), y, sw
+
+
+def _npy_file(X):
+    """The ``.npy`` file that ``X`` maps whole (``np.load(..., mmap_mode="r")``, or a view of it
+    such as scikit-learn's validation returns), else None."""
+    m = X
+    while m is not None and not isinstance(m, np.memmap):
+        m = m.base
+    if m is None or not getattr(m, "filename", None) or not str(m.filename).endswith(".npy"):
+        return None
+    if not X.flags.c_contiguous or X.__array_interface__["data"][0] != m.__array_interface__["data"][0]:
+        return None
+    try:
+        whole = np.load(m.filename, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    same = whole.shape == X.shape and whole.dtype == X.dtype and whole.offset == m.offset
+    return str(m.filename) if same else None
