@@ -117,7 +117,7 @@ def _train(args):
     if args.workers is None:
         args.workers = 1 if world is not None else launch.cpu_count()
     if world is not None or args.workers > 1:
-        return _train_distributed(args, world)
+        return _train_distributed(args)
     from shardlearn.core.errors import DataError
     from shardlearn.data import open as open_source
 
@@ -151,31 +151,18 @@ def _save(args, est, facts):
                                        header=not args.no_header))
 
 
-def _train_distributed(args, world):
+def _train_distributed(args):
     """Every worker reads only its shard; under torchrun this process is one of them."""
-    import dataclasses
-
-    from shardlearn.runtime import distributed, job, launch
+    from shardlearn.runtime import distributed
 
     est = _estimator(args)
-    cfg = est._config()
-    kwargs = dict(model=args.model, source=_source_options(args), positive_label=args.positive_label)
-    if world is not None:  # torchrun: join its group and train here
-        if args.metrics and world.rank != 0:
-            args.metrics = None
-        comm = launch.join_from_env()
-        out = job.fit_source(comm, cfg=dataclasses.asdict(dataclasses.replace(cfg, workers=comm.size)), **kwargs)
-        reports = comm.allgather(np.array([out["report"]["rows"], out["report"].get("bytes_read", 0)], dtype=np.float64))
-        launch.leave()
-        if comm.rank != 0:
-            return
-    else:
-        out = distributed.train_source(args.model, cfg, kwargs["source"], positive_label=args.positive_label)
-        reports = [np.array([r["rows"], r.get("bytes_read", 0)]) for r in distributed.LAST_REPORTS]
+    out, per_rank = distributed.train_file(args.model, est._config(), _source_options(args), args.positive_label)
+    if out is None:  # a torchrun rank other than 0: rank 0 writes the model
+        return
     est._adopt(out["params"], out["classes"], out["n_features"], out["n_iter"])
     _save(args, est, {"label": out["label"], "zero_based": out["zero_based"], "encoder": out["encoder"]})
-    print(json.dumps({"model_dir": args.out, "workers": len(reports), "rows": int(sum(r[0] for r in reports)),
-                      "rows_per_worker": [int(r[0]) for r in reports], "features": out["n_features"],
+    print(json.dumps({"model_dir": args.out, "workers": len(per_rank), "rows": sum(r for r, _ in per_rank),
+                      "rows_per_worker": [r for r, _ in per_rank], "features": out["n_features"],
                       "skipped": out["skipped"], "n_iter": out["n_iter"]}))
 
 

@@ -32,3 +32,28 @@ def train_arrays(model, X, y, sample_weight, cfg, n_outputs):
 
 def train_source(model_name, cfg, source: dict, positive_label=None):
     return _run(cfg, "fit_source", model=model_name, source=source, positive_label=positive_label)
+
+
+def train_file(model_name, cfg, source: dict, positive_label=None):
+    """Train on a file where every worker reads only its shard: on the local group, or, under
+    torchrun, in this process as one of torchrun's workers. Returns ``(result, per_rank)``:
+    rank 0's result (None on other torchrun ranks) and each rank's ``(rows, bytes_read)``."""
+    import dataclasses
+
+    import numpy as np
+
+    from shardlearn.runtime import job, launch
+
+    if launch.from_env() is None:
+        out = train_source(model_name, cfg, source, positive_label=positive_label)
+        return out, [(r["rows"], r.get("bytes_read", 0)) for r in LAST_REPORTS]
+    comm = launch.join_from_env()
+    try:
+        out = job.fit_source(comm, model=model_name, cfg=dataclasses.asdict(dataclasses.replace(cfg, workers=comm.size)),
+                             source=source, positive_label=positive_label)
+        mine = np.array([out["report"]["rows"], out["report"].get("bytes_read", 0)], dtype=np.float64)
+        per_rank = [(int(r[0]), int(r[1])) for r in comm.allgather(mine)]
+        LAST_STEPS[:] = out["steps"]
+    finally:
+        launch.leave()
+    return (out if comm.rank == 0 else None), per_rank
