@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 
+from shardlearn.data.labels import map_positive
+
 MODEL_CHOICES = ("linear", "logistic", "softmax", "hinge", "squared_hinge")
 FORMATS = ("auto", "csv", "libsvm", "npz", "npy", "parquet")
 
@@ -89,19 +91,6 @@ def _estimator(args):
     return LogisticRegression(**common)
 
 
-def _map_positive(y, positive, classes=None):
-    """Labels equal to ``positive`` (compared as numbers when both are numeric) become
-    the positive class, the rest the negative one."""
-    y = np.asarray(y)
-    try:
-        hit = y.astype(np.float64) == float(positive)
-    except ValueError:
-        hit = y.astype(str) == str(positive)
-    if classes is None:
-        return hit.astype(np.int64)
-    return np.where(hit, classes[1], classes[0])
-
-
 def _source_options(args) -> dict:
     zero_based = {"auto": "auto", "yes": True, "no": False}[args.zero_based]
     split = lambda v: [c.strip() for c in v.split(",")] if v else None  # noqa: E731
@@ -126,7 +115,7 @@ def _train(args):
     if np.asarray(y).dtype == object:
         y = np.asarray(y).astype(str)
     if args.positive_label is not None:
-        y = _map_positive(y, args.positive_label)
+        y = map_positive(y, args.positive_label)
     n_classes = len(np.unique(y))
     if args.model == "logistic" and n_classes > 2:
         raise DataError(f"{args.data}: {n_classes} distinct labels for the binary model 'logistic'; "
@@ -197,7 +186,7 @@ def _load_with_data(args, require_label=True):
     if require_label and hasattr(est, "classes_"):
         positive = args.positive_label if args.positive_label is not None else facts.get("positive_label")
         if positive is not None:
-            y = _map_positive(y, positive, est.classes_)
+            y = map_positive(y, positive, est.classes_)
         unknown = np.setdiff1d(np.unique(y), est.classes_)
         if unknown.size:
             hint = "; pass --positive-label V to map a binary file's labels" if len(est.classes_) == 2 else ""

@@ -3,6 +3,8 @@ integral numbers become int64 class codes, so ``-1.0``/``1`` and ``"1"`` agree.
 
 >>> numeric_labels(["1", "-1"]).tolist(), numeric_labels([0.0, 1.0]).dtype.name, numeric_labels(["a"]).tolist()
 ([1, -1], 'int64', ['a'])
+>>> map_positive([-1, 1, 1], "1").tolist(), map_positive(["normal.", "smurf."], "normal.", classes=["n", "y"]).tolist()
+([0, 1, 1], ['y', 'n'])
 """
 from __future__ import annotations
 
@@ -20,3 +22,16 @@ def numeric_labels(y):
     if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
         return y.astype(np.int64)
     return y
+
+
+def map_positive(y, positive, classes=None):
+    """Binary labels from any labels: those equal to ``positive`` (compared as numbers when
+    both are numeric, else as text) become 1 (or ``classes[1]``), the rest 0 (``classes[0]``)."""
+    y = np.asarray(y)
+    try:
+        hit = y.astype(np.float64) == float(positive)
+    except ValueError:
+        hit = y.astype(str) == str(positive)
+    if classes is None:
+        return hit.astype(np.int64)
+    return np.where(hit, classes[1], classes[0])

@@ -91,9 +91,9 @@ def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None
         X, y = src.shard(comm.size, comm.rank, cfg.partition, cfg.random_state or 0).read()
     y = np.asarray(y)
     if positive_label is not None:
-        from shardlearn.data.labels import numeric_labels
+        from shardlearn.data.labels import map_positive
 
-        y = (numeric_labels(y.astype(str)).astype(str) == str(numeric_labels([positive_label])[0])).astype(np.int64)
+        y = map_positive(y, positive_label)
     task = models.get(model).task
     classes = None
     if task == "classification":
