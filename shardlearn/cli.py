@@ -5,6 +5,7 @@ Errors exit with code 2 and one line on stderr (a traceback only with ``--debug`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -55,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--zero-based", choices=("auto", "yes", "no"), default="auto", help="LIBSVM index base")
     t.add_argument("--on-bad-row", choices=("error", "skip"), default="error")
     t.add_argument("--metrics", help="write per-step metrics as JSON lines to this file")
+    t.add_argument("--checkpoint-dir", help="write checkpoints here (and resume from here with --resume)")
+    t.add_argument("--checkpoint-every", help="checkpoint every N steps (100) or every T seconds (30s, 5m); "
+                                              "default: only at the end")
+    t.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint in --checkpoint-dir")
+    t.add_argument("--max-restarts", type=int, default=0,
+                   help="local workers: restart the group this many times when a worker dies (under torchrun, "
+                        "pass torchrun's own --max-restarts)")
     t.add_argument("--out", required=True, help="model directory to write")
 
     for name, helptext in (("evaluate", "print held-out metrics as one JSON object"),
@@ -83,7 +91,9 @@ def _estimator(args):
     common = dict(alpha=args.alpha, l1_ratio=args.l1_ratio, fit_intercept=not args.no_intercept, solver=args.solver,
                   optimizer=args.optimizer, learning_rate=args.learning_rate, batch_size=args.batch_size,
                   max_iter=args.max_iter, tol=args.tol, random_state=args.random_state, workers=1 if args.workers is None else args.workers,
-                  strategy=args.strategy, sync_every=args.sync_every, partition=args.partition)
+                  strategy=args.strategy, sync_every=args.sync_every, partition=args.partition,
+                  checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
+                  max_restarts=args.max_restarts)
     if args.model == "linear":
         return LinearRegression(**common)
     if args.model in ("hinge", "squared_hinge"):
@@ -105,8 +115,8 @@ def _train(args):
     world = launch.from_env()
     if args.workers is None:
         args.workers = 1 if world is not None else launch.cpu_count()
-    if world is not None or args.workers > 1:
-        return _train_distributed(args)
+    if world is not None or args.workers > 1 or args.checkpoint_dir or args.max_restarts:
+        return _train_distributed(args)  # checkpointed runs go through the worker group, which can restart
     from shardlearn.core.errors import DataError
     from shardlearn.data import open as open_source
 
@@ -145,14 +155,16 @@ def _train_distributed(args):
     from shardlearn.runtime import distributed
 
     est = _estimator(args)
-    out, per_rank = distributed.train_file(args.model, est._config(), _source_options(args), args.positive_label)
+    cfg = dataclasses.replace(est._config(), resume=args.resume)
+    out, per_rank = distributed.train_file(args.model, cfg, _source_options(args), args.positive_label)
     if out is None:  # a torchrun rank other than 0: rank 0 writes the model
         return
     est._adopt(out["params"], out["classes"], out["n_features"], out["n_iter"])
     _save(args, est, {"label": out["label"], "zero_based": out["zero_based"], "encoder": out["encoder"]})
     print(json.dumps({"model_dir": args.out, "workers": len(per_rank), "rows": sum(r for r, _ in per_rank),
                       "rows_per_worker": [r for r, _ in per_rank], "features": out["n_features"],
-                      "skipped": out["skipped"], "n_iter": out["n_iter"]}))
+                      "skipped": out["skipped"], "n_iter": out["n_iter"],
+                      **({"resumed_from": out["report"]["resumed_from"]} if "resumed_from" in out["report"] else {})}))
 
 
 def _add_training_facts(directory, facts):

@@ -63,6 +63,8 @@ class TorchCollective:
 
     def allgather(self, x):
         x = np.ascontiguousarray(x)
+        if not x.flags.writeable:  # torch refuses read-only buffers (e.g. np.frombuffer over bytes)
+            x = x.copy()
         out = [np.empty_like(x) for _ in range(self.size)]
         with timed(self.stats, "allgather", x.nbytes * (self.size - 1), x.nbytes * (self.size - 1)):
             dist.all_gather([torch.from_numpy(o) for o in out], torch.from_numpy(x))

@@ -67,3 +67,64 @@ def ravel(tree: Tree) -> tuple[np.ndarray, Callable[[np.ndarray], Tree]]:
         return out
 
     return vec, unravel
+
+
+def leaves(state) -> list:
+    """The arrays of a nested state (tuples, NamedTuples, dicts with sorted keys, arrays) in a fixed order.
+
+    >>> from typing import NamedTuple
+    >>> class S(NamedTuple):
+    ...     count: np.ndarray
+    ...     acc: dict
+    >>> s = (S(np.array(3), {"w": np.ones(2), "b": np.array(0.5)}), ())
+    >>> [a.tolist() for a in leaves(s)]
+    [3, 0.5, [1.0, 1.0]]
+    >>> [a.tolist() for a in leaves(unflatten(s, [np.array(4), np.array(1.5), np.zeros(2)]))]
+    [4, 1.5, [0.0, 0.0]]
+    """
+    if isinstance(state, dict):
+        return [a for k in sorted(state) for a in leaves(state[k])]
+    if isinstance(state, tuple):
+        return [a for part in state for a in leaves(part)]
+    return [np.asarray(state)]
+
+
+def unflatten(template, arrays: list):
+    """Rebuild a state shaped like ``template`` from ``leaves`` output (checkpoint restore)."""
+    it = iter(arrays)
+
+    def build(node):
+        if isinstance(node, dict):
+            return {k: build(node[k]) for k in sorted(node)}
+        if isinstance(node, tuple):
+            parts = [build(p) for p in node]
+            return type(node)(*parts) if hasattr(node, "_fields") else tuple(parts)
+        value = np.asarray(next(it))
+        if np.shape(value) != np.shape(node):
+            raise ValueError(f"state leaf of shape {np.shape(value)} where {np.shape(node)} was expected")
+        return value
+
+    out = build(template)
+    if next(it, None) is not None:
+        raise ValueError("more state arrays than the template holds")
+    return out
+
+
+def pack(prefix: str, tree: dict) -> dict:
+    """``{"w": a}`` -> ``{"prefix/w": a}``, to store several parameter trees in one part."""
+    return {f"{prefix}/{k}": np.asarray(v) for k, v in tree.items()}
+
+
+def unpack(prefix: str, arrays: dict) -> dict:
+    n = len(prefix) + 1
+    return {k[n:]: np.array(v) for k, v in arrays.items() if k.startswith(prefix + "/")}
+
+
+def pack_state(prefix: str, state) -> dict:
+    """An optimizer state (nested tuples of arrays) as numbered arrays."""
+    return {f"{prefix}/{i:04d}": a for i, a in enumerate(leaves(state))}
+
+
+def unpack_state(prefix: str, arrays: dict, template):
+    keys = sorted(k for k in arrays if k.startswith(prefix + "/"))
+    return unflatten(template, [np.array(arrays[k]) for k in keys])

@@ -19,7 +19,13 @@ from shardlearn.runtime import launch
 
 
 class WorkerError(ShardlearnError, RuntimeError):
-    """A worker raised or died; the message names its rank and what happened."""
+    """A worker raised or died; the message names its rank and what happened. ``died``: a
+    worker process ended (killed, crashed, lost), which a restart can cure; otherwise a
+    worker raised an error of its own (bad data, bad settings), which it cannot."""
+
+    def __init__(self, message, died=False):
+        super().__init__(message)
+        self.died = died
 
 
 class LocalGroup:
@@ -68,16 +74,28 @@ class LocalGroup:
                 try:
                     status, value, _ = conn.recv()
                 except (EOFError, OSError):
-                    raise WorkerError(f"worker rank {r} {self._exit_text(r)}") from None
+                    raise WorkerError(f"worker rank {r} {self._exit_text(r)}", died=True) from None
                 if status == "progress":
                     if self.on_progress is not None:
                         self.on_progress(value)
                     continue
                 if status == "error":
+                    dead = self._dead(grace_s=1.0)
+                    if dead:  # the error is a peer's death seen through the collective: name the dead one
+                        raise WorkerError(f"worker rank {dead[0]} {self._exit_text(dead[0])}", died=True)
                     raise WorkerError(f"worker rank {r} failed: {value}")
                 results[r] = value
                 pending.discard(r)
         return results
+
+    def _dead(self, grace_s: float) -> list[int]:
+        """Ranks whose process has ended, waiting up to ``grace_s`` for one to show."""
+        deadline = time.monotonic() + grace_s
+        while True:
+            dead = [r for r, p in enumerate(self.procs) if p.poll() is not None]
+            if dead or time.monotonic() >= deadline:
+                return dead
+            time.sleep(0.02)
 
     def _exit_text(self, r) -> str:
         try:
@@ -95,10 +113,10 @@ class LocalGroup:
             self.on_progress = on_progress
             return self._gather()
         except (WorkerError, OSError) as e:
-            self.close()
+            self.close(kill=True)  # the others may be blocked in a collective with the failed one
             if isinstance(e, WorkerError):
                 raise
-            raise WorkerError(f"lost contact with the workers: {e}") from None
+            raise WorkerError(f"lost contact with the workers: {e}", died=True) from None
 
     @property
     def alive(self) -> bool:
@@ -108,7 +126,12 @@ class LocalGroup:
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs]
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        """Stop the workers: ask them to leave (wait up to 2 s), or with ``kill`` end them at once."""
+        if kill:
+            for p in self.procs:
+                if p.poll() is None:
+                    p.kill()
         for c in self.conns:
             try:
                 if c is not None:

@@ -19,7 +19,7 @@ def _rows(cfg: TrainConfig, comm, n, labels=None):
     return partitioners.rows_for(cfg.partition, comm.size, comm.rank, n=n, seed=cfg.random_state or 0, labels=labels)
 
 
-def fit_arrays(comm, *, model: str, cfg: dict, spill: dict, n_outputs: int, progress=None):
+def fit_arrays(comm, *, model: str, cfg: dict, spill: dict, n_outputs: int, progress=None, fault=None):
     """Train on this worker's rows of spilled (memory-mapped) arrays."""
     cfg = TrainConfig(**cfg)
     X, y, sw = open_spec(spill)
@@ -33,19 +33,42 @@ def fit_arrays(comm, *, model: str, cfg: dict, spill: dict, n_outputs: int, prog
         rows = _rows(cfg, comm, X.shape[0], labels=np.asarray(y) if cfg.partition == "stratified" else None)
     Xs, ys = X[rows], np.array(y[rows])
     sws = None if sw is None else np.array(sw[rows])
-    return _train(comm, model, cfg, Xs, ys, sws, n_outputs, progress, rows=int(Xs.shape[0]))
+    return _train(comm, model, cfg, Xs, ys, sws, n_outputs, progress, fault=fault, rows=int(Xs.shape[0]))
 
 
-def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, **facts):
+def _sigkill_at(model, call: int):
+    """For fault tests: the model, whose ``call``-th loss-and-gradient kills this process with SIGKILL."""
+    import os
+    import signal
+
+    inner, count = model.loss_and_grad, [0]
+
+    def loss_and_grad(*args, **kwargs):
+        count[0] += 1
+        if count[0] == call:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return inner(*args, **kwargs)
+
+    return model._replace(loss_and_grad=loss_and_grad)
+
+
+def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, fault=None, **facts):
+    """``fault``: ``{"rank": r, "call": k}`` makes rank r SIGKILL itself at its k-th gradient (fault tests)."""
+    m = models.get(model)
+    if fault is not None and comm.rank == fault["rank"]:
+        m = _sigkill_at(m, int(fault["call"]))
     comm.barrier()
+    started_at = time.time()
     before = comm.stats.snapshot()
     t = time.perf_counter()
-    params, n_iter, _ = train_local(models.get(model), X, y, sw, cfg, n_outputs, comm=comm, show=False,
-                                    progress=progress if comm.rank == 0 else None)
+    resumed = {}
+    params, n_iter, _ = train_local(m, X, y, sw, cfg, n_outputs, comm=comm, show=False,
+                                    progress=progress if comm.rank == 0 else None, report=resumed)
     steps = list(LAST_STEPS)
     after = comm.stats.snapshot()
     report = {k: after[k] - before[k] for k in after}
-    report.update(facts, fit_seconds=time.perf_counter() - t, rank=comm.rank, peak_rss_mb=_peak_rss_mb())
+    report.update(resumed)
+    report.update(facts, started_at=started_at, fit_seconds=time.perf_counter() - t, rank=comm.rank, peak_rss_mb=_peak_rss_mb())
     return {"params": params if comm.rank == 0 else None, "n_iter": int(n_iter), "report": report, "steps": steps}
 
 
@@ -79,7 +102,7 @@ def union(comm, values) -> list:
     return sorted(merged, key=lambda v: (str(type(v)), v))
 
 
-def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None, progress=None):
+def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None, progress=None, fault=None):
     """Train on this worker's shard of a file (CLI, torchrun): only the shard is read."""
     from shardlearn.data import open as open_source
 
@@ -109,7 +132,7 @@ def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None
         n_outputs = models.get(model).n_outputs(len(classes))
     else:
         codes, n_outputs = y.astype(np.float64), 1
-    out = _train(comm, model, cfg, X, codes, None, n_outputs, progress, rows=int(X.shape[0]),
+    out = _train(comm, model, cfg, X, codes, None, n_outputs, progress, fault=fault, rows=int(X.shape[0]),
                  bytes_read=int(getattr(src, "bytes_read", 0)), source_rows=int(src.n_rows))
     out["classes"] = classes
     out["n_features"] = int(src.n_features)

@@ -48,9 +48,13 @@ class StepLog:
             except ImportError:
                 self.bar = None
 
-    def step(self, it: int, loss: float) -> None:
+    def step(self, it: int, loss: float, examples: int | None = None) -> None:
+        """Record step ``it``; ``examples``: rows that contributed to it over all workers
+        (an SGD epoch's count, exact across restarts; a full-batch pass's row count)."""
         now = time.perf_counter()
         rec = {"step": int(it), "time": now - self.t0, "step_seconds": now - self.t_last, "loss": float(loss)}
+        if examples is not None:
+            rec["examples"] = int(examples)
         snap = self.comm.stats.snapshot() if self.comm is not None else {}
         for k in ("bytes_sent", "bytes_received", "comm_seconds"):
             rec[k] = snap.get(k, 0) - (self.last_comm or {}).get(k, 0)

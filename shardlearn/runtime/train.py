@@ -10,6 +10,7 @@ the continuation state, and maps parameters back to the original space.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -20,6 +21,7 @@ from shardlearn.core.errors import ConfigError
 from shardlearn.data.partition import PARTITIONERS
 from shardlearn.strategies import STRATEGIES, precond
 from shardlearn.strategies.objective import l1_weights
+from shardlearn.runtime.checkpoint import Checkpointer, parse_every
 from shardlearn.runtime.progress import RowCounter, StepLog
 from shardlearn.strategies.precond import Affine
 
@@ -47,6 +49,10 @@ class TrainConfig:
     strategy: str | None = None
     sync_every: int | None = None
     partition: str = "contiguous"
+    checkpoint_dir: str | None = None
+    checkpoint_every: int | str | None = None  # steps (100) or a time ("30s"); None: only at the end
+    resume: bool = False  # continue from the newest valid checkpoint in checkpoint_dir
+    max_restarts: int = 0  # local group: restart the workers this many times after a failure
 
     @property
     def plan(self) -> str:
@@ -80,6 +86,12 @@ class TrainConfig:
             raise ConfigError(f"tol must be >= 0 or None, got {self.tol!r}")
         if self.optimizer not in optim.OPTIMIZERS:
             raise ConfigError(f"optimizer={self.optimizer!r} is not known; expected one of {', '.join(optim.OPTIMIZERS)}")
+        if self.checkpoint_every is not None:
+            parse_every(self.checkpoint_every)
+        if self.resume and not self.checkpoint_dir:
+            raise ConfigError("resume needs a checkpoint directory (--checkpoint-dir)")
+        if not (isinstance(self.max_restarts, (int, np.integer)) and self.max_restarts >= 0):
+            raise ConfigError(f"max_restarts must be an integer >= 0, got {self.max_restarts!r}")
         if self.schedule not in optim.SCHEDULES:
             raise ConfigError(f"schedule={self.schedule!r} is not known; expected one of {', '.join(optim.SCHEDULES)}")
 
@@ -121,7 +133,7 @@ def train(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, stat
     With ``cfg.workers > 1`` the rows are split over a local worker group.
     """
     cfg.validate()
-    if cfg.workers > 1:
+    if cfg.workers > 1 or cfg.max_restarts > 0:
         if state is not None:
             raise ConfigError("partial_fit runs in one process; use workers=1 for partial_fit")
         from shardlearn.runtime import distributed
@@ -169,35 +181,65 @@ def _scatter(params, active, width):
 
 
 def train_local(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, state: TrainState | None = None,
-                epochs: int | None = None, callback=None, comm=None, progress=None, show=None, compact=True):
+                epochs: int | None = None, callback=None, comm=None, progress=None, show=None, compact=True,
+                report: dict | None = None):
     """One worker's part: its rows ``X``, and ``comm`` to agree with the others (None: alone).
     ``progress(record)`` receives each step's metrics; ``show`` the progress bar (None: on a terminal);
-    ``compact``: train on the active columns of sparse data only (not for continued sgd runs)."""
+    ``compact``: train on the active columns of sparse data only (not for continued sgd runs);
+    ``report`` (a dict) receives ``resumed_from`` (checkpoint step) and ``resumed_at`` (epoch seconds)."""
     active = active_columns(X, comm) if compact and state is None else None
     if active is not None:
         width, X = X.shape[1], _compact(X, active)
         user_cb = callback
         callback = None if user_cb is None else (lambda p, it: user_cb(_scatter(p, active, width), it))
     params, n_iter, new_state = _train_local_logged(model, X, y, sample_weight, cfg, n_outputs, state, epochs,
-                                                    callback, comm, progress, show)
+                                                    callback, comm, progress, show, report)
     if active is not None:
         return _scatter(params, active, width), n_iter, None
     return params, n_iter, new_state
 
 
-def _train_local_logged(model, X, y, sample_weight, cfg, n_outputs, state, epochs, callback, comm, progress, show):
+def _train_local_logged(model, X, y, sample_weight, cfg, n_outputs, state, epochs, callback, comm, progress, show,
+                        report=None):
     counter = RowCounter(model)
-    model = counter.model
     log = StepLog(comm, total=cfg.max_iter if epochs is None else epochs, counter=counter, show=show, sink=progress)
     try:
-        out = _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, callback, comm, log)
+        ckpt, resume = _checkpointer(counter.model, X, cfg, comm, log, report)
+        out = _train_local(counter.model, X, y, sample_weight, cfg, n_outputs, state, epochs, callback, comm, log,
+                           ckpt, resume)
     finally:
         log.close()
     LAST_STEPS[:] = log.records
     return out
 
 
-def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, callback, comm, log):
+def _n_rows(X, comm) -> int:
+    n = float(X.shape[0])
+    return int(comm.allreduce(np.array([n]))[0]) if comm is not None and comm.size > 1 else int(n)
+
+
+def _checkpointer(model, X, cfg: TrainConfig, comm, log: StepLog, report):
+    """The run's checkpointer (None without a directory) and, with ``cfg.resume``, this rank's
+    arrays of the newest valid checkpoint (the metrics before it go back into ``log``)."""
+    if not cfg.checkpoint_dir or cfg.plan == "average":
+        return None, None
+    fingerprint = {"model": model.name, "rows": _n_rows(X, comm), "features": int(X.shape[1]), "strategy": cfg.plan,
+                   "batch_size": cfg.batch_size, "random_state": cfg.random_state}
+    ckpt = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, comm, fingerprint)
+    ckpt.extra = lambda: {"steps": log.records}
+    if not cfg.resume:
+        ckpt.clear()
+        return ckpt, None
+    loaded = ckpt.load()
+    step, arrays, meta = loaded if loaded is not None else (0, None, {})
+    log.records[:0] = meta.get("steps", [])
+    if report is not None:
+        report.update(resumed_from=int(step), resumed_at=time.time())
+    return ckpt, arrays
+
+
+def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, callback, comm, log, ckpt=None,
+                 resume=None):
     if state is None:
         affine, share = _affine(model, X, sample_weight, cfg, comm)
         theta = precond.to_scaled(model.init(X.shape[1], n_outputs), affine)
@@ -205,14 +247,18 @@ def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, call
     else:
         theta, affine, opt_state, epoch = state
         share = 1.0
-    def cb(th, it, loss):
-        log.step(it, loss)
+    rows_per_pass = _n_rows(X, comm)
+
+    def cb(th, it, loss, examples=None):  # full-batch strategies use every row once per pass
+        log.step(it, loss, rows_per_pass if examples is None else examples)
         if callback is not None:
             callback(precond.to_original(th, affine), it)
 
     common = dict(theta0=theta, affine=affine, alpha=cfg.alpha, l1_ratio=cfg.l1_ratio,
                   fit_intercept=cfg.fit_intercept, callback=cb, comm=comm)
     plan = cfg.plan
+    if plan != "average":
+        common.update(checkpoint=ckpt, resume=resume)
     if cfg.stochastic or state is not None:
         opt = optim.make(cfg.optimizer, cfg.lr(), l1=l1_weights(theta, affine, cfg.alpha, cfg.l1_ratio))
         sync_every = cfg.sync_every or (8 if plan == "local_sgd" else 1)

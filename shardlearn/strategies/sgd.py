@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from shardlearn.core.tree import pack, pack_state, unpack, unpack_state
 from shardlearn.optim.base import apply_updates
 from shardlearn.strategies import objective
 from shardlearn.strategies.result import Result
@@ -52,9 +53,17 @@ def _average_params(comm, theta, weight):
 
 def fit(model, X, y, sample_weight=None, *, theta0, affine, optimizer, opt_state=None, alpha=0.0, l1_ratio=0.0,
         fit_intercept=True, batch_size=32, epochs=1, start_epoch=0, shuffle=True, seed=None, tol=None,
-        n_iter_no_change=5, callback=None, comm=None, sync="gradients", sync_every=1) -> Result:
+        n_iter_no_change=5, callback=None, comm=None, sync="gradients", sync_every=1, checkpoint=None,
+        resume=None) -> Result:
     """Run ``epochs`` epochs from epoch number ``start_epoch``; stops early when the
-    epoch's mean loss improves by less than ``tol`` for ``n_iter_no_change`` epochs."""
+    epoch's mean loss improves by less than ``tol`` for ``n_iter_no_change`` epochs.
+
+    ``callback(theta, epoch, mean_loss, examples)`` runs after each epoch; ``examples`` is the
+    number of rows that contributed to it, over all workers. ``checkpoint`` saves the
+    parameters, optimizer state and the cursor (epoch, next step, the epoch's running sums)
+    at step boundaries when due; ``resume`` continues from such a checkpoint, so every row
+    of the interrupted epoch is used exactly once. The shuffling order is a function of
+    ``(seed, epoch, rank)`` and needs no saving."""
     n = X.shape[0]
     y = np.asarray(y)
     sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
@@ -65,11 +74,24 @@ def fit(model, X, y, sample_weight=None, *, theta0, affine, optimizer, opt_state
     steps = -(-n // batch_size)
     if distributed:
         steps = int(comm.allreduce(np.array([steps], dtype=np.float64), op="max")[0])
-    best, stall, done, since_sync = np.inf, 0, 0, 0.0
-    for epoch in range(start_epoch, start_epoch + epochs):
+    end_epoch = start_epoch + epochs
+    cur = {"epoch": start_epoch, "step": 0, "total": 0.0, "seen": 0.0, "rows": 0, "since_sync": 0.0,
+           "best": np.inf, "stall": 0, "done": 0, "stopped": 0}
+    if resume is not None:
+        theta = unpack("theta", resume)
+        state = unpack_state("opt", resume, state)
+        cur.update({k: resume[f"cursor/{k}"].item() for k in cur})
+
+    def save():
+        checkpoint.save(cur["epoch"] * steps + cur["step"],
+                        dict(pack("theta", theta), **pack_state("opt", state),
+                             **{f"cursor/{k}": np.array(v) for k, v in cur.items()}))
+
+    while cur["epoch"] < end_epoch and not cur["stopped"]:
+        epoch = cur["epoch"]
         order = epoch_order(n, epoch, seed, shuffle, rank)
-        total, seen = 0.0, 0.0
-        for step in range(steps):
+        while cur["step"] < steps:
+            step = cur["step"]
             lo = step * batch_size
             idx = slice(lo, min(lo + batch_size, n)) if order is None else order[lo : lo + batch_size]
             rows = max(0, min(lo + batch_size, n) - lo)
@@ -80,33 +102,44 @@ def fit(model, X, y, sample_weight=None, *, theta0, affine, optimizer, opt_state
                                            fit_intercept)
             else:
                 loss, g = 0.0, {k: np.zeros_like(v) for k, v in theta.items()}
+            cur["step"] = step + 1
+            cur["rows"] += rows
+            skip = False
             if distributed and sync == "gradients":
                 step_total = float(comm.allreduce(np.array([weight]))[0])
-                if step_total <= 0:
-                    continue
-                loss, g = objective.allreduce_mean(comm, loss, g, weight / step_total)
-                weight = step_total
+                skip = step_total <= 0
+                if not skip:
+                    loss, g = objective.allreduce_mean(comm, loss, g, weight / step_total)
+                    weight = step_total
             elif weight <= 0 and not distributed:
-                continue
-            if weight > 0:
-                updates, state = optimizer.update(g, state, theta)
-                theta = apply_updates(theta, updates)
-            total += loss * weight
-            seen += weight
-            since_sync += weight
-            if distributed and sync == "params" and (step + 1) % sync_every == 0:
-                theta, since_sync = _average_params(comm, theta, since_sync), 0.0
+                skip = True
+            if not skip:
+                if weight > 0:
+                    updates, state = optimizer.update(g, state, theta)
+                    theta = apply_updates(theta, updates)
+                cur["total"] += loss * weight
+                cur["seen"] += weight
+                cur["since_sync"] += weight
+                if distributed and sync == "params" and (step + 1) % sync_every == 0:
+                    theta, cur["since_sync"] = _average_params(comm, theta, cur["since_sync"]), 0.0
+            if checkpoint is not None and cur["step"] < steps and checkpoint.due(epoch * steps + cur["step"]):
+                save()
         if distributed and sync == "params" and steps % sync_every:
-            theta, since_sync = _average_params(comm, theta, since_sync), 0.0
-        done += 1
-        mean_loss = total / max(seen, 1e-300)
+            theta, cur["since_sync"] = _average_params(comm, theta, cur["since_sync"]), 0.0
+        cur["done"] += 1
+        mean_loss = cur["total"] / max(cur["seen"], 1e-300)
+        examples = cur["rows"]
+        if distributed:
+            examples = int(comm.allreduce(np.array([float(examples)]))[0])
         if distributed and sync == "params":
             mean_loss = objective.allreduce_mean(comm, mean_loss, {}, 1.0 / comm.size)[0]
         if callback is not None:
-            callback(theta, epoch + 1, mean_loss)
+            callback(theta, epoch + 1, mean_loss, examples)
         if tol is not None:
-            stall = stall + 1 if mean_loss > best - tol else 0
-            best = min(best, mean_loss)
-            if stall >= n_iter_no_change:
-                return Result(theta, done, True, float("nan"), state)
-    return Result(theta, done, False, float("nan"), state)
+            cur["stall"] = cur["stall"] + 1 if mean_loss > cur["best"] - tol else 0
+            cur["best"] = min(cur["best"], mean_loss)
+            cur["stopped"] = int(cur["stall"] >= n_iter_no_change)
+        cur.update(epoch=epoch + 1, step=0, total=0.0, seen=0.0, rows=0)
+        if checkpoint is not None and (cur["epoch"] >= end_epoch or cur["stopped"] or checkpoint.due(cur["epoch"] * steps)):
+            save()
+    return Result(theta, cur["done"], bool(cur["stopped"]), float("nan"), state)

@@ -1,0 +1,229 @@
+"""Checkpoints and restarts: atomic, checksummed checkpoints; a worker killed with
+SIGKILL at a random step makes the group restart from the newest valid checkpoint,
+and the run ends where an uninterrupted one ends, every example used once per epoch."""
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from shardlearn import ConfigError, models
+from shardlearn.runtime import checkpoint as ck
+from shardlearn.runtime import distributed, launch
+from shardlearn.runtime.train import LAST_STEPS, TrainConfig, train_local
+
+
+def _data(n=3000, d=6, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = (X @ rng.normal(size=d) + 0.5 * rng.normal(size=n) > 0).astype(float)
+    return X, y
+
+
+def _max_diff(a, b):
+    return max(float(np.max(np.abs(np.asarray(a[k]) - np.asarray(b[k])))) for k in a)
+
+
+# --- the checkpoint files -----------------------------------------------------
+
+def test_save_keeps_the_newest_two_and_loads_the_newest(tmp_path):
+    c = ck.Checkpointer(str(tmp_path), every=1)
+    for step in (1, 2, 3):
+        c.save(step, {"w": np.full(3, float(step))}, {"epoch": step})
+    assert ck.steps_on_disk(str(tmp_path)) == [3, 2]
+    step, arrays, meta = c.load()
+    assert step == 3 and arrays["w"].tolist() == [3.0, 3.0, 3.0] and meta["epoch"] == 3
+    assert not [e for e in os.listdir(tmp_path) if e.startswith(".tmp")]
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "manifest"])
+def test_a_damaged_newest_checkpoint_is_rejected_and_the_previous_used(tmp_path, damage):
+    c = ck.Checkpointer(str(tmp_path), every=1)
+    c.save(1, {"w": np.arange(1000.0)})
+    c.save(2, {"w": np.arange(1000.0) * 2})
+    folder = tmp_path / "ckpt-000000002"
+    part = folder / ("manifest.json" if damage == "manifest" else "rank-0.npz")
+    blob = bytearray(part.read_bytes())
+    if damage == "truncate":
+        blob = blob[: len(blob) // 2]
+    else:
+        blob[len(blob) // 2] ^= 0x01
+    part.write_bytes(bytes(blob))
+    with pytest.warns(RuntimeWarning, match=r"ckpt-000000002.*(SHA-256|unreadable).*using the previous one"):
+        step, arrays, _ = c.load()
+    assert step == 1 and arrays["w"][999] == 999.0
+    assert ck.steps_on_disk(str(tmp_path)) == [1]  # the damaged one is moved aside
+    assert any(e.startswith("damaged-ckpt-000000002") for e in os.listdir(tmp_path))
+
+
+def test_an_unfinished_write_is_not_a_checkpoint(tmp_path):
+    c = ck.Checkpointer(str(tmp_path), every=1)
+    c.save(1, {"w": np.ones(2)})
+    os.makedirs(tmp_path / ".tmp-ckpt-000000002")  # a run killed before its rename
+    (tmp_path / ".tmp-ckpt-000000002" / "rank-0.npz").write_bytes(b"PK\x03\x04partial")
+    assert c.load()[0] == 1
+    assert not (tmp_path / ".tmp-ckpt-000000002").exists()
+
+
+def test_a_checkpoint_of_another_run_is_refused(tmp_path):
+    ck.Checkpointer(str(tmp_path), fingerprint={"rows": 100}).save(5, {"w": np.ones(2)})
+    with pytest.raises(ConfigError, match=r"ckpt-000000005 belongs to another run: rows was 100 there and is 200"):
+        ck.Checkpointer(str(tmp_path), fingerprint={"rows": 200}).load()
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "1.5", "ten", "5d"])
+def test_checkpoint_every_is_validated(bad):
+    with pytest.raises(ConfigError, match="checkpoint_every=.*expected a positive step count"):
+        ck.parse_every(bad)
+
+
+def test_resume_needs_a_directory():
+    with pytest.raises(ConfigError, match="resume needs a checkpoint directory"):
+        TrainConfig(resume=True).validate()
+
+
+# --- resuming in one process is exact ------------------------------------------
+
+class _Stop(Exception):
+    pass
+
+
+def _failing(model, call):
+    count = [0]
+
+    def loss_and_grad(*a, **k):
+        count[0] += 1
+        if count[0] == call:
+            raise _Stop
+        return model.loss_and_grad(*a, **k)
+
+    return model._replace(loss_and_grad=loss_and_grad)
+
+
+@pytest.mark.parametrize("solver,extra", [("gd", {}), ("lbfgs", {}), ("lbfgs", {"l1_ratio": 0.5}),
+                                          ("sgd", {"batch_size": 64, "max_iter": 4})])
+def test_one_process_resume_continues_bit_for_bit(tmp_path, solver, extra):
+    X, y = _data(800)
+    m = models.get("logistic")
+    base = TrainConfig(**dict(dict(solver=solver, alpha=1e-2, tol=1e-12, max_iter=25, random_state=4), **extra))
+    clean, n_clean, _ = train_local(m, X, y, None, base, show=False)
+    clean_steps = list(LAST_STEPS)
+    cfg = dataclasses.replace(base, checkpoint_dir=str(tmp_path), checkpoint_every=4)
+    with pytest.raises(_Stop):
+        train_local(_failing(m, 9 if solver == "lbfgs" else 30), X, y, None, cfg, show=False)  # sgd: mid-epoch 3
+    report = {}
+    resumed, n_resumed, _ = train_local(m, X, y, None, dataclasses.replace(cfg, resume=True), show=False,
+                                        report=report)
+    assert report["resumed_from"] > 0
+    assert n_resumed == n_clean and _max_diff(resumed, clean) == 0.0
+    assert [r["step"] for r in LAST_STEPS] == [r["step"] for r in clean_steps]
+    assert [r["examples"] for r in LAST_STEPS] == [800] * len(clean_steps)
+
+
+# --- real processes, real SIGKILL -----------------------------------------------
+
+@pytest.mark.parametrize("strategy,seed", [("gd", 1), ("lbfgs", 2), ("bsp", 3), ("local_sgd", 4)])
+def test_a_worker_killed_at_a_random_step_resumes_exactly(tmp_path, strategy, seed):
+    X, y = _data(3000, seed=seed)
+    sgd = strategy in ("bsp", "local_sgd")
+    base = TrainConfig(solver="sgd" if sgd else strategy, strategy=strategy if sgd else None, alpha=1e-3,
+                       tol=1e-12, max_iter=4 if sgd else 25, batch_size=64, random_state=seed, workers=2)
+    m = models.get("logistic")
+    clean, n_clean = distributed.train_arrays(m, X, y, None, base, 1)
+    clean_steps = list(LAST_STEPS)
+    rng = np.random.default_rng(seed)
+    calls = {"gd": 40, "lbfgs": 10}.get(strategy, 4 * 24)  # a worker's gradient evaluations before the end
+    fault = {"rank": int(rng.integers(2)), "call": int(rng.integers(3, calls))}
+    cfg = dataclasses.replace(base, checkpoint_dir=str(tmp_path), checkpoint_every=3, max_restarts=2)
+    with pytest.warns(RuntimeWarning, match=f"worker rank {fault['rank']} was killed by signal 9; restarting"):
+        params, n_iter = distributed.train_arrays(m, X, y, None, cfg, 1, fault=fault)
+    assert len(distributed.LAST_RESTARTS) == 1 and distributed.LAST_RESTARTS[0]["restart_seconds"] > 0
+    assert n_iter == n_clean and _max_diff(params, clean) < 1e-6
+    assert [r["step"] for r in LAST_STEPS] == [r["step"] for r in clean_steps]
+    assert [r["examples"] for r in LAST_STEPS] == [3000] * len(clean_steps)
+
+
+def test_without_restarts_a_killed_worker_still_ends_the_run(tmp_path):
+    from shardlearn.runtime.group import WorkerError
+
+    X, y = _data(1000)
+    cfg = TrainConfig(solver="gd", max_iter=10, workers=2, checkpoint_dir=str(tmp_path))
+    with pytest.raises(WorkerError, match="worker rank 0 was killed by signal 9"):
+        distributed.train_arrays(models.get("logistic"), X, y, None, cfg, 1, fault={"rank": 0, "call": 5})
+
+
+def test_cli_resume_continues_a_finished_shorter_run(tmp_path, capsys):
+    from shardlearn.cli import main
+    from tests.conftest import data_path
+
+    path = data_path("a9a", "a9a")
+    common = ["train", path, "--workers", "2", "--solver", "gd", "--alpha", "1e-3", "--tol", "0"]
+    assert main(common + ["--max-iter", "30", "--out", str(tmp_path / "whole")]) == 0
+    ckdir = str(tmp_path / "ck")
+    assert main(common + ["--max-iter", "12", "--checkpoint-dir", ckdir, "--out", str(tmp_path / "part")]) == 0
+    assert main(common + ["--max-iter", "30", "--checkpoint-dir", ckdir, "--resume", "--metrics",
+                          str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "rest")]) == 0
+    capsys.readouterr()
+    import shardlearn
+
+    a, b = shardlearn.load(tmp_path / "whole"), shardlearn.load(tmp_path / "rest")
+    assert np.max(np.abs(a.coef_ - b.coef_)) < 1e-6
+    steps = [json.loads(line) for line in open(tmp_path / "m.jsonl")]
+    assert [s["step"] for s in steps] == list(range(1, 31)) and {s["examples"] for s in steps} == {32561}
+
+
+def _children(pid):
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def test_torchrun_restarts_a_killed_worker_from_the_checkpoint(tmp_path):
+    from tests.conftest import data_path
+
+    path = data_path("a9a", "a9a")
+    ckdir = tmp_path / "ck"
+    args = ["train", path, "--solver", "gd", "--alpha", "1e-3", "--tol", "0", "--max-iter", "150"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "--max-restarts", "1", "-m", "shardlearn"] + args + ["--checkpoint-dir", str(ckdir),
+                                                                "--checkpoint-every", "5", "--out", str(tmp_path / "m")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ck.steps_on_disk(str(ckdir)) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        workers = _children(proc.pid)
+        assert len(workers) == 2 and ck.steps_on_disk(str(ckdir)), "no checkpoint before the deadline"
+        os.kill(workers[1], signal.SIGKILL)
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    assert "exitcode: -9" in err  # torchrun saw the kill, and restarted the group from the checkpoint:
+    assert json.loads(out.strip().splitlines()[-1])["resumed_from"] >= 5
+    from shardlearn.cli import main
+
+    assert main(args + ["--workers", "2", "--out", str(tmp_path / "clean")]) == 0
+    import shardlearn
+
+    a, b = shardlearn.load(tmp_path / "m"), shardlearn.load(tmp_path / "clean")
+    assert np.max(np.abs(a.coef_ - b.coef_)) < 1e-6
+
+
+def test_store_prefix_differs_per_restart():
+    a = launch.from_env({"RANK": "0", "WORLD_SIZE": "2", "TORCHELASTIC_RESTART_COUNT": "0"})
+    b = launch.from_env({"RANK": "0", "WORLD_SIZE": "2", "TORCHELASTIC_RESTART_COUNT": "1"})
+    assert a.store_prefix != b.store_prefix
