@@ -5,7 +5,7 @@ settings; the restart time is from the driver seeing the failure to the new grou
 resuming from the checkpoint (process start, ``import torch``, rendezvous, data
 mapping and checkpoint load included).
 
-    python benchmarks/soak_restarts.py --trials 20 --rows 200000 --out benchmarks/results
+    python benchmarks/soak_restarts.py --trials 20 --rows 1000000 --out benchmarks/results
 """
 from __future__ import annotations
 
@@ -32,9 +32,10 @@ from shardlearn.runtime import distributed, group  # noqa: E402
 STRATEGIES = {  # deterministic settings: a resumed run must end where the clean one ends
     "gd": dict(solver="gd", max_iter=60, tol=0.0),
     "lbfgs": dict(solver="lbfgs", max_iter=60, tol=1e-12),
-    "bsp": dict(solver="sgd", strategy="bsp", max_iter=2, batch_size=2048, tol=None),
-    "local_sgd": dict(solver="sgd", strategy="local_sgd", max_iter=2, batch_size=2048, tol=None),
+    "bsp": dict(solver="sgd", strategy="bsp", max_iter=4, batch_size=1024, tol=None),
+    "local_sgd": dict(solver="sgd", strategy="local_sgd", max_iter=6, batch_size=1024, tol=None),
 }
+EVERY = {"gd": 5, "lbfgs": 3, "bsp": 100, "local_sgd": "0.5s"}  # steps, or a time
 
 
 def _estimator(name, **extra):
@@ -57,7 +58,7 @@ def trial(name, X, y, clean, clean_seconds, rng):
             pass
 
     timer = threading.Timer(delay, kill)
-    est = _estimator(name, checkpoint_dir=ckdir, checkpoint_every="1s", max_restarts=1)
+    est = _estimator(name, checkpoint_dir=ckdir, checkpoint_every=EVERY[name], max_restarts=1)
     t = time.perf_counter()
     timer.start()
     try:
@@ -86,7 +87,7 @@ def trial(name, X, y, clean, clean_seconds, rng):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=20)
-    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args(argv)
@@ -122,7 +123,7 @@ def _write(args, records, clean):
     times = [r["restart_seconds"] for r in restarted if r["restart_seconds"] is not None]
     lines = [f"# Soak: random SIGKILL during 2-worker fits ({len(records)} trials)", "",
              f"D1 {args.rows:,} rows x 100 (dense float32), logistic, alpha 1e-4, 2 local workers, "
-             "checkpoints every 1 s, max_restarts=1; the victim (rank 0 or 1) and the moment "
+             f"checkpoints every {EVERY} (steps, or a time), max_restarts=1; the victim (rank 0 or 1) and the moment "
              f"(10% to 90% of the clean fit's time) drawn with seed {args.seed}.", "",
              f"- completed: **{len(done)} of {len(records)}**; a kill landed in {sum(r['killed'] for r in records)} "
              f"(the others ended before their moment), {len(restarted)} restarted",
