@@ -44,7 +44,8 @@ class _Linear(BaseEstimator):
             schedule=self.schedule, batch_size=self.batch_size, max_iter=self.max_iter, tol=self.tol,
             shuffle=self.shuffle, random_state=self.random_state, workers=self.workers, strategy=self.strategy,
             sync_every=self.sync_every, partition=self.partition, checkpoint_dir=self.checkpoint_dir,
-            checkpoint_every=self.checkpoint_every, max_restarts=self.max_restarts,
+            checkpoint_every=self.checkpoint_every, max_restarts=self.max_restarts, staleness=self.staleness,
+            servers=self.servers, slicer=self.slicer,
         )
 
     # --- subclass hooks -------------------------------------------------
@@ -191,7 +192,8 @@ class LinearRegression(RegressorMixin, _Linear):
     def __init__(self, *, alpha=0.0, l1_ratio=0.0, fit_intercept=True, solver="lbfgs", optimizer="adagrad",
                  learning_rate=None, schedule="constant", batch_size=256, max_iter=300, tol=1e-6, shuffle=True,
                  random_state=None, workers=1, strategy=None, sync_every=None, partition="contiguous",
-                 checkpoint_dir=None, checkpoint_every=None, max_restarts=0):
+                 checkpoint_dir=None, checkpoint_every=None, max_restarts=0, staleness=4, servers=0,
+                 slicer="range"):
         _store(self, locals())
 
     def _encode_y(self, y, sample_weight, classes=None, partial=False):
@@ -272,7 +274,8 @@ class LogisticRegression(_Classifier):
     def __init__(self, *, alpha=1e-4, l1_ratio=0.0, fit_intercept=True, solver="lbfgs", optimizer="adagrad",
                  learning_rate=None, schedule="constant", batch_size=256, max_iter=300, tol=1e-6, shuffle=True,
                  random_state=None, workers=1, strategy=None, sync_every=None, partition="contiguous",
-                 checkpoint_dir=None, checkpoint_every=None, max_restarts=0):
+                 checkpoint_dir=None, checkpoint_every=None, max_restarts=0, staleness=4, servers=0,
+                 slicer="range"):
         _store(self, locals())
 
     def predict_proba(self, X):
@@ -299,7 +302,8 @@ class LinearSVC(_Classifier):
     def __init__(self, *, loss="squared_hinge", alpha=1e-4, l1_ratio=0.0, fit_intercept=True, solver="lbfgs",
                  optimizer="adagrad", learning_rate=None, schedule="constant", batch_size=256, max_iter=300,
                  tol=1e-6, shuffle=True, random_state=None, workers=1, strategy=None, sync_every=None, partition="contiguous",
-                 checkpoint_dir=None, checkpoint_every=None, max_restarts=0):
+                 checkpoint_dir=None, checkpoint_every=None, max_restarts=0, staleness=4, servers=0,
+                 slicer="range"):
         _store(self, locals())
 
     def _model(self):

@@ -38,11 +38,17 @@ def shutdown() -> None:
 
 
 class TorchCollective:
-    def __init__(self):
-        self.rank = dist.get_rank()
-        self.size = dist.get_world_size()
+    def __init__(self, group=None):
+        self.group = group  # None: the default (whole) group
+        self.rank = dist.get_rank(group)
+        self.size = dist.get_world_size(group)
         self.stats = CommStats()
         torch.set_num_threads(1)
+
+    def subgroup(self, n: int):
+        """A collective over ranks ``0 .. n-1`` (every rank must call this); None on the others."""
+        g = dist.new_group(list(range(n)))
+        return TorchCollective(g) if self.rank < n else None
 
     def _ring(self, nbytes):
         return int(2 * (self.size - 1) * nbytes / self.size)
@@ -51,14 +57,14 @@ class TorchCollective:
         x = np.ascontiguousarray(x)
         n = self._ring(x.nbytes)
         with timed(self.stats, "allreduce", n, n):
-            dist.all_reduce(torch.from_numpy(x), op=_OPS[op])
+            dist.all_reduce(torch.from_numpy(x), op=_OPS[op], group=self.group)
         return x
 
     def broadcast(self, x, src=0):
         x = np.ascontiguousarray(x)
         n = x.nbytes
         with timed(self.stats, "broadcast", n if self.rank == src else 0, 0 if self.rank == src else n):
-            dist.broadcast(torch.from_numpy(x), src=src)
+            dist.broadcast(torch.from_numpy(x), src=src, group=self.group)
         return x
 
     def allgather(self, x):
@@ -67,9 +73,9 @@ class TorchCollective:
             x = x.copy()
         out = [np.empty_like(x) for _ in range(self.size)]
         with timed(self.stats, "allgather", x.nbytes * (self.size - 1), x.nbytes * (self.size - 1)):
-            dist.all_gather([torch.from_numpy(o) for o in out], torch.from_numpy(x))
+            dist.all_gather([torch.from_numpy(o) for o in out], torch.from_numpy(x), group=self.group)
         return out
 
     def barrier(self):
         with timed(self.stats, "barrier", 0, 0):
-            dist.barrier()
+            dist.barrier(group=self.group)

@@ -7,7 +7,7 @@ import dataclasses
 import time
 import warnings
 
-from shardlearn.runtime import group
+from shardlearn.runtime import group, ps_run
 from shardlearn.runtime.progress import StepLog
 from shardlearn.runtime.spill import Spill
 from shardlearn.runtime.train import LAST_STEPS
@@ -16,7 +16,7 @@ LAST_REPORTS: list = []  # per-rank reports of the latest fit (rows, bytes, comm
 LAST_RESTARTS: list = []  # restarts of the latest fit: when the failure was seen, what it was, seconds to resume
 
 
-def _run(cfg, name, fault=None, **kwargs):
+def _run(cfg, name, fault=None, slow=None, **kwargs):
     """Run the job on the local group; when a worker dies, start a fresh group and run it
     again, resuming from the newest checkpoint, up to ``cfg.max_restarts`` times."""
     LAST_RESTARTS.clear()
@@ -24,12 +24,17 @@ def _run(cfg, name, fault=None, **kwargs):
         log = StepLog(None, total=cfg.max_iter)
         try:
             first = {"fault": fault} if fault is not None and not LAST_RESTARTS else {}
-            results = group.get(cfg.workers).run(name, on_progress=log.show, cfg=dataclasses.asdict(cfg), **first,
-                                                 **kwargs)
+            if slow is not None:
+                first["slow"] = slow
+            results = group.get(cfg.processes).run(name, on_progress=log.show, cfg=dataclasses.asdict(cfg), **first,
+                                                   **kwargs)
             break
         except group.WorkerError as e:
+            if e.rank is not None and e.rank >= cfg.workers:  # a dedicated parameter-server process
+                e = group.WorkerError(str(e).replace(f"worker rank {e.rank}", f"parameter-server shard "
+                                                     f"{e.rank - cfg.workers} (rank {e.rank})"), e.died, e.rank)
             if not e.died or len(LAST_RESTARTS) >= cfg.max_restarts:
-                raise
+                raise e from None
             LAST_RESTARTS.append({"failed_at": time.time(), "error": str(e)})
             warnings.warn(f"{e}; restarting the workers ({len(LAST_RESTARTS)} of {cfg.max_restarts})"
                           + (", resuming from the newest checkpoint" if cfg.checkpoint_dir else ", from the start"),
@@ -38,6 +43,8 @@ def _run(cfg, name, fault=None, **kwargs):
                 cfg = dataclasses.replace(cfg, resume=True)
         finally:
             log.close()
+    if any(r.get("slices") for r in results):  # parameter server: the model is in the shards' slices
+        results[0]["params"] = ps_run.assemble(results)
     LAST_REPORTS[:] = [r["report"] for r in results]
     LAST_STEPS[:] = results[0]["steps"]
     resumed_at = results[0]["report"].get("resumed_at", results[0]["report"].get("started_at"))
@@ -46,11 +53,11 @@ def _run(cfg, name, fault=None, **kwargs):
     return results[0]
 
 
-def train_arrays(model, X, y, sample_weight, cfg, n_outputs, fault=None):
+def train_arrays(model, X, y, sample_weight, cfg, n_outputs, fault=None, slow=None):
     """``fault``: ``{"rank": r, "call": k}``, for fault tests: in the first attempt rank r kills
     itself with SIGKILL at its k-th gradient evaluation."""
     with Spill(X, y, sample_weight) as spec:
-        out = _run(cfg, "fit_arrays", fault=fault, model=model.name, spill=spec, n_outputs=n_outputs)
+        out = _run(cfg, "fit_arrays", fault=fault, slow=slow, model=model.name, spill=spec, n_outputs=n_outputs)
     return out["params"], out["n_iter"]
 
 

@@ -23,9 +23,9 @@ class WorkerError(ShardlearnError, RuntimeError):
     worker process ended (killed, crashed, lost), which a restart can cure; otherwise a
     worker raised an error of its own (bad data, bad settings), which it cannot."""
 
-    def __init__(self, message, died=False):
+    def __init__(self, message, died=False, rank=None):
         super().__init__(message)
-        self.died = died
+        self.died, self.rank = died, rank
 
 
 class LocalGroup:
@@ -74,7 +74,7 @@ class LocalGroup:
                 try:
                     status, value, _ = conn.recv()
                 except (EOFError, OSError):
-                    raise WorkerError(f"worker rank {r} {self._exit_text(r)}", died=True) from None
+                    raise WorkerError(f"worker rank {r} {self._exit_text(r)}", died=True, rank=r) from None
                 if status == "progress":
                     if self.on_progress is not None:
                         self.on_progress(value)
@@ -82,8 +82,8 @@ class LocalGroup:
                 if status == "error":
                     dead = self._dead(grace_s=1.0)
                     if dead:  # the error is a peer's death seen through the collective: name the dead one
-                        raise WorkerError(f"worker rank {dead[0]} {self._exit_text(dead[0])}", died=True)
-                    raise WorkerError(f"worker rank {r} failed: {value}")
+                        raise WorkerError(f"worker rank {dead[0]} {self._exit_text(dead[0])}", died=True, rank=dead[0])
+                    raise WorkerError(f"worker rank {r} failed: {value}", rank=r)
                 results[r] = value
                 pending.discard(r)
         return results

@@ -11,6 +11,7 @@ import numpy as np
 
 from shardlearn import models
 from shardlearn.data import partition as partitioners
+from shardlearn.runtime import ps_run
 from shardlearn.runtime.spill import open_spec
 from shardlearn.runtime.train import LAST_STEPS, TrainConfig, train_local
 
@@ -19,9 +20,12 @@ def _rows(cfg: TrainConfig, comm, n, labels=None):
     return partitioners.rows_for(cfg.partition, comm.size, comm.rank, n=n, seed=cfg.random_state or 0, labels=labels)
 
 
-def fit_arrays(comm, *, model: str, cfg: dict, spill: dict, n_outputs: int, progress=None, fault=None):
+def fit_arrays(comm, *, model: str, cfg: dict, spill: dict, n_outputs: int, progress=None, fault=None, slow=None):
     """Train on this worker's rows of spilled (memory-mapped) arrays."""
     cfg = TrainConfig(**cfg)
+    comm, ctx = _roles(comm, cfg)
+    if ctx is not None and ctx.is_server:
+        return ps_run.serve(ctx)
     X, y, sw = open_spec(spill)
     if cfg.partition == "contiguous":
         # a slice: dense rows stay a view of the shared-memory map. Copying the shard into private
@@ -33,7 +37,15 @@ def fit_arrays(comm, *, model: str, cfg: dict, spill: dict, n_outputs: int, prog
         rows = _rows(cfg, comm, X.shape[0], labels=np.asarray(y) if cfg.partition == "stratified" else None)
     Xs, ys = X[rows], np.array(y[rows])
     sws = None if sw is None else np.array(sw[rows])
-    return _train(comm, model, cfg, Xs, ys, sws, n_outputs, progress, fault=fault, rows=int(Xs.shape[0]))
+    return _train(comm, model, cfg, Xs, ys, sws, n_outputs, progress, fault=fault, ctx=ctx, slow=slow,
+                  rows=int(Xs.shape[0]))
+
+
+def _roles(comm, cfg):
+    """``(the trainers' comm, parameter-server context or None)``; joins the RPC group if needed."""
+    if not ps_run.uses_ps(cfg):
+        return comm, None
+    return ps_run.enter(comm, cfg)
 
 
 def _sigkill_at(model, call: int):
@@ -52,11 +64,22 @@ def _sigkill_at(model, call: int):
     return model._replace(loss_and_grad=loss_and_grad)
 
 
-def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, fault=None, **facts):
-    """``fault``: ``{"rank": r, "call": k}`` makes rank r SIGKILL itself at its k-th gradient (fault tests)."""
+def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, fault=None, ctx=None, slow=None, **facts):
+    """``fault``: ``{"rank": r, "call": k}`` makes rank r SIGKILL itself at its k-th gradient (fault tests);
+    ``slow``: ``{"rank": r, "factor": f}`` makes rank r's steps f times slower (straggler benchmarks)."""
+    _reset_peak_rss()
     m = models.get(model)
     if fault is not None and comm.rank == fault["rank"]:
         m = _sigkill_at(m, int(fault["call"]))
+    factor = float(slow["factor"]) if slow is not None and comm.rank == slow["rank"] else 1.0
+    if ctx is not None or cfg.plan == "hogwild":
+        show = progress if comm.rank == 0 else None
+        if ctx is not None:
+            out = ps_run.train(comm, ctx, m, X, y, sw, cfg, progress=show, slow_factor=factor)
+        else:
+            out = ps_run.train_hogwild(comm, m, X, y, sw, cfg, progress=show, slow_factor=factor)
+        out["report"].update(facts, peak_rss_mb=_peak_rss_mb())
+        return out
     comm.barrier()
     started_at = time.time()
     before = comm.stats.snapshot()
@@ -70,6 +93,15 @@ def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, fault=None, **f
     report.update(resumed)
     report.update(facts, started_at=started_at, fit_seconds=time.perf_counter() - t, rank=comm.rank, peak_rss_mb=_peak_rss_mb())
     return {"params": params if comm.rank == 0 else None, "n_iter": int(n_iter), "report": report, "steps": steps}
+
+
+def _reset_peak_rss() -> None:
+    """Start this process's peak-memory count afresh (a persistent worker runs many fits)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
 
 
 def _peak_rss_mb() -> float:
@@ -102,11 +134,15 @@ def union(comm, values) -> list:
     return sorted(merged, key=lambda v: (str(type(v)), v))
 
 
-def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None, progress=None, fault=None):
+def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None, progress=None, fault=None,
+               slow=None):
     """Train on this worker's shard of a file (CLI, torchrun): only the shard is read."""
     from shardlearn.data import open as open_source
 
     cfg = TrainConfig(**cfg)
+    comm, ctx = _roles(comm, cfg)
+    if ctx is not None and ctx.is_server:
+        return ps_run.serve(ctx)
     if cfg.partition == "contiguous" and _is_libsvm(source):
         src, X, y = _libsvm_shard(comm, source)
     else:
@@ -132,7 +168,8 @@ def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None
         n_outputs = models.get(model).n_outputs(len(classes))
     else:
         codes, n_outputs = y.astype(np.float64), 1
-    out = _train(comm, model, cfg, X, codes, None, n_outputs, progress, fault=fault, rows=int(X.shape[0]),
+    out = _train(comm, model, cfg, X, codes, None, n_outputs, progress, fault=fault, ctx=ctx, slow=slow,
+                 rows=int(X.shape[0]),
                  bytes_read=int(getattr(src, "bytes_read", 0)), source_rows=int(src.n_rows))
     out["classes"] = classes
     out["n_features"] = int(src.n_features)
@@ -212,4 +249,33 @@ def time_passes(comm, *, model: str, spill: dict, passes: int = 5, progress=None
     return {"seconds_per_pass": (time.perf_counter() - t) / passes, "rows": int(len(rows))}
 
 
-JOBS = {"fit_arrays": fit_arrays, "fit_source": fit_source, "ping": ping, "time_passes": time_passes}
+def ps_pushes(comm, *, cfg: dict, n_keys: int, pushes: int, progress=None):
+    """For tests: every worker pushes ``v`` (1 at every key, + its rank at key 0) ``pushes`` times,
+    concurrently, to "add" shards; then each pulls every key. Returns the pulled vector."""
+    from shardlearn.ps.client import Client
+    from shardlearn.ps.slicer import make
+
+    cfg = TrainConfig(**cfg)
+    comm, ctx = ps_run.enter(comm, cfg)
+    if ctx.is_server:
+        return ps_run.serve(ctx)
+    slicer = make(cfg.slicer, n_keys, len(ctx.hosts), 7)
+    if comm.rank == 0:
+        for f in [ctx.transport.call(h, ps_run.host.create, s, slicer.size(s), "add", 0.0, 0.0, 0.0, "float64")
+                  for s, h in enumerate(ctx.hosts)]:
+            ctx.transport.wait(f)
+    comm.barrier()
+    client = Client(ctx.transport, slicer, ctx.hosts, comm.rank)
+    keys = np.random.default_rng(comm.rank).permutation(n_keys)
+    v = np.ones(n_keys)
+    v[keys == 0] += comm.rank
+    handles = [client.push(keys, v) for _ in range(pushes)]  # all in flight at once
+    for h in handles:
+        client.wait(h)
+    comm.barrier()
+    out = client.wait(client.pull(np.arange(n_keys)))
+    ctx.transport.close()
+    return out
+
+
+JOBS = {"ps_pushes": ps_pushes, "fit_arrays": fit_arrays, "fit_source": fit_source, "ping": ping, "time_passes": time_passes}

@@ -43,6 +43,12 @@ def from_env(env=None) -> WorldInfo | None:
                      env.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() in ("1", "true"))
 
 
+def rpc_address() -> str:
+    """Where the RPC group meets: torchrun's master address, or loopback for local workers."""
+    w = from_env()
+    return "127.0.0.1" if w is None else w.master_addr
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -29,6 +29,7 @@ LAST_STEPS: list = []  # per-step metrics of the latest one-process (or this wor
 
 DEFAULT_LEARNING_RATE = {"sgd": 0.05, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.1, "adam": 0.01, "ftrl": 0.5}
 SOLVER_STRATEGY = {"lbfgs": "lbfgs", "gd": "gd", "sgd": "bsp"}
+ALL_STRATEGIES = list(STRATEGIES) + ["ssp", "asp", "hogwild"]  # the last three run on the worker group only
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,11 @@ class TrainConfig:
     checkpoint_every: int | str | None = None  # steps (100) or a time ("30s"); None: only at the end
     resume: bool = False  # continue from the newest valid checkpoint in checkpoint_dir
     max_restarts: int = 0  # local group: restart the workers this many times after a failure
+    staleness: int = 4  # ssp: a worker may be this many clocks ahead of the slowest
+    servers: int = 0  # dedicated parameter-server processes (0: every worker hosts one shard)
+    slicer: str = "range"  # parameter-server key -> shard: "range" or "hash"
+    ps_dtype: str = "float64"  # the shards' parameter type ("float32" halves their memory)
+    precondition: bool = True  # solve in standardised coordinates (the parameter server never does)
 
     @property
     def plan(self) -> str:
@@ -61,15 +67,33 @@ class TrainConfig:
 
     @property
     def stochastic(self) -> bool:
-        return self.plan in ("bsp", "local_sgd")
+        return self.plan in ("bsp", "local_sgd", "ssp", "asp", "hogwild")
+
+    @property
+    def processes(self) -> int:
+        """Processes of the local group: the workers, plus dedicated servers."""
+        return self.workers + self.servers
 
     def validate(self) -> None:
         if self.solver not in SOLVER_STRATEGY:
             raise ConfigError(f"solver={self.solver!r} is not known; expected one of {', '.join(SOLVER_STRATEGY)}")
         if not (isinstance(self.workers, (int, np.integer)) and self.workers >= 1):
             raise ConfigError(f"workers must be a positive integer, got {self.workers!r}")
-        if self.strategy is not None and self.strategy not in STRATEGIES:
-            raise ConfigError(f"strategy={self.strategy!r} is not known; expected one of {', '.join(STRATEGIES)}")
+        if self.strategy is not None and self.strategy not in ALL_STRATEGIES:
+            raise ConfigError(f"strategy={self.strategy!r} is not known; expected one of {', '.join(ALL_STRATEGIES)}")
+        if not (isinstance(self.staleness, (int, np.integer)) and self.staleness >= 0):
+            raise ConfigError(f"staleness must be an integer >= 0, got {self.staleness!r}")
+        if not (isinstance(self.servers, (int, np.integer)) and self.servers >= 0):
+            raise ConfigError(f"servers must be an integer >= 0, got {self.servers!r}")
+        if self.servers and self.plan not in ("bsp", "ssp", "asp"):
+            raise ConfigError(f"servers={self.servers} needs a parameter-server strategy (bsp, ssp, asp), "
+                              f"not {self.plan!r}")
+        if self.slicer not in ("range", "hash"):
+            raise ConfigError(f"slicer={self.slicer!r}: expected 'range' or 'hash'")
+        if self.ps_dtype not in ("float32", "float64"):
+            raise ConfigError(f"ps_dtype={self.ps_dtype!r}: expected 'float32' or 'float64'")
+        if self.plan in ("ssp", "asp", "hogwild") and self.solver != "sgd":
+            raise ConfigError(f"strategy={self.plan!r} is stochastic: use solver='sgd'")
         if self.partition not in PARTITIONERS or self.partition == "hash":
             raise ConfigError(f"partition={self.partition!r}: expected contiguous, random or stratified")
         if self.sync_every is not None and not (isinstance(self.sync_every, int) and self.sync_every >= 1):
@@ -120,7 +144,7 @@ def _affine(model, X, sample_weight, cfg: TrainConfig, comm=None):
         d = X.shape[1]
         s1, s2, total = vec[:d], vec[d : 2 * d], float(vec[-1])
     affine = precond.from_moments(s1, s2, total, curvature=model.curvature, ridge=cfg.alpha * (1.0 - cfg.l1_ratio),
-                                  center=cfg.fit_intercept)
+                                  center=cfg.fit_intercept) if cfg.precondition else precond.identity(X.shape[1])
     return affine, (local_total / total if total > 0 else 0.0)
 
 
@@ -133,10 +157,14 @@ def train(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, stat
     With ``cfg.workers > 1`` the rows are split over a local worker group.
     """
     cfg.validate()
-    if cfg.workers > 1 or cfg.max_restarts > 0:
+    if cfg.workers > 1 or cfg.max_restarts > 0 or cfg.servers > 0 or cfg.plan in ("ssp", "asp", "hogwild"):
         if state is not None:
             raise ConfigError("partial_fit runs in one process; use workers=1 for partial_fit")
         from shardlearn.runtime import distributed
+
+        if n_outputs != 1 and (cfg.servers or cfg.plan in ("ssp", "asp", "hogwild")):
+            raise ConfigError(f"strategy={cfg.plan!r} keeps one weight per feature (parameter server, shared "
+                              "vector): binary or regression models only; use bsp or local_sgd for softmax")
 
         params, n_iter = distributed.train_arrays(model, X, y, sample_weight, cfg, n_outputs)
         return params, n_iter, None

@@ -1,0 +1,69 @@
+"""The worker's side of the parameter server, in the spirit of ps-lite: ``push``
+and ``pull`` name only the keys a batch touches and return a handle at once;
+``wait(handle)`` blocks until that request is done (and returns pulled values).
+Keys are routed to shards by the slicer; repeated keys in a push are summed.
+
+>>> # with a running group: c = Client(transport, RangeSlicer(10, 2), hosts=[0, 1], worker=0)
+>>> # c.wait(c.push(np.array([3, 7]), np.array([1.0, 2.0]))); c.wait(c.pull(np.array([7, 3])))
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from shardlearn.ps import host
+from shardlearn.ps.slicer import group
+
+
+class Handle:
+    def __init__(self, kind, parts, n=0):
+        self.kind, self.parts, self.n = kind, parts, n  # parts: [(future, positions)]
+
+
+class Client:
+    def __init__(self, transport, slicer, hosts: list[int], worker: int):
+        """``hosts[s]``: the rank hosting shard ``s``; the clock lives with shard 0."""
+        self.transport, self.slicer, self.hosts, self.worker = transport, slicer, list(hosts), worker
+        self.keys_pushed = self.keys_pulled = 0
+
+    def push(self, keys: np.ndarray, values: np.ndarray, clock: int | None = None, expect: int = 1) -> Handle:
+        """Send ``values`` for ``keys``. With ``clock`` (bsp) every shard gets a push, empty if
+        none of the keys is its own, and applies the sum once ``expect`` workers pushed that clock."""
+        keys = np.asarray(keys, dtype=np.int64)
+        uniq, inv = np.unique(keys, return_inverse=True)
+        vals = np.bincount(inv, weights=np.asarray(values, dtype=np.float64), minlength=uniq.size) \
+            if uniq.size != keys.size else np.asarray(values, dtype=np.float64)[np.argsort(keys, kind="stable")]
+        shard, local = self.slicer.route(uniq)
+        routed = group(shard, len(self.hosts))
+        if clock is not None:
+            have = {s for s, _ in routed}
+            routed += [(s, np.zeros(0, dtype=np.int64)) for s in range(len(self.hosts)) if s not in have]
+        parts = [(self.transport.call(self.hosts[s], host.push, int(s), local[pos], vals[pos], clock, expect), None)
+                 for s, pos in routed]
+        self.keys_pushed += uniq.size
+        return Handle("push", parts)
+
+    def pull(self, keys: np.ndarray) -> Handle:
+        keys = np.asarray(keys, dtype=np.int64)
+        shard, local = self.slicer.route(keys)
+        parts = [(self.transport.call(self.hosts[s], host.pull, int(s), local[pos]), pos)
+                 for s, pos in group(shard, len(self.hosts))]
+        self.keys_pulled += keys.size
+        return Handle("pull", parts, keys.size)
+
+    def wait(self, handle: Handle):
+        if handle.kind == "push":
+            for fut, _ in handle.parts:
+                self.transport.wait(fut)
+            return None
+        out = np.empty(handle.n)
+        for fut, pos in handle.parts:
+            out[pos] = self.transport.wait(fut)
+        return out
+
+    # --- the clock (consistency) ---------------------------------------------
+    def tick(self) -> None:
+        self.transport.wait(self.transport.call(self.hosts[0], host.tick, self.worker))
+
+    def wait_min(self, target: int) -> int:
+        """Block until every worker's clock is >= ``target``; the slowest clock then."""
+        return int(self.transport.wait(self.transport.call(self.hosts[0], host.wait_min, self.worker, target)))

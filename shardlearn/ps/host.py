@@ -1,0 +1,68 @@
+"""What a process hosting parameter-server shards (and the clock table) answers
+to: module-level handlers the transport calls by reference. One process may host
+several shards; the clock lives with the first shard.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from shardlearn.comm import rpc as transport
+from shardlearn.ps.server import Clock, Shard
+
+HOSTED: dict = {"shards": {}, "clock": None}
+
+
+def reset() -> None:
+    HOSTED["shards"].clear()
+    HOSTED["clock"] = None
+
+
+def create(shard_id: int, size: int, rule: str, learning_rate: float, l1: float, l2: float, dtype: str) -> int:
+    HOSTED["shards"][shard_id] = Shard(size, rule, learning_rate, l1, l2, dtype)
+    return os.getpid()
+
+
+def push(shard_id: int, idx: np.ndarray, values: np.ndarray, clock=None, expect: int = 1) -> None:
+    HOSTED["shards"][shard_id].push(idx, values, clock, expect)
+
+
+def pull(shard_id: int, idx: np.ndarray) -> np.ndarray:
+    return HOSTED["shards"][shard_id].pull(idx)
+
+
+def create_clock(n_workers: int) -> None:
+    HOSTED["clock"] = Clock(n_workers)
+
+
+def tick(worker: int) -> None:
+    HOSTED["clock"].tick(worker)
+
+
+@transport.async_execution
+def wait_min(worker: int, target: int):
+    fut = transport.new_future()
+    HOSTED["clock"].wait_min(worker, target, fut.set_result)
+    return fut
+
+
+def grants() -> list:
+    return list(HOSTED["clock"].grants)
+
+
+def save_slices() -> dict:
+    """Write each hosted slice to shared memory (for the driver to assemble the model): ``{shard: path}``."""
+    folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    out = {}
+    for shard_id, shard in HOSTED["shards"].items():
+        fd, path = tempfile.mkstemp(prefix=f"shardlearn-slice-{shard_id}-", suffix=".npy", dir=folder)
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, shard.values)
+        out[shard_id] = path
+    return out
+
+
+def pushes() -> dict:
+    return {s: sh.pushes for s, sh in HOSTED["shards"].items()}

@@ -1,0 +1,153 @@
+"""A parameter-server shard and the clock table that bounds staleness.
+
+``Shard`` holds one slice of the parameters and, next to it, the server-side
+optimizer's per-coordinate state (AdaGrad accumulators, FTRL ``z`` and ``n``),
+so a push updates only the coordinates it names. The update rule is an
+``optim`` transform applied to the touched coordinates, or ``"add"`` (values
+accumulate, as in ps-lite's default handle). Pushes to one shard are serialised
+by a lock: the server's state is consistent; the *workers'* view may be stale,
+which is what the consistency models bound.
+
+``Clock`` keeps each worker's clock (iterations completed) and answers
+"wait until the slowest worker has reached c" with a future, which the
+transport completes when the condition holds (SSP, Ho et al., "More Effective
+Distributed ML via a Stale Synchronous Parallel Parameter Server", NIPS 2013;
+BSP is staleness 0, ASP never waits). It records every grant.
+
+>>> import numpy as np
+>>> s = Shard(5, rule="add")
+>>> s.push(np.array([1, 3]), np.array([2.0, 5.0])); s.push(np.array([1]), np.array([2.0]))
+>>> s.pull(np.array([1, 3, 0])).tolist()
+[4.0, 5.0, 0.0]
+>>> a = Shard(3, rule="adagrad", learning_rate=0.1)
+>>> a.push(np.array([2]), np.array([1.0])); a.pull(np.array([0, 2])).round(4).tolist()
+[0.0, -0.1]
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from shardlearn.core.errors import ConfigError
+
+
+def _slice(state, idx, size):
+    """The part of a per-coordinate state at ``idx`` (full-size leaves sliced, scalars kept)."""
+    if isinstance(state, dict):
+        return {k: _slice(v, idx, size) for k, v in state.items()}
+    if isinstance(state, tuple):
+        parts = [_slice(p, idx, size) for p in state]
+        return type(state)(*parts) if hasattr(state, "_fields") else tuple(parts)
+    arr = np.asarray(state)
+    return arr[idx] if arr.ndim and arr.shape[0] == size else arr
+
+
+def _scatter(full, part, idx, size):
+    """Write ``part`` back into ``full`` at ``idx``; returns the new full state."""
+    if isinstance(full, dict):
+        return {k: _scatter(full[k], part[k], idx, size) for k in full}
+    if isinstance(full, tuple):
+        parts = [_scatter(f, p, idx, size) for f, p in zip(full, part)]
+        return type(full)(*parts) if hasattr(full, "_fields") else tuple(parts)
+    arr = np.asarray(full)
+    if arr.ndim and arr.shape[0] == size:
+        arr[idx] = part
+        return arr
+    return np.asarray(part)
+
+
+class Shard:
+    """One slice of ``size`` parameters with its update rule (``"add"`` or an optimizer name)."""
+
+    def __init__(self, size: int, rule: str = "adagrad", learning_rate: float = 0.1, l1: float = 0.0,
+                 l2: float = 0.0, dtype="float64"):
+        self.size, self.rule = int(size), rule
+        self.values = np.zeros(self.size, dtype=np.dtype(dtype))
+        self.lock = threading.Lock()
+        self.pushes = 0
+        self.held: dict = {}  # clock -> pushes waiting for the rest of that clock (bsp)
+        if rule == "add":
+            self.opt = self.state = None
+        else:
+            from shardlearn import optim
+
+            if rule not in optim.OPTIMIZERS:
+                raise ConfigError(f"server rule {rule!r}: expected 'add' or one of {', '.join(optim.OPTIMIZERS)}")
+            self.opt = optim.make(rule, learning_rate, l1=l1, l2=l2)
+            self.state = self.opt.init({"w": self.values})
+
+    def push(self, idx: np.ndarray, grads: np.ndarray, clock: int | None = None, expect: int = 1) -> None:
+        """Apply a push: ``idx`` distinct local indices, ``grads`` their values. With ``clock``
+        (bsp), pushes are held until ``expect`` pushes of that clock arrived, then their sum is
+        applied as one update, so every worker's step-t pull saw none of step t's pushes and
+        the optimizer steps once per clock on the summed gradient (as allreduce bsp does)."""
+        with self.lock:
+            self.pushes += 1
+            if clock is None:
+                self._apply(idx, grads)
+                return
+            held = self.held.setdefault(clock, [])
+            held.append((idx, grads))
+            if len(held) < expect:
+                return
+            del self.held[clock]
+            keys = np.concatenate([i for i, _ in held])
+            uniq, inv = np.unique(keys, return_inverse=True)
+            if uniq.size:
+                self._apply(uniq, np.bincount(inv, weights=np.concatenate([g for _, g in held]), minlength=uniq.size))
+
+    def _apply(self, idx, grads) -> None:
+        if self.opt is None:
+            self.values[idx] += grads.astype(self.values.dtype, copy=False)
+            return
+        w = self.values[idx].astype(np.float64)
+        part = _slice(self.state, idx, self.size)
+        updates, part = self.opt.update({"w": np.asarray(grads, dtype=np.float64)}, part, {"w": w})
+        self.values[idx] = w + updates["w"]
+        self.state = _scatter(self.state, part, idx, self.size)
+
+    def pull(self, idx: np.ndarray) -> np.ndarray:
+        with self.lock:
+            return self.values[idx].astype(np.float64)
+
+    def arrays(self) -> dict:
+        """The slice and its optimizer state, as plain arrays (checkpoints, final model)."""
+        from shardlearn.core.tree import pack_state
+
+        with self.lock:
+            out = {"values": self.values}
+            if self.state is not None:
+                out.update(pack_state("opt", self.state))
+            return out
+
+
+class Clock:
+    """Clocks of ``n_workers`` workers; ``wait_min(target, done)`` calls ``done(min_clock)``
+    once every worker's clock is at least ``target`` (at once if it already is)."""
+
+    def __init__(self, n_workers: int):
+        self.clocks = np.zeros(n_workers, dtype=np.int64)
+        self.lock = threading.Lock()
+        self.waiting: list = []
+        self.grants: list[tuple[int, int, int]] = []  # (worker, target, slowest clock when granted)
+
+    def tick(self, worker: int) -> None:
+        with self.lock:
+            self.clocks[worker] += 1
+            low = int(self.clocks.min())
+            ready = [w for w in self.waiting if w[1] <= low]
+            self.waiting = [w for w in self.waiting if w[1] > low]
+            for worker_id, target, _ in ready:
+                self.grants.append((worker_id, target, low))
+        for _, _, done in ready:
+            done(low)
+
+    def wait_min(self, worker: int, target: int, done) -> None:
+        with self.lock:
+            low = int(self.clocks.min())
+            if low < target:
+                self.waiting.append((worker, target, done))
+                return
+            self.grants.append((worker, target, low))
+        done(low)

@@ -1,0 +1,177 @@
+"""Running a fit over the parameter server: roles, the RPC group, the shards'
+creation, and the model's assembly from the shards' slices.
+
+Roles: with ``servers=0`` every rank hosts one shard and trains; with
+``servers=S`` the last S ranks of the group only host shards. The trainers keep
+a gloo group of their own (for agreeing on classes and step counts), and every
+rank joins one RPC group on a port rank 0 picks. At the end each host writes
+its slices to shared memory and the driver assembles the model, so no worker
+ever holds the whole model.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from shardlearn.core.errors import ConfigError
+from shardlearn.ps import host
+from shardlearn.ps.client import Client
+from shardlearn.ps.slicer import make as make_slicer
+
+PS_PLANS = ("ssp", "asp")
+
+
+def uses_ps(cfg) -> bool:
+    return cfg.plan in PS_PLANS or (cfg.plan == "bsp" and cfg.servers > 0)
+
+
+class Context:
+    def __init__(self, transport, trainers: int, hosts: list[int], rank: int):
+        self.transport, self.trainers, self.hosts, self.rank = transport, trainers, hosts, rank
+
+    @property
+    def is_server(self) -> bool:
+        return self.rank >= self.trainers
+
+
+def enter(comm, cfg):
+    """Join the RPC group (every rank); returns ``(trainer comm or None, Context)``."""
+    from shardlearn.comm.rpc import RpcTransport
+    from shardlearn.runtime import launch
+
+    trainers = cfg.workers
+    if comm.size != trainers + cfg.servers:
+        raise ConfigError(f"{comm.size} processes for {trainers} workers and {cfg.servers} servers")
+    port = float(launch.free_port()) if comm.rank == 0 else 0.0
+    port = int(comm.allreduce(np.array([port]), op="max")[0])
+    sub = comm.subgroup(trainers) if cfg.servers else comm
+    host.reset()
+    transport = RpcTransport(comm.rank, comm.size, launch.rpc_address(), port)
+    hosts = list(range(trainers, trainers + cfg.servers)) if cfg.servers else list(range(trainers))
+    return sub, Context(transport, trainers, hosts, comm.rank)
+
+
+def serve(ctx: Context) -> dict:
+    """A server rank: answer requests until every rank leaves, then hand over the slices."""
+    t = time.perf_counter()
+    ctx.transport.close()
+    return {"params": None, "n_iter": 0, "steps": [], "slices": host.save_slices(),
+            "report": {"rank": ctx.rank, "role": "server", "pushes": host.pushes(),
+                       "serve_seconds": time.perf_counter() - t}}
+
+
+def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, slow_factor=1.0) -> dict:
+    """A trainer rank: create the shards (rank 0), run the consistency policy, leave."""
+    from shardlearn.strategies import ps_sgd
+
+    if model.n_outputs(2) != 1:
+        raise ConfigError(f"strategy={cfg.plan!r} runs over the parameter server, which holds one weight per "
+                          "feature: binary or regression models only (use bsp for softmax)")
+    d = X.shape[1]
+    slicer = make_slicer(cfg.slicer, d + 1, len(ctx.hosts), cfg.random_state or 0)
+    alpha, l1r = cfg.alpha, cfg.l1_ratio
+    if comm.rank == 0:
+        made = [ctx.transport.call(h, host.create, s, slicer.size(s), cfg.optimizer, _lr(cfg), alpha * l1r,
+                                   alpha * (1 - l1r), cfg.ps_dtype) for s, h in enumerate(ctx.hosts)]
+        made.append(ctx.transport.call(ctx.hosts[0], host.create_clock, ctx.trainers))
+        for f in made:
+            ctx.transport.wait(f)
+    comm.barrier()
+    client = Client(ctx.transport, slicer, ctx.hosts, comm.rank)
+    staleness = {"bsp": 0, "ssp": cfg.staleness, "asp": None}[cfg.plan]
+    from shardlearn.runtime.progress import StepLog
+
+    log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
+
+    def cb(epoch, loss, rows):
+        log.step(epoch, loss, int(comm.allreduce(np.array([float(rows)]))[0]))
+
+    t0 = time.perf_counter()
+    steps, clock_log = ps_sgd.fit(model, X, y, sw, client=client, comm=comm, batch_size=cfg.batch_size,
+                                  epochs=cfg.max_iter, seed=cfg.random_state, shuffle=cfg.shuffle,
+                                  staleness=staleness, share_rows=cfg.plan == "bsp", callback=cb,
+                                  slow_factor=slow_factor)
+    comm.barrier()  # every push is applied before anyone reads the result
+    grants = ctx.transport.wait(ctx.transport.call(ctx.hosts[0], host.grants)) if comm.rank == 0 else None
+    ctx.transport.close()
+    out = {"params": None, "n_iter": int(cfg.max_iter), "steps": log.records,
+           "slices": host.save_slices() if not cfg.servers else {},
+           "ps": {"n_features": d, "slicer": cfg.slicer, "shards": len(ctx.hosts), "seed": cfg.random_state or 0},
+           "report": {"rank": comm.rank, "role": "worker", "ps_steps": steps, "clock_log": clock_log,
+                      "grants": grants, "keys_pulled": client.keys_pulled, "keys_pushed": client.keys_pushed,
+                      "rpc_calls": ctx.transport.calls, "fit_seconds": time.perf_counter() - t0}}
+    return out
+
+
+def _lr(cfg) -> float:
+    from shardlearn.runtime.train import DEFAULT_LEARNING_RATE
+
+    return float(DEFAULT_LEARNING_RATE[cfg.optimizer] if cfg.learning_rate is None else cfg.learning_rate)
+
+
+def assemble(results: list) -> dict:
+    """The driver: the model ``{"w", "b"}`` from the slices every host wrote (files removed after)."""
+    import os
+
+    info = next(r["ps"] for r in results if r.get("ps"))
+    d = info["n_features"]
+    slicer = make_slicer(info["slicer"], d + 1, info["shards"], info["seed"])
+    dtypes = [np.load(p, mmap_mode="r").dtype for r in results for p in r.get("slices", {}).values()]
+    full = np.zeros(d + 1, dtype=np.result_type(*dtypes))  # float32 shards: a float32 model (2^28 keys: 1 GiB)
+    for r in results:
+        for s, path in r.get("slices", {}).items():
+            vals = np.load(path, mmap_mode="r")
+            if slicer.kind == "range":
+                lo = int(slicer.starts[int(s)])
+                full[lo : lo + vals.shape[0]] = vals
+            else:
+                keys = slicer.keys_of(int(s))
+                full[keys] = vals[slicer.route(keys)[1]]
+            del vals
+            os.unlink(path)
+    return {"w": full[:d], "b": np.asarray(full[d])}
+
+
+def train_hogwild(comm, model, X, y, sw, cfg, progress=None, slow_factor=1.0) -> dict:
+    """Every worker of this machine updates one shared vector without locks (``hogwild``)."""
+    import os
+    import shutil
+    import tempfile
+
+    from shardlearn.runtime.job import union
+    from shardlearn.runtime.progress import StepLog
+    from shardlearn.strategies import hogwild, ps_sgd
+
+    if model.n_outputs(2) != 1:
+        raise ConfigError("strategy='hogwild' holds one weight per feature: binary or regression models only")
+    d = X.shape[1]
+    mine = [tempfile.mkdtemp(prefix="shardlearn-hogwild-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)] \
+        if comm.rank == 0 else []
+    folder = union(comm, mine)[0]
+    alpha, l1r = cfg.alpha, cfg.l1_ratio
+    if comm.rank == 0:
+        hogwild.shared_shard(folder, d + 1, cfg.optimizer, _lr(cfg), alpha * l1r, alpha * (1 - l1r), create=True)
+    comm.barrier()
+    shard = hogwild.shared_shard(folder, d + 1, cfg.optimizer, _lr(cfg), alpha * l1r, alpha * (1 - l1r))
+    client = hogwild.LocalClient(shard)
+    log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
+
+    def cb(epoch, loss, rows):
+        log.step(epoch, loss, int(comm.allreduce(np.array([float(rows)]))[0]))
+
+    t0 = time.perf_counter()
+    steps, _ = ps_sgd.fit(model, X, y, sw, client=client, comm=comm, batch_size=cfg.batch_size, epochs=cfg.max_iter,
+                          seed=cfg.random_state, shuffle=cfg.shuffle, staleness=None, callback=cb,
+                          slow_factor=slow_factor)
+    comm.barrier()
+    params = None
+    if comm.rank == 0:
+        full = np.array(shard.values, dtype=np.float64)
+        params = {"w": full[:d], "b": np.asarray(full[d])}
+    del shard, client
+    comm.barrier()
+    if comm.rank == 0:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"params": params, "n_iter": int(cfg.max_iter), "steps": log.records,
+            "report": {"rank": comm.rank, "ps_steps": steps, "fit_seconds": time.perf_counter() - t0}}

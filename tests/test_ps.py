@@ -1,0 +1,146 @@
+"""The parameter server with real processes on 127.0.0.1: pushes are never lost,
+bsp over the server is allreduce bsp, ssp bounds staleness, asp/ssp/hogwild reach
+the reference loss, a 2^28-key model trains with small workers, and a dead
+server or worker ends the run naming it."""
+import dataclasses
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.datasets import load_svmlight_file
+from sklearn.metrics import log_loss
+
+import shardlearn
+from shardlearn import ConfigError, models
+from shardlearn.data.synthetic import make_d2
+from shardlearn.runtime import distributed, group
+from shardlearn.runtime.group import WorkerError
+from shardlearn.runtime.train import TrainConfig
+from tests.conftest import data_path
+
+
+@pytest.fixture(scope="module")
+def a9a():
+    X, y = load_svmlight_file(data_path("a9a", "a9a"), n_features=123)
+    Xt, yt = load_svmlight_file(data_path("a9a", "a9a.t"), n_features=123)
+    return X.tocsr(), (y > 0).astype(int), Xt.tocsr(), (yt > 0).astype(int)
+
+
+@pytest.mark.parametrize("servers,slicer", [(0, "range"), (0, "hash"), (2, "range"), (2, "hash")])
+def test_n_concurrent_pushes_of_v_then_a_pull_return_n_times_v(servers, slicer):
+    cfg = TrainConfig(solver="sgd", strategy="asp", workers=2, servers=servers, slicer=slicer)
+    out = group.get(cfg.processes).run("ps_pushes", cfg=dataclasses.asdict(cfg), n_keys=5000, pushes=40)
+    pulled = [r for r in out if isinstance(r, np.ndarray)]
+    assert len(pulled) == 2
+    want = np.full(5000, 80.0)
+    want[0] = 40 * (1 + 0) + 40 * (1 + 1)  # each worker adds its rank at key 0
+    for p in pulled:
+        np.testing.assert_array_equal(p, want)
+
+
+def test_bsp_over_the_parameter_server_equals_allreduce_bsp(a9a):
+    X, y = a9a[0][:6000], a9a[1][:6000].astype(float)
+    m = models.get("logistic")
+    common = dict(solver="sgd", optimizer="sgd", learning_rate=0.2, alpha=0.0, batch_size=64, max_iter=2,
+                  random_state=3, workers=2, precondition=False, tol=None)
+    ref, _ = distributed.train_arrays(m, X, y, None, TrainConfig(strategy="bsp", **common), 1)
+    for servers in (1, 2):
+        ps, _ = distributed.train_arrays(m, X, y, None, TrainConfig(strategy="bsp", servers=servers, **common), 1)
+        assert max(np.max(np.abs(ps["w"] - ref["w"])), abs(float(ps["b"]) - float(ref["b"]))) < 1e-6
+        assert np.max(np.abs(ref["w"])) > 0.05  # it learned something
+
+
+@pytest.mark.parametrize("staleness", [0, 2])
+def test_ssp_never_lets_a_worker_run_more_than_s_clocks_ahead(a9a, staleness):
+    X, y = a9a[0][:4000], a9a[1][:4000].astype(float)
+    cfg = TrainConfig(solver="sgd", strategy="ssp", staleness=staleness, workers=2, batch_size=50, max_iter=1,
+                      random_state=0)
+    distributed.train_arrays(models.get("logistic"), X, y, None, cfg, 1, slow={"rank": 1, "factor": 4.0})
+    logs = {r["rank"]: r["clock_log"] for r in distributed.LAST_REPORTS}
+    ahead = {rank: max(t - low for t, low in log) for rank, log in logs.items()}
+    assert all(len(log) == 40 for log in logs.values())  # 2000 rows / 50 per step, every step recorded
+    assert max(ahead.values()) <= staleness
+    assert ahead[0] == staleness  # the fast worker does use its slack against the slowed one
+    grants = [g for r in distributed.LAST_REPORTS if r.get("grants") for g in r["grants"]]
+    assert grants and max(t - low for _, t, low in grants) <= 0  # the server granted only when slowest >= t - s
+
+
+def _reference_logloss(X, y, Xt, yt, alpha):
+    ref = shardlearn.LogisticRegression(alpha=alpha, tol=1e-10, max_iter=1000).fit(X, y)
+    return log_loss(yt, ref.predict_proba(Xt)[:, 1])
+
+
+@pytest.mark.parametrize("strategy,extra", [("asp", {}), ("ssp", {"staleness": 2}), ("hogwild", {}),
+                                            ("ssp", {"servers": 2, "slicer": "hash"})])
+def test_asp_ssp_and_hogwild_reach_the_reference_loss_on_a9a(a9a, strategy, extra):
+    X, y, Xt, yt = a9a
+    lstar = _reference_logloss(X, y, Xt, yt, 1e-6)
+    clf = shardlearn.LogisticRegression(solver="sgd", strategy=strategy, workers=2, alpha=1e-6, learning_rate=0.1,
+                                        batch_size=64, max_iter=3, random_state=0, **extra).fit(X, y)
+    assert log_loss(yt, clf.predict_proba(Xt)[:, 1]) <= 1.01 * lstar
+
+
+@pytest.mark.parametrize("strategy", ["asp", "ssp"])
+def test_asp_and_ssp_reach_the_reference_loss_on_a_small_d2(strategy):
+    X, y = make_d2(60_000)
+    Xt, yt = make_d2(20_000, split="test")
+    lstar = _reference_logloss(X, y, Xt, yt, 1e-5)
+    clf = shardlearn.LogisticRegression(solver="sgd", strategy=strategy, workers=2, alpha=1e-5, learning_rate=0.05,
+                                        batch_size=256, max_iter=3, random_state=0).fit(X, y)
+    assert log_loss(yt, clf.predict_proba(Xt)[:, 1]) <= 1.01 * lstar
+
+
+def _hashed_fit(bits, n=40_000, per_row=20):
+    rng = np.random.default_rng(0)
+    cols = rng.integers(0, 2**bits, size=(n, per_row))
+    hot = rng.integers(0, 2**bits, size=2000)
+    y = np.isin(cols, hot).sum(axis=1) + rng.normal(scale=0.3, size=n) > 0.5  # keys in `hot` mean positive
+    X = sp.csr_matrix((np.ones(n * per_row, dtype=np.float32), cols.ravel(), np.arange(0, n * per_row + 1, per_row)),
+                      shape=(n, 2**bits))
+    cfg = TrainConfig(solver="sgd", strategy="asp", workers=2, servers=2, optimizer="ftrl", learning_rate=0.5,
+                      batch_size=500, max_iter=2, random_state=0, ps_dtype="float32")
+    params, _ = distributed.train_arrays(models.get("logistic"), X, y.astype(float), None, cfg, 1)
+    workers = [r["peak_rss_mb"] for r in distributed.LAST_REPORTS if r.get("role") == "worker"]
+    return X, y, cols, params, workers
+
+
+def test_a_2_to_the_28_model_trains_with_workers_far_below_its_size():
+    *_, small = _hashed_fit(16)
+    X, y, cols, params, big = _hashed_fit(28)
+    assert params["w"].shape == (2**28,) and params["w"].dtype == np.float32
+    model_mb = 2**28 * 4 / 2**20  # 1024 MB on the two server shards
+    assert len(big) == 2 and max(big) < model_mb / 2, big  # measured: ~380 MB, most of it torch and numpy
+    assert max(big) - max(small) < 64, (big, small)  # a worker does not grow with the model
+    assert np.count_nonzero(params["w"]) <= np.unique(cols).size  # only pushed keys moved
+    z = np.asarray(X[:4000] @ params["w"]).ravel() + float(params["b"])
+    assert ((z > 0) == y[:4000]).mean() > 0.9
+
+
+def test_a_dead_server_shard_ends_the_run_naming_it(a9a):
+    X, y = a9a[0], a9a[1].astype(float)
+    cfg = TrainConfig(solver="sgd", strategy="ssp", workers=2, servers=1, batch_size=16, max_iter=20)
+    g = group.get(cfg.processes)
+    victim = g.pids[2]
+    threading.Timer(4.0, lambda: os.kill(victim, signal.SIGKILL)).start()
+    with pytest.raises(WorkerError, match=r"parameter-server shard 0 \(rank 2\) was killed by signal 9"):
+        distributed.train_arrays(models.get("logistic"), X, y, None, cfg, 1)
+
+
+def test_a_dead_worker_ends_the_parameter_server_run_naming_it(a9a):
+    X, y = a9a[0][:5000], a9a[1][:5000].astype(float)
+    cfg = TrainConfig(solver="sgd", strategy="asp", workers=2, servers=1, batch_size=16, max_iter=2)
+    with pytest.raises(WorkerError, match=r"worker rank 1 was killed by signal 9"):
+        distributed.train_arrays(models.get("logistic"), X, y, None, cfg, 1, fault={"rank": 1, "call": 30})
+
+
+def test_parameter_server_settings_are_checked():
+    with pytest.raises(ConfigError, match="servers=2 needs a parameter-server strategy"):
+        TrainConfig(solver="lbfgs", servers=2).validate()
+    with pytest.raises(ConfigError, match="strategy='ssp' is stochastic: use solver='sgd'"):
+        TrainConfig(strategy="ssp").validate()
+    with pytest.raises(ConfigError, match="binary or regression models only"):
+        shardlearn.LogisticRegression(solver="sgd", strategy="asp", workers=2, max_iter=1).fit(
+            np.random.default_rng(0).normal(size=(60, 3)), np.arange(60) % 3)
