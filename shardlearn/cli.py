@@ -42,8 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--tol", type=float, default=1e-6)
     t.add_argument("--random-state", type=int)
     t.add_argument("--workers", type=int, default=None, help="local worker processes (default: the number of cores)")
-    t.add_argument("--strategy", choices=("lbfgs", "gd", "bsp", "local_sgd", "average"),
-                   help="how workers agree (default: the solver's: lbfgs, gd, or bsp for sgd)")
+    t.add_argument("--strategy", choices=("lbfgs", "gd", "bsp", "local_sgd", "average", "ssp", "asp", "hogwild"),
+                   help="how workers agree (default: the solver's: lbfgs, gd, or bsp for sgd); ssp and asp run "
+                        "over the parameter server, hogwild on one shared vector")
+    t.add_argument("--staleness", type=int, default=4, help="ssp: how many clocks a worker may run ahead (default 4)")
+    t.add_argument("--servers", type=int, default=0,
+                   help="dedicated parameter-server processes (default 0: every worker hosts one shard)")
+    t.add_argument("--slicer", choices=("range", "hash"), default="range", help="parameter-server key -> shard")
     t.add_argument("--sync-every", type=int, help="local_sgd: average parameters every H steps (default 8)")
     t.add_argument("--partition", choices=("contiguous", "random", "stratified"), default="contiguous")
     t.add_argument("--positive-label", help="binary models: this label value is the positive class, all others negative")
@@ -93,7 +98,7 @@ def _estimator(args):
                   max_iter=args.max_iter, tol=args.tol, random_state=args.random_state, workers=1 if args.workers is None else args.workers,
                   strategy=args.strategy, sync_every=args.sync_every, partition=args.partition,
                   checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
-                  max_restarts=args.max_restarts)
+                  max_restarts=args.max_restarts, staleness=args.staleness, servers=args.servers, slicer=args.slicer)
     if args.model == "linear":
         return LinearRegression(**common)
     if args.model in ("hinge", "squared_hinge"):
@@ -115,7 +120,8 @@ def _train(args):
     world = launch.from_env()
     if args.workers is None:
         args.workers = 1 if world is not None else launch.cpu_count()
-    if world is not None or args.workers > 1 or args.checkpoint_dir or args.max_restarts:
+    if (world is not None or args.workers > 1 or args.checkpoint_dir or args.max_restarts or args.servers
+            or args.strategy in ("ssp", "asp", "hogwild")):
         return _train_distributed(args)  # checkpointed runs go through the worker group, which can restart
     from shardlearn.core.errors import DataError
     from shardlearn.data import open as open_source

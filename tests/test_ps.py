@@ -144,3 +144,18 @@ def test_parameter_server_settings_are_checked():
     with pytest.raises(ConfigError, match="binary or regression models only"):
         shardlearn.LogisticRegression(solver="sgd", strategy="asp", workers=2, max_iter=1).fit(
             np.random.default_rng(0).normal(size=(60, 3)), np.arange(60) % 3)
+
+
+def test_cli_trains_over_dedicated_servers_and_reads_only_the_shards(tmp_path, capsys):
+    import json
+
+    from shardlearn.cli import main
+
+    path = data_path("a9a", "a9a")
+    assert main(["train", path, "--solver", "sgd", "--strategy", "ssp", "--staleness", "2", "--servers", "1",
+                 "--workers", "2", "--max-iter", "2", "--learning-rate", "0.1", "--batch-size", "64",
+                 "--out", str(tmp_path / "m")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["workers"] == 2 and out["rows"] == 32561 and sorted(out["rows_per_worker"]) == [16279, 16282]
+    assert main(["evaluate", str(tmp_path / "m"), data_path("a9a", "a9a.t"), "--positive-label", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] > 0.845

@@ -143,7 +143,7 @@ def test_partial_fit_needs_classes_first_and_sgd():
 
 @pytest.mark.parametrize("kw, msg", [
     (dict(workers=0), "workers must be a positive integer, got 0"),
-    (dict(strategy="ssp"), "strategy='ssp' is not known; expected one of gd, lbfgs, bsp, local_sgd, average"),
+    (dict(strategy="sssp"), "strategy='sssp' is not known; expected one of gd, lbfgs, bsp, local_sgd, average, ssp, asp, hogwild"),
     (dict(solver="newton"), "solver='newton' is not known"),
     (dict(l1_ratio=2.0), r"l1_ratio must be in \[0, 1\]"),
 ])

@@ -32,7 +32,9 @@ class RpcTransport:
     def __init__(self, rank: int, world_size: int, addr: str, port: int, timeout_s: float = 120.0, threads: int = 16):
         opts = rpc.TensorPipeRpcBackendOptions(init_method=f"tcp://{addr}:{port}", num_worker_threads=threads,
                                                rpc_timeout=timeout_s, _transports=["uv"])
-        rpc.init_rpc(name(rank), rank=rank, world_size=world_size, rpc_backend_options=opts)
+        with warnings.catch_warnings():  # torch warns about its own use of a gloo group in RPC setup
+            warnings.simplefilter("ignore", UserWarning)
+            rpc.init_rpc(name(rank), rank=rank, world_size=world_size, rpc_backend_options=opts)
         self.rank, self.size, self.calls = rank, world_size, 0
         self.timeout = timedelta(seconds=timeout_s)
 

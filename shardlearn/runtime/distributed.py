@@ -76,15 +76,16 @@ def train_file(model_name, cfg, source: dict, positive_label=None):
     world = launch.from_env()
     if world is None:
         out = train_source(model_name, cfg, source, positive_label=positive_label)
-        return out, [(r["rows"], r.get("bytes_read", 0)) for r in LAST_REPORTS]
+        return out, [(r["rows"], r.get("bytes_read", 0)) for r in LAST_REPORTS if r.get("role") != "server"]
     if world.restart_count > 0 and cfg.checkpoint_dir:  # torchrun restarted the group: continue, don't start over
         cfg = dataclasses.replace(cfg, resume=True)
     comm = launch.join_from_env()
     try:
-        out = job.fit_source(comm, model=model_name, cfg=dataclasses.asdict(dataclasses.replace(cfg, workers=comm.size)),
+        trainers = comm.size - cfg.servers
+        out = job.fit_source(comm, model=model_name, cfg=dataclasses.asdict(dataclasses.replace(cfg, workers=trainers)),
                              source=source, positive_label=positive_label)
-        mine = np.array([out["report"]["rows"], out["report"].get("bytes_read", 0)], dtype=np.float64)
-        per_rank = [(int(r[0]), int(r[1])) for r in comm.allgather(mine)]
+        mine = np.array([out["report"].get("rows", 0), out["report"].get("bytes_read", 0)], dtype=np.float64)
+        per_rank = [(int(r[0]), int(r[1])) for r in comm.allgather(mine)][:trainers]
         LAST_STEPS[:] = out["steps"]
     finally:
         launch.leave()

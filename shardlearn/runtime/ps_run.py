@@ -94,14 +94,27 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, slow_factor=1
                                   slow_factor=slow_factor)
     comm.barrier()  # every push is applied before anyone reads the result
     grants = ctx.transport.wait(ctx.transport.call(ctx.hosts[0], host.grants)) if comm.rank == 0 else None
+    from shardlearn.runtime import launch
+
+    under_torchrun = launch.from_env() is not None  # no driver to assemble slices: rank 0 pulls the model
+    params = _pull_model(client, d) if under_torchrun and comm.rank == 0 else None
     ctx.transport.close()
-    out = {"params": None, "n_iter": int(cfg.max_iter), "steps": log.records,
-           "slices": host.save_slices() if not cfg.servers else {},
+    out = {"params": params, "n_iter": int(cfg.max_iter), "steps": log.records,
+           "slices": host.save_slices() if not cfg.servers and not under_torchrun else {},
            "ps": {"n_features": d, "slicer": cfg.slicer, "shards": len(ctx.hosts), "seed": cfg.random_state or 0},
            "report": {"rank": comm.rank, "role": "worker", "ps_steps": steps, "clock_log": clock_log,
                       "grants": grants, "keys_pulled": client.keys_pulled, "keys_pushed": client.keys_pushed,
                       "rpc_calls": ctx.transport.calls, "fit_seconds": time.perf_counter() - t0}}
     return out
+
+
+def _pull_model(client, d: int, chunk: int = 1 << 20) -> dict:
+    """The whole model, pulled in chunks of keys (torchrun's rank 0 writes the model file)."""
+    full = np.empty(d + 1)
+    for lo in range(0, d + 1, chunk):
+        keys = np.arange(lo, min(lo + chunk, d + 1), dtype=np.int64)
+        full[lo : lo + keys.size] = client.wait(client.pull(keys))
+    return {"w": full[:d], "b": np.asarray(full[d])}
 
 
 def _lr(cfg) -> float:
