@@ -37,3 +37,17 @@ def test_distributed_benchmark_runs_on_two_workers(tmp_path):
     recs = [json.loads(ln) for ln in open(tmp_path / "distributed-D1.jsonl")]
     two = [r for r in recs if r.get("system") == "shardlearn lbfgs, 2 workers"]
     assert two and all(len(r["peak_rss_mb"]) == 2 and r["comm_share"] > 0 for r in two)
+
+
+def test_parameter_server_benchmark_runs_on_a_small_d2(tmp_path):
+    _run("bench_ps.py", "--part", "d2", "--rows", "6000", "--test-rows", "2000", "--epochs", "1",
+         "--snapshot-every", "2", "--bsp-epochs", "1", "--vw-passes", "1", "--out", str(tmp_path), cwd=tmp_path)
+    recs = [json.loads(ln) for ln in open(tmp_path / "ps-d2.jsonl")]
+    ps = [r for r in recs if r.get("curve")]
+    assert {r["system"] for r in ps} == {"shardlearn ssp s=4 (2 workers)", "shardlearn asp (2 workers)"}
+    for r in ps:  # 3 steps per worker and epoch at batch 1024: snapshots at step 2 and at the end
+        assert len(r["curve"]) == 2 and all(ll > 0 for _, ll in r["curve"])
+        hit = next((t for t, ll in r["curve"] if ll <= 1.01 * r["lstar"]), None)
+        assert r["time_to_1.01"] == hit
+    md = (tmp_path / "ps-d2.md").read_text()
+    assert "| shardlearn asp (2 workers) | 1 epochs, snapshots |" in md

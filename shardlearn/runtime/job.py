@@ -20,7 +20,8 @@ def _rows(cfg: TrainConfig, comm, n, labels=None):
     return partitioners.rows_for(cfg.partition, comm.size, comm.rank, n=n, seed=cfg.random_state or 0, labels=labels)
 
 
-def fit_arrays(comm, *, model: str, cfg: dict, spill: dict, n_outputs: int, progress=None, fault=None, slow=None):
+def fit_arrays(comm, *, model: str, cfg: dict, spill: dict, n_outputs: int, progress=None, fault=None, slow=None,
+               snapshot_every=None):
     """Train on this worker's rows of spilled (memory-mapped) arrays."""
     cfg = TrainConfig(**cfg)
     comm, ctx = _roles(comm, cfg)
@@ -38,7 +39,7 @@ def fit_arrays(comm, *, model: str, cfg: dict, spill: dict, n_outputs: int, prog
     Xs, ys = X[rows], np.array(y[rows])
     sws = None if sw is None else np.array(sw[rows])
     return _train(comm, model, cfg, Xs, ys, sws, n_outputs, progress, fault=fault, ctx=ctx, slow=slow,
-                  rows=int(Xs.shape[0]))
+                  snapshot_every=snapshot_every, rows=int(Xs.shape[0]))
 
 
 def _roles(comm, cfg):
@@ -64,7 +65,8 @@ def _sigkill_at(model, call: int):
     return model._replace(loss_and_grad=loss_and_grad)
 
 
-def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, fault=None, ctx=None, slow=None, **facts):
+def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, fault=None, ctx=None, slow=None,
+           snapshot_every=None, **facts):
     """``fault``: ``{"rank": r, "call": k}`` makes rank r SIGKILL itself at its k-th gradient (fault tests);
     ``slow``: ``{"rank": r, "factor": f}`` makes rank r's steps f times slower (straggler benchmarks)."""
     _reset_peak_rss()
@@ -75,7 +77,8 @@ def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, fault=None, ctx
     if ctx is not None or cfg.plan == "hogwild":
         show = progress if comm.rank == 0 else None
         if ctx is not None:
-            out = ps_run.train(comm, ctx, m, X, y, sw, cfg, progress=show, slow_factor=factor)
+            out = ps_run.train(comm, ctx, m, X, y, sw, cfg, progress=show, slow_factor=factor,
+                               snapshot_every=snapshot_every)
         else:
             out = ps_run.train_hogwild(comm, m, X, y, sw, cfg, progress=show, slow_factor=factor)
         out["report"].update(facts, peak_rss_mb=_peak_rss_mb())

@@ -61,8 +61,9 @@ def serve(ctx: Context) -> dict:
                        "serve_seconds": time.perf_counter() - t}}
 
 
-def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, slow_factor=1.0) -> dict:
-    """A trainer rank: create the shards (rank 0), run the consistency policy, leave."""
+def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, slow_factor=1.0, snapshot_every=None) -> dict:
+    """A trainer rank: create the shards (rank 0), run the consistency policy, leave.
+    ``snapshot_every``: rank 0 pulls the whole model every that many steps (loss-vs-time curves)."""
     from shardlearn.strategies import ps_sgd
 
     if model.n_outputs(2) != 1:
@@ -87,19 +88,28 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, slow_factor=1
     def cb(epoch, loss, rows):
         log.step(epoch, loss, int(comm.allreduce(np.array([float(rows)]))[0]))
 
+    snapshots = []
+
+    def snapshot(t):
+        if t % snapshot_every == 0:
+            snapshots.append((time.perf_counter() - t0, t, _pull_vector(client, d + 1)))
+
     t0 = time.perf_counter()
     steps, clock_log = ps_sgd.fit(model, X, y, sw, client=client, comm=comm, batch_size=cfg.batch_size,
                                   epochs=cfg.max_iter, seed=cfg.random_state, shuffle=cfg.shuffle,
                                   staleness=staleness, share_rows=cfg.plan == "bsp", callback=cb,
-                                  slow_factor=slow_factor)
+                                  slow_factor=slow_factor,
+                                  on_step=snapshot if snapshot_every and comm.rank == 0 else None)
     comm.barrier()  # every push is applied before anyone reads the result
+    if snapshot_every and comm.rank == 0:
+        snapshots.append((time.perf_counter() - t0, steps, _pull_vector(client, d + 1)))
     grants = ctx.transport.wait(ctx.transport.call(ctx.hosts[0], host.grants)) if comm.rank == 0 else None
     from shardlearn.runtime import launch
 
     under_torchrun = launch.from_env() is not None  # no driver to assemble slices: rank 0 pulls the model
     params = _pull_model(client, d) if under_torchrun and comm.rank == 0 else None
     ctx.transport.close()
-    out = {"params": params, "n_iter": int(cfg.max_iter), "steps": log.records,
+    out = {"params": params, "n_iter": int(cfg.max_iter), "steps": log.records, "snapshots": snapshots,
            "slices": host.save_slices() if not cfg.servers and not under_torchrun else {},
            "ps": {"n_features": d, "slicer": cfg.slicer, "shards": len(ctx.hosts), "seed": cfg.random_state or 0},
            "report": {"rank": comm.rank, "role": "worker", "ps_steps": steps, "clock_log": clock_log,
@@ -108,12 +118,18 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, slow_factor=1
     return out
 
 
-def _pull_model(client, d: int, chunk: int = 1 << 20) -> dict:
-    """The whole model, pulled in chunks of keys (torchrun's rank 0 writes the model file)."""
-    full = np.empty(d + 1)
-    for lo in range(0, d + 1, chunk):
-        keys = np.arange(lo, min(lo + chunk, d + 1), dtype=np.int64)
+def _pull_vector(client, n: int, chunk: int = 1 << 20) -> np.ndarray:
+    """Keys ``0 .. n-1`` pulled in chunks."""
+    full = np.empty(n)
+    for lo in range(0, n, chunk):
+        keys = np.arange(lo, min(lo + chunk, n), dtype=np.int64)
         full[lo : lo + keys.size] = client.wait(client.pull(keys))
+    return full
+
+
+def _pull_model(client, d: int) -> dict:
+    """The whole model (torchrun's rank 0 writes the model file)."""
+    full = _pull_vector(client, d + 1)
     return {"w": full[:d], "b": np.asarray(full[d])}
 
 

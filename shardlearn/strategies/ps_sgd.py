@@ -38,10 +38,11 @@ def batch_columns(Xb):
 
 
 def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs=1, seed=None, shuffle=True,
-        staleness=None, share_rows=False, callback=None, slow_factor=1.0):
+        staleness=None, share_rows=False, callback=None, slow_factor=1.0, on_step=None):
     """This worker's part. ``staleness``: 0 (bsp), s (ssp) or None (asp). ``share_rows``: scale
     each push by this worker's share of the step's rows (bsp). ``slow_factor``: sleep so each
-    step takes that many times its compute time (straggler experiments).
+    step takes that many times its compute time (straggler experiments). ``on_step(t)`` runs
+    after each clock (benchmarks take model snapshots there).
     Returns ``(steps, clock_log)``: ``clock_log`` holds ``(t, slowest clock when allowed on)``."""
     n, d = X.shape
     y = np.asarray(y)
@@ -81,6 +82,8 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
                 time.sleep((slow_factor - 1.0) * (time.perf_counter() - t0))
             client.tick()
             t += 1
+            if on_step is not None:
+                on_step(t)
         if callback is not None:
             callback(epoch + 1, total / max(seen, 1.0), int(seen))
     return t, log
