@@ -227,3 +227,28 @@ def test_store_prefix_differs_per_restart():
     a = launch.from_env({"RANK": "0", "WORLD_SIZE": "2", "TORCHELASTIC_RESTART_COUNT": "0"})
     b = launch.from_env({"RANK": "0", "WORLD_SIZE": "2", "TORCHELASTIC_RESTART_COUNT": "1"})
     assert a.store_prefix != b.store_prefix
+
+
+@pytest.mark.parametrize("strategy", ["bsp", "asp"])
+def test_parameter_server_shards_are_checkpointed_and_restored_after_a_kill(tmp_path, strategy):
+    X, y = _data(4000, d=30, seed=5)
+    X = np.where(np.abs(X) > 1.0, X, 0.0)  # sparse-ish rows, so batches touch part of the keys
+    import scipy.sparse as sp
+
+    X = sp.csr_matrix(X)
+    base = TrainConfig(solver="sgd", strategy=strategy, servers=1, workers=2, alpha=1e-4, batch_size=50,
+                       max_iter=3, random_state=2, optimizer="adagrad", learning_rate=0.1)
+    m = models.get("logistic")
+    clean, _ = distributed.train_arrays(m, X, y, None, base, 1)
+    cfg = dataclasses.replace(base, checkpoint_dir=str(tmp_path), checkpoint_every=15, max_restarts=1)
+    with pytest.warns(RuntimeWarning, match="worker rank 1 was killed by signal 9; restarting"):
+        params, _ = distributed.train_arrays(m, X, y, None, cfg, 1, fault={"rank": 1, "call": 70})
+    assert len(distributed.LAST_RESTARTS) == 1
+    assert distributed.LAST_REPORTS[0]["resumed_from"] >= 15  # a checkpoint with the shards was used
+    assert [r["examples"] for r in LAST_STEPS] == [4000, 4000, 4000]  # each epoch's rows exactly once
+    names = os.listdir(tmp_path / f"ckpt-{ck.steps_on_disk(str(tmp_path))[0]:09d}")
+    assert sorted(names) == ["manifest.json", "rank-0.npz", "rank-1.npz", "shard-0.npz"]
+    if strategy == "bsp":  # deterministic: the resumed run ends where the clean one ends
+        assert _max_diff(params, clean) < 1e-6
+    else:  # asynchronous: the same model up to the order pushes happened to arrive in
+        assert _max_diff(params, clean) < 0.05 * max(np.max(np.abs(clean["w"])), 1.0)

@@ -33,8 +33,32 @@ def pull(shard_id: int, idx: np.ndarray) -> np.ndarray:
     return HOSTED["shards"][shard_id].pull(idx)
 
 
-def create_clock(n_workers: int) -> None:
+def create_clock(n_workers: int, start: int = 0) -> None:
     HOSTED["clock"] = Clock(n_workers)
+    HOSTED["clock"].clocks[:] = start
+
+
+def save_shard(shard_id: int, folder: str) -> str:
+    """Write the shard's slice and optimizer state to ``folder/shard-S.npz`` (fsynced); its name."""
+    name = f"shard-{shard_id}.npz"
+    with open(os.path.join(folder, name), "wb") as f:
+        np.savez(f, **HOSTED["shards"][shard_id].arrays())
+        f.flush()
+        os.fsync(f.fileno())
+    return name
+
+
+def load_shard(shard_id: int, path: str) -> None:
+    """Restore the shard's slice and optimizer state from a checkpoint part."""
+    from shardlearn.core.tree import unpack_state
+
+    shard = HOSTED["shards"][shard_id]
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    with shard.lock:
+        shard.values[:] = arrays["values"]
+        if shard.state is not None:
+            shard.state = unpack_state("opt", arrays, shard.state)
 
 
 def tick(worker: int) -> None:

@@ -134,6 +134,7 @@ class Checkpointer:
         self.last_time = time.monotonic()
         self.extra = None  # () -> dict of JSON facts rank 0 adds to the manifest (metrics so far)
         self.saved: list[int] = []
+        self.loaded: str | None = None
         os.makedirs(directory, exist_ok=True)
 
     # --- deciding -----------------------------------------------------------
@@ -149,17 +150,26 @@ class Checkpointer:
         return late > 0
 
     # --- writing ------------------------------------------------------------
-    def save(self, step: int, arrays: dict, meta: dict | None = None) -> None:
-        """Write this rank's ``arrays``; rank 0 also writes ``meta`` and commits the checkpoint."""
+    def staging(self, step: int) -> str:
+        """The folder checkpoint ``step`` is written into before it is committed (others, such as
+        parameter-server shards, may add files there; rank 0 names them in ``save(extra=...)``)."""
         tmp = os.path.join(self.directory, f".tmp-ckpt-{step:09d}")
         os.makedirs(tmp, exist_ok=True)
+        return tmp
+
+    def save(self, step: int, arrays: dict, meta: dict | None = None, extra: list[str] | None = None) -> None:
+        """Write this rank's ``arrays``; rank 0 also writes ``meta``, checksums the ``extra`` files
+        already in ``staging(step)``, and commits the checkpoint."""
+        tmp = self.staging(step)
         name = f"rank-{self.rank}.npz"
         _write_synced(os.path.join(tmp, name), lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()}))
         digest = np.frombuffer(bytes.fromhex(_sha256(os.path.join(tmp, name))), dtype=np.uint8)
         digests = self.comm.allgather(digest) if self.size > 1 else [digest]
         if self.rank == 0:
             manifest = {"step": int(step), "world_size": self.size, "fingerprint": self.fingerprint,
-                        "parts": {f"rank-{r}.npz": bytes(np.asarray(d, dtype=np.uint8)).hex() for r, d in enumerate(digests)},
+                        "parts": dict({f"rank-{r}.npz": bytes(np.asarray(d, dtype=np.uint8)).hex()
+                                       for r, d in enumerate(digests)},
+                                      **{name: _sha256(os.path.join(tmp, name)) for name in (extra or [])}),
                         "meta": dict(meta or {}, **(self.extra() if self.extra else {})), "written": time.time()}
             blob = (json.dumps(manifest) + "\n").encode()
             _write_synced(os.path.join(tmp, MANIFEST), lambda f: f.write(blob))
@@ -202,6 +212,7 @@ class Checkpointer:
             raise ConfigError(f"{part} changed while the run resumed from it")
         with np.load(part, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
+        self.loaded = folder  # where the other parts of this checkpoint are (parameter-server shards)
         return chosen, arrays, manifest.get("meta", {})
 
     def _choose(self) -> int:

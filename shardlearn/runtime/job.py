@@ -77,8 +77,10 @@ def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, fault=None, ctx
     if ctx is not None or cfg.plan == "hogwild":
         show = progress if comm.rank == 0 else None
         if ctx is not None:
+            resumed = {}
             out = ps_run.train(comm, ctx, m, X, y, sw, cfg, progress=show, slow_factor=factor,
-                               snapshot_every=snapshot_every)
+                               snapshot_every=snapshot_every, report=resumed)
+            out["report"].update(resumed)
         else:
             out = ps_run.train_hogwild(comm, m, X, y, sw, cfg, progress=show, slow_factor=factor)
         out["report"].update(facts, peak_rss_mb=_peak_rss_mb())

@@ -61,9 +61,44 @@ def serve(ctx: Context) -> dict:
                        "serve_seconds": time.perf_counter() - t}}
 
 
-def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, slow_factor=1.0, snapshot_every=None) -> dict:
+class _ShardCheckpoint:
+    """Checkpoints of a parameter-server run at a consistent cut: at a due step every worker
+    stops (barrier: all its earlier pushes are applied), rank 0 has every shard write its slice
+    and optimizer state into the checkpoint being staged, and the workers add their cursors."""
+
+    def __init__(self, ckpt, comm, ctx: Context):
+        self.ckpt, self.comm, self.ctx = ckpt, comm, ctx
+
+    def due(self, t: int) -> bool:
+        return self.ckpt.due(t)
+
+    def save(self, t: int, arrays: dict) -> None:
+        self.comm.barrier()
+        names = None
+        if self.comm.rank == 0:
+            folder = self.ckpt.staging(t)
+            futs = [self.ctx.transport.call(h, host.save_shard, s, folder) for s, h in enumerate(self.ctx.hosts)]
+            names = [self.ctx.transport.wait(f) for f in futs]
+        self.ckpt.save(t, arrays, extra=names)
+
+
+def _restore_shards(ctx: Context, ckpt, n_shards: int) -> None:
+    import os
+
+    futs = [ctx.transport.call(h, host.load_shard, s, os.path.join(ckpt.loaded, f"shard-{s}.npz"))
+            for s, h in enumerate(ctx.hosts[:n_shards])]
+    for f in futs:
+        ctx.transport.wait(f)
+
+
+def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, slow_factor=1.0, snapshot_every=None,
+          report=None) -> dict:
     """A trainer rank: create the shards (rank 0), run the consistency policy, leave.
-    ``snapshot_every``: rank 0 pulls the whole model every that many steps (loss-vs-time curves)."""
+    ``snapshot_every``: rank 0 pulls the whole model every that many steps (loss-vs-time curves).
+    With ``cfg.checkpoint_dir`` the shards and cursors are checkpointed and, with ``cfg.resume``,
+    restored from the newest valid checkpoint."""
+    from shardlearn.runtime.progress import StepLog
+    from shardlearn.runtime.train import checkpointer_for
     from shardlearn.strategies import ps_sgd
 
     if model.n_outputs(2) != 1:
@@ -72,18 +107,20 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, slow_factor=1
     d = X.shape[1]
     slicer = make_slicer(cfg.slicer, d + 1, len(ctx.hosts), cfg.random_state or 0)
     alpha, l1r = cfg.alpha, cfg.l1_ratio
+    log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
+    ckpt, resume = checkpointer_for(model, X, cfg, comm, log, report)
     if comm.rank == 0:
+        start = 0 if resume is None else int(resume["cursor/t"])
         made = [ctx.transport.call(h, host.create, s, slicer.size(s), cfg.optimizer, _lr(cfg), alpha * l1r,
                                    alpha * (1 - l1r), cfg.ps_dtype) for s, h in enumerate(ctx.hosts)]
-        made.append(ctx.transport.call(ctx.hosts[0], host.create_clock, ctx.trainers))
+        made.append(ctx.transport.call(ctx.hosts[0], host.create_clock, ctx.trainers, start))
         for f in made:
             ctx.transport.wait(f)
+        if resume is not None:
+            _restore_shards(ctx, ckpt, len(ctx.hosts))
     comm.barrier()
     client = Client(ctx.transport, slicer, ctx.hosts, comm.rank)
     staleness = {"bsp": 0, "ssp": cfg.staleness, "asp": None}[cfg.plan]
-    from shardlearn.runtime.progress import StepLog
-
-    log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
 
     def cb(epoch, loss, rows):
         log.step(epoch, loss, int(comm.allreduce(np.array([float(rows)]))[0]))
@@ -99,7 +136,8 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, slow_factor=1
                                   epochs=cfg.max_iter, seed=cfg.random_state, shuffle=cfg.shuffle,
                                   staleness=staleness, share_rows=cfg.plan == "bsp", callback=cb,
                                   slow_factor=slow_factor,
-                                  on_step=snapshot if snapshot_every and comm.rank == 0 else None)
+                                  on_step=snapshot if snapshot_every and comm.rank == 0 else None,
+                                  checkpoint=None if ckpt is None else _ShardCheckpoint(ckpt, comm, ctx), resume=resume)
     comm.barrier()  # every push is applied before anyone reads the result
     if snapshot_every and comm.rank == 0:
         snapshots.append((time.perf_counter() - t0, steps, _pull_vector(client, d + 1)))

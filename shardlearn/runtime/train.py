@@ -232,7 +232,7 @@ def _train_local_logged(model, X, y, sample_weight, cfg, n_outputs, state, epoch
     counter = RowCounter(model)
     log = StepLog(comm, total=cfg.max_iter if epochs is None else epochs, counter=counter, show=show, sink=progress)
     try:
-        ckpt, resume = _checkpointer(counter.model, X, cfg, comm, log, report)
+        ckpt, resume = checkpointer_for(counter.model, X, cfg, comm, log, report)
         out = _train_local(counter.model, X, y, sample_weight, cfg, n_outputs, state, epochs, callback, comm, log,
                            ckpt, resume)
     finally:
@@ -246,7 +246,7 @@ def _n_rows(X, comm) -> int:
     return int(comm.allreduce(np.array([n]))[0]) if comm is not None and comm.size > 1 else int(n)
 
 
-def _checkpointer(model, X, cfg: TrainConfig, comm, log: StepLog, report):
+def checkpointer_for(model, X, cfg: TrainConfig, comm, log: StepLog, report):
     """The run's checkpointer (None without a directory) and, with ``cfg.resume``, this rank's
     arrays of the newest valid checkpoint (the metrics before it go back into ``log``)."""
     if not cfg.checkpoint_dir or cfg.plan == "average":

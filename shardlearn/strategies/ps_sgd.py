@@ -38,11 +38,14 @@ def batch_columns(Xb):
 
 
 def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs=1, seed=None, shuffle=True,
-        staleness=None, share_rows=False, callback=None, slow_factor=1.0, on_step=None):
+        staleness=None, share_rows=False, callback=None, slow_factor=1.0, on_step=None, checkpoint=None,
+        resume=None):
     """This worker's part. ``staleness``: 0 (bsp), s (ssp) or None (asp). ``share_rows``: scale
     each push by this worker's share of the step's rows (bsp). ``slow_factor``: sleep so each
     step takes that many times its compute time (straggler experiments). ``on_step(t)`` runs
-    after each clock (benchmarks take model snapshots there).
+    after each clock (benchmarks take model snapshots there). ``checkpoint`` (``due(t)``,
+    ``save(t, arrays)``; the caller's adapter also saves the shards at a consistent cut)
+    receives this worker's cursor; ``resume`` (such arrays) continues from it.
     Returns ``(steps, clock_log)``: ``clock_log`` holds ``(t, slowest clock when allowed on)``."""
     n, d = X.shape
     y = np.asarray(y)
@@ -50,11 +53,19 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
     sizes = [int(v[0]) for v in comm.allgather(np.array([n], dtype=np.int64))]
     steps = max(-(-s // batch_size) for s in sizes)
     bias = np.array([d], dtype=np.int64)  # the intercept's key
-    t, log = 0, []
-    for epoch in range(epochs):
+    cur = {"epoch": 0, "step": 0, "t": 0, "total": 0.0, "seen": 0.0}
+    if resume is not None:
+        cur.update({k: resume[f"cursor/{k}"].item() for k in cur})
+    log = []
+
+    def save():
+        checkpoint.save(cur["t"], {f"cursor/{k}": np.array(v) for k, v in cur.items()})
+
+    while cur["epoch"] < epochs:
+        epoch = cur["epoch"]
         order = epoch_order(n, epoch, seed, shuffle, comm.rank)
-        total = seen = 0.0
-        for step in range(steps):
+        while cur["step"] < steps:
+            step, t = cur["step"], cur["t"]
             t0 = time.perf_counter()
             if staleness is not None:
                 log.append((t, client.wait_min(t - staleness)))
@@ -74,16 +85,21 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
                     scale = rows / step_rows
                 client.wait(client.push(keys, scale * np.concatenate([np.ravel(g["w"]), np.ravel(g["b"])]),
                                         **held))
-                total += loss * rows
-                seen += rows
+                cur["total"] += loss * rows
+                cur["seen"] += rows
             elif share_rows:  # bsp: the shards wait for every worker's push of this clock
                 client.wait(client.push(np.zeros(0, dtype=np.int64), np.zeros(0), **held))
             if slow_factor > 1.0:
                 time.sleep((slow_factor - 1.0) * (time.perf_counter() - t0))
             client.tick()
-            t += 1
+            cur["t"], cur["step"] = t + 1, step + 1
             if on_step is not None:
-                on_step(t)
+                on_step(t + 1)
+            if checkpoint is not None and cur["step"] < steps and checkpoint.due(t + 1):
+                save()
         if callback is not None:
-            callback(epoch + 1, total / max(seen, 1.0), int(seen))
-    return t, log
+            callback(epoch + 1, cur["total"] / max(cur["seen"], 1.0), int(cur["seen"]))
+        cur.update(epoch=epoch + 1, step=0, total=0.0, seen=0.0)
+        if checkpoint is not None and (cur["epoch"] >= epochs or checkpoint.due(cur["t"])):
+            save()
+    return cur["t"], log
