@@ -159,3 +159,20 @@ def test_cli_trains_over_dedicated_servers_and_reads_only_the_shards(tmp_path, c
     assert out["workers"] == 2 and out["rows"] == 32561 and sorted(out["rows_per_worker"]) == [16279, 16282]
     assert main(["evaluate", str(tmp_path / "m"), data_path("a9a", "a9a.t"), "--positive-label", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] > 0.845
+
+
+def test_torchrun_runs_the_parameter_server_with_a_dedicated_server(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    path = data_path("a9a", "a9a")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "3", "-m", "shardlearn",
+           "train", path, "--solver", "sgd", "--strategy", "asp", "--servers", "1", "--max-iter", "2",
+           "--learning-rate", "0.1", "--batch-size", "64", "--out", str(tmp_path / "m")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["workers"] == 2 and sorted(out["rows_per_worker"]) == [16279, 16282]  # the third rank only serves
+    Xt, yt = load_svmlight_file(data_path("a9a", "a9a.t"), n_features=123)
+    assert shardlearn.load(tmp_path / "m").score(Xt, np.where(yt > 0, 1, -1)) > 0.845  # a9a: -1/+1 in training

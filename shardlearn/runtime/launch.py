@@ -10,6 +10,7 @@ True
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from dataclasses import dataclass
@@ -41,6 +42,19 @@ def from_env(env=None) -> WorldInfo | None:
                      env.get("MASTER_ADDR", "127.0.0.1"), int(env.get("MASTER_PORT", "29500")),
                      int(env.get("TORCHELASTIC_RESTART_COUNT", "0")),
                      env.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() in ("1", "true"))
+
+
+@contextlib.contextmanager
+def own_store():
+    """Within this block torch's ``tcp://`` rendezvous hosts its store on rank 0 even under torchrun:
+    torch reads TORCHELASTIC_USE_AGENT_STORE and would otherwise wait for a store nobody hosts
+    on the port shardlearn picked (the RPC group's)."""
+    saved = os.environ.pop("TORCHELASTIC_USE_AGENT_STORE", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["TORCHELASTIC_USE_AGENT_STORE"] = saved
 
 
 def rpc_address() -> str:

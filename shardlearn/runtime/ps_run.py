@@ -47,7 +47,8 @@ def enter(comm, cfg):
     port = int(comm.allreduce(np.array([port]), op="max")[0])
     sub = comm.subgroup(trainers) if cfg.servers else comm
     host.reset()
-    transport = RpcTransport(comm.rank, comm.size, launch.rpc_address(), port)
+    with launch.own_store():
+        transport = RpcTransport(comm.rank, comm.size, launch.rpc_address(), port)
     hosts = list(range(trainers, trainers + cfg.servers)) if cfg.servers else list(range(trainers))
     return sub, Context(transport, trainers, hosts, comm.rank)
 
