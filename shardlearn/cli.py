@@ -87,6 +87,14 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--test-rows", type=int, default=50_000)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--workers", type=int, default=2, help="local worker processes for shardlearn's distributed fit")
+
+    b = sub.add_parser("bench", help="race shardlearn against scikit-learn, VW, Spark, Dask-ML and PyTorch DDP")
+    b.add_argument("--size", choices=("quick", "full"), default="quick")
+    b.add_argument("--out", required=True, help="folder for bench.jsonl, bench.md and the plots")
+    b.add_argument("--datasets", nargs="+", choices=("D1", "D2", "a9a"), default=["D1", "D2", "a9a"])
+    b.add_argument("--reps", type=int, default=3, help="repetitions per budget (medians)")
+    b.add_argument("--rows", type=int, help="training rows instead of the size's (small test runs)")
+    b.add_argument("--only", nargs="+", help="only systems whose name contains one of these words")
     return p
 
 
@@ -242,7 +250,25 @@ def _demo(args):
     run(rows=args.rows, test_rows=args.test_rows, seed=args.seed, workers=args.workers)
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "demo": _demo}
+def _bench(args):
+    """Run ``benchmarks/harness.py`` of the source checkout this package comes from."""
+    import os
+    import subprocess
+
+    from shardlearn.core.errors import ConfigError
+
+    harness = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "harness.py")
+    if not os.path.exists(harness):
+        raise ConfigError(f"{harness}: not found; shardlearn bench runs from a source checkout (pip install -e .)")
+    cmd = [sys.executable, harness, "--size", args.size, "--out", args.out, "--reps", str(args.reps),
+           "--datasets", *args.datasets]
+    cmd += ["--rows", str(args.rows)] if args.rows else []
+    cmd += ["--only", *args.only] if args.only else []
+    if subprocess.call(cmd) != 0:
+        raise ConfigError("the benchmark harness failed (its output is above)")
+
+
+COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "demo": _demo, "bench": _bench}
 
 
 def main(argv=None) -> int:

@@ -51,3 +51,38 @@ def test_parameter_server_benchmark_runs_on_a_small_d2(tmp_path):
         assert r["time_to_1.01"] == hit
     md = (tmp_path / "ps-d2.md").read_text()
     assert "| shardlearn asp (2 workers) | 1 epochs, snapshots |" in md
+
+
+def test_bench_harness_runs_writes_its_table_and_computes_ratios_from_its_measurements(tmp_path):
+    from shardlearn.cli import main
+
+    out = tmp_path / "bench"
+    assert main(["bench", "--size", "quick", "--rows", "3000", "--datasets", "D1", "--reps", "3", "--out", str(out),
+                 "--only", "lbfgs, 1 process", "scikit-learn lbfgs", "scikit-learn saga"]) == 0
+    recs = [json.loads(ln) for ln in open(out / "bench.jsonl")]
+    fits = [r for r in recs if "budget" in r]
+    assert {r["system"] for r in fits} == {"shardlearn lbfgs, 1 process", "scikit-learn lbfgs", "scikit-learn saga"}
+    assert all(r["rep"] in (0, 1, 2) and r["fit_seconds"] > 0 and 0 < r["auc"] <= 1 for r in fits)
+    md = (out / "bench.md").read_text()
+    line = next(ln for ln in md.splitlines() if ln.startswith("| shardlearn lbfgs, 1 process |"))
+    cells = [c.strip() for c in line.split("|")[1:-1]]
+    budget = int(cells[2].split()[0])
+    mine = [r for r in fits if r["system"] == "shardlearn lbfgs, 1 process" and r["budget"] == budget]
+    assert len(mine) == 3 and abs(float(cells[1]) - np.median([r["fit_seconds"] for r in mine])) < 0.006
+    comp = []
+    for name in ("scikit-learn lbfgs", "scikit-learn saga"):  # the best competitor's time to 1.01 x L*
+        by = {}
+        for r in fits:
+            if r["system"] == name:
+                by.setdefault(r["budget"], []).append(r)
+        comp += [np.median([r["fit_seconds"] for r in rs]) for rs in by.values()
+                 if np.median([r["ratio_to_lstar"] for r in rs]) <= 1.01]
+    assert cells[4] == f"{float(cells[1]) / min(comp):.2f}" or abs(float(cells[4]) - float(cells[1]) / min(comp)) < 0.02
+
+
+def test_a_missing_competitor_is_skipped_with_a_reason():
+    sys.path.insert(0, BENCH)
+    from systems import _missing
+
+    assert _missing("numpy") is None
+    assert _missing("no_such_module_for_bench") == "no_such_module_for_bench not installed (pip install shardlearn[bench])"

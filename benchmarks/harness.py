@@ -1,0 +1,306 @@
+"""The benchmark harness (``shardlearn bench``): every shardlearn strategy and the systems
+users would pick instead, on D1, D2 (``../shared/BENCHMARKS.md``) and a9a, in one run.
+
+For each dataset: generate it (a smaller size is the first rows of the larger set), compute
+L* with a float64 reference solver (cached under ``benchmarks/cache/``), then sweep each
+system's budget (iterations, epochs, passes). Budgets are taken in rounds; within a round
+every system runs once per repetition, systems alternating, so machine noise is shared; a
+system stops sweeping once its median reaches 1.001 x L*. Each fit records fit seconds,
+held-out log-loss, accuracy, AUC, peak RSS and bytes communicated (JSON lines); the
+Markdown table gives each system's time to 1.01 x L* and 1.001 x L* (the smallest median
+over budgets that reach it) and its ratio to the best competitor's; the PNG plots held-out
+log-loss / L* against fit time.
+
+    python benchmarks/harness.py --size quick --out benchmarks/results/bench-quick
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+sys.path.insert(0, os.path.dirname(__file__))
+from machine import facts  # noqa: E402
+from systems import ALPHA, competitor_systems, shardlearn_systems  # noqa: E402
+
+SIZES = {"quick": {"D1": (20_000, 10_000), "D2": (20_000, 10_000)},
+         "full": {"D1": (2_000_000, 200_000), "D2": (2_000_000, 200_000)}}
+CACHE = os.path.join(os.path.dirname(__file__), "cache", "lstar-harness.json")
+
+
+@dataclass
+class Dataset:
+    name: str
+    X: object
+    y: np.ndarray
+    Xt: object
+    yt: np.ndarray
+    lstar: float = float("nan")
+
+    @property
+    def sparse(self) -> bool:
+        return sp.issparse(self.X)
+
+    @property
+    def n_features(self) -> int:
+        return self.X.shape[1]
+
+
+def load(name: str, rows: int, test_rows: int, data_dir: str) -> Dataset:
+    if name == "D1":
+        from shardlearn.data.synthetic import make_d1
+
+        X, y = make_d1(rows)
+        Xt, yt = make_d1(test_rows, split="test")
+    elif name == "D2":
+        from shardlearn.data.synthetic import make_d2
+
+        X, y = make_d2(rows)
+        Xt, yt = make_d2(test_rows, split="test")
+    else:
+        from sklearn.datasets import load_svmlight_file
+
+        X, y = load_svmlight_file(os.path.join(data_dir, "a9a", "a9a"), n_features=123)
+        Xt, yt = load_svmlight_file(os.path.join(data_dir, "a9a", "a9a.t"), n_features=123)
+        X, Xt, y, yt = X.tocsr(), Xt.tocsr(), (y > 0).astype(int), (yt > 0).astype(int)
+        if rows:
+            X, y = X[:rows], y[:rows]
+    return Dataset(name, X, np.asarray(y), Xt, np.asarray(yt))
+
+
+def metrics(w, b, Xt, yt) -> dict:
+    from sklearn.metrics import roc_auc_score
+
+    z = np.asarray(Xt @ w, dtype=np.float64).ravel() + b
+    ll = float(np.mean(np.logaddexp(0, z) - yt * z))
+    return {"heldout_logloss": ll, "accuracy": float(np.mean((z > 0) == (yt > 0))),
+            "auc": float(roc_auc_score(yt, z)) if len(np.unique(yt)) == 2 else float("nan")}
+
+
+def lstar(ds: Dataset) -> float:
+    """Held-out log-loss of the float64 reference optimum (gradient max-norm < 1e-8), cached."""
+    from bench_distributed import reference
+
+    key = f"{ds.name}:{ds.X.shape[0]}:{ds.Xt.shape[0]}:{ALPHA}"
+    cache = json.load(open(CACHE)) if os.path.exists(CACHE) else {}
+    if key not in cache:
+        keep, w, b, _ = reference(ds.X, ds.y, ALPHA)
+        full = np.zeros(ds.n_features)
+        full[keep] = w
+        cache[key] = metrics(full, b, ds.Xt, ds.yt)["heldout_logloss"]
+        os.makedirs(os.path.dirname(CACHE), exist_ok=True)
+        with open(CACHE, "w") as f:
+            json.dump(cache, f, indent=1)
+    return float(cache[key])
+
+
+def _reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _peak_mb() -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(ln.split()[1]) / 1024 for ln in f if ln.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return None
+
+
+def run_dataset(ds: Dataset, systems, reps: int, out, log=print) -> list[dict]:
+    records, skipped, done = [], {}, set()
+    live = []
+    for s in systems:
+        why = s.unavailable(ds)
+        if why:
+            skipped[s.name] = why
+            continue
+        try:
+            s.prepare(ds.X, ds.y)
+            live.append(s)
+        except Exception as e:  # noqa: BLE001 - a competitor that cannot start is reported, not fatal
+            skipped[s.name] = f"could not start: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    for name, why in skipped.items():
+        rec = {"dataset": ds.name, "system": name, "skipped": why}
+        records.append(rec)
+        out.write(json.dumps(rec) + "\n")
+        log(f"{ds.name} {name}: skipped ({why})")
+    for i in range(max((len(s.budgets) for s in live), default=0)):
+        for rep in range(reps):
+            for s in live:
+                if i >= len(s.budgets) or s.name in done:
+                    continue
+                budget = s.budgets[i]
+                _reset_peak()
+                t = time.perf_counter()
+                try:
+                    w, b, fx = s.fit(ds.X, ds.y, budget)
+                except Exception as e:  # noqa: BLE001
+                    done.add(s.name)
+                    rec = {"dataset": ds.name, "system": s.name, "skipped": f"failed: {type(e).__name__}: {e}"[:300]}
+                    records.append(rec)
+                    out.write(json.dumps(rec) + "\n")
+                    continue
+                secs = time.perf_counter() - t
+                rec = {"dataset": ds.name, "system": s.name, "competitor": s.competitor, "budget": budget,
+                       "budget_name": s.budget_name, "rep": rep, "fit_seconds": fx.pop("fit_seconds", secs),
+                       "peak_rss_mb": _peak_mb(), "lstar": ds.lstar, **metrics(w, b, ds.Xt, ds.yt), **fx}
+                rec["ratio_to_lstar"] = rec["heldout_logloss"] / ds.lstar
+                records.append(rec)
+                out.write(json.dumps(rec) + "\n")
+                out.flush()
+                log(f"{ds.name} {s.name} {s.budget_name}={budget} rep {rep}: {rec['fit_seconds']:.2f} s, "
+                    f"{rec['ratio_to_lstar']:.5f} x L*")
+        for s in live:
+            med = _median_ratio(records, s.name, s.budgets[min(i, len(s.budgets) - 1)])
+            if med is not None and med <= 1.001:
+                done.add(s.name)
+    return records
+
+
+def _median_ratio(records, name, budget):
+    rs = [r["ratio_to_lstar"] for r in records if r["system"] == name and r.get("budget") == budget]
+    return float(np.median(rs)) if rs else None
+
+
+def time_to(records, name, target):
+    """``(median seconds, budget, median ratio)`` of the cheapest budget whose median reaches ``target``."""
+    best = None
+    for budget in dict.fromkeys(r["budget"] for r in records if r["system"] == name and "budget" in r):
+        rs = [r for r in records if r["system"] == name and r.get("budget") == budget]
+        ratio = float(np.median([r["ratio_to_lstar"] for r in rs]))
+        secs = float(np.median([r["fit_seconds"] for r in rs]))
+        if ratio <= target and (best is None or secs < best[0]):
+            best = (secs, budget, ratio)
+    return best
+
+
+def table(ds_name, records) -> list[str]:
+    recs = [r for r in records if r["dataset"] == ds_name]
+    names = list(dict.fromkeys(r["system"] for r in recs))
+    lines = []
+    for target in (1.01, 1.001):
+        comp = [time_to(recs, n, target) for n in names
+                if any(r.get("competitor") for r in recs if r["system"] == n)]
+        comp = [c[0] for c in comp if c is not None]
+        best = min(comp) if comp else None
+        lines += ["", f"**{ds_name}, time to {target} x L*** (best competitor: "
+                      f"{'none reached it' if best is None else f'{best:.2f} s'})", "",
+                  "| system | fit s (median) | budget | held-out / L* | ratio to best competitor |", "|---|---|---|---|---|"]
+        for n in names:
+            skip = next((r["skipped"] for r in recs if r["system"] == n and "skipped" in r), None)
+            rs = [r for r in recs if r["system"] == n and "budget" in r]
+            if skip and not rs:
+                lines.append(f"| {n} | skipped: {skip} | | | |")
+                continue
+            hit = time_to(recs, n, target)
+            if hit is None:
+                low = min(_median_ratio(recs, n, b) for b in dict.fromkeys(r["budget"] for r in rs))
+                lines.append(f"| {n} | not reached | up to {rs[-1]['budget']} {rs[-1]['budget_name']} | "
+                             f"best {low:.4f} | |")
+                continue
+            ratio = "" if best is None else f"{hit[0] / best:.2f}"
+            lines.append(f"| {n} | {hit[0]:.2f} | {hit[1]} {rs[0]['budget_name']} | {hit[2]:.4f} | {ratio} |")
+    return lines
+
+
+def plot(ds_name, records, path) -> bool:
+    try:
+        import matplotlib
+    except ImportError:
+        return False
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    recs = [r for r in records if r["dataset"] == ds_name and "budget" in r]
+    for n in dict.fromkeys(r["system"] for r in recs):
+        pts = []
+        for budget in dict.fromkeys(r["budget"] for r in recs if r["system"] == n):
+            rs = [r for r in recs if r["system"] == n and r["budget"] == budget]
+            pts.append((np.median([r["fit_seconds"] for r in rs]), np.median([r["ratio_to_lstar"] for r in rs])))
+        ax.plot(*zip(*sorted(pts)), marker="o", label=n, linestyle="-" if n.startswith("shardlearn") else "--")
+    ax.axhline(1.01, color="grey", linewidth=0.8, linestyle=":")
+    ax.axhline(1.001, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_xscale("log")
+    ax.set_ylim(0.995, 1.15)
+    ax.set_xlabel("fit seconds (median)")
+    ax.set_ylabel("held-out log-loss / L*")
+    ax.set_title(ds_name)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="shardlearn benchmark harness")
+    ap.add_argument("--size", choices=("quick", "full"), default="quick")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--datasets", nargs="+", default=["D1", "D2", "a9a"])
+    ap.add_argument("--rows", type=int, help="override the training rows (tests)")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--only", nargs="+", help="run only systems whose name contains one of these")
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+    args = ap.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    t0 = time.perf_counter()
+    records = []
+    with open(os.path.join(args.out, "bench.jsonl"), "w") as out:
+        for name in args.datasets:
+            rows, test_rows = SIZES[args.size].get(name, (None, None))
+            if args.rows:
+                rows, test_rows = args.rows, max(args.rows // 2, 1000)
+            ds = load(name, rows, test_rows, args.data)
+            ds.lstar = lstar(ds)
+            print(f"{name}: {ds.X.shape[0]:,} x {ds.n_features:,}, L* {ds.lstar:.5f}", flush=True)
+            systems = shardlearn_systems(ds) + competitor_systems()
+            if args.only:
+                systems = [s for s in systems if any(k in s.name for k in args.only)]
+            records += run_dataset(ds, systems, args.reps, out, log=lambda m: print(m, flush=True))
+            for s in systems:
+                s.close()
+    _write_md(args, records, time.perf_counter() - t0)
+    return 0
+
+
+def _write_md(args, records, seconds):
+    fx = facts()
+    lines = [f"# Benchmark ({args.size})", "",
+             f"Logistic regression, alpha {ALPHA}, held-out log-loss against L* (float64 reference). "
+             f"Medians over {args.reps} repetitions, systems alternating. Whole run {seconds / 60:.1f} min.",
+             "Fit time is the fit call with data in memory (Spark: cached DataFrame; Dask: persisted arrays; "
+             "VW: its cache file from a text file written untimed, parsing included; PyTorch DDP: the training "
+             "loop inside the processes, process start excluded)."]
+    for name in args.datasets:
+        lines += table(name, records)
+        if plot(name, records, os.path.join(args.out, f"bench-{name}.png")):
+            lines += ["", f"![{name}](bench-{name}.png)"]
+    lines += ["", f"Machine: {fx['cpu']}, {fx['cores']} cores, {fx['memory_gib']} GiB; Python {fx['python']}, "
+                  f"numpy {fx['numpy']}, scipy {fx['scipy']}, scikit-learn {fx['scikit-learn']}; "
+                  + ", ".join(f"{m} {_version(m)}" for m in ("torch", "vowpalwabbit", "pyspark", "dask_ml"))]
+    with open(os.path.join(args.out, "bench.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def _version(module):
+    from importlib import metadata
+
+    try:
+        return metadata.version({"dask_ml": "dask-ml"}.get(module, module))
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
