@@ -31,6 +31,8 @@ from systems import ALPHA, competitor_systems, shardlearn_systems  # noqa: E402
 
 SIZES = {"quick": {"D1": (20_000, 10_000), "D2": (20_000, 10_000)},
          "full": {"D1": (2_000_000, 200_000), "D2": (2_000_000, 200_000)}}
+# quick: the first 3 budgets of each sweep, and a sweep stops after a budget whose median fit exceeds this
+LIMITS = {"quick": {"budgets": 3, "fit_seconds": 10.0}, "full": {"budgets": None, "fit_seconds": 600.0}}
 CACHE = os.path.join(os.path.dirname(__file__), "cache", "lstar-harness.json")
 
 
@@ -116,7 +118,7 @@ def _peak_mb() -> float | None:
         return None
 
 
-def run_dataset(ds: Dataset, systems, reps: int, out, log=print) -> list[dict]:
+def run_dataset(ds: Dataset, systems, reps: int, out, log=print, max_fit_seconds=float("inf")) -> list[dict]:
     records, skipped, done = [], {}, set()
     live = []
     for s in systems:
@@ -161,9 +163,17 @@ def run_dataset(ds: Dataset, systems, reps: int, out, log=print) -> list[dict]:
                 log(f"{ds.name} {s.name} {s.budget_name}={budget} rep {rep}: {rec['fit_seconds']:.2f} s, "
                     f"{rec['ratio_to_lstar']:.5f} x L*")
         for s in live:
-            med = _median_ratio(records, s.name, s.budgets[min(i, len(s.budgets) - 1)])
+            budget = s.budgets[min(i, len(s.budgets) - 1)]
+            med = _median_ratio(records, s.name, budget)
             if med is not None and med <= 1.001:
                 done.add(s.name)
+            secs = [r["fit_seconds"] for r in records if r["system"] == s.name and r.get("budget") == budget]
+            if s.name not in done and secs and np.median(secs) > max_fit_seconds and i + 1 < len(s.budgets):
+                done.add(s.name)
+                rec = {"dataset": ds.name, "system": s.name,
+                       "stopped": f"sweep stopped after {budget} {s.budget_name}: fits took over {max_fit_seconds:.0f} s"}
+                records.append(rec)
+                out.write(json.dumps(rec) + "\n")
     return records
 
 
@@ -205,8 +215,9 @@ def table(ds_name, records) -> list[str]:
             hit = time_to(recs, n, target)
             if hit is None:
                 low = min(_median_ratio(recs, n, b) for b in dict.fromkeys(r["budget"] for r in rs))
-                lines.append(f"| {n} | not reached | up to {rs[-1]['budget']} {rs[-1]['budget_name']} | "
-                             f"best {low:.4f} | |")
+                stop = next((r["stopped"] for r in recs if r["system"] == n and "stopped" in r), None)
+                lines.append(f"| {n} | not reached{'; ' + stop if stop else ''} | up to {rs[-1]['budget']} "
+                             f"{rs[-1]['budget_name']} | best {low:.4f} | |")
                 continue
             ratio = "" if best is None else f"{hit[0] / best:.2f}"
             lines.append(f"| {n} | {hit[0]:.2f} | {hit[1]} {rs[0]['budget_name']} | {hit[2]:.4f} | {ratio} |")
@@ -267,7 +278,11 @@ def main(argv=None) -> int:
             systems = shardlearn_systems(ds) + competitor_systems()
             if args.only:
                 systems = [s for s in systems if any(k in s.name for k in args.only)]
-            records += run_dataset(ds, systems, args.reps, out, log=lambda m: print(m, flush=True))
+            limit = LIMITS[args.size]
+            for s in systems:
+                s.budgets = s.budgets[: limit["budgets"]]
+            records += run_dataset(ds, systems, args.reps, out, log=lambda m: print(m, flush=True),
+                                   max_fit_seconds=limit["fit_seconds"])
             for s in systems:
                 s.close()
     _write_md(args, records, time.perf_counter() - t0)
@@ -278,7 +293,9 @@ def _write_md(args, records, seconds):
     fx = facts()
     lines = [f"# Benchmark ({args.size})", "",
              f"Logistic regression, alpha {ALPHA}, held-out log-loss against L* (float64 reference). "
-             f"Medians over {args.reps} repetitions, systems alternating. Whole run {seconds / 60:.1f} min.",
+             f"Medians over {args.reps} repetitions, systems alternating. Whole run {seconds / 60:.1f} min."
+             + (" Quick size: the first 3 budgets of each sweep; a sweep stops after a budget whose fits take "
+                "over 10 s." if args.size == "quick" else ""),
              "Fit time is the fit call with data in memory (Spark: cached DataFrame; Dask: persisted arrays; "
              "VW: its cache file from a text file written untimed, parsing included; PyTorch DDP: the training "
              "loop inside the processes, process start excluded)."]
