@@ -70,10 +70,16 @@ def load(name: str, rows: int, test_rows: int, data_dir: str) -> Dataset:
 
         X, y = load_svmlight_file(os.path.join(data_dir, "a9a", "a9a"), n_features=123)
         Xt, yt = load_svmlight_file(os.path.join(data_dir, "a9a", "a9a.t"), n_features=123)
-        X, Xt, y, yt = X.tocsr(), Xt.tocsr(), (y > 0).astype(int), (yt > 0).astype(int)
+        X, Xt, y, yt = _int32(X), _int32(Xt), (y > 0).astype(int), (yt > 0).astype(int)
         if rows:
             X, y = X[:rows], y[:rows]
     return Dataset(name, X, np.asarray(y), Xt, np.asarray(yt))
+
+
+def _int32(X):
+    """CSR with 32-bit indices: load_svmlight_file gives 64-bit ones, which saga and SGDClassifier refuse."""
+    X = X.tocsr()
+    return sp.csr_matrix((X.data, X.indices.astype(np.int32), X.indptr.astype(np.int32)), shape=X.shape)
 
 
 def metrics(w, b, Xt, yt) -> dict:
