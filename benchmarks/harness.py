@@ -269,8 +269,15 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--only", nargs="+", help="run only systems whose name contains one of these")
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+    ap.add_argument("--report-only", action="store_true",
+                    help="rebuild bench.md and the plots from OUT/bench.jsonl (e.g. of a run that was stopped)")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
+    if args.report_only:
+        with open(os.path.join(args.out, "bench.jsonl")) as f:
+            records = [json.loads(line) for line in f if line.strip()]
+        _write_md(args, records, float("nan"))
+        return 0
     t0 = time.perf_counter()
     records = []
     with open(os.path.join(args.out, "bench.jsonl"), "w") as out:
@@ -299,7 +306,8 @@ def _write_md(args, records, seconds):
     fx = facts()
     lines = [f"# Benchmark ({args.size})", "",
              f"Logistic regression, alpha {ALPHA}, held-out log-loss against L* (float64 reference). "
-             f"Medians over {args.reps} repetitions, systems alternating. Whole run {seconds / 60:.1f} min."
+             f"Medians over {args.reps} repetitions, systems alternating. "
+             + (f"Whole run {seconds / 60:.1f} min." if seconds == seconds else "Table rebuilt from bench.jsonl.")
              + (" Quick size: the first 3 budgets of each sweep; a sweep stops after a budget whose fits take "
                 "over 10 s." if args.size == "quick" else ""),
              "Fit time is the fit call with data in memory (Spark: cached DataFrame; Dask: persisted arrays; "
