@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from shardlearn.ps import host
+from shardlearn.ps.server import sum_by_key
 from shardlearn.ps.slicer import group
 
 
@@ -28,10 +29,7 @@ class Client:
     def push(self, keys: np.ndarray, values: np.ndarray, clock: int | None = None, expect: int = 1) -> Handle:
         """Send ``values`` for ``keys``. With ``clock`` (bsp) every shard gets a push, empty if
         none of the keys is its own, and applies the sum once ``expect`` workers pushed that clock."""
-        keys = np.asarray(keys, dtype=np.int64)
-        uniq, inv = np.unique(keys, return_inverse=True)
-        vals = np.bincount(inv, weights=np.asarray(values, dtype=np.float64), minlength=uniq.size) \
-            if uniq.size != keys.size else np.asarray(values, dtype=np.float64)[np.argsort(keys, kind="stable")]
+        uniq, vals = sum_by_key(keys, values)
         shard, local = self.slicer.route(uniq)
         routed = group(shard, len(self.hosts))
         if clock is not None:

@@ -32,6 +32,12 @@ import numpy as np
 from shardlearn.core.errors import ConfigError
 
 
+def sum_by_key(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(distinct keys, sum of their values)``: how repeated keys in pushes are combined."""
+    uniq, inv = np.unique(np.asarray(keys, dtype=np.int64), return_inverse=True)
+    return uniq, np.bincount(inv, weights=np.asarray(values, dtype=np.float64), minlength=uniq.size)
+
+
 def _slice(state, idx, size):
     """The part of a per-coordinate state at ``idx`` (full-size leaves sliced, scalars kept)."""
     if isinstance(state, dict):
@@ -92,10 +98,9 @@ class Shard:
             if len(held) < expect:
                 return
             del self.held[clock]
-            keys = np.concatenate([i for i, _ in held])
-            uniq, inv = np.unique(keys, return_inverse=True)
+            uniq, sums = sum_by_key(np.concatenate([i for i, _ in held]), np.concatenate([g for _, g in held]))
             if uniq.size:
-                self._apply(uniq, np.bincount(inv, weights=np.concatenate([g for _, g in held]), minlength=uniq.size))
+                self._apply(uniq, sums)
 
     def _apply(self, idx, grads) -> None:
         if self.opt is None:

@@ -23,19 +23,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from shardlearn.data.partition import bounds
-
 
 class RangeSlicer:
     kind = "range"
 
     def __init__(self, n_keys: int, n_shards: int):
         self.n_keys, self.n_shards = int(n_keys), int(n_shards)
-        self.starts = np.array([bounds(self.n_keys, self.n_shards, i)[0] for i in range(self.n_shards)], dtype=np.int64)
+        # shard i holds [i n / S, (i + 1) n / S), the same cut as data.partition.bounds
+        self.edges = np.arange(self.n_shards + 1, dtype=np.int64) * self.n_keys // self.n_shards
+        self.starts = self.edges[:-1]
 
     def size(self, shard: int) -> int:
-        lo, hi = bounds(self.n_keys, self.n_shards, shard)
-        return hi - lo
+        return int(self.edges[shard + 1] - self.edges[shard])
 
     def route(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(shard, local index)`` of each key."""
@@ -44,8 +43,7 @@ class RangeSlicer:
         return shard, keys - self.starts[shard]
 
     def keys_of(self, shard: int) -> np.ndarray:
-        lo, hi = bounds(self.n_keys, self.n_shards, shard)
-        return np.arange(lo, hi, dtype=np.int64)
+        return np.arange(self.edges[shard], self.edges[shard + 1], dtype=np.int64)
 
 
 class HashSlicer:

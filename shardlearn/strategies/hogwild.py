@@ -25,7 +25,7 @@ import os
 import numpy as np
 
 from shardlearn.core.tree import leaves, unflatten
-from shardlearn.ps.server import Shard
+from shardlearn.ps.server import Shard, sum_by_key
 
 
 class _NoLock:
@@ -72,9 +72,8 @@ class LocalClient:
         self.keys_pushed = self.keys_pulled = 0
 
     def push(self, keys, values):
-        keys = np.asarray(keys, dtype=np.int64)
-        uniq, inv = np.unique(keys, return_inverse=True)
-        self.shard.push(uniq, np.bincount(inv, weights=np.asarray(values, dtype=np.float64), minlength=uniq.size))
+        uniq, sums = sum_by_key(keys, values)
+        self.shard.push(uniq, sums)
         self.keys_pushed += uniq.size
         return _Done()
 
