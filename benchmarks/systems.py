@@ -164,20 +164,23 @@ def _write_vw(path, X, y):
 
 
 def _read_vw_weights(path, d, bits):
-    """VW's readable model: ``index:weight`` lines after the header; numeric feature names in the
-    default namespace hash to themselves, the constant (intercept) to 116060."""
+    """VW's readable model: ``index:weight`` lines after the header. Numeric feature names in the
+    default namespace hash to themselves; the constant (intercept) feature is VW's ``constant``
+    hash 11650396 masked to ``bits``, which may share its weight with a feature (as in VW's own
+    predictions, so it is kept in both places)."""
     import re
 
     w, b = np.zeros(d), 0.0
     pair = re.compile(r"^(\d+):(\S+)$")
+    constant = 11650396 & ((1 << bits) - 1)
     with open(path) as f:
         for line in f:
             m = pair.match(line.strip())
             if m:
                 k, v = int(m.group(1)), float(m.group(2))
-                if k == 116060 % (1 << bits):
+                if k == constant:
                     b = v
-                elif k < d:
+                if k < d:
                     w[k] = v
     return w, b, {}
 

@@ -87,3 +87,35 @@ def test_a_missing_competitor_is_skipped_with_a_reason():
 
     assert _missing("numpy") is None
     assert _missing("no_such_module_for_bench") == "no_such_module_for_bench not installed (pip install shardlearn[bench])"
+
+
+def test_vw_weights_read_from_its_readable_model_give_its_own_predictions(tmp_path):
+    """The harness scores VW with weights read from ``--readable_model``; they must predict
+    what VW itself predicts (intercept at VW's ``constant`` hash included)."""
+    import pytest
+
+    pytest.importorskip("vowpalwabbit")
+    from vowpalwabbit import pyvw
+
+    sys.path.insert(0, BENCH)
+    import systems
+
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    dense = (rng.random((400, 30)) < 0.3) * rng.normal(size=(400, 30))
+    y = (dense @ rng.normal(size=30) + 1.5 + rng.logistic(size=400) > 0).astype(int)
+    # D2's width: 23 bits, where VW's constant lands on column 3,261,788 (11650396 masked), not 116,060
+    cols = np.sort(np.r_[rng.choice(2**22, 29, replace=False), 3_261_788])
+    X = sp.csr_matrix(dense)
+    X = sp.csr_matrix((X.data, cols[X.indices], X.indptr), shape=(400, 2**22))
+    vw = systems.VowpalWabbit()
+    vw.prepare(X, y)
+    w, b, _ = vw.fit(X, y, 2)
+    assert b != 0.0  # the labels lean positive: VW learns an intercept
+    preds = tmp_path / "p.txt"
+    p = pyvw.Workspace(f"-i {vw.folder}/model.vw -t -d {vw.path} --link logistic -p {preds} --quiet")
+    p.run_parser()
+    p.finish()
+    ours = 1 / (1 + np.exp(-(X @ w + b)))
+    np.testing.assert_allclose(np.loadtxt(preds, usecols=0), ours, atol=1e-5)
