@@ -271,11 +271,19 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
     ap.add_argument("--report-only", action="store_true",
                     help="rebuild bench.md and the plots from OUT/bench.jsonl (e.g. of a run that was stopped)")
+    ap.add_argument("--replace-from", metavar="DIR",
+                    help="with --report-only: the systems measured in DIR/bench.jsonl replace OUT's rows of the "
+                         "same systems and datasets (OUT/bench.jsonl is rewritten, replaced rows marked)")
+    ap.add_argument("--note", default="", help="with --report-only: a sentence added to bench.md's header")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     if args.report_only:
-        with open(os.path.join(args.out, "bench.jsonl")) as f:
-            records = [json.loads(line) for line in f if line.strip()]
+        records = _read_jsonl(os.path.join(args.out, "bench.jsonl"))
+        if args.replace_from:
+            records = replace_systems(records, _read_jsonl(os.path.join(args.replace_from, "bench.jsonl")),
+                                      os.path.basename(os.path.normpath(args.replace_from)))
+            with open(os.path.join(args.out, "bench.jsonl"), "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in records)
         _write_md(args, records, float("nan"))
         return 0
     t0 = time.perf_counter()
@@ -302,12 +310,35 @@ def main(argv=None) -> int:
     return 0
 
 
+def _read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def replace_systems(records, newer, run):
+    """``records`` with every (dataset, system) that ``newer`` measured taken from ``newer``
+    instead, in the place of the rows they replace, each marked ``"run": run``."""
+    fresh = {}
+    for r in newer:
+        fresh.setdefault((r["dataset"], r["system"]), []).append(dict(r, run=run))
+    merged, placed = [], set()
+    for r in records:
+        key = (r["dataset"], r["system"])
+        if key not in fresh:
+            merged.append(r)
+        elif key not in placed:
+            merged += fresh[key]
+            placed.add(key)
+    return merged + [r for key, rows in fresh.items() if key not in placed for r in rows]
+
+
 def _write_md(args, records, seconds):
     fx = facts()
     lines = [f"# Benchmark ({args.size})", "",
              f"Logistic regression, alpha {ALPHA}, held-out log-loss against L* (float64 reference). "
              f"Medians over {args.reps} repetitions, systems alternating. "
              + (f"Whole run {seconds / 60:.1f} min." if seconds == seconds else "Table rebuilt from bench.jsonl.")
+             + (f" {args.note}" if getattr(args, "note", "") else "")
              + (" Quick size: the first 3 budgets of each sweep." if args.size == "quick" else "")
              + f" A sweep stops after a budget whose median fit takes over {LIMITS[args.size]['fit_seconds']:.0f} s"
                " or whose median reaches 1.001 x L*.",

@@ -97,10 +97,10 @@ def test_vw_weights_read_from_its_readable_model_give_its_own_predictions(tmp_pa
     pytest.importorskip("vowpalwabbit")
     from vowpalwabbit import pyvw
 
+    import scipy.sparse as sp
+
     sys.path.insert(0, BENCH)
     import systems
-
-    import scipy.sparse as sp
 
     rng = np.random.default_rng(0)
     dense = (rng.random((400, 30)) < 0.3) * rng.normal(size=(400, 30))
@@ -119,3 +119,17 @@ def test_vw_weights_read_from_its_readable_model_give_its_own_predictions(tmp_pa
     p.finish()
     ours = 1 / (1 + np.exp(-(X @ w + b)))
     np.testing.assert_allclose(np.loadtxt(preds, usecols=0), ours, atol=1e-5)
+
+
+def test_a_later_run_of_some_systems_replaces_their_rows_in_place():
+    sys.path.insert(0, BENCH)
+    from harness import replace_systems
+
+    rows = [{"dataset": d, "system": s, "budget": b} for d in ("D1", "D2") for s in ("a", "spark", "b") for b in (1, 2)]
+    newer = [{"dataset": "D2", "system": "spark", "budget": b} for b in (5, 10, 20)]
+    merged = replace_systems(rows, newer, "rerun")
+    assert len(merged) == 12 - 2 + 3
+    assert [(r["system"], r["budget"]) for r in merged if r["dataset"] == "D2"] == \
+        [("a", 1), ("a", 2), ("spark", 5), ("spark", 10), ("spark", 20), ("b", 1), ("b", 2)]
+    assert all(r.get("run") == "rerun" for r in merged if r["dataset"] == "D2" and r["system"] == "spark")
+    assert [r["budget"] for r in merged if r["dataset"] == "D1" and r["system"] == "spark"] == [1, 2]
