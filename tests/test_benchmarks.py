@@ -133,3 +133,29 @@ def test_a_later_run_of_some_systems_replaces_their_rows_in_place():
         [("a", 1), ("a", 2), ("spark", 5), ("spark", 10), ("spark", 20), ("b", 1), ("b", 2)]
     assert all(r.get("run") == "rerun" for r in merged if r["dataset"] == "D2" and r["system"] == "spark")
     assert [r["budget"] for r in merged if r["dataset"] == "D1" and r["system"] == "spark"] == [1, 2]
+
+
+def test_ddp_baseline_trains_once_per_request_from_a_fresh_model():
+    """The DDP processes start once; each fit starts from zeros, so the same budget gives
+    the same model and more epochs lower the training loss."""
+    sys.path.insert(0, BENCH)
+    import systems
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 8))
+    y = (X @ rng.normal(size=8) + rng.logistic(size=600) > 0).astype(int)
+    ddp = systems.TorchDDP()
+    ddp.prepare(X, y)
+    try:
+        fits = [ddp.fit(X, y, e) for e in (1, 4, 1)]
+    finally:
+        ddp.close()
+    assert ddp.proc is None
+    np.testing.assert_array_equal(fits[0][0], fits[2][0])
+
+    def loss(w, b):
+        z = X @ w + b
+        return np.mean(np.logaddexp(0, z) - y * z)
+
+    assert loss(*fits[1][:2]) < loss(*fits[0][:2])
+    assert all(f[2]["bytes_sent"] > 0 and f[2]["fit_seconds"] > 0 for f in fits)
