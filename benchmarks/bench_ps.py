@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 sys.path.insert(0, os.path.dirname(__file__))
 from machine import facts  # noqa: E402
+from systems import write_vw  # noqa: E402
 
 import shardlearn  # noqa: E402
 from shardlearn.runtime import group  # noqa: E402
@@ -139,20 +140,6 @@ def vw_fit(train: str, test: str, yt, passes: int, bits: int = 22) -> tuple[floa
     return seconds, float(-np.mean(yt * np.log(probs) + (1 - yt) * np.log(1 - probs)))
 
 
-def _vw_lines(X, y):
-    X = sp.csr_matrix(X)
-    for i in range(X.shape[0]):
-        lo, hi = X.indptr[i], X.indptr[i + 1]
-        feats = " ".join(f"{j}:{v:g}" for j, v in zip(X.indices[lo:hi], X.data[lo:hi]))
-        yield ("1 " if y[i] else "-1 ") + "| " + feats
-
-
-def _write_vw(path, X, y):
-    with open(path, "w") as f:
-        for line in _vw_lines(X, y):
-            f.write(line + "\n")
-
-
 def d2(args, out):
     from shardlearn.data.synthetic import make_d2
 
@@ -189,8 +176,8 @@ def d2(args, out):
         return records, lstar
     folder = tempfile.mkdtemp()
     train, test = os.path.join(folder, "train.vw"), os.path.join(folder, "test.vw")
-    _write_vw(train, X, y)
-    _write_vw(test, Xt, yt)
+    write_vw(train, X, y)
+    write_vw(test, Xt, yt)
     for passes in args.vw_passes:
         secs, ll = vw_fit(train, test, yt, passes)
         rec = {"part": "d2", "system": "Vowpal Wabbit", "passes": passes, "fit_seconds": secs, "ratio": ll / lstar,

@@ -29,6 +29,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from machine import facts  # noqa: E402
 from systems import ALPHA, competitor_systems, shardlearn_systems  # noqa: E402
 
+from shardlearn.runtime.memory import peak_rss_mb, reset_peak_rss  # noqa: E402
+
 SIZES = {"quick": {"D1": (20_000, 10_000), "D2": (20_000, 10_000)},
          "full": {"D1": (2_000_000, 200_000), "D2": (2_000_000, 200_000)}}
 # quick: the first 3 budgets of each sweep, and a sweep stops after a budget whose median fit exceeds this
@@ -108,25 +110,15 @@ def lstar(ds: Dataset) -> float:
     return float(cache[key])
 
 
-def _reset_peak():
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
-def _peak_mb() -> float | None:
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(ln.split()[1]) / 1024 for ln in f if ln.startswith("VmHWM:"))
-    except (OSError, StopIteration):
-        return None
-
-
 def run_dataset(ds: Dataset, systems, reps: int, out, log=print, max_fit_seconds=float("inf")) -> list[dict]:
     records, skipped, done = [], {}, set()
     live = []
+
+    def keep(rec):
+        records.append(rec)
+        out.write(json.dumps(rec) + "\n")
+        out.flush()
+
     for s in systems:
         why = s.unavailable(ds)
         if why:
@@ -138,9 +130,7 @@ def run_dataset(ds: Dataset, systems, reps: int, out, log=print, max_fit_seconds
         except Exception as e:  # noqa: BLE001 - a competitor that cannot start is reported, not fatal
             skipped[s.name] = f"could not start: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
     for name, why in skipped.items():
-        rec = {"dataset": ds.name, "system": name, "skipped": why}
-        records.append(rec)
-        out.write(json.dumps(rec) + "\n")
+        keep({"dataset": ds.name, "system": name, "skipped": why})
         log(f"{ds.name} {name}: skipped ({why})")
     for i in range(max((len(s.budgets) for s in live), default=0)):
         for rep in range(reps):
@@ -148,56 +138,49 @@ def run_dataset(ds: Dataset, systems, reps: int, out, log=print, max_fit_seconds
                 if i >= len(s.budgets) or s.name in done:
                     continue
                 budget = s.budgets[i]
-                _reset_peak()
+                reset_peak_rss()
                 t = time.perf_counter()
                 try:
                     w, b, fx = s.fit(ds.X, ds.y, budget)
                 except Exception as e:  # noqa: BLE001
                     done.add(s.name)
-                    rec = {"dataset": ds.name, "system": s.name, "skipped": f"failed: {type(e).__name__}: {e}"[:300]}
-                    records.append(rec)
-                    out.write(json.dumps(rec) + "\n")
+                    keep({"dataset": ds.name, "system": s.name, "skipped": f"failed: {type(e).__name__}: {e}"[:300]})
                     continue
                 secs = time.perf_counter() - t
                 rec = {"dataset": ds.name, "system": s.name, "competitor": s.competitor, "budget": budget,
                        "budget_name": s.budget_name, "rep": rep, "fit_seconds": fx.pop("fit_seconds", secs),
-                       "peak_rss_mb": _peak_mb(), "lstar": ds.lstar, **metrics(w, b, ds.Xt, ds.yt), **fx}
+                       "peak_rss_mb": peak_rss_mb(), "lstar": ds.lstar, **metrics(w, b, ds.Xt, ds.yt), **fx}
                 rec["ratio_to_lstar"] = rec["heldout_logloss"] / ds.lstar
-                records.append(rec)
-                out.write(json.dumps(rec) + "\n")
-                out.flush()
+                keep(rec)
                 log(f"{ds.name} {s.name} {s.budget_name}={budget} rep {rep}: {rec['fit_seconds']:.2f} s, "
                     f"{rec['ratio_to_lstar']:.5f} x L*")
         for s in live:
             budget = s.budgets[min(i, len(s.budgets) - 1)]
-            med = _median_ratio(records, s.name, budget)
-            if med is not None and med <= 1.001:
+            med = budget_medians(records, s.name).get(budget)
+            if med is not None and med[1] <= 1.001:
                 done.add(s.name)
-            secs = [r["fit_seconds"] for r in records if r["system"] == s.name and r.get("budget") == budget]
-            if s.name not in done and secs and np.median(secs) > max_fit_seconds and i + 1 < len(s.budgets):
+            if s.name not in done and med is not None and med[0] > max_fit_seconds and i + 1 < len(s.budgets):
                 done.add(s.name)
-                rec = {"dataset": ds.name, "system": s.name,
-                       "stopped": f"sweep stopped after {budget} {s.budget_name}: fits took over {max_fit_seconds:.0f} s"}
-                records.append(rec)
-                out.write(json.dumps(rec) + "\n")
+                keep({"dataset": ds.name, "system": s.name,
+                      "stopped": f"sweep stopped after {budget} {s.budget_name}: fits took over {max_fit_seconds:.0f} s"})
     return records
 
 
-def _median_ratio(records, name, budget):
-    rs = [r["ratio_to_lstar"] for r in records if r["system"] == name and r.get("budget") == budget]
-    return float(np.median(rs)) if rs else None
+def budget_medians(records, name) -> dict:
+    """``{budget: (median fit seconds, median held-out / L*)}`` of one system, budgets in the
+    order they were run: the numbers every decision, table cell and plot point comes from."""
+    by = {}
+    for r in records:
+        if r["system"] == name and "budget" in r:
+            by.setdefault(r["budget"], []).append(r)
+    return {b: (float(np.median([r["fit_seconds"] for r in rs])), float(np.median([r["ratio_to_lstar"] for r in rs])))
+            for b, rs in by.items()}
 
 
 def time_to(records, name, target):
     """``(median seconds, budget, median ratio)`` of the cheapest budget whose median reaches ``target``."""
-    best = None
-    for budget in dict.fromkeys(r["budget"] for r in records if r["system"] == name and "budget" in r):
-        rs = [r for r in records if r["system"] == name and r.get("budget") == budget]
-        ratio = float(np.median([r["ratio_to_lstar"] for r in rs]))
-        secs = float(np.median([r["fit_seconds"] for r in rs]))
-        if ratio <= target and (best is None or secs < best[0]):
-            best = (secs, budget, ratio)
-    return best
+    hits = [(secs, b, ratio) for b, (secs, ratio) in budget_medians(records, name).items() if ratio <= target]
+    return min(hits, key=lambda h: h[0]) if hits else None
 
 
 def table(ds_name, records) -> list[str]:
@@ -220,7 +203,7 @@ def table(ds_name, records) -> list[str]:
                 continue
             hit = time_to(recs, n, target)
             if hit is None:
-                low = min(_median_ratio(recs, n, b) for b in dict.fromkeys(r["budget"] for r in rs))
+                low = min(ratio for _, ratio in budget_medians(recs, n).values())
                 stop = next((r["stopped"] for r in recs if r["system"] == n and "stopped" in r), None)
                 lines.append(f"| {n} | not reached{'; ' + stop if stop else ''} | up to {rs[-1]['budget']} "
                              f"{rs[-1]['budget_name']} | best {low:.4f} | |")
@@ -241,11 +224,7 @@ def plot(ds_name, records, path) -> bool:
     fig, ax = plt.subplots(figsize=(8, 5))
     recs = [r for r in records if r["dataset"] == ds_name and "budget" in r]
     for n in dict.fromkeys(r["system"] for r in recs):
-        pts = []
-        for budget in dict.fromkeys(r["budget"] for r in recs if r["system"] == n):
-            rs = [r for r in recs if r["system"] == n and r["budget"] == budget]
-            pts.append((np.median([r["fit_seconds"] for r in rs]), np.median([r["ratio_to_lstar"] for r in rs])))
-        ax.plot(*zip(*sorted(pts)), marker="o", label=n, linestyle="-" if n.startswith("shardlearn") else "--")
+        ax.plot(*zip(*sorted(budget_medians(recs, n).values())), marker="o", label=n, linestyle="-" if n.startswith("shardlearn") else "--")
     ax.axhline(1.01, color="grey", linewidth=0.8, linestyle=":")
     ax.axhline(1.001, color="grey", linewidth=0.8, linestyle=":")
     ax.set_xscale("log")
@@ -338,13 +317,16 @@ def _write_md(args, records, seconds):
              f"Logistic regression, alpha {ALPHA}, held-out log-loss against L* (float64 reference). "
              f"Medians over {args.reps} repetitions, systems alternating. "
              + (f"Whole run {seconds / 60:.1f} min." if seconds == seconds else "Table rebuilt from bench.jsonl.")
-             + (f" {args.note}" if getattr(args, "note", "") else "")
+             + (f" {args.note}" if args.note else "")
              + (" Quick size: the first 3 budgets of each sweep." if args.size == "quick" else "")
              + f" A sweep stops after a budget whose median fit takes over {LIMITS[args.size]['fit_seconds']:.0f} s"
                " or whose median reaches 1.001 x L*.",
              "Fit time is the fit call with data in memory (Spark: cached DataFrame; Dask: persisted arrays; "
              "VW: its cache file from a text file written untimed, parsing included; PyTorch DDP: the training "
-             "loop inside the processes, process start excluded)."]
+             "loop inside the processes, process start excluded). Peak RSS (`peak_rss_mb`) is the harness "
+             "process's: the whole of an in-process system (shardlearn in 1 process, scikit-learn, VW through "
+             "pyvw), only the driver side of Spark, Dask-ML and DDP; shardlearn's workers report theirs in "
+             "`worker_peak_rss_mb`."]
     for name in dict.fromkeys(r["dataset"] for r in records):
         lines += table(name, records)
         if plot(name, records, os.path.join(args.out, f"bench-{name}.png")):

@@ -137,7 +137,7 @@ class VowpalWabbit(System):
     def prepare(self, X, y):  # the text file is written untimed; parsing it is in VW's time, as for a user
         self.folder = tempfile.mkdtemp(prefix="bench-vw-")
         self.path = os.path.join(self.folder, "train.vw")
-        _write_vw(self.path, X, y)
+        write_vw(self.path, X, y)
 
     def fit(self, X, y, budget):
         from vowpalwabbit import pyvw
@@ -154,7 +154,8 @@ class VowpalWabbit(System):
         return _read_vw_weights(os.path.join(folder, "readable.txt"), X.shape[1], bits)
 
 
-def _write_vw(path, X, y):
+def write_vw(path, X, y):
+    """VW text format: ``1 | j:v ...`` / ``-1 | ...``, numeric feature names in the default namespace."""
     X = sp.csr_matrix(X)
     with open(path, "w") as f:
         for i in range(X.shape[0]):

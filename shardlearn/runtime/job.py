@@ -12,6 +12,7 @@ import numpy as np
 from shardlearn import models
 from shardlearn.data import partition as partitioners
 from shardlearn.runtime import ps_run
+from shardlearn.runtime.memory import peak_rss_mb, reset_peak_rss
 from shardlearn.runtime.spill import open_spec
 from shardlearn.runtime.train import LAST_STEPS, TrainConfig, train_local
 
@@ -69,7 +70,7 @@ def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, fault=None, ctx
            snapshot_every=None, **facts):
     """``fault``: ``{"rank": r, "call": k}`` makes rank r SIGKILL itself at its k-th gradient (fault tests);
     ``slow``: ``{"rank": r, "factor": f}`` makes rank r's steps f times slower (straggler benchmarks)."""
-    _reset_peak_rss()
+    reset_peak_rss()
     m = models.get(model)
     if fault is not None and comm.rank == fault["rank"]:
         m = _sigkill_at(m, int(fault["call"]))
@@ -83,7 +84,7 @@ def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, fault=None, ctx
             out["report"].update(resumed)
         else:
             out = ps_run.train_hogwild(comm, m, X, y, sw, cfg, progress=show, slow_factor=factor)
-        out["report"].update(facts, peak_rss_mb=_peak_rss_mb())
+        out["report"].update(facts, peak_rss_mb=peak_rss_mb())
         return out
     comm.barrier()
     started_at = time.time()
@@ -96,32 +97,8 @@ def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, fault=None, ctx
     after = comm.stats.snapshot()
     report = {k: after[k] - before[k] for k in after}
     report.update(resumed)
-    report.update(facts, started_at=started_at, fit_seconds=time.perf_counter() - t, rank=comm.rank, peak_rss_mb=_peak_rss_mb())
+    report.update(facts, started_at=started_at, fit_seconds=time.perf_counter() - t, rank=comm.rank, peak_rss_mb=peak_rss_mb())
     return {"params": params if comm.rank == 0 else None, "n_iter": int(n_iter), "report": report, "steps": steps}
-
-
-def _reset_peak_rss() -> None:
-    """Start this process's peak-memory count afresh (a persistent worker runs many fits)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory. VmHWM, not ru_maxrss: a worker is forked and
-    exec'd from the driver, and ru_maxrss keeps the driver's peak across exec on Linux."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def union(comm, values) -> list:
