@@ -67,15 +67,39 @@ def test_l1_prox_reaches_lasso_optimum():
 
 
 def test_ftrl_l1_gives_exact_zeros():
-    # a linear loss with constant gradient g: after t steps z = t * g (while w = 0),
-    # so a coordinate stays exactly zero while |t * g_j| <= l1 (McMahan et al., 2013)
+    # a linear loss with constant gradient g: after t steps z = t * g (while w = 0) against a
+    # per-round threshold t * l1, so a coordinate stays exactly zero for good while |g_j| <= l1
     g = np.array([-1.0, 0.1, 0.0])
     opt = optim.ftrl(alpha=0.5, l1=0.5)
-    out = _run(opt, lambda p: {"w": g}, {"w": np.zeros(3)}, 4)
+    out = _run(opt, lambda p: {"w": g}, {"w": np.zeros(3)}, 400)
     assert out["w"][1] == 0.0 and out["w"][2] == 0.0
     assert out["w"][0] > 0.0
-    out = _run(opt, lambda p: {"w": g}, {"w": np.zeros(3)}, 6)  # now |z_1| = 0.6 > l1
+    out = _run(optim.ftrl(alpha=0.5, l1=0.05), lambda p: {"w": g}, {"w": np.zeros(3)}, 4)  # |g_1| > l1
     assert out["w"][1] < 0.0
+
+
+# learning rates at which each rule settles within a few thousand full-batch steps
+RATES = {"sgd": 0.1, "momentum": 0.02, "nesterov": 0.02, "adagrad": 1.0, "adam": 0.01, "ftrl": 1.0}
+
+
+@pytest.mark.parametrize("name", optim.OPTIMIZERS)
+def test_every_rule_reaches_the_elastic_net_optimum(name):
+    # min 0.5 ||A w - c||^2 / n + l1 ||w||_1 + l2/2 ||w||^2 with a free (unpenalised) coordinate:
+    # the fixed point of make(name, l1=..., l2=...) must be the optimum, whatever the rule's steps
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(40, 5)) * np.array([0.5, 1.0, 2.0, 1.0, 3.0])
+    c = A @ np.array([1.0, 0.0, -0.5, 0.05, 0.3]) + 0.1 * rng.normal(size=40)
+    l1 = {"w": np.array([0.0, 0.2, 0.2, 0.2, 0.2])}
+    l2 = {"w": np.array([0.0, 0.1, 0.1, 0.1, 0.1])}
+
+    def f(v):
+        return 0.5 * np.mean((A @ v - c) ** 2) + np.sum(l1["w"] * np.abs(v)) + 0.5 * np.sum(l2["w"] * v * v)
+
+    ref = minimize(f, np.zeros(5), method="Powell", options={"xtol": 1e-12, "ftol": 1e-15, "maxiter": 100000}).x
+    grad = lambda p: {"w": A.T @ (A @ p["w"] - c) / A.shape[0]}
+    out = _run(optim.make(name, RATES[name], l1=l1, l2=l2), grad, {"w": np.zeros(5)}, 6000)
+    np.testing.assert_allclose(out["w"], ref, atol=1e-6)
+    assert out["w"][1] == 0.0  # L1 gives exact zeros under every rule
 
 
 def test_add_l2_and_clip():

@@ -51,6 +51,30 @@ def test_elastic_net_matches_scikit_learn(solver):
     assert (ref.coef_ == 0).any()
 
 
+SGD_RATES = {"sgd": 0.1, "momentum": 0.02, "nesterov": 0.02, "adagrad": 1.0, "adam": 0.02, "ftrl": 1.0}
+
+
+@pytest.mark.parametrize("optimizer", list(SGD_RATES))
+@pytest.mark.parametrize("fit_intercept, weighted", [(True, False), (False, True), (True, True)])
+def test_sgd_elastic_net_reaches_the_optimum_under_every_rule(optimizer, fit_intercept, weighted):
+    # full batches and no shuffling make sgd deterministic: it must end at scikit-learn's
+    # ElasticNet optimum, exact zeros included, under adaptive rules too (issue 12: AdaGrad
+    # thresholded at the plain learning rate ended 1.6 away)
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 10)) * rng.uniform(0.5, 3.0, size=10) + 1.0
+    y = X @ np.array([2.0, -1.0, 0, 0, 0.5, 0, 0, 3.0, 0, -0.2]) + 1.0 + rng.normal(size=300)
+    sw = rng.uniform(0.2, 3.0, size=300) if weighted else None
+    ref = ElasticNet(alpha=0.1, l1_ratio=0.5, fit_intercept=fit_intercept, tol=1e-14, max_iter=100000)
+    ref.fit(X, y, sample_weight=None if sw is None else sw * 300 / sw.sum())
+    est = LinearRegression(alpha=0.1, l1_ratio=0.5, fit_intercept=fit_intercept, solver="sgd", optimizer=optimizer,
+                           learning_rate=SGD_RATES[optimizer], batch_size=300, shuffle=False, max_iter=4000, tol=None)
+    est.fit(X, y, sample_weight=sw)
+    np.testing.assert_allclose(est.coef_, ref.coef_, atol=1e-6)
+    assert est.intercept_ == pytest.approx(ref.intercept_, abs=1e-6)
+    assert np.array_equal(est.coef_ == 0, ref.coef_ == 0)
+    assert (ref.coef_ == 0).any()
+
+
 def _a9a():
     X, y = load_svmlight_file(data_path("a9a", "a9a"), n_features=123)
     Xt, yt = load_svmlight_file(data_path("a9a", "a9a.t"), n_features=123)
