@@ -53,6 +53,55 @@ def test_bsp_over_the_parameter_server_equals_allreduce_bsp(a9a):
         assert np.max(np.abs(ref["w"])) > 0.05  # it learned something
 
 
+def _dense_problem(n=1200, d=6, seed=5):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * np.array([0.2, 1.0, 3.0, 1.0, 0.5, 8.0]) + np.array([1.0, 0, 0, 2.0, 0, 0])
+    y = (X @ np.array([1.5, -0.5, 0.3, 0.0, 1.0, 0.05]) - 1.0 + rng.logistic(size=n) > 0).astype(float)
+    return X, y, rng.uniform(0.2, 3.0, size=n)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(alpha=0.01, l1_ratio=0.5),
+    dict(alpha=0.01, l1_ratio=0.5, fit_intercept=False, weighted=True),
+    dict(alpha=0.05, l1_ratio=0.0, weighted=True, optimizer="sgd"),
+    dict(alpha=0.02, l1_ratio=1.0, optimizer="ftrl", learning_rate=0.5, precondition=False),
+    dict(alpha=0.0, weighted=True, optimizer="adam", learning_rate=0.01),
+])
+def test_bsp_over_the_parameter_server_equals_allreduce_bsp_in_every_configuration(kw):
+    # penalties (never on the intercept), fit_intercept=False, sample weights and the
+    # preconditioner must not change the algorithm when servers are added (issue 12, item 2)
+    kw = dict(kw)
+    X, y, sw = _dense_problem()
+    sw = sw if kw.pop("weighted", False) else None
+    m = models.get("logistic")
+    common = dict(solver="sgd", optimizer="adagrad", learning_rate=0.3, batch_size=50, max_iter=2, random_state=3,
+                  workers=2, tol=None)
+    common.update(kw)
+    ref, _ = distributed.train_arrays(m, X, y, sw, TrainConfig(strategy="bsp", **common), 1)
+    ps, _ = distributed.train_arrays(m, X, y, sw, TrainConfig(strategy="bsp", servers=1, **common), 1)
+    np.testing.assert_allclose(ps["w"], ref["w"], atol=1e-9, rtol=1e-7)
+    assert float(ps["b"]) == pytest.approx(float(ref["b"]), abs=1e-9)
+    assert np.max(np.abs(ref["w"])) > 0.05  # it learned something
+    if not common.get("fit_intercept", True):
+        assert float(ps["b"]) == 0.0
+    if common.get("l1_ratio", 0.0) > 0:
+        assert np.array_equal(ps["w"] == 0, ref["w"] == 0)
+
+
+def test_the_parameter_server_never_penalises_the_intercept():
+    # a shard holding the intercept's key: a zero gradient leaves it where it is (it dropped
+    # from 5 to 4.5 under L2 before), while a penalised key shrinks
+    from shardlearn.ps.server import Shard
+
+    for rule in ("sgd", "momentum", "adagrad", "adam"):  # (FTRL derives w from its z, n state)
+        s = Shard(3, rule, learning_rate=0.1, l1=0.5, l2=1.0, free=[2])
+        s.values[:] = [5.0, 0.0, 5.0]
+        s.push(np.array([0, 2]), np.array([0.0, 0.0]))
+        got = s.pull(np.arange(3))
+        assert got[2] == 5.0, rule
+        assert got[0] < 5.0, rule
+
+
 @pytest.mark.parametrize("staleness", [0, 2])
 def test_ssp_never_lets_a_worker_run_more_than_s_clocks_ahead(a9a, staleness):
     X, y = a9a[0][:4000], a9a[1][:4000].astype(float)

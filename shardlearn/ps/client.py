@@ -40,6 +40,15 @@ class Client:
         self.keys_pushed += uniq.size
         return Handle("push", parts)
 
+    def push_stats(self, keys: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> Handle:
+        """Send this worker's per-key sums of ``x^2`` and of rows present (the preconditioner's moments)."""
+        uniq, vals = sum_by_key(keys, sums)
+        _, cnts = sum_by_key(keys, counts)
+        shard, local = self.slicer.route(uniq)
+        parts = [(self.transport.call(self.hosts[s], host.add_stats, int(s), local[pos], vals[pos], cnts[pos]), None)
+                 for s, pos in group(shard, len(self.hosts))]
+        return Handle("push", parts)
+
     def pull(self, keys: np.ndarray) -> Handle:
         keys = np.asarray(keys, dtype=np.int64)
         shard, local = self.slicer.route(keys)

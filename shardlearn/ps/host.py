@@ -20,9 +20,18 @@ def reset() -> None:
     HOSTED["clock"] = None
 
 
-def create(shard_id: int, size: int, rule: str, learning_rate: float, l1: float, l2: float, dtype: str) -> int:
-    HOSTED["shards"][shard_id] = Shard(size, rule, learning_rate, l1, l2, dtype)
+def create(shard_id: int, size: int, rule: str, learning_rate: float, l1: float, l2: float, dtype: str,
+           free=()) -> int:
+    HOSTED["shards"][shard_id] = Shard(size, rule, learning_rate, l1, l2, dtype, free)
     return os.getpid()
+
+
+def add_stats(shard_id: int, idx: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> None:
+    HOSTED["shards"][shard_id].add_stats(idx, sums, counts)
+
+
+def precondition(shard_id: int, curvature: float, ridge: float) -> None:
+    HOSTED["shards"][shard_id].precondition(curvature, ridge)
 
 
 def push(shard_id: int, idx: np.ndarray, values: np.ndarray, clock=None, expect: int = 1) -> None:
@@ -57,6 +66,8 @@ def load_shard(shard_id: int, path: str) -> None:
         arrays = {k: z[k] for k in z.files}
     with shard.lock:
         shard.values[:] = arrays["values"]
+        if "scale" in arrays:
+            shard.scale = np.array(arrays["scale"])
         if shard.state is not None:
             shard.state = unpack_state("opt", arrays, shard.state)
 
@@ -83,7 +94,7 @@ def save_slices() -> dict:
     for shard_id, shard in HOSTED["shards"].items():
         fd, path = tempfile.mkstemp(prefix=f"shardlearn-slice-{shard_id}-", suffix=".npy", dir=folder)
         with os.fdopen(fd, "wb") as f:
-            np.save(f, shard.values)
+            np.save(f, shard.weights())
         out[shard_id] = path
     return out
 

@@ -64,24 +64,77 @@ def _scatter(full, part, idx, size):
 
 
 class Shard:
-    """One slice of ``size`` parameters with its update rule (``"add"`` or an optimizer name)."""
+    """One slice of ``size`` parameters with its update rule (``"add"`` or an optimizer name).
+
+    ``l1``/``l2`` are the penalty strengths (``alpha * l1_ratio``, ``alpha * (1 - l1_ratio)``);
+    ``free`` names local indices never penalised (the intercept's key). With a preconditioner
+    (``precondition``, from the second moments workers pushed with ``add_stats``) the shard
+    stores ``v = w * s`` and runs its rule in those coordinates, exactly as the collective
+    strategies do in theirs, while pushes and pulls keep speaking ``w``: a push of ``g_w`` is
+    ``g_v = g_w / s``, and the penalties become ``l1 / s_j`` and ``l2 / s_j^2``."""
 
     def __init__(self, size: int, rule: str = "adagrad", learning_rate: float = 0.1, l1: float = 0.0,
-                 l2: float = 0.0, dtype="float64"):
-        self.size, self.rule = int(size), rule
+                 l2: float = 0.0, dtype="float64", free=()):
+        self.size, self.rule, self.learning_rate = int(size), rule, learning_rate
+        self.l1, self.l2 = float(l1), float(l2)
+        self.free = np.asarray(free, dtype=np.int64)
         self.values = np.zeros(self.size, dtype=np.dtype(dtype))
+        self.scale = None  # None: identity
+        self.stats = None  # second moments pushed by the workers, until ``precondition``
         self.lock = threading.Lock()
         self.pushes = 0
         self.held: dict = {}  # clock -> pushes waiting for the rest of that clock (bsp)
-        if rule == "add":
-            self.opt = self.state = None
-        else:
+        if rule != "add":
             from shardlearn import optim
 
             if rule not in optim.OPTIMIZERS:
                 raise ConfigError(f"server rule {rule!r}: expected 'add' or one of {', '.join(optim.OPTIMIZERS)}")
-            self.opt = optim.make(rule, learning_rate, l1=l1, l2=l2)
-            self.state = self.opt.init({"w": self.values})
+        self._init_rule()
+
+    def _strengths(self):
+        """Per-coordinate strengths where the scale or a free key needs them, else scalars."""
+        if not (self.l1 or self.l2) or (self.scale is None and not self.free.size):
+            return self.l1, self.l2
+        inv = np.ones(self.size) if self.scale is None else 1.0 / self.scale
+        l1, l2 = self.l1 * inv, self.l2 * inv * inv
+        l1[self.free] = l2[self.free] = 0.0
+        return {"w": l1}, {"w": l2}
+
+    def _init_rule(self) -> None:
+        if self.rule == "add":
+            self.opt = self.state = None
+            return
+        from shardlearn import optim
+
+        l1, l2 = self._strengths()
+        self.opt = optim.make(self.rule, self.learning_rate, l1=l1, l2=l2)
+        self.state = self.opt.init({"w": np.zeros(self.size)})
+
+    def add_stats(self, idx: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> None:
+        """Add workers' weighted sums of ``x^2`` and of rows present at local ``idx`` (before training)."""
+        with self.lock:
+            if self.stats is None:
+                self.stats = np.zeros((2, self.size))
+            np.add.at(self.stats[0], idx, sums)
+            np.add.at(self.stats[1], idx, counts)
+
+    def precondition(self, curvature: float, ridge: float) -> None:
+        """Scale by the RMS of each key where present (``precond.where_present``, the collective
+        strategies' stochastic scale), 1 for free keys; restarts the rule."""
+        from shardlearn.optim.scaling import where_present
+
+        with self.lock:
+            stats, self.stats = (np.zeros((2, self.size)) if self.stats is None else self.stats), None
+        self.use_scale(where_present(stats[0], stats[1], curvature, ridge))
+
+    def use_scale(self, scale: np.ndarray) -> None:
+        """Precondition with a given scale (1 is forced at free keys); restarts from zero."""
+        with self.lock:
+            scale = np.array(scale, dtype=np.float64)
+            scale[self.free] = 1.0
+            self.scale = scale
+            self.values[:] = 0.0
+            self._init_rule()
 
     def push(self, idx: np.ndarray, grads: np.ndarray, clock: int | None = None, expect: int = 1) -> None:
         """Apply a push: ``idx`` distinct local indices, ``grads`` their values. With ``clock``
@@ -106,15 +159,25 @@ class Shard:
         if self.opt is None:
             self.values[idx] += grads.astype(self.values.dtype, copy=False)
             return
-        w = self.values[idx].astype(np.float64)
+        g = np.asarray(grads, dtype=np.float64)
+        if self.scale is not None:
+            g = g / self.scale[idx]
+        v = self.values[idx].astype(np.float64)
         part = _slice(self.state, idx, self.size)
-        updates, part = self.opt.update({"w": np.asarray(grads, dtype=np.float64)}, part, {"w": w})
-        self.values[idx] = w + updates["w"]
+        updates, part = self.opt.update({"w": g}, part, {"w": v})
+        self.values[idx] = v + updates["w"]
         self.state = _scatter(self.state, part, idx, self.size)
 
     def pull(self, idx: np.ndarray) -> np.ndarray:
         with self.lock:
-            return self.values[idx].astype(np.float64)
+            v = self.values[idx].astype(np.float64)
+            return v if self.scale is None else v / self.scale[idx]
+
+    def weights(self) -> np.ndarray:
+        """The slice in the model's own coordinates ``w`` (the stored dtype)."""
+        if self.scale is None:
+            return self.values
+        return (self.values / self.scale).astype(self.values.dtype)
 
     def arrays(self) -> dict:
         """The slice and its optimizer state, as plain arrays (checkpoints, final model)."""
@@ -122,6 +185,8 @@ class Shard:
 
         with self.lock:
             out = {"values": self.values}
+            if self.scale is not None:
+                out["scale"] = self.scale
             if self.state is not None:
                 out.update(pack_state("opt", self.state))
             return out

@@ -18,6 +18,7 @@ from shardlearn.core.errors import ConfigError
 from shardlearn.ps import host
 from shardlearn.ps.client import Client
 from shardlearn.ps.slicer import make as make_slicer
+from shardlearn.strategies import precond, ps_sgd
 
 PS_PLANS = ("ssp", "asp")
 
@@ -100,7 +101,6 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, slow_factor=1
     restored from the newest valid checkpoint."""
     from shardlearn.runtime.progress import StepLog
     from shardlearn.runtime.train import checkpointer_for
-    from shardlearn.strategies import ps_sgd
 
     if model.n_outputs(2) != 1:
         raise ConfigError(f"strategy={cfg.plan!r} runs over the parameter server, which holds one weight per "
@@ -110,17 +110,27 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, slow_factor=1
     alpha, l1r = cfg.alpha, cfg.l1_ratio
     log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
     ckpt, resume = checkpointer_for(model, X, cfg, comm, log, report)
+    bias_shard, bias_local = (int(a[0]) for a in slicer.route(np.array([d], dtype=np.int64)))
     if comm.rank == 0:
         start = 0 if resume is None else int(resume["cursor/t"])
         made = [ctx.transport.call(h, host.create, s, slicer.size(s), cfg.optimizer, _lr(cfg), alpha * l1r,
-                                   alpha * (1 - l1r), cfg.ps_dtype) for s, h in enumerate(ctx.hosts)]
+                                   alpha * (1 - l1r), cfg.ps_dtype, [bias_local] if s == bias_shard else [])
+                for s, h in enumerate(ctx.hosts)]
         made.append(ctx.transport.call(ctx.hosts[0], host.create_clock, ctx.trainers, start))
         for f in made:
             ctx.transport.wait(f)
-        if resume is not None:
-            _restore_shards(ctx, ckpt, len(ctx.hosts))
     comm.barrier()
     client = Client(ctx.transport, slicer, ctx.hosts, comm.rank)
+    if cfg.precondition:  # the shards' scale, from the moments every worker pushes for its keys
+        ps_sgd.push_moments(client, X, sw)
+        comm.barrier()
+        if comm.rank == 0:
+            for f in [ctx.transport.call(h, host.precondition, s, model.curvature, alpha * (1 - l1r))
+                      for s, h in enumerate(ctx.hosts)]:
+                ctx.transport.wait(f)
+    if comm.rank == 0 and resume is not None:
+        _restore_shards(ctx, ckpt, len(ctx.hosts))
+    comm.barrier()
     staleness = {"bsp": 0, "ssp": cfg.staleness, "asp": None}[cfg.plan]
 
     def cb(epoch, loss, rows):
@@ -135,7 +145,8 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, slow_factor=1
     t0 = time.perf_counter()
     steps, clock_log = ps_sgd.fit(model, X, y, sw, client=client, comm=comm, batch_size=cfg.batch_size,
                                   epochs=cfg.max_iter, seed=cfg.random_state, shuffle=cfg.shuffle,
-                                  staleness=staleness, share_rows=cfg.plan == "bsp", callback=cb,
+                                  staleness=staleness, share_rows=cfg.plan == "bsp",
+                                  fit_intercept=cfg.fit_intercept, callback=cb,
                                   slow_factor=slow_factor,
                                   on_step=snapshot if snapshot_every and comm.rank == 0 else None,
                                   checkpoint=None if ckpt is None else _ShardCheckpoint(ckpt, comm, ctx), resume=resume)
@@ -209,7 +220,7 @@ def train_hogwild(comm, model, X, y, sw, cfg, progress=None, slow_factor=1.0) ->
 
     from shardlearn.runtime.job import union
     from shardlearn.runtime.progress import StepLog
-    from shardlearn.strategies import hogwild, ps_sgd
+    from shardlearn.strategies import hogwild
 
     if model.n_outputs(2) != 1:
         raise ConfigError("strategy='hogwild' holds one weight per feature: binary or regression models only")
@@ -218,10 +229,16 @@ def train_hogwild(comm, model, X, y, sw, cfg, progress=None, slow_factor=1.0) ->
         if comm.rank == 0 else []
     folder = union(comm, mine)[0]
     alpha, l1r = cfg.alpha, cfg.l1_ratio
+    scale = None
+    if cfg.precondition:  # one machine: every worker computes the same scale from allreduced moments
+        vec = comm.allreduce(np.concatenate(precond.presence_moments(X, sw)))
+        scale = np.append(precond.where_present(vec[:d], vec[d:], model.curvature, alpha * (1 - l1r)), 1.0)
+    opts = dict(free=[d], scale=scale)
     if comm.rank == 0:
-        hogwild.shared_shard(folder, d + 1, cfg.optimizer, _lr(cfg), alpha * l1r, alpha * (1 - l1r), create=True)
+        hogwild.shared_shard(folder, d + 1, cfg.optimizer, _lr(cfg), alpha * l1r, alpha * (1 - l1r), create=True,
+                             **opts)
     comm.barrier()
-    shard = hogwild.shared_shard(folder, d + 1, cfg.optimizer, _lr(cfg), alpha * l1r, alpha * (1 - l1r))
+    shard = hogwild.shared_shard(folder, d + 1, cfg.optimizer, _lr(cfg), alpha * l1r, alpha * (1 - l1r), **opts)
     client = hogwild.LocalClient(shard)
     log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
 
@@ -231,11 +248,11 @@ def train_hogwild(comm, model, X, y, sw, cfg, progress=None, slow_factor=1.0) ->
     t0 = time.perf_counter()
     steps, _ = ps_sgd.fit(model, X, y, sw, client=client, comm=comm, batch_size=cfg.batch_size, epochs=cfg.max_iter,
                           seed=cfg.random_state, shuffle=cfg.shuffle, staleness=None, callback=cb,
-                          slow_factor=slow_factor)
+                          fit_intercept=cfg.fit_intercept, slow_factor=slow_factor)
     comm.barrier()
     params = None
     if comm.rank == 0:
-        full = np.array(shard.values, dtype=np.float64)
+        full = np.array(shard.weights(), dtype=np.float64)
         params = {"w": full[:d], "b": np.asarray(full[d])}
     del shard, client
     comm.barrier()

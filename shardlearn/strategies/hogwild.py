@@ -37,10 +37,14 @@ class _NoLock:
 
 
 def shared_shard(folder: str, size: int, rule: str, learning_rate: float, l1: float = 0.0, l2: float = 0.0,
-                 create: bool = False) -> Shard:
+                 create: bool = False, free=(), scale=None) -> Shard:
     """A shard whose values and per-coordinate state are memory-mapped files in ``folder``,
-    created (with the optimizer's initial values) by one process and opened by the others."""
-    shard = Shard(size, rule, learning_rate, l1, l2)
+    created (with the optimizer's initial values) by one process and opened by the others.
+    ``free``: unpenalised keys (the intercept); ``scale``: the preconditioner every process
+    computed alike (``Shard.use_scale``)."""
+    shard = Shard(size, rule, learning_rate, l1, l2, free=free)
+    if scale is not None:
+        shard.use_scale(scale)
     shard.lock = _NoLock()
 
     def mapped(i, initial):
@@ -79,7 +83,7 @@ class LocalClient:
 
     def pull(self, keys):
         self.keys_pulled += len(keys)
-        return _Done(np.array(self.shard.values[np.asarray(keys, dtype=np.int64)], dtype=np.float64))
+        return _Done(self.shard.pull(np.asarray(keys, dtype=np.int64)))
 
     @staticmethod
     def wait(handle):

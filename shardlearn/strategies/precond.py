@@ -26,6 +26,8 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from shardlearn.optim.scaling import where_present  # noqa: F401  (the stochastic strategies' scale)
+
 CHUNK_ROWS = 2048  # small blocks: the square of a block stays in cache
 
 
@@ -59,6 +61,24 @@ def moments(X, sample_weight=None) -> tuple[np.ndarray, np.ndarray, float]:
         s1 += wb @ block
         s2 += wb @ (block * block)
     return s1, s2, float(sw.sum())
+
+
+def presence_moments(X, sample_weight=None) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted column sums of ``x^2`` and of the rows where ``x != 0`` (for ``where_present``)."""
+    n = X.shape[0]
+    sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if sp.issparse(X):
+        data = np.asarray(X.data, dtype=np.float64)
+        nz = sp.csr_matrix(((data != 0).astype(np.float64), X.indices, X.indptr), shape=X.shape)
+        sq = sp.csr_matrix((data**2, X.indices, X.indptr), shape=X.shape)
+        return np.asarray(sq.T @ sw).ravel(), np.asarray(nz.T @ sw).ravel()
+    s2, cnt = np.zeros(X.shape[1]), np.zeros(X.shape[1])
+    for i in range(0, n, CHUNK_ROWS):
+        block = np.asarray(X[i : i + CHUNK_ROWS], dtype=np.float64)
+        wb = sw[i : i + CHUNK_ROWS]
+        s2 += wb @ (block * block)
+        cnt += wb @ (block != 0)
+    return s2, cnt
 
 
 def from_moments(s1, s2, total, curvature=1.0, ridge=0.0, center=True) -> Affine:

@@ -5,7 +5,9 @@
   clock's pushes until all workers' have arrived and apply their sum once, so
   every worker reads the same parameters and the optimizer steps once per clock
   on the global batch gradient (each push scaled by the worker's share of the
-  step's rows): the same algorithm as allreduce ``bsp``;
+  step's weight): the same algorithm as allreduce ``bsp``, penalties, intercept,
+  sample weights and preconditioning included (the shards precondition with the
+  second moments the workers pushed, ``push_moments``);
 - ``ssp`` (``staleness=s``): a worker at clock ``t`` waits only while the slowest
   worker is below ``t - s`` (Ho et al., NIPS 2013);
 - ``asp`` (``staleness=None``): nobody waits (Dean et al., "Large Scale Distributed
@@ -25,6 +27,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
+from shardlearn.strategies import precond
 from shardlearn.strategies.sgd import epoch_order
 
 
@@ -37,11 +40,41 @@ def batch_columns(Xb):
     return np.arange(Xb.shape[1], dtype=np.int64), Xb
 
 
+def push_moments(client, X, sample_weight=None) -> None:
+    """Push this worker's weighted sums of ``x_j^2`` and of the rows where ``x_j != 0``, for
+    the columns it holds (the shards' preconditioner, ``precond.where_present``). Only the
+    touched keys travel."""
+    n = X.shape[0]
+    sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if sp.issparse(X):
+        keys = np.asarray(X.indices, dtype=np.int64)
+        data = np.asarray(X.data, dtype=np.float64)
+        rw = np.repeat(sw, np.diff(X.indptr))
+        sums, counts = data**2 * rw, (data != 0) * rw
+    else:
+        keys = np.arange(X.shape[1], dtype=np.int64)
+        sums, counts = precond.presence_moments(X, sw)
+    if keys.size:
+        client.wait(client.push_stats(keys, sums, counts))
+
+
+def _step_weights(n, sw, order, batch_size, steps):
+    """This worker's weight (rows, or summed sample weights) in each step of an epoch."""
+    w = np.ones(n) if sw is None else (sw if order is None else sw[order])
+    out = np.zeros(steps)
+    if n:
+        out[: -(-n // batch_size)] = np.add.reduceat(w, np.arange(0, n, batch_size))
+    return out
+
+
 def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs=1, seed=None, shuffle=True,
-        staleness=None, share_rows=False, callback=None, slow_factor=1.0, on_step=None, checkpoint=None,
-        resume=None):
+        staleness=None, share_rows=False, fit_intercept=True, callback=None, slow_factor=1.0, on_step=None,
+        checkpoint=None, resume=None):
     """This worker's part. ``staleness``: 0 (bsp), s (ssp) or None (asp). ``share_rows``: scale
-    each push by this worker's share of the step's rows (bsp). ``slow_factor``: sleep so each
+    each push by this worker's share of the step's weight, so the shards apply the global
+    weighted batch gradient (bsp); otherwise a push is scaled by its batch's weight over the
+    mean batch weight (1 without sample weights). ``fit_intercept=False``: the intercept's key
+    is neither pulled nor pushed (it stays 0). ``slow_factor``: sleep so each
     step takes that many times its compute time (straggler experiments). ``on_step(t)`` runs
     after each clock (benchmarks take model snapshots there). ``checkpoint`` (``due(t)``,
     ``save(t, arrays)``; the caller's adapter also saves the shards at a consistent cut)
@@ -52,8 +85,13 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
     sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     sizes = [int(v[0]) for v in comm.allgather(np.array([n], dtype=np.int64))]
     steps = max(-(-s // batch_size) for s in sizes)
-    bias = np.array([d], dtype=np.int64)  # the intercept's key
-    cur = {"epoch": 0, "step": 0, "t": 0, "total": 0.0, "seen": 0.0}
+    bias = np.array([d] if fit_intercept else [], dtype=np.int64)  # the intercept's key
+    if sw is None:
+        mean_weight = 1.0
+    else:  # asp/ssp: a batch of average weight pushes its mean gradient as is
+        tot = comm.allreduce(np.array([sw.sum(), float(n)]))
+        mean_weight = float(tot[0] / max(tot[1], 1.0))
+    cur = {"epoch": 0, "step": 0, "t": 0, "total": 0.0, "seen": 0.0, "rows": 0}
     if resume is not None:
         cur.update({k: resume[f"cursor/{k}"].item() for k in cur})
     log = []
@@ -64,6 +102,8 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
     while cur["epoch"] < epochs:
         epoch = cur["epoch"]
         order = epoch_order(n, epoch, seed, shuffle, comm.rank)
+        if share_rows:  # bsp: every worker's weight in every step of this epoch
+            step_totals = np.sum(comm.allgather(_step_weights(n, sw, order, batch_size, steps)), axis=0)
         while cur["step"] < steps:
             step, t = cur["step"], cur["t"]
             t0 = time.perf_counter()
@@ -72,21 +112,21 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
             lo = step * batch_size
             rows = max(0, min(lo + batch_size, n) - lo)
             held = {"clock": t, "expect": comm.size} if share_rows else {}
-            if rows:
-                idx = slice(lo, lo + rows) if order is None else order[lo : lo + rows]
+            idx = slice(lo, lo + rows) if order is None else order[lo : lo + rows]
+            weight = float(rows if sw is None else sw[idx].sum())
+            if rows and weight > 0:
                 keys, Xc = batch_columns(X[idx])
                 keys = np.concatenate([keys, bias])
                 vals = client.wait(client.pull(keys))
-                loss, g = model.loss_and_grad({"w": vals[:-1], "b": np.asarray(vals[-1])}, Xc, y[idx],
+                b = vals[-1] if fit_intercept else 0.0
+                loss, g = model.loss_and_grad({"w": vals[: keys.size - bias.size], "b": np.asarray(b)}, Xc, y[idx],
                                               None if sw is None else sw[idx])
-                scale = 1.0
-                if share_rows:
-                    step_rows = sum(max(0, min(lo + batch_size, s) - lo) for s in sizes)
-                    scale = rows / step_rows
-                client.wait(client.push(keys, scale * np.concatenate([np.ravel(g["w"]), np.ravel(g["b"])]),
-                                        **held))
-                cur["total"] += loss * rows
-                cur["seen"] += rows
+                grad = np.concatenate([np.ravel(g["w"])] + ([np.ravel(g["b"])] if fit_intercept else []))
+                scale = weight / step_totals[step] if share_rows else weight / (rows * mean_weight)
+                client.wait(client.push(keys, scale * grad, **held))
+                cur["total"] += loss * weight
+                cur["seen"] += weight
+                cur["rows"] += rows
             elif share_rows:  # bsp: the shards wait for every worker's push of this clock
                 client.wait(client.push(np.zeros(0, dtype=np.int64), np.zeros(0), **held))
             if slow_factor > 1.0:
@@ -98,8 +138,8 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
             if checkpoint is not None and cur["step"] < steps and checkpoint.due(t + 1):
                 save()
         if callback is not None:
-            callback(epoch + 1, cur["total"] / max(cur["seen"], 1.0), int(cur["seen"]))
-        cur.update(epoch=epoch + 1, step=0, total=0.0, seen=0.0)
+            callback(epoch + 1, cur["total"] / max(cur["seen"], 1e-300), int(cur["rows"]))
+        cur.update(epoch=epoch + 1, step=0, total=0.0, seen=0.0, rows=0)
         if checkpoint is not None and (cur["epoch"] >= epochs or checkpoint.due(cur["t"])):
             save()
     return cur["t"], log
