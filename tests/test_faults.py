@@ -76,6 +76,61 @@ def test_a_checkpoint_of_another_run_is_refused(tmp_path):
         ck.Checkpointer(str(tmp_path), fingerprint={"rows": 200}).load()
 
 
+@pytest.mark.parametrize("change, said", [
+    (dict(partition="random"), "partition was 'contiguous' there and is 'random' here"),
+    (dict(optimizer="adam"), "optimizer was 'adagrad' there and is 'adam' here"),
+    (dict(alpha=0.5), "alpha was 0.01 there and is 0.5 here"),
+    (dict(shuffle=False), "shuffle was True there and is False here"),
+    (dict(l1_ratio=0.3), "l1_ratio was 0.0 there and is 0.3 here"),
+])
+def test_resume_refuses_a_changed_job_naming_the_difference(tmp_path, change, said):
+    X, y = _data(400)
+    m = models.get("logistic")
+    cfg = TrainConfig(solver="sgd", alpha=0.01, max_iter=2, batch_size=64, random_state=1, tol=None,
+                      checkpoint_dir=str(tmp_path), checkpoint_every=3)
+    train_local(m, X, y, None, cfg, show=False)
+    with pytest.raises(ConfigError, match="belongs to another run: " + said.replace("(", r"\(")):
+        train_local(m, X, y, None, dataclasses.replace(cfg, resume=True, **change), show=False)
+    # what may change: a resumed run can go on for more epochs
+    train_local(m, X, y, None, dataclasses.replace(cfg, resume=True, max_iter=3), show=False)
+
+
+def test_a_time_based_checkpoint_is_agreed_at_few_probe_steps(tmp_path):
+    # asking rank 0's clock at every step made every step a collective (issue 12, item 3)
+    class Counting:
+        rank, size = 0, 2
+
+        def __init__(self):
+            self.calls = 0
+
+        def allreduce(self, x, op="sum"):
+            self.calls += 1
+            return x
+
+    comm = Counting()
+    c = ck.Checkpointer(str(tmp_path), every="30s", comm=comm)
+    assert not any(c.due(s) for s in range(1, 2001))
+    assert comm.calls <= 12  # probes at doubling gaps, then near the deadline by the step rate
+    c.last_time -= 31.0  # the interval has passed: due at the next probe, and only then
+    hits = [s for s in range(2001, 40001) if c.due(s)]
+    assert hits and hits[0] < 40000
+
+
+@pytest.mark.parametrize("strategy", ["asp", "local_sgd"])
+def test_checkpoint_every_30s_adds_no_collective_per_step(tmp_path, strategy):
+    X, y = _data(4000)
+    base = TrainConfig(solver="sgd", strategy=strategy, workers=2, batch_size=20, max_iter=2, random_state=0,
+                       sync_every=1000 if strategy == "local_sgd" else None)
+    distributed.train_arrays(models.get("logistic"), X, y, None, base, 1)
+    plain = [r.get("collectives", r.get("calls")) for r in distributed.LAST_REPORTS]
+    distributed.train_arrays(models.get("logistic"), X, y, None,
+                             dataclasses.replace(base, checkpoint_dir=str(tmp_path), checkpoint_every="30s"), 1)
+    timed = [r.get("collectives", r.get("calls")) for r in distributed.LAST_REPORTS]
+    steps = 2 * 2000 // 20  # per worker
+    assert all(t - p <= 20 for t, p in zip(timed, plain)), (plain, timed)  # a few probes and the final save
+    assert all(p < steps / 2 for p in plain), plain
+
+
 @pytest.mark.parametrize("bad", ["0", "-3", "1.5", "ten", "5d"])
 def test_checkpoint_every_is_validated(bad):
     with pytest.raises(ConfigError, match="checkpoint_every=.*expected a positive step count"):

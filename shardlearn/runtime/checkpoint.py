@@ -132,6 +132,8 @@ class Checkpointer:
         self.size = comm.size if comm is not None else 1
         self.fingerprint = dict(fingerprint or {})
         self.last_time = time.monotonic()
+        self.next_probe = 1  # time-based: the next step at which ranks agree on "late yet?"
+        self.last_step = None  # the step of the latest save (or before the first step seen), for the rate
         self.extra = None  # () -> dict of JSON facts rank 0 adds to the manifest (metrics so far)
         self.saved: list[int] = []
         self.loaded: str | None = None
@@ -139,15 +141,39 @@ class Checkpointer:
 
     # --- deciding -----------------------------------------------------------
     def due(self, step: int) -> bool:
-        """Whether to checkpoint after ``step``; the same answer on every rank."""
+        """Whether to checkpoint after ``step``; the same answer on every rank.
+
+        By steps: local arithmetic. By time: rank 0's clock decides, but asking every step would
+        be one collective per step (the hidden synchronisation of issue 12: ``asp`` in lockstep,
+        ``local_sgd`` talking every step). So ranks only agree at *probe* steps: at each probe
+        rank 0 says whether the interval has passed and, if not, at which step to ask again,
+        from its step rate (doubling the gap while it has none yet). A time-based interval costs
+        a handful of collectives, and every rank passes the same step numbers, so all take part."""
         if self.every_steps is not None:
             return step % self.every_steps == 0
         if self.every_seconds is None:
             return False
-        late = float(time.monotonic() - self.last_time >= self.every_seconds) if self.rank == 0 else 0.0
-        if self.size > 1:  # rank 0's clock decides for everyone
-            late = float(self.comm.allreduce(np.array([late]), op="max")[0])
-        return late > 0
+        if self.last_step is None:  # the first step this run sees (a resumed run starts late)
+            self.last_step, self.next_probe = step - 1, step
+        if step < self.next_probe:
+            return False
+        answer = np.zeros(2)
+        if self.rank == 0:
+            elapsed = time.monotonic() - self.last_time
+            left = self.every_seconds - elapsed
+            done = step - self.last_step
+            if left <= 0:
+                answer[0] = 1.0
+            elif done > 0 and elapsed > 0.05:  # a rate to go by: ask again near the deadline
+                answer[1] = step + max(1.0, 0.9 * left * done / elapsed)
+            else:
+                answer[1] = step + max(1, done)
+        if self.size > 1:
+            answer = self.comm.allreduce(answer, op="max")
+        if answer[0] > 0:
+            return True
+        self.next_probe = int(answer[1])
+        return False
 
     # --- writing ------------------------------------------------------------
     def staging(self, step: int) -> str:
@@ -183,6 +209,7 @@ class Checkpointer:
                 shutil.rmtree(_path(self.directory, old), ignore_errors=True)
         self.saved.append(int(step))
         self.last_time = time.monotonic()
+        self.last_step, self.next_probe = int(step), int(step) + 1
 
     def clear(self) -> None:
         """A fresh run: remove earlier checkpoints and unfinished writes (rank 0), then agree."""

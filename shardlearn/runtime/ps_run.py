@@ -133,8 +133,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, slow_factor=1
     comm.barrier()
     staleness = {"bsp": 0, "ssp": cfg.staleness, "asp": None}[cfg.plan]
 
-    def cb(epoch, loss, rows):
-        log.step(epoch, loss, int(comm.allreduce(np.array([float(rows)]))[0]))
+    cb = _epoch_logger(comm, log, X.shape[0])
 
     snapshots = []
 
@@ -142,7 +141,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, slow_factor=1
         if t % snapshot_every == 0:
             snapshots.append((time.perf_counter() - t0, t, _pull_vector(client, d + 1)))
 
-    t0 = time.perf_counter()
+    t0, calls = time.perf_counter(), comm.stats.calls
     steps, clock_log = ps_sgd.fit(model, X, y, sw, client=client, comm=comm, batch_size=cfg.batch_size,
                                   epochs=cfg.max_iter, seed=cfg.random_state, shuffle=cfg.shuffle,
                                   staleness=staleness, share_rows=cfg.plan == "bsp",
@@ -164,8 +163,16 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, slow_factor=1
            "ps": {"n_features": d, "slicer": cfg.slicer, "shards": len(ctx.hosts), "seed": cfg.random_state or 0},
            "report": {"rank": comm.rank, "role": "worker", "ps_steps": steps, "clock_log": clock_log,
                       "grants": grants, "keys_pulled": client.keys_pulled, "keys_pushed": client.keys_pushed,
-                      "rpc_calls": ctx.transport.calls, "fit_seconds": time.perf_counter() - t0}}
+                      "rpc_calls": ctx.transport.calls, "collectives": comm.stats.calls - calls,
+                      "fit_seconds": time.perf_counter() - t0}}
     return out
+
+
+def _epoch_logger(comm, log, n_rows: int):
+    """``callback(epoch, loss, rows)`` logging every worker's rows per epoch, agreed once here:
+    an allreduce at each epoch end would make asp/ssp workers wait for each other there."""
+    total = int(comm.allreduce(np.array([float(n_rows)]))[0])
+    return lambda epoch, loss, rows: log.step(epoch, loss, total)
 
 
 def _pull_vector(client, n: int, chunk: int = 1 << 20) -> np.ndarray:
@@ -242,8 +249,7 @@ def train_hogwild(comm, model, X, y, sw, cfg, progress=None, slow_factor=1.0) ->
     client = hogwild.LocalClient(shard)
     log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
 
-    def cb(epoch, loss, rows):
-        log.step(epoch, loss, int(comm.allreduce(np.array([float(rows)]))[0]))
+    cb = _epoch_logger(comm, log, X.shape[0])
 
     t0 = time.perf_counter()
     steps, _ = ps_sgd.fit(model, X, y, sw, client=client, comm=comm, batch_size=cfg.batch_size, epochs=cfg.max_iter,

@@ -256,13 +256,28 @@ def _n_rows(X, comm) -> int:
     return int(comm.allreduce(np.array([n]))[0]) if comm is not None and comm.size > 1 else int(n)
 
 
+RESUME_KEYS = ("plan", "partition", "shuffle", "random_state", "batch_size", "optimizer", "learning_rate", "schedule",
+               "alpha", "l1_ratio", "fit_intercept", "sync_every", "precondition", "staleness", "servers", "slicer",
+               "ps_dtype", "solver")
+
+
+def resume_fingerprint(cfg: TrainConfig) -> dict:
+    """The settings a resumed run must share with the one that wrote the checkpoint: any of
+    them changed (another partition, shuffle, optimizer, penalty...) would silently break
+    exactly-once or continue a different algorithm. ``max_iter`` and ``tol`` may change
+    (a resumed run may go on longer); ``workers`` is checked by the checkpointer itself."""
+    out = {k: getattr(cfg, k) for k in RESUME_KEYS if k != "plan"}
+    out["strategy"] = cfg.plan
+    return out
+
+
 def checkpointer_for(model, X, cfg: TrainConfig, comm, log: StepLog, report):
     """The run's checkpointer (None without a directory) and, with ``cfg.resume``, this rank's
     arrays of the newest valid checkpoint (the metrics before it go back into ``log``)."""
     if not cfg.checkpoint_dir or cfg.plan == "average":
         return None, None
-    fingerprint = {"model": model.name, "rows": _n_rows(X, comm), "features": int(X.shape[1]), "strategy": cfg.plan,
-                   "batch_size": cfg.batch_size, "random_state": cfg.random_state}
+    fingerprint = dict({"model": model.name, "rows": _n_rows(X, comm), "features": int(X.shape[1])},
+                       **resume_fingerprint(cfg))
     ckpt = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, comm, fingerprint)
     ckpt.extra = lambda: {"steps": log.records}
     if not cfg.resume:
