@@ -26,9 +26,8 @@ from timing import timed_fit  # noqa: E402
 import shardlearn  # noqa: E402
 from shardlearn.data.synthetic import make_d1, make_d2  # noqa: E402
 from shardlearn.models import logistic  # noqa: E402
-from shardlearn.runtime import distributed, group  # noqa: E402
+from shardlearn.runtime import group  # noqa: E402
 from shardlearn.runtime.spill import Spill  # noqa: E402
-from shardlearn.runtime.train import LAST_STEPS  # noqa: E402
 
 ALPHA = 1e-6
 TEST_ROWS = 200_000
@@ -103,10 +102,10 @@ def measure(name, X, y, Xt, yt, lstar, out, mapped=None):
                 rec = {"dataset": name, "system": sysname, "max_iter": budgets[i], "rep": rep, "fit_seconds": secs,
                        "heldout_logloss": ll, "ratio_to_lstar": ll / lstar, "lstar": lstar}
                 if "2 workers" in sysname:
-                    steps = list(LAST_STEPS)
+                    steps, reports = est.fit_result_.steps, est.fit_result_.reports
                     rec["comm_share"] = sum(s["comm_seconds"] for s in steps) / max(sum(s["step_seconds"] for s in steps), 1e-12)
-                    rec["peak_rss_mb"] = [r["peak_rss_mb"] for r in distributed.LAST_REPORTS]
-                    rec["bytes_sent"] = [r["bytes_sent"] for r in distributed.LAST_REPORTS]
+                    rec["peak_rss_mb"] = [r["peak_rss_mb"] for r in reports]
+                    rec["bytes_sent"] = [r["bytes_sent"] for r in reports]
                 records.append(rec)
                 out.write(json.dumps(rec) + "\n")
                 out.flush()

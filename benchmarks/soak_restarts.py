@@ -27,7 +27,7 @@ from machine import facts  # noqa: E402
 
 import shardlearn  # noqa: E402
 from shardlearn.data.synthetic import make_d1  # noqa: E402
-from shardlearn.runtime import distributed, group  # noqa: E402
+from shardlearn.runtime import group  # noqa: E402
 
 STRATEGIES = {  # deterministic settings: a resumed run must end where the clean one ends
     "gd": dict(solver="gd", max_iter=60, tol=0.0),
@@ -72,11 +72,12 @@ def trial(name, X, y, clean, clean_seconds, rng):
         timer.cancel()
         shutil.rmtree(ckdir, ignore_errors=True)
     seconds = time.perf_counter() - t
-    restarts = list(distributed.LAST_RESTARTS)
+    result = getattr(est, "fit_result_", None) if completed else None
+    restarts = result.restarts if result is not None else []
     rec = {"strategy": name, "victim_rank": victim, "kill_after_s": round(delay, 3), "killed": bool(killed),
            "completed": completed, "error": error, "fit_seconds": round(seconds, 3), "restarts": len(restarts),
            "restart_seconds": restarts[-1].get("restart_seconds") if restarts else None,
-           "resumed_from": distributed.LAST_REPORTS[0].get("resumed_from") if completed and restarts else None}
+           "resumed_from": result.reports[0].get("resumed_from") if result is not None and restarts else None}
     if completed:
         rec["objective"] = float(est.objective(X, y))
         rec["objective_rel_diff"] = abs(rec["objective"] / clean["objective"] - 1.0)

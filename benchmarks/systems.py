@@ -62,12 +62,11 @@ class Shardlearn(System):
 
     def fit(self, X, y, budget):
         import shardlearn
-        from shardlearn.runtime import distributed
 
         est = shardlearn.LogisticRegression(alpha=ALPHA, max_iter=budget, **self.params).fit(X, y)
         facts = {}
         if self.params.get("workers", 1) > 1:
-            reps = distributed.LAST_REPORTS
+            reps = est.fit_result_.reports
             facts["bytes_sent"] = int(sum(r.get("bytes_sent", 0) for r in reps))
             facts["worker_peak_rss_mb"] = [round(r["peak_rss_mb"], 1) for r in reps if "peak_rss_mb" in r]
         return est.coef_.ravel(), float(est.intercept_[0]), facts

@@ -12,6 +12,7 @@ import sys
 import numpy as np
 
 from shardlearn.data.labels import map_positive
+from shardlearn.runtime.config import PLANS
 
 MODEL_CHOICES = ("linear", "logistic", "softmax", "hinge", "squared_hinge")
 FORMATS = ("auto", "csv", "libsvm", "npz", "npy", "parquet")
@@ -42,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--tol", type=float, default=1e-6)
     t.add_argument("--random-state", type=int)
     t.add_argument("--workers", type=int, default=None, help="local worker processes (default: the number of cores)")
-    t.add_argument("--strategy", choices=("lbfgs", "gd", "bsp", "local_sgd", "average", "ssp", "asp", "hogwild"),
+    t.add_argument("--strategy", choices=tuple(PLANS),
                    help="how workers agree (default: the solver's: lbfgs, gd, or bsp for sgd); ssp and asp run "
                         "over the parameter server, hogwild on one shared vector")
     t.add_argument("--staleness", type=int, default=4, help="ssp: how many clocks a worker may run ahead (default 4)")
@@ -129,7 +130,7 @@ def _train(args):
     if args.workers is None:
         args.workers = 1 if world is not None else launch.cpu_count()
     if (world is not None or args.workers > 1 or args.checkpoint_dir or args.max_restarts or args.servers
-            or args.strategy in ("ssp", "asp", "hogwild")):
+            or (args.strategy is not None and PLANS[args.strategy].group_only)):
         return _train_distributed(args)  # checkpointed runs go through the worker group, which can restart
     from shardlearn.core.errors import DataError
     from shardlearn.data import open as open_source
@@ -155,10 +156,8 @@ def _train(args):
 
 def _save(args, est, facts):
     if args.metrics:
-        from shardlearn.runtime.train import LAST_STEPS
-
         with open(args.metrics, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in LAST_STEPS)
+            f.writelines(json.dumps(r) + "\n" for r in est.fit_result_.steps)
     est.save(args.out)
     _add_training_facts(args.out, dict(facts, model=args.model, positive_label=args.positive_label,
                                        header=not args.no_header))
@@ -169,16 +168,18 @@ def _train_distributed(args):
     from shardlearn.runtime import distributed
 
     est = _estimator(args)
-    cfg = dataclasses.replace(est._config(), resume=args.resume)
-    out, per_rank = distributed.train_file(args.model, cfg, _source_options(args), args.positive_label)
-    if out is None:  # a torchrun rank other than 0: rank 0 writes the model
+    cfg = dataclasses.replace(est.train_config(), resume=args.resume)
+    result = distributed.train_file(args.model, cfg, _source_options(args), args.positive_label)
+    if result.params is None:  # a torchrun rank other than 0: rank 0 writes the model
         return
-    est._adopt(out["params"], out["classes"], out["n_features"], out["n_iter"])
-    _save(args, est, {"label": out["label"], "zero_based": out["zero_based"], "encoder": out["encoder"]})
-    print(json.dumps({"model_dir": args.out, "workers": len(per_rank), "rows": sum(r for r, _ in per_rank),
-                      "rows_per_worker": [r for r, _ in per_rank], "features": out["n_features"],
-                      "skipped": out["skipped"], "n_iter": out["n_iter"],
-                      **({"resumed_from": out["report"]["resumed_from"]} if "resumed_from" in out["report"] else {})}))
+    est.adopt(result)
+    info = result.info
+    _save(args, est, {"label": info["label"], "zero_based": info["zero_based"], "encoder": info["encoder"]})
+    rows = [r.get("rows", 0) for r in result.reports if r.get("role") != "server"]
+    resumed = result.reports[0].get("resumed_from")
+    print(json.dumps({"model_dir": args.out, "workers": len(rows), "rows": sum(rows), "rows_per_worker": rows,
+                      "features": info["n_features"], "skipped": info["skipped"], "n_iter": result.n_iter,
+                      **({"resumed_from": resumed} if resumed is not None else {})}))
 
 
 def _add_training_facts(directory, facts):

@@ -37,7 +37,8 @@ def _is_sgd(est) -> bool:
 class _Linear(BaseEstimator):
     """What the linear estimators share: validation, training, the model file."""
 
-    def _config(self) -> TrainConfig:
+    def train_config(self) -> TrainConfig:
+        """The ``TrainConfig`` these hyper-parameters ask for (what ``fit`` runs)."""
         return TrainConfig(
             solver=self.solver, alpha=float(self.alpha), l1_ratio=float(self.l1_ratio),
             fit_intercept=bool(self.fit_intercept), optimizer=self.optimizer, learning_rate=self.learning_rate,
@@ -67,24 +68,27 @@ class _Linear(BaseEstimator):
         """Fit from scratch on arrays, or on a ``shardlearn.data`` source or shard (``y=None``).
         ``callback(params, iteration)`` sees every iterate."""
         X, y = _from_source(X, y)
-        cfg = self._config()
+        cfg = self.train_config()
         cfg.validate()
         X, y = self._validate(X, y, reset=True)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         codes, model, n_out = self._encode_y(y, sample_weight)
-        params, n_iter, state = train(model, X, codes, sample_weight, cfg, n_out, callback=callback)
-        self._set_params(params)
-        self.n_iter_ = int(n_iter)
-        self._state = state if cfg.solver == "sgd" and cfg.workers == 1 else None
+        result = train(model, X, codes, sample_weight, cfg, n_out, callback=callback)
+        self._set_params(result.params)
+        self.n_iter_ = int(result.n_iter)
+        self.fit_result_ = result
+        self._state = result.state if cfg.solver == "sgd" and cfg.workers == 1 else None
         return self
 
-    def _adopt(self, params, classes, n_features, n_iter):
-        """Become the model trained elsewhere (by distributed workers)."""
-        if classes is not None:
-            self.classes_ = np.asarray(classes)
-        self._set_params(params)
-        self.n_features_in_ = int(n_features)
-        self.n_iter_ = int(n_iter)
+    def adopt(self, result):
+        """Become the model a ``FitResult`` of a file fit holds (trained by distributed workers,
+        each on its shard): parameters, classes and width from ``result.info``."""
+        if result.info.get("classes") is not None:
+            self.classes_ = np.asarray(result.info["classes"])
+        self._set_params(result.params)
+        self.n_features_in_ = int(result.info["n_features"])
+        self.n_iter_ = int(result.n_iter)
+        self.fit_result_ = result
         self._state = None
         return self
 
@@ -92,7 +96,7 @@ class _Linear(BaseEstimator):
     def partial_fit(self, X, y=None, classes=None, sample_weight=None):
         """One more epoch of SGD over ``(X, y)`` (or a source or shard), continuing from the current state."""
         X, y = _from_source(X, y)
-        cfg = self._config()
+        cfg = self.train_config()
         cfg.validate()
         if cfg.workers != 1:
             raise ConfigError("partial_fit runs in one process; use workers=1 for partial_fit")
@@ -102,11 +106,11 @@ class _Linear(BaseEstimator):
         X, y = self._validate(X, y, reset=first)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         codes, model, n_out = self._encode_y(y, sample_weight, classes=classes, partial=not first)
-        params, n_iter, state = train(model, X, codes, sample_weight, cfg, n_out,
-                                      state=None if first else self._state, epochs=1)
-        self._set_params(params)
-        self._state = state
-        self.n_iter_ = int(state.epoch)
+        result = train(model, X, codes, sample_weight, cfg, n_out, state=None if first else self._state, epochs=1)
+        self._set_params(result.params)
+        self._state = result.state
+        self.fit_result_ = result
+        self.n_iter_ = int(result.state.epoch)
         return self
 
     def _model_for_predict(self):

@@ -34,7 +34,7 @@ def test_full_batch_strategies_equal_one_process(a9a, workers, strategy):
     one = LogisticRegression(solver=strategy, **kw).fit(X, y)
     many = LogisticRegression(solver=strategy, workers=workers, strategy=strategy, **kw).fit(X, y)
     assert abs(many.objective(X, y) / one.objective(X, y) - 1) < 1e-6
-    reports = distributed.LAST_REPORTS
+    reports = many.fit_result_.reports
     assert len(reports) == workers and sum(r["rows"] for r in reports) == X.shape[0]
     assert max(r["rows"] for r in reports) <= X.shape[0] // workers + 1  # a shard each, not the whole set
     assert all(r["bytes_sent"] > 0 for r in reports)
@@ -67,7 +67,7 @@ def test_local_sgd_with_one_step_equals_bsp(a9a):
     np.testing.assert_allclose(local.coef_, bsp.coef_, rtol=1e-9, atol=1e-12)
     h8 = LogisticRegression(strategy="local_sgd", sync_every=8, **kw).fit(X, y)
     assert not np.allclose(h8.coef_, bsp.coef_)
-    assert distributed.LAST_REPORTS[0]["calls"] < 0.5 * 4000 / 64  # fewer rounds of communication
+    assert h8.fit_result_.reports[0]["calls"] < 0.5 * 4000 / 64  # fewer rounds of communication
 
 
 def test_one_shot_averaging_is_close(a9a):
@@ -114,7 +114,11 @@ def test_cli_workers_read_only_their_bytes(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["workers"] == 2 and out["rows"] == 32561 and sum(out["rows_per_worker"]) == 32561
     size = os.path.getsize(path)
-    assert all(r["bytes_read"] < 0.6 * size for r in distributed.LAST_REPORTS)
+    from shardlearn.runtime.config import TrainConfig
+
+    result = distributed.train_file("logistic", TrainConfig(alpha=1e-4, workers=2), {"data": path})
+    assert sum(r["rows"] for r in result.reports) == 32561
+    assert all(r["bytes_read"] < 0.6 * size for r in result.reports)
     assert main(["evaluate", str(tmp_path / "m"), data_path("a9a", "a9a.t"), "--positive-label", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] > 0.845
 
@@ -160,3 +164,31 @@ def test_memory_mapped_npy_input_is_not_copied(tmp_path, a9a):
     a = LogisticRegression(workers=2, tol=1e-9).fit(Xm, y)
     b = LogisticRegression(tol=1e-9).fit(X, y)
     assert abs(a.objective(X, y) / b.objective(X, y) - 1) < 1e-6
+
+
+def test_two_threads_fitting_at_once_take_turns_on_the_group():
+    # a threaded GridSearchCV fits from several threads: they must not interleave messages on
+    # the same workers' pipes, and each must get its own result back (no module-level results)
+    import threading
+
+    rng = np.random.default_rng(0)
+    data = []
+    for seed in (1, 2):
+        X = rng.normal(size=(2000, 5))
+        data.append((X, (X @ np.random.default_rng(seed).normal(size=5) > 0).astype(int)))
+    kw = dict(alpha=1e-3, solver="gd", max_iter=40, workers=2, tol=0.0)
+    alone = [LogisticRegression(**kw).fit(X, y) for X, y in data]
+    got = [None, None]
+
+    def fit(i):
+        got[i] = LogisticRegression(**kw).fit(*data[i])
+
+    threads = [threading.Thread(target=fit, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=240)
+    for a, g in zip(alone, got):
+        np.testing.assert_array_equal(g.coef_, a.coef_)
+        assert g.fit_result_.n_iter == a.fit_result_.n_iter
+        assert [r["rows"] for r in g.fit_result_.reports] == [1000, 1000]

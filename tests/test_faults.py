@@ -15,7 +15,8 @@ import pytest
 from shardlearn import ConfigError, models
 from shardlearn.runtime import checkpoint as ck
 from shardlearn.runtime import distributed, launch
-from shardlearn.runtime.train import LAST_STEPS, TrainConfig, train_local
+from shardlearn.runtime.config import TrainConfig
+from shardlearn.runtime.loop import train_local
 
 
 def _data(n=3000, d=6, seed=0):
@@ -121,11 +122,11 @@ def test_checkpoint_every_30s_adds_no_collective_per_step(tmp_path, strategy):
     X, y = _data(4000)
     base = TrainConfig(solver="sgd", strategy=strategy, workers=2, batch_size=20, max_iter=2, random_state=0,
                        sync_every=1000 if strategy == "local_sgd" else None)
-    distributed.train_arrays(models.get("logistic"), X, y, None, base, 1)
-    plain = [r.get("collectives", r.get("calls")) for r in distributed.LAST_REPORTS]
-    distributed.train_arrays(models.get("logistic"), X, y, None,
-                             dataclasses.replace(base, checkpoint_dir=str(tmp_path), checkpoint_every="30s"), 1)
-    timed = [r.get("collectives", r.get("calls")) for r in distributed.LAST_REPORTS]
+    r = distributed.train_arrays(models.get("logistic"), X, y, None, base, 1)
+    plain = [r.get("collectives", r.get("calls")) for r in r.reports]
+    r = distributed.train_arrays(models.get("logistic"), X, y, None,
+                                 dataclasses.replace(base, checkpoint_dir=str(tmp_path), checkpoint_every="30s"), 1)
+    timed = [r.get("collectives", r.get("calls")) for r in r.reports]
     steps = 2 * 2000 // 20  # per worker
     assert all(t - p <= 20 for t, p in zip(timed, plain)), (plain, timed)  # a few probes and the final save
     assert all(p < steps / 2 for p in plain), plain
@@ -166,18 +167,18 @@ def test_one_process_resume_continues_bit_for_bit(tmp_path, solver, extra):
     X, y = _data(800)
     m = models.get("logistic")
     base = TrainConfig(**dict(dict(solver=solver, alpha=1e-2, tol=1e-12, max_iter=25, random_state=4), **extra))
-    clean, n_clean, _ = train_local(m, X, y, None, base, show=False)
-    clean_steps = list(LAST_STEPS)
+    first = train_local(m, X, y, None, base, show=False)
+    clean, n_clean, clean_steps = first.params, first.n_iter, first.steps
     cfg = dataclasses.replace(base, checkpoint_dir=str(tmp_path), checkpoint_every=4)
     with pytest.raises(_Stop):
         train_local(_failing(m, 9 if solver == "lbfgs" else 30), X, y, None, cfg, show=False)  # sgd: mid-epoch 3
     report = {}
-    resumed, n_resumed, _ = train_local(m, X, y, None, dataclasses.replace(cfg, resume=True), show=False,
-                                        report=report)
+    again = train_local(m, X, y, None, dataclasses.replace(cfg, resume=True), show=False, report=report)
+    resumed, n_resumed = again.params, again.n_iter
     assert report["resumed_from"] > 0
     assert n_resumed == n_clean and _max_diff(resumed, clean) == 0.0
-    assert [r["step"] for r in LAST_STEPS] == [r["step"] for r in clean_steps]
-    assert [r["examples"] for r in LAST_STEPS] == [800] * len(clean_steps)
+    assert [r["step"] for r in again.steps] == [r["step"] for r in clean_steps]
+    assert [r["examples"] for r in again.steps] == [800] * len(clean_steps)
 
 
 # --- real processes, real SIGKILL -----------------------------------------------
@@ -189,18 +190,18 @@ def test_a_worker_killed_at_a_random_step_resumes_exactly(tmp_path, strategy, se
     base = TrainConfig(solver="sgd" if sgd else strategy, strategy=strategy if sgd else None, alpha=1e-3,
                        tol=1e-12, max_iter=4 if sgd else 25, batch_size=64, random_state=seed, workers=2)
     m = models.get("logistic")
-    clean, n_clean = distributed.train_arrays(m, X, y, None, base, 1)
-    clean_steps = list(LAST_STEPS)
+    first = distributed.train_arrays(m, X, y, None, base, 1)
+    clean, n_clean, clean_steps = first.params, first.n_iter, first.steps
     rng = np.random.default_rng(seed)
     calls = {"gd": 40, "lbfgs": 10}.get(strategy, 4 * 24)  # a worker's gradient evaluations before the end
     fault = {"rank": int(rng.integers(2)), "call": int(rng.integers(3, calls))}
     cfg = dataclasses.replace(base, checkpoint_dir=str(tmp_path), checkpoint_every=3, max_restarts=2)
     with pytest.warns(RuntimeWarning, match=f"worker rank {fault['rank']} was killed by signal 9; restarting"):
-        params, n_iter = distributed.train_arrays(m, X, y, None, cfg, 1, fault=fault)
-    assert len(distributed.LAST_RESTARTS) == 1 and distributed.LAST_RESTARTS[0]["restart_seconds"] > 0
-    assert n_iter == n_clean and _max_diff(params, clean) < 1e-6
-    assert [r["step"] for r in LAST_STEPS] == [r["step"] for r in clean_steps]
-    assert [r["examples"] for r in LAST_STEPS] == [3000] * len(clean_steps)
+        again = distributed.train_arrays(m, X, y, None, cfg, 1, fault=fault)
+    assert len(again.restarts) == 1 and again.restarts[0]["restart_seconds"] > 0
+    assert again.n_iter == n_clean and _max_diff(again.params, clean) < 1e-6
+    assert [r["step"] for r in again.steps] == [r["step"] for r in clean_steps]
+    assert [r["examples"] for r in again.steps] == [3000] * len(clean_steps)
 
 
 def test_without_restarts_a_killed_worker_still_ends_the_run(tmp_path):
@@ -294,13 +295,14 @@ def test_parameter_server_shards_are_checkpointed_and_restored_after_a_kill(tmp_
     base = TrainConfig(solver="sgd", strategy=strategy, servers=1, workers=2, alpha=1e-4, batch_size=50,
                        max_iter=3, random_state=2, optimizer="adagrad", learning_rate=0.1)
     m = models.get("logistic")
-    clean, _ = distributed.train_arrays(m, X, y, None, base, 1)
+    clean = distributed.train_arrays(m, X, y, None, base, 1).params
     cfg = dataclasses.replace(base, checkpoint_dir=str(tmp_path), checkpoint_every=15, max_restarts=1)
     with pytest.warns(RuntimeWarning, match="worker rank 1 was killed by signal 9; restarting"):
-        params, _ = distributed.train_arrays(m, X, y, None, cfg, 1, fault={"rank": 1, "call": 70})
-    assert len(distributed.LAST_RESTARTS) == 1
-    assert distributed.LAST_REPORTS[0]["resumed_from"] >= 15  # a checkpoint with the shards was used
-    assert [r["examples"] for r in LAST_STEPS] == [4000, 4000, 4000]  # each epoch's rows exactly once
+        again = distributed.train_arrays(m, X, y, None, cfg, 1, fault={"rank": 1, "call": 70})
+    params = again.params
+    assert len(again.restarts) == 1
+    assert again.reports[0]["resumed_from"] >= 15  # a checkpoint with the shards was used
+    assert [r["examples"] for r in again.steps] == [4000, 4000, 4000]  # each epoch's rows exactly once
     names = os.listdir(tmp_path / f"ckpt-{ck.steps_on_disk(str(tmp_path))[0]:09d}")
     assert sorted(names) == ["manifest.json", "rank-0.npz", "rank-1.npz", "shard-0.npz"]
     if strategy == "bsp":  # deterministic: the resumed run ends where the clean one ends

@@ -18,7 +18,7 @@ from shardlearn import ConfigError, models
 from shardlearn.data.synthetic import make_d2
 from shardlearn.runtime import distributed, group
 from shardlearn.runtime.group import WorkerError
-from shardlearn.runtime.train import TrainConfig
+from shardlearn.runtime.config import TrainConfig
 from tests.conftest import data_path
 
 
@@ -46,9 +46,9 @@ def test_bsp_over_the_parameter_server_equals_allreduce_bsp(a9a):
     m = models.get("logistic")
     common = dict(solver="sgd", optimizer="sgd", learning_rate=0.2, alpha=0.0, batch_size=64, max_iter=2,
                   random_state=3, workers=2, precondition=False, tol=None)
-    ref, _ = distributed.train_arrays(m, X, y, None, TrainConfig(strategy="bsp", **common), 1)
+    ref = distributed.train_arrays(m, X, y, None, TrainConfig(strategy="bsp", **common), 1).params
     for servers in (1, 2):
-        ps, _ = distributed.train_arrays(m, X, y, None, TrainConfig(strategy="bsp", servers=servers, **common), 1)
+        ps = distributed.train_arrays(m, X, y, None, TrainConfig(strategy="bsp", servers=servers, **common), 1).params
         assert max(np.max(np.abs(ps["w"] - ref["w"])), abs(float(ps["b"]) - float(ref["b"]))) < 1e-6
         assert np.max(np.abs(ref["w"])) > 0.05  # it learned something
 
@@ -77,8 +77,8 @@ def test_bsp_over_the_parameter_server_equals_allreduce_bsp_in_every_configurati
     common = dict(solver="sgd", optimizer="adagrad", learning_rate=0.3, batch_size=50, max_iter=2, random_state=3,
                   workers=2, tol=None)
     common.update(kw)
-    ref, _ = distributed.train_arrays(m, X, y, sw, TrainConfig(strategy="bsp", **common), 1)
-    ps, _ = distributed.train_arrays(m, X, y, sw, TrainConfig(strategy="bsp", servers=1, **common), 1)
+    ref = distributed.train_arrays(m, X, y, sw, TrainConfig(strategy="bsp", **common), 1).params
+    ps = distributed.train_arrays(m, X, y, sw, TrainConfig(strategy="bsp", servers=1, **common), 1).params
     np.testing.assert_allclose(ps["w"], ref["w"], atol=1e-9, rtol=1e-7)
     assert float(ps["b"]) == pytest.approx(float(ref["b"]), abs=1e-9)
     assert np.max(np.abs(ref["w"])) > 0.05  # it learned something
@@ -107,13 +107,13 @@ def test_ssp_never_lets_a_worker_run_more_than_s_clocks_ahead(a9a, staleness):
     X, y = a9a[0][:4000], a9a[1][:4000].astype(float)
     cfg = TrainConfig(solver="sgd", strategy="ssp", staleness=staleness, workers=2, batch_size=50, max_iter=1,
                       random_state=0)
-    distributed.train_arrays(models.get("logistic"), X, y, None, cfg, 1, slow={"rank": 1, "factor": 4.0})
-    logs = {r["rank"]: r["clock_log"] for r in distributed.LAST_REPORTS}
+    reports = distributed.train_arrays(models.get("logistic"), X, y, None, cfg, 1, slow={"rank": 1, "factor": 4.0}).reports
+    logs = {r["rank"]: r["clock_log"] for r in reports}
     ahead = {rank: max(t - low for t, low in log) for rank, log in logs.items()}
     assert all(len(log) == 40 for log in logs.values())  # 2000 rows / 50 per step, every step recorded
     assert max(ahead.values()) <= staleness
     assert ahead[0] == staleness  # the fast worker does use its slack against the slowed one
-    grants = [g for r in distributed.LAST_REPORTS if r.get("grants") for g in r["grants"]]
+    grants = [g for r in reports if r.get("grants") for g in r["grants"]]
     assert grants and max(t - low for _, t, low in grants) <= 0  # the server granted only when slowest >= t - s
 
 
@@ -151,8 +151,9 @@ def _hashed_fit(bits, n=40_000, per_row=20):
                       shape=(n, 2**bits))
     cfg = TrainConfig(solver="sgd", strategy="asp", workers=2, servers=2, optimizer="ftrl", learning_rate=0.5,
                       batch_size=500, max_iter=2, random_state=0, ps_dtype="float32")
-    params, _ = distributed.train_arrays(models.get("logistic"), X, y.astype(float), None, cfg, 1)
-    workers = [r["peak_rss_mb"] for r in distributed.LAST_REPORTS if r.get("role") == "worker"]
+    result = distributed.train_arrays(models.get("logistic"), X, y.astype(float), None, cfg, 1)
+    params = result.params
+    workers = [r["peak_rss_mb"] for r in result.reports if r.get("role") == "worker"]
     return X, y, cols, params, workers
 
 

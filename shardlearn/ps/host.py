@@ -21,8 +21,8 @@ def reset() -> None:
 
 
 def create(shard_id: int, size: int, rule: str, learning_rate: float, l1: float, l2: float, dtype: str,
-           free=()) -> int:
-    HOSTED["shards"][shard_id] = Shard(size, rule, learning_rate, l1, l2, dtype, free)
+           free=(), schedule: str = "constant") -> int:
+    HOSTED["shards"][shard_id] = Shard(size, rule, learning_rate, l1, l2, dtype, free, schedule)
     return os.getpid()
 
 

@@ -74,8 +74,8 @@ class Shard:
     ``g_v = g_w / s``, and the penalties become ``l1 / s_j`` and ``l2 / s_j^2``."""
 
     def __init__(self, size: int, rule: str = "adagrad", learning_rate: float = 0.1, l1: float = 0.0,
-                 l2: float = 0.0, dtype="float64", free=()):
-        self.size, self.rule, self.learning_rate = int(size), rule, learning_rate
+                 l2: float = 0.0, dtype="float64", free=(), schedule: str = "constant"):
+        self.size, self.rule, self.learning_rate, self.schedule = int(size), rule, learning_rate, schedule
         self.l1, self.l2 = float(l1), float(l2)
         self.free = np.asarray(free, dtype=np.int64)
         self.values = np.zeros(self.size, dtype=np.dtype(dtype))
@@ -107,7 +107,8 @@ class Shard:
         from shardlearn import optim
 
         l1, l2 = self._strengths()
-        self.opt = optim.make(self.rule, self.learning_rate, l1=l1, l2=l2)
+        lr = optim.SCHEDULES[self.schedule](self.learning_rate)  # counts this shard's updates (one per clock in bsp)
+        self.opt = optim.make(self.rule, lr, l1=l1, l2=l2)
         self.state = self.opt.init({"w": np.zeros(self.size)})
 
     def add_stats(self, idx: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> None:

@@ -8,6 +8,8 @@ the next fit. Closed at interpreter exit or with ``shutdown()``.
 from __future__ import annotations
 
 import atexit
+import threading
+from contextlib import contextmanager
 import secrets
 import subprocess
 import sys
@@ -151,24 +153,40 @@ class LocalGroup:
         self.procs, self.conns = [], []
 
 
-_GROUPS: dict[int, LocalGroup] = {}
+_GROUPS: dict[int, LocalGroup] = {}  # live groups by size: a cache of processes, not of results
+_LOCKS: dict[int, threading.Lock] = {}  # one per group: a job holds its group's pipes alone
+_GUARD = threading.Lock()  # guards the two tables
 
 
 def get(size: int) -> LocalGroup:
-    """The live group of ``size`` workers, started on first use."""
-    g = _GROUPS.get(size)
-    if g is None or not g.alive:
-        if g is not None:
-            g.close()
-        g = _GROUPS[size] = LocalGroup(size)
-    return g
+    """The live group of ``size`` workers, started on first use (use ``lease`` to run jobs)."""
+    with _GUARD:
+        g = _GROUPS.get(size)
+        if g is None or not g.alive:
+            if g is not None:
+                g.close()
+            g = _GROUPS[size] = LocalGroup(size)
+        return g
+
+
+@contextmanager
+def lease(size: int):
+    """The group of ``size`` workers, held by this thread until the block ends: two threads
+    fitting at once (a threaded ``GridSearchCV``) take turns instead of interleaving messages
+    on the same pipes."""
+    with _GUARD:
+        lock = _LOCKS.setdefault(size, threading.Lock())
+    with lock:
+        yield get(size)
 
 
 def shutdown() -> None:
     """Stop every local worker group."""
-    for g in list(_GROUPS.values()):
+    with _GUARD:
+        groups = list(_GROUPS.values())
+        _GROUPS.clear()
+    for g in groups:
         g.close()
-    _GROUPS.clear()
 
 
 atexit.register(shutdown)

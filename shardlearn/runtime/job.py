@@ -4,7 +4,6 @@ classes with the others, train, and report what it read.
 """
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
@@ -14,7 +13,9 @@ from shardlearn.data import partition as partitioners
 from shardlearn.runtime import ps_run
 from shardlearn.runtime.memory import peak_rss_mb, reset_peak_rss
 from shardlearn.runtime.spill import open_spec
-from shardlearn.runtime.train import LAST_STEPS, TrainConfig, train_local
+from shardlearn.runtime.agree import union
+from shardlearn.runtime.config import TrainConfig
+from shardlearn.runtime.loop import train_local
 
 
 def _rows(cfg: TrainConfig, comm, n, labels=None):
@@ -45,7 +46,7 @@ def fit_arrays(comm, *, model: str, cfg: dict, spill: dict, n_outputs: int, prog
 
 def _roles(comm, cfg):
     """``(the trainers' comm, parameter-server context or None)``; joins the RPC group if needed."""
-    if not ps_run.uses_ps(cfg):
+    if not cfg.uses_ps:
         return comm, None
     return ps_run.enter(comm, cfg)
 
@@ -91,29 +92,14 @@ def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, fault=None, ctx
     before = comm.stats.snapshot()
     t = time.perf_counter()
     resumed = {}
-    params, n_iter, _ = train_local(m, X, y, sw, cfg, n_outputs, comm=comm, show=False,
-                                    progress=progress if comm.rank == 0 else None, report=resumed)
-    steps = list(LAST_STEPS)
+    result = train_local(m, X, y, sw, cfg, n_outputs, comm=comm, show=False,
+                         progress=progress if comm.rank == 0 else None, report=resumed)
+    params, n_iter, steps = result.params, result.n_iter, result.steps
     after = comm.stats.snapshot()
     report = {k: after[k] - before[k] for k in after}
     report.update(resumed)
     report.update(facts, started_at=started_at, fit_seconds=time.perf_counter() - t, rank=comm.rank, peak_rss_mb=peak_rss_mb())
     return {"params": params if comm.rank == 0 else None, "n_iter": int(n_iter), "report": report, "steps": steps}
-
-
-def union(comm, values) -> list:
-    """The sorted union of every worker's ``values`` (labels, categories), by allgather."""
-    local = sorted({v.item() if hasattr(v, "item") else v for v in values}, key=lambda v: (str(type(v)), v))
-    blob = np.frombuffer(json.dumps(local).encode(), dtype=np.uint8)
-    width = int(comm.allreduce(np.array([blob.size], dtype=np.float64), op="max")[0])
-    padded = np.zeros(width + 8, dtype=np.uint8)
-    padded[:8] = np.frombuffer(np.int64(blob.size).tobytes(), dtype=np.uint8)
-    padded[8 : 8 + blob.size] = blob
-    merged = set()
-    for part in comm.allgather(padded):
-        n = int(np.frombuffer(part[:8].tobytes(), dtype=np.int64)[0])
-        merged.update(json.loads(part[8 : 8 + n].tobytes().decode()))
-    return sorted(merged, key=lambda v: (str(type(v)), v))
 
 
 def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None, progress=None, fault=None,

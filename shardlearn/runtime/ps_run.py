@@ -20,13 +20,6 @@ from shardlearn.ps.client import Client
 from shardlearn.ps.slicer import make as make_slicer
 from shardlearn.strategies import precond, ps_sgd
 
-PS_PLANS = ("ssp", "asp")
-
-
-def uses_ps(cfg) -> bool:
-    return cfg.plan in PS_PLANS or (cfg.plan == "bsp" and cfg.servers > 0)
-
-
 class Context:
     def __init__(self, transport, trainers: int, hosts: list[int], rank: int):
         self.transport, self.trainers, self.hosts, self.rank = transport, trainers, hosts, rank
@@ -100,7 +93,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, slow_factor=1
     With ``cfg.checkpoint_dir`` the shards and cursors are checkpointed and, with ``cfg.resume``,
     restored from the newest valid checkpoint."""
     from shardlearn.runtime.progress import StepLog
-    from shardlearn.runtime.train import checkpointer_for
+    from shardlearn.runtime.loop import checkpointer_for
 
     if model.n_outputs(2) != 1:
         raise ConfigError(f"strategy={cfg.plan!r} runs over the parameter server, which holds one weight per "
@@ -113,8 +106,9 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, slow_factor=1
     bias_shard, bias_local = (int(a[0]) for a in slicer.route(np.array([d], dtype=np.int64)))
     if comm.rank == 0:
         start = 0 if resume is None else int(resume["cursor/t"])
-        made = [ctx.transport.call(h, host.create, s, slicer.size(s), cfg.optimizer, _lr(cfg), alpha * l1r,
-                                   alpha * (1 - l1r), cfg.ps_dtype, [bias_local] if s == bias_shard else [])
+        made = [ctx.transport.call(h, host.create, s, slicer.size(s), cfg.optimizer, cfg.base_lr(), alpha * l1r,
+                                   alpha * (1 - l1r), cfg.ps_dtype, [bias_local] if s == bias_shard else [],
+                                   cfg.schedule)
                 for s, h in enumerate(ctx.hosts)]
         made.append(ctx.transport.call(ctx.hosts[0], host.create_clock, ctx.trainers, start))
         for f in made:
@@ -190,12 +184,6 @@ def _pull_model(client, d: int) -> dict:
     return {"w": full[:d], "b": np.asarray(full[d])}
 
 
-def _lr(cfg) -> float:
-    from shardlearn.runtime.train import DEFAULT_LEARNING_RATE
-
-    return float(DEFAULT_LEARNING_RATE[cfg.optimizer] if cfg.learning_rate is None else cfg.learning_rate)
-
-
 def assemble(results: list) -> dict:
     """The driver: the model ``{"w", "b"}`` from the slices every host wrote (files removed after)."""
     import os
@@ -225,7 +213,7 @@ def train_hogwild(comm, model, X, y, sw, cfg, progress=None, slow_factor=1.0) ->
     import shutil
     import tempfile
 
-    from shardlearn.runtime.job import union
+    from shardlearn.runtime.agree import union
     from shardlearn.runtime.progress import StepLog
     from shardlearn.strategies import hogwild
 
@@ -240,12 +228,12 @@ def train_hogwild(comm, model, X, y, sw, cfg, progress=None, slow_factor=1.0) ->
     if cfg.precondition:  # one machine: every worker computes the same scale from allreduced moments
         vec = comm.allreduce(np.concatenate(precond.presence_moments(X, sw)))
         scale = np.append(precond.where_present(vec[:d], vec[d:], model.curvature, alpha * (1 - l1r)), 1.0)
-    opts = dict(free=[d], scale=scale)
+    opts = dict(free=[d], scale=scale, schedule=cfg.schedule)
     if comm.rank == 0:
-        hogwild.shared_shard(folder, d + 1, cfg.optimizer, _lr(cfg), alpha * l1r, alpha * (1 - l1r), create=True,
+        hogwild.shared_shard(folder, d + 1, cfg.optimizer, cfg.base_lr(), alpha * l1r, alpha * (1 - l1r), create=True,
                              **opts)
     comm.barrier()
-    shard = hogwild.shared_shard(folder, d + 1, cfg.optimizer, _lr(cfg), alpha * l1r, alpha * (1 - l1r), **opts)
+    shard = hogwild.shared_shard(folder, d + 1, cfg.optimizer, cfg.base_lr(), alpha * l1r, alpha * (1 - l1r), **opts)
     client = hogwild.LocalClient(shard)
     log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
 

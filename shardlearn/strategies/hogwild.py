@@ -37,12 +37,12 @@ class _NoLock:
 
 
 def shared_shard(folder: str, size: int, rule: str, learning_rate: float, l1: float = 0.0, l2: float = 0.0,
-                 create: bool = False, free=(), scale=None) -> Shard:
+                 create: bool = False, free=(), scale=None, schedule: str = "constant") -> Shard:
     """A shard whose values and per-coordinate state are memory-mapped files in ``folder``,
     created (with the optimizer's initial values) by one process and opened by the others.
     ``free``: unpenalised keys (the intercept); ``scale``: the preconditioner every process
     computed alike (``Shard.use_scale``)."""
-    shard = Shard(size, rule, learning_rate, l1, l2, free=free)
+    shard = Shard(size, rule, learning_rate, l1, l2, free=free, schedule=schedule)
     if scale is not None:
         shard.use_scale(scale)
     shard.lock = _NoLock()

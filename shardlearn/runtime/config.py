@@ -1,0 +1,179 @@
+"""A training job's configuration, and the one table of strategies that the CLI's
+choices, validation and dispatch all read.
+
+>>> TrainConfig(solver="sgd").plan, TrainConfig(solver="sgd").stochastic
+('bsp', True)
+>>> TrainConfig(solver="sgd", strategy="asp", workers=2).uses_ps
+True
+>>> TrainConfig(strategy="sssp").validate()
+Traceback (most recent call last):
+...
+shardlearn.core.errors.ConfigError: strategy='sssp' is not known; expected one of gd, lbfgs, bsp, local_sgd, average, ssp, asp, hogwild
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from shardlearn import optim
+from shardlearn.core.errors import ConfigError
+from shardlearn.data.partition import PARTITIONERS
+from shardlearn.runtime.checkpoint import parse_every
+
+DEFAULT_LEARNING_RATE = {"sgd": 0.05, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.1, "adam": 0.01, "ftrl": 0.5}
+SOLVER_STRATEGY = {"lbfgs": "lbfgs", "gd": "gd", "sgd": "bsp"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the runtime must know of a strategy: how it optimises and where it runs."""
+
+    name: str
+    stochastic: bool  # mini-batch steps with an optimizer (else full-batch gradients)
+    needs_sgd: bool = False  # only with solver="sgd"
+    group_only: bool = False  # runs on the worker group even with one worker
+    parameter_server: bool = False  # always over the parameter server
+    takes_servers: bool = False  # may run over dedicated server processes
+    softmax: bool = True  # can hold one weight vector per class
+
+
+# the one table the CLI's choices, validation and dispatch all read
+PLANS = {p.name: p for p in (
+    Plan("gd", stochastic=False),
+    Plan("lbfgs", stochastic=False),
+    Plan("bsp", stochastic=True, takes_servers=True),
+    Plan("local_sgd", stochastic=True),
+    Plan("average", stochastic=False),
+    Plan("ssp", stochastic=True, needs_sgd=True, group_only=True, parameter_server=True, takes_servers=True,
+         softmax=False),
+    Plan("asp", stochastic=True, needs_sgd=True, group_only=True, parameter_server=True, takes_servers=True,
+         softmax=False),
+    Plan("hogwild", stochastic=True, needs_sgd=True, group_only=True, softmax=False),
+)}
+ALL_STRATEGIES = list(PLANS)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    solver: str = "lbfgs"
+    alpha: float = 0.0
+    l1_ratio: float = 0.0
+    fit_intercept: bool = True
+    optimizer: str = "adagrad"
+    learning_rate: float | None = None
+    schedule: str = "constant"
+    batch_size: int = 256
+    max_iter: int = 300
+    tol: float | None = 1e-6
+    shuffle: bool = True
+    random_state: int | None = None
+    workers: int = 1
+    strategy: str | None = None
+    sync_every: int | None = None
+    partition: str = "contiguous"
+    checkpoint_dir: str | None = None
+    checkpoint_every: int | str | None = None  # steps (100) or a time ("30s"); None: only at the end
+    resume: bool = False  # continue from the newest valid checkpoint in checkpoint_dir
+    max_restarts: int = 0  # local group: restart the workers this many times after a failure
+    staleness: int = 4  # ssp: a worker may be this many clocks ahead of the slowest
+    servers: int = 0  # dedicated parameter-server processes (0: every worker hosts one shard)
+    slicer: str = "range"  # parameter-server key -> shard: "range" or "hash"
+    ps_dtype: str = "float64"  # the shards' parameter type ("float32" halves their memory)
+    precondition: bool = True  # solve in standardised coordinates (the parameter-server shards too)
+
+    @property
+    def plan(self) -> str:
+        """The strategy that runs: given, or the solver's (sgd -> bsp)."""
+        return self.strategy if self.strategy is not None else SOLVER_STRATEGY[self.solver]
+
+    @property
+    def stochastic(self) -> bool:
+        return PLANS[self.plan].stochastic
+
+    @property
+    def uses_ps(self) -> bool:
+        """Over the parameter server: ssp, asp, or bsp with dedicated servers."""
+        p = PLANS[self.plan]
+        return p.parameter_server or (p.takes_servers and self.servers > 0)
+
+    @property
+    def on_group(self) -> bool:
+        """Runs on a worker group (else in the caller's process)."""
+        return self.workers > 1 or self.max_restarts > 0 or self.servers > 0 or PLANS[self.plan].group_only
+
+    @property
+    def processes(self) -> int:
+        """Processes of the local group: the workers, plus dedicated servers."""
+        return self.workers + self.servers
+
+    def validate(self) -> None:
+        if self.solver not in SOLVER_STRATEGY:
+            raise ConfigError(f"solver={self.solver!r} is not known; expected one of {', '.join(SOLVER_STRATEGY)}")
+        if not (isinstance(self.workers, (int, np.integer)) and self.workers >= 1):
+            raise ConfigError(f"workers must be a positive integer, got {self.workers!r}")
+        if self.strategy is not None and self.strategy not in ALL_STRATEGIES:
+            raise ConfigError(f"strategy={self.strategy!r} is not known; expected one of {', '.join(ALL_STRATEGIES)}")
+        if not (isinstance(self.staleness, (int, np.integer)) and self.staleness >= 0):
+            raise ConfigError(f"staleness must be an integer >= 0, got {self.staleness!r}")
+        if not (isinstance(self.servers, (int, np.integer)) and self.servers >= 0):
+            raise ConfigError(f"servers must be an integer >= 0, got {self.servers!r}")
+        if self.servers and not PLANS[self.plan].takes_servers:
+            raise ConfigError(f"servers={self.servers} needs a parameter-server strategy (bsp, ssp, asp), "
+                              f"not {self.plan!r}")
+        if self.slicer not in ("range", "hash"):
+            raise ConfigError(f"slicer={self.slicer!r}: expected 'range' or 'hash'")
+        if self.ps_dtype not in ("float32", "float64"):
+            raise ConfigError(f"ps_dtype={self.ps_dtype!r}: expected 'float32' or 'float64'")
+        if PLANS[self.plan].needs_sgd and self.solver != "sgd":
+            raise ConfigError(f"strategy={self.plan!r} is stochastic: use solver='sgd'")
+        if self.partition not in PARTITIONERS or self.partition == "hash":
+            raise ConfigError(f"partition={self.partition!r}: expected contiguous, random or stratified")
+        if self.sync_every is not None and not (isinstance(self.sync_every, int) and self.sync_every >= 1):
+            raise ConfigError(f"sync_every must be a positive integer, got {self.sync_every!r}")
+        if not (self.alpha >= 0):
+            raise ConfigError(f"alpha must be >= 0, got {self.alpha!r}")
+        if not (0.0 <= self.l1_ratio <= 1.0):
+            raise ConfigError(f"l1_ratio must be in [0, 1], got {self.l1_ratio!r}")
+        if not (isinstance(self.max_iter, int) and self.max_iter >= 1):
+            raise ConfigError(f"max_iter must be a positive integer, got {self.max_iter!r}")
+        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+            raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if self.tol is not None and not (self.tol >= 0):
+            raise ConfigError(f"tol must be >= 0 or None, got {self.tol!r}")
+        if self.optimizer not in optim.OPTIMIZERS:
+            raise ConfigError(f"optimizer={self.optimizer!r} is not known; expected one of {', '.join(optim.OPTIMIZERS)}")
+        if self.checkpoint_every is not None:
+            parse_every(self.checkpoint_every)
+        if self.resume and not self.checkpoint_dir:
+            raise ConfigError("resume needs a checkpoint directory (--checkpoint-dir)")
+        if not (isinstance(self.max_restarts, (int, np.integer)) and self.max_restarts >= 0):
+            raise ConfigError(f"max_restarts must be an integer >= 0, got {self.max_restarts!r}")
+        if self.schedule not in optim.SCHEDULES:
+            raise ConfigError(f"schedule={self.schedule!r} is not known; expected one of {', '.join(optim.SCHEDULES)}")
+
+    def base_lr(self) -> float:
+        """The learning rate given, or the optimizer's default."""
+        base = DEFAULT_LEARNING_RATE[self.optimizer] if self.learning_rate is None else float(self.learning_rate)
+        if not base > 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        return base
+
+    def lr(self):
+        """The learning-rate schedule (a function of the step count)."""
+        return optim.SCHEDULES[self.schedule](self.base_lr())
+
+
+RESUME_KEYS = ("plan", "partition", "shuffle", "random_state", "batch_size", "optimizer", "learning_rate", "schedule",
+               "alpha", "l1_ratio", "fit_intercept", "sync_every", "precondition", "staleness", "servers", "slicer",
+               "ps_dtype", "solver")
+
+
+def resume_fingerprint(cfg: TrainConfig) -> dict:
+    """The settings a resumed run must share with the one that wrote the checkpoint: any of
+    them changed (another partition, shuffle, optimizer, penalty...) would silently break
+    exactly-once or continue a different algorithm. ``max_iter`` and ``tol`` may change
+    (a resumed run may go on longer); ``workers`` is checked by the checkpointer itself."""
+    out = {k: getattr(cfg, k) for k in RESUME_KEYS if k != "plan"}
+    out["strategy"] = cfg.plan
+    return out

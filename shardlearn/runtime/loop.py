@@ -1,0 +1,185 @@
+"""One worker's training loop, whoever runs it (the caller's process, a local
+worker, a torchrun rank): preconditioner, active columns, checkpointer, then the
+strategy over the worker's rows, agreeing with the others through ``comm``.
+
+>>> import numpy as np
+>>> from shardlearn import models
+>>> from shardlearn.runtime.config import TrainConfig
+>>> X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = np.array([1.0, 3.0, 5.0, 7.0])
+>>> r = train_local(models.get("linear"), X, y, None, TrainConfig(alpha=0.0, tol=1e-10), show=False)
+>>> round(float(r.params["w"][0]), 6), round(float(r.params["b"]), 6)
+(2.0, 1.0)
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from shardlearn import optim
+from shardlearn.runtime import agree
+from shardlearn.runtime.checkpoint import Checkpointer
+from shardlearn.runtime.config import TrainConfig, resume_fingerprint
+from shardlearn.runtime.progress import RowCounter, StepLog
+from shardlearn.runtime.result import FitResult
+from shardlearn.strategies import STRATEGIES, precond
+from shardlearn.strategies.objective import l1_weights
+from shardlearn.strategies.precond import Affine
+
+
+class TrainState(NamedTuple):
+    """What ``partial_fit`` needs to continue: scaled parameters, preconditioner,
+    optimizer state and the number of epochs done."""
+
+    theta: dict
+    affine: Affine
+    opt_state: Any
+    epoch: int
+
+
+def _affine(model, X, sample_weight, cfg: TrainConfig, comm=None):
+    """The preconditioner agreed over workers, and this worker's share of the total weight.
+    Full-batch strategies centre and scale by the variance; stochastic ones scale by the RMS
+    where a feature is present (``precond.where_present``), as the parameter-server shards do."""
+    s1, s2, total = precond.moments(X, sample_weight) if X.shape[0] else (np.zeros(X.shape[1]), np.zeros(X.shape[1]), 0.0)
+    local_total = total
+    d = X.shape[1]
+    if cfg.stochastic and cfg.precondition:
+        s2, count = precond.presence_moments(X, sample_weight) if X.shape[0] else (np.zeros(d), np.zeros(d))
+        if comm is not None and comm.size > 1:
+            vec = comm.allreduce(np.concatenate([s2, count, [total]]))
+            s2, count, total = vec[:d], vec[d : 2 * d], float(vec[-1])
+        scale = precond.where_present(s2, count, model.curvature, cfg.alpha * (1.0 - cfg.l1_ratio))
+        return Affine(np.zeros(d), scale), (local_total / total if total > 0 else 0.0)
+    if comm is not None and comm.size > 1:
+        vec = comm.allreduce(np.concatenate([s1, s2, [total]]))
+        s1, s2, total = vec[:d], vec[d : 2 * d], float(vec[-1])
+    affine = precond.from_moments(s1, s2, total, curvature=model.curvature, ridge=cfg.alpha * (1.0 - cfg.l1_ratio),
+                                  center=cfg.fit_intercept) if cfg.precondition else precond.identity(d)
+    return affine, (local_total / total if total > 0 else 0.0)
+
+
+def active_columns(X, comm=None):
+    """Columns of a sparse ``X`` that hold a value on some worker (None: dense, or all active).
+
+    A column that is zero in every row has a zero data gradient, so with the (L2 or
+    elastic-net) penalty its optimal weight is exactly 0: training on the active
+    columns only and scattering back gives the same model, with far smaller vectors
+    to optimise and allreduce (D2: 818,292 of 4,194,304 columns)."""
+    import scipy.sparse as sp
+
+    if not sp.issparse(X):
+        return None
+    mask = np.zeros(X.shape[1], dtype=np.float32)
+    mask[X.indices] = 1.0
+    if comm is not None and comm.size > 1:
+        mask = comm.allreduce(mask, op="max")
+    active = np.flatnonzero(mask)
+    return None if active.size == X.shape[1] else active
+
+
+def _compact(X, active):
+    import scipy.sparse as sp
+
+    small = active.size < 2**31 and X.nnz < 2**31
+    pos = np.full(X.shape[1], -1, dtype=np.int32 if small else np.int64)
+    pos[active] = np.arange(active.size)
+    indptr = X.indptr.astype(np.int32) if small else X.indptr
+    return sp.csr_matrix((X.data, pos[X.indices], indptr), shape=(X.shape[0], active.size))
+
+
+def _scatter(params, active, width):
+    w = params["w"]
+    full = np.zeros((width,) + w.shape[1:])
+    full[active] = w
+    return {"w": full, "b": params["b"]}
+
+
+def train_local(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, state: TrainState | None = None,
+                epochs: int | None = None, callback=None, comm=None, progress=None, show=None, compact=True,
+                report: dict | None = None):
+    """One worker's part: its rows ``X``, and ``comm`` to agree with the others (None: alone).
+    ``progress(record)`` receives each step's metrics; ``show`` the progress bar (None: on a terminal);
+    ``compact``: train on the active columns of sparse data only (not for continued sgd runs);
+    ``report`` (a dict) receives ``resumed_from`` (checkpoint step) and ``resumed_at`` (epoch seconds).
+    Returns a ``FitResult`` (params in the original space, iterations, this worker's step log,
+    and the state ``partial_fit`` continues from)."""
+    active = active_columns(X, comm) if compact and state is None else None
+    if active is not None:
+        width, X = X.shape[1], _compact(X, active)
+        user_cb = callback
+        callback = None if user_cb is None else (lambda p, it: user_cb(_scatter(p, active, width), it))
+    result = _train_local_logged(model, X, y, sample_weight, cfg, n_outputs, state, epochs, callback, comm, progress,
+                                 show, report)
+    if active is not None:
+        result.params, result.state = _scatter(result.params, active, width), None
+    return result
+
+
+def _train_local_logged(model, X, y, sample_weight, cfg, n_outputs, state, epochs, callback, comm, progress, show,
+                        report=None):
+    counter = RowCounter(model)
+    log = StepLog(comm, total=cfg.max_iter if epochs is None else epochs, counter=counter, show=show, sink=progress)
+    try:
+        ckpt, resume = checkpointer_for(counter.model, X, cfg, comm, log, report)
+        params, n_iter, new_state = _train_local(counter.model, X, y, sample_weight, cfg, n_outputs, state, epochs,
+                                                 callback, comm, log, ckpt, resume)
+    finally:
+        log.close()
+    return FitResult(params, int(n_iter), steps=log.records, state=new_state)
+
+
+def checkpointer_for(model, X, cfg: TrainConfig, comm, log: StepLog, report):
+    """The run's checkpointer (None without a directory) and, with ``cfg.resume``, this rank's
+    arrays of the newest valid checkpoint (the metrics before it go back into ``log``)."""
+    if not cfg.checkpoint_dir or cfg.plan == "average":
+        return None, None
+    fingerprint = dict({"model": model.name, "rows": agree.n_rows(comm, X.shape[0]), "features": int(X.shape[1])},
+                       **resume_fingerprint(cfg))
+    ckpt = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, comm, fingerprint)
+    ckpt.extra = lambda: {"steps": log.records}
+    if not cfg.resume:
+        ckpt.clear()
+        return ckpt, None
+    loaded = ckpt.load()
+    step, arrays, meta = loaded if loaded is not None else (0, None, {})
+    log.records[:0] = meta.get("steps", [])
+    if report is not None:
+        report.update(resumed_from=int(step), resumed_at=time.time())
+    return ckpt, arrays
+
+
+def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, callback, comm, log, ckpt=None,
+                 resume=None):
+    if state is None:
+        affine, share = _affine(model, X, sample_weight, cfg, comm)
+        theta = precond.to_scaled(model.init(X.shape[1], n_outputs), affine)
+        opt_state, epoch = None, 0
+    else:
+        theta, affine, opt_state, epoch = state
+        share = 1.0
+    rows_per_pass = agree.n_rows(comm, X.shape[0])
+
+    def cb(th, it, loss, examples=None):  # full-batch strategies use every row once per pass
+        log.step(it, loss, rows_per_pass if examples is None else examples)
+        if callback is not None:
+            callback(precond.to_original(th, affine), it)
+
+    common = dict(theta0=theta, affine=affine, alpha=cfg.alpha, l1_ratio=cfg.l1_ratio,
+                  fit_intercept=cfg.fit_intercept, callback=cb, comm=comm)
+    plan = cfg.plan
+    if plan != "average":
+        common.update(checkpoint=ckpt, resume=resume)
+    if cfg.stochastic or state is not None:
+        opt = optim.make(cfg.optimizer, cfg.lr(), l1=l1_weights(theta, affine, cfg.alpha, cfg.l1_ratio))
+        sync_every = cfg.sync_every or (8 if plan == "local_sgd" else 1)
+        res = STRATEGIES["bsp"](model, X, y, sample_weight, optimizer=opt, opt_state=opt_state,
+                                batch_size=cfg.batch_size, epochs=cfg.max_iter if epochs is None else epochs,
+                                start_epoch=epoch, shuffle=cfg.shuffle, seed=cfg.random_state, tol=cfg.tol,
+                                sync="params" if plan == "local_sgd" else "gradients", sync_every=sync_every, **common)
+    else:
+        res = STRATEGIES[plan](model, X, y, sample_weight, max_iter=cfg.max_iter,
+                               tol=1e-6 if cfg.tol is None else cfg.tol, share=share, **common)
+    new_state = TrainState(res.theta, affine, res.state, epoch + res.n_iter)
+    return precond.to_original(res.theta, affine), res.n_iter, new_state
