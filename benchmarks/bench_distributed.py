@@ -126,7 +126,7 @@ def throughput(X, y):
         logistic.loss_and_grad(params, X, y)
     one = (time.perf_counter() - t) / 5
     with Spill(X, y) as spec:
-        res = group.get(2).run("time_passes", model="logistic", spill=spec, passes=5)
+        res = group.get(2).run("worker_jobs:time_passes", model="logistic", spill=spec, passes=5)
     two = max(r["seconds_per_pass"] for r in res)
     return one, two
 

@@ -47,12 +47,17 @@ def lstar_of(X, y, Xt, yt) -> float:
 
 
 def ps_curve(X, y, Xt, yt, cfg: TrainConfig, snapshot_every: int, slow=None) -> dict:
-    """One parameter-server fit with snapshots: ``{"seconds", "curve": [(t, loss)]}``."""
-    kwargs = {"slow": slow} if slow else {}
-    with Spill(X, y.astype(np.float64)) as spec:
+    """One parameter-server fit with snapshots: ``{"seconds", "curve": [(t, loss)]}``. ``slow``:
+    ``{"rank": r, "factor": f}`` throttles worker r's process f times (SIGSTOP/SIGCONT,
+    ``group.throttle``; results before 2026-12 slept inside the worker's step instead)."""
+    import contextlib
+
+    workers = group.get(cfg.processes)
+    straggler = group.throttle(workers.pids[slow["rank"]], slow["factor"]) if slow else contextlib.nullcontext()
+    with Spill(X, y.astype(np.float64)) as spec, straggler:
         t = time.perf_counter()
-        res = group.get(cfg.processes).run("fit_arrays", model="logistic", cfg=dataclasses.asdict(cfg), spill=spec,
-                                           n_outputs=1, snapshot_every=snapshot_every, **kwargs)
+        res = workers.run("fit_arrays", model="logistic", cfg=dataclasses.asdict(cfg), spill=spec, n_outputs=1,
+                          snapshot_every=snapshot_every)
         seconds = time.perf_counter() - t
     snaps = next(r["snapshots"] for r in res if r.get("snapshots"))
     for r in res:

@@ -84,20 +84,20 @@ def test_group_is_kept_between_fits_and_replaced_after_a_failure(a9a):
     LogisticRegression(workers=2, alpha=1e-3).fit(X, y)
     assert group.get(2).pids == pids
     with pytest.raises(WorkerError, match=r"worker rank 1 failed: ValueError: deliberate failure"):
-        group.get(2).run("ping", fail_rank=1)
+        group.get(2).run("tests.worker_jobs:ping", fail_rank=1)
     assert group.get(2).pids != pids  # a new group
-    assert group.get(2).run("ping") == [2.0, 2.0]
+    assert group.get(2).run("tests.worker_jobs:ping") == [2.0, 2.0]
 
 
 def test_a_worker_that_exits_or_is_killed_ends_the_job_quickly():
     t = time.monotonic()
     with pytest.raises(WorkerError, match="worker rank 0 exited with code 17"):
-        group.get(2).run("ping", die_rank=0)
+        group.get(2).run("tests.worker_jobs:ping", die_rank=0)
     g = group.get(2)
     victim = g.pids[1]
     threading.Timer(1.0, lambda: os.kill(victim, signal.SIGKILL)).start()
     with pytest.raises(WorkerError, match="worker rank 1 was killed by signal 9"):
-        g.run("ping", sleep_s=60)
+        g.run("tests.worker_jobs:ping", sleep_s=60)
     assert time.monotonic() - t < 30
 
 

@@ -17,6 +17,7 @@ from shardlearn.runtime import checkpoint as ck
 from shardlearn.runtime import distributed, launch
 from shardlearn.runtime.config import TrainConfig
 from shardlearn.runtime.loop import train_local
+from tests.conftest import fit_killing
 
 
 def _data(n=3000, d=6, seed=0):
@@ -197,7 +198,7 @@ def test_a_worker_killed_at_a_random_step_resumes_exactly(tmp_path, strategy, se
     fault = {"rank": int(rng.integers(2)), "call": int(rng.integers(3, calls))}
     cfg = dataclasses.replace(base, checkpoint_dir=str(tmp_path), checkpoint_every=3, max_restarts=2)
     with pytest.warns(RuntimeWarning, match=f"worker rank {fault['rank']} was killed by signal 9; restarting"):
-        again = distributed.train_arrays(m, X, y, None, cfg, 1, fault=fault)
+        again = fit_killing(X, y, cfg, **fault)
     assert len(again.restarts) == 1 and again.restarts[0]["restart_seconds"] > 0
     assert again.n_iter == n_clean and _max_diff(again.params, clean) < 1e-6
     assert [r["step"] for r in again.steps] == [r["step"] for r in clean_steps]
@@ -210,7 +211,7 @@ def test_without_restarts_a_killed_worker_still_ends_the_run(tmp_path):
     X, y = _data(1000)
     cfg = TrainConfig(solver="gd", max_iter=10, workers=2, checkpoint_dir=str(tmp_path))
     with pytest.raises(WorkerError, match="worker rank 0 was killed by signal 9"):
-        distributed.train_arrays(models.get("logistic"), X, y, None, cfg, 1, fault={"rank": 0, "call": 5})
+        fit_killing(X, y, cfg, rank=0, call=5)
 
 
 def test_cli_resume_continues_a_finished_shorter_run(tmp_path, capsys):
@@ -298,7 +299,7 @@ def test_parameter_server_shards_are_checkpointed_and_restored_after_a_kill(tmp_
     clean = distributed.train_arrays(m, X, y, None, base, 1).params
     cfg = dataclasses.replace(base, checkpoint_dir=str(tmp_path), checkpoint_every=15, max_restarts=1)
     with pytest.warns(RuntimeWarning, match="worker rank 1 was killed by signal 9; restarting"):
-        again = distributed.train_arrays(m, X, y, None, cfg, 1, fault={"rank": 1, "call": 70})
+        again = fit_killing(X, y, cfg, rank=1, call=70)
     params = again.params
     assert len(again.restarts) == 1
     assert again.reports[0]["resumed_from"] >= 15  # a checkpoint with the shards was used

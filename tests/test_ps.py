@@ -19,7 +19,7 @@ from shardlearn.data.synthetic import make_d2
 from shardlearn.runtime import distributed, group
 from shardlearn.runtime.group import WorkerError
 from shardlearn.runtime.config import TrainConfig
-from tests.conftest import data_path
+from tests.conftest import data_path, fit_killing
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def a9a():
 @pytest.mark.parametrize("servers,slicer", [(0, "range"), (0, "hash"), (2, "range"), (2, "hash")])
 def test_n_concurrent_pushes_of_v_then_a_pull_return_n_times_v(servers, slicer):
     cfg = TrainConfig(solver="sgd", strategy="asp", workers=2, servers=servers, slicer=slicer)
-    out = group.get(cfg.processes).run("ps_pushes", cfg=dataclasses.asdict(cfg), n_keys=5000, pushes=40)
+    out = group.get(cfg.processes).run("tests.worker_jobs:ps_pushes", cfg=dataclasses.asdict(cfg), n_keys=5000, pushes=40)
     pulled = [r for r in out if isinstance(r, np.ndarray)]
     assert len(pulled) == 2
     want = np.full(5000, 80.0)
@@ -107,7 +107,8 @@ def test_ssp_never_lets_a_worker_run_more_than_s_clocks_ahead(a9a, staleness):
     X, y = a9a[0][:4000], a9a[1][:4000].astype(float)
     cfg = TrainConfig(solver="sgd", strategy="ssp", staleness=staleness, workers=2, batch_size=50, max_iter=1,
                       random_state=0)
-    reports = distributed.train_arrays(models.get("logistic"), X, y, None, cfg, 1, slow={"rank": 1, "factor": 4.0}).reports
+    with group.throttle(group.get(cfg.processes).pids[1], 4.0):  # a real straggler: rank 1 stopped 3/4 of the time
+        reports = distributed.train_arrays(models.get("logistic"), X, y, None, cfg, 1).reports
     logs = {r["rank"]: r["clock_log"] for r in reports}
     ahead = {rank: max(t - low for t, low in log) for rank, log in logs.items()}
     assert all(len(log) == 40 for log in logs.values())  # 2000 rows / 50 per step, every step recorded
@@ -183,7 +184,7 @@ def test_a_dead_worker_ends_the_parameter_server_run_naming_it(a9a):
     X, y = a9a[0][:5000], a9a[1][:5000].astype(float)
     cfg = TrainConfig(solver="sgd", strategy="asp", workers=2, servers=1, batch_size=16, max_iter=2)
     with pytest.raises(WorkerError, match=r"worker rank 1 was killed by signal 9"):
-        distributed.train_arrays(models.get("logistic"), X, y, None, cfg, 1, fault={"rank": 1, "call": 30})
+        fit_killing(X, y, cfg, rank=1, call=30)
 
 
 def test_parameter_server_settings_are_checked():

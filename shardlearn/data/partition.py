@@ -30,7 +30,8 @@ from shardlearn.core.errors import ConfigError
 PARTITIONERS = ("contiguous", "random", "stratified", "hash")
 
 
-def _check(world: int, rank: int) -> None:
+def check(world: int, rank: int) -> None:
+    """A world size of at least 1 and a rank inside it, or a ConfigError saying which is wrong."""
     if not (isinstance(world, (int, np.integer)) and world >= 1):
         raise ConfigError(f"world size must be a positive integer, got {world!r}")
     if not 0 <= rank < world:
@@ -39,7 +40,7 @@ def _check(world: int, rank: int) -> None:
 
 def bounds(n: int, world: int, rank: int) -> tuple[int, int]:
     """``[start, stop)`` of a contiguous shard."""
-    _check(world, rank)
+    check(world, rank)
     return rank * n // world, (rank + 1) * n // world
 
 
@@ -49,13 +50,13 @@ def contiguous(n: int, world: int, rank: int) -> np.ndarray:
 
 
 def random(n: int, world: int, rank: int, seed: int = 0) -> np.ndarray:
-    _check(world, rank)
+    check(world, rank)
     perm = np.random.default_rng([int(seed), 0x5EED]).permutation(n)
     return np.sort(perm[rank::world])
 
 
 def stratified(labels, world: int, rank: int, seed: int = 0) -> np.ndarray:
-    _check(world, rank)
+    check(world, rank)
     labels = np.asarray(labels)
     _, codes = np.unique(labels, return_inverse=True)
     rng = np.random.default_rng([int(seed), 0x57A7])
@@ -82,7 +83,7 @@ def key_hashes(keys) -> np.ndarray:
 
 
 def hash_keys(keys, world: int, rank: int) -> np.ndarray:
-    _check(world, rank)
+    check(world, rank)
     return np.flatnonzero(key_hashes(keys) % world == rank)
 
 

@@ -49,7 +49,7 @@ class Shard:
 
 def shard(source, world: int, rank: int, partition_: str = "contiguous", seed: int = 0) -> Shard:
     if partition_ == "contiguous" and hasattr(source, "byte_blocks"):
-        partition._check(world, rank)
+        partition.check(world, rank)
         return Shard(source, byte_range=libsvm.split(source.path, world)[rank])
     labels = source.labels() if partition_ == "stratified" else None
     keys = source.keys() if partition_ == "hash" else None

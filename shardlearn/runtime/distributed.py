@@ -15,18 +15,23 @@ from shardlearn.runtime.result import FitResult
 from shardlearn.runtime.spill import Spill
 
 
-def _run(cfg, name, fault=None, slow=None, **kwargs) -> FitResult:
-    """Run the job on the local group; when a worker dies, start a fresh group and run it
-    again, resuming from the newest checkpoint, up to ``cfg.max_restarts`` times."""
+def run_job(cfg, name, progress=None, **kwargs) -> FitResult:
+    """Run job ``name`` (``runtime.job.JOBS`` or ``"module:function"``) with ``cfg`` on the local
+    group; when a worker dies, start a fresh group and run it again, resuming from the newest
+    checkpoint, up to ``cfg.max_restarts`` times. ``progress(record)`` sees rank 0's step
+    records as they arrive. Returns rank 0's result with every rank's report and the restarts."""
     restarts: list = []
     while True:
         log = StepLog(None, total=cfg.max_iter)
+
+        def show(record, log=log):
+            log.show(record)
+            if progress is not None:
+                progress(record)
+
         try:
-            first = {"fault": fault} if fault is not None and not restarts else {}
-            if slow is not None:
-                first["slow"] = slow
             with group.lease(cfg.processes) as workers:
-                results = workers.run(name, on_progress=log.show, cfg=dataclasses.asdict(cfg), **first, **kwargs)
+                results = workers.run(name, on_progress=show, cfg=dataclasses.asdict(cfg), **kwargs)
             break
         except group.WorkerError as e:
             if e.rank is not None and e.rank >= cfg.workers:  # a dedicated parameter-server process
@@ -53,15 +58,14 @@ def _run(cfg, name, fault=None, slow=None, **kwargs) -> FitResult:
                      info={k: v for k, v in first.items() if k not in ("params", "n_iter", "steps", "report")})
 
 
-def train_arrays(model, X, y, sample_weight, cfg, n_outputs, fault=None, slow=None) -> FitResult:
-    """``fault``: ``{"rank": r, "call": k}``, for fault tests: in the first attempt rank r kills
-    itself with SIGKILL at its k-th gradient evaluation. ``slow``: ``{"rank": r, "factor": f}``
-    makes rank r's steps f times slower (straggler benchmarks)."""
+def train_arrays(model, X, y, sample_weight, cfg, n_outputs, progress=None) -> FitResult:
+    """Train on in-memory arrays over the local group (each worker maps its rows from shared
+    memory). ``progress(record)`` sees rank 0's step records as they happen."""
     with Spill(X, y, sample_weight) as spec:
-        return _run(cfg, "fit_arrays", fault=fault, slow=slow, model=model.name, spill=spec, n_outputs=n_outputs)
+        return run_job(cfg, "fit_arrays", progress=progress, model=model.name, spill=spec, n_outputs=n_outputs)
 
 
-def train_file(model_name, cfg, source: dict, positive_label=None, fault=None) -> FitResult:
+def train_file(model_name, cfg, source: dict, positive_label=None, progress=None) -> FitResult:
     """Train on a file where every worker reads only its shard: on the local group, or, under
     torchrun, in this process as one of torchrun's workers. Rank 0's facts of the file
     (classes, n_features, encoder, skipped rows...) are in ``result.info``; ``params`` is None
@@ -72,7 +76,8 @@ def train_file(model_name, cfg, source: dict, positive_label=None, fault=None) -
 
     world = launch.from_env()
     if world is None:
-        return _run(cfg, "fit_source", fault=fault, model=model_name, source=source, positive_label=positive_label)
+        return run_job(cfg, "fit_source", progress=progress, model=model_name, source=source,
+                    positive_label=positive_label)
     if world.restart_count > 0 and cfg.checkpoint_dir:  # torchrun restarted the group: continue, don't start over
         cfg = dataclasses.replace(cfg, resume=True)
     comm = launch.join_from_env()

@@ -52,14 +52,25 @@ class LocalGroup:
                                             str(port), f"shardlearn/group-{attempt}/", str(listener.address[1])],
                                            env=env) for r in range(self.size)]
             self.conns = [None] * self.size
-            listener._listener._socket.settimeout(timeout_s)
-            for _ in range(self.size):
+            failed: list = []
+
+            def accept_all():  # in a thread, so the wait below can give up; closing the listener ends it
                 try:
-                    conn = listener.accept()
-                except OSError as e:
-                    raise WorkerError(f"workers did not connect within {timeout_s:.0f} s ({e})") from None
-                _, rank, _ = conn.recv()
-                self.conns[rank] = conn
+                    for _ in range(self.size):
+                        conn = listener.accept()
+                        _, rank, _ = conn.recv()
+                        self.conns[rank] = conn
+                except (OSError, EOFError) as e:
+                    failed.append(e)
+
+            acceptor = threading.Thread(target=accept_all, daemon=True)
+            acceptor.start()
+            acceptor.join(timeout_s)
+            if acceptor.is_alive() or failed or None in self.conns:
+                listener.close()
+                acceptor.join(5.0)
+                why = failed[0] if failed else "timed out"
+                raise WorkerError(f"workers did not connect within {timeout_s:.0f} s ({why})")
         self._gather(timeout_s)
 
     def _gather(self, timeout_s=None):
@@ -178,6 +189,37 @@ def lease(size: int):
         lock = _LOCKS.setdefault(size, threading.Lock())
     with lock:
         yield get(size)
+
+
+@contextmanager
+def throttle(pid: int, factor: float, period_s: float = 0.02):
+    """Slow process ``pid`` down about ``factor`` times for the block: it is stopped
+    (SIGSTOP) for ``(factor - 1) * period_s`` after each ``period_s`` it runs (SIGCONT).
+    A real straggler for experiments: nothing in the process knows it is slowed."""
+    import os
+    import signal
+
+    done = threading.Event()
+
+    def cycle():
+        while not done.is_set():
+            done.wait(period_s)
+            try:
+                os.kill(pid, signal.SIGSTOP)
+                done.wait((factor - 1.0) * period_s)
+            finally:
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    return
+
+    t = threading.Thread(target=cycle, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        done.set()
+        t.join()
 
 
 def shutdown() -> None:

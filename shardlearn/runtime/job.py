@@ -22,8 +22,7 @@ def _rows(cfg: TrainConfig, comm, n, labels=None):
     return partitioners.rows_for(cfg.partition, comm.size, comm.rank, n=n, seed=cfg.random_state or 0, labels=labels)
 
 
-def fit_arrays(comm, *, model: str, cfg: dict, spill: dict, n_outputs: int, progress=None, fault=None, slow=None,
-               snapshot_every=None):
+def fit_arrays(comm, *, model: str, cfg: dict, spill: dict, n_outputs: int, progress=None, snapshot_every=None):
     """Train on this worker's rows of spilled (memory-mapped) arrays."""
     cfg = TrainConfig(**cfg)
     comm, ctx = _roles(comm, cfg)
@@ -40,8 +39,8 @@ def fit_arrays(comm, *, model: str, cfg: dict, spill: dict, n_outputs: int, prog
         rows = _rows(cfg, comm, X.shape[0], labels=np.asarray(y) if cfg.partition == "stratified" else None)
     Xs, ys = X[rows], np.array(y[rows])
     sws = None if sw is None else np.array(sw[rows])
-    return _train(comm, model, cfg, Xs, ys, sws, n_outputs, progress, fault=fault, ctx=ctx, slow=slow,
-                  snapshot_every=snapshot_every, rows=int(Xs.shape[0]))
+    return _train(comm, model, cfg, Xs, ys, sws, n_outputs, progress, ctx=ctx, snapshot_every=snapshot_every,
+                  rows=int(Xs.shape[0]))
 
 
 def _roles(comm, cfg):
@@ -51,40 +50,19 @@ def _roles(comm, cfg):
     return ps_run.enter(comm, cfg)
 
 
-def _sigkill_at(model, call: int):
-    """For fault tests: the model, whose ``call``-th loss-and-gradient kills this process with SIGKILL."""
-    import os
-    import signal
-
-    inner, count = model.loss_and_grad, [0]
-
-    def loss_and_grad(*args, **kwargs):
-        count[0] += 1
-        if count[0] == call:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return inner(*args, **kwargs)
-
-    return model._replace(loss_and_grad=loss_and_grad)
-
-
-def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, fault=None, ctx=None, slow=None,
-           snapshot_every=None, **facts):
-    """``fault``: ``{"rank": r, "call": k}`` makes rank r SIGKILL itself at its k-th gradient (fault tests);
-    ``slow``: ``{"rank": r, "factor": f}`` makes rank r's steps f times slower (straggler benchmarks)."""
+def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, ctx=None, snapshot_every=None, **facts):
+    """This worker's fit over its rows; ``facts`` go into its report."""
     reset_peak_rss()
     m = models.get(model)
-    if fault is not None and comm.rank == fault["rank"]:
-        m = _sigkill_at(m, int(fault["call"]))
-    factor = float(slow["factor"]) if slow is not None and comm.rank == slow["rank"] else 1.0
     if ctx is not None or cfg.plan == "hogwild":
         show = progress if comm.rank == 0 else None
         if ctx is not None:
             resumed = {}
-            out = ps_run.train(comm, ctx, m, X, y, sw, cfg, progress=show, slow_factor=factor,
-                               snapshot_every=snapshot_every, report=resumed)
+            out = ps_run.train(comm, ctx, m, X, y, sw, cfg, progress=show, snapshot_every=snapshot_every,
+                               report=resumed)
             out["report"].update(resumed)
         else:
-            out = ps_run.train_hogwild(comm, m, X, y, sw, cfg, progress=show, slow_factor=factor)
+            out = ps_run.train_hogwild(comm, m, X, y, sw, cfg, progress=show)
         out["report"].update(facts, peak_rss_mb=peak_rss_mb())
         return out
     comm.barrier()
@@ -102,8 +80,7 @@ def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, fault=None, ctx
     return {"params": params if comm.rank == 0 else None, "n_iter": int(n_iter), "report": report, "steps": steps}
 
 
-def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None, progress=None, fault=None,
-               slow=None):
+def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None, progress=None):
     """Train on this worker's shard of a file (CLI, torchrun): only the shard is read."""
     from shardlearn.data import open as open_source
 
@@ -136,7 +113,7 @@ def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None
         n_outputs = models.get(model).n_outputs(len(classes))
     else:
         codes, n_outputs = y.astype(np.float64), 1
-    out = _train(comm, model, cfg, X, codes, None, n_outputs, progress, fault=fault, ctx=ctx, slow=slow,
+    out = _train(comm, model, cfg, X, codes, None, n_outputs, progress, ctx=ctx,
                  rows=int(X.shape[0]),
                  bytes_read=int(getattr(src, "bytes_read", 0)), source_rows=int(src.n_rows))
     out["classes"] = classes
@@ -189,61 +166,4 @@ def _libsvm_shard(comm, source):
     return _ShardFacts(n_rows, n_features, zero_based, nbytes, skipped), X, numeric_labels(y)
 
 
-def ping(comm, *, fail_rank=None, die_rank=None, sleep_s=0.0, progress=None):
-    """For tests: one allreduce; a chosen rank raises or exits abruptly."""
-    import os
-
-    time.sleep(sleep_s)
-    if comm.rank == fail_rank:
-        raise ValueError("deliberate failure")
-    if comm.rank == die_rank:
-        os._exit(17)
-    return float(comm.allreduce(np.array([1.0]))[0])
-
-
-def time_passes(comm, *, model: str, spill: dict, passes: int = 5, progress=None):
-    """For benchmarks: seconds per loss-and-gradient pass over this worker's contiguous shard."""
-    X, y, _ = open_spec(spill)
-    rows = partitioners.contiguous(X.shape[0], comm.size, comm.rank)
-    Xs, ys = X[rows], np.asarray(y[rows])
-    m = models.get(model)
-    params = m.init(X.shape[1])
-    m.loss_and_grad(params, Xs, ys)  # warm up
-    comm.barrier()
-    t = time.perf_counter()
-    for _ in range(passes):
-        m.loss_and_grad(params, Xs, ys)
-    comm.barrier()
-    return {"seconds_per_pass": (time.perf_counter() - t) / passes, "rows": int(len(rows))}
-
-
-def ps_pushes(comm, *, cfg: dict, n_keys: int, pushes: int, progress=None):
-    """For tests: every worker pushes ``v`` (1 at every key, + its rank at key 0) ``pushes`` times,
-    concurrently, to "add" shards; then each pulls every key. Returns the pulled vector."""
-    from shardlearn.ps.client import Client
-    from shardlearn.ps.slicer import make
-
-    cfg = TrainConfig(**cfg)
-    comm, ctx = ps_run.enter(comm, cfg)
-    if ctx.is_server:
-        return ps_run.serve(ctx)
-    slicer = make(cfg.slicer, n_keys, len(ctx.hosts), 7)
-    if comm.rank == 0:
-        for f in [ctx.transport.call(h, ps_run.host.create, s, slicer.size(s), "add", 0.0, 0.0, 0.0, "float64")
-                  for s, h in enumerate(ctx.hosts)]:
-            ctx.transport.wait(f)
-    comm.barrier()
-    client = Client(ctx.transport, slicer, ctx.hosts, comm.rank)
-    keys = np.random.default_rng(comm.rank).permutation(n_keys)
-    v = np.ones(n_keys)
-    v[keys == 0] += comm.rank
-    handles = [client.push(keys, v) for _ in range(pushes)]  # all in flight at once
-    for h in handles:
-        client.wait(h)
-    comm.barrier()
-    out = client.wait(client.pull(np.arange(n_keys)))
-    ctx.transport.close()
-    return out
-
-
-JOBS = {"ps_pushes": ps_pushes, "fit_arrays": fit_arrays, "fit_source": fit_source, "ping": ping, "time_passes": time_passes}
+JOBS = {"fit_arrays": fit_arrays, "fit_source": fit_source}

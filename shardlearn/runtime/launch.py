@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 from dataclasses import dataclass
 
 
@@ -84,6 +85,10 @@ def worker_env(authkey: bytes) -> dict:
                                                            "MASTER_PORT", "TORCHELASTIC_RESTART_COUNT")}
     env[AUTHKEY_VAR] = authkey.hex()
     env.setdefault("OMP_NUM_THREADS", "1")
+    # the driver's import path (its working directory first), so "module:function" jobs import
+    paths = [p or os.getcwd() for p in sys.path if p == "" or os.path.isdir(p)]
+    known = paths + env.get("PYTHONPATH", "").split(os.pathsep)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in dict.fromkeys(known) if p)
     return env
 
 

@@ -86,7 +86,7 @@ def _restore_shards(ctx: Context, ckpt, n_shards: int) -> None:
         ctx.transport.wait(f)
 
 
-def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, slow_factor=1.0, snapshot_every=None,
+def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_every=None,
           report=None) -> dict:
     """A trainer rank: create the shards (rank 0), run the consistency policy, leave.
     ``snapshot_every``: rank 0 pulls the whole model every that many steps (loss-vs-time curves).
@@ -140,7 +140,6 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, slow_factor=1
                                   epochs=cfg.max_iter, seed=cfg.random_state, shuffle=cfg.shuffle,
                                   staleness=staleness, share_rows=cfg.plan == "bsp",
                                   fit_intercept=cfg.fit_intercept, callback=cb,
-                                  slow_factor=slow_factor,
                                   on_step=snapshot if snapshot_every and comm.rank == 0 else None,
                                   checkpoint=None if ckpt is None else _ShardCheckpoint(ckpt, comm, ctx), resume=resume)
     comm.barrier()  # every push is applied before anyone reads the result
@@ -207,7 +206,7 @@ def assemble(results: list) -> dict:
     return {"w": full[:d], "b": np.asarray(full[d])}
 
 
-def train_hogwild(comm, model, X, y, sw, cfg, progress=None, slow_factor=1.0) -> dict:
+def train_hogwild(comm, model, X, y, sw, cfg, progress=None) -> dict:
     """Every worker of this machine updates one shared vector without locks (``hogwild``)."""
     import os
     import shutil
@@ -242,7 +241,7 @@ def train_hogwild(comm, model, X, y, sw, cfg, progress=None, slow_factor=1.0) ->
     t0 = time.perf_counter()
     steps, _ = ps_sgd.fit(model, X, y, sw, client=client, comm=comm, batch_size=cfg.batch_size, epochs=cfg.max_iter,
                           seed=cfg.random_state, shuffle=cfg.shuffle, staleness=None, callback=cb,
-                          fit_intercept=cfg.fit_intercept, slow_factor=slow_factor)
+                          fit_intercept=cfg.fit_intercept)
     comm.barrier()
     params = None
     if comm.rank == 0:

@@ -2,10 +2,14 @@
 
 Started by the local group with its own interpreter (no fork of the driver and no
 re-import of the user's script), it joins the gloo group, connects back to the
-driver, and runs the jobs it is sent until told to stop.
+driver, and runs the jobs it is sent until told to stop. A job is one of
+``runtime.job.JOBS`` or ``"package.module:function"``, any function of the form
+``f(comm, *, progress, **kwargs)`` importable on the workers (they see the driver's
+``sys.path``): tests and benchmarks bring their own jobs that way.
 """
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 from multiprocessing.connection import Client
@@ -36,11 +40,18 @@ def main(argv=None) -> int:
         name, kwargs = msg
         try:
             progress = (lambda rec: conn.send(("progress", rec, None))) if rank == 0 else None
-            conn.send(("ok", job.JOBS[name](comm, progress=progress, **kwargs), None))
+            conn.send(("ok", _job(job.JOBS, name)(comm, progress=progress, **kwargs), None))
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the driver
             conn.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
     launch.leave()
     return 0
+
+
+def _job(known: dict, name: str):
+    if ":" not in name:
+        return known[name]
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ memory therefore grows with the keys a batch touches, not with the model.
 """
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import scipy.sparse as sp
@@ -68,14 +67,13 @@ def _step_weights(n, sw, order, batch_size, steps):
 
 
 def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs=1, seed=None, shuffle=True,
-        staleness=None, share_rows=False, fit_intercept=True, callback=None, slow_factor=1.0, on_step=None,
+        staleness=None, share_rows=False, fit_intercept=True, callback=None, on_step=None,
         checkpoint=None, resume=None):
     """This worker's part. ``staleness``: 0 (bsp), s (ssp) or None (asp). ``share_rows``: scale
     each push by this worker's share of the step's weight, so the shards apply the global
     weighted batch gradient (bsp); otherwise a push is scaled by its batch's weight over the
     mean batch weight (1 without sample weights). ``fit_intercept=False``: the intercept's key
-    is neither pulled nor pushed (it stays 0). ``slow_factor``: sleep so each
-    step takes that many times its compute time (straggler experiments). ``on_step(t)`` runs
+    is neither pulled nor pushed (it stays 0). ``on_step(t)`` runs
     after each clock (benchmarks take model snapshots there). ``checkpoint`` (``due(t)``,
     ``save(t, arrays)``; the caller's adapter also saves the shards at a consistent cut)
     receives this worker's cursor; ``resume`` (such arrays) continues from it.
@@ -106,7 +104,6 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
             step_totals = np.sum(comm.allgather(_step_weights(n, sw, order, batch_size, steps)), axis=0)
         while cur["step"] < steps:
             step, t = cur["step"], cur["t"]
-            t0 = time.perf_counter()
             if staleness is not None:
                 log.append((t, client.wait_min(t - staleness)))
             lo = step * batch_size
@@ -129,8 +126,6 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
                 cur["rows"] += rows
             elif share_rows:  # bsp: the shards wait for every worker's push of this clock
                 client.wait(client.push(np.zeros(0, dtype=np.int64), np.zeros(0), **held))
-            if slow_factor > 1.0:
-                time.sleep((slow_factor - 1.0) * (time.perf_counter() - t0))
             client.tick()
             cur["t"], cur["step"] = t + 1, step + 1
             if on_step is not None:

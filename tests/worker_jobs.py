@@ -1,0 +1,76 @@
+"""Jobs that only tests send to the local worker group (``group.run("tests.worker_jobs:NAME")``):
+kept out of the production job table and its signatures."""
+import os
+import time
+
+import numpy as np
+
+from shardlearn.ps import host
+from shardlearn.runtime import job
+from shardlearn.ps.client import Client
+from shardlearn.ps.slicer import make
+from shardlearn.runtime import ps_run
+from shardlearn.runtime.config import TrainConfig
+
+
+def ping(comm, *, fail_rank=None, die_rank=None, sleep_s=0.0, progress=None):
+    """One allreduce; a chosen rank raises or exits abruptly."""
+    time.sleep(sleep_s)
+    if comm.rank == fail_rank:
+        raise ValueError("deliberate failure")
+    if comm.rank == die_rank:
+        os._exit(17)
+    return float(comm.allreduce(np.array([1.0]))[0])
+
+
+def ps_pushes(comm, *, cfg: dict, n_keys: int, pushes: int, progress=None):
+    """Every worker pushes ``v`` (1 at every key, + its rank at key 0) ``pushes`` times,
+    concurrently, to "add" shards; then each pulls every key. Returns the pulled vector."""
+    cfg = TrainConfig(**cfg)
+    comm, ctx = ps_run.enter(comm, cfg)
+    if ctx.is_server:
+        return ps_run.serve(ctx)
+    slicer = make(cfg.slicer, n_keys, len(ctx.hosts), 7)
+    if comm.rank == 0:
+        for f in [ctx.transport.call(h, host.create, s, slicer.size(s), "add", 0.0, 0.0, 0.0, "float64")
+                  for s, h in enumerate(ctx.hosts)]:
+            ctx.transport.wait(f)
+    comm.barrier()
+    client = Client(ctx.transport, slicer, ctx.hosts, comm.rank)
+    keys = np.random.default_rng(comm.rank).permutation(n_keys)
+    v = np.ones(n_keys)
+    v[keys == 0] += comm.rank
+    handles = [client.push(keys, v) for _ in range(pushes)]  # all in flight at once
+    for h in handles:
+        client.wait(h)
+    comm.barrier()
+    out = client.wait(client.pull(np.arange(n_keys)))
+    ctx.transport.close()
+    return out
+
+
+def fit_arrays_killed(comm, *, rank: int, call: int, **kwargs):
+    """``job.fit_arrays`` where worker ``rank`` kills itself with SIGKILL at its ``call``-th
+    loss-and-gradient evaluation, unless the run resumes (the restarted group runs clean)."""
+    import signal
+
+    if comm.rank == rank and not kwargs["cfg"].get("resume"):
+        get, count = job.models.get, [0]
+
+        def killing(name):
+            model = get(name)
+
+            def loss_and_grad(*a, **k):
+                count[0] += 1
+                if count[0] == call:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return model.loss_and_grad(*a, **k)
+
+            return model._replace(loss_and_grad=loss_and_grad)
+
+        job.models.get = killing  # this worker process only (it dies before the job ends)
+        try:
+            return job.fit_arrays(comm, **kwargs)
+        finally:
+            job.models.get = get
+    return job.fit_arrays(comm, **kwargs)
