@@ -17,6 +17,18 @@ def _run(capsys, *argv):
     return code, out, err
 
 
+def _sklearn_reference(train, test, alpha):
+    from sklearn.datasets import load_svmlight_file
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+    X, y = load_svmlight_file(train, n_features=123)
+    Xt, yt = load_svmlight_file(test, n_features=123)
+    clf = LogisticRegression(C=1.0 / (alpha * X.shape[0]), tol=1e-10, max_iter=5000).fit(X, y > 0)
+    p = clf.predict_proba(Xt)[:, 1]
+    return {"accuracy": accuracy_score(yt > 0, p > 0.5), "auc": roc_auc_score(yt > 0, p), "logloss": log_loss(yt > 0, p)}
+
+
 def test_a9a_train_evaluate_predict(tmp_path, capsys):
     train, test = data_path("a9a", "a9a"), data_path("a9a", "a9a.t")
     code, out, _ = _run(capsys, "train", train, "--model", "logistic", "--alpha", "1e-6", "--out", str(tmp_path / "m"))
@@ -28,7 +40,10 @@ def test_a9a_train_evaluate_predict(tmp_path, capsys):
     code, out, _ = _run(capsys, "evaluate", str(tmp_path / "m"), test, "--positive-label", "1")
     m = json.loads(out)
     assert code == 0 and m["rows"] == 16281
-    assert 0.845 < m["accuracy"] < 0.855 and 0.89 < m["auc"] < 0.91 and 0.31 < m["logloss"] < 0.34
+    ref = _sklearn_reference(train, test, alpha=1e-6)  # the same objective, fitted by scikit-learn
+    assert abs(m["accuracy"] - ref["accuracy"]) < 2e-3 and abs(m["auc"] - ref["auc"]) < 1e-3
+    assert m["logloss"] == pytest.approx(ref["logloss"], rel=2e-3)
+    assert m["accuracy"] > 0.84  # a9a: 0.85 (its synthetic stand-in: 0.89)
     code, out, _ = _run(capsys, "predict", str(tmp_path / "m"), test, "--output", str(tmp_path / "p.csv"))
     lines = (tmp_path / "p.csv").read_text().splitlines()
     assert code == 0 and len(lines) == 16282 and lines[0] == '"prediction","proba_-1","proba_1"'

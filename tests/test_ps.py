@@ -19,7 +19,7 @@ from shardlearn.data.synthetic import make_d2
 from shardlearn.runtime import distributed, group
 from shardlearn.runtime.group import WorkerError
 from shardlearn.runtime.config import TrainConfig
-from tests.conftest import data_path, fit_killing
+from tests.conftest import byte_range_rows, data_path, fit_killing, reference_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -125,16 +125,18 @@ def _reference_logloss(X, y, Xt, yt, alpha):
 
 @pytest.mark.parametrize("strategy,extra", [("asp", {}), ("ssp", {"staleness": 2}), ("hogwild", {}),
                                             ("ssp", {"servers": 2, "slicer": "hash"})])
-def test_asp_ssp_and_hogwild_reach_the_reference_loss_on_a9a(a9a, strategy, extra):
-    X, y, Xt, yt = a9a
+def test_asp_ssp_and_hogwild_reach_the_reference_loss_on_a9a(strategy, extra):
+    X, y = load_svmlight_file(data_path("a9a", "a9a", real=True), n_features=123)  # a9a's own rate and epochs
+    Xt, yt = load_svmlight_file(data_path("a9a", "a9a.t", real=True), n_features=123)
+    X, y, Xt, yt = X.tocsr(), (y > 0).astype(int), Xt.tocsr(), (yt > 0).astype(int)
     lstar = _reference_logloss(X, y, Xt, yt, 1e-6)
     clf = shardlearn.LogisticRegression(solver="sgd", strategy=strategy, workers=2, alpha=1e-6, learning_rate=0.1,
                                         batch_size=64, max_iter=3, random_state=0, **extra).fit(X, y)
     assert log_loss(yt, clf.predict_proba(Xt)[:, 1]) <= 1.01 * lstar
 
 
-@pytest.mark.parametrize("strategy", ["asp", "ssp"])
-def test_asp_and_ssp_reach_the_reference_loss_on_a_small_d2(strategy):
+@pytest.mark.parametrize("strategy", ["asp", "ssp", "hogwild"])
+def test_asp_ssp_and_hogwild_reach_the_reference_loss_on_a_small_d2(strategy):
     X, y = make_d2(60_000)
     Xt, yt = make_d2(20_000, split="test")
     lstar = _reference_logloss(X, y, Xt, yt, 1e-5)
@@ -207,9 +209,10 @@ def test_cli_trains_over_dedicated_servers_and_reads_only_the_shards(tmp_path, c
                  "--workers", "2", "--max-iter", "2", "--learning-rate", "0.1", "--batch-size", "64",
                  "--out", str(tmp_path / "m")]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["workers"] == 2 and out["rows"] == 32561 and sorted(out["rows_per_worker"]) == [16279, 16282]
+    assert out["workers"] == 2 and out["rows"] == 32561 and out["rows_per_worker"] == byte_range_rows(path, 2)
     assert main(["evaluate", str(tmp_path / "m"), data_path("a9a", "a9a.t"), "--positive-label", "1"]) == 0
-    assert json.loads(capsys.readouterr().out)["accuracy"] > 0.845
+    acc = json.loads(capsys.readouterr().out)["accuracy"]
+    assert acc > reference_accuracy(path, data_path("a9a", "a9a.t"), 1e-4) - 0.01
 
 
 def test_torchrun_runs_the_parameter_server_with_a_dedicated_server(tmp_path):
@@ -224,6 +227,7 @@ def test_torchrun_runs_the_parameter_server_with_a_dedicated_server(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["workers"] == 2 and sorted(out["rows_per_worker"]) == [16279, 16282]  # the third rank only serves
+    assert out["workers"] == 2 and out["rows_per_worker"] == byte_range_rows(path, 2)  # the third rank only serves
     Xt, yt = load_svmlight_file(data_path("a9a", "a9a.t"), n_features=123)
-    assert shardlearn.load(tmp_path / "m").score(Xt, np.where(yt > 0, 1, -1)) > 0.845  # a9a: -1/+1 in training
+    acc = shardlearn.load(tmp_path / "m").score(Xt, np.where(yt > 0, 1, -1))  # a9a: -1/+1 in training
+    assert acc > reference_accuracy(path, data_path("a9a", "a9a.t"), 1e-4) - 0.01

@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression as SkLogistic
 
 import shardlearn
 from shardlearn import LinearRegression, LinearSVC, LogisticRegression
-from tests.conftest import data_path
+from tests.conftest import data_path, reference_accuracy
 
 
 def _badly_scaled(rng, n=300, d=8):
@@ -75,9 +75,9 @@ def test_sgd_elastic_net_reaches_the_optimum_under_every_rule(optimizer, fit_int
     assert (ref.coef_ == 0).any()
 
 
-def _a9a():
-    X, y = load_svmlight_file(data_path("a9a", "a9a"), n_features=123)
-    Xt, yt = load_svmlight_file(data_path("a9a", "a9a.t"), n_features=123)
+def _a9a(real=False):
+    X, y = load_svmlight_file(data_path("a9a", "a9a", real=real), n_features=123)
+    Xt, yt = load_svmlight_file(data_path("a9a", "a9a.t", real=real), n_features=123)
     # a9a labels are -1/+1, a9a.t labels are 0/1: map both to 0/1
     return X.tocsr(), (y > 0).astype(int), Xt.tocsr(), (yt > 0).astype(int)
 
@@ -99,11 +99,12 @@ def test_a9a_matches_float64_scipy_reference():
     ours = est.objective(X, y)
     assert abs(ours - ref.fun) / ref.fun < 1e-6
     acc = est.score(Xt, yt)
-    assert 0.845 < acc < 0.855, acc
+    assert abs(acc - reference_accuracy(data_path("a9a", "a9a"), data_path("a9a", "a9a.t"), alpha)) < 1e-3, acc
+    assert acc > 0.845, acc  # a9a: 0.85; its synthetic stand-in: 0.90
 
 
 def test_a9a_sgd_and_gd_get_close():
-    X, y, Xt, yt = _a9a()
+    X, y, Xt, yt = _a9a(real=True)  # sgd's default learning rate against a9a's own optimum
     best = LogisticRegression(alpha=1e-4, tol=1e-8).fit(X, y).objective(X, y)
     gd = LogisticRegression(alpha=1e-4, solver="gd", max_iter=300).fit(X, y)
     sgd = LogisticRegression(alpha=1e-4, solver="sgd", max_iter=5, random_state=0).fit(X, y)
@@ -153,7 +154,7 @@ def test_partial_fit_twice_equals_fit_with_two_epochs():
 
 @pytest.mark.parametrize("opt", ["sgd", "momentum", "nesterov", "adagrad", "adam", "ftrl"])
 def test_every_optimizer_trains_a9a(opt):
-    X, y, Xt, yt = _a9a()
+    X, y, Xt, yt = _a9a(real=True)  # default learning rates on a9a itself
     clf = LogisticRegression(alpha=1e-5, solver="sgd", optimizer=opt, max_iter=3, random_state=0).fit(X, y)
     assert clf.score(Xt, yt) > 0.83
 
