@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--max-restarts", type=int, default=0,
                    help="local workers: restart the group this many times when a worker dies (under torchrun, "
                         "pass torchrun's own --max-restarts)")
+    t.add_argument("--stream", action="store_true",
+                   help="out of core: each worker reads its shard again at every pass instead of holding it "
+                        "(gd, lbfgs, bsp, local_sgd)")
     t.add_argument("--out", required=True, help="model directory to write")
 
     for name, helptext in (("evaluate", "print held-out metrics as one JSON object"),
@@ -129,7 +132,7 @@ def _train(args):
     world = launch.from_env()
     if args.workers is None:
         args.workers = 1 if world is not None else launch.cpu_count()
-    if (world is not None or args.workers > 1 or args.checkpoint_dir or args.max_restarts or args.servers
+    if (world is not None or args.workers > 1 or args.checkpoint_dir or args.max_restarts or args.servers or args.stream
             or (args.strategy is not None and PLANS[args.strategy].group_only)):
         return _train_distributed(args)  # checkpointed runs go through the worker group, which can restart
     from shardlearn.core.errors import DataError
@@ -168,7 +171,7 @@ def _train_distributed(args):
     from shardlearn.runtime import distributed
 
     est = _estimator(args)
-    cfg = dataclasses.replace(est.train_config(), resume=args.resume)
+    cfg = dataclasses.replace(est.train_config(), resume=args.resume, stream=args.stream)
     result = distributed.train_file(args.model, cfg, _source_options(args), args.positive_label)
     if result.params is None:  # a torchrun rank other than 0: rank 0 writes the model
         return

@@ -36,14 +36,15 @@ class Plan:
     parameter_server: bool = False  # always over the parameter server
     takes_servers: bool = False  # may run over dedicated server processes
     softmax: bool = True  # can hold one weight vector per class
+    streams: bool = False  # can train on a shard streamed from its file (``stream=True``, out of core)
 
 
 # the one table the CLI's choices, validation and dispatch all read
 PLANS = {p.name: p for p in (
-    Plan("gd", stochastic=False),
-    Plan("lbfgs", stochastic=False),
-    Plan("bsp", stochastic=True, takes_servers=True),
-    Plan("local_sgd", stochastic=True),
+    Plan("gd", stochastic=False, streams=True),
+    Plan("lbfgs", stochastic=False, streams=True),
+    Plan("bsp", stochastic=True, takes_servers=True, streams=True),
+    Plan("local_sgd", stochastic=True, streams=True),
     Plan("average", stochastic=False),
     Plan("ssp", stochastic=True, needs_sgd=True, group_only=True, parameter_server=True, takes_servers=True,
          softmax=False),
@@ -81,6 +82,7 @@ class TrainConfig:
     slicer: str = "range"  # parameter-server key -> shard: "range" or "hash"
     ps_dtype: str = "float64"  # the shards' parameter type ("float32" halves their memory)
     precondition: bool = True  # solve in standardised coordinates (the parameter-server shards too)
+    stream: bool = False  # file fits: read the shard again at every pass instead of holding it (out of core)
 
     @property
     def plan(self) -> str:
@@ -149,6 +151,9 @@ class TrainConfig:
             raise ConfigError("resume needs a checkpoint directory (--checkpoint-dir)")
         if not (isinstance(self.max_restarts, (int, np.integer)) and self.max_restarts >= 0):
             raise ConfigError(f"max_restarts must be an integer >= 0, got {self.max_restarts!r}")
+        if self.stream and not (PLANS[self.plan].streams and not self.uses_ps):
+            raise ConfigError(f"stream=True (out of core) runs gd, lbfgs, bsp and local_sgd, not {self.plan!r}"
+                              + (" over servers" if self.uses_ps and self.plan == "bsp" else ""))
         if self.schedule not in optim.SCHEDULES:
             raise ConfigError(f"schedule={self.schedule!r} is not known; expected one of {', '.join(optim.SCHEDULES)}")
 
@@ -166,7 +171,7 @@ class TrainConfig:
 
 RESUME_KEYS = ("plan", "partition", "shuffle", "random_state", "batch_size", "optimizer", "learning_rate", "schedule",
                "alpha", "l1_ratio", "fit_intercept", "sync_every", "precondition", "staleness", "servers", "slicer",
-               "ps_dtype", "solver")
+               "ps_dtype", "solver", "stream")
 
 
 def resume_fingerprint(cfg: TrainConfig) -> dict:

@@ -88,7 +88,9 @@ def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None
     comm, ctx = _roles(comm, cfg)
     if ctx is not None and ctx.is_server:
         return ps_run.serve(ctx)
-    if cfg.partition == "contiguous" and _is_libsvm(source):
+    if cfg.stream:  # out of core: labels and sizes from one pass; the rows are read again at every pass
+        src, blocks, y = _stream_shard(comm, source, cfg)
+    elif cfg.partition == "contiguous" and _is_libsvm(source):
         src, X, y = _libsvm_shard(comm, source)
     else:
         src = open_source(**source)
@@ -113,9 +115,13 @@ def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None
         n_outputs = models.get(model).n_outputs(len(classes))
     else:
         codes, n_outputs = y.astype(np.float64), 1
+    if cfg.stream:
+        X, codes = _coded_stream(blocks, src, classes, positive_label), None
     out = _train(comm, model, cfg, X, codes, None, n_outputs, progress, ctx=ctx,
                  rows=int(X.shape[0]),
                  bytes_read=int(getattr(src, "bytes_read", 0)), source_rows=int(src.n_rows))
+    if cfg.stream:
+        out["report"]["passes"] = X.passes  # reads of the shard (preconditioner, each evaluation or epoch)
     out["classes"] = classes
     out["n_features"] = int(src.n_features)
     out["encoder"] = src.encoder.to_json() if hasattr(src, "encoder") else None
@@ -123,6 +129,55 @@ def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None
     out["label"] = src.label if hasattr(src, "encoder") else source.get("label")
     out["skipped"] = dict(src.skipped)
     return out
+
+
+def _stream_shard(comm, source, cfg):
+    """``(facts, raw blocks, labels seen)`` of this worker's shard, surveyed in one pass
+    without keeping it: a LIBSVM byte range (base and width agreed by allreduce, as
+    ``_libsvm_shard`` does), or any source's shard."""
+    from shardlearn.data import libsvm, stream
+    from shardlearn.data import open as open_source
+
+    if cfg.partition == "contiguous" and _is_libsvm(source):
+        import os
+
+        path, bad = source["data"], source.get("on_bad_row", "error")
+        if not os.path.exists(path):
+            from shardlearn.core.errors import DataError
+
+            raise DataError(f"{path}: no such file")
+        start, end = libsvm.split(path, comm.size)[comm.rank]
+        skipped: dict = {}
+        seen = stream.survey(stream.libsvm_blocks(path, start, end, on_bad_row=bad, skipped=skipped))
+        lo = comm.allreduce(np.array([np.inf if seen["min_index"] is None else float(seen["min_index"])]), op="min")[0]
+        hi = comm.allreduce(np.array([float(seen["max_index"])]), op="max")[0]
+        n_rows = int(comm.allreduce(np.array([float(seen["rows"])]))[0])
+        zero_based = source.get("zero_based", "auto")
+        zero_based = bool(lo == 0) if zero_based == "auto" else bool(zero_based)
+        n_features = max(source.get("n_features") or int(hi + 1 if zero_based else hi), 0)
+        facts = _ShardFacts(n_rows, n_features, zero_based, end - start, skipped)
+        facts.shard_rows = seen["rows"]
+        blocks = stream.libsvm_blocks(path, start, end, zero_based=zero_based, n_features=n_features, on_bad_row=bad)
+        return facts, blocks, seen["labels"]
+    src = open_source(**source)
+    shard = src.shard(comm.size, comm.rank, cfg.partition, cfg.random_state or 0)
+    seen = stream.survey(shard.blocks)
+    src.shard_rows = seen["rows"]
+    src.skipped = dict(src.skipped)  # the survey's count: later passes read the same rows again
+    return src, shard.blocks, seen["labels"]
+
+
+def _coded_stream(blocks, src, classes, positive_label):
+    """The shard as a ``Stream`` whose labels are the model's codes."""
+    from shardlearn.data.labels import map_positive
+    from shardlearn.data.stream import Stream
+
+    def code(y):
+        y = np.asarray(y) if positive_label is None else map_positive(np.asarray(y), positive_label)
+        return np.searchsorted(np.asarray(classes), y) if classes is not None else y.astype(np.float64)
+
+    return Stream(lambda: ((X, code(y)) for X, y in blocks()), src.shard_rows, src.n_features,
+                  bytes_per_pass=getattr(src, "bytes_read", 0))
 
 
 def _is_libsvm(source) -> bool:

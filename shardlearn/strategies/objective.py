@@ -36,9 +36,21 @@ def allreduce_mean(comm, loss: float, grads: dict, weight: float):
 
 
 def local_loss_and_grad(model, params, X, y, sample_weight):
-    """The model's loss and gradient; zeros for an empty shard (more workers than rows)."""
+    """The model's loss and gradient; zeros for an empty shard (more workers than rows). A
+    streamed shard (``data.stream.Stream``: labels in its blocks, no sample weights) is one
+    pass over its blocks, each weighted by its rows."""
     if X.shape[0] == 0:
         return 0.0, {k: np.zeros(np.shape(v)) for k, v in params.items()}
+    if hasattr(X, "blocks"):
+        loss, grads = 0.0, {k: np.zeros(np.shape(v)) for k, v in params.items()}
+        for Xb, yb in X.blocks():
+            if Xb.shape[0]:
+                lb, gb = model.loss_and_grad(params, Xb, yb, None)
+                share = Xb.shape[0] / X.shape[0]
+                loss += share * lb
+                for k in grads:
+                    grads[k] += share * gb[k]
+        return loss, grads
     return model.loss_and_grad(params, X, y, sample_weight)
 
 

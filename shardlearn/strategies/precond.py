@@ -42,6 +42,8 @@ def identity(n_features: int) -> Affine:
 
 def moments(X, sample_weight=None) -> tuple[np.ndarray, np.ndarray, float]:
     """Weighted column sums of x and x^2, and the weight total (for later allreduce)."""
+    if hasattr(X, "blocks"):  # a streamed shard: one pass, block by block
+        return _summed(moments(Xb) for Xb, _ in X.blocks())
     n = X.shape[0]
     sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     if sp.issparse(X):
@@ -63,8 +65,18 @@ def moments(X, sample_weight=None) -> tuple[np.ndarray, np.ndarray, float]:
     return s1, s2, float(sw.sum())
 
 
+def _summed(parts):
+    """Element-wise sums of tuples of per-block statistics."""
+    total = None
+    for part in parts:
+        total = list(part) if total is None else [t + p for t, p in zip(total, part)]
+    return tuple(total)
+
+
 def presence_moments(X, sample_weight=None) -> tuple[np.ndarray, np.ndarray]:
     """Weighted column sums of ``x^2`` and of the rows where ``x != 0`` (for ``where_present``)."""
+    if hasattr(X, "blocks"):
+        return _summed(presence_moments(Xb) for Xb, _ in X.blocks())
     n = X.shape[0]
     sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     if sp.issparse(X):

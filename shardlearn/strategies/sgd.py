@@ -43,6 +43,32 @@ def epoch_order(n: int, epoch: int, seed: int | None, shuffle: bool, rank: int =
     return np.random.default_rng([0 if seed is None else int(seed), int(epoch), int(rank)]).permutation(n)
 
 
+def _epoch_batches(X, y, sw, batch_size, epoch, seed, shuffle, rank, start_step):
+    """``(X, y, sample_weight, rows)`` of each step of one epoch from ``start_step`` on (then
+    empty steps): rows of the epoch's order for arrays; for a streamed shard
+    (``data.stream.Stream``) batches in stream order, rows permuted within each block."""
+    if hasattr(X, "batches"):
+        it = X.batches(batch_size, [0 if seed is None else int(seed), int(epoch), int(rank)] if shuffle else None)
+        for _ in range(start_step):  # a resumed epoch: the same batches are skipped
+            next(it, None)
+        for Xb, yb in it:
+            yield Xb, yb, None, Xb.shape[0]
+        while True:
+            yield None, None, None, 0
+    n = X.shape[0]
+    order = epoch_order(n, epoch, seed, shuffle, rank)
+    step = start_step
+    while True:
+        lo = step * batch_size
+        idx = slice(lo, min(lo + batch_size, n)) if order is None else order[lo : lo + batch_size]
+        rows = max(0, min(lo + batch_size, n) - lo)
+        if rows:
+            yield X[idx], y[idx], None if sw is None else sw[idx], rows
+        else:
+            yield None, None, None, 0
+        step += 1
+
+
 def _average_params(comm, theta, weight):
     total = float(comm.allreduce(np.array([weight], dtype=np.float64))[0])
     if total <= 0:
@@ -89,17 +115,13 @@ def fit(model, X, y, sample_weight=None, *, theta0, affine, optimizer, opt_state
 
     while cur["epoch"] < end_epoch and not cur["stopped"]:
         epoch = cur["epoch"]
-        order = epoch_order(n, epoch, seed, shuffle, rank)
+        batches = _epoch_batches(X, y, sw, batch_size, epoch, seed, shuffle, rank, cur["step"])
         while cur["step"] < steps:
             step = cur["step"]
-            lo = step * batch_size
-            idx = slice(lo, min(lo + batch_size, n)) if order is None else order[lo : lo + batch_size]
-            rows = max(0, min(lo + batch_size, n) - lo)
-            swb = None if sw is None else sw[idx]
+            Xb, yb, swb, rows = next(batches)
             weight = float(rows if swb is None else swb.sum())
             if rows and weight > 0:
-                loss, g = objective.smooth(model, theta, X[idx], y[idx], swb, affine, alpha, l1_ratio,
-                                           fit_intercept)
+                loss, g = objective.smooth(model, theta, Xb, yb, swb, affine, alpha, l1_ratio, fit_intercept)
             else:
                 loss, g = 0.0, {k: np.zeros_like(v) for k, v in theta.items()}
             cur["step"] = step + 1

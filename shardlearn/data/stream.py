@@ -1,0 +1,97 @@
+"""A worker's rows streamed again at every pass, never whole in memory: out-of-core
+training. Full-batch strategies sum their loss and gradient over the blocks of one
+pass; stochastic ones take their batches from the blocks in order (rows permuted
+within each block when shuffling, the usual out-of-core shuffle, as ``batch.batches``).
+
+A ``Stream`` has what the training loop asks of a matrix (``shape``) and, instead of
+random access, ``blocks()``: ``(X, y)`` pairs of at most a few MB of text each.
+
+>>> import numpy as np
+>>> blocks = [(np.ones((3, 2)), np.zeros(3)), (np.ones((2, 2)), np.ones(2))]
+>>> s = Stream(lambda: iter(blocks), n_rows=5, n_features=2)
+>>> s.shape, [y.tolist() for _, y in s.batches(4)]
+((5, 2), [[0.0, 0.0, 0.0, 1.0], [1.0]])
+>>> survey(lambda: iter(blocks))["labels"]
+[0.0, 1.0]
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from shardlearn.data import libsvm
+from shardlearn.data.labels import numeric_labels
+
+CHUNK_BYTES = 8 << 20  # text per block: a block's arrays are a few times this, whatever the shard's size
+
+
+class Stream:
+    """Rows that ``blocks()`` yields again at every call, with labels already coded."""
+
+    ndim = 2
+
+    def __init__(self, blocks, n_rows: int, n_features: int, bytes_per_pass: int = 0):
+        self._blocks, self.bytes_per_pass = blocks, int(bytes_per_pass)
+        self.shape = (int(n_rows), int(n_features))
+        self.passes = 0
+
+    def blocks(self):
+        self.passes += 1
+        yield from self._blocks()
+
+    def batches(self, batch_size: int, order_seed=None):
+        """``(X, y)`` batches of ``batch_size`` rows in stream order; with ``order_seed`` (a seed
+        sequence) the rows of each block are permuted first."""
+        rng = None if order_seed is None else np.random.default_rng(order_seed)
+        pending, have = [], 0
+        for X, y in self.blocks():
+            if rng is not None:
+                p = rng.permutation(X.shape[0])
+                X, y = X[p], y[p]
+            lo = 0
+            while lo < X.shape[0]:
+                take = min(batch_size - have, X.shape[0] - lo)
+                pending.append((X[lo : lo + take], y[lo : lo + take]))
+                have, lo = have + take, lo + take
+                if have == batch_size:
+                    yield _concat(pending)
+                    pending, have = [], 0
+        if pending:
+            yield _concat(pending)
+
+
+def _concat(parts):
+    if len(parts) == 1:
+        return parts[0]
+    Xs = [p[0] for p in parts]
+    X = sp.vstack(Xs, format="csr") if sp.issparse(Xs[0]) else np.concatenate(Xs)
+    return X, np.concatenate([p[1] for p in parts])
+
+
+def survey(blocks) -> dict:
+    """One pass over raw blocks: rows, the smallest and largest column index in use, labels."""
+    n, lo, hi, labels = 0, None, -1, set()
+    for X, y in blocks():
+        n += X.shape[0]
+        if sp.issparse(X) and X.nnz:
+            lo = int(X.indices.min()) if lo is None else min(lo, int(X.indices.min()))
+            hi = max(hi, int(X.indices.max()))
+        labels.update(np.unique(y).tolist())
+    return {"rows": n, "min_index": lo, "max_index": hi, "labels": sorted(labels)}
+
+
+def libsvm_blocks(path, start, end, *, zero_based=True, n_features=None, on_bad_row="error", skipped=None,
+                  chunk_bytes=CHUNK_BYTES):
+    """A function yielding the ``(X, y)`` blocks of a LIBSVM byte range, parsed anew each call
+    (``n_features=None`` and ``zero_based=True``: raw indices, for ``survey``)."""
+
+    def blocks():
+        for a, b in libsvm.chunks(path, start, end, chunk_bytes):
+            X, y, bad = libsvm.parse_range(path, a, b, zero_based=zero_based, n_features=n_features,
+                                           on_bad_row=on_bad_row)
+            if skipped is not None:
+                for k, v in bad.items():
+                    skipped[k] = skipped.get(k, 0) + v
+            yield X, numeric_labels(y)
+
+    return blocks
