@@ -42,16 +42,17 @@ def _affine(model, X, sample_weight, cfg: TrainConfig, comm=None):
     """The preconditioner agreed over workers, and this worker's share of the total weight.
     Full-batch strategies centre and scale by the variance; stochastic ones scale by the RMS
     where a feature is present (``precond.where_present``), as the parameter-server shards do."""
-    s1, s2, total = precond.moments(X, sample_weight) if X.shape[0] else (np.zeros(X.shape[1]), np.zeros(X.shape[1]), 0.0)
-    local_total = total
     d = X.shape[1]
-    if cfg.stochastic and cfg.precondition:
+    if cfg.stochastic and cfg.precondition:  # one pass (a streamed shard is read once here)
+        total = local_total = float(X.shape[0] if sample_weight is None else np.sum(sample_weight))
         s2, count = precond.presence_moments(X, sample_weight) if X.shape[0] else (np.zeros(d), np.zeros(d))
         if comm is not None and comm.size > 1:
             vec = comm.allreduce(np.concatenate([s2, count, [total]]))
             s2, count, total = vec[:d], vec[d : 2 * d], float(vec[-1])
         scale = precond.where_present(s2, count, model.curvature, cfg.alpha * (1.0 - cfg.l1_ratio))
         return Affine(np.zeros(d), scale), (local_total / total if total > 0 else 0.0)
+    s1, s2, total = precond.moments(X, sample_weight) if X.shape[0] else (np.zeros(d), np.zeros(d), 0.0)
+    local_total = total
     if comm is not None and comm.size > 1:
         vec = comm.allreduce(np.concatenate([s1, s2, [total]]))
         s1, s2, total = vec[:d], vec[d : 2 * d], float(vec[-1])
