@@ -149,12 +149,8 @@ def _stream_shard(comm, source, cfg):
         start, end = libsvm.split(path, comm.size)[comm.rank]
         skipped: dict = {}
         seen = stream.survey(stream.libsvm_blocks(path, start, end, on_bad_row=bad, skipped=skipped))
-        lo = comm.allreduce(np.array([np.inf if seen["min_index"] is None else float(seen["min_index"])]), op="min")[0]
-        hi = comm.allreduce(np.array([float(seen["max_index"])]), op="max")[0]
-        n_rows = int(comm.allreduce(np.array([float(seen["rows"])]))[0])
-        zero_based = source.get("zero_based", "auto")
-        zero_based = bool(lo == 0) if zero_based == "auto" else bool(zero_based)
-        n_features = max(source.get("n_features") or int(hi + 1 if zero_based else hi), 0)
+        n_rows, zero_based, n_features = _agree_libsvm(comm, source, seen["min_index"], seen["max_index"],
+                                                       seen["rows"])
         facts = _ShardFacts(n_rows, n_features, zero_based, end - start, skipped)
         facts.shard_rows = seen["rows"]
         blocks = stream.libsvm_blocks(path, start, end, zero_based=zero_based, n_features=n_features, on_bad_row=bad)
@@ -209,16 +205,21 @@ def _libsvm_shard(comm, source):
         raise DataError(f"{path}: no such file")
     start, end = libsvm.split(path, comm.size)[comm.rank]
     data, indices, indptr, y, skipped, nbytes = libsvm.parse_raw(path, start, end, source.get("on_bad_row", "error"))
-    lo = float(indices.min()) if indices.size else np.inf
-    hi = float(indices.max()) if indices.size else -1.0
-    lo = comm.allreduce(np.array([lo]), op="min")[0]
-    hi = comm.allreduce(np.array([hi]), op="max")[0]
-    n_rows = int(comm.allreduce(np.array([float(y.size)]))[0])
+    n_rows, zero_based, n_features = _agree_libsvm(comm, source, int(indices.min()) if indices.size else None,
+                                                   int(indices.max()) if indices.size else -1, y.size)
+    X = libsvm.finish(path, data, indices, indptr, zero_based, n_features)
+    return _ShardFacts(n_rows, n_features, zero_based, nbytes, skipped), X, numeric_labels(y)
+
+
+def _agree_libsvm(comm, source, lo, hi, rows):
+    """``(rows, zero_based, n_features)`` of the whole file, from every worker's smallest and
+    largest raw index (``lo`` None: no values) and row count, by allreduce."""
+    lo = comm.allreduce(np.array([np.inf if lo is None else float(lo)]), op="min")[0]
+    hi = comm.allreduce(np.array([float(hi)]), op="max")[0]
+    n_rows = int(comm.allreduce(np.array([float(rows)]))[0])
     zero_based = source.get("zero_based", "auto")
     zero_based = bool(lo == 0) if zero_based == "auto" else bool(zero_based)
-    n_features = source.get("n_features") or int(hi + 1 if zero_based else hi)
-    X = libsvm.finish(path, data, indices, indptr, zero_based, max(n_features, 0))
-    return _ShardFacts(n_rows, n_features, zero_based, nbytes, skipped), X, numeric_labels(y)
+    return n_rows, zero_based, max(source.get("n_features") or int(hi + 1 if zero_based else hi), 0)
 
 
 JOBS = {"fit_arrays": fit_arrays, "fit_source": fit_source}
