@@ -153,3 +153,24 @@ def test_demo_prints_comparison(capsys):
                      "scikit-learn newton-cholesky"]
     ll = [float(ln.split()[-3]) for ln in lines[2:]]
     assert max(ll) - min(ll) < 1e-3  # same objective, same optimum
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--alpha", "-1"], "alpha must be >= 0, got -1.0"),
+    (["--l1-ratio", "2"], r"l1_ratio must be in [0, 1], got 2.0"),
+    (["--max-iter", "0"], "max_iter must be a positive integer, got 0"),
+    (["--tol", "-1"], "tol must be >= 0 or None, got -1.0"),
+    (["--batch-size", "0"], "batch_size must be a positive integer, got 0"),
+    (["--solver", "sgd", "--strategy", "ssp", "--staleness", "-1"], "staleness must be an integer >= 0, got -1"),
+])
+def test_bad_options_are_the_same_one_line_error_with_one_or_two_workers(tmp_path, capsys, option, message):
+    # issue 13, item 1: with 2 workers these trained (alpha -1: objective -inf) or hung
+    path = tmp_path / "good.csv"
+    path.write_text("a,b,target\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20)))
+    errors = []
+    for workers in ("1", "2"):
+        code, _, err = _run(capsys, "train", str(path), "--label", "target", "--workers", workers, *option,
+                            "--out", str(tmp_path / f"m{workers}"))
+        assert code == 2 and err.count("\n") == 1, err
+        errors.append(err)
+    assert errors[0] == errors[1] and message in errors[0]

@@ -20,6 +20,7 @@ def run_job(cfg, name, progress=None, **kwargs) -> FitResult:
     group; when a worker dies, start a fresh group and run it again, resuming from the newest
     checkpoint, up to ``cfg.max_restarts`` times. ``progress(record)`` sees rank 0's step
     records as they arrive. Returns rank 0's result with every rank's report and the restarts."""
+    cfg.validate()  # every option, before any worker starts (a bad one is a one-line error, not a worker's)
     restarts: list = []
     while True:
         log = StepLog(None, total=cfg.max_iter)
@@ -74,6 +75,7 @@ def train_file(model_name, cfg, source: dict, positive_label=None, progress=None
 
     from shardlearn.runtime import job, launch
 
+    cfg.validate()
     world = launch.from_env()
     if world is None:
         return run_job(cfg, "fit_source", progress=progress, model=model_name, source=source,
