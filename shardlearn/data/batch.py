@@ -35,12 +35,24 @@ def batches(shard, batch_size: int | None = None, *, shuffle: bool = False, seed
             rows = np.arange(source.n_rows) if shard.rows is None else shard.rows
             blocks = source.blocks(rows[rng.permutation(len(rows))])
         else:
-            blocks = ((X[p], y[p]) for X, y in blocks for p in [rng.permutation(X.shape[0])])
+            blocks = permuted(blocks, rng)
     if batch_size is None:
         parts = list(blocks)
         if parts:
             yield _concat(parts)
         return
+    yield from rebatch(blocks, batch_size)
+
+
+def permuted(blocks, rng):
+    """The rows of each ``(X, y)`` block in a random order (the out-of-core shuffle)."""
+    for X, y in blocks:
+        p = rng.permutation(X.shape[0])
+        yield X[p], y[p]
+
+
+def rebatch(blocks, batch_size: int):
+    """``(X, y)`` blocks of any sizes cut and joined into batches of ``batch_size`` rows."""
     pending, have = [], 0
     for X, y in blocks:
         lo = 0

@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from shardlearn.data import libsvm
+from shardlearn.data.batch import permuted, rebatch
 from shardlearn.data.labels import numeric_labels
 
 CHUNK_BYTES = 8 << 20  # text per block: a block's arrays are a few times this, whatever the shard's size
@@ -42,30 +43,10 @@ class Stream:
     def batches(self, batch_size: int, order_seed=None):
         """``(X, y)`` batches of ``batch_size`` rows in stream order; with ``order_seed`` (a seed
         sequence) the rows of each block are permuted first."""
-        rng = None if order_seed is None else np.random.default_rng(order_seed)
-        pending, have = [], 0
-        for X, y in self.blocks():
-            if rng is not None:
-                p = rng.permutation(X.shape[0])
-                X, y = X[p], y[p]
-            lo = 0
-            while lo < X.shape[0]:
-                take = min(batch_size - have, X.shape[0] - lo)
-                pending.append((X[lo : lo + take], y[lo : lo + take]))
-                have, lo = have + take, lo + take
-                if have == batch_size:
-                    yield _concat(pending)
-                    pending, have = [], 0
-        if pending:
-            yield _concat(pending)
-
-
-def _concat(parts):
-    if len(parts) == 1:
-        return parts[0]
-    Xs = [p[0] for p in parts]
-    X = sp.vstack(Xs, format="csr") if sp.issparse(Xs[0]) else np.concatenate(Xs)
-    return X, np.concatenate([p[1] for p in parts])
+        blocks = self.blocks()
+        if order_seed is not None:
+            blocks = permuted(blocks, np.random.default_rng(order_seed))
+        return rebatch(blocks, batch_size)
 
 
 def survey(blocks) -> dict:

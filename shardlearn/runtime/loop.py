@@ -43,8 +43,10 @@ def _affine(model, X, sample_weight, cfg: TrainConfig, comm=None):
     Full-batch strategies centre and scale by the variance; stochastic ones scale by the RMS
     where a feature is present (``precond.where_present``), as the parameter-server shards do."""
     d = X.shape[1]
-    if cfg.stochastic and cfg.precondition:  # one pass (a streamed shard is read once here)
+    if cfg.stochastic:  # at most one pass (a streamed shard is read once here, or not at all)
         total = local_total = float(X.shape[0] if sample_weight is None else np.sum(sample_weight))
+        if not cfg.precondition:
+            return precond.identity(d), 0.0  # the share is for full-batch strategies only
         s2, count = precond.presence_moments(X, sample_weight) if X.shape[0] else (np.zeros(d), np.zeros(d))
         if comm is not None and comm.size > 1:
             vec = comm.allreduce(np.concatenate([s2, count, [total]]))
