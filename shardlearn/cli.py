@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 from shardlearn.data.labels import map_positive
-from shardlearn.runtime.config import PLANS
+from shardlearn.runtime.config import PLANS, SOLVER_STRATEGY
 
 MODEL_CHOICES = ("linear", "logistic", "softmax", "hinge", "squared_hinge")
 FORMATS = ("auto", "csv", "libsvm", "npz", "npy", "parquet")
@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--alpha", type=float, default=1e-4)
     t.add_argument("--l1-ratio", type=float, default=0.0)
     t.add_argument("--no-intercept", action="store_true")
-    t.add_argument("--solver", choices=("lbfgs", "gd", "sgd"), default="lbfgs")
+    t.add_argument("--solver", choices=tuple(SOLVER_STRATEGY), default="lbfgs")
     t.add_argument("--optimizer", default="adagrad", help="for --solver sgd: sgd, momentum, nesterov, adagrad, adam, ftrl")
     t.add_argument("--learning-rate", type=float)
     t.add_argument("--batch-size", type=int, default=256)

@@ -52,7 +52,6 @@ PLANS = {p.name: p for p in (
          softmax=False),
     Plan("hogwild", stochastic=True, needs_sgd=True, group_only=True, softmax=False),
 )}
-ALL_STRATEGIES = list(PLANS)
 
 
 @dataclass(frozen=True)
@@ -114,8 +113,8 @@ class TrainConfig:
             raise ConfigError(f"solver={self.solver!r} is not known; expected one of {', '.join(SOLVER_STRATEGY)}")
         if not (isinstance(self.workers, (int, np.integer)) and self.workers >= 1):
             raise ConfigError(f"workers must be a positive integer, got {self.workers!r}")
-        if self.strategy is not None and self.strategy not in ALL_STRATEGIES:
-            raise ConfigError(f"strategy={self.strategy!r} is not known; expected one of {', '.join(ALL_STRATEGIES)}")
+        if self.strategy is not None and self.strategy not in PLANS:
+            raise ConfigError(f"strategy={self.strategy!r} is not known; expected one of {', '.join(PLANS)}")
         if not (isinstance(self.staleness, (int, np.integer)) and self.staleness >= 0):
             raise ConfigError(f"staleness must be an integer >= 0, got {self.staleness!r}")
         if not (isinstance(self.servers, (int, np.integer)) and self.servers >= 0):

@@ -5,10 +5,9 @@ One process: ``gd``, ``lbfgs``, ``sgd``. Over a collective: ``gd`` and ``lbfgs``
 ``local_sgd`` (parameters averaged every H steps) and ``average`` (one-shot model
 averaging). With one worker each reduces to its one-process form.
 
->>> sorted(SOLVERS), sorted(STRATEGIES)
-(['gd', 'lbfgs', 'sgd'], ['average', 'bsp', 'gd', 'lbfgs', 'local_sgd'])
+>>> sorted(STRATEGIES)
+['average', 'bsp', 'gd', 'lbfgs', 'local_sgd']
 """
 from shardlearn.strategies import average, gd, lbfgs, sgd
 
-SOLVERS = {"gd": gd.fit, "lbfgs": lbfgs.fit, "sgd": sgd.fit}
 STRATEGIES = {"gd": gd.fit, "lbfgs": lbfgs.fit, "bsp": sgd.fit, "local_sgd": sgd.fit, "average": average.fit}
