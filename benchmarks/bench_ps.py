@@ -22,7 +22,6 @@ import tempfile
 import time
 
 import numpy as np
-import scipy.sparse as sp
 
 sys.path.insert(0, os.path.dirname(__file__))
 from machine import facts  # noqa: E402

@@ -1,15 +1,18 @@
 """Held-out metrics of a fitted estimator, as one JSON-ready dict.
 
 Classifiers: ``logloss`` (when the model gives probabilities), ``accuracy``,
-``auc`` (one-vs-rest macro average for more than two classes); regressors:
+``auc`` (one-vs-rest macro average for more than two classes), ``precision``,
+``recall`` and ``f1`` (of the positive class ``classes_[1]`` for two classes, macro
+averages for more), and ``confusion`` (``{"labels": classes, "matrix": rows = true
+class, columns = predicted}``); regressors:
 ``mse``, ``r2``; both: ``objective`` (mean loss + penalty on this data) and ``rows``.
 
 >>> import numpy as np
 >>> from shardlearn import LogisticRegression
 >>> X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = np.array([0, 0, 1, 1])
 >>> m = evaluate(LogisticRegression().fit(X, y), X, y)
->>> m["accuracy"], m["auc"], m["rows"]
-(1.0, 1.0, 4)
+>>> m["accuracy"], m["auc"], m["rows"], m["f1"], m["confusion"]["matrix"]
+(1.0, 1.0, 4, 1.0, [[2, 0], [0, 2]])
 """
 from __future__ import annotations
 
@@ -22,8 +25,10 @@ def evaluate(est, X, y) -> dict:
     out = {"rows": int(X.shape[0])}
     if is_classifier(est):
         y = np.asarray(y)
-        out["accuracy"] = float(np.mean(est.predict(X) == y))
+        pred = est.predict(X)
+        out["accuracy"] = float(np.mean(pred == y))
         classes = est.classes_
+        out.update(_counts(y, pred, classes))
         if hasattr(est, "predict_proba"):
             proba = est.predict_proba(X)
             out["logloss"] = float(metrics.log_loss(y, proba, labels=classes))
@@ -45,3 +50,13 @@ def evaluate(est, X, y) -> dict:
         out["r2"] = float(metrics.r2_score(y, pred))
     out["objective"] = float(est.objective(X, y))
     return out
+
+
+def _counts(y, pred, classes) -> dict:
+    binary = len(classes) == 2
+    kw = dict(labels=classes, zero_division=0.0)
+    kw.update(pos_label=classes[1], average="binary") if binary else kw.update(average="macro")
+    p, r, f, _ = metrics.precision_recall_fscore_support(y, pred, **kw)
+    plain = [c.item() if hasattr(c, "item") else c for c in classes]
+    return {"precision": float(p), "recall": float(r), "f1": float(f),
+            "confusion": {"labels": plain, "matrix": metrics.confusion_matrix(y, pred, labels=classes).tolist()}}

@@ -25,7 +25,7 @@ from shardlearn import models
 from shardlearn.core import modelfile
 from shardlearn.core.errors import ConfigError, ModelFileError
 from shardlearn.models import penalty
-from shardlearn.runtime import TrainConfig, train
+from shardlearn.runtime import TrainConfig, launch, train
 
 _DTYPES = [np.float64, np.float32]
 
@@ -37,13 +37,16 @@ def _is_sgd(est) -> bool:
 class _Linear(BaseEstimator):
     """What the linear estimators share: validation, training, the model file."""
 
-    def train_config(self) -> TrainConfig:
-        """The ``TrainConfig`` these hyper-parameters ask for (what ``fit`` runs)."""
+    def train_config(self, data_bytes: int = 0) -> TrainConfig:
+        """The ``TrainConfig`` these hyper-parameters ask for (what ``fit`` runs); ``workers=None``
+        chooses by the data's size (``launch.auto_workers``: one worker per 128 MB, at most one
+        per core), the same rule as the CLI's."""
+        workers = self.workers if self.workers is not None else launch.auto_workers(data_bytes)[0]
         return TrainConfig(
             solver=self.solver, alpha=float(self.alpha), l1_ratio=float(self.l1_ratio),
             fit_intercept=bool(self.fit_intercept), optimizer=self.optimizer, learning_rate=self.learning_rate,
             schedule=self.schedule, batch_size=self.batch_size, max_iter=self.max_iter, tol=self.tol,
-            shuffle=self.shuffle, random_state=self.random_state, workers=self.workers, strategy=self.strategy,
+            shuffle=self.shuffle, random_state=self.random_state, workers=workers, strategy=self.strategy,
             sync_every=self.sync_every, partition=self.partition, checkpoint_dir=self.checkpoint_dir,
             checkpoint_every=self.checkpoint_every, max_restarts=self.max_restarts, staleness=self.staleness,
             servers=self.servers, slicer=self.slicer,
@@ -68,7 +71,7 @@ class _Linear(BaseEstimator):
         """Fit from scratch on arrays, or on a ``shardlearn.data`` source or shard (``y=None``).
         ``callback(params, iteration)`` sees every iterate."""
         X, y = _from_source(X, y)
-        cfg = self.train_config()
+        cfg = self.train_config(_nbytes(X))
         cfg.validate()
         X, y = self._validate(X, y, reset=True)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
@@ -159,6 +162,13 @@ def _from_source(X, y):
     return X, y
 
 
+def _nbytes(X) -> int:
+    """The size of the training data (what ``workers=None`` chooses by)."""
+    if hasattr(X, "data") and hasattr(X, "indices"):  # scipy.sparse
+        return int(X.data.nbytes + X.indices.nbytes)
+    return int(getattr(X, "nbytes", 0) or np.asarray(X).nbytes)
+
+
 def _store(est, values: dict) -> None:
     """``__init__`` stores each hyper-parameter exactly as given (the scikit-learn contract)."""
     for k, v in values.items():
@@ -195,7 +205,7 @@ class LinearRegression(RegressorMixin, _Linear):
 
     def __init__(self, *, alpha=0.0, l1_ratio=0.0, fit_intercept=True, solver="lbfgs", optimizer="adagrad",
                  learning_rate=None, schedule="constant", batch_size=256, max_iter=300, tol=1e-6, shuffle=True,
-                 random_state=None, workers=1, strategy=None, sync_every=None, partition="contiguous",
+                 random_state=None, workers=None, strategy=None, sync_every=None, partition="contiguous",
                  checkpoint_dir=None, checkpoint_every=None, max_restarts=0, staleness=4, servers=0,
                  slicer="range"):
         _store(self, locals())
@@ -277,7 +287,7 @@ class LogisticRegression(_Classifier):
 
     def __init__(self, *, alpha=1e-4, l1_ratio=0.0, fit_intercept=True, solver="lbfgs", optimizer="adagrad",
                  learning_rate=None, schedule="constant", batch_size=256, max_iter=300, tol=1e-6, shuffle=True,
-                 random_state=None, workers=1, strategy=None, sync_every=None, partition="contiguous",
+                 random_state=None, workers=None, strategy=None, sync_every=None, partition="contiguous",
                  checkpoint_dir=None, checkpoint_every=None, max_restarts=0, staleness=4, servers=0,
                  slicer="range"):
         _store(self, locals())
@@ -305,7 +315,7 @@ class LinearSVC(_Classifier):
 
     def __init__(self, *, loss="squared_hinge", alpha=1e-4, l1_ratio=0.0, fit_intercept=True, solver="lbfgs",
                  optimizer="adagrad", learning_rate=None, schedule="constant", batch_size=256, max_iter=300,
-                 tol=1e-6, shuffle=True, random_state=None, workers=1, strategy=None, sync_every=None, partition="contiguous",
+                 tol=1e-6, shuffle=True, random_state=None, workers=None, strategy=None, sync_every=None, partition="contiguous",
                  checkpoint_dir=None, checkpoint_every=None, max_restarts=0, staleness=4, servers=0,
                  slicer="range"):
         _store(self, locals())

@@ -78,7 +78,7 @@ def test_pickled_arrays_are_refused_even_with_a_matching_checksum(tmp_path):
     (d / "params.npz").write_bytes(buf.getvalue())
     meta = json.loads((d / "model.json").read_text())
     meta["arrays_sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
-    (d / "model.json").write_text(json.dumps(meta))
+    (d / "model.json").write_text(json.dumps(_signed(meta)))
     with pytest.raises(shardlearn.ModelFileError, match="cannot be read without pickle"):
         shardlearn.load(d)
 
@@ -92,8 +92,26 @@ def test_bad_metadata(tmp_path, edit, msg):
     d = _saved(tmp_path)
     meta = json.loads((d / "model.json").read_text())
     edit(meta)
-    (d / "model.json").write_text(json.dumps(meta))
+    (d / "model.json").write_text(json.dumps(_signed(meta)))  # as a faulty writer would: checksum right, content wrong
     with pytest.raises(shardlearn.ModelFileError, match=msg):
+        shardlearn.load(d)
+
+
+def _signed(meta):
+    from shardlearn.core.modelfile import _meta_digest
+
+    return dict(meta, meta_sha256=_meta_digest(meta))
+
+
+@pytest.mark.parametrize("edit", [lambda m: m["hyper_parameters"].update(alpha=0.5), lambda m: m.update(n_iter=7),
+                                  lambda m: m.pop("meta_sha256")])
+def test_edited_model_json_is_refused(tmp_path, edit):
+    # issue 13: model.json was not covered by a checksum, and an edited alpha loaded silently
+    d = _saved(tmp_path)
+    meta = json.loads((d / "model.json").read_text())
+    edit(meta)
+    (d / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(shardlearn.ModelFileError, match="model.json: checksum does not match its contents"):
         shardlearn.load(d)
 
 

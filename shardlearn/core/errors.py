@@ -20,3 +20,14 @@ class ConfigError(ShardlearnError, ValueError):
 
 class ModelFileError(ShardlearnError, ValueError):
     """A model directory that is missing, truncated, tampered with, or of an unknown version."""
+
+
+def rebuild(name: str, message: str) -> ShardlearnError | None:
+    """The error a worker raised, rebuilt from its class name and message on the driver, so
+    a user sees the same error whichever process found it (None: not one of ours).
+
+    >>> rebuild("DataError", "d.csv: line 3: missing label")
+    DataError('d.csv: line 3: missing label')
+    """
+    cls = {c.__name__: c for c in (DataError, ConfigError, ModelFileError)}.get(name)
+    return None if cls is None else cls(message)

@@ -1,6 +1,7 @@
 """Model files: a directory with ``params.npz`` (arrays, read with
 ``allow_pickle=False``) and ``model.json`` (kind, hyper-parameters, classes,
-feature count, format version, and the SHA-256 of ``params.npz``).
+feature count, format version, the SHA-256 of ``params.npz``, and the SHA-256 of
+``model.json``'s own contents, so an edited hyper-parameter is refused, not loaded).
 
 A missing, truncated or tampered file gives a one-line ``ModelFileError``.
 
@@ -51,12 +52,21 @@ def write(directory: str, meta: dict, arrays: dict) -> None:
     np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
     blob = buf.getvalue()
     full = dict(meta, format_version=FORMAT_VERSION, arrays_sha256=hashlib.sha256(blob).hexdigest())
+    full.pop("meta_sha256", None)
+    full["meta_sha256"] = _meta_digest(full)
     _atomic_write(os.path.join(directory, ARRAYS), blob)
     _atomic_write(os.path.join(directory, META), (json.dumps(full, indent=2, sort_keys=True) + "\n").encode())
 
 
+def _meta_digest(meta: dict) -> str:
+    """SHA-256 of the metadata as canonical JSON, without the digest itself."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def read(directory: str) -> tuple[dict, dict]:
-    """Read and verify a model directory; never unpickles."""
+    """Read and verify a model directory (both files' checksums); never unpickles. The metadata
+    returned still holds the checksums: ``write`` recomputes them."""
     meta_path, arr_path = os.path.join(directory, META), os.path.join(directory, ARRAYS)
     if not os.path.isdir(directory):
         raise ModelFileError(f"{directory}: no such model directory")
@@ -71,6 +81,9 @@ def read(directory: str) -> tuple[dict, dict]:
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
         found = meta.get("format_version") if isinstance(meta, dict) else None
         raise ModelFileError(f"{meta_path}: format_version {found!r} is not supported (expected {FORMAT_VERSION})")
+    if meta.get("meta_sha256") != _meta_digest(meta):
+        raise ModelFileError(f"{meta_path}: checksum does not match its contents; the file was modified or is "
+                             "damaged (model files are written by shardlearn only)")
     with open(arr_path, "rb") as f:
         blob = f.read()
     if hashlib.sha256(blob).hexdigest() != meta.get("arrays_sha256"):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from shardlearn.core.errors import DataError
+
 
 def numeric_labels(y):
     y = np.asarray(y)
@@ -35,3 +37,15 @@ def map_positive(y, positive, classes=None):
     if classes is None:
         return hit.astype(np.int64)
     return np.where(hit, classes[1], classes[0])
+
+
+def check_classes(where: str, classes, model: str) -> None:
+    """A classifier's labels, all workers' together: at least two classes, and two at most for
+    the binary model ``logistic`` (a ``DataError`` naming ``where`` says what to do)."""
+    if len(classes) < 2:
+        only = classes[0] if len(classes) else None
+        raise DataError(f"{where}: every label is {only!r}; a classifier needs at least 2 classes "
+                        "(is --label the right column?)")
+    if model == "logistic" and len(classes) > 2:
+        raise DataError(f"{where}: {len(classes)} distinct labels for the binary model 'logistic'; "
+                        "use --model softmax for more than two classes")

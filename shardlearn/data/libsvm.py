@@ -18,10 +18,15 @@ comments are ignored; CRLF endings, blank lines and a missing final newline work
 """
 from __future__ import annotations
 
+import contextlib
+import gzip
 import io
 import math
-import re
 import os
+import re
+import shutil
+import tempfile
+import zlib
 from collections import Counter
 
 import numpy as np
@@ -30,6 +35,25 @@ import scipy.sparse as sp
 from shardlearn.core.errors import DataError
 
 CHUNK_BYTES = 32 << 20
+MAX_INDEX = (1 << 31) - 2  # scikit-learn's parser holds indices as C ints; wider files need feature hashing
+
+
+@contextlib.contextmanager
+def plain(path: str):
+    """``path`` itself, or for a gzip file a decompressed copy in the temporary folder (removed
+    when the block ends): byte ranges need an uncompressed file."""
+    if not str(path).lower().endswith(".gz"):
+        yield path
+        return
+    fd, tmp = tempfile.mkstemp(prefix="shardlearn-", suffix=".libsvm")
+    try:
+        with os.fdopen(fd, "wb") as out, gzip.open(path, "rb") as f:
+            shutil.copyfileobj(f, out, 1 << 22)
+        yield tmp
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: the file is truncated or corrupt ({e})") from None
+    finally:
+        os.unlink(tmp)
 
 
 def align(f, pos: int) -> int:
@@ -104,6 +128,8 @@ def _parse_line(tokens, zero_based, n_features):
             return f"index {k.decode(errors='replace')!r} in {text!r} is not an integer"
         if i < 0:
             return f"negative index {i} in {text!r}"
+        if i > MAX_INDEX:
+            return f"index {i} in {text!r} is too large (at most {MAX_INDEX:,}); hash the features into fewer columns"
         if i == 0 and not zero_based:
             return f"index 0 in {text!r} in a 1-based file (indices start at 1; pass zero_based=True for 0-based files)"
         j = i if zero_based else i - 1
@@ -165,7 +191,7 @@ def parse_range(path, start, end, *, zero_based, n_features, on_bad_row="error")
     try:
         X, y = _fast(buf, zero_based, n_features)
         return X, y, {}
-    except ValueError:
+    except (ValueError, OverflowError):
         return _slow(buf, path, line_number(path, lo), zero_based, n_features, on_bad_row)
 
 
@@ -202,14 +228,14 @@ def parse_raw(path, start, end, on_bad_row="error", chunk_bytes=CHUNK_BYTES):
             nbytes)
 
 
-def finish(path, data, indices, indptr, zero_based: bool, n_features: int):
-    """CSR rows from ``parse_raw`` output, once the base and width are known."""
-    if not zero_based:
-        if indices.size and indices.min() == 0:
-            raise DataError(f"{path}: index 0 in a 1-based file (indices start at 1; pass zero_based=True, "
-                            "--zero-based yes, for 0-based files)")
-        indices = indices - 1
-    if indices.size and indices.max() >= n_features:
-        raise DataError(f"{path}: feature index {int(indices.max()) + (0 if zero_based else 1)} is beyond the "
-                        f"{n_features} features the model has")
-    return sp.csr_matrix((data, indices, indptr), shape=(indptr.size - 1, n_features))
+def finish(path, data, indices, indptr, zero_based: bool, n_features: int, byte_range: tuple[int, int]):
+    """CSR rows from ``parse_raw`` output of ``byte_range``, once the base and width are known.
+    An index that does not fit them (0 in a 1-based file, beyond the model's width) is an error
+    naming its line: the range is parsed again with the base and width, which finds it."""
+    if (not zero_based and indices.size and indices.min() == 0) or (
+            indices.size and indices.max() - (0 if zero_based else 1) >= n_features):
+        for a, b in chunks(path, *byte_range):
+            parse_range(path, a, b, zero_based=zero_based, n_features=n_features)
+        raise DataError(f"{path}: an index does not fit {n_features} features, "
+                        f"{'0' if zero_based else '1'}-based")  # not reached: the parse above names the line
+    return sp.csr_matrix((data, indices - (0 if zero_based else 1), indptr), shape=(indptr.size - 1, n_features))

@@ -48,8 +48,6 @@ def detect_format(path: str) -> str:
     except (OSError, EOFError) as e:
         raise DataError(f"{path}: cannot be read ({e})") from None
     if len(head) > 1 and all(b":" in t for t in head[1:3]):
-        if gz:
-            raise DataError(f"{path}: gzip LIBSVM cannot be split by byte range; decompress it first")
         return "libsvm"
     return "csv"
 
@@ -58,6 +56,9 @@ class LibsvmSource(Shardable):
     """A LIBSVM file; contiguous shards are line-aligned byte ranges."""
 
     def __init__(self, path, *, zero_based="auto", n_features=None, on_bad_row="error", chunk_bytes=libsvm.CHUNK_BYTES):
+        if path.lower().endswith(".gz"):
+            raise DataError(f"{path}: gzip LIBSVM is read by byte range; decompress it first (shardlearn train "
+                            "does that itself)")
         self.path, self.on_bad_row, self.chunk_bytes = path, on_bad_row, chunk_bytes
         self.label, self.skipped, self.bytes_read = "label", {}, 0
         n_rows, lo, hi = libsvm.scan(path, on_bad_row=on_bad_row)
@@ -104,18 +105,18 @@ class LibsvmSource(Shardable):
 
 def open(data, label=None, *, y=None, format="auto", features=None, categorical=None, encoding="onehot",
          hash_bits=18, header=True, key=None, zero_based="auto", n_features=None, on_bad_row="error",
-         encoder=None, require_label=True):
+         encoder=None, require_label=True, delimiter=None):
     """Open a file, directory or in-memory object as a source of ``(X, y)`` rows.
 
     ``data``: a path (``.npy``/``.npz``, CSV or gzip CSV, Parquet file or directory,
     LIBSVM), a numpy array or scipy.sparse matrix (with ``y``), a pandas DataFrame or
-    pyarrow Table (with ``label`` naming its column, or ``y``).
+    pyarrow Table (with ``label`` naming its column, or ``y``). ``delimiter``: a CSV
+    file's field separator (None: found in its first line).
     """
-    if on_bad_row not in ("error", "skip"):
-        raise ConfigError(f"on_bad_row must be 'error' or 'skip', got {on_bad_row!r}")
+    check_options(on_bad_row=on_bad_row, encoding=encoding, hash_bits=hash_bits, delimiter=delimiter)
     if isinstance(data, (str, os.PathLike)):
         return (_open_path(os.fspath(data), label, y, format, features, categorical, encoding, hash_bits,
-                                  header, key, zero_based, n_features, on_bad_row, encoder, require_label))
+                           header, key, zero_based, n_features, on_bad_row, encoder, require_label, delimiter))
     if hasattr(data, "to_pandas") and hasattr(data, "column_names"):  # pyarrow Table
         data = data.to_pandas()
     if hasattr(data, "columns") and hasattr(data, "to_numpy"):  # pandas DataFrame
@@ -130,14 +131,60 @@ def open(data, label=None, *, y=None, format="auto", features=None, categorical=
                     "DataFrame or pyarrow Table")
 
 
-def _open_path(path, label, y, format, features, categorical, encoding, hash_bits, header, key, zero_based,
-               n_features, on_bad_row, encoder, require_label):
+def check_options(*, on_bad_row="error", encoding="onehot", hash_bits=18, delimiter=None, **_) -> None:
+    """The reading options that need no file, checked at once (before any worker starts).
+
+    >>> check_options(hash_bits=100)
+    Traceback (most recent call last):
+    ...
+    shardlearn.core.errors.ConfigError: hash_bits must be an integer from 1 to 30 (2**bits hashed columns), got 100
+    """
+    if on_bad_row not in ("error", "skip"):
+        raise ConfigError(f"on_bad_row must be 'error' or 'skip', got {on_bad_row!r}")
+    if encoding not in ("onehot", "hash"):
+        raise ConfigError(f"encoding must be 'onehot' or 'hash', got {encoding!r}")
+    if not (isinstance(hash_bits, (int, np.integer)) and 1 <= hash_bits <= 30):
+        raise ConfigError(f"hash_bits must be an integer from 1 to 30 (2**bits hashed columns), got {hash_bits!r}")
+    if delimiter is not None and len(delimiter) != 1:
+        raise ConfigError(f"delimiter must be one character (e.g. ',', ';' or a tab), got {delimiter!r}")
+
+
+def precheck(data, label=None, *, format="auto", features=None, categorical=None, header=True,
+             require_label=True, delimiter=None, **options) -> str:
+    """What can be checked of a file cheaply, before any worker starts: the options, that the
+    path exists and is data, its format, and (CSV, Parquet) that the columns named exist, from
+    the header alone. Returns the format. Every worker still checks its own rows."""
+    check_options(delimiter=delimiter, **options)
+    path = _check_path(os.fspath(data), format)
+    fmt = detect_format(path) if format == "auto" else format
+    if fmt in ("csv", "parquet"):
+        from shardlearn.data.tables import column_names, resolve, sniff_delimiter
+
+        if fmt == "csv" and delimiter is None:
+            delimiter = sniff_delimiter(path)
+        names = column_names(path, fmt, header, delimiter)
+        resolve(path, names, label, "label", required=require_label)
+        for what, cols in (("feature", features), ("categorical", categorical)):
+            for c in cols or []:
+                resolve(path, names, c, what, True)
+    return fmt
+
+
+def _check_path(path, format) -> str:
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file")
     if format not in FORMATS:
         raise DataError(f"{path}: unknown format {format!r}; expected one of {', '.join(FORMATS)}")
+    if os.path.isdir(path) and format not in ("auto", "parquet"):
+        raise DataError(f"{path}: a directory; {format} data is one file (a directory holds Parquet files)")
     if os.path.isfile(path) and os.path.getsize(path) == 0:
         raise DataError(f"{path}: the file is empty")
+    return path
+
+
+def _open_path(path, label, y, format, features, categorical, encoding, hash_bits, header, key, zero_based,
+               n_features, on_bad_row, encoder, require_label, delimiter):
+    _check_path(path, format)
     fmt = detect_format(path) if format == "auto" else format
     if fmt == "libsvm":
         return LibsvmSource(path, zero_based=zero_based, n_features=n_features, on_bad_row=on_bad_row)
@@ -149,4 +196,4 @@ def _open_path(path, label, y, format, features, categorical, encoding, hash_bit
 
     return TableSource(path, fmt, label, features=features, categorical=categorical, encoding=encoding,
                        hash_bits=hash_bits, header=header, key=key, on_bad_row=on_bad_row, encoder=encoder,
-                       require_label=require_label)
+                       require_label=require_label, delimiter=delimiter)

@@ -87,9 +87,9 @@ def grants() -> list:
     return list(HOSTED["clock"].grants)
 
 
-def save_slices() -> dict:
-    """Write each hosted slice to shared memory (for the driver to assemble the model): ``{shard: path}``."""
-    folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
+def save_slices(folder: str | None) -> dict:
+    """Write each hosted slice into ``folder`` (shared memory, for the driver to assemble the
+    model; None: the system's temporary folder): ``{shard: path}``."""
     out = {}
     for shard_id, shard in HOSTED["shards"].items():
         fd, path = tempfile.mkstemp(prefix=f"shardlearn-slice-{shard_id}-", suffix=".npy", dir=folder)

@@ -9,7 +9,8 @@ import dataclasses
 import time
 import warnings
 
-from shardlearn.runtime import group, ps_run
+from shardlearn.core.errors import rebuild
+from shardlearn.runtime import group, launch, ps_run
 from shardlearn.runtime.progress import StepLog
 from shardlearn.runtime.result import FitResult
 from shardlearn.runtime.spill import Spill
@@ -21,6 +22,7 @@ def run_job(cfg, name, progress=None, **kwargs) -> FitResult:
     checkpoint, up to ``cfg.max_restarts`` times. ``progress(record)`` sees rank 0's step
     records as they arrive. Returns rank 0's result with every rank's report and the restarts."""
     cfg.validate()  # every option, before any worker starts (a bad one is a one-line error, not a worker's)
+    launch.check_local(cfg.processes)  # more workers than the machine can run: fail now, not after minutes
     restarts: list = []
     while True:
         log = StepLog(None, total=cfg.max_iter)
@@ -35,6 +37,9 @@ def run_job(cfg, name, progress=None, **kwargs) -> FitResult:
                 results = workers.run(name, on_progress=show, cfg=dataclasses.asdict(cfg), **kwargs)
             break
         except group.WorkerError as e:
+            mine = rebuild(*e.cause) if e.cause else None
+            if mine is not None:  # bad data or settings, found by a worker: the same error as in one process
+                raise mine from None
             if e.rank is not None and e.rank >= cfg.workers:  # a dedicated parameter-server process
                 e = group.WorkerError(str(e).replace(f"worker rank {e.rank}", f"parameter-server shard "
                                                      f"{e.rank - cfg.workers} (rank {e.rank})"), e.died, e.rank)
@@ -48,6 +53,32 @@ def run_job(cfg, name, progress=None, **kwargs) -> FitResult:
                 cfg = dataclasses.replace(cfg, resume=True)
         finally:
             log.close()
+    return _result(results, restarts)
+
+
+def run_here(cfg, name, progress=None, **kwargs) -> FitResult:
+    """Run job ``name`` in this process as the only worker (no group to start): the same code,
+    checks and errors as on the group."""
+    from shardlearn.comm.base import LocalCollective
+    from shardlearn.runtime import job
+
+    cfg.validate()
+    log = StepLog(None, total=cfg.max_iter)
+
+    def show(record):
+        log.show(record)
+        if progress is not None:
+            progress(record)
+
+    try:
+        out = job.JOBS[name](LocalCollective(), progress=show, cfg=dataclasses.asdict(cfg), **kwargs)
+    finally:
+        log.close()
+    return _result([out], [])
+
+
+def _result(results, restarts) -> FitResult:
+    """One ``FitResult`` from every rank's output: rank 0's model, every rank's report."""
     if any(r.get("slices") for r in results):  # parameter server: the model is in the shards' slices
         results[0]["params"] = ps_run.assemble(results)
     first = results[0]
@@ -73,13 +104,14 @@ def train_file(model_name, cfg, source: dict, positive_label=None, progress=None
     on torchrun ranks other than 0."""
     import numpy as np
 
-    from shardlearn.runtime import job, launch
+    from shardlearn.runtime import job
 
     cfg.validate()
     world = launch.from_env()
     if world is None:
-        return run_job(cfg, "fit_source", progress=progress, model=model_name, source=source,
-                    positive_label=positive_label)
+        run = run_job if cfg.on_group else run_here
+        return run(cfg, "fit_source", progress=progress, model=model_name, source=source,
+                   positive_label=positive_label)
     if world.restart_count > 0 and cfg.checkpoint_dir:  # torchrun restarted the group: continue, don't start over
         cfg = dataclasses.replace(cfg, resume=True)
     comm = launch.join_from_env()

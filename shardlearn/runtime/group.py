@@ -11,8 +11,10 @@ import atexit
 import threading
 from contextlib import contextmanager
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from multiprocessing.connection import Listener, wait
 
@@ -25,14 +27,14 @@ class WorkerError(ShardlearnError, RuntimeError):
     worker process ended (killed, crashed, lost), which a restart can cure; otherwise a
     worker raised an error of its own (bad data, bad settings), which it cannot."""
 
-    def __init__(self, message, died=False, rank=None):
+    def __init__(self, message, died=False, rank=None, cause=None):
         super().__init__(message)
-        self.died, self.rank = died, rank
+        self.died, self.rank, self.cause = died, rank, cause  # cause: the worker's (class name, message)
 
 
 class LocalGroup:
     def __init__(self, size: int, start_timeout_s: float = 120.0, attempts: int = 3):
-        self.size, self.procs, self.conns, self.on_progress = size, [], [], None
+        self.size, self.procs, self.conns, self.on_progress, self.scratch = size, [], [], None, None
         last = None
         for attempt in range(attempts):
             try:
@@ -46,8 +48,10 @@ class LocalGroup:
     def _start(self, attempt, timeout_s):
         authkey = secrets.token_bytes(16)
         port = launch.free_port()
+        # the group's own folder for files its workers share: removed with the group, however the fit ends
+        self.scratch = tempfile.mkdtemp(prefix="shardlearn-group-", dir=launch.scratch_dir())
         with Listener(("127.0.0.1", 0), authkey=authkey) as listener:
-            env = launch.worker_env(authkey)
+            env = launch.worker_env(authkey, self.scratch)
             self.procs = [subprocess.Popen([sys.executable, "-m", "shardlearn.runtime.worker", str(r), str(self.size),
                                             str(port), f"shardlearn/group-{attempt}/", str(listener.address[1])],
                                            env=env) for r in range(self.size)]
@@ -96,7 +100,7 @@ class LocalGroup:
                     dead = self._dead(grace_s=1.0)
                     if dead:  # the error is a peer's death seen through the collective: name the dead one
                         raise WorkerError(f"worker rank {dead[0]} {self._exit_text(dead[0])}", died=True, rank=dead[0])
-                    raise WorkerError(f"worker rank {r} failed: {value}", rank=r)
+                    raise WorkerError(f"worker rank {r} failed: {value[0]}: {value[1]}", rank=r, cause=value)
                 results[r] = value
                 pending.discard(r)
         return results
@@ -125,11 +129,14 @@ class LocalGroup:
                 c.send((name, kwargs))
             self.on_progress = on_progress
             return self._gather()
-        except (WorkerError, OSError) as e:
-            self.close(kill=True)  # the others may be blocked in a collective with the failed one
-            if isinstance(e, WorkerError):
-                raise
+        except OSError as e:
+            self.close(kill=True)
             raise WorkerError(f"lost contact with the workers: {e}", died=True) from None
+        except BaseException:
+            # a worker failed (the others may be blocked in a collective with it), or the driver was
+            # interrupted (Ctrl-C, SIGTERM) mid-job: end them all; the next fit starts a fresh group
+            self.close(kill=True)
+            raise
 
     @property
     def alive(self) -> bool:
@@ -162,6 +169,9 @@ class LocalGroup:
             if c is not None:
                 c.close()
         self.procs, self.conns = [], []
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
 
 
 _GROUPS: dict[int, LocalGroup] = {}  # live groups by size: a cache of processes, not of results

@@ -13,7 +13,8 @@ from shardlearn.data import partition as partitioners
 from shardlearn.runtime import ps_run
 from shardlearn.runtime.memory import peak_rss_mb, reset_peak_rss
 from shardlearn.runtime.spill import open_spec
-from shardlearn.runtime.agree import union
+from shardlearn.data.labels import check_classes
+from shardlearn.runtime.agree import sum_counts, union
 from shardlearn.runtime.config import TrainConfig
 from shardlearn.runtime.loop import train_local
 
@@ -104,11 +105,7 @@ def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None
     classes = None
     if task == "classification":
         classes = union(comm, np.unique(y))
-        if model == "logistic" and len(classes) > 2:
-            from shardlearn.core.errors import DataError
-
-            raise DataError(f"{source['data']}: {len(classes)} distinct labels for the binary model 'logistic'; "
-                            "use --model softmax for more than two classes")
+        check_classes(str(source["data"]), classes, model)
         if model in ("logistic", "softmax"):  # as LogisticRegression does: binary -> logistic
             model = "logistic" if len(classes) == 2 else "softmax"
         codes = np.searchsorted(np.asarray(classes), y)
@@ -127,7 +124,7 @@ def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None
     out["encoder"] = src.encoder.to_json() if hasattr(src, "encoder") else None
     out["zero_based"] = getattr(src, "zero_based", None)
     out["label"] = src.label if hasattr(src, "encoder") else source.get("label")
-    out["skipped"] = dict(src.skipped)
+    out["skipped"] = sum_counts(comm, src.skipped)  # every worker's dropped rows, not rank 0's alone
     return out
 
 
@@ -207,7 +204,7 @@ def _libsvm_shard(comm, source):
     data, indices, indptr, y, skipped, nbytes = libsvm.parse_raw(path, start, end, source.get("on_bad_row", "error"))
     n_rows, zero_based, n_features = _agree_libsvm(comm, source, int(indices.min()) if indices.size else None,
                                                    int(indices.max()) if indices.size else -1, y.size)
-    X = libsvm.finish(path, data, indices, indptr, zero_based, n_features)
+    X = libsvm.finish(path, data, indices, indptr, zero_based, n_features, (start, end))
     return _ShardFacts(n_rows, n_features, zero_based, nbytes, skipped), X, numeric_labels(y)
 
 

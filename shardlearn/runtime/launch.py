@@ -72,6 +72,18 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 AUTHKEY_VAR = "SHARDLEARN_GROUP_AUTHKEY"
+SCRATCH_VAR = "SHARDLEARN_SCRATCH"
+
+
+def scratch_dir() -> str | None:
+    """Where a worker puts files the others map (Hogwild's vector, parameter-server slices):
+    its group's own folder in ``/dev/shm``, which the driver removes with the group, so a
+    killed or interrupted fit leaves nothing behind; outside a local group, ``/dev/shm``
+    itself (None: the system's temporary folder)."""
+    mine = os.environ.get(SCRATCH_VAR)
+    if mine and os.path.isdir(mine):
+        return mine
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
 def driver_authkey() -> bytes:
@@ -79,17 +91,72 @@ def driver_authkey() -> bytes:
     return bytes.fromhex(os.environ[AUTHKEY_VAR])
 
 
-def worker_env(authkey: bytes) -> dict:
-    """The environment for a local worker: the driver's, minus torchrun's variables, plus the key."""
+def worker_env(authkey: bytes, scratch: str | None = None) -> dict:
+    """The environment for a local worker: the driver's, minus torchrun's variables, plus the key
+    and the group's scratch folder."""
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
                                                            "MASTER_PORT", "TORCHELASTIC_RESTART_COUNT")}
     env[AUTHKEY_VAR] = authkey.hex()
+    if scratch is not None:
+        env[SCRATCH_VAR] = scratch
     env.setdefault("OMP_NUM_THREADS", "1")
     # the driver's import path (its working directory first), so "module:function" jobs import
     paths = [p or os.getcwd() for p in sys.path if p == "" or os.path.isdir(p)]
     known = paths + env.get("PYTHONPATH", "").split(os.pathsep)
     env["PYTHONPATH"] = os.pathsep.join(p for p in dict.fromkeys(known) if p)
     return env
+
+
+AUTO_MB_PER_WORKER = 128  # workers=None: one worker per this much data (their start-up, ~5 s, must pay)
+
+
+def auto_workers(nbytes: int) -> tuple[int, str]:
+    """``workers=None`` (the CLI's and the estimators' default): one worker per
+    ``AUTO_MB_PER_WORKER`` MB of data, at least one, at most one per core; and the sentence
+    that says so.
+
+    >>> auto_workers(2 << 20)[0], auto_workers(2 << 20)[1].split(";")[0]
+    (1, '1 worker for 2.0 MB of data (one per 128 MB, at most one per core)')
+    """
+    cores = cpu_count()
+    n = int(max(1, min(cores, nbytes // (AUTO_MB_PER_WORKER << 20))))
+    return n, (f"{n} worker{'s' if n > 1 else ''} for {nbytes / (1 << 20):.1f} MB of data (one per "
+               f"{AUTO_MB_PER_WORKER} MB, at most one per core); --workers N chooses")
+
+
+WORKERS_PER_CORE = 4  # more local workers than this per core only take turns
+WORKER_MB = 400  # what one local worker holds before its data: an interpreter, torch and gloo (measured 350 MB)
+
+
+def check_local(n: int) -> None:
+    """Before starting ``n`` local worker processes: a one-line ``ConfigError`` when this machine
+    cannot run them (more than ``WORKERS_PER_CORE`` per core, or more than its free memory
+    holds), a warning when there are more than cores."""
+    import warnings
+
+    from shardlearn.core.errors import ConfigError
+
+    cores, free_mb = cpu_count(), available_mb()
+    most = max(1, min(WORKERS_PER_CORE * cores, free_mb // WORKER_MB))
+    if n > most:
+        raise ConfigError(f"{n} local workers: this machine can run at most {most} ({cores} cores, "
+                          f"{WORKERS_PER_CORE} workers per core at most; {free_mb / 1024:.1f} GiB of memory free, "
+                          f"about {WORKER_MB} MB per worker); ask for fewer, or run on many machines with torchrun")
+    if n > cores:
+        warnings.warn(f"{n} local workers on {cores} cores: they take turns on the cores, so this fit is slower "
+                      f"than with {cores} workers", RuntimeWarning, stacklevel=3)
+
+
+def available_mb() -> int:
+    """Memory the system can give without swapping (MemAvailable), in MB."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES") // (1 << 20)
 
 
 def cpu_count() -> int:

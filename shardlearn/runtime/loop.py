@@ -23,6 +23,7 @@ from shardlearn.runtime.checkpoint import Checkpointer
 from shardlearn.runtime.config import TrainConfig, resume_fingerprint
 from shardlearn.runtime.progress import RowCounter, StepLog
 from shardlearn.runtime.result import FitResult
+from shardlearn.optim.scaling import where_present
 from shardlearn.strategies import STRATEGIES, precond
 from shardlearn.strategies.objective import l1_weights
 from shardlearn.strategies.precond import Affine
@@ -41,7 +42,7 @@ class TrainState(NamedTuple):
 def _affine(model, X, sample_weight, cfg: TrainConfig, comm=None):
     """The preconditioner agreed over workers, and this worker's share of the total weight.
     Full-batch strategies centre and scale by the variance; stochastic ones scale by the RMS
-    where a feature is present (``precond.where_present``), as the parameter-server shards do."""
+    where a feature is present (``optim.scaling.where_present``), as the parameter-server shards do."""
     d = X.shape[1]
     if cfg.stochastic:  # at most one pass (a streamed shard is read once here, or not at all)
         total = local_total = float(X.shape[0] if sample_weight is None else np.sum(sample_weight))
@@ -51,7 +52,7 @@ def _affine(model, X, sample_weight, cfg: TrainConfig, comm=None):
         if comm is not None and comm.size > 1:
             vec = comm.allreduce(np.concatenate([s2, count, [total]]))
             s2, count, total = vec[:d], vec[d : 2 * d], float(vec[-1])
-        scale = precond.where_present(s2, count, model.curvature, cfg.alpha * (1.0 - cfg.l1_ratio))
+        scale = where_present(s2, count, model.curvature, cfg.alpha * (1.0 - cfg.l1_ratio))
         return Affine(np.zeros(d), scale), (local_total / total if total > 0 else 0.0)
     s1, s2, total = precond.moments(X, sample_weight) if X.shape[0] else (np.zeros(d), np.zeros(d), 0.0)
     local_total = total

@@ -70,7 +70,7 @@ class StepLog:
 
     def show(self, rec) -> None:
         if self.bar is not None:
-            rows = rec.get("rows", 0)
+            rows = rec.get("rows") or rec.get("examples", 0)  # parameter server: every worker's rows
             rate = rows / rec["step_seconds"] if rec["step_seconds"] > 0 else 0.0
             self.bar.set_postfix(loss=f"{rec['loss']:.6g}", rows_s=f"{rate:,.0f}", refresh=False)
             self.bar.update(1)

@@ -16,8 +16,10 @@ import numpy as np
 
 from shardlearn.core.errors import ConfigError
 from shardlearn.ps import host
+from shardlearn.runtime import launch
 from shardlearn.ps.client import Client
 from shardlearn.ps.slicer import make as make_slicer
+from shardlearn.optim.scaling import where_present
 from shardlearn.strategies import precond, ps_sgd
 
 class Context:
@@ -32,7 +34,6 @@ class Context:
 def enter(comm, cfg):
     """Join the RPC group (every rank); returns ``(trainer comm or None, Context)``."""
     from shardlearn.comm.rpc import RpcTransport
-    from shardlearn.runtime import launch
 
     trainers = cfg.workers
     if comm.size != trainers + cfg.servers:
@@ -51,7 +52,7 @@ def serve(ctx: Context) -> dict:
     """A server rank: answer requests until every rank leaves, then hand over the slices."""
     t = time.perf_counter()
     ctx.transport.close()
-    return {"params": None, "n_iter": 0, "steps": [], "slices": host.save_slices(),
+    return {"params": None, "n_iter": 0, "steps": [], "slices": host.save_slices(launch.scratch_dir()),
             "report": {"rank": ctx.rank, "role": "server", "pushes": host.pushes(),
                        "serve_seconds": time.perf_counter() - t}}
 
@@ -146,13 +147,11 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
     if snapshot_every and comm.rank == 0:
         snapshots.append((time.perf_counter() - t0, steps, _pull_vector(client, d + 1)))
     grants = ctx.transport.wait(ctx.transport.call(ctx.hosts[0], host.grants)) if comm.rank == 0 else None
-    from shardlearn.runtime import launch
-
     under_torchrun = launch.from_env() is not None  # no driver to assemble slices: rank 0 pulls the model
     params = _pull_model(client, d) if under_torchrun and comm.rank == 0 else None
     ctx.transport.close()
     out = {"params": params, "n_iter": int(cfg.max_iter), "steps": log.records, "snapshots": snapshots,
-           "slices": host.save_slices() if not cfg.servers and not under_torchrun else {},
+           "slices": host.save_slices(launch.scratch_dir()) if not cfg.servers and not under_torchrun else {},
            "ps": {"n_features": d, "slicer": cfg.slicer, "shards": len(ctx.hosts), "seed": cfg.random_state or 0},
            "report": {"rank": comm.rank, "role": "worker", "ps_steps": steps, "clock_log": clock_log,
                       "grants": grants, "keys_pulled": client.keys_pulled, "keys_pushed": client.keys_pushed,
@@ -208,7 +207,6 @@ def assemble(results: list) -> dict:
 
 def train_hogwild(comm, model, X, y, sw, cfg, progress=None) -> dict:
     """Every worker of this machine updates one shared vector without locks (``hogwild``)."""
-    import os
     import shutil
     import tempfile
 
@@ -219,14 +217,13 @@ def train_hogwild(comm, model, X, y, sw, cfg, progress=None) -> dict:
     if model.n_outputs(2) != 1:
         raise ConfigError("strategy='hogwild' holds one weight per feature: binary or regression models only")
     d = X.shape[1]
-    mine = [tempfile.mkdtemp(prefix="shardlearn-hogwild-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)] \
-        if comm.rank == 0 else []
+    mine = [tempfile.mkdtemp(prefix="shardlearn-hogwild-", dir=launch.scratch_dir())] if comm.rank == 0 else []
     folder = union(comm, mine)[0]
     alpha, l1r = cfg.alpha, cfg.l1_ratio
     scale = None
     if cfg.precondition:  # one machine: every worker computes the same scale from allreduced moments
         vec = comm.allreduce(np.concatenate(precond.presence_moments(X, sw)))
-        scale = np.append(precond.where_present(vec[:d], vec[d:], model.curvature, alpha * (1 - l1r)), 1.0)
+        scale = np.append(where_present(vec[:d], vec[d:], model.curvature, alpha * (1 - l1r)), 1.0)
     opts = dict(free=[d], scale=scale, schedule=cfg.schedule)
     if comm.rank == 0:
         hogwild.shared_shard(folder, d + 1, cfg.optimizer, cfg.base_lr(), alpha * l1r, alpha * (1 - l1r), create=True,

@@ -10,7 +10,12 @@ driver, and runs the jobs it is sent until told to stop. A job is one of
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
+import signal
 import sys
+import threading
+import time
 import traceback
 from multiprocessing.connection import Client
 
@@ -20,31 +25,64 @@ from shardlearn.runtime import launch
 def main(argv=None) -> int:
     rank, size, port, prefix, driver_port = (argv or sys.argv[1:])[:5]
     rank, size, port, driver_port = int(rank), int(size), int(port), int(driver_port)
+    # Ctrl-C reaches every process of the terminal's group: the driver decides, and ends the workers
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_driver()
     conn = Client(("127.0.0.1", driver_port), authkey=launch.driver_authkey())
-    conn.send(("hello", rank, None))
+    send = _sender(conn)
+    send(("hello", rank, None))
     try:
         comm = launch.join(rank, size, port, prefix)
     except Exception as e:  # noqa: BLE001 - reported to the driver, which may retry on another port
-        conn.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
+        send(("error", (type(e).__name__, str(e)), traceback.format_exc()))
         return 1
-    conn.send(("ready", None, None))
+    send(("ready", None, None))
     from shardlearn.runtime import job
 
     while True:
         try:
             msg = conn.recv()
-        except EOFError:
+        except (EOFError, OSError):
             break
         if msg is None:
             break
         name, kwargs = msg
         try:
-            progress = (lambda rec: conn.send(("progress", rec, None))) if rank == 0 else None
-            conn.send(("ok", _job(job.JOBS, name)(comm, progress=progress, **kwargs), None))
+            progress = (lambda rec: send(("progress", rec, None))) if rank == 0 else None
+            send(("ok", _job(job.JOBS, name)(comm, progress=progress, **kwargs), None))
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the driver
-            conn.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
+            send(("error", (type(e).__name__, str(e)), traceback.format_exc()))
     launch.leave()
     return 0
+
+
+def _sender(conn):
+    """``send(message)`` to the driver; when the driver is gone there is nobody to report to:
+    the worker ends at once and quietly (no BrokenPipe traceback)."""
+
+    def send(message):
+        try:
+            conn.send(message)
+        except (OSError, EOFError):
+            os._exit(0)
+
+    return send
+
+
+def _exit_with_driver(period_s: float = 0.5) -> None:
+    """End this worker quietly when its driver dies (SIGKILL, a crash), even mid-job, removing
+    the group's shared files, which the driver can no longer remove."""
+    parent = os.getppid()
+    scratch = os.environ.get(launch.SCRATCH_VAR)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(period_s)
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _job(known: dict, name: str):

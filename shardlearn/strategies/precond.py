@@ -26,8 +26,6 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from shardlearn.optim.scaling import where_present  # noqa: F401  (the stochastic strategies' scale)
-
 CHUNK_ROWS = 2048  # small blocks: the square of a block stays in cache
 
 

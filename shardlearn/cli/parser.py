@@ -1,0 +1,151 @@
+"""The ``shardlearn`` command's options: every one described, with its default in ``--help``.
+
+>>> args = build().parse_args(["train", "d.csv", "--label", "y", "--out", "m"])
+>>> args.command, args.workers, args.alpha, args.delimiter
+('train', None, 0.0001, None)
+"""
+from __future__ import annotations
+
+import argparse
+
+from shardlearn.runtime.config import PLANS, SOLVER_STRATEGY
+
+MODEL_CHOICES = ("linear", "logistic", "softmax", "hinge", "squared_hinge")
+FORMATS = ("auto", "csv", "libsvm", "npz", "npy", "parquet")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, as for every other error
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class _Help(argparse.HelpFormatter):
+    """Adds ``(default: X)`` to an option's help where it has a default worth saying."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (default not in (None, False, argparse.SUPPRESS) and action.option_strings and "default" not in text):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _sub(sub, name, helptext):
+    return sub.add_parser(name, help=helptext, description=helptext, formatter_class=_Help)
+
+
+def build() -> argparse.ArgumentParser:
+    from shardlearn import __version__
+
+    p = _Parser(prog="shardlearn", formatter_class=_Help,
+                description="Distributed machine learning: train on local worker processes or many machines, "
+                            "evaluate, predict.")
+    p.add_argument("--version", action="version", version=f"shardlearn {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _train(_sub(sub, "train", "train a model on a data file and save it"))
+    for name, helptext in (("evaluate", "print held-out metrics as one JSON object"),
+                           ("predict", "write predictions as CSV")):
+        _use(_sub(sub, name, helptext), name)
+    d = _sub(sub, "demo", "train on synthetic data next to scikit-learn and compare")
+    d.add_argument("--rows", type=int, default=200_000, help="training rows")
+    d.add_argument("--test-rows", type=int, default=50_000, help="held-out rows")
+    d.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
+    d.add_argument("--workers", type=int, default=2, help="local worker processes for shardlearn's distributed fit")
+    m = _sub(sub, "make-data", "write synthetic data (BENCHMARKS.md's D1) to a CSV or LIBSVM file, to try the commands")
+    m.add_argument("out", help="file to write: .csv (header, label column 'target') or .libsvm/.svm")
+    m.add_argument("--rows", type=int, default=100_000, help="rows to write")
+    m.add_argument("--features", type=int, default=20, help="features per row")
+    m.add_argument("--split", choices=("train", "test"), default="train",
+                   help="train or held-out rows (the same model draws both)")
+    m.add_argument("--seed", type=int, default=0, help="seed of the data")
+    b = _sub(sub, "bench", "race shardlearn against scikit-learn, VW, Spark, Dask-ML and PyTorch DDP")
+    b.add_argument("--size", choices=("quick", "full"), default="quick", help="benchmark size")
+    b.add_argument("--out", required=True, help="folder for bench.jsonl, bench.md and the plots")
+    b.add_argument("--datasets", nargs="+", choices=("D1", "D2", "a9a"), default=["D1", "D2", "a9a"],
+                   help="datasets to run")
+    b.add_argument("--reps", type=int, default=3, help="repetitions per budget (medians)")
+    b.add_argument("--rows", type=int, help="training rows instead of the size's (small test runs)")
+    b.add_argument("--only", nargs="+", help="only systems whose name contains one of these words")
+    return p
+
+
+def _data_options(t):
+    t.add_argument("--label", help="label column of a CSV or Parquet file: a name or a 0-based index")
+    t.add_argument("--format", choices=FORMATS, default="auto", help="data format (auto: from the name, else "
+                                                                      "from the first line)")
+    t.add_argument("--delimiter", help="CSV field separator, e.g. ';' or '\\t' (default: found in the first line "
+                                       "among , tab ; |)")
+    t.add_argument("--on-bad-row", choices=("error", "skip"), default="error",
+                   help="error: stop at the first bad row, naming its line; skip: drop and count bad rows")
+    t.add_argument("--positive-label", help="binary models: this label value is the positive class, all others "
+                                            "negative")
+
+
+def _train(t):
+    t.add_argument("data", help="CSV (plain or .gz), LIBSVM, Parquet file or directory, .npy or .npz")
+    t.add_argument("--out", required=True, help="model directory to write (a new or empty directory, or a model)")
+    _data_options(t)
+    g = t.add_argument_group("model")
+    g.add_argument("--model", choices=MODEL_CHOICES, default="logistic", help="loss: linear (squared), logistic "
+                                                                              "(binary), softmax, hinge, squared_hinge")
+    g.add_argument("--alpha", type=float, default=1e-4, help="penalty strength (>= 0)")
+    g.add_argument("--l1-ratio", type=float, default=0.0, help="share of L1 in the penalty, in [0, 1]")
+    g.add_argument("--no-intercept", action="store_true", help="fit no intercept")
+    g = t.add_argument_group("features")
+    g.add_argument("--features", help="comma-separated feature columns (names or indices); default: all but the "
+                                      "label")
+    g.add_argument("--categorical", help="comma-separated text columns (names or indices) to encode")
+    g.add_argument("--encoding", choices=("onehot", "hash"), default="onehot", help="how text columns are encoded")
+    g.add_argument("--hash-bits", type=int, default=18, help="with --encoding hash: 2**bits columns (1 to 30)")
+    g.add_argument("--no-header", action="store_true", help="CSV without a header row (columns are 0, 1, ...)")
+    g.add_argument("--zero-based", choices=("auto", "yes", "no"), default="auto",
+                   help="LIBSVM index base (auto: 0-based when an index 0 occurs)")
+    g = t.add_argument_group("optimisation")
+    g.add_argument("--solver", choices=tuple(SOLVER_STRATEGY), default="lbfgs",
+                   help="lbfgs and gd: full-batch; sgd: mini-batch with --optimizer")
+    g.add_argument("--optimizer", default="adagrad", help="for --solver sgd: sgd, momentum, nesterov, adagrad, "
+                                                          "adam, ftrl")
+    g.add_argument("--learning-rate", type=float, help="for --solver sgd (default: the optimizer's)")
+    g.add_argument("--batch-size", type=int, default=256, help="for --solver sgd: rows per step")
+    g.add_argument("--max-iter", type=int, default=300, help="iterations (lbfgs, gd) or epochs (sgd)")
+    g.add_argument("--tol", type=float, default=1e-6, help="stop when the objective improves less than this")
+    g.add_argument("--random-state", type=int, help="seed of shuffles and random partitions")
+    g = t.add_argument_group("distribution")
+    g.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: one per 128 MB of data, at most one per core; the output "
+                        "says how many ran and why)")
+    g.add_argument("--strategy", choices=tuple(PLANS),
+                   help="how workers agree (default: the solver's: lbfgs, gd, or bsp for sgd); ssp and asp run "
+                        "over the parameter server, hogwild on one shared vector")
+    g.add_argument("--partition", choices=("contiguous", "random", "stratified"), default="contiguous",
+                   help="which rows each worker reads")
+    g.add_argument("--staleness", type=int, default=4, help="ssp: how many clocks a worker may run ahead")
+    g.add_argument("--servers", type=int, default=0,
+                   help="dedicated parameter-server processes (0: every worker hosts one shard)")
+    g.add_argument("--slicer", choices=("range", "hash"), default="range", help="parameter-server key -> shard")
+    g.add_argument("--sync-every", type=int, help="local_sgd: average parameters every H steps (default 8)")
+    g.add_argument("--stream", action="store_true",
+                   help="out of core: each worker reads its shard again at every pass instead of holding it "
+                        "(gd, lbfgs, bsp, local_sgd)")
+    g = t.add_argument_group("checkpoints and output")
+    g.add_argument("--checkpoint-dir", help="write checkpoints here (and resume from here with --resume)")
+    g.add_argument("--checkpoint-every", help="checkpoint every N steps (100) or every T seconds (30s, 5m); "
+                                              "default: only at the end")
+    g.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint in "
+                                                         "--checkpoint-dir")
+    g.add_argument("--max-restarts", type=int, default=0,
+                   help="local workers: restart the group this many times when a worker dies (under torchrun, "
+                        "pass torchrun's own --max-restarts)")
+    g.add_argument("--metrics", help="write per-step metrics as JSON lines to this file")
+
+
+def _use(e, name):
+    e.add_argument("model_dir", help="a model directory written by shardlearn train")
+    e.add_argument("data", help="rows to score, in any format train reads")
+    _data_options(e)
+    e.set_defaults(label=None)  # the label the model was trained with
+    if name == "predict":
+        e.add_argument("--output", default="-", help="CSV file to write ('-': standard output)")
+        e.add_argument("--id", help="comma-separated columns to copy into the output before the predictions "
+                                    "(names or 0-based indices)")
