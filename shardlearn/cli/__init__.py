@@ -11,6 +11,7 @@ SystemExit: 0
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -47,6 +48,10 @@ def main(argv=None) -> int:
         warnings.showwarning = _one_line_warning
     try:
         _commands()[args.command](args)
+    except BrokenPipeError:  # stdout's reader left (``predict ... --output - | head``): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+        return 141
     except KeyboardInterrupt:
         print("shardlearn: interrupted (Ctrl-C)", file=sys.stderr)
         return 130
