@@ -1,0 +1,169 @@
+"""The compiled per-example kernel against a plain Python reference of the same rules
+(issue 14): every rule x loss, with and without penalties, intercept and importance
+weights, over CSR and dense rows, to 1e-9."""
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from shardlearn.kernels import sgd as kernel
+
+
+def _dloss(loss, p, y):
+    if loss == "squared":
+        return 0.5 * (p - y) ** 2, p - y
+    if loss == "logistic":
+        return math.log1p(math.exp(-abs(p))) + max(p, 0) - y * p, 1 / (1 + math.exp(-p)) - y
+    t = 2 * y - 1
+    m = 1 - t * p
+    if m <= 0:
+        return 0.0, 0.0
+    return (m, -t) if loss == "hinge" else (m * m, -2 * t * m)
+
+
+def _reference(X, y, h, order, loss, rule, lr, power_t, beta, l1, l2, intercept):
+    """The rules as the module docstring states them, one row and one coordinate at a time
+    (a dense row touches every coordinate, a sparse one those it holds)."""
+    dense = not sp.issparse(X)
+    X = sp.csr_matrix(X)
+    d = X.shape[1]
+    w, g2, z, s, last = [0.0] * (d + 1), [0.0] * (d + 1), [0.0] * (d + 1), [0.0] * (d + 1), [0.0] * (d + 1)
+    t = nsum = 0.0
+    prog = 0.0
+
+    def rate(i):
+        if rule == "sgd":
+            return lr / t ** power_t if power_t > 0 else lr
+        if g2[i] <= 0:
+            return 0.0
+        if rule == "adagrad":
+            return lr / math.sqrt(g2[i])
+        return lr * math.sqrt(t / nsum) / (s[i] * math.sqrt(g2[i]))
+
+    def ftrl_w(i):
+        if abs(z[i]) <= l1 * t:
+            return 0.0
+        return -(z[i] - math.copysign(l1 * t, z[i])) / ((beta + math.sqrt(g2[i])) / lr + l2 * t)
+
+    def catch_up(i):
+        k = t - last[i]
+        last[i] = t
+        if k <= 0 or (l1 == 0 and l2 == 0) or w[i] == 0 or rate(i) <= 0:
+            return
+        v = w[i] * max(0.0, 1 - rate(i) * l2) ** k if l2 > 0 else w[i]
+        cut = rate(i) * l1 * k
+        w[i] = (v - cut if v > cut else v + cut if v < -cut else 0.0) if l1 > 0 else v
+
+    def step(i, gi, pen=True):
+        if rule == "ftrl":
+            sigma = (math.sqrt(g2[i] + gi * gi) - math.sqrt(g2[i])) / lr
+            z[i] += gi - sigma * w[i]
+            g2[i] += gi * gi
+            if pen:
+                w[i] = ftrl_w(i)
+            else:
+                w[i] = -z[i] / ((beta + math.sqrt(g2[i])) / lr) if z[i] else 0.0
+            return
+        if rule != "sgd":
+            g2[i] += gi * gi
+        w[i] -= rate(i) * gi
+
+    for r in order:
+        if h[r] <= 0:
+            continue
+        t += h[r]
+        cols = X.indices[X.indptr[r]:X.indptr[r + 1]]
+        vals = X.data[X.indptr[r]:X.indptr[r + 1]]
+        if dense:
+            cols, vals = np.arange(d), X[r].toarray().ravel()
+        p = w[d] if intercept else 0.0
+        norm = 1.0 if intercept else 0.0
+        for i, x in zip(cols, vals):
+            if rule == "normalized":
+                if abs(x) > s[i]:
+                    if s[i] > 0:
+                        w[i] *= (s[i] / abs(x)) ** 2
+                    s[i] = abs(x)
+                if s[i] > 0:
+                    norm += (x / s[i]) ** 2
+            if rule == "ftrl":
+                w[i] = ftrl_w(i)
+            else:
+                catch_up(i)
+            p += w[i] * x
+        nsum += h[r] * norm
+        lv, g = _dloss(loss, p, y[r])
+        prog += h[r] * lv
+        if g == 0:
+            continue
+        for i, x in zip(cols, vals):
+            if x != 0:
+                step(i, h[r] * g * x)
+        if intercept:
+            s[d] = 1.0
+            step(d, h[r] * g, pen=False)
+    for i in range(d):
+        if rule == "ftrl":
+            w[i] = ftrl_w(i)
+        else:
+            catch_up(i)
+    return np.array(w), prog
+
+
+def _data(seed, dense):
+    rng = np.random.default_rng(seed)
+    X = sp.random(12, 6, density=0.5, random_state=seed, format="csr") * 3.0
+    X.data -= 1.0
+    X.data[::4] *= 40.0  # one feature in the millions' style of scale: normalized must cope
+    y = (rng.random(12) < 0.5).astype(float)
+    return (X.toarray() if dense else X), y
+
+
+@pytest.mark.parametrize("rule", list(kernel.RULES))
+@pytest.mark.parametrize("loss", list(kernel.LOSSES))
+@pytest.mark.parametrize("penalty", [(0.0, 0.0), (0.01, 0.05)])
+@pytest.mark.parametrize("intercept, weighted, dense", [(True, False, False), (False, True, False),
+                                                        (True, True, True)])
+def test_kernel_equals_the_reference(rule, loss, penalty, intercept, weighted, dense):
+    X, y = _data(3, dense)
+    if loss == "squared":
+        y = y * 2.0 - 0.3
+    h = np.linspace(0.5, 2.0, 12) if weighted else np.ones(12)
+    h[5] = 0.0 if weighted else 1.0  # a zero weight is skipped
+    order = np.random.default_rng(1).permutation(np.r_[np.arange(12), np.arange(12)])  # two epochs' worth
+    lr, power_t = (0.05, 0.5) if rule == "sgd" else (0.3, 0.0)
+    l1, l2 = penalty
+    st = kernel.new_state(6, rule)
+    out = kernel.run(st, X, y, h if weighted else None, order, loss=loss, rule=rule, lr=lr, power_t=power_t,
+                     l1=l1, l2=l2, fit_intercept=intercept)
+    w = kernel.finalize(st, rule=rule, lr=lr, power_t=power_t, l1=l1, l2=l2)
+    ref, prog = _reference(X, y, h, order, loss, rule, lr, power_t, 1.0, l1, l2, intercept)
+    np.testing.assert_allclose(w, ref, rtol=1e-9, atol=1e-12)
+    assert out[0] == pytest.approx(prog, rel=1e-9, abs=1e-12)
+    assert out[1] == pytest.approx(h[order].sum(), rel=1e-12)
+
+
+def test_chunks_equal_one_call():
+    X, y = _data(4, False)
+    order = np.random.default_rng(2).permutation(12)
+    one, two = kernel.new_state(6, "normalized"), kernel.new_state(6, "normalized")
+    opts = dict(loss="logistic", rule="normalized", lr=0.5, l1=0.01, l2=0.01)
+    kernel.run(one, X, y, None, order, **opts)
+    kernel.run(two, X, y, None, order[:5], **opts)
+    kernel.run(two, X, y, None, order[5:], **opts)
+    for k in one:
+        np.testing.assert_array_equal(one[k], two[k])
+
+
+def test_normalized_is_invariant_to_feature_scale():
+    # Ross, Mineiro & Langford 2013: multiplying a feature by c divides its weight by c, predictions unchanged
+    X, y = _data(5, True)
+    c = np.array([1.0, 1e6, 1e-3, 1.0, 250.0, 1.0])
+    a, b = kernel.new_state(6, "normalized"), kernel.new_state(6, "normalized")
+    order = np.arange(12)
+    kernel.run(a, X, y, None, order, loss="logistic", rule="normalized", lr=0.5)
+    kernel.run(b, X * c, y, None, order, loss="logistic", rule="normalized", lr=0.5)
+    wa, wb = kernel.weights(a), kernel.weights(b)
+    np.testing.assert_allclose(wb[:6] * c, wa[:6], rtol=1e-9)
+    assert wb[6] == pytest.approx(wa[6], rel=1e-9)
