@@ -42,7 +42,7 @@ def _shm_entries():
     return set(glob.glob(os.path.join(SHM, "shardlearn-*"))) if SHM else set()
 
 
-def _start(argv, tmp_path):
+def _start(argv, tmp_path, settle_s=4.0):
     proc = subprocess.Popen([sys.executable, "-m", "shardlearn", *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=tmp_path)
     deadline = time.monotonic() + 120
@@ -51,7 +51,7 @@ def _start(argv, tmp_path):
         assert time.monotonic() < deadline, "the workers did not start"
         time.sleep(0.1)
     workers = _children(proc.pid)
-    time.sleep(4.0)  # joined the group and training
+    time.sleep(settle_s)  # 4 s: joined the group and training; 0: still importing torch
     assert proc.poll() is None, proc.communicate()
     return proc, workers
 
@@ -83,6 +83,17 @@ def test_interrupt_ends_with_one_line_and_leaves_nothing(tmp_path, how, code, li
     assert _gone(workers), "workers outlived the interrupted driver"
     assert _shm_entries() - before == set()
     assert not (tmp_path / "m").exists()
+
+
+def test_sigterm_while_the_workers_start_leaves_nothing(tmp_path):
+    before = _shm_entries()
+    proc, workers = _start(["train", _long_fit_file(tmp_path), "--label", "target", "--workers", "2",
+                            "--out", str(tmp_path / "m")], tmp_path, settle_s=0.0)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and err.strip().splitlines() == ["shardlearn: terminated (SIGTERM)"], err
+    assert _gone(workers)
+    assert _shm_entries() - before == set()
 
 
 def test_killed_driver_leaves_no_worker_and_no_traceback(tmp_path):

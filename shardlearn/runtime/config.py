@@ -21,7 +21,9 @@ from shardlearn.core.errors import ConfigError
 from shardlearn.data.partition import PARTITIONERS
 from shardlearn.runtime.checkpoint import parse_every
 
-DEFAULT_LEARNING_RATE = {"sgd": 0.05, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.1, "adam": 0.01, "ftrl": 0.5}
+DEFAULT_LEARNING_RATE = {"sgd": 0.05, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.1, "adam": 0.01, "ftrl": 0.5,
+                         "normalized": 0.5}
+PER_EXAMPLE_RULES = ("normalized", "adagrad", "ftrl", "sgd")  # what the compiled kernel runs (kernels/sgd.py)
 SOLVER_STRATEGY = {"lbfgs": "lbfgs", "gd": "gd", "sgd": "bsp"}
 
 
@@ -99,6 +101,13 @@ class TrainConfig:
         return p.parameter_server or (p.takes_servers and self.servers > 0)
 
     @property
+    def per_example(self) -> bool:
+        """One kernel update per row (``kernels.sgd``): the normalized rule always, the other
+        kernel rules with ``batch_size=1``; in one process or over ``local_sgd``."""
+        return (self.solver == "sgd" and self.plan in ("bsp", "local_sgd") and self.optimizer in PER_EXAMPLE_RULES
+                and (self.optimizer == "normalized" or self.batch_size == 1))
+
+    @property
     def on_group(self) -> bool:
         """Runs on a worker group (else in the caller's process)."""
         return self.workers > 1 or self.max_restarts > 0 or self.servers > 0 or PLANS[self.plan].group_only
@@ -142,8 +151,15 @@ class TrainConfig:
             raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if self.tol is not None and not (self.tol >= 0):
             raise ConfigError(f"tol must be >= 0 or None, got {self.tol!r}")
-        if self.optimizer not in optim.OPTIMIZERS:
-            raise ConfigError(f"optimizer={self.optimizer!r} is not known; expected one of {', '.join(optim.OPTIMIZERS)}")
+        if self.optimizer not in optim.OPTIMIZERS + ("normalized",):
+            raise ConfigError(f"optimizer={self.optimizer!r} is not known; expected one of "
+                              f"{', '.join(optim.OPTIMIZERS + ('normalized',))}")
+        if self.optimizer == "normalized" and (self.solver != "sgd" or self.plan not in ("bsp", "local_sgd")):
+            raise ConfigError(f"optimizer='normalized' learns one example at a time: solver='sgd' in one process "
+                              f"or strategy='local_sgd', not {self.plan!r}")
+        if self.per_example and self.plan == "bsp" and self.workers > 1:
+            raise ConfigError(f"optimizer={self.optimizer!r} with batch_size=1 learns one example at a time: "
+                              "over several workers use strategy='local_sgd' (bsp averages mini-batch gradients)")
         if self.checkpoint_every is not None:
             parse_every(self.checkpoint_every)
         if self.resume and not self.checkpoint_dir:

@@ -43,6 +43,9 @@ class LocalGroup:
             except WorkerError as e:  # e.g. the port was taken between picking and binding: try another
                 last = e
                 self.close()
+            except BaseException:  # interrupted while starting (Ctrl-C, SIGTERM): end what was started
+                self.close(kill=True)
+                raise
         raise WorkerError(f"could not start {size} local workers: {last}")
 
     def _start(self, attempt, timeout_s):

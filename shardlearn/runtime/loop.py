@@ -24,7 +24,7 @@ from shardlearn.runtime.config import TrainConfig, resume_fingerprint
 from shardlearn.runtime.progress import RowCounter, StepLog
 from shardlearn.runtime.result import FitResult
 from shardlearn.optim.scaling import where_present
-from shardlearn.strategies import STRATEGIES, precond
+from shardlearn.strategies import STRATEGIES, online, precond
 from shardlearn.strategies.objective import l1_weights
 from shardlearn.strategies.precond import Affine
 
@@ -44,6 +44,8 @@ def _affine(model, X, sample_weight, cfg: TrainConfig, comm=None):
     Full-batch strategies centre and scale by the variance; stochastic ones scale by the RMS
     where a feature is present (``optim.scaling.where_present``), as the parameter-server shards do."""
     d = X.shape[1]
+    if cfg.per_example:  # raw features: the normalized rule is what makes their scales irrelevant
+        return precond.identity(d), 0.0
     if cfg.stochastic:  # at most one pass (a streamed shard is read once here, or not at all)
         total = local_total = float(X.shape[0] if sample_weight is None else np.sum(sample_weight))
         if not cfg.precondition:
@@ -175,7 +177,14 @@ def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, call
     plan = cfg.plan
     if plan != "average":
         common.update(checkpoint=ckpt, resume=resume)
-    if cfg.stochastic or state is not None:
+    if cfg.per_example:
+        res = online.fit(model, X, y, sample_weight, rule=cfg.optimizer, lr=cfg.base_lr(),
+                         power_t=0.5 if cfg.schedule == "invscaling" else 0.0, opt_state=opt_state,
+                         epochs=cfg.max_iter if epochs is None else epochs, start_epoch=epoch, shuffle=cfg.shuffle,
+                         seed=cfg.random_state, tol=cfg.tol,
+                         sync_rows=(cfg.sync_every or 0) * cfg.batch_size if plan == "local_sgd" else None,
+                         **{k: v for k, v in common.items() if k != "affine"})
+    elif cfg.stochastic or state is not None:
         opt = optim.make(cfg.optimizer, cfg.lr(), l1=l1_weights(theta, affine, cfg.alpha, cfg.l1_ratio))
         sync_every = cfg.sync_every or (8 if plan == "local_sgd" else 1)
         res = STRATEGIES["bsp"](model, X, y, sample_weight, optimizer=opt, opt_state=opt_state,

@@ -1,0 +1,124 @@
+"""Per-example SGD over the compiled kernel (``kernels.sgd``): one process, or
+``local_sgd`` over a collective (every worker learns from its own rows one example at a
+time and the workers average their weights every ``sync_rows`` examples, weighted by
+the examples each used: Zinkevich et al. 2010, "Parallelized stochastic gradient
+descent"; Stich 2019). Rows are visited in a seeded order per ``(seed, epoch, rank)``,
+in chunks, so checkpoints, progress and averaging happen between chunks while no
+Python runs per row. Features enter raw: the normalized rule makes their scales
+irrelevant (there is no preconditioner to agree on).
+
+>>> import numpy as np
+>>> from shardlearn import models
+>>> rng = np.random.default_rng(0)
+>>> X = rng.normal(size=(2000, 3)) * [1.0, 1e4, 1e-3]; z = X @ [1.0, 2e-4, 500.0] - 0.5
+>>> y = (rng.random(2000) < 1 / (1 + np.exp(-z))).astype(float)
+>>> r = fit(models.get("logistic"), X, y, theta0=models.get("logistic").init(3), rule="normalized", lr=0.5,
+...         epochs=3, seed=0)
+>>> r.n_iter, bool(np.all(np.sign(r.theta["w"]) == [1, 1, 1]))
+(3, True)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from shardlearn.core.errors import ConfigError
+from shardlearn.kernels import sgd as kernel
+from shardlearn.strategies.result import Result
+from shardlearn.strategies.sgd import epoch_order
+
+CHUNK_ROWS = 1 << 16  # rows per kernel call: checkpoints, progress and averaging happen between chunks
+
+
+def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha=0.0, l1_ratio=0.0,
+        fit_intercept=True, epochs=1, start_epoch=0, shuffle=True, seed=None, tol=None, n_iter_no_change=5,
+        callback=None, comm=None, sync_rows=None, opt_state=None, checkpoint=None, resume=None) -> Result:
+    """``epochs`` passes over ``(X, y)`` from epoch ``start_epoch``, one kernel update per row;
+    stops early when the epoch's progressive loss improves by less than ``tol`` for
+    ``n_iter_no_change`` epochs. ``callback(theta, epoch, progressive_loss, examples)`` after
+    each epoch. ``opt_state`` (the kernel's state) continues a previous fit."""
+    if model.name not in kernel.MODEL_LOSS:
+        raise ConfigError(f"the per-example rules hold one weight per feature: not for model {model.name!r} "
+                          "(softmax trains with optimizer='adagrad' and mini-batches)")
+    n, d = X.shape
+    opts = dict(rule=rule, lr=float(lr), power_t=float(power_t), l1=alpha * l1_ratio, l2=alpha * (1.0 - l1_ratio))
+    state = opt_state if opt_state is not None else _state_from(theta0, d, rule)
+    distributed = comm is not None and comm.size > 1
+    rank = comm.rank if distributed else 0
+    y = np.asarray(y, dtype=np.float64)
+    cur = {"epoch": start_epoch, "pos": 0, "loss": 0.0, "seen": 0.0, "best": np.inf, "stall": 0, "done": 0,
+           "stopped": 0, "since_sync": 0.0}
+    if resume is not None:
+        state = {"ws": resume["kernel/ws"].copy(), "scalars": resume["kernel/scalars"].copy()}
+        cur.update({k: resume[f"cursor/{k}"].item() for k in cur})
+    chunk = CHUNK_ROWS if not distributed or not sync_rows else max(1, int(sync_rows))
+    chunks = -(-n // chunk)
+    if distributed:  # every worker averages at the same points: as many chunks as the largest shard
+        chunks = int(comm.allreduce(np.array([float(chunks)]), op="max")[0])
+
+    def save(step):
+        checkpoint.save(step, {"kernel/ws": state["ws"], "kernel/scalars": state["scalars"],
+                               **{f"cursor/{k}": np.array(v) for k, v in cur.items()}})
+
+    while cur["epoch"] < start_epoch + epochs and not cur["stopped"]:
+        epoch = cur["epoch"]
+        order = epoch_order(n, epoch, seed, shuffle, rank)
+        order = np.arange(n) if order is None else order
+        while cur["pos"] < chunks:
+            part = order[cur["pos"] * chunk : (cur["pos"] + 1) * chunk]
+            out = kernel.run(state, X, y, sample_weight, part, loss=kernel.MODEL_LOSS[model.name],
+                             fit_intercept=fit_intercept, **opts)
+            cur["loss"] += out[0]
+            cur["seen"] += out[1]
+            cur["since_sync"] += out[1]
+            cur["pos"] += 1
+            if distributed and sync_rows:
+                cur["since_sync"] = _average(comm, state, cur["since_sync"], opts)
+            if checkpoint is not None and cur["pos"] < chunks and checkpoint.due(epoch * chunks + cur["pos"]):
+                save(epoch * chunks + cur["pos"])
+        if distributed:
+            cur["since_sync"] = _average(comm, state, cur["since_sync"], opts)
+        kernel.finalize(state, **opts)
+        loss, seen = cur["loss"], cur["seen"]
+        if distributed:
+            loss, seen = comm.allreduce(np.array([loss, seen]))
+        mean = float(loss / seen) if seen > 0 else 0.0
+        cur["done"] += 1
+        if callback is not None:
+            callback(_theta(state, d), epoch + 1, mean, int(round(seen)))
+        if tol is not None:
+            cur["stall"] = cur["stall"] + 1 if mean > cur["best"] - tol else 0
+            cur["best"] = min(cur["best"], mean)
+            cur["stopped"] = int(cur["stall"] >= n_iter_no_change)
+        cur.update(epoch=epoch + 1, pos=0, loss=0.0, seen=0.0)
+        if checkpoint is not None and (cur["epoch"] >= start_epoch + epochs or cur["stopped"]
+                                       or checkpoint.due(cur["epoch"] * chunks)):
+            save(cur["epoch"] * chunks)
+    return Result(_theta(state, d), cur["done"], bool(cur["stopped"]), float("nan"), state)
+
+
+def _state_from(theta0, d, rule) -> dict:
+    state = kernel.new_state(d, rule)
+    w = kernel.weights(state)
+    w[:d] = np.asarray(theta0["w"], dtype=np.float64).ravel()
+    w[d] = float(np.asarray(theta0["b"]).ravel()[0]) if np.size(theta0["b"]) else 0.0
+    return state
+
+
+def _theta(state, d) -> dict:
+    w = kernel.weights(state)
+    return {"w": w[:d].copy(), "b": np.asarray(w[d])}
+
+
+def _average(comm, state, used: float, opts) -> float:
+    """Every worker's weights averaged, weighted by the examples each used since the last
+    average (each keeps its own adaptive sums, as Vowpal Wabbit's allreduce does); returns 0."""
+    kernel.finalize(state, **opts)  # the penalty up to now, on every coordinate, before averaging
+    total = float(comm.allreduce(np.array([used]))[0])
+    if total <= 0:
+        return 0.0
+    share = used / total
+    ws = state["ws"]
+    ws[:, kernel.W] = comm.allreduce(ws[:, kernel.W] * share)
+    if opts["rule"] == "ftrl":  # FTRL's weights follow from z: average z too
+        ws[:, kernel.S] = comm.allreduce(ws[:, kernel.S] * share)
+    return 0.0

@@ -1,0 +1,98 @@
+"""Per-example SGD on the compiled kernel (issue 14): the estimators' solver="sgd" with the
+normalized rule (or batch_size=1) in one process and over local_sgd workers."""
+import numpy as np
+import pytest
+from sklearn.metrics import log_loss
+
+import shardlearn
+from shardlearn import LogisticRegression, LinearRegression
+from tests.conftest import data_path
+
+
+def _a9a():
+    from sklearn.datasets import load_svmlight_file
+
+    X, y = load_svmlight_file(data_path("a9a", "a9a"), n_features=123)
+    Xt, yt = load_svmlight_file(data_path("a9a", "a9a.t"), n_features=123)
+    return X, y, Xt, (yt > 0) * 2 - 1
+
+
+@pytest.fixture(scope="module")
+def a9a():
+    X, y, Xt, yt = _a9a()
+    ref = LogisticRegression(alpha=1e-6, tol=1e-10).fit(X, y)
+    return X, y, Xt, yt, log_loss(yt, ref.predict_proba(Xt))
+
+
+@pytest.mark.parametrize("optimizer", ["normalized", "adagrad"])
+def test_one_epoch_reaches_the_optimum_held_out_on_a9a(a9a, optimizer):
+    X, y, Xt, yt, best = a9a
+    clf = LogisticRegression(alpha=1e-6, solver="sgd", optimizer=optimizer, batch_size=1, max_iter=1,
+                             random_state=0).fit(X, y)
+    assert log_loss(yt, clf.predict_proba(Xt)) <= 1.01 * best
+    assert clf.fit_result_.steps[0]["examples"] == X.shape[0]
+
+
+def test_raw_amounts_in_the_millions_need_no_standardising():
+    # the credit-table case: unscaled columns made the stochastic strategies diverge (1,187 x L*)
+    rng = np.random.default_rng(0)
+    n = 20_000
+    X = np.c_[rng.lognormal(12, 1.5, n), rng.normal(size=n), rng.integers(0, 5, n), rng.lognormal(3, 1, n)]
+    z = 1e-6 * (X[:, 0] - 3e5) + X[:, 1] - 0.3 * X[:, 2] + 0.01 * X[:, 3]
+    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(int)
+    Xt, yt = X[: n // 4], y[: n // 4]
+    best = log_loss(yt, LogisticRegression(alpha=1e-6, tol=1e-10).fit(X, y).predict_proba(Xt))
+    ratios = [log_loss(yt, LogisticRegression(alpha=1e-6, solver="sgd", optimizer="normalized", max_iter=epochs,
+                                              tol=None, random_state=0).fit(X, y).predict_proba(Xt)) / best
+              for epochs in (2, 5)]
+    # the scale is the largest amount seen, so a heavy-tailed column learns slowly, but never diverges
+    assert ratios[0] <= 1.035 and ratios[1] <= 1.02, ratios
+
+
+def test_partial_fit_twice_equals_two_epochs():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(500, 4)) * [1, 10, 0.1, 1]
+    y = (X @ [1, 0.1, 5, -1] + rng.normal(size=500) > 0).astype(int)
+    opts = dict(alpha=1e-3, l1_ratio=0.3, solver="sgd", optimizer="normalized", random_state=3)
+    once = LogisticRegression(max_iter=2, tol=None, **opts).fit(X, y)
+    twice = LogisticRegression(**opts)
+    twice.partial_fit(X, y, classes=[0, 1])
+    twice.partial_fit(X, y)
+    np.testing.assert_array_equal(twice.coef_, once.coef_)
+    assert twice.intercept_ == once.intercept_
+
+
+def test_checkpoint_and_resume_equal_an_uninterrupted_fit(tmp_path):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(3000, 5))
+    y = X @ [1.0, -2.0, 0.5, 0.0, 3.0] + 0.1 * rng.normal(size=3000)
+    opts = dict(alpha=1e-4, solver="sgd", optimizer="adagrad", batch_size=1, random_state=0, tol=None)
+    full = LinearRegression(max_iter=3, **opts).fit(X, y)
+    LinearRegression(max_iter=2, checkpoint_dir=str(tmp_path), **opts).fit(X, y)
+    resumed = LinearRegression(max_iter=3, checkpoint_dir=str(tmp_path), **opts)
+    from shardlearn.runtime import train
+    import dataclasses
+
+    cfg = dataclasses.replace(resumed.train_config(), resume=True)
+    result = train(shardlearn.models.get("linear"), X, y, None, cfg, 1)
+    np.testing.assert_array_equal(result.params["w"], full.coef_)
+    assert result.n_iter == 3
+
+
+def test_local_sgd_over_two_workers_reaches_the_optimum(a9a):
+    X, y, Xt, yt, best = a9a
+    clf = LogisticRegression(alpha=1e-6, solver="sgd", optimizer="normalized", strategy="local_sgd", workers=2,
+                             max_iter=2, random_state=0).fit(X, y)
+    assert log_loss(yt, clf.predict_proba(Xt)) <= 1.01 * best
+    assert sum(r["rows"] for r in clf.fit_result_.reports) == X.shape[0]
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(optimizer="normalized"), "optimizer='normalized' learns one example at a time: solver='sgd'"),
+    (dict(solver="sgd", optimizer="normalized", workers=2, strategy="bsp"),
+     "over several workers use strategy='local_sgd'"),
+])
+def test_per_example_settings_that_cannot_run(options, message):
+    X, y = np.eye(4), np.array([0, 1, 0, 1])
+    with pytest.raises(shardlearn.ConfigError, match=message):
+        LogisticRegression(**options).fit(X, y)
