@@ -31,7 +31,7 @@ _DTYPES = [np.float64, np.float32]
 
 
 def _is_sgd(est) -> bool:
-    return est.solver == "sgd"
+    return est.train_config().solver == "sgd"  # given, or implied by a stochastic strategy
 
 
 class _Linear(BaseEstimator):
@@ -203,8 +203,8 @@ class LinearRegression(RegressorMixin, _Linear):
     (2.0, 1.0)
     """
 
-    def __init__(self, *, alpha=0.0, l1_ratio=0.0, fit_intercept=True, solver="lbfgs", optimizer="adagrad",
-                 learning_rate=None, schedule="constant", batch_size=256, max_iter=300, tol=1e-6, shuffle=True,
+    def __init__(self, *, alpha=0.0, l1_ratio=0.0, fit_intercept=True, solver=None, optimizer=None,
+                 learning_rate=None, schedule="constant", batch_size=256, max_iter=None, tol=1e-6, shuffle=True,
                  random_state=None, workers=None, strategy=None, sync_every=None, partition="contiguous",
                  checkpoint_dir=None, checkpoint_every=None, max_restarts=0, staleness=4, servers=0,
                  slicer="range"):
@@ -285,8 +285,8 @@ class LogisticRegression(_Classifier):
     True
     """
 
-    def __init__(self, *, alpha=1e-4, l1_ratio=0.0, fit_intercept=True, solver="lbfgs", optimizer="adagrad",
-                 learning_rate=None, schedule="constant", batch_size=256, max_iter=300, tol=1e-6, shuffle=True,
+    def __init__(self, *, alpha=1e-4, l1_ratio=0.0, fit_intercept=True, solver=None, optimizer=None,
+                 learning_rate=None, schedule="constant", batch_size=256, max_iter=None, tol=1e-6, shuffle=True,
                  random_state=None, workers=None, strategy=None, sync_every=None, partition="contiguous",
                  checkpoint_dir=None, checkpoint_every=None, max_restarts=0, staleness=4, servers=0,
                  slicer="range"):
@@ -313,8 +313,8 @@ class LinearSVC(_Classifier):
     [0, 1]
     """
 
-    def __init__(self, *, loss="squared_hinge", alpha=1e-4, l1_ratio=0.0, fit_intercept=True, solver="lbfgs",
-                 optimizer="adagrad", learning_rate=None, schedule="constant", batch_size=256, max_iter=300,
+    def __init__(self, *, loss="squared_hinge", alpha=1e-4, l1_ratio=0.0, fit_intercept=True, solver=None,
+                 optimizer=None, learning_rate=None, schedule="constant", batch_size=256, max_iter=None,
                  tol=1e-6, shuffle=True, random_state=None, workers=None, strategy=None, sync_every=None, partition="contiguous",
                  checkpoint_dir=None, checkpoint_every=None, max_restarts=0, staleness=4, servers=0,
                  slicer="range"):

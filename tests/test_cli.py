@@ -233,10 +233,10 @@ def test_help_shows_defaults_and_version(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for option, default in (("--alpha", "0.0001"), ("--max-iter", "300"), ("--batch-size", "256"),
+    for option, default in (("--alpha", "0.0001"), ("--batch-size", "256"),
                             ("--on-bad-row", "error"), ("--hash-bits", "18"), ("--staleness", "4")):
         assert option in text and f"(default: {default})" in text, option
-    assert "one per 128 MB of data" in text and "--delimiter" in text
+    assert "one per 128 MB of data" in text and "--delimiter" in text and "(lbfgs, gd; default 300) or epochs (sgd; default 5)" in text
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.strip() == f"shardlearn {shardlearn.__version__}"

@@ -67,11 +67,11 @@ def _gone(pids, within_s=10.0):
     ("ctrl-c", 130, "shardlearn: interrupted (Ctrl-C)"),
     ("sigterm", 143, "shardlearn: terminated (SIGTERM)"),
 ])
-@pytest.mark.parametrize("strategy", [["--solver", "gd"], ["--solver", "sgd", "--strategy", "hogwild",
-                                                           "--batch-size", "1"]])
+@pytest.mark.parametrize("strategy", [["--solver", "gd", "--tol", "0"],
+                                      ["--solver", "sgd", "--strategy", "hogwild", "--tol", "none"]])
 def test_interrupt_ends_with_one_line_and_leaves_nothing(tmp_path, how, code, line, strategy):
     before = _shm_entries()
-    proc, workers = _start(["train", _long_fit_file(tmp_path), "--label", "target", "--workers", "2", "--tol", "0",
+    proc, workers = _start(["train", _long_fit_file(tmp_path), "--label", "target", "--workers", "2",
                             "--max-iter", "100000", *strategy, "--out", str(tmp_path / "m")], tmp_path)
     if how == "ctrl-c":  # a terminal sends SIGINT to the whole foreground group: driver and workers
         os.killpg(proc.pid, signal.SIGINT)
@@ -98,7 +98,7 @@ def test_sigterm_while_the_workers_start_leaves_nothing(tmp_path):
 
 def test_killed_driver_leaves_no_worker_and_no_traceback(tmp_path):
     before = _shm_entries()
-    proc, workers = _start(["train", _long_fit_file(tmp_path), "--label", "target", "--workers", "2", "--tol", "0",
+    proc, workers = _start(["train", _long_fit_file(tmp_path), "--label", "target", "--workers", "2", "--tol", "none",
                             "--max-iter", "100000", "--solver", "sgd", "--strategy", "hogwild",
                             "--out", str(tmp_path / "m")], tmp_path)
     proc.kill()

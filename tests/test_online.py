@@ -96,3 +96,28 @@ def test_per_example_settings_that_cannot_run(options, message):
     X, y = np.eye(4), np.array([0, 1, 0, 1])
     with pytest.raises(shardlearn.ConfigError, match=message):
         LogisticRegression(**options).fit(X, y)
+
+
+def test_hogwild_on_the_kernel_reaches_the_optimum_and_leaves_no_files(a9a):
+    import glob
+
+    X, y, Xt, yt, best = a9a
+    before = set(glob.glob("/dev/shm/shardlearn-*/shardlearn-hogwild-*"))
+    clf = LogisticRegression(alpha=1e-6, strategy="hogwild", workers=2, max_iter=2, random_state=0).fit(X, y)
+    assert clf.get_params()["solver"] is None and clf.train_config().optimizer == "normalized"
+    assert log_loss(yt, clf.predict_proba(Xt)) <= 1.01 * best
+    assert [r["examples"] for r in clf.fit_result_.steps] == [X.shape[0]] * 2
+    assert set(glob.glob("/dev/shm/shardlearn-*/shardlearn-hogwild-*")) - before == set()
+
+
+@pytest.mark.parametrize("strategy", ["ssp", "asp"])
+def test_parameter_server_fits_stop_when_they_stop_improving(strategy):
+    # an ssp fit of 200k x 3 rows with default settings ran for over 20 minutes: tol was ignored
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4000, 3))
+    y = (X @ [1.0, -1.0, 0.5] + rng.normal(size=4000) > 0).astype(int)
+    clf = LogisticRegression(strategy=strategy, workers=2, max_iter=300, tol=1e-3, random_state=0).fit(X, y)
+    assert clf.get_params()["solver"] is None  # a stochastic strategy implies solver="sgd"
+    assert 5 <= clf.n_iter_ < 40 and len(clf.fit_result_.steps) == clf.n_iter_
+    default = LogisticRegression(strategy=strategy, workers=2, random_state=0).fit(X, y)
+    assert default.n_iter_ <= 5

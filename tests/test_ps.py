@@ -193,7 +193,8 @@ def test_parameter_server_settings_are_checked():
     with pytest.raises(ConfigError, match="servers=2 needs a parameter-server strategy"):
         TrainConfig(solver="lbfgs", servers=2).validate()
     with pytest.raises(ConfigError, match="strategy='ssp' is stochastic: use solver='sgd'"):
-        TrainConfig(strategy="ssp").validate()
+        TrainConfig(solver="lbfgs", strategy="ssp").validate()
+    assert TrainConfig(strategy="ssp").solver == "sgd"  # left at its default, the solver follows the strategy
     with pytest.raises(ConfigError, match="binary or regression models only"):
         shardlearn.LogisticRegression(solver="sgd", strategy="asp", workers=2, max_iter=1).fit(
             np.random.default_rng(0).normal(size=(60, 3)), np.arange(60) % 3)

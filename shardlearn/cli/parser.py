@@ -30,6 +30,16 @@ class _Help(argparse.HelpFormatter):
         return text
 
 
+def _tol(text: str):
+    """``--tol``: a number, or ``none`` to run every iteration."""
+    if text.lower() in ("none", "off"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+
+
 def _sub(sub, name, helptext):
     return sub.add_parser(name, help=helptext, description=helptext, formatter_class=_Help)
 
@@ -102,14 +112,17 @@ def _train(t):
     g.add_argument("--zero-based", choices=("auto", "yes", "no"), default="auto",
                    help="LIBSVM index base (auto: 0-based when an index 0 occurs)")
     g = t.add_argument_group("optimisation")
-    g.add_argument("--solver", choices=tuple(SOLVER_STRATEGY), default="lbfgs",
-                   help="lbfgs and gd: full-batch; sgd: mini-batch with --optimizer")
-    g.add_argument("--optimizer", default="adagrad", help="for --solver sgd: sgd, momentum, nesterov, adagrad, "
-                                                          "adam, ftrl")
+    g.add_argument("--solver", choices=tuple(SOLVER_STRATEGY),
+                   help="lbfgs and gd: full-batch; sgd: stochastic with --optimizer (default: sgd for the "
+                        "stochastic strategies, else lbfgs)")
+    g.add_argument("--optimizer", help="for --solver sgd: normalized (per example, scale-free; the default in one "
+                                       "process), adagrad (the default for mini-batch strategies), ftrl, sgd, "
+                                       "momentum, nesterov, adam")
     g.add_argument("--learning-rate", type=float, help="for --solver sgd (default: the optimizer's)")
-    g.add_argument("--batch-size", type=int, default=256, help="for --solver sgd: rows per step")
-    g.add_argument("--max-iter", type=int, default=300, help="iterations (lbfgs, gd) or epochs (sgd)")
-    g.add_argument("--tol", type=float, default=1e-6, help="stop when the objective improves less than this")
+    g.add_argument("--batch-size", type=int, default=256, help="for mini-batch sgd: rows per step (1: per example)")
+    g.add_argument("--max-iter", type=int, help="iterations (lbfgs, gd; default 300) or epochs (sgd; default 5)")
+    g.add_argument("--tol", type=_tol, default=1e-6, help="stop when the objective improves less than this "
+                                                          "('none': run all --max-iter)")
     g.add_argument("--random-state", type=int, help="seed of shuffles and random partitions")
     g = t.add_argument_group("distribution")
     g.add_argument("--workers", type=int, default=None,

@@ -3,6 +3,12 @@ choices, validation and dispatch all read.
 
 >>> TrainConfig(solver="sgd").plan, TrainConfig(solver="sgd").stochastic
 ('bsp', True)
+>>> c = TrainConfig(strategy="asp", workers=2); c.solver, c.optimizer, c.max_iter  # None: chosen by the job
+('sgd', 'adagrad', 5)
+>>> c = TrainConfig(solver="sgd"); c.optimizer, c.max_iter
+('normalized', 5)
+>>> TrainConfig(strategy="hogwild", workers=2).optimizer  # Hogwild: the per-example kernel on shared memory
+'normalized'
 >>> TrainConfig(solver="sgd", strategy="asp", workers=2).uses_ps
 True
 >>> TrainConfig(strategy="sssp").validate()
@@ -12,7 +18,7 @@ shardlearn.core.errors.ConfigError: strategy='sssp' is not known; expected one o
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -56,17 +62,20 @@ PLANS = {p.name: p for p in (
 )}
 
 
+STOCHASTIC_EPOCHS = 5  # solver="sgd"'s default max_iter: epochs (full-batch solvers: 300 iterations)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    solver: str = "lbfgs"
+    solver: str | None = None  # None: "sgd" for a stochastic strategy, else "lbfgs"
     alpha: float = 0.0
     l1_ratio: float = 0.0
     fit_intercept: bool = True
-    optimizer: str = "adagrad"
+    optimizer: str | None = None  # None: "normalized" per example in one process, else "adagrad"
     learning_rate: float | None = None
     schedule: str = "constant"
     batch_size: int = 256
-    max_iter: int = 300
+    max_iter: int | None = None  # None: 300 iterations (lbfgs, gd) or STOCHASTIC_EPOCHS epochs (sgd)
     tol: float | None = 1e-6
     shuffle: bool = True
     random_state: int | None = None
@@ -84,6 +93,25 @@ class TrainConfig:
     ps_dtype: str = "float64"  # the shards' parameter type ("float32" halves their memory)
     precondition: bool = True  # solve in standardised coordinates (the parameter-server shards too)
     stream: bool = False  # file fits: read the shard again at every pass instead of holding it (out of core)
+    optimizer_given: bool | None = None  # set by __post_init__: False when the optimizer was chosen by default
+
+    def __post_init__(self):
+        """The defaults that depend on the job (``None``): a stochastic strategy implies
+        ``solver="sgd"``; one process learns per example with the normalized rule, mini-batch
+        strategies with AdaGrad; ``sgd`` runs a few epochs, the full-batch solvers 300
+        iterations (each stops earlier when it stops improving by ``tol``)."""
+        if self.solver is None:
+            stochastic = self.strategy in PLANS and PLANS[self.strategy].stochastic
+            object.__setattr__(self, "solver", "sgd" if stochastic else "lbfgs")
+        if self.optimizer is None:
+            alone = self.workers == 1 and self.strategy in (None, "bsp") and not self.servers
+            per_example = alone or self.strategy == "hogwild"
+            object.__setattr__(self, "optimizer", "normalized" if self.solver == "sgd" and per_example else "adagrad")
+            object.__setattr__(self, "optimizer_given", False)
+        elif self.optimizer_given is None:
+            object.__setattr__(self, "optimizer_given", True)
+        if self.max_iter is None:
+            object.__setattr__(self, "max_iter", STOCHASTIC_EPOCHS if self.solver == "sgd" else 300)
 
     @property
     def plan(self) -> str:
@@ -103,9 +131,9 @@ class TrainConfig:
     @property
     def per_example(self) -> bool:
         """One kernel update per row (``kernels.sgd``): the normalized rule always, the other
-        kernel rules with ``batch_size=1``; in one process or over ``local_sgd``."""
-        return (self.solver == "sgd" and self.plan in ("bsp", "local_sgd") and self.optimizer in PER_EXAMPLE_RULES
-                and (self.optimizer == "normalized" or self.batch_size == 1))
+        kernel rules with ``batch_size=1``; in one process, over ``local_sgd`` or ``hogwild``."""
+        return (self.solver == "sgd" and self.plan in ("bsp", "local_sgd", "hogwild")
+                and self.optimizer in PER_EXAMPLE_RULES and (self.optimizer == "normalized" or self.batch_size == 1))
 
     @property
     def on_group(self) -> bool:
@@ -154,9 +182,9 @@ class TrainConfig:
         if self.optimizer not in optim.OPTIMIZERS + ("normalized",):
             raise ConfigError(f"optimizer={self.optimizer!r} is not known; expected one of "
                               f"{', '.join(optim.OPTIMIZERS + ('normalized',))}")
-        if self.optimizer == "normalized" and (self.solver != "sgd" or self.plan not in ("bsp", "local_sgd")):
-            raise ConfigError(f"optimizer='normalized' learns one example at a time: solver='sgd' in one process "
-                              f"or strategy='local_sgd', not {self.plan!r}")
+        if self.optimizer == "normalized" and (self.solver != "sgd" or self.plan not in ("bsp", "local_sgd", "hogwild")):
+            raise ConfigError(f"optimizer='normalized' learns one example at a time: solver='sgd' in one process, "
+                              f"strategy='local_sgd' or 'hogwild', not {self.plan!r}")
         if self.per_example and self.plan == "bsp" and self.workers > 1:
             raise ConfigError(f"optimizer={self.optimizer!r} with batch_size=1 learns one example at a time: "
                               "over several workers use strategy='local_sgd' (bsp averages mini-batch gradients)")
@@ -171,6 +199,15 @@ class TrainConfig:
                               + (" over servers" if self.uses_ps and self.plan == "bsp" else ""))
         if self.schedule not in optim.SCHEDULES:
             raise ConfigError(f"schedule={self.schedule!r} is not known; expected one of {', '.join(optim.SCHEDULES)}")
+
+    def for_model(self, name: str) -> "TrainConfig":
+        """This configuration for model ``name``: a default per-example rule falls back to
+        AdaGrad mini-batches for a model the kernel does not hold (softmax)."""
+        from shardlearn.kernels.sgd import MODEL_LOSS
+
+        if self.per_example and name not in MODEL_LOSS and not self.optimizer_given:
+            return replace(self, optimizer="adagrad")
+        return self
 
     def base_lr(self) -> float:
         """The learning rate given, or the optimizer's default."""

@@ -125,6 +125,7 @@ def train_local(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1
 
 def _train_local_logged(model, X, y, sample_weight, cfg, n_outputs, state, epochs, callback, comm, progress, show,
                         report=None):
+    cfg = cfg.for_model(model.name)
     counter = RowCounter(model)
     log = StepLog(comm, total=cfg.max_iter if epochs is None else epochs, counter=counter, show=show, sink=progress)
     try:

@@ -142,7 +142,8 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
                                   staleness=staleness, share_rows=cfg.plan == "bsp",
                                   fit_intercept=cfg.fit_intercept, callback=cb,
                                   on_step=snapshot if snapshot_every and comm.rank == 0 else None,
-                                  checkpoint=None if ckpt is None else _ShardCheckpoint(ckpt, comm, ctx), resume=resume)
+                                  checkpoint=None if ckpt is None else _ShardCheckpoint(ckpt, comm, ctx), resume=resume,
+                                  tol=cfg.tol)
     comm.barrier()  # every push is applied before anyone reads the result
     if snapshot_every and comm.rank == 0:
         snapshots.append((time.perf_counter() - t0, steps, _pull_vector(client, d + 1)))
@@ -150,7 +151,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
     under_torchrun = launch.from_env() is not None  # no driver to assemble slices: rank 0 pulls the model
     params = _pull_model(client, d) if under_torchrun and comm.rank == 0 else None
     ctx.transport.close()
-    out = {"params": params, "n_iter": int(cfg.max_iter), "steps": log.records, "snapshots": snapshots,
+    out = {"params": params, "n_iter": len(log.records), "steps": log.records, "snapshots": snapshots,
            "slices": host.save_slices(launch.scratch_dir()) if not cfg.servers and not under_torchrun else {},
            "ps": {"n_features": d, "slicer": cfg.slicer, "shards": len(ctx.hosts), "seed": cfg.random_state or 0},
            "report": {"rank": comm.rank, "role": "worker", "ps_steps": steps, "clock_log": clock_log,
@@ -219,6 +220,13 @@ def train_hogwild(comm, model, X, y, sw, cfg, progress=None) -> dict:
     d = X.shape[1]
     mine = [tempfile.mkdtemp(prefix="shardlearn-hogwild-", dir=launch.scratch_dir())] if comm.rank == 0 else []
     folder = union(comm, mine)[0]
+    if cfg.per_example:
+        try:
+            return _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress)
+        finally:
+            comm.barrier()
+            if comm.rank == 0:
+                shutil.rmtree(folder, ignore_errors=True)
     alpha, l1r = cfg.alpha, cfg.l1_ratio
     scale = None
     if cfg.precondition:  # one machine: every worker computes the same scale from allreduced moments
@@ -238,7 +246,7 @@ def train_hogwild(comm, model, X, y, sw, cfg, progress=None) -> dict:
     t0 = time.perf_counter()
     steps, _ = ps_sgd.fit(model, X, y, sw, client=client, comm=comm, batch_size=cfg.batch_size, epochs=cfg.max_iter,
                           seed=cfg.random_state, shuffle=cfg.shuffle, staleness=None, callback=cb,
-                          fit_intercept=cfg.fit_intercept)
+                          fit_intercept=cfg.fit_intercept, tol=cfg.tol)
     comm.barrier()
     params = None
     if comm.rank == 0:
@@ -248,5 +256,42 @@ def train_hogwild(comm, model, X, y, sw, cfg, progress=None) -> dict:
     comm.barrier()
     if comm.rank == 0:
         shutil.rmtree(folder, ignore_errors=True)
-    return {"params": params, "n_iter": int(cfg.max_iter), "steps": log.records,
+    return {"params": params, "n_iter": len(log.records), "steps": log.records,
             "report": {"rank": comm.rank, "ps_steps": steps, "fit_seconds": time.perf_counter() - t0}}
+
+
+def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress) -> dict:
+    """Hogwild on the per-example kernel: every worker runs ``kernels.sgd`` over its rows on one
+    state array (weights, adaptive sums, scales; 32 bytes a coordinate) mapped from ``folder``,
+    without locks, so a row's update is seen by the others as soon as it is written."""
+    import os
+
+    from shardlearn.kernels import sgd as kernel
+    from shardlearn.runtime.progress import StepLog
+    from shardlearn.strategies import online
+
+    d = X.shape[1]
+    paths = {k: os.path.join(folder, f"{k}.npy") for k in ("ws", "scalars")}
+    if comm.rank == 0:
+        for k, a in kernel.new_state(d, cfg.optimizer).items():
+            m = np.lib.format.open_memmap(paths[k], mode="w+", dtype=a.dtype, shape=a.shape)
+            m[:] = a
+            m.flush()
+            del m
+    comm.barrier()
+    state = {k: np.load(p, mmap_mode="r+") for k, p in paths.items()}
+    log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
+    t0 = time.perf_counter()
+    res = online.fit(model, X, y, sw, theta0=model.init(d), rule=cfg.optimizer, lr=cfg.base_lr(),
+                     power_t=0.5 if cfg.schedule == "invscaling" else 0.0, alpha=cfg.alpha, l1_ratio=cfg.l1_ratio,
+                     fit_intercept=cfg.fit_intercept, epochs=cfg.max_iter, shuffle=cfg.shuffle, seed=cfg.random_state,
+                     tol=cfg.tol, comm=comm, opt_state=state, shared=True,
+                     callback=lambda th, epoch, loss, examples: log.step(epoch, loss, examples))
+    comm.barrier()
+    params = None
+    if comm.rank == 0:
+        w = np.array(kernel.weights(state), dtype=np.float64)
+        params = {"w": w[:d], "b": np.asarray(w[d])}
+    del state
+    return {"params": params, "n_iter": int(res.n_iter), "steps": log.records,
+            "report": {"rank": comm.rank, "fit_seconds": time.perf_counter() - t0, "rows": int(X.shape[0])}}

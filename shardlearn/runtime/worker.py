@@ -64,23 +64,28 @@ def _sender(conn):
         try:
             conn.send(message)
         except (OSError, EOFError):
-            os._exit(0)
+            _orphaned()
 
     return send
+
+
+def _orphaned() -> None:
+    """The driver is gone: remove the group's shared files (the driver can no longer) and end."""
+    scratch = os.environ.get(launch.SCRATCH_VAR)
+    if scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
+    os._exit(0)
 
 
 def _exit_with_driver(period_s: float = 0.5) -> None:
     """End this worker quietly when its driver dies (SIGKILL, a crash), even mid-job, removing
     the group's shared files, which the driver can no longer remove."""
     parent = os.getppid()
-    scratch = os.environ.get(launch.SCRATCH_VAR)
 
     def watch():
         while os.getppid() == parent:
             time.sleep(period_s)
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
-        os._exit(0)
+        _orphaned()
 
     threading.Thread(target=watch, daemon=True).start()
 

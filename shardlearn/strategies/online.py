@@ -31,11 +31,14 @@ CHUNK_ROWS = 1 << 16  # rows per kernel call: checkpoints, progress and averagin
 
 def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha=0.0, l1_ratio=0.0,
         fit_intercept=True, epochs=1, start_epoch=0, shuffle=True, seed=None, tol=None, n_iter_no_change=5,
-        callback=None, comm=None, sync_rows=None, opt_state=None, checkpoint=None, resume=None) -> Result:
+        callback=None, comm=None, sync_rows=None, opt_state=None, checkpoint=None, resume=None,
+        shared=False) -> Result:
     """``epochs`` passes over ``(X, y)`` from epoch ``start_epoch``, one kernel update per row;
     stops early when the epoch's progressive loss improves by less than ``tol`` for
     ``n_iter_no_change`` epochs. ``callback(theta, epoch, progressive_loss, examples)`` after
-    each epoch. ``opt_state`` (the kernel's state) continues a previous fit."""
+    each epoch. ``opt_state`` (the kernel's state) continues a previous fit. ``shared``: every
+    worker's ``opt_state`` is the same memory (Hogwild): nothing to average; the workers
+    agree on each epoch's loss only."""
     if model.name not in kernel.MODEL_LOSS:
         raise ConfigError(f"the per-example rules hold one weight per feature: not for model {model.name!r} "
                           "(softmax trains with optimizer='adagrad' and mini-batches)")
@@ -44,7 +47,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
     state = opt_state if opt_state is not None else _state_from(theta0, d, rule)
     distributed = comm is not None and comm.size > 1
     rank = comm.rank if distributed else 0
-    y = np.asarray(y, dtype=np.float64)
+    y = None if y is None else np.asarray(y, dtype=np.float64)
     cur = {"epoch": start_epoch, "pos": 0, "loss": 0.0, "seen": 0.0, "best": np.inf, "stall": 0, "done": 0,
            "stopped": 0, "since_sync": 0.0}
     if resume is not None:
@@ -52,32 +55,38 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         cur.update({k: resume[f"cursor/{k}"].item() for k in cur})
     chunk = CHUNK_ROWS if not distributed or not sync_rows else max(1, int(sync_rows))
     chunks = -(-n // chunk)
-    if distributed:  # every worker averages at the same points: as many chunks as the largest shard
+    if hasattr(X, "blocks"):  # streamed: averaged and checkpointed at epoch ends only
+        sync_rows, chunks = None, 1
+    elif distributed and not shared:  # every worker averages at the same points: as many chunks as the largest shard
         chunks = int(comm.allreduce(np.array([float(chunks)]), op="max")[0])
 
     def save(step):
         checkpoint.save(step, {"kernel/ws": state["ws"], "kernel/scalars": state["scalars"],
                                **{f"cursor/{k}": np.array(v) for k, v in cur.items()}})
 
+    loss_name = kernel.MODEL_LOSS[model.name]
     while cur["epoch"] < start_epoch + epochs and not cur["stopped"]:
         epoch = cur["epoch"]
-        order = epoch_order(n, epoch, seed, shuffle, rank)
-        order = np.arange(n) if order is None else order
-        while cur["pos"] < chunks:
+        if hasattr(X, "blocks"):  # a streamed shard: its blocks in file order, rows shuffled within each
+            _stream_epoch(X, state, cur, loss_name, fit_intercept, opts, [seed or 0, epoch, rank] if shuffle else None)
+        else:
+            order = epoch_order(n, epoch, seed, shuffle, rank)
+            order = np.arange(n) if order is None else order
+        while not hasattr(X, "blocks") and cur["pos"] < chunks:
             part = order[cur["pos"] * chunk : (cur["pos"] + 1) * chunk]
-            out = kernel.run(state, X, y, sample_weight, part, loss=kernel.MODEL_LOSS[model.name],
-                             fit_intercept=fit_intercept, **opts)
+            out = kernel.run(state, X, y, sample_weight, part, loss=loss_name, fit_intercept=fit_intercept, **opts)
             cur["loss"] += out[0]
             cur["seen"] += out[1]
             cur["since_sync"] += out[1]
             cur["pos"] += 1
-            if distributed and sync_rows:
+            if distributed and sync_rows and not shared:
                 cur["since_sync"] = _average(comm, state, cur["since_sync"], opts)
             if checkpoint is not None and cur["pos"] < chunks and checkpoint.due(epoch * chunks + cur["pos"]):
                 save(epoch * chunks + cur["pos"])
-        if distributed:
+        if distributed and not shared:
             cur["since_sync"] = _average(comm, state, cur["since_sync"], opts)
-        kernel.finalize(state, **opts)
+        if not shared or rank == 0:
+            kernel.finalize(state, **opts)
         loss, seen = cur["loss"], cur["seen"]
         if distributed:
             loss, seen = comm.allreduce(np.array([loss, seen]))
@@ -94,6 +103,19 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
                                        or checkpoint.due(cur["epoch"] * chunks)):
             save(cur["epoch"] * chunks)
     return Result(_theta(state, d), cur["done"], bool(cur["stopped"]), float("nan"), state)
+
+
+def _stream_epoch(stream, state, cur, loss_name, fit_intercept, opts, seed) -> None:
+    """One pass over a streamed shard (``data.stream.Stream``), block by block."""
+    for b, (Xb, yb) in enumerate(stream.blocks()):
+        n = Xb.shape[0]
+        order = np.arange(n) if seed is None else np.random.default_rng(seed + [b]).permutation(n)
+        out = kernel.run(state, Xb, np.asarray(yb, dtype=np.float64), None, order, loss=loss_name,
+                         fit_intercept=fit_intercept, **opts)
+        cur["loss"] += out[0]
+        cur["seen"] += out[1]
+        cur["since_sync"] += out[1]
+    cur["pos"] = 1
 
 
 def _state_from(theta0, d, rule) -> dict:

@@ -68,7 +68,7 @@ def _step_weights(n, sw, order, batch_size, steps):
 
 def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs=1, seed=None, shuffle=True,
         staleness=None, share_rows=False, fit_intercept=True, callback=None, on_step=None,
-        checkpoint=None, resume=None):
+        checkpoint=None, resume=None, tol=None, n_iter_no_change=5):
     """This worker's part. ``staleness``: 0 (bsp), s (ssp) or None (asp). ``share_rows``: scale
     each push by this worker's share of the step's weight, so the shards apply the global
     weighted batch gradient (bsp); otherwise a push is scaled by its batch's weight over the
@@ -76,7 +76,9 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
     is neither pulled nor pushed (it stays 0). ``on_step(t)`` runs
     after each clock (benchmarks take model snapshots there). ``checkpoint`` (``due(t)``,
     ``save(t, arrays)``; the caller's adapter also saves the shards at a consistent cut)
-    receives this worker's cursor; ``resume`` (such arrays) continues from it.
+    receives this worker's cursor; ``resume`` (such arrays) continues from it. ``tol``: stop when
+    the epoch's mean loss over all workers (agreed by one allreduce per epoch) improves by less
+    than ``tol`` for ``n_iter_no_change`` epochs, as the allreduce strategies do.
     Returns ``(steps, clock_log)``: ``clock_log`` holds ``(t, slowest clock when allowed on)``."""
     n, d = X.shape
     y = np.asarray(y)
@@ -89,7 +91,8 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
     else:  # asp/ssp: a batch of average weight pushes its mean gradient as is
         tot = comm.allreduce(np.array([sw.sum(), float(n)]))
         mean_weight = float(tot[0] / max(tot[1], 1.0))
-    cur = {"epoch": 0, "step": 0, "t": 0, "total": 0.0, "seen": 0.0, "rows": 0}
+    cur = {"epoch": 0, "step": 0, "t": 0, "total": 0.0, "seen": 0.0, "rows": 0, "best": np.inf, "stall": 0,
+           "stopped": 0}
     if resume is not None:
         cur.update({k: resume[f"cursor/{k}"].item() for k in cur})
     log = []
@@ -97,7 +100,7 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
     def save():
         checkpoint.save(cur["t"], {f"cursor/{k}": np.array(v) for k, v in cur.items()})
 
-    while cur["epoch"] < epochs:
+    while cur["epoch"] < epochs and not cur["stopped"]:
         epoch = cur["epoch"]
         order = epoch_order(n, epoch, seed, shuffle, comm.rank)
         if share_rows:  # bsp: every worker's weight in every step of this epoch
@@ -132,9 +135,16 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
                 on_step(t + 1)
             if checkpoint is not None and cur["step"] < steps and checkpoint.due(t + 1):
                 save()
+        mean = cur["total"] / max(cur["seen"], 1e-300)
+        if tol is not None:  # every worker takes the same decision from the same mean
+            total, seen = comm.allreduce(np.array([cur["total"], cur["seen"]]))
+            mean = total / max(seen, 1e-300)
+            cur["stall"] = cur["stall"] + 1 if mean > cur["best"] - tol else 0
+            cur["best"] = min(cur["best"], mean)
+            cur["stopped"] = int(cur["stall"] >= n_iter_no_change)
         if callback is not None:
-            callback(epoch + 1, cur["total"] / max(cur["seen"], 1e-300), int(cur["rows"]))
+            callback(epoch + 1, mean, int(cur["rows"]))
         cur.update(epoch=epoch + 1, step=0, total=0.0, seen=0.0, rows=0)
-        if checkpoint is not None and (cur["epoch"] >= epochs or checkpoint.due(cur["t"])):
+        if checkpoint is not None and (cur["epoch"] >= epochs or cur["stopped"] or checkpoint.due(cur["t"])):
             save()
     return cur["t"], log
