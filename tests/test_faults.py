@@ -122,7 +122,7 @@ def test_a_time_based_checkpoint_is_agreed_at_few_probe_steps(tmp_path):
 def test_checkpoint_every_30s_adds_no_collective_per_step(tmp_path, strategy):
     X, y = _data(4000)
     base = TrainConfig(solver="sgd", strategy=strategy, workers=2, batch_size=20, max_iter=2, random_state=0,
-                       sync_every=1000 if strategy == "local_sgd" else None)
+                       sync_every=1000 if strategy == "local_sgd" else None, optimizer="adagrad")  # mini-batch steps
     r = distributed.train_arrays(models.get("logistic"), X, y, None, base, 1)
     plain = [r.get("collectives", r.get("calls")) for r in r.reports]
     r = distributed.train_arrays(models.get("logistic"), X, y, None,
@@ -189,7 +189,8 @@ def test_a_worker_killed_at_a_random_step_resumes_exactly(tmp_path, strategy, se
     X, y = _data(3000, seed=seed)
     sgd = strategy in ("bsp", "local_sgd")
     base = TrainConfig(solver="sgd" if sgd else strategy, strategy=strategy if sgd else None, alpha=1e-3,
-                       tol=1e-12, max_iter=4 if sgd else 25, batch_size=64, random_state=seed, workers=2)
+                       tol=1e-12, max_iter=4 if sgd else 25, batch_size=64, random_state=seed, workers=2,
+                       optimizer="adagrad" if sgd else None)  # mini-batch steps: the kill counts gradient calls
     m = models.get("logistic")
     first = distributed.train_arrays(m, X, y, None, base, 1)
     clean, n_clean, clean_steps = first.params, first.n_iter, first.steps

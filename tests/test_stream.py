@@ -23,7 +23,8 @@ from tests.conftest import data_path
     dict(solver="lbfgs", tol=1e-10, max_iter=500),
     dict(solver="gd", max_iter=40, tol=0.0, l1_ratio=0.5),
     dict(solver="sgd", max_iter=2, shuffle=False, tol=None),
-    dict(solver="sgd", strategy="local_sgd", max_iter=2, shuffle=False, tol=None, fit_intercept=False),
+    dict(solver="sgd", strategy="local_sgd", optimizer="adagrad", max_iter=2, shuffle=False, tol=None,
+         fit_intercept=False),
     dict(solver="sgd", strategy="local_sgd", optimizer="normalized", max_iter=2, shuffle=False, tol=None),
 ])
 def test_a_streamed_fit_equals_the_in_memory_one(kw):

@@ -116,8 +116,8 @@ def _train(t):
                    help="lbfgs and gd: full-batch; sgd: stochastic with --optimizer (default: sgd for the "
                         "stochastic strategies, else lbfgs)")
     g.add_argument("--optimizer", help="for --solver sgd: normalized (per example, scale-free; the default in one "
-                                       "process), adagrad (the default for mini-batch strategies), ftrl, sgd, "
-                                       "momentum, nesterov, adam")
+                                       "process, local_sgd and hogwild), adagrad (the default for bsp over workers, "
+                                       "ssp, asp), ftrl, sgd, momentum, nesterov, adam")
     g.add_argument("--learning-rate", type=float, help="for --solver sgd (default: the optimizer's)")
     g.add_argument("--batch-size", type=int, default=256, help="for mini-batch sgd: rows per step (1: per example)")
     g.add_argument("--max-iter", type=int, help="iterations (lbfgs, gd; default 300) or epochs (sgd; default 5)")

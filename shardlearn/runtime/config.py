@@ -71,7 +71,7 @@ class TrainConfig:
     alpha: float = 0.0
     l1_ratio: float = 0.0
     fit_intercept: bool = True
-    optimizer: str | None = None  # None: "normalized" per example in one process, else "adagrad"
+    optimizer: str | None = None  # None: "normalized" per example (one process, local_sgd, hogwild), else "adagrad"
     learning_rate: float | None = None
     schedule: str = "constant"
     batch_size: int = 256
@@ -97,15 +97,15 @@ class TrainConfig:
 
     def __post_init__(self):
         """The defaults that depend on the job (``None``): a stochastic strategy implies
-        ``solver="sgd"``; one process learns per example with the normalized rule, mini-batch
-        strategies with AdaGrad; ``sgd`` runs a few epochs, the full-batch solvers 300
+        ``solver="sgd"``; one process, ``local_sgd`` and ``hogwild`` learn per example with the
+        normalized rule, the mini-batch strategies (``bsp`` over workers, ``ssp``, ``asp``) with AdaGrad; ``sgd`` runs a few epochs, the full-batch solvers 300
         iterations (each stops earlier when it stops improving by ``tol``)."""
         if self.solver is None:
             stochastic = self.strategy in PLANS and PLANS[self.strategy].stochastic
             object.__setattr__(self, "solver", "sgd" if stochastic else "lbfgs")
         if self.optimizer is None:
             alone = self.workers == 1 and self.strategy in (None, "bsp") and not self.servers
-            per_example = alone or self.strategy == "hogwild"
+            per_example = alone or self.strategy in ("hogwild", "local_sgd")
             object.__setattr__(self, "optimizer", "normalized" if self.solver == "sgd" and per_example else "adagrad")
             object.__setattr__(self, "optimizer_given", False)
         elif self.optimizer_given is None:
