@@ -166,6 +166,23 @@ def _touch(rule, c, x, lr, power_t, beta, base, t, l1, l2):
     return norm
 
 
+@njit(cache=True, inline="always")
+def _row_gradient(loss, p, yr, hr, out):
+    """The row's importance-weighted ``dloss/dp``; its loss goes into the progressive sums."""
+    lv, g = _dloss(loss, p, yr)
+    out[0] += hr * lv
+    out[1] += hr
+    return g * hr
+
+
+@njit(cache=True, inline="always")
+def _step_intercept(rule, c, g, lr, power_t, beta, base, t):
+    """The intercept: a feature of value 1 (scale 1), never penalised."""
+    if rule != 3:
+        c[S] = 1.0
+    _step(rule, c, g, lr, power_t, beta, base, t, 0.0, 0.0)
+
+
 @njit(cache=True)
 def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t, beta, l1, l2,
               intercept):
@@ -186,19 +203,15 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
             norm += _touch(rule, ws[i], x, lr, power_t, beta, base, t, l1, l2)
             p += ws[i, W] * x
         nsum += hr * norm
-        lv, g = _dloss(loss, p, y[r])
-        out[0] += hr * lv
-        out[1] += hr
+        g = _row_gradient(loss, p, y[r], hr, out)
         if g == 0:
             continue
-        g *= hr
         base = _base(rule, lr, power_t, t, nsum)
         for k in range(lo, hi):
             i = indices[k]
             _step(rule, ws[i], g * data[k] * scale[i], lr, power_t, beta, base, t, l1, l2)
         if intercept:
-            ws[d, S] = 1.0 if rule != 3 else ws[d, S]
-            _step(rule, ws[d], g, lr, power_t, beta, base, t, 0.0, 0.0)
+            _step_intercept(rule, ws[d], g, lr, power_t, beta, base, t)
     scalars[0], scalars[1] = t, nsum
 
 
@@ -219,20 +232,16 @@ def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t
             norm += _touch(rule, ws[i], x, lr, power_t, beta, base, t, l1, l2)
             p += ws[i, W] * x
         nsum += hr * norm
-        lv, g = _dloss(loss, p, y[r])
-        out[0] += hr * lv
-        out[1] += hr
+        g = _row_gradient(loss, p, y[r], hr, out)
         if g == 0:
             continue
-        g *= hr
         base = _base(rule, lr, power_t, t, nsum)
         for i in range(d):
             x = X[r, i] * scale[i]
             if x != 0:
                 _step(rule, ws[i], g * x, lr, power_t, beta, base, t, l1, l2)
         if intercept:
-            ws[d, S] = 1.0 if rule != 3 else ws[d, S]
-            _step(rule, ws[d], g, lr, power_t, beta, base, t, 0.0, 0.0)
+            _step_intercept(rule, ws[d], g, lr, power_t, beta, base, t)
     scalars[0], scalars[1] = t, nsum
 
 
