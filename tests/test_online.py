@@ -12,8 +12,8 @@ from tests.conftest import data_path
 def _a9a():
     from sklearn.datasets import load_svmlight_file
 
-    X, y = load_svmlight_file(data_path("a9a", "a9a"), n_features=123)
-    Xt, yt = load_svmlight_file(data_path("a9a", "a9a.t"), n_features=123)
+    X, y = load_svmlight_file(data_path("a9a", "a9a", real=True), n_features=123)  # a9a's own figures
+    Xt, yt = load_svmlight_file(data_path("a9a", "a9a.t", real=True), n_features=123)
     return X, y, Xt, (yt > 0) * 2 - 1
 
 
@@ -31,6 +31,19 @@ def test_one_epoch_reaches_the_optimum_held_out_on_a9a(a9a, optimizer):
                              random_state=0).fit(X, y)
     assert log_loss(yt, clf.predict_proba(Xt)) <= 1.01 * best
     assert clf.fit_result_.steps[0]["examples"] == X.shape[0]
+
+
+@pytest.mark.parametrize("strategy", [dict(solver="sgd"), dict(strategy="local_sgd", workers=2),
+                                      dict(strategy="hogwild", workers=2)])
+def test_defaults_reach_the_optimum_held_out_on_d1_in_two_epochs(strategy):
+    from shardlearn.data.synthetic import make_d1
+
+    X, y = make_d1(40_000, n_features=20, seed=1)  # dense, badly scaled (scales 0.1 to 10)
+    Xt, yt = make_d1(10_000, n_features=20, seed=1, split="test")
+    best = log_loss(yt, LogisticRegression(tol=1e-10).fit(X, y).predict_proba(Xt))
+    clf = LogisticRegression(max_iter=2, random_state=0, **strategy).fit(X, y)  # every other setting default
+    assert clf.train_config().optimizer == "normalized"
+    assert log_loss(yt, clf.predict_proba(Xt)) <= 1.01 * best
 
 
 def test_raw_amounts_in_the_millions_need_no_standardising():

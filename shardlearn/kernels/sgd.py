@@ -187,12 +187,15 @@ def _step_intercept(rule, c, g, lr, power_t, beta, base, t):
 def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t, beta, l1, l2,
               intercept):
     d = ws.shape[0] - 1
-    t, nsum = scalars[0], scalars[1]
     for r in order:
         hr = h[r]
         if hr <= 0:
             continue
-        t += hr
+        # the clock and normalizer are read and written at every row, not kept in registers for the
+        # call: Hogwild workers share them (``scalars`` in /dev/shm), and one process gets the same numbers
+        t = scalars[0] + hr
+        scalars[0] = t
+        nsum = scalars[1]
         lo, hi = indptr[r], indptr[r + 1]
         base = _base(rule, lr, power_t, t, nsum)  # the clock has moved: catch-ups at this row's rates
         p = ws[d, W] if intercept else 0.0
@@ -202,7 +205,8 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
             x = data[k] * scale[i]
             norm += _touch(rule, ws[i], x, lr, power_t, beta, base, t, l1, l2)
             p += ws[i, W] * x
-        nsum += hr * norm
+        nsum = scalars[1] + hr * norm
+        scalars[1] = nsum
         g = _row_gradient(loss, p, y[r], hr, out)
         if g == 0:
             continue
@@ -212,18 +216,20 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
             _step(rule, ws[i], g * data[k] * scale[i], lr, power_t, beta, base, t, l1, l2)
         if intercept:
             _step_intercept(rule, ws[d], g, lr, power_t, beta, base, t)
-    scalars[0], scalars[1] = t, nsum
 
 
 @njit(cache=True)
 def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t, beta, l1, l2, intercept):
     d = ws.shape[0] - 1
-    t, nsum = scalars[0], scalars[1]
     for r in order:
         hr = h[r]
         if hr <= 0:
             continue
-        t += hr
+        # the clock and normalizer are read and written at every row, not kept in registers for the
+        # call: Hogwild workers share them (``scalars`` in /dev/shm), and one process gets the same numbers
+        t = scalars[0] + hr
+        scalars[0] = t
+        nsum = scalars[1]
         base = _base(rule, lr, power_t, t, nsum)
         p = ws[d, W] if intercept else 0.0
         norm = 1.0 if intercept else 0.0
@@ -231,7 +237,8 @@ def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t
             x = X[r, i] * scale[i]
             norm += _touch(rule, ws[i], x, lr, power_t, beta, base, t, l1, l2)
             p += ws[i, W] * x
-        nsum += hr * norm
+        nsum = scalars[1] + hr * norm
+        scalars[1] = nsum
         g = _row_gradient(loss, p, y[r], hr, out)
         if g == 0:
             continue
@@ -242,7 +249,6 @@ def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t
                 _step(rule, ws[i], g * x, lr, power_t, beta, base, t, l1, l2)
         if intercept:
             _step_intercept(rule, ws[d], g, lr, power_t, beta, base, t)
-    scalars[0], scalars[1] = t, nsum
 
 
 @njit(cache=True)
