@@ -167,6 +167,17 @@ def _touch(rule, c, x, lr, power_t, beta, base, t, l1, l2):
 
 
 @njit(cache=True, inline="always")
+def _tick(scalars, hr, rule, lr, power_t):
+    """A row of weight ``hr`` moves the clock: ``(t, N, this row's base rate)``. The clock and the
+    normalizer are read and written at every row, not kept in registers for a call: Hogwild's
+    workers share them (``scalars`` in /dev/shm); one process gets the same numbers."""
+    t = scalars[0] + hr
+    scalars[0] = t
+    nsum = scalars[1]
+    return t, nsum, _base(rule, lr, power_t, t, nsum)
+
+
+@njit(cache=True, inline="always")
 def _row_gradient(loss, p, yr, hr, out):
     """The row's importance-weighted ``dloss/dp``; its loss goes into the progressive sums."""
     lv, g = _dloss(loss, p, yr)
@@ -191,13 +202,8 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
         hr = h[r]
         if hr <= 0:
             continue
-        # the clock and normalizer are read and written at every row, not kept in registers for the
-        # call: Hogwild workers share them (``scalars`` in /dev/shm), and one process gets the same numbers
-        t = scalars[0] + hr
-        scalars[0] = t
-        nsum = scalars[1]
+        t, nsum, base = _tick(scalars, hr, rule, lr, power_t)
         lo, hi = indptr[r], indptr[r + 1]
-        base = _base(rule, lr, power_t, t, nsum)  # the clock has moved: catch-ups at this row's rates
         p = ws[d, W] if intercept else 0.0
         norm = 1.0 if intercept else 0.0
         for k in range(lo, hi):
@@ -225,12 +231,7 @@ def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t
         hr = h[r]
         if hr <= 0:
             continue
-        # the clock and normalizer are read and written at every row, not kept in registers for the
-        # call: Hogwild workers share them (``scalars`` in /dev/shm), and one process gets the same numbers
-        t = scalars[0] + hr
-        scalars[0] = t
-        nsum = scalars[1]
-        base = _base(rule, lr, power_t, t, nsum)
+        t, nsum, base = _tick(scalars, hr, rule, lr, power_t)
         p = ws[d, W] if intercept else 0.0
         norm = 1.0 if intercept else 0.0
         for i in range(d):
