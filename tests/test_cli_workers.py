@@ -188,3 +188,20 @@ def test_too_many_workers_fail_at_once_and_more_than_cores_warn(tmp_path, capsys
     assert not (tmp_path / "m").exists()
     with pytest.warns(RuntimeWarning, match="local workers on .* cores: they take turns"):
         launch.check_local(launch.cpu_count() + 1)
+
+
+def test_a_stochastic_strategy_needs_no_solver_and_tol_none_runs_every_epoch(tmp_path, capsys):
+    (tmp_path / "d.csv").write_text(_csv(400))
+    code, out, err = _run(capsys, "train", str(tmp_path / "d.csv"), "--label", "target", "--strategy", "asp",
+                          "--workers", "2", "--max-iter", "7", "--tol", "none", "--out", str(tmp_path / "m"))
+    assert code == 0, err
+    assert json.loads(out)["n_iter"] == 7  # asp ran as sgd, every epoch
+    code, out, err = _run(capsys, "train", str(tmp_path / "d.csv"), "--label", "target", "--solver", "sgd",
+                          "--out", str(tmp_path / "m1"))
+    meta = json.loads((tmp_path / "m1" / "model.json").read_text())
+    assert code == 0 and json.loads(out)["n_iter"] <= 5  # sgd's default: at most 5 epochs
+    assert meta["hyper_parameters"]["optimizer"] is None and meta["hyper_parameters"]["solver"] == "sgd"
+    with pytest.raises(SystemExit) as e:  # argparse's own errors exit from the parser, one line, code 2
+        main(["train", str(tmp_path / "d.csv"), "--label", "target", "--tol", "soon", "--out", str(tmp_path / "m2")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "argument --tol: expected a number or 'none', got 'soon'" in err
