@@ -205,3 +205,11 @@ def test_a_stochastic_strategy_needs_no_solver_and_tol_none_runs_every_epoch(tmp
         main(["train", str(tmp_path / "d.csv"), "--label", "target", "--tol", "soon", "--out", str(tmp_path / "m2")])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "argument --tol: expected a number or 'none', got 'soon'" in err
+
+
+def test_the_workers_rule_counts_a_gzip_file_uncompressed(tmp_path):
+    from shardlearn.cli.train import _data_bytes
+
+    text = _csv(3000).encode()
+    (tmp_path / "d.csv.gz").write_bytes(gzip.compress(text))
+    assert _data_bytes(str(tmp_path / "d.csv.gz")) == len(text) > 5 * (tmp_path / "d.csv.gz").stat().st_size
