@@ -168,22 +168,24 @@ def _touch(rule, c, x, lr, power_t, beta, base, t, l1, l2):
 
 @njit(cache=True, inline="always")
 def _tick(scalars, hr, rule, lr, power_t):
-    """A row of weight ``hr`` moves the clock: ``(t, N, this row's base rate)``. The clock and the
+    """A row of weight ``hr`` moves the clock: ``(t, the base rate of its catch-ups)``. The clock and the
     normalizer are read and written at every row, not kept in registers for a call: Hogwild's
     workers share them (``scalars`` in /dev/shm); one process gets the same numbers."""
     t = scalars[0] + hr
     scalars[0] = t
-    nsum = scalars[1]
-    return t, nsum, _base(rule, lr, power_t, t, nsum)
+    return t, _base(rule, lr, power_t, t, scalars[1])
 
 
 @njit(cache=True, inline="always")
-def _row_gradient(loss, p, yr, hr, out):
-    """The row's importance-weighted ``dloss/dp``; its loss goes into the progressive sums."""
+def _row_gradient(scalars, hr, norm, loss, p, yr, out, rule, lr, power_t, t):
+    """After the prediction ``p``: the row's normalizer term ``norm`` joins ``N``, its loss the
+    progressive sums; returns its importance-weighted ``dloss/dp`` and the base rate of its steps."""
+    nsum = scalars[1] + hr * norm
+    scalars[1] = nsum
     lv, g = _dloss(loss, p, yr)
     out[0] += hr * lv
     out[1] += hr
-    return g * hr
+    return g * hr, _base(rule, lr, power_t, t, nsum)
 
 
 @njit(cache=True, inline="always")
@@ -202,7 +204,7 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
         hr = h[r]
         if hr <= 0:
             continue
-        t, nsum, base = _tick(scalars, hr, rule, lr, power_t)
+        t, base = _tick(scalars, hr, rule, lr, power_t)
         lo, hi = indptr[r], indptr[r + 1]
         p = ws[d, W] if intercept else 0.0
         norm = 1.0 if intercept else 0.0
@@ -211,12 +213,9 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
             x = data[k] * scale[i]
             norm += _touch(rule, ws[i], x, lr, power_t, beta, base, t, l1, l2)
             p += ws[i, W] * x
-        nsum = scalars[1] + hr * norm
-        scalars[1] = nsum
-        g = _row_gradient(loss, p, y[r], hr, out)
+        g, base = _row_gradient(scalars, hr, norm, loss, p, y[r], out, rule, lr, power_t, t)
         if g == 0:
             continue
-        base = _base(rule, lr, power_t, t, nsum)
         for k in range(lo, hi):
             i = indices[k]
             _step(rule, ws[i], g * data[k] * scale[i], lr, power_t, beta, base, t, l1, l2)
@@ -231,19 +230,16 @@ def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t
         hr = h[r]
         if hr <= 0:
             continue
-        t, nsum, base = _tick(scalars, hr, rule, lr, power_t)
+        t, base = _tick(scalars, hr, rule, lr, power_t)
         p = ws[d, W] if intercept else 0.0
         norm = 1.0 if intercept else 0.0
         for i in range(d):
             x = X[r, i] * scale[i]
             norm += _touch(rule, ws[i], x, lr, power_t, beta, base, t, l1, l2)
             p += ws[i, W] * x
-        nsum = scalars[1] + hr * norm
-        scalars[1] = nsum
-        g = _row_gradient(loss, p, y[r], hr, out)
+        g, base = _row_gradient(scalars, hr, norm, loss, p, y[r], out, rule, lr, power_t, t)
         if g == 0:
             continue
-        base = _base(rule, lr, power_t, t, nsum)
         for i in range(d):
             x = X[r, i] * scale[i]
             if x != 0:

@@ -209,6 +209,11 @@ class TrainConfig:
             return replace(self, optimizer="adagrad")
         return self
 
+    @property
+    def power_t(self) -> float:
+        """The per-example kernel's step decay ``lr / t^power_t``: 0.5 under ``invscaling``."""
+        return 0.5 if self.schedule == "invscaling" else 0.0
+
     def base_lr(self) -> float:
         """The learning rate given, or the optimizer's default."""
         base = DEFAULT_LEARNING_RATE[self.optimizer] if self.learning_rate is None else float(self.learning_rate)

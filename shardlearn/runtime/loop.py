@@ -180,7 +180,7 @@ def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, call
         common.update(checkpoint=ckpt, resume=resume)
     if cfg.per_example:
         res = online.fit(model, X, y, sample_weight, rule=cfg.optimizer, lr=cfg.base_lr(),
-                         power_t=0.5 if cfg.schedule == "invscaling" else 0.0, opt_state=opt_state,
+                         power_t=cfg.power_t, opt_state=opt_state,
                          epochs=cfg.max_iter if epochs is None else epochs, start_epoch=epoch, shuffle=cfg.shuffle,
                          seed=cfg.random_state, tol=cfg.tol,
                          sync_rows=(cfg.sync_every or 0) * cfg.batch_size if plan == "local_sgd" else None,

@@ -283,7 +283,7 @@ def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress) -> dict:
     log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
     t0 = time.perf_counter()
     res = online.fit(model, X, y, sw, theta0=model.init(d), rule=cfg.optimizer, lr=cfg.base_lr(),
-                     power_t=0.5 if cfg.schedule == "invscaling" else 0.0, alpha=cfg.alpha, l1_ratio=cfg.l1_ratio,
+                     power_t=cfg.power_t, alpha=cfg.alpha, l1_ratio=cfg.l1_ratio,
                      fit_intercept=cfg.fit_intercept, epochs=cfg.max_iter, shuffle=cfg.shuffle, seed=cfg.random_state,
                      tol=cfg.tol, comm=comm, opt_state=state, shared=True,
                      callback=lambda th, epoch, loss, examples: log.step(epoch, loss, examples))
