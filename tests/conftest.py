@@ -83,12 +83,13 @@ def synthetic_a9a(name: str) -> str:
     return path
 
 
-def fit_killing(X, y, cfg, rank: int, call: int, model: str = "logistic"):
+def fit_killing(X, y, cfg, rank: int, call: int, model: str = "logistic", at: str = "gradient"):
     """``distributed.train_arrays`` where worker ``rank`` SIGKILLs itself at its ``call``-th
-    gradient in the first attempt (``tests/worker_jobs.py``): a fault at an exact step."""
+    gradient (``at="kernel"``: call of the per-example kernel) in the first attempt
+    (``tests/worker_jobs.py``): a fault at an exact step."""
     from shardlearn.runtime import distributed
     from shardlearn.runtime.spill import Spill
 
     with Spill(X, y, None) as spec:
         return distributed.run_job(cfg, "tests.worker_jobs:fit_arrays_killed", model=model, spill=spec, n_outputs=1,
-                                   rank=rank, call=call)
+                                   rank=rank, call=call, at=at)

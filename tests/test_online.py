@@ -34,7 +34,9 @@ def test_one_epoch_reaches_the_optimum_held_out_on_a9a(a9a, optimizer):
 
 
 @pytest.mark.parametrize("strategy", [dict(solver="sgd"), dict(strategy="local_sgd", workers=2),
-                                      dict(strategy="hogwild", workers=2)])
+                                      dict(strategy="hogwild", workers=2), dict(strategy="bsp", workers=2),
+                                      dict(strategy="ssp", workers=2), dict(strategy="asp", workers=2),
+                                      dict(strategy="bsp", workers=2, servers=1)])
 def test_defaults_reach_the_optimum_held_out_on_d1_in_two_epochs(strategy):
     from shardlearn.data.synthetic import make_d1
 
@@ -102,8 +104,8 @@ def test_local_sgd_over_two_workers_reaches_the_optimum(a9a):
 
 @pytest.mark.parametrize("options, message", [
     (dict(optimizer="normalized"), "optimizer='normalized' learns one example at a time: solver='sgd'"),
-    (dict(solver="sgd", optimizer="normalized", workers=2, strategy="bsp"),
-     "over several workers use strategy='local_sgd'"),
+    (dict(solver="lbfgs", optimizer="normalized", strategy="average", workers=2),
+     "optimizer='normalized' learns one example at a time: solver='sgd'"),
 ])
 def test_per_example_settings_that_cannot_run(options, message):
     X, y = np.eye(4), np.array([0, 1, 0, 1])

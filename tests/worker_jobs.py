@@ -49,28 +49,33 @@ def ps_pushes(comm, *, cfg: dict, n_keys: int, pushes: int, progress=None):
     return out
 
 
-def fit_arrays_killed(comm, *, rank: int, call: int, **kwargs):
+def fit_arrays_killed(comm, *, rank: int, call: int, at: str = "gradient", **kwargs):
     """``job.fit_arrays`` where worker ``rank`` kills itself with SIGKILL at its ``call``-th
-    loss-and-gradient evaluation, unless the run resumes (the restarted group runs clean)."""
+    loss-and-gradient evaluation (``at="kernel"``: call of the per-example kernel), unless
+    the run resumes (the restarted group runs clean)."""
     import signal
 
-    if comm.rank == rank and not kwargs["cfg"].get("resume"):
-        get, count = job.models.get, [0]
+    from shardlearn.kernels import sgd as kernel
 
-        def killing(name):
-            model = get(name)
+    if comm.rank != rank or kwargs["cfg"].get("resume"):
+        return job.fit_arrays(comm, **kwargs)
+    count = [0]
 
-            def loss_and_grad(*a, **k):
-                count[0] += 1
-                if count[0] == call:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                return model.loss_and_grad(*a, **k)
+    def counted(fn):
+        def wrapper(*a, **k):
+            count[0] += 1
+            if count[0] == call:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return fn(*a, **k)
 
-            return model._replace(loss_and_grad=loss_and_grad)
+        return wrapper
 
-        job.models.get = killing  # this worker process only (it dies before the job ends)
-        try:
-            return job.fit_arrays(comm, **kwargs)
-        finally:
-            job.models.get = get
-    return job.fit_arrays(comm, **kwargs)
+    get, run = job.models.get, kernel.run
+    if at == "kernel":
+        kernel.run = counted(run)  # this worker process only (it dies before the job ends)
+    else:
+        job.models.get = lambda name: get(name)._replace(loss_and_grad=counted(get(name).loss_and_grad))
+    try:
+        return job.fit_arrays(comm, **kwargs)
+    finally:
+        job.models.get, kernel.run = get, run

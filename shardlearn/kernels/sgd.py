@@ -249,11 +249,14 @@ def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t
 
 
 @njit(cache=True)
-def _finalize(rule, ws, scalars, lr, power_t, beta, l1, l2):
-    d = ws.shape[0] - 1
+def _finalize(rule, ws, scalars, lr, power_t, beta, l1, l2, free):
     t, nsum = scalars[0], scalars[1]
     base = _base(rule, lr, power_t, t, nsum)
-    for i in range(d):
+    skip = np.zeros(ws.shape[0], dtype=np.bool_)
+    skip[free] = True
+    for i in range(ws.shape[0]):
+        if skip[i]:
+            continue
         if rule == 3:
             ws[i, W] = _ftrl_weight(ws[i, S], ws[i, G], lr, beta, l1 * t, l2 * t)
         else:
@@ -282,9 +285,12 @@ def run(state: dict, X, y, sample_weight, order, *, loss: str, rule: str, lr: fl
 
 
 def finalize(state: dict, *, rule: str, lr: float, power_t: float = 0.0, beta: float = 1.0, l1: float = 0.0,
-             l2: float = 0.0) -> np.ndarray:
+             l2: float = 0.0, free=None) -> np.ndarray:
     """Bring every coordinate up to date with the penalty (one dense pass, when the weights
-    are read: at an epoch's end); returns the weights ``w`` (intercept last)."""
-    _finalize(RULES[rule], state["ws"], state["scalars"], float(lr), float(power_t), float(beta), float(l1),
-              float(l2))
+    are read: at an epoch's end); returns the weights ``w`` (intercept last). ``free``: the
+    rows never penalised (None: the last, the intercept; a parameter-server slice names its own)."""
+    ws = state["ws"]
+    free = np.array([ws.shape[0] - 1] if free is None else free, dtype=np.int64)
+    _finalize(RULES[rule], ws, np.asarray(state["scalars"], dtype=np.float64), float(lr), float(power_t), float(beta),
+              float(l1), float(l2), free)
     return weights(state)

@@ -27,7 +27,7 @@ class Client:
         self.keys_pushed = self.keys_pulled = 0
 
     def push(self, keys: np.ndarray, values: np.ndarray, clock: int | None = None, expect: int = 1) -> Handle:
-        """Send ``values`` for ``keys``. With ``clock`` (bsp) every shard gets a push, empty if
+        """Send ``values`` (one per key, or a row per key) for ``keys``. With ``clock`` (bsp) every shard gets a push, empty if
         none of the keys is its own, and applies the sum once ``expect`` workers pushed that clock."""
         uniq, vals = sum_by_key(keys, values)
         shard, local = self.slicer.route(uniq)
@@ -62,10 +62,13 @@ class Client:
             for fut, _ in handle.parts:
                 self.transport.wait(fut)
             return None
-        out = np.empty(handle.n)
+        out = None
         for fut, pos in handle.parts:
-            out[pos] = self.transport.wait(fut)
-        return out
+            part = self.transport.wait(fut)
+            if out is None:  # a value per key, or a row per key (the per-example kernel's state)
+                out = np.empty((handle.n,) + np.shape(part)[1:])
+            out[pos] = part
+        return np.empty(0) if out is None else out
 
     # --- the clock (consistency) ---------------------------------------------
     def tick(self) -> None:

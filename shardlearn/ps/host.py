@@ -10,6 +10,7 @@ import tempfile
 import numpy as np
 
 from shardlearn.comm import rpc as transport
+from shardlearn.ps.kernel_shard import KernelShard
 from shardlearn.ps.server import Clock, Shard
 
 HOSTED: dict = {"shards": {}, "clock": None}
@@ -21,9 +22,18 @@ def reset() -> None:
 
 
 def create(shard_id: int, size: int, rule: str, learning_rate: float, l1: float, l2: float, dtype: str,
-           free=(), schedule: str = "constant") -> int:
-    HOSTED["shards"][shard_id] = Shard(size, rule, learning_rate, l1, l2, dtype, free, schedule)
+           free=(), schedule: str = "constant", power_t: float | None = None) -> int:
+    """A shard: ``power_t`` given, of the per-example kernel's state (``KernelShard``), else
+    of values with a mini-batch optimizer's state (``Shard``)."""
+    if power_t is not None:
+        HOSTED["shards"][shard_id] = KernelShard(size, rule, learning_rate, l1, l2, dtype, free, power_t)
+    else:
+        HOSTED["shards"][shard_id] = Shard(size, rule, learning_rate, l1, l2, dtype, free, schedule)
     return os.getpid()
+
+
+def finalize(shard_id: int, t: float, nsum: float) -> None:
+    HOSTED["shards"][shard_id].finalize(t, nsum)
 
 
 def add_stats(shard_id: int, idx: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> None:
@@ -64,6 +74,9 @@ def load_shard(shard_id: int, path: str) -> None:
     shard = HOSTED["shards"][shard_id]
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
+    if isinstance(shard, KernelShard):
+        shard.restore(arrays)
+        return
     with shard.lock:
         shard.values[:] = arrays["values"]
         if "scale" in arrays:

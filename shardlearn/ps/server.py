@@ -33,9 +33,13 @@ from shardlearn.core.errors import ConfigError
 
 
 def sum_by_key(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(distinct keys, sum of their values)``: how repeated keys in pushes are combined."""
+    """``(distinct keys, sum of their values)``: how repeated keys in pushes are combined
+    (``values`` one per key, or one row per key: summed column by column)."""
     uniq, inv = np.unique(np.asarray(keys, dtype=np.int64), return_inverse=True)
-    return uniq, np.bincount(inv, weights=np.asarray(values, dtype=np.float64), minlength=uniq.size)
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 2:
+        return uniq, np.stack([np.bincount(inv, weights=c, minlength=uniq.size) for c in values.T], axis=1)
+    return uniq, np.bincount(inv, weights=values, minlength=uniq.size)
 
 
 def _slice(state, idx, size):
@@ -152,9 +156,13 @@ class Shard:
             if len(held) < expect:
                 return
             del self.held[clock]
-            uniq, sums = sum_by_key(np.concatenate([i for i, _ in held]), np.concatenate([g for _, g in held]))
-            if uniq.size:
-                self._apply(uniq, sums)
+            self._apply_held(held)
+
+    def _apply_held(self, held) -> None:
+        """A clock's pushes, summed by key, as one update."""
+        uniq, sums = sum_by_key(np.concatenate([i for i, _ in held]), np.concatenate([g for _, g in held]))
+        if uniq.size:
+            self._apply(uniq, sums)
 
     def _apply(self, idx, grads) -> None:
         if self.opt is None:

@@ -4,7 +4,7 @@ choices, validation and dispatch all read.
 >>> TrainConfig(solver="sgd").plan, TrainConfig(solver="sgd").stochastic
 ('bsp', True)
 >>> c = TrainConfig(strategy="asp", workers=2); c.solver, c.optimizer, c.max_iter  # None: chosen by the job
-('sgd', 'adagrad', 5)
+('sgd', 'normalized', 5)
 >>> c = TrainConfig(solver="sgd"); c.optimizer, c.max_iter
 ('normalized', 5)
 >>> TrainConfig(strategy="hogwild", workers=2).optimizer  # Hogwild: the per-example kernel on shared memory
@@ -71,7 +71,7 @@ class TrainConfig:
     alpha: float = 0.0
     l1_ratio: float = 0.0
     fit_intercept: bool = True
-    optimizer: str | None = None  # None: "normalized" per example (one process, local_sgd, hogwild), else "adagrad"
+    optimizer: str | None = None  # None: "normalized" (per example) with solver="sgd", else "adagrad"
     learning_rate: float | None = None
     schedule: str = "constant"
     batch_size: int = 256
@@ -97,16 +97,14 @@ class TrainConfig:
 
     def __post_init__(self):
         """The defaults that depend on the job (``None``): a stochastic strategy implies
-        ``solver="sgd"``; one process, ``local_sgd`` and ``hogwild`` learn per example with the
-        normalized rule, the mini-batch strategies (``bsp`` over workers, ``ssp``, ``asp``) with AdaGrad; ``sgd`` runs a few epochs, the full-batch solvers 300
+        ``solver="sgd"``; every stochastic strategy learns per example with the normalized rule
+        (``optimizer="normalized"``); ``sgd`` runs a few epochs, the full-batch solvers 300
         iterations (each stops earlier when it stops improving by ``tol``)."""
         if self.solver is None:
             stochastic = self.strategy in PLANS and PLANS[self.strategy].stochastic
             object.__setattr__(self, "solver", "sgd" if stochastic else "lbfgs")
         if self.optimizer is None:
-            alone = self.workers == 1 and self.strategy in (None, "bsp") and not self.servers
-            per_example = alone or self.strategy in ("hogwild", "local_sgd")
-            object.__setattr__(self, "optimizer", "normalized" if self.solver == "sgd" and per_example else "adagrad")
+            object.__setattr__(self, "optimizer", "normalized" if self.solver == "sgd" else "adagrad")
             object.__setattr__(self, "optimizer_given", False)
         elif self.optimizer_given is None:
             object.__setattr__(self, "optimizer_given", True)
@@ -130,9 +128,9 @@ class TrainConfig:
 
     @property
     def per_example(self) -> bool:
-        """One kernel update per row (``kernels.sgd``): the normalized rule always, the other
-        kernel rules with ``batch_size=1``; in one process, over ``local_sgd`` or ``hogwild``."""
-        return (self.solver == "sgd" and self.plan in ("bsp", "local_sgd", "hogwild")
+        """One kernel update per row (``kernels.sgd``) under every stochastic strategy: the
+        normalized rule always, the other kernel rules with ``batch_size=1`` (else mini-batches)."""
+        return (self.solver == "sgd" and self.stochastic
                 and self.optimizer in PER_EXAMPLE_RULES and (self.optimizer == "normalized" or self.batch_size == 1))
 
     @property
@@ -182,12 +180,9 @@ class TrainConfig:
         if self.optimizer not in optim.OPTIMIZERS + ("normalized",):
             raise ConfigError(f"optimizer={self.optimizer!r} is not known; expected one of "
                               f"{', '.join(optim.OPTIMIZERS + ('normalized',))}")
-        if self.optimizer == "normalized" and (self.solver != "sgd" or self.plan not in ("bsp", "local_sgd", "hogwild")):
-            raise ConfigError(f"optimizer='normalized' learns one example at a time: solver='sgd' in one process, "
-                              f"strategy='local_sgd' or 'hogwild', not {self.plan!r}")
-        if self.per_example and self.plan == "bsp" and self.workers > 1:
-            raise ConfigError(f"optimizer={self.optimizer!r} with batch_size=1 learns one example at a time: "
-                              "over several workers use strategy='local_sgd' (bsp averages mini-batch gradients)")
+        if self.optimizer == "normalized" and not (self.solver == "sgd" and self.stochastic):
+            raise ConfigError(f"optimizer='normalized' learns one example at a time: solver='sgd' "
+                              f"(a stochastic strategy), not {self.plan!r}")
         if self.checkpoint_every is not None:
             parse_every(self.checkpoint_every)
         if self.resume and not self.checkpoint_dir:

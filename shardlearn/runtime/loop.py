@@ -183,7 +183,8 @@ def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, call
                          power_t=cfg.power_t, opt_state=opt_state,
                          epochs=cfg.max_iter if epochs is None else epochs, start_epoch=epoch, shuffle=cfg.shuffle,
                          seed=cfg.random_state, tol=cfg.tol,
-                         sync_rows=(cfg.sync_every or 0) * cfg.batch_size if plan == "local_sgd" else None,
+                         sync_rows=cfg.batch_size if plan == "bsp" else (cfg.sync_every or 0) * cfg.batch_size,
+                         sync="changes" if plan == "bsp" else "average",
                          **{k: v for k, v in common.items() if k != "affine"})
     elif cfg.stochastic or state is not None:
         opt = optim.make(cfg.optimizer, cfg.lr(), l1=l1_weights(theta, affine, cfg.alpha, cfg.l1_ratio))

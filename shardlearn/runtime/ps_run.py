@@ -100,23 +100,25 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
         raise ConfigError(f"strategy={cfg.plan!r} runs over the parameter server, which holds one weight per "
                           "feature: binary or regression models only (use bsp for softmax)")
     d = X.shape[1]
-    slicer = make_slicer(cfg.slicer, d + 1, len(ctx.hosts), cfg.random_state or 0)
+    per_example = cfg.per_example  # the shards hold the kernel's state; key d + 1 its scalars
+    n_keys = d + 2 if per_example else d + 1
+    slicer = make_slicer(cfg.slicer, n_keys, len(ctx.hosts), cfg.random_state or 0)
     alpha, l1r = cfg.alpha, cfg.l1_ratio
     log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
     ckpt, resume = checkpointer_for(model, X, cfg, comm, log, report)
-    bias_shard, bias_local = (int(a[0]) for a in slicer.route(np.array([d], dtype=np.int64)))
+    free_shard, free_local = slicer.route(np.arange(d, n_keys, dtype=np.int64))
     if comm.rank == 0:
         start = 0 if resume is None else int(resume["cursor/t"])
         made = [ctx.transport.call(h, host.create, s, slicer.size(s), cfg.optimizer, cfg.base_lr(), alpha * l1r,
-                                   alpha * (1 - l1r), cfg.ps_dtype, [bias_local] if s == bias_shard else [],
-                                   cfg.schedule)
+                                   alpha * (1 - l1r), cfg.ps_dtype, free_local[free_shard == s].tolist(),
+                                   cfg.schedule, cfg.power_t if per_example else None)
                 for s, h in enumerate(ctx.hosts)]
         made.append(ctx.transport.call(ctx.hosts[0], host.create_clock, ctx.trainers, start))
         for f in made:
             ctx.transport.wait(f)
     comm.barrier()
     client = Client(ctx.transport, slicer, ctx.hosts, comm.rank)
-    if cfg.precondition:  # the shards' scale, from the moments every worker pushes for its keys
+    if cfg.precondition and not per_example:  # the shards' scale, from the moments every worker pushes for its keys
         ps_sgd.push_moments(client, X, sw)
         comm.barrier()
         if comm.rank == 0:
@@ -143,8 +145,14 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
                                   fit_intercept=cfg.fit_intercept, callback=cb,
                                   on_step=snapshot if snapshot_every and comm.rank == 0 else None,
                                   checkpoint=None if ckpt is None else _ShardCheckpoint(ckpt, comm, ctx), resume=resume,
-                                  tol=cfg.tol)
+                                  tol=cfg.tol, learn=_learner(model, d, cfg) if per_example else None)
     comm.barrier()  # every push is applied before anyone reads the result
+    if per_example:  # rank 0 brings the lazy penalty up to date on every key, then all read
+        if comm.rank == 0:
+            t, nsum = client.wait(client.pull(np.array([d + 1], dtype=np.int64)))[0, :2]
+            for f in [ctx.transport.call(h, host.finalize, s, float(t), float(nsum)) for s, h in enumerate(ctx.hosts)]:
+                ctx.transport.wait(f)
+        comm.barrier()
     if snapshot_every and comm.rank == 0:
         snapshots.append((time.perf_counter() - t0, steps, _pull_vector(client, d + 1)))
     grants = ctx.transport.wait(ctx.transport.call(ctx.hosts[0], host.grants)) if comm.rank == 0 else None
@@ -153,12 +161,23 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
     ctx.transport.close()
     out = {"params": params, "n_iter": len(log.records), "steps": log.records, "snapshots": snapshots,
            "slices": host.save_slices(launch.scratch_dir()) if not cfg.servers and not under_torchrun else {},
-           "ps": {"n_features": d, "slicer": cfg.slicer, "shards": len(ctx.hosts), "seed": cfg.random_state or 0},
+           "ps": {"n_features": d, "keys": n_keys, "slicer": cfg.slicer, "shards": len(ctx.hosts),
+                  "seed": cfg.random_state or 0},
            "report": {"rank": comm.rank, "role": "worker", "ps_steps": steps, "clock_log": clock_log,
                       "grants": grants, "keys_pulled": client.keys_pulled, "keys_pushed": client.keys_pushed,
                       "rpc_calls": ctx.transport.calls, "collectives": comm.stats.calls - calls,
                       "fit_seconds": time.perf_counter() - t0}}
     return out
+
+
+def _learner(model, d: int, cfg):
+    from shardlearn.kernels.sgd import MODEL_LOSS
+    from shardlearn.strategies.ps_online import Learner
+
+    if model.name not in MODEL_LOSS:
+        raise ConfigError(f"the per-example rules hold one weight per feature: not for model {model.name!r}")
+    return Learner(d, MODEL_LOSS[model.name], cfg.fit_intercept, cfg.optimizer, cfg.base_lr(), cfg.power_t,
+                   cfg.alpha * cfg.l1_ratio, cfg.alpha * (1 - cfg.l1_ratio))
 
 
 def _epoch_logger(comm, log, n_rows: int):
@@ -173,7 +192,8 @@ def _pull_vector(client, n: int, chunk: int = 1 << 20) -> np.ndarray:
     full = np.empty(n)
     for lo in range(0, n, chunk):
         keys = np.arange(lo, min(lo + chunk, n), dtype=np.int64)
-        full[lo : lo + keys.size] = client.wait(client.pull(keys))
+        vals = client.wait(client.pull(keys))
+        full[lo : lo + keys.size] = vals[:, 0] if vals.ndim == 2 else vals  # kernel state: the weight slot
     return full
 
 
@@ -188,10 +208,10 @@ def assemble(results: list) -> dict:
     import os
 
     info = next(r["ps"] for r in results if r.get("ps"))
-    d = info["n_features"]
-    slicer = make_slicer(info["slicer"], d + 1, info["shards"], info["seed"])
+    d, n_keys = info["n_features"], info.get("keys", info["n_features"] + 1)
+    slicer = make_slicer(info["slicer"], n_keys, info["shards"], info["seed"])
     dtypes = [np.load(p, mmap_mode="r").dtype for r in results for p in r.get("slices", {}).values()]
-    full = np.zeros(d + 1, dtype=np.result_type(*dtypes))  # float32 shards: a float32 model (2^28 keys: 1 GiB)
+    full = np.zeros(n_keys, dtype=np.result_type(*dtypes))  # float32 shards: a float32 model (2^28 keys: 1 GiB)
     for r in results:
         for s, path in r.get("slices", {}).items():
             vals = np.load(path, mmap_mode="r")
@@ -289,8 +309,9 @@ def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress) -> dict:
                      callback=lambda th, epoch, loss, examples: log.step(epoch, loss, examples))
     comm.barrier()
     params = None
-    if comm.rank == 0:
-        w = np.array(kernel.weights(state), dtype=np.float64)
+    if comm.rank == 0:  # every worker is done writing: the lazy penalty brought up to date
+        w = np.array(kernel.finalize(state, rule=cfg.optimizer, lr=cfg.base_lr(), power_t=cfg.power_t,
+                                     l1=cfg.alpha * cfg.l1_ratio, l2=cfg.alpha * (1 - cfg.l1_ratio)), dtype=np.float64)
         params = {"w": w[:d], "b": np.asarray(w[d])}
     del state
     return {"params": params, "n_iter": int(res.n_iter), "steps": log.records,

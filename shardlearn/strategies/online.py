@@ -1,8 +1,10 @@
-"""Per-example SGD over the compiled kernel (``kernels.sgd``): one process, or
-``local_sgd`` over a collective (every worker learns from its own rows one example at a
-time and the workers average their weights every ``sync_rows`` examples, weighted by
-the examples each used: Zinkevich et al. 2010, "Parallelized stochastic gradient
-descent"; Stich 2019). Rows are visited in a seeded order per ``(seed, epoch, rank)``,
+"""Per-example SGD over the compiled kernel (``kernels.sgd``): one process; ``local_sgd``
+over a collective (every worker learns from its own rows one example at a time and the
+workers average their weights every ``sync_rows`` examples, weighted by the examples each
+used: Zinkevich et al. 2010, "Parallelized stochastic gradient descent"; Stich 2019); or
+``bsp`` (``sync="changes"``): every worker learns from its next ``sync_rows`` rows from the
+same state, then all merge every worker's change (``kernels.delta``: weights and adaptive
+sums add), so the replicas stay identical and one worker is exactly the one-process pass. Rows are visited in a seeded order per ``(seed, epoch, rank)``,
 in chunks, so checkpoints, progress and averaging happen between chunks while no
 Python runs per row. Features enter raw: the normalized rule makes their scales
 irrelevant (there is no preconditioner to agree on).
@@ -22,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from shardlearn.core.errors import ConfigError
-from shardlearn.kernels import sgd as kernel
+from shardlearn.kernels import delta, sgd as kernel
 from shardlearn.strategies.result import Result
 from shardlearn.strategies.sgd import epoch_order
 
@@ -31,14 +33,15 @@ CHUNK_ROWS = 1 << 16  # rows per kernel call: checkpoints, progress and averagin
 
 def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha=0.0, l1_ratio=0.0,
         fit_intercept=True, epochs=1, start_epoch=0, shuffle=True, seed=None, tol=None, n_iter_no_change=5,
-        callback=None, comm=None, sync_rows=None, opt_state=None, checkpoint=None, resume=None,
+        callback=None, comm=None, sync_rows=None, sync="average", opt_state=None, checkpoint=None, resume=None,
         shared=False) -> Result:
     """``epochs`` passes over ``(X, y)`` from epoch ``start_epoch``, one kernel update per row;
     stops early when the epoch's progressive loss improves by less than ``tol`` for
     ``n_iter_no_change`` epochs. ``callback(theta, epoch, progressive_loss, examples)`` after
     each epoch. ``opt_state`` (the kernel's state) continues a previous fit. ``shared``: every
     worker's ``opt_state`` is the same memory (Hogwild): nothing to average; the workers
-    agree on each epoch's loss only."""
+    agree on each epoch's loss only. ``sync``: how workers combine every ``sync_rows`` rows:
+    ``"average"`` their weights (local SGD) or ``"changes"`` merge their changes (bsp)."""
     if model.name not in kernel.MODEL_LOSS:
         raise ConfigError(f"the per-example rules hold one weight per feature: not for model {model.name!r} "
                           "(softmax trains with optimizer='adagrad' and mini-batches)")
@@ -47,6 +50,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
     state = opt_state if opt_state is not None else _state_from(theta0, d, rule)
     distributed = comm is not None and comm.size > 1
     rank = comm.rank if distributed else 0
+    changes = distributed and sync == "changes" and not shared
     y = None if y is None else np.asarray(y, dtype=np.float64)
     cur = {"epoch": start_epoch, "pos": 0, "loss": 0.0, "seen": 0.0, "best": np.inf, "stall": 0, "done": 0,
            "stopped": 0, "since_sync": 0.0}
@@ -56,7 +60,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
     chunk = CHUNK_ROWS if not distributed or not sync_rows else max(1, int(sync_rows))
     chunks = -(-n // chunk)
     if hasattr(X, "blocks"):  # streamed: averaged and checkpointed at epoch ends only
-        sync_rows, chunks = None, 1
+        sync_rows, chunks = (chunk if changes else None), 1
     elif distributed and not shared:  # every worker averages at the same points: as many chunks as the largest shard
         chunks = int(comm.allreduce(np.array([float(chunks)]), op="max")[0])
 
@@ -65,35 +69,40 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
                                **{f"cursor/{k}": np.array(v) for k, v in cur.items()}})
 
     loss_name = kernel.MODEL_LOSS[model.name]
+    theta = None
     while cur["epoch"] < start_epoch + epochs and not cur["stopped"]:
         epoch = cur["epoch"]
         if hasattr(X, "blocks"):  # a streamed shard: its blocks in file order, rows shuffled within each
-            _stream_epoch(X, state, cur, loss_name, fit_intercept, opts, [seed or 0, epoch, rank] if shuffle else None)
+            _stream_epoch(X, state, cur, loss_name, fit_intercept, opts, [seed or 0, epoch, rank] if shuffle else None,
+                          (lambda st, keys, before: _merge_changes(comm, st, keys, before, opts["rule"]))
+                          if changes else None, sync_rows)
         else:
             order = epoch_order(n, epoch, seed, shuffle, rank)
             order = np.arange(n) if order is None else order
         while not hasattr(X, "blocks") and cur["pos"] < chunks:
             part = order[cur["pos"] * chunk : (cur["pos"] + 1) * chunk]
+            before = _before(state, X, part) if changes else None
             out = kernel.run(state, X, y, sample_weight, part, loss=loss_name, fit_intercept=fit_intercept, **opts)
+            if changes:
+                _merge_changes(comm, state, *before, opts["rule"])
             cur["loss"] += out[0]
             cur["seen"] += out[1]
             cur["since_sync"] += out[1]
             cur["pos"] += 1
-            if distributed and sync_rows and not shared:
+            if distributed and sync_rows and not shared and not changes:
                 cur["since_sync"] = _average(comm, state, cur["since_sync"], opts)
             if checkpoint is not None and cur["pos"] < chunks and checkpoint.due(epoch * chunks + cur["pos"]):
                 save(epoch * chunks + cur["pos"])
-        if distributed and not shared:
+        if distributed and not shared and not changes:
             cur["since_sync"] = _average(comm, state, cur["since_sync"], opts)
-        if not shared or rank == 0:
-            kernel.finalize(state, **opts)
+        theta = _finalized(state, d, opts)
         loss, seen = cur["loss"], cur["seen"]
         if distributed:
             loss, seen = comm.allreduce(np.array([loss, seen]))
         mean = float(loss / seen) if seen > 0 else 0.0
         cur["done"] += 1
         if callback is not None:
-            callback(_theta(state, d), epoch + 1, mean, int(round(seen)))
+            callback(theta, epoch + 1, mean, int(round(seen)))
         if tol is not None:
             cur["stall"] = cur["stall"] + 1 if mean > cur["best"] - tol else 0
             cur["best"] = min(cur["best"], mean)
@@ -102,20 +111,70 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         if checkpoint is not None and (cur["epoch"] >= start_epoch + epochs or cur["stopped"]
                                        or checkpoint.due(cur["epoch"] * chunks)):
             save(cur["epoch"] * chunks)
-    return Result(_theta(state, d), cur["done"], bool(cur["stopped"]), float("nan"), state)
+    theta = _finalized(state, d, opts) if theta is None else theta
+    return Result(theta, cur["done"], bool(cur["stopped"]), float("nan"), state)
 
 
-def _stream_epoch(stream, state, cur, loss_name, fit_intercept, opts, seed) -> None:
-    """One pass over a streamed shard (``data.stream.Stream``), block by block."""
+def _stream_epoch(stream, state, cur, loss_name, fit_intercept, opts, seed, merge=None, rows=None) -> None:
+    """One pass over a streamed shard (``data.stream.Stream``), block by block. With ``merge``
+    (bsp) every ``rows`` rows are merged with the other workers' changes, and a worker whose
+    stream has ended merges nothing until every worker's has (a round where no rows moved)."""
     for b, (Xb, yb) in enumerate(stream.blocks()):
         n = Xb.shape[0]
         order = np.arange(n) if seed is None else np.random.default_rng(seed + [b]).permutation(n)
-        out = kernel.run(state, Xb, np.asarray(yb, dtype=np.float64), None, order, loss=loss_name,
-                         fit_intercept=fit_intercept, **opts)
-        cur["loss"] += out[0]
-        cur["seen"] += out[1]
-        cur["since_sync"] += out[1]
+        step = n if merge is None else rows
+        for lo in range(0, n, max(step, 1)):
+            part = order[lo : lo + step]
+            before = _before(state, Xb, part) if merge is not None else None
+            out = kernel.run(state, Xb, np.asarray(yb, dtype=np.float64), None, part, loss=loss_name,
+                             fit_intercept=fit_intercept, **opts)
+            if merge is not None:
+                merge(state, *before)
+            cur["loss"] += out[0]
+            cur["seen"] += out[1]
+            cur["since_sync"] += out[1]
+    while merge is not None and merge(state, *_before(state, stream, [])) > 0:
+        pass
     cur["pos"] = 1
+
+
+def _before(state, X, part) -> tuple:
+    """``(keys, (their state rows, scalars))`` before the kernel learns from rows ``part`` of
+    ``X``: the coordinates those rows touch (and the intercept, last)."""
+    import scipy.sparse as sp
+
+    d = X.shape[1]
+    if not len(part):
+        keys = np.zeros(0, dtype=np.int64)
+    elif sp.issparse(X):
+        keys = np.append(np.unique(X[part].indices), d).astype(np.int64)
+    else:
+        keys = np.arange(d + 1, dtype=np.int64)
+    return keys, (state["ws"][keys], state["scalars"].copy())
+
+
+def _merge_changes(comm, state, keys, before, rule) -> int:
+    """Every worker's change since ``before`` merged into ``state``, in rank order (so every
+    replica computes the same sums): the touched rows travel, not the model. Returns the
+    coordinates that moved over all workers (0: nobody learned from a row)."""
+    ws, scalars = state["ws"], state["scalars"]
+    rows, s0 = before
+    ch = delta.change(rows, ws[keys], rule)
+    dscal = scalars - s0
+    ws[keys], scalars[:] = rows, s0
+    k = keys.size
+    width = int(comm.allreduce(np.array([float(k)]), op="max")[0])
+    if width == 0:
+        return 0
+    buf = np.zeros((width + 1, 5))
+    buf[0, :3] = [k, dscal[0], dscal[1]]
+    buf[1 : k + 1, 0] = keys
+    buf[1 : k + 1, 1:] = ch
+    for part in comm.allgather(buf):
+        m = int(part[0, 0])
+        scalars += part[0, 1:3]
+        delta.merge(ws, part[1 : m + 1, 0].astype(np.int64), part[1 : m + 1, 1:], rule)
+    return width
 
 
 def _state_from(theta0, d, rule) -> dict:
@@ -124,6 +183,15 @@ def _state_from(theta0, d, rule) -> dict:
     w[:d] = np.asarray(theta0["w"], dtype=np.float64).ravel()
     w[d] = float(np.asarray(theta0["b"]).ravel()[0]) if np.size(theta0["b"]) else 0.0
     return state
+
+
+def _finalized(state, d, opts) -> dict:
+    """The weights with the lazy penalty brought up to date, from a copy: the state itself
+    keeps its clocks, so where an epoch ends changes nothing (``partial_fit`` twice is
+    ``max_iter=2``; the parameter-server shards, which finalize once, compute the same)."""
+    copy = {"ws": np.array(state["ws"]), "scalars": np.array(state["scalars"])}
+    kernel.finalize(copy, **opts)
+    return _theta(copy, d)
 
 
 def _theta(state, d) -> dict:

@@ -68,7 +68,7 @@ def _step_weights(n, sw, order, batch_size, steps):
 
 def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs=1, seed=None, shuffle=True,
         staleness=None, share_rows=False, fit_intercept=True, callback=None, on_step=None,
-        checkpoint=None, resume=None, tol=None, n_iter_no_change=5):
+        checkpoint=None, resume=None, tol=None, n_iter_no_change=5, learn=None):
     """This worker's part. ``staleness``: 0 (bsp), s (ssp) or None (asp). ``share_rows``: scale
     each push by this worker's share of the step's weight, so the shards apply the global
     weighted batch gradient (bsp); otherwise a push is scaled by its batch's weight over the
@@ -78,7 +78,9 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
     ``save(t, arrays)``; the caller's adapter also saves the shards at a consistent cut)
     receives this worker's cursor; ``resume`` (such arrays) continues from it. ``tol``: stop when
     the epoch's mean loss over all workers (agreed by one allreduce per epoch) improves by less
-    than ``tol`` for ``n_iter_no_change`` epochs, as the allreduce strategies do.
+    than ``tol`` for ``n_iter_no_change`` epochs, as the allreduce strategies do. ``learn``
+    (``strategies.ps_online.Learner``): each batch learned per example on the pulled kernel
+    state, its change pushed, instead of one gradient step.
     Returns ``(steps, clock_log)``: ``clock_log`` holds ``(t, slowest clock when allowed on)``."""
     n, d = X.shape
     y = np.asarray(y)
@@ -114,7 +116,11 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
             held = {"clock": t, "expect": comm.size} if share_rows else {}
             idx = slice(lo, lo + rows) if order is None else order[lo : lo + rows]
             weight = float(rows if sw is None else sw[idx].sum())
-            if rows and weight > 0:
+            if rows and weight > 0 and learn is not None:
+                cur["total"] += learn(client, X[idx], y[idx], None if sw is None else sw[idx], held)
+                cur["seen"] += weight
+                cur["rows"] += rows
+            elif rows and weight > 0:
                 keys, Xc = batch_columns(X[idx])
                 keys = np.concatenate([keys, bias])
                 vals = client.wait(client.pull(keys))

@@ -1,0 +1,73 @@
+"""A parameter-server shard holding the per-example kernel's state (``kernels.sgd``):
+for each of its keys the weight, the sum of squared gradients, the scale (FTRL: ``z``)
+and the penalty clock, side by side, so the per-coordinate state lives where the
+coordinate lives. Workers pull these rows for the keys of a batch, run the kernel over
+the batch, and push the *change* (``kernels.delta``); the shard merges it (differences
+add, scales and clocks take the largest). One key of the model's key space, after the
+intercept, holds the kernel's scalars ``[t, N]`` (weight seen, normalizer sum) in its
+weight and sum slots, so they travel and merge with the same pulls and pushes.
+
+>>> import numpy as np
+>>> s = KernelShard(3, rule="normalized", learning_rate=0.5)
+>>> s.push(np.array([1]), np.array([[0.5, 1.0, 2.0, 7.0]])); s.push(np.array([1]), np.array([[0.5, 1.0, 1.0, 3.0]]))
+>>> s.pull(np.array([1])).tolist()
+[[1.0, 2.0, 2.0, 7.0]]
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from shardlearn.core.errors import ConfigError
+from shardlearn.kernels import delta, sgd as kernel
+from shardlearn.ps.server import Shard
+
+
+class KernelShard(Shard):
+    """``size`` keys of kernel state under ``rule`` (a ``kernels.sgd`` rule); ``free``: local
+    indices never penalised (the intercept's key, the scalars' key). Pushes are changes
+    (``(k, 4)`` rows for distinct keys); with ``clock`` (bsp) a clock's pushes are held and
+    merged together once all ``expect`` arrived, as ``Shard`` does."""
+
+    def __init__(self, size: int, rule: str = "normalized", learning_rate: float = 0.5, l1: float = 0.0,
+                 l2: float = 0.0, dtype="float64", free=(), power_t: float = 0.0):
+        if rule not in kernel.RULES:
+            raise ConfigError(f"per-example server rule {rule!r}: expected one of {', '.join(kernel.RULES)}")
+        self.size, self.rule, self.learning_rate, self.power_t = int(size), rule, float(learning_rate), float(power_t)
+        self.l1, self.l2 = float(l1), float(l2)
+        self.free = np.asarray(free, dtype=np.int64)
+        self.ws = np.zeros((self.size, 4), dtype=np.dtype(dtype))
+        self.scale = self.stats = None
+        self.lock = threading.Lock()
+        self.pushes = 0
+        self.held: dict = {}
+
+    def _apply(self, idx, rows) -> None:
+        delta.merge(self.ws, idx, rows, self.rule)
+
+    def _apply_held(self, held) -> None:
+        idx = np.concatenate([i for i, _ in held])
+        if idx.size:
+            self._apply(idx, np.concatenate([r.reshape(-1, 4) for _, r in held]))
+
+    def pull(self, idx: np.ndarray) -> np.ndarray:
+        with self.lock:
+            return self.ws[idx].astype(np.float64)
+
+    def finalize(self, t: float, nsum: float) -> None:
+        """Every key takes the penalty up to weight seen ``t`` (FTRL: its weight from ``z``)."""
+        with self.lock:
+            kernel.finalize({"ws": self.ws, "scalars": np.array([t, nsum])}, rule=self.rule, lr=self.learning_rate,
+                            power_t=self.power_t, l1=self.l1, l2=self.l2, free=self.free)
+
+    def weights(self) -> np.ndarray:
+        return np.ascontiguousarray(self.ws[:, kernel.W])
+
+    def arrays(self) -> dict:
+        with self.lock:
+            return {"ws": self.ws.copy()}
+
+    def restore(self, arrays: dict) -> None:
+        with self.lock:
+            self.ws[:] = arrays["ws"]

@@ -1,0 +1,148 @@
+"""The per-example kernel under bsp over workers and the parameter-server strategies
+(issue 14): bsp merges every worker's change after each batch (kernels.delta); the shards
+hold the kernel's state. Real worker processes on 127.0.0.1."""
+import dataclasses
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import shardlearn
+from shardlearn import models
+from shardlearn.data.partition import bounds
+from shardlearn.kernels import delta, sgd as kernel
+from shardlearn.ps.kernel_shard import KernelShard
+from shardlearn.runtime import distributed
+from shardlearn.runtime.config import TrainConfig
+from shardlearn.strategies.sgd import epoch_order
+from tests.conftest import fit_killing
+
+
+def _data(n=600, d=6, seed=0, sparse=False):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * np.geomspace(0.1, 100, d)  # scales 0.1 to 100: the normalized rule's case
+    if sparse:
+        X = sp.csr_matrix(np.where(rng.random((n, d)) < 0.5, X, 0.0))
+    z = np.asarray(X @ (1.0 / np.geomspace(0.1, 100, d) * rng.normal(size=d))).ravel() + 0.3
+    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(float)
+    return X, y, rng.uniform(0.2, 3.0, n)
+
+
+def _reference_bsp(X, y, sw, workers, batch, epochs, seed, loss, fit_intercept, opts):
+    """bsp as the docstrings state it, in one process: each worker's next ``batch`` rows of its
+    contiguous shard (in its epoch order) learned from the same state, the changes merged in
+    rank order; every coordinate's change (an untouched one changes nothing)."""
+    d = X.shape[1]
+    state = kernel.new_state(d, opts["rule"])
+    parts = [np.arange(*bounds(X.shape[0], workers, r)) for r in range(workers)]
+    keys = np.arange(d + 1)
+    for epoch in range(epochs):
+        orders = [p[epoch_order(p.size, epoch, seed, True, r)] for r, p in enumerate(parts)]
+        for c in range(max(-(-p.size // batch) for p in parts)):
+            start = {k: v.copy() for k, v in state.items()}
+            for r in range(workers):
+                mine = {k: v.copy() for k, v in start.items()}
+                kernel.run(mine, X, y, sw, orders[r][c * batch : (c + 1) * batch], loss=loss,
+                           fit_intercept=fit_intercept, **opts)
+                delta.merge(state["ws"], keys, delta.change(start["ws"], mine["ws"], opts["rule"]), opts["rule"])
+                state["scalars"] += mine["scalars"] - start["scalars"]
+    return kernel.finalize(state, **opts)  # the lazy penalty, once, when the weights are read
+
+
+@pytest.mark.parametrize("fit_intercept,weighted,alpha,l1_ratio", [(True, True, 1e-3, 0.5), (False, False, 0.0, 0.0)])
+def test_bsp_over_two_workers_is_the_merge_of_their_changes(fit_intercept, weighted, alpha, l1_ratio):
+    X, y, sw = _data()
+    sw = sw if weighted else None
+    est = shardlearn.LogisticRegression(strategy="bsp", workers=2, batch_size=32, max_iter=2, tol=None, alpha=alpha,
+                                        l1_ratio=l1_ratio, fit_intercept=fit_intercept, random_state=4)
+    est.fit(X, y, sample_weight=sw)
+    cfg = est.train_config()
+    assert cfg.optimizer == "normalized" and cfg.per_example  # the default under bsp over workers
+    ref = _reference_bsp(X, y, sw, 2, 32, 2, 4, "logistic", fit_intercept,
+                         dict(rule="normalized", lr=0.5, l1=alpha * l1_ratio, l2=alpha * (1 - l1_ratio)))
+    np.testing.assert_allclose(est.coef_.ravel(), ref[:-1], rtol=1e-9, atol=1e-12)
+    assert float(np.ravel(est.intercept_)[0]) == pytest.approx(ref[-1] if fit_intercept else 0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("strategy", [dict(strategy="bsp"), dict(strategy="asp"), dict(strategy="ssp"),
+                                      dict(strategy="bsp", servers=1)])
+def test_one_worker_is_the_one_process_pass(strategy):
+    X, y, sw = _data(400, sparse=True)
+    opts = dict(max_iter=2, tol=None, alpha=1e-3, l1_ratio=0.3, random_state=1, batch_size=16)
+    alone = shardlearn.LogisticRegression(solver="sgd", **opts).fit(X, y, sample_weight=sw)
+    one = shardlearn.LogisticRegression(workers=1, **strategy, **opts).fit(X, y, sample_weight=sw)
+    np.testing.assert_allclose(one.coef_, alone.coef_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(one.intercept_, alone.intercept_, rtol=1e-9, atol=1e-12)
+
+
+GRID = [
+    dict(model="logistic", sparse=True, weighted=True, alpha=1e-3, l1_ratio=0.5),
+    dict(model="linear", sparse=False, fit_intercept=False),
+    dict(model="logistic", sparse=True, optimizer="ftrl", batch_size=1, alpha=1e-2, l1_ratio=0.5, weighted=True),
+    dict(model="hinge", sparse=False, optimizer="adagrad", batch_size=1, alpha=1e-3),
+    dict(model="linear", sparse=True, optimizer="sgd", batch_size=1, schedule="invscaling", learning_rate=0.01,
+         alpha=1e-3, l1_ratio=1.0),
+    dict(model="logistic", sparse=True, servers=2, slicer="hash", alpha=1e-4),
+]
+
+
+@pytest.mark.parametrize("case", GRID, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_bsp_over_the_parameter_server_equals_bsp_over_allreduce_per_example(case):
+    case = dict(case)
+    name, sparse, weighted = case.pop("model"), case.pop("sparse"), case.pop("weighted", False)
+    servers = case.pop("servers", 1)
+    X, y, sw = _data(500, sparse=sparse)
+    if name == "linear":
+        y = np.asarray(X @ np.linspace(-1, 1, X.shape[1]) / 10).ravel() + y
+    cfg = TrainConfig(solver="sgd", strategy="bsp", workers=2, max_iter=2, tol=None, random_state=3,
+                      **dict(dict(batch_size=24), **case))
+    assert cfg.per_example
+    m = models.get(name)
+    allreduce = distributed.train_arrays(m, X, y, sw if weighted else None, cfg, 1)
+    ps = distributed.train_arrays(m, X, y, sw if weighted else None, dataclasses.replace(cfg, servers=servers), 1)
+    assert sum(r.get("role") == "server" for r in ps.reports) == servers
+    for k in ("w", "b"):
+        np.testing.assert_allclose(ps.params[k], allreduce.params[k], rtol=1e-9, atol=1e-12)
+    assert [s["examples"] for s in ps.steps] == [500, 500]
+
+
+def test_asp_over_two_workers_learns_as_well_as_one_process():
+    from sklearn.metrics import log_loss
+
+    X, y, _ = _data(3000, d=20, seed=3, sparse=True)
+    cfg = TrainConfig(strategy="asp", workers=2, max_iter=3, random_state=0, alpha=1e-4)
+    res = distributed.train_arrays(models.get("logistic"), X, y, None, cfg, 1)
+    p = 1 / (1 + np.exp(-(np.asarray(X @ res.params["w"]).ravel() + float(res.params["b"]))))
+    alone = shardlearn.LogisticRegression(solver="sgd", max_iter=3, random_state=0, alpha=1e-4).fit(X, y)
+    assert log_loss(y, p) <= 1.005 * log_loss(y, alone.predict_proba(X)[:, 1])  # measured: 1.0003
+    pulled = [r["keys_pulled"] for r in res.reports if r.get("role") == "worker"]
+    assert len(pulled) == 2 and all(k > 0 for k in pulled)
+
+
+def test_a_kernel_shard_merges_a_clock_once_all_workers_pushed_and_finalizes_its_own_keys():
+    s = KernelShard(4, rule="adagrad", learning_rate=0.5, l2=0.1, free=[3])
+    first = np.array([[1.0, 4.0, 0.0, 2.0]])
+    s.push(np.array([0]), first, clock=0, expect=2)
+    assert s.pull(np.array([0])).tolist() == [[0.0, 0.0, 0.0, 0.0]]  # held until the second worker's push
+    s.push(np.array([0, 3]), np.array([[1.0, 0.0, 0.0, 5.0], [2.0, 1.0, 0.0, 5.0]]), clock=0, expect=2)
+    assert s.pull(np.array([0, 3])).tolist() == [[2.0, 4.0, 0.0, 5.0], [2.0, 1.0, 0.0, 5.0]]
+    s.finalize(t=7.0, nsum=0.0)
+    w = s.weights()
+    assert w[3] == 2.0  # a free key (the intercept, the scalars) takes no penalty
+    assert w[0] == pytest.approx(2.0 * (1 - 0.5 / 2.0 * 0.1) ** 2)  # 2 rows since its clock, rate 0.5/sqrt(4)
+
+
+@pytest.mark.parametrize("servers", [0, 1])
+def test_bsp_per_example_resumes_exactly_after_a_kill(tmp_path, servers):
+    X, y, _ = _data(2000, d=12, seed=5, sparse=True)
+    base = TrainConfig(strategy="bsp", workers=2, servers=servers, alpha=1e-4, batch_size=50, max_iter=3,
+                       tol=None, random_state=2)
+    m = models.get("logistic")
+    clean = distributed.train_arrays(m, X, y, None, base, 1).params
+    cfg = dataclasses.replace(base, checkpoint_dir=str(tmp_path), checkpoint_every=7, max_restarts=1)
+    with pytest.warns(RuntimeWarning, match="worker rank 1 was killed by signal 9; restarting"):
+        again = fit_killing(X, y, cfg, rank=1, call=45, at="kernel")
+    assert len(again.restarts) == 1 and again.reports[0]["resumed_from"] >= 7
+    assert [r["examples"] for r in again.steps] == [2000] * 3  # each epoch's rows exactly once
+    for k in ("w", "b"):
+        np.testing.assert_allclose(again.params[k], clean[k], rtol=1e-9, atol=1e-12)
