@@ -278,10 +278,19 @@ def run(state: dict, X, y, sample_weight, order, *, loss: str, rule: str, lr: fl
             RULES[rule], float(lr), float(power_t), float(beta), float(l1), float(l2), bool(fit_intercept))
     if sp.issparse(X):
         X = X.tocsr()
-        _rows_csr(X.indptr, X.indices, np.asarray(X.data, dtype=np.float64), y, h, order, scale, *args)
+        _rows_csr(X.indptr, X.indices, _values(X.data), y, h, order, scale, *args)
     else:
-        _rows_dense(np.asarray(X, dtype=np.float64), y, h, order, scale, *args)
+        _rows_dense(_values(X), y, h, order, scale, *args)
     return out
+
+
+def _values(a) -> np.ndarray:
+    """``a`` as the kernel reads it: float32 or float64 as it is (a call over a few rows of a
+    large matrix must not copy the matrix), anything else as float64, C-contiguous."""
+    a = np.asarray(a)
+    if a.dtype in (np.float32, np.float64) and a.flags.c_contiguous:
+        return a
+    return np.ascontiguousarray(a, dtype=np.float64)
 
 
 def finalize(state: dict, *, rule: str, lr: float, power_t: float = 0.0, beta: float = 1.0, l1: float = 0.0,

@@ -49,6 +49,24 @@ class Client:
                  for s, pos in group(shard, len(self.hosts))]
         return Handle("push", parts)
 
+    def push_pull(self, push_keys: np.ndarray, values: np.ndarray, pull_keys: np.ndarray) -> Handle:
+        """A push and the next pull in one request per shard: each shard applies the push, then
+        answers the pull (so the pull sees the push). ``wait`` returns the pulled values."""
+        uniq, vals = sum_by_key(push_keys, values)
+        push_shard, push_local = self.slicer.route(uniq)
+        pull_keys = np.asarray(pull_keys, dtype=np.int64)
+        pull_shard, pull_local = self.slicer.route(pull_keys)
+        pushes, pulls = dict(group(push_shard, len(self.hosts))), dict(group(pull_shard, len(self.hosts)))
+        none = np.zeros(0, dtype=np.int64)
+        parts = []
+        for s in sorted(set(pushes) | set(pulls)):
+            out, back = pushes.get(s, none), pulls.get(s, none)
+            parts.append((self.transport.call(self.hosts[s], host.push_pull, int(s), push_local[out], vals[out],
+                                              pull_local[back]), back))
+        self.keys_pushed += uniq.size
+        self.keys_pulled += pull_keys.size
+        return Handle("pull", parts, pull_keys.size)
+
     def pull(self, keys: np.ndarray) -> Handle:
         keys = np.asarray(keys, dtype=np.int64)
         shard, local = self.slicer.route(keys)
@@ -71,8 +89,12 @@ class Client:
         return np.empty(0) if out is None else out
 
     # --- the clock (consistency) ---------------------------------------------
-    def tick(self) -> None:
-        self.transport.wait(self.transport.call(self.hosts[0], host.tick, self.worker))
+    def tick(self, wait: bool = True):
+        """This worker finished a clock; ``wait=False``: returns a handle instead of waiting."""
+        fut = self.transport.call(self.hosts[0], host.tick, self.worker)
+        if not wait:
+            return Handle("push", [(fut, None)])
+        self.transport.wait(fut)
 
     def wait_min(self, target: int) -> int:
         """Block until every worker's clock is >= ``target``; the slowest clock then."""

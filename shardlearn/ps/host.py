@@ -52,6 +52,14 @@ def pull(shard_id: int, idx: np.ndarray) -> np.ndarray:
     return HOSTED["shards"][shard_id].pull(idx)
 
 
+def push_pull(shard_id: int, push_idx: np.ndarray, values: np.ndarray, pull_idx: np.ndarray) -> np.ndarray:
+    """Apply a push, then answer a pull: one round trip where a worker would make two."""
+    shard = HOSTED["shards"][shard_id]
+    if push_idx.size:
+        shard.push(push_idx, values)
+    return shard.pull(pull_idx)
+
+
 def create_clock(n_workers: int, start: int = 0) -> None:
     HOSTED["clock"] = Clock(n_workers)
     HOSTED["clock"].clocks[:] = start

@@ -51,18 +51,20 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
     distributed = comm is not None and comm.size > 1
     rank = comm.rank if distributed else 0
     changes = distributed and sync == "changes" and not shared
-    y = None if y is None else np.asarray(y, dtype=np.float64)
+    y = None if y is None else np.ascontiguousarray(y, dtype=np.float64)
+    if not hasattr(X, "blocks"):  # once, not at every kernel call
+        sample_weight = np.ones(n) if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
     cur = {"epoch": start_epoch, "pos": 0, "loss": 0.0, "seen": 0.0, "best": np.inf, "stall": 0, "done": 0,
            "stopped": 0, "since_sync": 0.0}
     if resume is not None:
         state = {"ws": resume["kernel/ws"].copy(), "scalars": resume["kernel/scalars"].copy()}
         cur.update({k: resume[f"cursor/{k}"].item() for k in cur})
     chunk = CHUNK_ROWS if not distributed or not sync_rows else max(1, int(sync_rows))
-    chunks = -(-n // chunk)
+    chunks, width = -(-n // chunk), None
     if hasattr(X, "blocks"):  # streamed: averaged and checkpointed at epoch ends only
         sync_rows, chunks = (chunk if changes else None), 1
     elif distributed and not shared:  # every worker averages at the same points: as many chunks as the largest shard
-        chunks = int(comm.allreduce(np.array([float(chunks)]), op="max")[0])
+        chunks, width = (int(v) for v in comm.allreduce(np.array([float(chunks), _widest(X, chunk)]), op="max"))
 
     def save(step):
         checkpoint.save(step, {"kernel/ws": state["ws"], "kernel/scalars": state["scalars"],
@@ -84,7 +86,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
             before = _before(state, X, part) if changes else None
             out = kernel.run(state, X, y, sample_weight, part, loss=loss_name, fit_intercept=fit_intercept, **opts)
             if changes:
-                _merge_changes(comm, state, *before, opts["rule"])
+                _merge_changes(comm, state, *before, opts["rule"], width)
             cur["loss"] += out[0]
             cur["seen"] += out[1]
             cur["since_sync"] += out[1]
@@ -138,6 +140,16 @@ def _stream_epoch(stream, state, cur, loss_name, fit_intercept, opts, seed, merg
     cur["pos"] = 1
 
 
+def _widest(X, rows: int) -> int:
+    """The most coordinates ``rows`` rows of ``X`` can touch (the intercept included): bsp's
+    allgather width, agreed once so that each merge is one collective."""
+    import scipy.sparse as sp
+
+    if sp.issparse(X) and X.shape[0]:
+        return min(X.shape[1], rows * int(np.diff(X.indptr).max())) + 1
+    return X.shape[1] + 1
+
+
 def _before(state, X, part) -> tuple:
     """``(keys, (their state rows, scalars))`` before the kernel learns from rows ``part`` of
     ``X``: the coordinates those rows touch (and the intercept, last)."""
@@ -153,28 +165,32 @@ def _before(state, X, part) -> tuple:
     return keys, (state["ws"][keys], state["scalars"].copy())
 
 
-def _merge_changes(comm, state, keys, before, rule) -> int:
+def _merge_changes(comm, state, keys, before, rule, width=None) -> int:
     """Every worker's change since ``before`` merged into ``state``, in rank order (so every
-    replica computes the same sums): the touched rows travel, not the model. Returns the
-    coordinates that moved over all workers (0: nobody learned from a row)."""
+    replica computes the same sums): the touched rows travel, not the model, in one
+    allgather of ``width`` rows (None: the widest change, agreed by one allreduce first).
+    Returns the widest change over all workers (0: nobody learned from a row)."""
     ws, scalars = state["ws"], state["scalars"]
     rows, s0 = before
     ch = delta.change(rows, ws[keys], rule)
     dscal = scalars - s0
     ws[keys], scalars[:] = rows, s0
     k = keys.size
-    width = int(comm.allreduce(np.array([float(k)]), op="max")[0])
-    if width == 0:
-        return 0
+    if width is None:
+        width = int(comm.allreduce(np.array([float(k)]), op="max")[0])
+        if width == 0:
+            return 0
     buf = np.zeros((width + 1, 5))
     buf[0, :3] = [k, dscal[0], dscal[1]]
     buf[1 : k + 1, 0] = keys
     buf[1 : k + 1, 1:] = ch
+    widest = 0
     for part in comm.allgather(buf):
         m = int(part[0, 0])
+        widest = max(widest, m)
         scalars += part[0, 1:3]
         delta.merge(ws, part[1 : m + 1, 0].astype(np.int64), part[1 : m + 1, 1:], rule)
-    return width
+    return widest
 
 
 def _state_from(theta0, d, rule) -> dict:

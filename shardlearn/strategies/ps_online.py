@@ -10,6 +10,7 @@ touches, and under ``bsp`` (pushes held per clock) the shards compute exactly wh
 allreduce ``bsp`` workers do (``strategies.online`` with ``sync="changes"``); ``ssp`` and
 ``asp`` merge each change as it arrives (asynchronous SGD with additive pushes: Dean et
 al. 2012; Li et al. 2014, "Scaling distributed machine learning with the parameter server").
+Under ``asp`` a batch's change rides with the next batch's pull: one round trip a step.
 
 >>> # runs on a worker group; see tests/test_ps_online.py
 """
@@ -23,19 +24,27 @@ from shardlearn.strategies.ps_sgd import batch_columns
 
 
 class Learner:
-    """``learner(client, Xb, yb, swb, held) -> progressive loss sum`` of one batch, for a model
+    """``learner(client, Xb, yb, swb, held) -> (progressive loss sum, push handle)`` of one batch, for a model
     of ``d`` features: keys ``0..d-1`` the weights, ``d`` the intercept, ``d + 1`` the scalars."""
 
     def __init__(self, d: int, loss: str, fit_intercept: bool, rule: str, lr: float, power_t: float = 0.0,
-                 l1: float = 0.0, l2: float = 0.0):
+                 l1: float = 0.0, l2: float = 0.0, fuse: bool = False):
         self.extra = np.array([d, d + 1], dtype=np.int64)
         self.loss, self.fit_intercept = loss, fit_intercept
         self.opts = dict(rule=rule, lr=lr, power_t=power_t, l1=l1, l2=l2)
+        self.fuse, self.pending = fuse, None
 
-    def __call__(self, client, Xb, yb, swb, held) -> float:
+    def __call__(self, client, Xb, yb, swb, held):
+        """With ``fuse`` (asp) a batch's change is not pushed at once: it travels with the next
+        batch's pull (``Client.push_pull``, one round trip a step, the shard applying the push
+        before it answers), or with ``flush``; the push handle returned is then None."""
         keys, Xc = batch_columns(Xb)
         keys = np.concatenate([keys, self.extra])
-        rows = client.wait(client.pull(keys))
+        if self.pending is not None:
+            rows = client.wait(client.push_pull(*self.pending, keys))
+            self.pending = None
+        else:
+            rows = client.wait(client.pull(keys))
         state = {"ws": np.ascontiguousarray(rows[:-1]), "scalars": rows[-1, [W, G]].copy()}
         before, s0 = state["ws"].copy(), state["scalars"].copy()
         out = kernel.run(state, Xc, yb, swb, np.arange(Xc.shape[0]), loss=self.loss,
@@ -43,5 +52,13 @@ class Learner:
         change = np.zeros((keys.size, 4))
         change[:-1] = delta.change(before, state["ws"], self.opts["rule"])
         change[-1, [W, G]] = state["scalars"] - s0
-        client.wait(client.push(keys, change, **held))
-        return float(out[0])
+        if self.fuse:
+            self.pending = (keys, change)
+            return float(out[0]), None
+        return float(out[0]), client.push(keys, change, **held)
+
+    def flush(self, client) -> None:
+        """Push a change still held back (at an epoch's end, before a checkpoint)."""
+        if self.pending is not None:
+            client.wait(client.push(*self.pending))
+            self.pending = None

@@ -80,7 +80,10 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
     the epoch's mean loss over all workers (agreed by one allreduce per epoch) improves by less
     than ``tol`` for ``n_iter_no_change`` epochs, as the allreduce strategies do. ``learn``
     (``strategies.ps_online.Learner``): each batch learned per example on the pulled kernel
-    state, its change pushed, instead of one gradient step.
+    state, its change pushed, instead of one gradient step; returns ``(loss sum, push handle)``.
+    A step's push is applied before the worker's next pull (it reads its own updates, so one
+    worker is the one-process pass); under ``asp`` the clock tick is waited for only at the
+    next step (nobody waits on clocks there).
     Returns ``(steps, clock_log)``: ``clock_log`` holds ``(t, slowest clock when allowed on)``."""
     n, d = X.shape
     y = np.asarray(y)
@@ -99,7 +102,17 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
         cur.update({k: resume[f"cursor/{k}"].item() for k in cur})
     log = []
 
+    inflight = []  # asp: the last step's tick, at most
+
+    def settle():
+        if hasattr(learn, "flush"):
+            learn.flush(client)
+        for h in inflight:
+            client.wait(h)
+        inflight.clear()
+
     def save():
+        settle()
         checkpoint.save(cur["t"], {f"cursor/{k}": np.array(v) for k, v in cur.items()})
 
     while cur["epoch"] < epochs and not cur["stopped"]:
@@ -116,10 +129,9 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
             held = {"clock": t, "expect": comm.size} if share_rows else {}
             idx = slice(lo, lo + rows) if order is None else order[lo : lo + rows]
             weight = float(rows if sw is None else sw[idx].sum())
+            pushed = None
             if rows and weight > 0 and learn is not None:
-                cur["total"] += learn(client, X[idx], y[idx], None if sw is None else sw[idx], held)
-                cur["seen"] += weight
-                cur["rows"] += rows
+                loss_sum, pushed = learn(client, X[idx], y[idx], None if sw is None else sw[idx], held)
             elif rows and weight > 0:
                 keys, Xc = batch_columns(X[idx])
                 keys = np.concatenate([keys, bias])
@@ -129,18 +141,27 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
                                               None if sw is None else sw[idx])
                 grad = np.concatenate([np.ravel(g["w"])] + ([np.ravel(g["b"])] if fit_intercept else []))
                 scale = weight / step_totals[step] if share_rows else weight / (rows * mean_weight)
-                client.wait(client.push(keys, scale * grad, **held))
-                cur["total"] += loss * weight
-                cur["seen"] += weight
-                cur["rows"] += rows
+                loss_sum, pushed = loss * weight, client.push(keys, scale * grad, **held)
             elif share_rows:  # bsp: the shards wait for every worker's push of this clock
                 client.wait(client.push(np.zeros(0, dtype=np.int64), np.zeros(0), **held))
-            client.tick()
+            if rows and weight > 0:
+                cur["total"] += loss_sum
+                cur["seen"] += weight
+                cur["rows"] += rows
+            if pushed is not None:  # applied before the next pull: a worker reads its own updates
+                client.wait(pushed)
+            if staleness is None:  # asp: nobody waits on clocks, so the tick flies while the next batch runs
+                for h in inflight:
+                    client.wait(h)
+                inflight[:] = [h for h in [client.tick(wait=False)] if h is not None]
+            else:
+                client.tick()
             cur["t"], cur["step"] = t + 1, step + 1
             if on_step is not None:
                 on_step(t + 1)
             if checkpoint is not None and cur["step"] < steps and checkpoint.due(t + 1):
                 save()
+        settle()
         mean = cur["total"] / max(cur["seen"], 1e-300)
         if tol is not None:  # every worker takes the same decision from the same mean
             total, seen = comm.allreduce(np.array([cur["total"], cur["seen"]]))
