@@ -2,6 +2,7 @@
 (issue 14): bsp merges every worker's change after each batch (kernels.delta); the shards
 hold the kernel's state. Real worker processes on 127.0.0.1."""
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from shardlearn import models
 from shardlearn.data.partition import bounds
 from shardlearn.kernels import delta, sgd as kernel
 from shardlearn.ps.kernel_shard import KernelShard
-from shardlearn.runtime import distributed
+from shardlearn.runtime import checkpoint as ck, distributed
 from shardlearn.runtime.config import TrainConfig
 from shardlearn.strategies.sgd import epoch_order
 from tests.conftest import fit_killing
@@ -146,3 +147,25 @@ def test_bsp_per_example_resumes_exactly_after_a_kill(tmp_path, servers):
     assert [r["examples"] for r in again.steps] == [2000] * 3  # each epoch's rows exactly once
     for k in ("w", "b"):
         np.testing.assert_allclose(again.params[k], clean[k], rtol=1e-9, atol=1e-12)
+
+
+def test_hogwild_is_checkpointed_and_resumes_after_a_kill(tmp_path):
+    from sklearn.metrics import log_loss
+
+    X, y, _ = _data(6000, d=12, seed=6, sparse=True)
+    base = TrainConfig(strategy="hogwild", workers=2, alpha=1e-4, max_iter=4, tol=None, random_state=2)
+    m = models.get("logistic")
+    cfg = dataclasses.replace(base, checkpoint_dir=str(tmp_path), checkpoint_every=1, max_restarts=1)
+    # one kernel call per epoch (6000 rows < one chunk): rank 1 dies in its third epoch
+    with pytest.warns(RuntimeWarning, match="worker rank 1 was killed by signal 9; restarting"):
+        again = fit_killing(X, y, cfg, rank=1, call=3, at="kernel")
+    assert len(again.restarts) == 1 and again.reports[0]["resumed_from"] == 2  # after epoch 2 (steps = epochs)
+    assert [r["examples"] for r in again.steps] == [6000] * 4  # each epoch's rows exactly once
+    names = sorted(os.listdir(tmp_path / f"ckpt-{ck.steps_on_disk(str(tmp_path))[0]:09d}"))
+    assert names == ["manifest.json", "rank-0.npz", "rank-1.npz"]
+    clean = distributed.train_arrays(m, X, y, None, base, 1).params
+
+    def loss(p):
+        return log_loss(y, 1 / (1 + np.exp(-(np.asarray(X @ p["w"]).ravel() + float(p["b"])))))
+
+    assert loss(again.params) <= 1.002 * loss(clean)  # races aside, the same fit

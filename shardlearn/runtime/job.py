@@ -57,13 +57,13 @@ def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, ctx=None, snaps
     m = models.get(model)
     if ctx is not None or cfg.plan == "hogwild":
         show = progress if comm.rank == 0 else None
+        resumed = {}
         if ctx is not None:
-            resumed = {}
             out = ps_run.train(comm, ctx, m, X, y, sw, cfg, progress=show, snapshot_every=snapshot_every,
                                report=resumed)
-            out["report"].update(resumed)
         else:
-            out = ps_run.train_hogwild(comm, m, X, y, sw, cfg, progress=show)
+            out = ps_run.train_hogwild(comm, m, X, y, sw, cfg, progress=show, report=resumed)
+        out["report"].update(resumed)
         out["report"].update(facts, peak_rss_mb=peak_rss_mb())
         return out
     comm.barrier()

@@ -226,7 +226,7 @@ def assemble(results: list) -> dict:
     return {"w": full[:d], "b": np.asarray(full[d])}
 
 
-def train_hogwild(comm, model, X, y, sw, cfg, progress=None) -> dict:
+def train_hogwild(comm, model, X, y, sw, cfg, progress=None, report=None) -> dict:
     """Every worker of this machine updates one shared vector without locks (``hogwild``)."""
     import shutil
     import tempfile
@@ -242,7 +242,7 @@ def train_hogwild(comm, model, X, y, sw, cfg, progress=None) -> dict:
     folder = union(comm, mine)[0]
     if cfg.per_example:
         try:
-            return _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress)
+            return _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report)
         finally:
             comm.barrier()
             if comm.rank == 0:
@@ -280,13 +280,14 @@ def train_hogwild(comm, model, X, y, sw, cfg, progress=None) -> dict:
             "report": {"rank": comm.rank, "ps_steps": steps, "fit_seconds": time.perf_counter() - t0}}
 
 
-def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress) -> dict:
+def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report=None) -> dict:
     """Hogwild on the per-example kernel: every worker runs ``kernels.sgd`` over its rows on one
     state array (weights, adaptive sums, scales; 32 bytes a coordinate) mapped from ``folder``,
     without locks, so a row's update is seen by the others as soon as it is written."""
     import os
 
     from shardlearn.kernels import sgd as kernel
+    from shardlearn.runtime.loop import checkpointer_for
     from shardlearn.runtime.progress import StepLog
     from shardlearn.strategies import online
 
@@ -301,11 +302,12 @@ def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress) -> dict:
     comm.barrier()
     state = {k: np.load(p, mmap_mode="r+") for k, p in paths.items()}
     log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
+    ckpt, resume = checkpointer_for(model, X, cfg, comm, log, report)
     t0 = time.perf_counter()
     res = online.fit(model, X, y, sw, theta0=model.init(d), rule=cfg.optimizer, lr=cfg.base_lr(),
                      power_t=cfg.power_t, alpha=cfg.alpha, l1_ratio=cfg.l1_ratio,
                      fit_intercept=cfg.fit_intercept, epochs=cfg.max_iter, shuffle=cfg.shuffle, seed=cfg.random_state,
-                     tol=cfg.tol, comm=comm, opt_state=state, shared=True,
+                     tol=cfg.tol, comm=comm, opt_state=state, shared=True, checkpoint=ckpt, resume=resume,
                      callback=lambda th, epoch, loss, examples: log.step(epoch, loss, examples))
     comm.barrier()
     params = None

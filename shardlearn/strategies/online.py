@@ -57,16 +57,23 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
     cur = {"epoch": start_epoch, "pos": 0, "loss": 0.0, "seen": 0.0, "best": np.inf, "stall": 0, "done": 0,
            "stopped": 0, "since_sync": 0.0}
     if resume is not None:
-        state = {"ws": resume["kernel/ws"].copy(), "scalars": resume["kernel/scalars"].copy()}
+        if shared:  # Hogwild: rank 0 puts the saved state back into the shared arrays before anyone learns
+            if rank == 0:
+                state["ws"][:], state["scalars"][:] = resume["kernel/ws"], resume["kernel/scalars"]
+            comm.barrier()
+        else:
+            state = {"ws": resume["kernel/ws"].copy(), "scalars": resume["kernel/scalars"].copy()}
         cur.update({k: resume[f"cursor/{k}"].item() for k in cur})
     chunk = CHUNK_ROWS if not distributed or not sync_rows else max(1, int(sync_rows))
     chunks, width = -(-n // chunk), None
     if hasattr(X, "blocks"):  # streamed: averaged and checkpointed at epoch ends only
         sync_rows, chunks = (chunk if changes else None), 1
-    elif distributed and not shared:  # every worker averages at the same points: as many chunks as the largest shard
+    elif distributed:  # every worker averages (checkpoints) at the same points: as many chunks as the largest shard
         chunks, width = (int(v) for v in comm.allreduce(np.array([float(chunks), _widest(X, chunk)]), op="max"))
 
     def save(step):
+        if shared:  # Hogwild: every worker stops writing the shared state before any saves it
+            comm.barrier()
         checkpoint.save(step, {"kernel/ws": state["ws"], "kernel/scalars": state["scalars"],
                                **{f"cursor/{k}": np.array(v) for k, v in cur.items()}})
 
