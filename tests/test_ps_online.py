@@ -169,3 +169,12 @@ def test_hogwild_is_checkpointed_and_resumes_after_a_kill(tmp_path):
         return log_loss(y, 1 / (1 + np.exp(-(np.asarray(X @ p["w"]).ravel() + float(p["b"])))))
 
     assert loss(again.params) <= 1.002 * loss(clean)  # races aside, the same fit
+
+
+@pytest.mark.parametrize("sync", ["average", "changes"])
+def test_a_streamed_window_spans_blocks_as_the_in_memory_loop_counts_it(sync):
+    from shardlearn.runtime import group
+
+    for memory, streamed in group.get(2).run("tests.worker_jobs:stream_windows", sync=sync, block_rows=700,
+                                            sync_rows=256):
+        np.testing.assert_allclose(streamed, memory, rtol=1e-9, atol=1e-12)

@@ -26,10 +26,13 @@ from tests.conftest import data_path
     dict(solver="sgd", strategy="local_sgd", optimizer="adagrad", max_iter=2, shuffle=False, tol=None,
          fit_intercept=False),
     dict(solver="sgd", strategy="local_sgd", optimizer="normalized", max_iter=2, shuffle=False, tol=None),
+    dict(solver="sgd", strategy="local_sgd", max_iter=2, shuffle=False, tol=None, sync_every=9, alpha=1e-3,
+         l1_ratio=0.5),
+    dict(solver="sgd", strategy="bsp", max_iter=2, shuffle=False, tol=None, alpha=1e-3, l1_ratio=0.5),
 ])
 def test_a_streamed_fit_equals_the_in_memory_one(kw):
     path = data_path("a9a", "a9a")
-    cfg = TrainConfig(alpha=1e-4, workers=2, batch_size=64, random_state=0, **kw)
+    cfg = TrainConfig(**dict(dict(alpha=1e-4, workers=2, batch_size=64, random_state=0), **kw))
     held = distributed.train_file("logistic", cfg, {"data": path})
     streamed = distributed.train_file("logistic", TrainConfig(**dict(cfg.__dict__, stream=True)), {"data": path})
     assert streamed.n_iter == held.n_iter

@@ -79,3 +79,25 @@ def fit_arrays_killed(comm, *, rank: int, call: int, at: str = "gradient", **kwa
         return job.fit_arrays(comm, **kwargs)
     finally:
         job.models.get, kernel.run = get, run
+
+
+def stream_windows(comm, *, sync: str, block_rows: int, sync_rows: int, progress=None):
+    """This rank's rows of a seeded sparse table learned per example with ``online.fit``
+    (``sync``: "average" or "changes"), once in memory and once streamed in blocks of
+    ``block_rows`` rows, so a sync window spans blocks; returns both weight vectors."""
+    import scipy.sparse as sp
+
+    from shardlearn import models
+    from shardlearn.data.stream import Stream
+    from shardlearn.strategies import online
+
+    rng = np.random.default_rng(comm.rank)
+    n = 2000 + 300 * comm.rank  # unequal shards: one worker ends first
+    X = sp.random(n, 30, density=0.2, format="csr", random_state=comm.rank)
+    y = (np.asarray(X @ np.linspace(-2, 2, 30)).ravel() + 0.1 * rng.normal(size=n) > 0).astype(float)
+    stream = Stream(lambda: ((X[lo : lo + block_rows], y[lo : lo + block_rows]) for lo in range(0, n, block_rows)),
+                    n, 30)
+    m = models.get("logistic")
+    opts = dict(theta0=m.init(30), rule="normalized", lr=0.5, alpha=1e-3, l1_ratio=0.5, epochs=2, shuffle=False,
+                comm=comm, sync_rows=sync_rows, sync=sync)
+    return [online.fit(m, data, y, **opts).theta["w"] for data in (X, stream)]

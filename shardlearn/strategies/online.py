@@ -66,8 +66,13 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         cur.update({k: resume[f"cursor/{k}"].item() for k in cur})
     chunk = CHUNK_ROWS if not distributed or not sync_rows else max(1, int(sync_rows))
     chunks, width = -(-n // chunk), None
-    if hasattr(X, "blocks"):  # streamed: averaged and checkpointed at epoch ends only
-        sync_rows, chunks = (chunk if changes else None), 1
+    stream_sync = None
+    if hasattr(X, "blocks"):  # streamed: combined every sync_rows rows, checkpointed at epoch ends only
+        chunks = 1
+        if changes:
+            stream_sync = lambda st, window, used: _merge_changes(comm, st, *window, opts["rule"])  # noqa: E731
+        elif distributed and not shared and sync_rows:
+            stream_sync = lambda st, window, used: _average(comm, st, used, opts)  # noqa: E731
     elif distributed:  # every worker averages (checkpoints) at the same points: as many chunks as the largest shard
         chunks, width = (int(v) for v in comm.allreduce(np.array([float(chunks), _widest(X, chunk)]), op="max"))
 
@@ -83,8 +88,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         epoch = cur["epoch"]
         if hasattr(X, "blocks"):  # a streamed shard: its blocks in file order, rows shuffled within each
             _stream_epoch(X, state, cur, loss_name, fit_intercept, opts, [seed or 0, epoch, rank] if shuffle else None,
-                          (lambda st, keys, before: _merge_changes(comm, st, keys, before, opts["rule"]))
-                          if changes else None, sync_rows)
+                          stream_sync, sync_rows, track=changes)
         else:
             order = epoch_order(n, epoch, seed, shuffle, rank)
             order = np.arange(n) if order is None else order
@@ -99,11 +103,13 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
             cur["since_sync"] += out[1]
             cur["pos"] += 1
             if distributed and sync_rows and not shared and not changes:
-                cur["since_sync"] = _average(comm, state, cur["since_sync"], opts)
+                _average(comm, state, cur["since_sync"], opts)
+                cur["since_sync"] = 0.0
             if checkpoint is not None and cur["pos"] < chunks and checkpoint.due(epoch * chunks + cur["pos"]):
                 save(epoch * chunks + cur["pos"])
-        if distributed and not shared and not changes:
-            cur["since_sync"] = _average(comm, state, cur["since_sync"], opts)
+        if distributed and not shared and not changes and stream_sync is None:
+            _average(comm, state, cur["since_sync"], opts)
+            cur["since_sync"] = 0.0
         theta = _finalized(state, d, opts)
         loss, seen = cur["loss"], cur["seen"]
         if distributed:
@@ -124,27 +130,49 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
     return Result(theta, cur["done"], bool(cur["stopped"]), float("nan"), state)
 
 
-def _stream_epoch(stream, state, cur, loss_name, fit_intercept, opts, seed, merge=None, rows=None) -> None:
-    """One pass over a streamed shard (``data.stream.Stream``), block by block. With ``merge``
-    (bsp) every ``rows`` rows are merged with the other workers' changes, and a worker whose
-    stream has ended merges nothing until every worker's has (a round where no rows moved)."""
+def _stream_epoch(stream, state, cur, loss_name, fit_intercept, opts, seed, sync=None, rows=None,
+                  track=False) -> None:
+    """One pass over a streamed shard (``data.stream.Stream``), block by block. With ``sync``
+    the workers combine every ``rows`` rows, counted across blocks as the in-memory loop counts
+    them: ``sync(state, before, used)`` (``before``: with ``track``, the touched keys' rows
+    when the window opened) returns the weight all workers used in the window, and a worker
+    whose stream has ended keeps taking part until a window where nobody learned."""
+    window, since = None, 0
     for b, (Xb, yb) in enumerate(stream.blocks()):
         n = Xb.shape[0]
         order = np.arange(n) if seed is None else np.random.default_rng(seed + [b]).permutation(n)
-        step = n if merge is None else rows
-        for lo in range(0, n, max(step, 1)):
-            part = order[lo : lo + step]
-            before = _before(state, Xb, part) if merge is not None else None
-            out = kernel.run(state, Xb, np.asarray(yb, dtype=np.float64), None, part, loss=loss_name,
-                             fit_intercept=fit_intercept, **opts)
-            if merge is not None:
-                merge(state, *before)
+        yb = np.asarray(yb, dtype=np.float64)
+        pos = 0
+        while pos < n:
+            take = n - pos if sync is None else min(n - pos, rows - since)
+            part = order[pos : pos + take]
+            pos += take
+            if track:
+                window = _widen(window, state, Xb, part)
+            out = kernel.run(state, Xb, yb, None, part, loss=loss_name, fit_intercept=fit_intercept, **opts)
             cur["loss"] += out[0]
             cur["seen"] += out[1]
             cur["since_sync"] += out[1]
-    while merge is not None and merge(state, *_before(state, stream, [])) > 0:
-        pass
+            since += take
+            if sync is not None and since >= rows:
+                sync(state, window, cur["since_sync"])
+                window, since, cur["since_sync"] = None, 0, 0.0
+    while sync is not None:  # the rest of this window, then empty ones until every worker is done
+        used = sync(state, window if window is not None else _before(state, stream, []), cur["since_sync"])
+        window, cur["since_sync"] = None, 0.0
+        if used <= 0:
+            break
     cur["pos"] = 1
+
+
+def _widen(window, state, X, part):
+    """The open window's ``(keys, (rows, scalars))`` widened to the coordinates rows ``part`` of
+    ``X`` touch: a key not yet in it has not moved since the window opened."""
+    keys, (rows, scalars) = _before(state, X, part)
+    if window is None:
+        return keys, (rows, scalars)
+    new = np.setdiff1d(keys, window[0], assume_unique=True)
+    return np.concatenate([window[0], new]), (np.concatenate([window[1][0], state["ws"][new]]), window[1][1])
 
 
 def _widest(X, rows: int) -> int:
@@ -224,7 +252,8 @@ def _theta(state, d) -> dict:
 
 def _average(comm, state, used: float, opts) -> float:
     """Every worker's weights averaged, weighted by the examples each used since the last
-    average (each keeps its own adaptive sums, as Vowpal Wabbit's allreduce does); returns 0."""
+    average (each keeps its own adaptive sums, as Vowpal Wabbit's allreduce does); returns the
+    weight all used (0: nobody learned since, nothing changes)."""
     kernel.finalize(state, **opts)  # the penalty up to now, on every coordinate, before averaging
     total = float(comm.allreduce(np.array([used]))[0])
     if total <= 0:
@@ -234,4 +263,4 @@ def _average(comm, state, used: float, opts) -> float:
     ws[:, kernel.W] = comm.allreduce(ws[:, kernel.W] * share)
     if opts["rule"] == "ftrl":  # FTRL's weights follow from z: average z too
         ws[:, kernel.S] = comm.allreduce(ws[:, kernel.S] * share)
-    return 0.0
+    return total
