@@ -33,7 +33,8 @@ FILES = {"a9a": ("a9a/a9a", "a9a/a9a.t"), "w8a": ("w8a/w8a", None),
          "mushrooms": ("mushrooms/agaricus_train.txt", "mushrooms/agaricus_test.txt")}
 KDD = ("kddcup99/kddcup.data_10_percent.gz", "kddcup99/corrected.gz")
 SYNTHETIC = ("D1", "D2")
-STRATEGIES = {"sgd, 1 process": dict(solver="sgd", workers=1),  # workers=None would pick 2 for D1's 800 MB "local_sgd x2": dict(strategy="local_sgd", workers=2),
+# "sgd, 1 process" says workers=1: workers=None would pick 2 for D1's 800 MB
+STRATEGIES = {"sgd, 1 process": dict(solver="sgd", workers=1), "local_sgd x2": dict(strategy="local_sgd", workers=2),
               "hogwild x2": dict(strategy="hogwild", workers=2), "bsp x2": dict(strategy="bsp", workers=2),
               "ssp x2": dict(strategy="ssp", workers=2), "asp x2": dict(strategy="asp", workers=2),
               "bsp x2, 1 server": dict(strategy="bsp", workers=2, servers=1)}
