@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 BENCH = os.path.join(os.path.dirname(__file__), "..", "benchmarks")
 
@@ -159,3 +160,28 @@ def test_ddp_baseline_trains_once_per_request_from_a_fresh_model():
 
     assert loss(*fits[1][:2]) < loss(*fits[0][:2])
     assert all(f[2]["bytes_sent"] > 0 and f[2]["fit_seconds"] > 0 for f in fits)
+
+
+MUSHROOMS = os.path.join(BENCH, "..", "..", "shared", "data", "mushrooms", "agaricus_train.txt")
+
+
+@pytest.mark.skipif(not os.path.exists(MUSHROOMS), reason="the real mushrooms data (../shared/data) is not here")
+def test_defaults_sweep_table_is_its_measurements(tmp_path):
+    _run("bench_defaults.py", "--out", str(tmp_path), "--data", "mushrooms", cwd=tmp_path)
+    row = json.loads(open(tmp_path / "defaults.jsonl").read())
+    table = open(tmp_path / "defaults.md").read()
+    assert row["rows"] == 6513 and len(row["seconds"]) == 7
+    for label in row["seconds"]:
+        assert f"{row[label]:.4f}" in table and row[label] > 0.9  # held out, a ratio to the optimum's loss
+    assert row["bsp x2"] == pytest.approx(row["bsp x2, 1 server"], rel=1e-9)  # the same algorithm
+
+
+@pytest.mark.skipif(not os.path.exists(MUSHROOMS), reason="the real mushrooms data (../shared/data) is not here")
+def test_rule_against_vw_table_is_its_measurements(tmp_path):
+    pytest.importorskip("vowpalwabbit")
+    _run("bench_rule_vs_vw.py", "--out", str(tmp_path), "--data", "mushrooms", cwd=tmp_path)
+    row = json.loads(open(tmp_path / "rule.jsonl").read())
+    table = open(tmp_path / "rule.md").read()
+    for key in ("vw", "kernel, VW's settings", "kernel, defaults"):
+        assert all(f"{v:.4f}" in table for v in row[key].values())
+        assert row[key]["8"] < row[key]["1"]  # more passes, closer to the optimum
