@@ -10,7 +10,7 @@ touches, and under ``bsp`` (pushes held per clock) the shards compute exactly wh
 allreduce ``bsp`` workers do (``strategies.online`` with ``sync="changes"``); ``ssp`` and
 ``asp`` merge each change as it arrives (asynchronous SGD with additive pushes: Dean et
 al. 2012; Li et al. 2014, "Scaling distributed machine learning with the parameter server").
-Under ``asp`` a batch's change rides with the next batch's pull: one round trip a step.
+Under ``asp`` and ``ssp`` a batch's change rides with the next batch's pull: one round trip a step.
 
 >>> # runs on a worker group; see tests/test_ps_online.py
 """
@@ -35,7 +35,7 @@ class Learner:
         self.fuse, self.pending = fuse, None
 
     def __call__(self, client, Xb, yb, swb, held):
-        """With ``fuse`` (asp) a batch's change is not pushed at once: it travels with the next
+        """With ``fuse`` (asp, ssp) a batch's change is not pushed at once: it travels with the next
         batch's pull (``Client.push_pull``, one round trip a step, the shard applying the push
         before it answers), or with ``flush``; the push handle returned is then None."""
         keys, Xc = batch_columns(Xb)

@@ -82,8 +82,11 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
     (``strategies.ps_online.Learner``): each batch learned per example on the pulled kernel
     state, its change pushed, instead of one gradient step; returns ``(loss sum, push handle)``.
     A step's push is applied before the worker's next pull (it reads its own updates, so one
-    worker is the one-process pass); under ``asp`` the clock tick is waited for only at the
-    next step (nobody waits on clocks there).
+    worker is the one-process pass). Per example under ``asp`` and ``ssp`` (staleness >= 1) a
+    batch's change rides with the next batch's pull (one round trip a step); under ``ssp``
+    the clock of a step then ends when its change is applied, one step later, so the
+    staleness bound holds as it is. A worker asks the clock table only when the slowest clock
+    it last heard of does not let it on.
     Returns ``(steps, clock_log)``: ``clock_log`` holds ``(t, slowest clock when allowed on)``."""
     n, d = X.shape
     y = np.asarray(y)
@@ -102,7 +105,10 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
         cur.update({k: resume[f"cursor/{k}"].item() for k in cur})
     log = []
 
-    inflight = []  # asp: the last step's tick, at most
+    inflight = []  # the last step's tick, at most (asp; ssp with a deferred change)
+    fused = staleness != 0 and getattr(learn, "fuse", False)  # a change rides with the next pull
+    owed = [0]  # ssp, fused: the tick of the clock whose change is still held back
+    slowest = [-(1 << 62)]  # the slowest clock last heard of (a lower bound: clocks only grow)
 
     def settle():
         if hasattr(learn, "flush"):
@@ -110,6 +116,9 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
         for h in inflight:
             client.wait(h)
         inflight.clear()
+        if owed[0]:
+            client.tick()
+            owed[0] = 0
 
     def save():
         settle()
@@ -122,8 +131,10 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
             step_totals = np.sum(comm.allgather(_step_weights(n, sw, order, batch_size, steps)), axis=0)
         while cur["step"] < steps:
             step, t = cur["step"], cur["t"]
-            if staleness is not None:
-                log.append((t, client.wait_min(t - staleness)))
+            if staleness is not None:  # ask the clock table only when the last answer does not let us on
+                if slowest[0] < t - staleness:
+                    slowest[0] = client.wait_min(t - staleness)
+                log.append((t, slowest[0]))
             lo = step * batch_size
             rows = max(0, min(lo + batch_size, n) - lo)
             held = {"clock": t, "expect": comm.size} if share_rows else {}
@@ -150,11 +161,18 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
                 cur["rows"] += rows
             if pushed is not None:  # applied before the next pull: a worker reads its own updates
                 client.wait(pushed)
+            held_back = fused and rows and weight > 0  # this step's change waits for the next pull
             if staleness is None:  # asp: nobody waits on clocks, so the tick flies while the next batch runs
                 for h in inflight:
                     client.wait(h)
                 inflight[:] = [h for h in [client.tick(wait=False)] if h is not None]
+            elif held_back:  # ssp: the step before's change is applied now, so its clock ends now
+                for h in inflight:
+                    client.wait(h)
+                inflight[:] = [client.tick(wait=False)] if owed[0] else []
+                owed[0] = 1
             else:
+                settle()
                 client.tick()
             cur["t"], cur["step"] = t + 1, step + 1
             if on_step is not None:
