@@ -73,19 +73,16 @@ class Shardlearn(System):
 
 
 def shardlearn_systems(dataset):
-    sgd = dict(solver="sgd", random_state=0, batch_size=1024 if dataset.sparse else 256)
-    lr = {"learning_rate": 0.2 if dataset.sparse else 0.1}  # the parameter server's AdaGrad (raw coordinates)
-    lr_pre = {"learning_rate": 0.05 if dataset.sparse else 0.1}  # allreduce mini-batch sgd: standardised coordinates
     untuned = dict(solver="sgd", random_state=0, tol=None)  # per example, the normalized rule at its default rate
     return [
-        Shardlearn("shardlearn lbfgs, 1 process", [3, 5, 8, 12, 20, 40, 70], tol=1e-10),
-        Shardlearn("shardlearn sgd per example, 1 process", [1, 2], **untuned),
+        Shardlearn("shardlearn lbfgs, 1 process", [3, 5, 8, 12, 20, 40, 70], tol=1e-10, workers=1),
+        Shardlearn("shardlearn sgd per example, 1 process", [1, 2], workers=1, **untuned),
         Shardlearn("shardlearn lbfgs, 2 workers", [3, 5, 8, 12, 20, 40, 70], tol=1e-10, workers=2),
         Shardlearn("shardlearn gd, 2 workers", [10, 30, 100], solver="gd", tol=1e-10, workers=2),
-        Shardlearn("shardlearn bsp, 2 workers", [1, 2], workers=2, tol=None, **sgd, **lr_pre),
+        Shardlearn("shardlearn bsp, 2 workers", [1, 2], workers=2, strategy="bsp", **untuned),
         Shardlearn("shardlearn local_sgd, 2 workers", [1, 2], workers=2, strategy="local_sgd", **untuned),
-        Shardlearn("shardlearn ssp s=4, 2 workers", [1, 2], workers=2, strategy="ssp", tol=None, **sgd, **lr),
-        Shardlearn("shardlearn asp, 2 workers", [1, 2], workers=2, strategy="asp", tol=None, **sgd, **lr),
+        Shardlearn("shardlearn ssp s=4, 2 workers", [1, 2], workers=2, strategy="ssp", **untuned),
+        Shardlearn("shardlearn asp, 2 workers", [1, 2], workers=2, strategy="asp", **untuned),
         Shardlearn("shardlearn hogwild, 2 workers", [1, 2], workers=2, strategy="hogwild", **untuned),
     ]
 
