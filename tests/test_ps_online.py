@@ -178,3 +178,14 @@ def test_a_streamed_window_spans_blocks_as_the_in_memory_loop_counts_it(sync):
     for memory, streamed in group.get(2).run("tests.worker_jobs:stream_windows", sync=sync, block_rows=700,
                                             sync_rows=256):
         np.testing.assert_allclose(streamed, memory, rtol=1e-9, atol=1e-12)
+
+
+def test_float32_shards_hold_the_kernel_state_too():
+    X, y, _ = _data(800, sparse=True)
+    cfg = TrainConfig(strategy="bsp", workers=2, servers=1, max_iter=2, tol=None, random_state=0, alpha=1e-3,
+                      batch_size=32)
+    m = models.get("logistic")
+    wide = distributed.train_arrays(m, X, y, None, cfg, 1).params
+    narrow = distributed.train_arrays(m, X, y, None, dataclasses.replace(cfg, ps_dtype="float32"), 1).params
+    assert narrow["w"].dtype == np.float32
+    np.testing.assert_allclose(narrow["w"], wide["w"], rtol=1e-3, atol=1e-4)  # float32 state: ~1e-7 a step
