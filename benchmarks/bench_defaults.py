@@ -107,8 +107,6 @@ def main(argv=None):
         rows.append(row)
         print(json.dumps(row), flush=True)
     machine = facts()
-    with open(os.path.join(args.out, "defaults.jsonl"), "w") as f:
-        f.writelines(json.dumps(dict(r, machine=machine)) + "\n" for r in rows)
     cols = list(STRATEGIES) + ["sgd, 1 process, 10 epochs"]
     lines = ["# Defaults, untuned: held-out log-loss / L* after max_iter=2", "", f"Machine: {json.dumps(machine)}", "",
              "| data | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
@@ -117,7 +115,14 @@ def main(argv=None):
     lines += ["", "Fit seconds (worker start-up and data transfer included; 2 cores, shared):", "",
               "| data | " + " | ".join(STRATEGIES) + " |", "|---|" + "---|" * len(STRATEGIES)]
     lines += [f"| {r['data']} | " + " | ".join(f"{r['seconds'][c]:.1f}" for c in STRATEGIES) + " |" for r in rows]
-    with open(os.path.join(args.out, "defaults.md"), "w") as f:
+    save(args.out, "defaults", rows, machine, lines)
+
+
+def save(folder: str, stem: str, rows: list, machine: dict, lines: list) -> None:
+    """``stem.jsonl`` (a row per dataset, with the machine) and ``stem.md`` (``lines``), printed too."""
+    with open(os.path.join(folder, f"{stem}.jsonl"), "w") as f:
+        f.writelines(json.dumps(dict(r, machine=machine)) + "\n" for r in rows)
+    with open(os.path.join(folder, f"{stem}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.bench_defaults import load  # noqa: E402
+from benchmarks.bench_defaults import load, save  # noqa: E402
 from benchmarks.machine import facts  # noqa: E402
 from benchmarks.systems import VowpalWabbit  # noqa: E402
 
@@ -57,8 +57,6 @@ def main(argv=None):
         rows.append(row)
         print(json.dumps(row), flush=True)
     machine = facts()
-    with open(os.path.join(args.out, "rule.jsonl"), "w") as f:
-        f.writelines(json.dumps(dict(r, machine=machine)) + "\n" for r in rows)
     lines = ["# The rule against Vowpal Wabbit: held-out log-loss / L*", "", f"Machine: {json.dumps(machine)}", "",
              "| data | system | " + " | ".join(f"{e} epochs" for e in EPOCHS) + " |", "|---|---|" + "---|" * len(EPOCHS)]
     for r in rows:
@@ -68,9 +66,7 @@ def main(argv=None):
     lines += ["", "Default settings, 2 epochs, by learning rate (default 0.5):", "",
               "| data | " + " | ".join(f"lr {lr}" for lr in RATES) + " |", "|---|" + "---|" * len(RATES)]
     lines += [f"| {r['data']} | " + " | ".join(f"{r['rates'][lr]:.4f}" for lr in RATES) + " |" for r in rows]
-    with open(os.path.join(args.out, "rule.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save(args.out, "rule", rows, machine, lines)
 
 
 if __name__ == "__main__":
