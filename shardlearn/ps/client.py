@@ -24,7 +24,8 @@ class Client:
     def __init__(self, transport, slicer, hosts: list[int], worker: int):
         """``hosts[s]``: the rank hosting shard ``s``; the clock lives with shard 0."""
         self.transport, self.slicer, self.hosts, self.worker = transport, slicer, list(hosts), worker
-        self.keys_pushed = self.keys_pulled = 0
+        self.keys_pushed = self.keys_pulled = self.keys_elided = 0
+        self.cached: dict = {}  # shard -> the local keys it last answered in a push_pull
 
     def push(self, keys: np.ndarray, values: np.ndarray, clock: int | None = None, expect: int = 1) -> Handle:
         """Send ``values`` (one per key, or a row per key) for ``keys``. With ``clock`` (bsp) every shard gets a push, empty if
@@ -51,7 +52,10 @@ class Client:
 
     def push_pull(self, push_keys: np.ndarray, values: np.ndarray, pull_keys: np.ndarray) -> Handle:
         """A push and the next pull in one request per shard: each shard applies the push, then
-        answers the pull (so the pull sees the push). ``wait`` returns the pulled values."""
+        answers the pull (so the pull sees the push). ``wait`` returns the pulled values. Key
+        caching (ps-lite's): a shard remembers the keys it last answered this worker in a
+        ``push_pull``, and a push for exactly those keys (a batch's change after its pull) goes
+        without them; ``keys_elided`` counts the keys not sent."""
         uniq, vals = sum_by_key(push_keys, values)
         push_shard, push_local = self.slicer.route(uniq)
         pull_keys = np.asarray(pull_keys, dtype=np.int64)
@@ -61,8 +65,12 @@ class Client:
         parts = []
         for s in sorted(set(pushes) | set(pulls)):
             out, back = pushes.get(s, none), pulls.get(s, none)
-            parts.append((self.transport.call(self.hosts[s], host.push_pull, int(s), push_local[out], vals[out],
-                                              pull_local[back]), back))
+            idx = push_local[out]
+            same = s in self.cached and np.array_equal(self.cached[s], idx)  # what this shard last sent us
+            self.cached[s] = pull_local[back]
+            parts.append((self.transport.call(self.hosts[s], host.push_pull, int(s), None if same else idx, vals[out],
+                                              pull_local[back], self.worker), back))
+            self.keys_elided += idx.size if same else 0
         self.keys_pushed += uniq.size
         self.keys_pulled += pull_keys.size
         return Handle("pull", parts, pull_keys.size)

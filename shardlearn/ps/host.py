@@ -13,12 +13,13 @@ from shardlearn.comm import rpc as transport
 from shardlearn.ps.kernel_shard import KernelShard
 from shardlearn.ps.server import Clock, Shard
 
-HOSTED: dict = {"shards": {}, "clock": None}
+HOSTED: dict = {"shards": {}, "clock": None, "answered": {}}
 
 
 def reset() -> None:
     HOSTED["shards"].clear()
     HOSTED["clock"] = None
+    HOSTED["answered"] = {}  # (shard, worker) -> the keys last answered in a push_pull (key caching)
 
 
 def create(shard_id: int, size: int, rule: str, learning_rate: float, l1: float, l2: float, dtype: str,
@@ -52,11 +53,16 @@ def pull(shard_id: int, idx: np.ndarray) -> np.ndarray:
     return HOSTED["shards"][shard_id].pull(idx)
 
 
-def push_pull(shard_id: int, push_idx: np.ndarray, values: np.ndarray, pull_idx: np.ndarray) -> np.ndarray:
-    """Apply a push, then answer a pull: one round trip where a worker would make two."""
+def push_pull(shard_id: int, push_idx, values: np.ndarray, pull_idx: np.ndarray, worker: int = 0) -> np.ndarray:
+    """Apply a push, then answer a pull: one round trip where a worker would make two.
+    ``push_idx=None``: the keys this shard last answered ``worker`` here (key caching)."""
     shard = HOSTED["shards"][shard_id]
+    cache = HOSTED.setdefault("answered", {})
+    if push_idx is None:
+        push_idx = cache[(shard_id, worker)]
     if push_idx.size:
         shard.push(push_idx, values)
+    cache[(shard_id, worker)] = pull_idx
     return shard.pull(pull_idx)
 
 

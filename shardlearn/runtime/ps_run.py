@@ -165,6 +165,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
                   "seed": cfg.random_state or 0},
            "report": {"rank": comm.rank, "role": "worker", "ps_steps": steps, "clock_log": clock_log,
                       "grants": grants, "keys_pulled": client.keys_pulled, "keys_pushed": client.keys_pushed,
+                      "keys_elided": client.keys_elided,
                       "rpc_calls": ctx.transport.calls, "collectives": comm.stats.calls - calls,
                       "fit_seconds": time.perf_counter() - t0}}
     return out
