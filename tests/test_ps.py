@@ -208,7 +208,7 @@ def test_cli_trains_over_dedicated_servers_and_reads_only_the_shards(tmp_path, c
 
     path = data_path("a9a", "a9a")
     assert main(["train", path, "--solver", "sgd", "--strategy", "ssp", "--staleness", "2", "--servers", "1",
-                 "--workers", "2", "--max-iter", "2", "--learning-rate", "0.1", "--batch-size", "64",
+                 "--workers", "2", "--max-iter", "2", "--batch-size", "64",
                  "--out", str(tmp_path / "m")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["workers"] == 2 and out["rows"] == 32561 and out["rows_per_worker"] == byte_range_rows(path, 2)
@@ -225,7 +225,7 @@ def test_torchrun_runs_the_parameter_server_with_a_dedicated_server(tmp_path):
     path = data_path("a9a", "a9a")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "3", "-m", "shardlearn",
            "train", path, "--solver", "sgd", "--strategy", "asp", "--servers", "1", "--max-iter", "2",
-           "--learning-rate", "0.1", "--batch-size", "64", "--out", str(tmp_path / "m")]
+           "--batch-size", "64", "--out", str(tmp_path / "m")]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
