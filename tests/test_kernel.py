@@ -1,11 +1,13 @@
 """The compiled per-example kernel against a plain Python reference of the same rules
 (issue 14): every rule x loss, with and without penalties, intercept and importance
-weights, over CSR and dense rows, to 1e-9."""
+weights, over CSR and dense rows, to 1e-9. The normalized rule's importance-invariant
+step is checked against scipy's ODE solver integrating the gradient flow itself."""
 import math
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from scipy.integrate import solve_ivp
 
 from shardlearn.kernels import sgd as kernel
 
@@ -20,6 +22,17 @@ def _dloss(loss, p, y):
     if m <= 0:
         return 0.0, 0.0
     return (m, -t) if loss == "hinge" else (m * m, -2 * t * m)
+
+
+def _flow(loss, p, y, a):
+    """Where the prediction ends after gradient flow ``dp/dtau = -dloss/dp`` for time ``a``:
+    integrated numerically (hinge's kink: its closed form, the flow stops at the margin)."""
+    if loss == "hinge":
+        t = 2 * y - 1
+        return p + t * min(a, max(0.0, 1 - t * p))
+    sol = solve_ivp(lambda tau, q: [-_dloss(loss, q[0], y)[1]], (0.0, a), [p], method="DOP853",
+                    rtol=1e-13, atol=1e-14)
+    return sol.y[0, -1]
 
 
 def _reference(X, y, h, order, loss, rule, lr, power_t, beta, l1, l2, intercept):
@@ -97,6 +110,16 @@ def _reference(X, y, h, order, loss, rule, lr, power_t, beta, l1, l2, intercept)
         prog += h[r] * lv
         if g == 0:
             continue
+        if rule == "normalized":  # G counts the weight once; the step follows the loss's flow
+            touched = [(i, x) for i, x in zip(cols, vals) if x != 0] + ([(d, 1.0)] if intercept else [])
+            s[d] = 1.0 if intercept else s[d]
+            for i, x in touched:
+                g2[i] += h[r] * (g * x) ** 2
+            ppu = sum(x * x * rate(i) for i, x in touched)
+            u = (p - _flow(loss, p, y[r], h[r] * ppu)) / ppu
+            for i, x in touched:
+                w[i] -= rate(i) * x * u
+            continue
         for i, x in zip(cols, vals):
             if x != 0:
                 step(i, h[r] * g * x)
@@ -139,8 +162,9 @@ def test_kernel_equals_the_reference(rule, loss, penalty, intercept, weighted, d
                      l1=l1, l2=l2, fit_intercept=intercept)
     w = kernel.finalize(st, rule=rule, lr=lr, power_t=power_t, l1=l1, l2=l2)
     ref, prog = _reference(X, y, h, order, loss, rule, lr, power_t, 1.0, l1, l2, intercept)
-    np.testing.assert_allclose(w, ref, rtol=1e-9, atol=1e-12)
-    assert out[0] == pytest.approx(prog, rel=1e-9, abs=1e-12)
+    tol = 1e-8 if rule == "normalized" else 1e-9  # the reference's ODE solver: ~1e-12 a step
+    np.testing.assert_allclose(w, ref, rtol=tol, atol=1e-11)
+    assert out[0] == pytest.approx(prog, rel=tol, abs=1e-11)
     assert out[1] == pytest.approx(h[order].sum(), rel=1e-12)
 
 
@@ -167,3 +191,31 @@ def test_normalized_is_invariant_to_feature_scale():
     wa, wb = kernel.weights(a), kernel.weights(b)
     np.testing.assert_allclose(wb[:6] * c, wa[:6], rtol=1e-9)
     assert wb[6] == pytest.approx(wa[6], rel=1e-9)
+
+
+@pytest.mark.parametrize("loss", list(kernel.LOSSES))
+@pytest.mark.parametrize("p, y", [(0.3, 1.0), (-2.0, 0.0), (4.0, 0.0), (-35.0, 1.0), (40.0, 1.0)])
+def test_flow_composes_and_never_passes_the_label(loss, p, y):
+    # importance invariance: weight a1 then a2 is weight a1 + a2, exactly, and no weight overshoots
+    L = kernel.LOSSES[loss]
+    for a1, a2 in [(0.1, 0.25), (3.0, 7.0), (1e-9, 2e-9)]:
+        assert kernel._flow(L, kernel._flow(L, p, y, a1), y, a2) == pytest.approx(
+            kernel._flow(L, p, y, a1 + a2), rel=1e-10, abs=1e-13)
+    far = kernel._flow(L, p, y, 1e8)
+    if loss == "squared":
+        assert far == pytest.approx(y, abs=1e-9)
+    elif loss == "logistic":
+        assert far > p if y == 1.0 else far < p
+        assert abs(far) < max(abs(p) + 1.0, 20.0)  # z + e^z grows by 1e8: z ~ 18.4, never an overflow
+    else:
+        t = 2 * y - 1
+        assert t * far == pytest.approx(max(1.0, t * p))  # stops at the margin
+
+
+def test_a_huge_importance_weight_lands_on_the_label():
+    # the linear step would move the prediction by 1e6 x the error; the invariant one stops at y
+    X = np.array([[2.0, 1.0], [1.0, 3.0]])
+    st = kernel.new_state(2, "normalized")
+    kernel.run(st, X, np.array([0.5, 2.0]), np.array([1e6, 1e6]), np.array([0, 1]), loss="squared",
+               rule="normalized", lr=0.5)
+    assert X[1] @ kernel.weights(st)[:2] + kernel.weights(st)[2] == pytest.approx(2.0, rel=1e-9)
