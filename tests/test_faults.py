@@ -206,6 +206,24 @@ def test_a_worker_killed_at_a_random_step_resumes_exactly(tmp_path, strategy, se
     assert [r["examples"] for r in again.steps] == [3000] * len(clean_steps)
 
 
+@pytest.mark.parametrize("rank, call", [(0, 6), (1, 12)])
+def test_average_checkpoints_each_workers_own_solve(tmp_path, rank, call):
+    # one-shot averaging: each worker's L-BFGS checkpoints itself (its own iterations, its own
+    # folder); a killed worker resumes its own solve, the other its finished one, then they average
+    X, y = _data(3000, seed=rank + 5)
+    base = TrainConfig(strategy="average", alpha=1e-3, l1_ratio=0.3, tol=1e-12, max_iter=40, workers=2)
+    m = models.get("logistic")
+    clean = distributed.train_arrays(m, X, y, None, base, 1)
+    cfg = dataclasses.replace(base, checkpoint_dir=str(tmp_path), checkpoint_every=2, max_restarts=1)
+    with pytest.warns(RuntimeWarning, match=f"worker rank {rank} was killed by signal 9; restarting"):
+        again = fit_killing(X, y, cfg, rank=rank, call=call)
+    assert len(again.restarts) == 1
+    assert sorted(os.listdir(tmp_path)) == ["worker-0", "worker-1"]
+    assert again.n_iter == clean.n_iter and _max_diff(again.params, clean.params) < 1e-9
+    with pytest.raises(ConfigError, match="worker-0/ckpt-0+[0-9]+ belongs to another run: workers was 2 there and is 1 here"):
+        train_local(m, X[:1500], y[:1500], None, dataclasses.replace(cfg, workers=1, resume=True), show=False)
+
+
 def test_without_restarts_a_killed_worker_still_ends_the_run(tmp_path):
     from shardlearn.runtime.group import WorkerError
 

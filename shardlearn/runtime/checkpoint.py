@@ -253,8 +253,9 @@ class Checkpointer:
                 aside = os.path.join(self.directory, f"damaged-ckpt-{step:09d}-{int(time.time())}")
                 os.rename(_path(self.directory, step), aside)
                 continue
-            theirs = dict(manifest.get("fingerprint", {}), workers=manifest.get("world_size"))
-            for key, value in dict(self.fingerprint, workers=self.size).items():
+            # "workers": the group's size (a fingerprint may name it: each worker of "average" checkpoints alone)
+            theirs = dict({"workers": manifest.get("world_size")}, **manifest.get("fingerprint", {}))
+            for key, value in dict({"workers": self.size}, **self.fingerprint).items():
                 if key in theirs and theirs[key] != value:
                     raise ConfigError(f"{_path(self.directory, step)} belongs to another run: {key} was "
                                       f"{theirs[key]!r} there and is {value!r} here; use a fresh --checkpoint-dir")

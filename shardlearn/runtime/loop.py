@@ -12,6 +12,7 @@ strategy over the worker's rows, agreeing with the others through ``comm``.
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, NamedTuple
 
@@ -146,11 +147,17 @@ def _train_local_logged(model, X, y, sample_weight, cfg, n_outputs, state, epoch
 def checkpointer_for(model, X, cfg: TrainConfig, comm, log: StepLog, report):
     """The run's checkpointer (None without a directory) and, with ``cfg.resume``, this rank's
     arrays of the newest valid checkpoint (the metrics before it go back into ``log``)."""
-    if not cfg.checkpoint_dir or cfg.plan == "average":
+    if not cfg.checkpoint_dir:
         return None, None
-    fingerprint = dict({"model": model.name, "rows": agree.n_rows(comm, X.shape[0]), "features": int(X.shape[1])},
-                       **resume_fingerprint(cfg))
-    ckpt = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, comm, fingerprint)
+    fingerprint = dict({"model": model.name, "features": int(X.shape[1])}, **resume_fingerprint(cfg))
+    if cfg.plan == "average":  # each worker solves its own shard to the end: its own checkpoints, no collective
+        rank, size = (comm.rank, comm.size) if comm is not None else (0, 1)
+        fingerprint.update(rows=int(X.shape[0]), workers=size)
+        ckpt = Checkpointer(os.path.join(cfg.checkpoint_dir, f"worker-{rank}"), cfg.checkpoint_every, None,
+                            fingerprint)
+    else:
+        fingerprint["rows"] = agree.n_rows(comm, X.shape[0])
+        ckpt = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, comm, fingerprint)
     ckpt.extra = lambda: {"steps": log.records}
     if not cfg.resume:
         ckpt.clear()
@@ -182,8 +189,7 @@ def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, call
     common = dict(theta0=theta, affine=affine, alpha=cfg.alpha, l1_ratio=cfg.l1_ratio,
                   fit_intercept=cfg.fit_intercept, callback=cb, comm=comm)
     plan = cfg.plan
-    if plan != "average":
-        common.update(checkpoint=ckpt, resume=resume)
+    common.update(checkpoint=ckpt, resume=resume)
     if cfg.per_example:
         res = online.fit(model, X, y, sample_weight, rule=cfg.optimizer, lr=cfg.base_lr(),
                          power_t=cfg.power_t, opt_state=opt_state,
