@@ -241,10 +241,11 @@ def _flow(loss, p, y, a):
 def _rate_normalized(c, x, h, dl, base, rates, j):
     """Pass two of a normalized row: coordinate row ``c`` adds ``h * (dloss/dp * x)^2`` to its
     squared-gradient sum (importance counted as ``h`` rows, not ``h^2``), keeps its step per unit
-    gradient in ``rates[j]`` and returns its term ``x^2 * rate`` of the prediction's change per unit."""
+    of the row's multiplier, ``x * rate``, in ``rates[j]`` and returns its term ``x^2 * rate`` of
+    the prediction's change per unit."""
     c[G] += h * (dl * x) ** 2
     q = base / (c[S] * math.sqrt(c[G])) if c[G] > 0 and c[S] > 0 else 0.0
-    rates[j] = q
+    rates[j] = x * q
     return x * x * q
 
 
@@ -291,7 +292,7 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
                 ppu += _rate_normalized(ws[d], 1.0, hr, g / hr, base, rates, hi - lo)
             u = _invariant_scale(loss, p, y[r], hr, ppu)
             for k in range(lo, hi):
-                ws[indices[k], W] -= rates[k - lo] * data[k] * scale[indices[k]] * u
+                ws[indices[k], W] -= rates[k - lo] * u
             if intercept:
                 ws[d, W] -= rates[hi - lo] * u
             continue
@@ -332,7 +333,7 @@ def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t
                 ppu += _rate_normalized(ws[d], 1.0, hr, g / hr, base, rates, d)
             u = _invariant_scale(loss, p, y[r], hr, ppu)
             for i in range(d):
-                ws[i, W] -= rates[i] * X[r, i] * scale[i] * u
+                ws[i, W] -= rates[i] * u
             if intercept:
                 ws[d, W] -= rates[d] * u
             continue
