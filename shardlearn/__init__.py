@@ -5,11 +5,12 @@
 True
 """
 from shardlearn.core.errors import ConfigError, DataError, ModelFileError, ShardlearnError
+from shardlearn.online.estimators import OnlineLinearRegression, OnlineLogisticRegression
 from shardlearn.sklearn import ESTIMATORS, LinearRegression, LinearSVC, LogisticRegression, load
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError", "DataError", "ESTIMATORS", "LinearRegression", "LinearSVC", "LogisticRegression",
-    "ModelFileError", "ShardlearnError", "load", "__version__",
+    "ModelFileError", "OnlineLinearRegression", "OnlineLogisticRegression", "ShardlearnError", "load", "__version__",
 ]

@@ -331,10 +331,15 @@ ESTIMATORS = {c.__name__: c for c in (LinearRegression, LogisticRegression, Line
 
 def load(directory: str):
     """Load a model saved with ``save``; returns the fitted estimator. Never unpickles."""
+    from shardlearn.online.estimators import ONLINE_ESTIMATORS
+
     meta, arrays = modelfile.read(directory)
     kind = meta.get("kind")
+    if kind in ONLINE_ESTIMATORS:
+        return ONLINE_ESTIMATORS[kind].from_files(directory, meta, arrays)
     if kind not in ESTIMATORS:
-        raise ModelFileError(f"{directory}: unknown model kind {kind!r}; expected one of {', '.join(ESTIMATORS)}")
+        known = ", ".join(list(ESTIMATORS) + list(ONLINE_ESTIMATORS))
+        raise ModelFileError(f"{directory}: unknown model kind {kind!r}; expected one of {known}")
     cls = ESTIMATORS[kind]
     try:
         est = cls(**{k: v for k, v in meta["hyper_parameters"].items() if k in cls().get_params()})

@@ -1,0 +1,1 @@
+"""Learning from a stream: online estimators over the per-example kernel and feature hashing."""

@@ -1,0 +1,239 @@
+"""Online estimators: learn from one example at a time (River's ``learn_one`` /
+``predict_one`` on feature dicts) or from tables (``learn_many`` / ``partial_fit``),
+on the per-example kernel every stochastic strategy runs (``kernels/sgd.py``: Vowpal
+Wabbit's normalized adaptive rule with its importance-invariant step by default,
+AdaGrad, FTRL-Proximal, SGD; lazy L1/L2). Features are hashed into ``2**hash_bits``
+columns (``online/features.py``), so the model's width is fixed before the first
+example and new features need nothing.
+
+``learn_many(X, y)`` equals a loop of ``learn_one`` over the rows exactly (one kernel
+pass over the rows in order); a prediction between two learned examples changes no
+weight. ``progressive_loss_`` is the mean loss of each example before it was learned
+from (progressive validation, Blum, Kalai & Langford 1999; VW's "average loss").
+
+>>> m = OnlineLogisticRegression(hash_bits=10)
+>>> for i in range(200):
+...     m.learn_one({"x": i % 2}, i % 2)
+>>> m.predict_one({"x": 1}), m.predict_one({"x": 0})
+(1, 0)
+>>> m.predict_proba_one({"x": 1})[1] > 0.9
+True
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from shardlearn.core import modelfile
+from shardlearn.core.errors import ConfigError, DataError, ModelFileError
+from shardlearn.kernels import predict as kpredict
+from shardlearn.kernels import sgd as kernel
+from shardlearn.online import features
+from shardlearn.runtime.config import DEFAULT_LEARNING_RATE, PER_EXAMPLE_RULES
+
+
+class _OnlineLinear:
+    """What the online estimators share: the kernel's state, hashing, learning, saving."""
+
+    LOSSES: tuple = ()
+
+    def __init__(self, *, loss: str, hash_bits: int = 18, rule: str = "normalized", learning_rate: float | None = None,
+                 l1: float = 0.0, l2: float = 0.0, fit_intercept: bool = True, power_t: float = 0.0):
+        if loss not in self.LOSSES:
+            raise ConfigError(f"loss={loss!r} is not known to {type(self).__name__}; expected one of "
+                              f"{', '.join(self.LOSSES)}")
+        if rule not in PER_EXAMPLE_RULES:
+            raise ConfigError(f"rule={rule!r} is not known; expected one of {', '.join(PER_EXAMPLE_RULES)}")
+        if not (isinstance(hash_bits, (int, np.integer)) and 1 <= hash_bits <= 30):
+            raise ConfigError(f"hash_bits must be an integer in 1..30, got {hash_bits!r}")
+        for name, v in (("l1", l1), ("l2", l2), ("power_t", power_t)):
+            if not v >= 0:
+                raise ConfigError(f"{name} must be >= 0, got {v!r}")
+        lr = DEFAULT_LEARNING_RATE[rule] if learning_rate is None else float(learning_rate)
+        if not lr > 0:
+            raise ConfigError(f"learning_rate must be > 0, got {learning_rate!r}")
+        self.loss, self.hash_bits, self.rule, self.learning_rate = loss, int(hash_bits), rule, learning_rate
+        self.l1, self.l2, self.fit_intercept, self.power_t = float(l1), float(l2), bool(fit_intercept), float(power_t)
+        self._opts = dict(rule=rule, lr=lr, power_t=self.power_t, l1=self.l1, l2=self.l2)
+        self._state = kernel.new_state(1 << self.hash_bits, rule)
+        self._progress = np.zeros(2)  # sum of weight x loss before learning, sum of weight
+        self.n_seen_ = 0
+
+    # --- learning ----------------------------------------------------------
+    def learn_one(self, x: dict, y, w: float = 1.0) -> None:
+        """Learn from one example: feature dict ``x``, label ``y``, importance weight ``w``."""
+        idx, val = features.one(x, self.hash_bits)
+        X = sp.csr_matrix((val, idx, np.array([0, idx.size])), shape=(1, 1 << self.hash_bits))
+        self._learn(X, self._targets([y]), np.array([float(w)]))
+
+    def learn_many(self, X, y, sample_weight=None):
+        """Learn from the rows of a table (numpy, scipy.sparse, pandas), in order; equals a loop
+        of ``learn_one`` over its rows' dicts."""
+        H = features.rows(X, self.hash_bits)
+        y = np.asarray(y)
+        if y.shape != (H.shape[0],):
+            raise DataError(f"y has shape {y.shape}; expected ({H.shape[0]},), one label per row of X")
+        h = np.ones(H.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if h.shape != (H.shape[0],) or not np.all(np.isfinite(h)) or (h < 0).any():
+            raise DataError(f"sample_weight must hold {H.shape[0]} finite values >= 0")
+        self._learn(H, self._targets(y), h)
+        return self
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """scikit-learn's name for ``learn_many``."""
+        return self.learn_many(X, y, sample_weight)
+
+    def _learn(self, X, y, h) -> None:
+        out = kernel.run(self._state, X, y, h, np.arange(X.shape[0]), loss=self.loss,
+                         fit_intercept=self.fit_intercept, **self._opts)
+        self._progress += out
+        self.n_seen_ += int(np.count_nonzero(h > 0))
+
+    # --- predicting ----------------------------------------------------------
+    def _score_one(self, x: dict) -> float:
+        idx, val = features.one(x, self.hash_bits)
+        return float(self._scores(sp.csr_matrix((val, idx, np.array([0, idx.size])),
+                                                shape=(1, 1 << self.hash_bits)))[0])
+
+    def _scores(self, H) -> np.ndarray:
+        return kpredict.scores(self._state, H, fit_intercept=self.fit_intercept, **self._opts)
+
+    def decision_function(self, X) -> np.ndarray:
+        """Scores ``w . x + b`` of a table's rows (read-only: the model does not change)."""
+        return self._scores(features.rows(X, self.hash_bits))
+
+    @property
+    def progressive_loss_(self) -> float:
+        """Mean loss of each example before it was learned from (NaN before any)."""
+        return float(self._progress[0] / self._progress[1]) if self._progress[1] > 0 else float("nan")
+
+    @property
+    def coef_(self) -> np.ndarray:
+        """The weights (``2**hash_bits``), each brought up to date with the penalty."""
+        return self._finalized()[:-1]
+
+    @property
+    def intercept_(self) -> float:
+        return float(self._finalized()[-1])
+
+    def _finalized(self) -> np.ndarray:
+        copy = {k: np.array(v) for k, v in self._state.items()}
+        return kernel.finalize(copy, **self._opts).copy()
+
+    # --- model files -----------------------------------------------------------
+    def get_params(self) -> dict:
+        return {"loss": self.loss, "hash_bits": self.hash_bits, "rule": self.rule,
+                "learning_rate": self.learning_rate, "l1": self.l1, "l2": self.l2,
+                "fit_intercept": self.fit_intercept, "power_t": self.power_t}
+
+    def save(self, directory: str) -> None:
+        """Write the model (its whole learning state: it continues exactly after ``load``)."""
+        meta = {"kind": type(self).__name__, "hyper_parameters": self.get_params(), "n_seen": self.n_seen_,
+                "extra": self._extra()}
+        modelfile.write(directory, meta, {"ws": self._state["ws"], "scalars": self._state["scalars"],
+                                          "progress": self._progress})
+
+    def _extra(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_files(cls, directory: str, meta: dict, arrays: dict):
+        """The estimator ``save`` wrote (``shardlearn.load`` calls this)."""
+        try:
+            params = dict(meta["hyper_parameters"], **meta.get("extra", {}))
+            if cls.__name__ == "OnlineLinearRegression":
+                params.pop("loss", None)
+            est = cls(**params)
+            ws, scalars, progress = arrays["ws"], arrays["scalars"], arrays["progress"]
+            est.n_seen_ = int(meta["n_seen"])
+        except (KeyError, TypeError, ConfigError) as e:
+            raise ModelFileError(f"{directory}: model.json or params.npz lacks a field or has a wrong one ({e})") \
+                from None
+        if ws.shape != est._state["ws"].shape or scalars.shape != (2,) or progress.shape != (2,):
+            raise ModelFileError(f"{directory}: the state's shape {ws.shape} does not fit hash_bits={est.hash_bits}")
+        est._state = {"ws": np.array(ws, dtype=np.float64), "scalars": np.array(scalars, dtype=np.float64)}
+        est._progress = np.array(progress, dtype=np.float64)
+        return est
+
+
+class OnlineLogisticRegression(_OnlineLinear):
+    """A binary classifier learned online: ``loss="logistic"`` (probabilities), ``"hinge"``
+    or ``"squared_hinge"``. ``classes``: the (negative, positive) labels; ``True``/``False``
+    work with the default (0, 1). ``l1``/``l2``: penalty strengths per unit of importance
+    weight (VW's ``--l1``/``--l2``); ``rule``: the kernel's update rule."""
+
+    LOSSES = ("logistic", "hinge", "squared_hinge")
+
+    def __init__(self, hash_bits: int = 18, *, loss: str = "logistic", rule: str = "normalized",
+                 learning_rate: float | None = None, l1: float = 0.0, l2: float = 0.0, fit_intercept: bool = True,
+                 power_t: float = 0.0, classes=(0, 1)):
+        super().__init__(loss=loss, hash_bits=hash_bits, rule=rule, learning_rate=learning_rate, l1=l1, l2=l2,
+                         fit_intercept=fit_intercept, power_t=power_t)
+        classes = list(classes)
+        if len(classes) != 2 or classes[0] == classes[1]:
+            raise ConfigError(f"classes must be two different labels (negative, positive), got {classes!r}")
+        self.classes_ = np.array(classes)
+
+    def _targets(self, y) -> np.ndarray:
+        y = np.asarray(y)
+        pos, neg = y == self.classes_[1], y == self.classes_[0]
+        if not (pos | neg).all():
+            bad = y[~(pos | neg)][0].item()
+            raise DataError(f"label {bad!r} is not one of the classes {tuple(self.classes_.tolist())}; pass "
+                            "classes=(negative, positive)")
+        return pos.astype(np.float64)
+
+    def _extra(self) -> dict:
+        return {"classes": self.classes_.tolist()}
+
+    def get_params(self) -> dict:
+        return dict(super().get_params(), classes=self.classes_.tolist())
+
+    def predict_one(self, x: dict):
+        return self.classes_[int(self._score_one(x) > 0)].item()
+
+    def predict_proba_one(self, x: dict) -> dict:
+        """``{negative: 1 - p, positive: p}`` (logistic loss only)."""
+        p = float(self._proba(np.array([self._score_one(x)]))[0])
+        return {self.classes_[0].item(): 1.0 - p, self.classes_[1].item(): p}
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+
+    def predict_proba(self, X) -> np.ndarray:
+        p = self._proba(self.decision_function(X))
+        return np.column_stack([1.0 - p, p])
+
+    def _proba(self, z) -> np.ndarray:
+        if self.loss != "logistic":
+            raise ConfigError(f"probabilities need loss='logistic'; this model's loss is {self.loss!r}")
+        return 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function, without overflow
+
+
+class OnlineLinearRegression(_OnlineLinear):
+    """Least squares learned online (``loss="squared"``); same options as the classifier."""
+
+    LOSSES = ("squared",)
+
+    def __init__(self, hash_bits: int = 18, *, rule: str = "normalized", learning_rate: float | None = None,
+                 l1: float = 0.0, l2: float = 0.0, fit_intercept: bool = True, power_t: float = 0.0):
+        super().__init__(loss="squared", hash_bits=hash_bits, rule=rule, learning_rate=learning_rate, l1=l1, l2=l2,
+                         fit_intercept=fit_intercept, power_t=power_t)
+
+    def _targets(self, y) -> np.ndarray:
+        try:
+            t = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(f"labels must be numbers, got {np.asarray(y)[:3].tolist()!r}") from None
+        if not np.all(np.isfinite(t)):
+            raise DataError(f"label {t[~np.isfinite(t)][0].item()!r} is not finite")
+        return t
+
+    def predict_one(self, x: dict) -> float:
+        return self._score_one(x)
+
+    def predict(self, X) -> np.ndarray:
+        return self.decision_function(X)
+
+
+ONLINE_ESTIMATORS = {c.__name__: c for c in (OnlineLogisticRegression, OnlineLinearRegression)}
