@@ -46,6 +46,8 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
+from shardlearn.kernels.invariant import invariant_scale
+
 LOSSES = {"squared": 0, "logistic": 1, "hinge": 2, "squared_hinge": 3}
 RULES = {"sgd": 0, "adagrad": 1, "normalized": 2, "ftrl": 3}
 MODEL_LOSS = {"linear": "squared", "logistic": "logistic", "hinge": "hinge", "squared_hinge": "squared_hinge"}
@@ -217,42 +219,6 @@ def _step_intercept(rule, c, g, lr, power_t, beta, base, t):
 
 
 @njit(cache=True, inline="always")
-def _flow(loss, p, y, a):
-    """The prediction after gradient flow ``dp/dtau = -dloss/dp`` for time ``a`` from ``p``:
-    the importance-invariant update (Karampatziakis & Langford 2011, "Online importance
-    weight aware updates"), where a row of weight ``h`` moves the prediction as ``h`` rows
-    of weight 1 taken in infinitely small steps would, so no step overshoots the label."""
-    if loss == 0:
-        return y + (p - y) * math.exp(-a)
-    if loss == 1:
-        if y != 0.0 and y != 1.0:  # soft labels: the linear step
-            return p - a * (1.0 / (1.0 + math.exp(-p)) - y)
-        sg = 1.0 if y == 1.0 else -1.0
-        z0 = sg * p  # z moves up: z + e^z grows by a (the flow of log(1 + e^-z))
-        if z0 > 30.0:
-            return p + sg * a * math.exp(-z0)
-        e0 = math.exp(z0)
-        dz = a / (1.0 + e0)  # Newton's first step from 0 (right of the root: the function is convex)
-        c = z0 + e0 + a
-        if c > 1.0 and z0 + dz > math.log(c):
-            dz = math.log(c) - z0
-        for _ in range(50):
-            f = dz + e0 * math.expm1(dz) - a
-            step = f / (1.0 + e0 * math.exp(dz))
-            dz -= step
-            if abs(step) <= 1e-15 * (1.0 + abs(dz)):
-                break
-        return p + sg * dz
-    t = 2.0 * y - 1.0
-    m = 1.0 - t * p
-    if m <= 0:
-        return p
-    if loss == 2:
-        return p + t * min(a, m)
-    return p + t * m * (1.0 - math.exp(-2.0 * a))
-
-
-@njit(cache=True, inline="always")
 def _rate_normalized(c, x, h, dl, base, rates, j):
     """Pass two of a normalized row: coordinate row ``c`` adds ``h * (dloss/dp * x)^2`` to its
     squared-gradient sum (importance counted as ``h`` rows, not ``h^2``), keeps its step per unit
@@ -264,24 +230,16 @@ def _rate_normalized(c, x, h, dl, base, rates, j):
     return x * x * q
 
 
-@njit(cache=True, inline="always")
-def _invariant_scale(loss, p, y, h, ppu):
-    """The multiplier ``u`` of the normalized step ``w_i -= rate_i * x_i * u``: the flow for
-    time ``h * ppu`` turned back into a gradient scale (``h * dloss/dp`` as the step nears 0)."""
-    if ppu <= 0:
-        return 0.0
-    return (p - _flow(loss, p, y, h * ppu)) / ppu
-
-
 @njit(cache=True)
 def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t, beta, l1, l2,
-              intercept):
+              intercept, preds):
     d = ws.shape[0] - 1
     width = 0
     for r in order:  # the widest row this call reads (not the matrix's: a call may read a few rows of many)
         width = max(width, indptr[r + 1] - indptr[r])
     rates = np.empty(width + 1)
-    for r in order:
+    for j in range(order.shape[0]):
+        r = order[j]
         hr = h[r]
         if hr <= 0:
             continue
@@ -294,6 +252,8 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
             x = data[k] * scale[i]
             norm += _touch(rule, ws[i], x, lr, power_t, beta, base, t, l1, l2)
             p += ws[i, W] * x
+        if preds.shape[0]:
+            preds[j] = p
         g, base = _row_gradient(scalars, hr, norm, loss, p, y[r], out, rule, lr, power_t, t)
         if g == 0:
             continue
@@ -305,7 +265,7 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
             if intercept:
                 ws[d, S] = 1.0
                 ppu += _rate_normalized(ws[d], 1.0, hr, g / hr, base, rates, hi - lo)
-            u = _invariant_scale(loss, p, y[r], hr, ppu)
+            u = invariant_scale(loss, p, y[r], hr, ppu)
             for k in range(lo, hi):
                 ws[indices[k], W] -= rates[k - lo] * u
             if intercept:
@@ -319,10 +279,11 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
 
 
 @njit(cache=True)
-def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t, beta, l1, l2, intercept):
+def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t, beta, l1, l2, intercept, preds):
     d = ws.shape[0] - 1
     rates = np.empty(d + 1)
-    for r in order:
+    for j in range(order.shape[0]):
+        r = order[j]
         hr = h[r]
         if hr <= 0:
             continue
@@ -333,6 +294,8 @@ def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t
             x = X[r, i] * scale[i]
             norm += _touch(rule, ws[i], x, lr, power_t, beta, base, t, l1, l2)
             p += ws[i, W] * x
+        if preds.shape[0]:
+            preds[j] = p
         g, base = _row_gradient(scalars, hr, norm, loss, p, y[r], out, rule, lr, power_t, t)
         if g == 0:
             continue
@@ -346,7 +309,7 @@ def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t
             if intercept:
                 ws[d, S] = 1.0
                 ppu += _rate_normalized(ws[d], 1.0, hr, g / hr, base, rates, d)
-            u = _invariant_scale(loss, p, y[r], hr, ppu)
+            u = invariant_scale(loss, p, y[r], hr, ppu)
             for i in range(d):
                 ws[i, W] -= rates[i] * u
             if intercept:
@@ -376,23 +339,29 @@ def _finalize(rule, ws, scalars, lr, power_t, beta, l1, l2, free):
 
 
 def run(state: dict, X, y, sample_weight, order, *, loss: str, rule: str, lr: float, power_t: float = 0.0,
-        beta: float = 1.0, l1: float = 0.0, l2: float = 0.0, fit_intercept: bool = True, scale=None) -> np.ndarray:
+        beta: float = 1.0, l1: float = 0.0, l2: float = 0.0, fit_intercept: bool = True, scale=None,
+        predictions=None) -> np.ndarray:
     """Learn from rows ``order`` of ``(X, y)`` in that order, updating ``state`` in place.
     ``scale`` multiplies each feature (a preconditioner; None: raw features). Returns
-    ``[sum of h * loss before each update (progressive loss), sum of h]``."""
+    ``[sum of h * loss before each update (progressive loss), sum of h]``. ``predictions`` (an
+    array as long as ``order``, or None) receives each row's score before its update (NaN for
+    rows of weight 0: skipped)."""
     d = X.shape[1]
     y = np.ascontiguousarray(y, dtype=np.float64)
     h = np.ones(X.shape[0]) if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
     scale = np.ones(d) if scale is None else np.ascontiguousarray(scale, dtype=np.float64)
     order = np.ascontiguousarray(order, dtype=np.int64)
     out = np.zeros(2)
+    preds = np.zeros(0) if predictions is None else predictions
+    if predictions is not None:
+        preds[:] = np.nan
     args = (state["ws"], state["scalars"], out, LOSSES[loss],
             RULES[rule], float(lr), float(power_t), float(beta), float(l1), float(l2), bool(fit_intercept))
     if sp.issparse(X):
         X = X.tocsr()
-        _rows_csr(X.indptr, X.indices, _values(X.data), y, h, order, scale, *args)
+        _rows_csr(X.indptr, X.indices, _values(X.data), y, h, order, scale, *args, preds)
     else:
-        _rows_dense(_values(X), y, h, order, scale, *args)
+        _rows_dense(_values(X), y, h, order, scale, *args, preds)
     return out
 
 
