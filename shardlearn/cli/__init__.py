@@ -33,10 +33,10 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def _commands():
-    from shardlearn.cli import tools, train, use
+    from shardlearn.cli import learn, tools, train, use
 
     return {"train": train.run, "evaluate": use.evaluate, "predict": use.predict, "demo": tools.demo,
-            "make-data": tools.make_data, "bench": tools.bench}
+            "make-data": tools.make_data, "bench": tools.bench, "learn": learn.run}
 
 
 def main(argv=None) -> int:

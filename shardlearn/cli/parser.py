@@ -69,6 +69,8 @@ def build() -> argparse.ArgumentParser:
     m.add_argument("--split", choices=("train", "test"), default="train",
                    help="train or held-out rows (the same model draws both)")
     m.add_argument("--seed", type=int, default=0, help="seed of the data")
+    _learn(_sub(sub, "learn", "learn from a stream of examples one at a time (a file, '-' for stdin, a followed "
+                               "file), printing progressive validation"))
     b = _sub(sub, "bench", "race shardlearn against scikit-learn, VW, Spark, Dask-ML and PyTorch DDP")
     b.add_argument("--size", choices=("quick", "full"), default="quick", help="benchmark size")
     b.add_argument("--out", required=True, help="folder for bench.jsonl, bench.md and the plots")
@@ -78,6 +80,38 @@ def build() -> argparse.ArgumentParser:
     b.add_argument("--rows", type=int, help="training rows instead of the size's (small test runs)")
     b.add_argument("--only", nargs="+", help="only systems whose name contains one of these words")
     return p
+
+
+def _learn(t):
+    from shardlearn.online.formats import FORMATS as STREAM_FORMATS
+    from shardlearn.runtime.config import PER_EXAMPLE_RULES
+
+    t.add_argument("source", help="a file of examples, one per line, or '-' for standard input")
+    t.add_argument("--format", choices=STREAM_FORMATS, default="vw",
+                   help="vw: Vowpal Wabbit's text ([label] [importance] |namespace feature[:value] ...); libsvm")
+    t.add_argument("--model-dir", required=True, help="where the model and its checkpoints go; a restart with the "
+                                                      "same directory resumes from its newest checkpoint")
+    t.add_argument("--loss", choices=("logistic", "squared", "hinge", "squared_hinge"), default="logistic",
+                   help="classification (labels > 0 are positive: -1/+1 or 0/1) or squared (regression)")
+    t.add_argument("--hash-bits", type=int, default=18, help="2**bits hashed feature columns (1 to 30)")
+    t.add_argument("--rule", choices=PER_EXAMPLE_RULES, default="normalized",
+                   help="update rule: normalized (VW's default: adaptive, scale-free, importance-invariant), "
+                        "adagrad, ftrl, sgd")
+    t.add_argument("--learning-rate", type=float, help="the rule's learning rate (default: 0.5 for normalized and "
+                                                       "ftrl, 0.1 adagrad, 0.05 sgd)")
+    t.add_argument("--power-t", type=float, default=0.0, help="sgd: step lr / t^power_t")
+    t.add_argument("--l1", type=float, default=0.0, help="L1 strength per unit of importance weight (VW's --l1)")
+    t.add_argument("--l2", type=float, default=0.0, help="L2 strength per unit of importance weight (VW's --l2)")
+    t.add_argument("--no-intercept", action="store_true", help="learn no intercept")
+    t.add_argument("--checkpoint-every", help="checkpoint every N examples (100000) or T seconds (30s, 5m); "
+                                              "always at the end")
+    t.add_argument("--on-bad-row", choices=("error", "skip"), default="skip",
+                   help="skip: drop a bad line and count it by reason (in the JSON line); error: stop, naming "
+                        "its line")
+    t.add_argument("--follow", action="store_true", help="at the end of the file, wait for more lines (tail -f)")
+    t.add_argument("--stop-when-idle", type=float, help="with --follow: stop after this many seconds without a "
+                                                        "new line")
+    t.add_argument("--quiet", action="store_true", help="no progressive validation table on stderr")
 
 
 def _data_options(t):

@@ -83,9 +83,21 @@ class _OnlineLinear:
         """scikit-learn's name for ``learn_many``."""
         return self.learn_many(X, y, sample_weight)
 
-    def _learn(self, X, y, h) -> None:
+    def learn_block(self, X, labels, h, predictions=None) -> np.ndarray:
+        """Rows of a parsed stream (``online/formats.py``: hashed CSR, labels as the file writes
+        them, importance weights); ``predictions`` receives each row's progressive score.
+        Returns the targets learned (classification: positive when the label is > 0, as
+        Vowpal Wabbit's -1/+1, and 0/1 files, read)."""
+        y = self._stream_targets(np.asarray(labels, dtype=np.float64))
+        self._learn(X, y, h, predictions)
+        return y
+
+    def _stream_targets(self, labels: np.ndarray) -> np.ndarray:
+        return labels
+
+    def _learn(self, X, y, h, predictions=None) -> None:
         out = kernel.run(self._state, X, y, h, np.arange(X.shape[0]), loss=self.loss,
-                         fit_intercept=self.fit_intercept, **self._opts)
+                         fit_intercept=self.fit_intercept, predictions=predictions, **self._opts)
         self._progress += out
         self.n_seen_ += int(np.count_nonzero(h > 0))
 
@@ -126,33 +138,39 @@ class _OnlineLinear:
                 "learning_rate": self.learning_rate, "l1": self.l1, "l2": self.l2,
                 "fit_intercept": self.fit_intercept, "power_t": self.power_t}
 
+    def snapshot(self) -> tuple[dict, dict]:
+        """The whole learning state: ``(arrays, facts)`` that ``restore`` takes back."""
+        return ({"ws": self._state["ws"], "scalars": self._state["scalars"], "progress": self._progress},
+                {"n_seen": self.n_seen_})
+
+    def restore(self, arrays: dict, facts: dict) -> None:
+        ws, scalars, progress = arrays["ws"], arrays["scalars"], arrays["progress"]
+        if ws.shape != self._state["ws"].shape or scalars.shape != (2,) or progress.shape != (2,):
+            raise ModelFileError(f"the state's shape {ws.shape} does not fit hash_bits={self.hash_bits}")
+        self._state = {"ws": np.array(ws, dtype=np.float64), "scalars": np.array(scalars, dtype=np.float64)}
+        self._progress = np.array(progress, dtype=np.float64)
+        self.n_seen_ = int(facts["n_seen"])
+
     def save(self, directory: str) -> None:
         """Write the model (its whole learning state: it continues exactly after ``load``)."""
-        meta = {"kind": type(self).__name__, "hyper_parameters": self.get_params(), "n_seen": self.n_seen_,
-                "extra": self._extra()}
-        modelfile.write(directory, meta, {"ws": self._state["ws"], "scalars": self._state["scalars"],
-                                          "progress": self._progress})
-
-    def _extra(self) -> dict:
-        return {}
+        arrays, facts = self.snapshot()
+        modelfile.write(directory, dict(facts, kind=type(self).__name__, hyper_parameters=self.get_params()),
+                        arrays)
 
     @classmethod
     def from_files(cls, directory: str, meta: dict, arrays: dict):
         """The estimator ``save`` wrote (``shardlearn.load`` calls this)."""
         try:
-            params = dict(meta["hyper_parameters"], **meta.get("extra", {}))
+            params = dict(meta["hyper_parameters"])
             if cls.__name__ == "OnlineLinearRegression":
                 params.pop("loss", None)
             est = cls(**params)
-            ws, scalars, progress = arrays["ws"], arrays["scalars"], arrays["progress"]
-            est.n_seen_ = int(meta["n_seen"])
+            est.restore(arrays, meta)
         except (KeyError, TypeError, ConfigError) as e:
             raise ModelFileError(f"{directory}: model.json or params.npz lacks a field or has a wrong one ({e})") \
                 from None
-        if ws.shape != est._state["ws"].shape or scalars.shape != (2,) or progress.shape != (2,):
-            raise ModelFileError(f"{directory}: the state's shape {ws.shape} does not fit hash_bits={est.hash_bits}")
-        est._state = {"ws": np.array(ws, dtype=np.float64), "scalars": np.array(scalars, dtype=np.float64)}
-        est._progress = np.array(progress, dtype=np.float64)
+        except ModelFileError as e:
+            raise ModelFileError(f"{directory}: {e}") from None
         return est
 
 
@@ -183,8 +201,8 @@ class OnlineLogisticRegression(_OnlineLinear):
                             "classes=(negative, positive)")
         return pos.astype(np.float64)
 
-    def _extra(self) -> dict:
-        return {"classes": self.classes_.tolist()}
+    def _stream_targets(self, labels: np.ndarray) -> np.ndarray:
+        return (labels > 0).astype(np.float64)
 
     def get_params(self) -> dict:
         return dict(super().get_params(), classes=self.classes_.tolist())

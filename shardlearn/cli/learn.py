@@ -1,0 +1,28 @@
+"""``shardlearn learn SOURCE``: learn from a stream of examples, one at a time, printing
+progressive validation as Vowpal Wabbit does (stderr) and one JSON line at the end (stdout).
+A file ends at its end; ``--follow`` waits for more (stopped by Ctrl-C, SIGTERM or
+``--stop-when-idle``); a restart with the same ``--model-dir`` goes on from its checkpoint."""
+from __future__ import annotations
+
+import json
+import sys
+
+from shardlearn.core.errors import ConfigError
+
+
+def run(args) -> None:
+    from shardlearn.online.estimators import OnlineLinearRegression, OnlineLogisticRegression
+    from shardlearn.online.learn import learn
+
+    opts = dict(hash_bits=args.hash_bits, rule=args.rule, learning_rate=args.learning_rate, l1=args.l1, l2=args.l2,
+                fit_intercept=not args.no_intercept, power_t=args.power_t)
+    if args.loss == "squared":
+        est = OnlineLinearRegression(**opts)
+    else:
+        est = OnlineLogisticRegression(loss=args.loss, **opts)
+    if args.source == "-" and args.follow:
+        raise ConfigError("--follow needs a file, not standard input")
+    summary = learn(args.source, est, fmt=args.format, model_dir=args.model_dir,
+                    checkpoint_every=args.checkpoint_every, on_bad_row=args.on_bad_row, follow=args.follow,
+                    stop_when_idle=args.stop_when_idle, progress_out=None if args.quiet else sys.stderr)
+    print(json.dumps(summary))

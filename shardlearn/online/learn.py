@@ -1,0 +1,105 @@
+"""Learning from a stream: read blocks of lines, parse, score each example before learning
+from it (progressive validation), learn, and checkpoint the model together with the
+position of the last applied line, so a run killed at any moment and started again goes on
+from that line: every example is applied exactly once, and the weights end as those of an
+uninterrupted run.
+
+A checkpoint (``runtime/checkpoint.py``: one folder per checkpoint, checksums, committed by
+an atomic rename) holds the kernel's state, the progressive metrics and the byte offset
+just past the last applied block; it is written at a block boundary, never mid-block.
+SIGINT and SIGTERM only set a flag that the loop reads between blocks: the block being
+learned is finished, the final checkpoint written, and the run ends normally.
+
+>>> import os, tempfile
+>>> from shardlearn import OnlineLogisticRegression
+>>> d = tempfile.mkdtemp(); p = os.path.join(d, "s.vw")
+>>> _ = open(p, "w").write("".join(f"{1 if i % 3 else -1} |f x:{i % 3}\\n" for i in range(300)))
+>>> out = learn(p, OnlineLogisticRegression(hash_bits=12), fmt="vw", model_dir=os.path.join(d, "m"))
+>>> out["examples"], out["resumed_from_example"], out["progressive_logloss"] < 0.3
+(300, 0, True)
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections import Counter
+
+import numpy as np
+
+from shardlearn.core.errors import ConfigError
+from shardlearn.online import formats, sources
+from shardlearn.online.progress import Progress
+from shardlearn.runtime.checkpoint import Checkpointer, parse_every
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """SIGINT/SIGTERM set a flag (main thread only): the loop ends between two blocks."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = {s: signal.signal(s, lambda *_: flag.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=None, on_bad_row: str = "error",
+          follow: bool = False, stop_when_idle: float | None = None, progress_out=None,
+          block_bytes: int = sources.BLOCK_BYTES) -> dict:
+    """Learn ``estimator`` from ``source`` (a path, ``-``), saving it to ``model_dir`` at the end
+    and checkpointing into ``model_dir/checkpoints`` (every N examples or T seconds, and at the
+    end). A checkpoint of the same run there is resumed from. Returns the run's summary."""
+    every_n, every_s = parse_every(checkpoint_every)
+    fingerprint = {"source": os.path.abspath(source) if source != "-" else "-", "format": fmt,
+                   "estimator": type(estimator).__name__, **{k: v for k, v in estimator.get_params().items()}}
+    ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), None, None, fingerprint)
+    loaded = ckpt.load()
+    pos, line, skipped, progress_state, resumed, step = 0, 1, Counter(), None, 0, 0
+    if loaded is not None:
+        if source == "-":
+            raise ConfigError(f"{model_dir} holds a checkpoint, and standard input cannot be resumed from a "
+                              "position; learn from a file or use a fresh --model-dir")
+        step, arrays, meta = loaded
+        estimator.restore(arrays, meta["estimator"])
+        pos, line, skipped = int(meta["position"]), int(meta["line"]), Counter(meta["skipped"])
+        progress_state = dict(meta["progress"], hist=arrays["hist"])
+        resumed = int(meta["progress"]["examples"])
+    progress = Progress(estimator.loss, progress_out, progress_state)
+    t0 = last_save = time.monotonic()
+    saved_at = progress.examples
+
+    def save():
+        nonlocal step
+        step += 1  # checkpoint numbers only grow, across restarts too
+        arrays, est_meta = estimator.snapshot()
+        arrays["hist"] = progress.hist
+        meta = {"position": pos, "line": line, "skipped": dict(skipped), "progress": progress.state(),
+                "estimator": est_meta}
+        ckpt.save(step, arrays, meta)
+
+    with _stop_on_signals() as stop:
+        for buf, end in sources.blocks(source, start=pos, block_bytes=block_bytes, follow=follow,
+                                       stop=stop.is_set, idle=stop_when_idle):
+            block = formats.parse_block(fmt, buf, path=source, first_line=line, bits=estimator.hash_bits,
+                                        on_bad_row=on_bad_row)
+            z = np.empty(block.X.shape[0])
+            y = estimator.learn_block(block.X, block.y, block.h, predictions=z)
+            progress.add(z, y, block.h, np.diff(block.X.indptr))
+            skipped.update(block.skipped)
+            pos, line = end, line + buf.count(b"\n")
+            now = time.monotonic()
+            if (every_n and progress.examples - saved_at >= every_n) or (every_s and now - last_save >= every_s):
+                save()
+                saved_at, last_save = progress.examples, now
+        stopped = stop.is_set()
+    save()
+    estimator.save(model_dir)
+    return dict(progress.summary(time.monotonic() - t0, since=resumed), skipped=dict(skipped), model_dir=model_dir,
+                resumed_from_example=resumed, stopped_by_signal=stopped, position=pos)

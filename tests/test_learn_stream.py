@@ -1,0 +1,144 @@
+"""``shardlearn learn`` (issue 15): a stream learned one example at a time equals
+``learn_many`` on the same rows; a run killed with SIGKILL and started again ends with the
+weights of an uninterrupted run (exactly once); SIGTERM on a followed file ends with a final
+checkpoint and the JSON line; bad lines are counted by reason or stop the run naming the line."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_svmlight_file
+
+import shardlearn
+from shardlearn import OnlineLogisticRegression
+from shardlearn.online.learn import learn
+
+ENV = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _vw_file(path, n, seed=0, bad_every=0):
+    rng = np.random.default_rng(seed)
+    with open(path, "w") as f:
+        for i in range(n):
+            a, b = rng.normal(size=2)
+            y = 1 if a + 0.5 * b + rng.normal() * 0.5 > 0 else -1
+            w = f" {rng.choice([0.5, 1, 2])}" if i % 7 == 0 else ""
+            f.write(f"{y}{w} |f a:{a:.4f} b:{b * 100:.3f} |c k{rng.integers(20)}\n")
+            if bad_every and i % bad_every == bad_every - 1:
+                f.write(["1 |f a:zz\n", "yes |f a\n", "1 a:1\n", "\n", "|f a:1\n"][(i // bad_every) % 5])
+
+
+def _cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "shardlearn", *args], capture_output=True, text=True, env=ENV,
+                          timeout=300, **kw)
+
+
+def test_the_cli_equals_learn_many_and_loads_back(tmp_path):
+    src = tmp_path / "s.vw"
+    _vw_file(src, 3000)
+    r = _cli("learn", str(src), "--model-dir", str(tmp_path / "m"), "--hash-bits", "14", "--l2", "1e-4")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["examples"] == 3000 and out["skipped"] == {} and 0.2 < out["progressive_logloss"] < 0.5
+    assert 0.8 < out["auc"] < 1.0 and out["examples_per_s"] > 0
+    assert "average" in r.stderr.splitlines()[0] and r.stderr.splitlines()[2].split()[2] == "1"  # VW's table
+    model = shardlearn.load(str(tmp_path / "m"))
+    # the same rows as dicts through learn_one: the same weights
+    ref = OnlineLogisticRegression(hash_bits=14, l2=1e-4)
+    for line in src.read_text().splitlines():
+        head, f, c = line.split("|")
+        parts = head.split()
+        x = {"f": {k: float(v) for k, v in (t.split(":") for t in f.split()[1:])}, "c": {c.split()[1]: 1.0}}
+        ref.learn_one(x, int(parts[0]) > 0, float(parts[1]) if len(parts) > 1 else 1.0)
+    np.testing.assert_array_equal(model._state["ws"], ref._state["ws"])
+    assert model.progressive_loss_ == pytest.approx(ref.progressive_loss_, rel=1e-12)
+
+
+def test_libsvm_stream_equals_learn_many_on_the_same_file(tmp_path):
+    src = tmp_path / "s.svm"
+    rng = np.random.default_rng(3)
+    src.write_text("".join(f"{rng.choice([-1, 1])} " + " ".join(f"{j}:{rng.normal():.5f}" for j in
+                                                                     np.sort(rng.choice(50, 5, replace=False)) + 1)
+                           + "\n" for _ in range(2000)))
+    est = OnlineLogisticRegression(hash_bits=12, rule="adagrad")
+    learn(str(src), est, fmt="libsvm", model_dir=str(tmp_path / "m"), block_bytes=5000)
+    X, y = load_svmlight_file(str(src), zero_based=True)  # indices as written: the features' names
+    ref = OnlineLogisticRegression(hash_bits=12, rule="adagrad").learn_many(X, (y > 0).astype(int))
+    np.testing.assert_allclose(est._state["ws"], ref._state["ws"], rtol=1e-12, atol=1e-15)
+
+
+def test_a_killed_run_restarted_applies_every_example_once(tmp_path):
+    src, model = tmp_path / "s.vw", tmp_path / "m"
+    _vw_file(src, 150_000, seed=1)
+    call = (f"from shardlearn import OnlineLogisticRegression as O; from shardlearn.online.learn import learn; "
+            f"learn({str(src)!r}, O(hash_bits=12, l1=1e-5, l2=1e-4), fmt='vw', model_dir={str(model)!r}, "
+            f"checkpoint_every=3000, block_bytes=8192)")
+    proc = subprocess.Popen([sys.executable, "-c", call], env=ENV)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done = [e for e in os.listdir(model / "checkpoints")] if (model / "checkpoints").exists() else []
+        if len([e for e in done if e.startswith("ckpt-")]) >= 2 and len(os.listdir(model / "checkpoints")) and \
+                max(int(e.split("-")[1]) for e in done if e.startswith("ckpt-")) >= 5:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -9, "the run ended before it could be killed: make the file longer"
+    again = OnlineLogisticRegression(hash_bits=12, l1=1e-5, l2=1e-4)
+    out = learn(str(src), again, fmt="vw", model_dir=str(model), checkpoint_every=3000, block_bytes=8192)
+    clean = OnlineLogisticRegression(hash_bits=12, l1=1e-5, l2=1e-4)
+    learn(str(src), clean, fmt="vw", model_dir=str(tmp_path / "clean"), block_bytes=1 << 20)
+    assert 0 < out["resumed_from_example"] < 150_000 and out["examples"] == 150_000
+    np.testing.assert_array_equal(again._state["ws"], clean._state["ws"])  # block sizes differ: same weights
+    assert again.n_seen_ == clean.n_seen_ == 150_000
+
+
+def test_sigterm_on_a_followed_file_checkpoints_and_prints_the_line(tmp_path):
+    src = tmp_path / "s.vw"
+    _vw_file(src, 500)
+    proc = subprocess.Popen([sys.executable, "-m", "shardlearn", "learn", str(src), "--model-dir", str(tmp_path / "m"),
+                             "--follow", "--quiet"], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3.0)
+    with open(src, "a") as f:
+        f.write("1 |f a:1.5 b:2\n-1 |f a:-2")  # the last line's newline has not come yet: not learned
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    out = json.loads(stdout)
+    assert out["examples"] == 501 and out["stopped_by_signal"] is True
+    assert out["position"] == os.path.getsize(src) - len("-1 |f a:-2")
+    with open(src, "a") as f:
+        f.write("\n")
+    r = _cli("learn", str(src), "--model-dir", str(tmp_path / "m"), "--quiet")  # resumes: only the new line
+    assert json.loads(r.stdout)["examples"] == 502 and json.loads(r.stdout)["resumed_from_example"] == 501
+
+
+def test_stdin_and_stop_when_idle(tmp_path):
+    src = tmp_path / "s.vw"
+    _vw_file(src, 300)
+    r = subprocess.run([sys.executable, "-m", "shardlearn", "learn", "-", "--model-dir", str(tmp_path / "m"),
+                        "--quiet"], input=src.read_text(), capture_output=True, text=True, env=ENV, timeout=120)
+    assert r.returncode == 0 and json.loads(r.stdout)["examples"] == 300
+    t = time.monotonic()
+    r = _cli("learn", str(src), "--model-dir", str(tmp_path / "f"), "--follow", "--stop-when-idle", "1", "--quiet")
+    assert r.returncode == 0 and json.loads(r.stdout)["examples"] == 300 and time.monotonic() - t < 60
+
+
+def test_bad_lines_are_counted_or_named(tmp_path):
+    src = tmp_path / "s.vw"
+    _vw_file(src, 1000, bad_every=100)
+    r = _cli("learn", str(src), "--model-dir", str(tmp_path / "m"), "--quiet")
+    out = json.loads(r.stdout)
+    assert out["examples"] == 1000  # and a blank line is no example, nor a bad one
+    assert out["skipped"] == {"feature value is not a number": 2, "label is not a number": 2, "no label": 2,
+                              "no '|' opens the features": 2}
+    r = _cli("learn", str(src), "--model-dir", str(tmp_path / "e"), "--on-bad-row", "error", "--quiet")
+    assert r.returncode == 2
+    assert r.stderr == f"shardlearn: error: {src}: line 101: feature value 'zz' is not a number\n"
+    r = _cli("learn", str(src), "--model-dir", str(tmp_path / "m"), "--hash-bits", "12", "--quiet")
+    assert r.returncode == 2 and "belongs to another run: hash_bits was 18 there and is 12 here" in r.stderr
