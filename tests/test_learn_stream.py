@@ -111,7 +111,7 @@ def test_sigterm_on_a_followed_file_checkpoints_and_prints_the_line(tmp_path):
     assert proc.returncode == 0, stderr
     out = json.loads(stdout)
     assert out["examples"] == 501 and out["stopped_by_signal"] is True
-    assert out["position"] == os.path.getsize(src) - len("-1 |f a:-2")
+    assert out["position"]["offset"] == os.path.getsize(src) - len("-1 |f a:-2")
     with open(src, "a") as f:
         f.write("\n")
     r = _cli("learn", str(src), "--model-dir", str(tmp_path / "m"), "--quiet")  # resumes: only the new line

@@ -70,7 +70,7 @@ def build() -> argparse.ArgumentParser:
                    help="train or held-out rows (the same model draws both)")
     m.add_argument("--seed", type=int, default=0, help="seed of the data")
     _learn(_sub(sub, "learn", "learn from a stream of examples one at a time (a file, '-' for stdin, a followed "
-                               "file), printing progressive validation"))
+                               "file, Redis Streams), printing progressive validation"))
     b = _sub(sub, "bench", "race shardlearn against scikit-learn, VW, Spark, Dask-ML and PyTorch DDP")
     b.add_argument("--size", choices=("quick", "full"), default="quick", help="benchmark size")
     b.add_argument("--out", required=True, help="folder for bench.jsonl, bench.md and the plots")
@@ -86,7 +86,8 @@ def _learn(t):
     from shardlearn.online.formats import FORMATS as STREAM_FORMATS
     from shardlearn.runtime.config import PER_EXAMPLE_RULES
 
-    t.add_argument("source", help="a file of examples, one per line, or '-' for standard input")
+    t.add_argument("source", help="a file of examples, one per line, '-' for standard input, or a Redis stream: "
+                                  "redis://HOST:PORT/STREAM?group=G&consumer=C (one example in each entry's 'data')")
     t.add_argument("--format", choices=STREAM_FORMATS, default="vw",
                    help="vw: Vowpal Wabbit's text ([label] [importance] |namespace feature[:value] ...); libsvm")
     t.add_argument("--model-dir", required=True, help="where the model and its checkpoints go; a restart with the "
@@ -109,8 +110,8 @@ def _learn(t):
                    help="skip: drop a bad line and count it by reason (in the JSON line); error: stop, naming "
                         "its line")
     t.add_argument("--follow", action="store_true", help="at the end of the file, wait for more lines (tail -f)")
-    t.add_argument("--stop-when-idle", type=float, help="with --follow: stop after this many seconds without a "
-                                                        "new line")
+    t.add_argument("--stop-when-idle", type=float, help="with --follow or a Redis stream: stop after this many "
+                                                        "seconds without a new example")
     t.add_argument("--quiet", action="store_true", help="no progressive validation table on stderr")
 
 

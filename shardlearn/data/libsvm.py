@@ -154,7 +154,8 @@ def _reason(message: str) -> str:
     return re.sub(r"-?\d+(\.\d+)?", "N", re.sub(r"'[^']*'", "'...'", message))
 
 
-def _slow(buf, path, first_line, zero_based, n_features, on_bad_row):
+def _slow(buf, path, first_line, zero_based, n_features, on_bad_row, where=None):
+    """Line by line, naming a bad line ``path: line N`` (or ``where(i)`` for the block's line ``i``)."""
     labels, indptr, indices, values, bad = [], [0], [], [], Counter()
     for offset, raw in enumerate(buf.split(b"\n")):
         tokens = raw.split(b"#", 1)[0].split()
@@ -163,7 +164,7 @@ def _slow(buf, path, first_line, zero_based, n_features, on_bad_row):
         parsed = _parse_line(tokens, zero_based, n_features)
         if isinstance(parsed, str):
             if on_bad_row != "skip":
-                raise DataError(f"{path}: line {first_line + offset}: {parsed}")
+                raise DataError(f"{where(offset) if where else f'{path}: line {first_line + offset}'}: {parsed}")
             bad[_reason(parsed)] += 1
             continue
         label, idx, val = parsed

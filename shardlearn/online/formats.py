@@ -5,10 +5,12 @@
   rejects is re-read line by line to name the bad line); index ``j`` is the feature named
   ``j`` (as in a dict ``{"j": value}``), hashed like any other.
 
-Labels stay as the file writes them (float); a bad line stops the run with the file's line
-number (``on_bad_row="error"``) or is skipped and counted by reason (``"skip"``).
+Labels stay as the file writes them (float); a bad line stops the run naming where it is
+(``where(i)`` of the block's line ``i``: a file's line, a stream's entry; ``on_bad_row="error"``)
+or is skipped and counted by reason (``"skip"``).
 
->>> b = parse_block("vw", b"1 |a x:2\\nno |a x\\n-1 |a y\\n", path="s.vw", first_line=1, bits=10, on_bad_row="skip")
+>>> b = parse_block("vw", b"1 |a x:2\\nno |a x\\n-1 |a y\\n", where=lambda i: f"s.vw: line {i + 1}", bits=10,
+...                 on_bad_row="skip")
 >>> b.X.shape, b.y.tolist(), b.skipped
 ((2, 1024), [1.0, -1.0], {'label is not a number': 1})
 """
@@ -34,16 +36,16 @@ class Block(NamedTuple):
     skipped: dict  # reason -> lines dropped (on_bad_row="skip")
 
 
-def parse_block(fmt: str, buf: bytes, *, path: str, first_line: int, bits: int, on_bad_row: str) -> Block:
-    """The examples of ``buf`` (whole lines; ``first_line``: the file's number of its first line, 1-based)."""
+def parse_block(fmt: str, buf: bytes, *, where, bits: int, on_bad_row: str) -> Block:
+    """The examples of ``buf`` (whole lines); ``where(i)`` names the block's line ``i`` in errors."""
     if fmt == "vw":
-        return _vw(buf, path, first_line, bits, on_bad_row)
+        return _vw(buf, where, bits, on_bad_row)
     if fmt == "libsvm":
-        return _libsvm(buf, path, first_line, bits, on_bad_row)
+        return _libsvm(buf, where, bits, on_bad_row)
     raise DataError(f"format {fmt!r} is not known; expected one of {', '.join(FORMATS)}")
 
 
-def _vw(buf, path, first_line, bits, on_bad_row) -> Block:
+def _vw(buf, where, bits, on_bad_row) -> Block:
     parsed = vwtext.parse(buf, bits)
     status = parsed.status.copy()
     status[(status == vwtext.OK) & np.isnan(parsed.labels)] = vwtext.NO_LABEL  # learning needs a label
@@ -53,21 +55,21 @@ def _vw(buf, path, first_line, bits, on_bad_row) -> Block:
         r = int(bad[0])
         if on_bad_row != "skip":
             why = "no label before the '|'" if status[r] == vwtext.NO_LABEL else vwtext.bad_line(parsed, r, buf)
-            raise DataError(f"{path}: line {first_line + int(parsed.lines[r])}: {why}")
+            raise DataError(f"{where(int(parsed.lines[r]))}: {why}")
         skipped.update(vwtext.REASONS[int(s)] for s in status[bad])
         parsed = parsed._replace(status=status)
     X, labels, weights, _ = vwtext.examples(parsed, bits)
     return Block(X, labels, weights, dict(skipped))
 
 
-def _libsvm(buf, path, first_line, bits, on_bad_row) -> Block:
+def _libsvm(buf, where, bits, on_bad_row) -> Block:
     if not buf.strip():
         return Block(sp.csr_matrix((0, 1 << bits)), np.zeros(0), np.zeros(0), {})
     try:
         X, y = libsvm._fast(buf, True, None)
         skipped = {}
     except (ValueError, OverflowError):
-        X, y, skipped = libsvm._slow(buf, path, first_line, True, None, on_bad_row)
+        X, y, skipped = libsvm._slow(buf, None, 0, True, None, on_bad_row, where=where)
     X = X.tocsr()
     names = np.unique(X.indices)  # each index as written is a feature name: hash each distinct one once
     cols = np.array([features.column(int(j), "", bits) for j in names], dtype=np.int32)

@@ -53,22 +53,25 @@ def _stop_on_signals():
 def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=None, on_bad_row: str = "error",
           follow: bool = False, stop_when_idle: float | None = None, progress_out=None,
           block_bytes: int = sources.BLOCK_BYTES) -> dict:
-    """Learn ``estimator`` from ``source`` (a path, ``-``), saving it to ``model_dir`` at the end
-    and checkpointing into ``model_dir/checkpoints`` (every N examples or T seconds, and at the
-    end). A checkpoint of the same run there is resumed from. Returns the run's summary."""
+    """Learn ``estimator`` from ``source`` (a path, ``-``, a ``redis://`` stream: ``online/sources.py``),
+    saving it to ``model_dir`` at the end and checkpointing into ``model_dir/checkpoints`` (every N
+    examples or T seconds, and at the end). A checkpoint of the same run there is resumed from.
+    Returns the run's summary."""
     every_n, every_s = parse_every(checkpoint_every)
-    fingerprint = {"source": os.path.abspath(source) if source != "-" else "-", "format": fmt,
+    src = sources.open_source(source, follow=follow, block_bytes=block_bytes)
+    named = os.path.abspath(source) if isinstance(src, sources.FileSource) and source != "-" else source
+    fingerprint = {"source": named, "format": fmt,
                    "estimator": type(estimator).__name__, **{k: v for k, v in estimator.get_params().items()}}
     ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), None, None, fingerprint)
     loaded = ckpt.load()
-    pos, line, skipped, progress_state, resumed, step = 0, 1, Counter(), None, 0, 0
+    pos, skipped, progress_state, resumed, step = None, Counter(), None, 0, 0
     if loaded is not None:
-        if source == "-":
+        if not src.resumable:
             raise ConfigError(f"{model_dir} holds a checkpoint, and standard input cannot be resumed from a "
                               "position; learn from a file or use a fresh --model-dir")
         step, arrays, meta = loaded
         estimator.restore(arrays, meta["estimator"])
-        pos, line, skipped = int(meta["position"]), int(meta["line"]), Counter(meta["skipped"])
+        pos, skipped = meta["position"], Counter(meta["skipped"])
         progress_state = dict(meta["progress"], hist=arrays["hist"])
         resumed = int(meta["progress"]["examples"])
     progress = Progress(estimator.loss, progress_out, progress_state)
@@ -80,20 +83,20 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
         step += 1  # checkpoint numbers only grow, across restarts too
         arrays, est_meta = estimator.snapshot()
         arrays["hist"] = progress.hist
-        meta = {"position": pos, "line": line, "skipped": dict(skipped), "progress": progress.state(),
-                "estimator": est_meta}
+        meta = {"position": pos, "skipped": dict(skipped), "progress": progress.state(), "estimator": est_meta}
         ckpt.save(step, arrays, meta)
+        if pos is not None:
+            src.committed(pos)
 
     with _stop_on_signals() as stop:
-        for buf, end in sources.blocks(source, start=pos, block_bytes=block_bytes, follow=follow,
-                                       stop=stop.is_set, idle=stop_when_idle):
-            block = formats.parse_block(fmt, buf, path=source, first_line=line, bits=estimator.hash_bits,
-                                        on_bad_row=on_bad_row)
+        for buf, end, where, dropped in src.blocks(pos, stop=stop.is_set, idle=stop_when_idle):
+            block = formats.parse_block(fmt, buf, where=where, bits=estimator.hash_bits, on_bad_row=on_bad_row)
             z = np.empty(block.X.shape[0])
             y = estimator.learn_block(block.X, block.y, block.h, predictions=z)
             progress.add(z, y, block.h, np.diff(block.X.indptr))
             skipped.update(block.skipped)
-            pos, line = end, line + buf.count(b"\n")
+            skipped.update(dropped)
+            pos = end
             now = time.monotonic()
             if (every_n and progress.examples - saved_at >= every_n) or (every_s and now - last_save >= every_s):
                 save()

@@ -1,34 +1,47 @@
-"""Where a stream's lines come from, in blocks of whole lines, each with the position
-just past it, so a checkpoint can say exactly where learning stopped.
+"""Where a stream's lines come from, in blocks of whole lines, each with the *position*
+just past it (a JSON-able dict) so a checkpoint can say exactly where learning stopped:
 
-- a file (``path``): read from a byte offset; ends at end of file;
+- a file (``path``): ``{"offset", "line"}``, read from a byte offset; ends at end of file;
 - ``-``: standard input (no position to go back to: a run from stdin cannot resume);
 - a followed file (``follow=True``, like ``tail -f``): at end of file, waits for more and
-  hands over a last line only once its newline has arrived.
+  hands over a last line only once its newline has arrived;
+- ``redis://HOST:PORT/STREAM?group=G&consumer=C``: Redis Streams (``online/redis_stream.py``).
 
-``stop()`` (checked between reads) ends a followed stream; ``idle`` seconds without a new
-line end it too.
+A source's ``blocks(start, stop, idle)`` yields ``(block, position, where, skipped)``:
+``where(i)`` names the block's line ``i`` for an error message, ``skipped`` counts what
+the source itself dropped. ``committed(position)`` is called once a checkpoint holding
+``position`` is durable (Redis acknowledges the entries then). ``stop()`` (checked between
+reads) ends a stream; ``idle`` seconds without a new line end it too.
 
 >>> import os, tempfile
 >>> p = os.path.join(tempfile.mkdtemp(), "s.vw")
 >>> _ = open(p, "wb").write(b"1 |a x\\n-1 |a y\\n1 |a z")
->>> [(bytes(b), end) for b, end in blocks(p, start=7, block_bytes=4)]
-[(b'-1 |a y\\n', 15), (b'1 |a z', 21)]
+>>> src = FileSource(p, block_bytes=4)
+>>> [(bytes(b), pos, where(0)) for b, pos, where, _ in src.blocks({"offset": 7, "line": 2})]  # doctest: +ELLIPSIS
+[(b'-1 |a y\\n', {'offset': 15, 'line': 3}, '...s.vw: line 2'), (b'1 |a z', {'offset': 21, 'line': 3}, '...s.vw: line 3')]
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 
 BLOCK_BYTES = 1 << 20
 
 
-def _whole_lines(read, start: int, block_bytes: int, more, stop, idle: float | None):
-    """Blocks of whole lines from ``read(n)``; at end of input ``more()`` says whether to wait
-    (a followed file) and the partial last line is held until its newline comes (or, when not
-    waiting, handed over as it is)."""
-    pos, carry, last_data = start, b"", time.monotonic()
+def open_source(spec: str, *, follow: bool = False, block_bytes: int = BLOCK_BYTES):
+    """The source a command line names."""
+    if spec.startswith("redis://"):
+        from shardlearn.online.redis_stream import RedisStream
+
+        return RedisStream(spec)
+    return FileSource(spec, follow=follow, block_bytes=block_bytes)
+
+
+def _whole_lines(read, block_bytes: int, more, stop, idle: float | None):
+    """``(lines, length)`` blocks of whole lines from ``read(n)``; at end of input ``more()``
+    says whether to wait (a followed file), and the partial last line is held until its
+    newline comes (or, when not waiting, handed over as it is)."""
+    carry, last_data = b"", time.monotonic()
     while not stop():
         chunk = read(block_bytes)
         if chunk:
@@ -36,36 +49,46 @@ def _whole_lines(read, start: int, block_bytes: int, more, stop, idle: float | N
             buf = carry + chunk
             cut = buf.rfind(b"\n") + 1
             if cut:
-                pos += cut
-                yield buf[:cut], pos
+                yield buf[:cut]
                 carry = buf[cut:]
             else:
                 carry = buf
             continue
         if not more():
             if carry:
-                yield carry, pos + len(carry)
+                yield carry
             return
         if idle is not None and time.monotonic() - last_data >= idle:
             return
         time.sleep(0.05)
 
 
-def blocks(path: str, *, start: int = 0, block_bytes: int = BLOCK_BYTES, follow: bool = False, stop=None,
-           idle: float | None = None):
-    """``(block, end)`` pairs: ``block`` whole lines, ``end`` the byte offset just past it."""
-    stop = stop or (lambda: False)
-    if path == "-":
-        if start:
-            raise ValueError("standard input cannot be read from a position; resume from a file")
-        stream = sys.stdin.buffer
-        yield from _whole_lines(lambda n: stream.read1(n) if hasattr(stream, "read1") else stream.read(n), 0,
-                                block_bytes, lambda: False, stop, idle)
-        return
-    with open(path, "rb") as f:
-        f.seek(start)
-        yield from _whole_lines(f.read, start, block_bytes, lambda: follow, stop, idle)
+class FileSource:
+    """A file, or standard input (``-``), read in blocks of ``block_bytes``."""
 
+    def __init__(self, path: str, *, follow: bool = False, block_bytes: int = BLOCK_BYTES):
+        self.path, self.follow, self.block_bytes = path, follow, block_bytes
+        self.name = path
+        self.resumable = path != "-"
 
-def size(path: str) -> int | None:
-    return None if path == "-" else os.path.getsize(path)
+    def blocks(self, start: dict | None = None, stop=None, idle: float | None = None):
+        stop = stop or (lambda: False)
+        offset, line = (int(start["offset"]), int(start["line"])) if start else (0, 1)
+        if self.path == "-":
+            stream = sys.stdin.buffer
+            read = stream.read1 if hasattr(stream, "read1") else stream.read
+            yield from self._numbered(_whole_lines(read, self.block_bytes, lambda: False, stop, idle), offset, line)
+            return
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            lines = _whole_lines(f.read, self.block_bytes, lambda: self.follow, stop, idle)
+            yield from self._numbered(lines, offset, line)
+
+    def _numbered(self, blocks, offset: int, line: int):
+        for buf in blocks:
+            first = line
+            offset, line = offset + len(buf), line + buf.count(b"\n")
+            yield buf, {"offset": offset, "line": line}, (lambda i, first=first: f"{self.path}: line {first + i}"), {}
+
+    def committed(self, position: dict) -> None:
+        """Nothing to tell a file."""

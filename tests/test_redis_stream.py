@@ -1,0 +1,148 @@
+"""Redis Streams as a source (issue 15): a real ``redis-server`` (Debian's package, which
+``.ci/run`` installs) started on a free port for this module. Learning from a stream equals
+learning the same lines in order; a learner SIGKILLed mid-stream and restarted applies
+every entry exactly once and acknowledges everything; entries it cannot use are counted."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from shardlearn import ConfigError, OnlineLogisticRegression
+from shardlearn.online import formats
+from shardlearn.online.learn import learn
+from shardlearn.online.redis_stream import RedisStream
+
+redis = pytest.importorskip("redis", reason="redis-py is not installed (pip install -e '.[test]')")
+ENV = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed (apt-get install -y redis-server; .ci/run does)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.exceptions.ConnectionError:
+            time.sleep(0.05)
+    yield port
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def _lines(n, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        a, b = rng.normal(size=2)
+        out.append(f"{1 if a + 0.5 * b + rng.normal() * 0.5 > 0 else -1} |f a:{a:.4f} b:{b:.3f} |c k{rng.integers(9)}")
+    return out
+
+
+def _fill(port, stream, lines):
+    client = redis.Redis(port=port)
+    client.delete(stream)
+    pipe = client.pipeline()
+    for line in lines:
+        pipe.xadd(stream, {"data": line})
+    pipe.execute()
+
+
+def _reference(lines):
+    est = OnlineLogisticRegression(hash_bits=12, l2=1e-4)
+    block = formats.parse_block("vw", ("\n".join(lines) + "\n").encode(), where=str, bits=12, on_bad_row="error")
+    est.learn_block(block.X, block.y, block.h)
+    return est
+
+
+def test_a_stream_equals_its_lines_learned_in_order(server, tmp_path):
+    lines = _lines(5000)
+    _fill(server, "s1", lines)
+    est = OnlineLogisticRegression(hash_bits=12, l2=1e-4)
+    out = learn(f"redis://127.0.0.1:{server}/s1?group=g&consumer=c1", est, fmt="vw", model_dir=str(tmp_path / "m"),
+                stop_when_idle=0.5)
+    assert out["examples"] == 5000 and out["skipped"] == {}
+    np.testing.assert_array_equal(est._state["ws"], _reference(lines)._state["ws"])
+    assert redis.Redis(port=server).xpending("s1", "g")["pending"] == 0  # all acknowledged after the checkpoint
+
+
+def test_a_killed_learner_restarted_applies_each_entry_once(server, tmp_path):
+    lines = _lines(80_000, seed=1)
+    _fill(server, "s2", lines)
+    url = f"redis://127.0.0.1:{server}/s2?group=g&consumer=c1"
+    model = tmp_path / "m"
+    call = (f"from shardlearn import OnlineLogisticRegression as O; from shardlearn.online.learn import learn; "
+            f"import shardlearn.online.redis_stream as r; r.COUNT = 500; "
+            f"learn({url!r}, O(hash_bits=12, l2=1e-4), fmt='vw', model_dir={str(model)!r}, checkpoint_every=1000, "
+            f"stop_when_idle=30)")
+    proc = subprocess.Popen([sys.executable, "-c", call], env=ENV)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done = os.listdir(model / "checkpoints") if (model / "checkpoints").exists() else []
+        if any(e.startswith("ckpt-") and int(e.split("-")[1]) >= 5 for e in done):
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -9
+    assert redis.Redis(port=server).xpending("s2", "g")["pending"] > 0  # delivered, never acknowledged
+    est = OnlineLogisticRegression(hash_bits=12, l2=1e-4)
+    out = learn(url, est, fmt="vw", model_dir=str(model), stop_when_idle=0.5)
+    assert 0 < out["resumed_from_example"] < 80_000 and out["examples"] == 80_000
+    np.testing.assert_array_equal(est._state["ws"], _reference(lines)._state["ws"])
+    assert redis.Redis(port=server).xpending("s2", "g")["pending"] == 0
+
+
+def test_entries_checkpointed_but_not_acknowledged_are_not_learned_twice(server, tmp_path, monkeypatch):
+    # killed between "checkpoint durable" and XACK: the pending entries are all at or below
+    # the checkpoint's entry ID; the restart acknowledges them without learning them again
+    lines = _lines(3000, seed=2)
+    _fill(server, "s3", lines)
+    url = f"redis://127.0.0.1:{server}/s3?group=g&consumer=c1"
+    with monkeypatch.context() as m:
+        m.setattr(RedisStream, "committed", lambda self, position: None)
+        learn(url, OnlineLogisticRegression(hash_bits=12, l2=1e-4), fmt="vw", model_dir=str(tmp_path / "m"),
+              stop_when_idle=0.5)
+    assert redis.Redis(port=server).xpending("s3", "g")["pending"] == 3000
+    est = OnlineLogisticRegression(hash_bits=12, l2=1e-4)
+    out = learn(url, est, fmt="vw", model_dir=str(tmp_path / "m"), stop_when_idle=0.5)
+    assert out["examples"] == 3000 and out["resumed_from_example"] == 3000
+    np.testing.assert_array_equal(est._state["ws"], _reference(lines)._state["ws"])
+    assert redis.Redis(port=server).xpending("s3", "g")["pending"] == 0
+
+
+def test_unusable_entries_are_counted_and_bad_lines_named_by_entry(server, tmp_path):
+    client = redis.Redis(port=server)
+    client.delete("s4")
+    client.xadd("s4", {"data": "1 |f a:1"})
+    client.xadd("s4", {"other": "1 |f a:1"})
+    client.xadd("s4", {"data": "1 |f a:1\n-1 |f a:2"})
+    bad = client.xadd("s4", {"data": "1 |f a:zz"})
+    out = learn(f"redis://127.0.0.1:{server}/s4?group=g&consumer=c", OnlineLogisticRegression(hash_bits=8),
+                fmt="vw", model_dir=str(tmp_path / "m"), stop_when_idle=0.5, on_bad_row="skip")
+    assert out["examples"] == 1
+    assert out["skipped"] == {"entry has no 'data' field": 1, "entry holds more than one line": 1,
+                              "feature value is not a number": 1}
+    from shardlearn import DataError
+
+    with pytest.raises(DataError, match=f"s4\\?group=g2&consumer=c: entry {bad.decode()}: feature value 'zz'"):
+        learn(f"redis://127.0.0.1:{server}/s4?group=g2&consumer=c", OnlineLogisticRegression(hash_bits=8),
+              fmt="vw", model_dir=str(tmp_path / "e"), stop_when_idle=0.5, on_bad_row="error")
+    with pytest.raises(ConfigError, match="is not a stream address"):
+        learn(f"redis://127.0.0.1:{server}/s4", OnlineLogisticRegression(hash_bits=8), fmt="vw",
+              model_dir=str(tmp_path / "x"))
