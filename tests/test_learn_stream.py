@@ -142,3 +142,43 @@ def test_bad_lines_are_counted_or_named(tmp_path):
     assert r.stderr == f"shardlearn: error: {src}: line 101: feature value 'zz' is not a number\n"
     r = _cli("learn", str(src), "--model-dir", str(tmp_path / "m"), "--hash-bits", "12", "--quiet")
     assert r.returncode == 2 and "belongs to another run: hash_bits was 18 there and is 12 here" in r.stderr
+
+
+def _json_rows(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [{"y": int(rng.integers(2)), "a": float(rng.normal()), "city": str(rng.choice(["Oslo", "Lima"])),
+             "u": {"id": int(rng.integers(5)), "t": float(rng.normal())}} for _ in range(n)]
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_json_lines_equal_the_same_dicts_learned_one_by_one(tmp_path, mixed):
+    rows = _json_rows(2000)
+    if mixed:  # a field both number and string: pyarrow cannot read the block as columns; line by line then
+        rows[5]["a"] = "high"
+    src = tmp_path / "s.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    est = OnlineLogisticRegression(hash_bits=14)
+    out = learn(str(src), est, fmt="jsonl", model_dir=str(tmp_path / "m"), label="y", block_bytes=20000)
+    ref = OnlineLogisticRegression(hash_bits=14)
+    for r in rows:
+        r = dict(r)
+        ref.learn_one(r, r.pop("y"))
+    assert out["examples"] == 2000
+    np.testing.assert_array_equal(est._state["ws"], ref._state["ws"])
+
+
+def test_json_lines_bad_lines_and_string_labels(tmp_path):
+    src = tmp_path / "s.jsonl"
+    src.write_text('{"y": "yes", "a": 1}\n{"y": "no", "a": -1}\nnot json\n{"a": 2}\n[1, 2]\n'
+                   '{"y": "yes", "a": [1]}\n{"y": "no", "a": Infinity}\n')
+    r = _cli("learn", str(src), "--format", "jsonl", "--label", "y", "--positive-label", "yes", "--model-dir",
+             str(tmp_path / "m"), "--quiet")
+    out = json.loads(r.stdout)
+    assert out["examples"] == 2 and sum(out["skipped"].values()) == 5, out["skipped"]
+    r = _cli("learn", str(src), "--format", "jsonl", "--label", "y", "--model-dir", str(tmp_path / "e"), "--quiet",
+             "--on-bad-row", "error")
+    assert r.returncode == 2
+    assert r.stderr == (f"shardlearn: error: {src}: line 1: label 'yes' is not a number (name the positive class "
+                        "with --positive-label)\n")
+    r = _cli("learn", str(src), "--format", "vw", "--label", "y", "--model-dir", str(tmp_path / "v"))
+    assert r.returncode == 2 and "--label names a field of jsonl lines" in r.stderr

@@ -12,6 +12,7 @@ from shardlearn.core.errors import ConfigError
 
 def run(args) -> None:
     from shardlearn.online.estimators import OnlineLinearRegression, OnlineLogisticRegression
+    from shardlearn.online.formats import NEEDS_LABEL
     from shardlearn.online.learn import learn
 
     opts = dict(hash_bits=args.hash_bits, rule=args.rule, learning_rate=args.learning_rate, l1=args.l1, l2=args.l2,
@@ -22,7 +23,11 @@ def run(args) -> None:
         est = OnlineLogisticRegression(loss=args.loss, **opts)
     if args.source == "-" and args.follow:
         raise ConfigError("--follow needs a file, not standard input")
+    if args.label is not None and args.format not in NEEDS_LABEL:
+        raise ConfigError(f"--label names a field of {', '.join(NEEDS_LABEL)} lines; --format {args.format} "
+                          "carries its label first on each line")
     summary = learn(args.source, est, fmt=args.format, model_dir=args.model_dir,
                     checkpoint_every=args.checkpoint_every, on_bad_row=args.on_bad_row, follow=args.follow,
-                    stop_when_idle=args.stop_when_idle, progress_out=None if args.quiet else sys.stderr)
+                    stop_when_idle=args.stop_when_idle, progress_out=None if args.quiet else sys.stderr,
+                    label=args.label, positive=args.positive_label)
     print(json.dumps(summary))

@@ -89,7 +89,11 @@ def _learn(t):
     t.add_argument("source", help="a file of examples, one per line, '-' for standard input, or a Redis stream: "
                                   "redis://HOST:PORT/STREAM?group=G&consumer=C (one example in each entry's 'data')")
     t.add_argument("--format", choices=STREAM_FORMATS, default="vw",
-                   help="vw: Vowpal Wabbit's text ([label] [importance] |namespace feature[:value] ...); libsvm")
+                   help="vw: Vowpal Wabbit's text ([label] [importance] |namespace feature[:value] ...); libsvm; "
+                        "jsonl: a JSON object a line (--label names the label field)")
+    t.add_argument("--label", help="jsonl: the field holding the label")
+    t.add_argument("--positive-label", help="this label value is the positive class, any other negative (default: "
+                                            "labels > 0 are positive)")
     t.add_argument("--model-dir", required=True, help="where the model and its checkpoints go; a restart with the "
                                                       "same directory resumes from its newest checkpoint")
     t.add_argument("--loss", choices=("logistic", "squared", "hinge", "squared_hinge"), default="logistic",

@@ -71,7 +71,14 @@ def one(x: dict, bits: int) -> tuple[np.ndarray, np.ndarray]:
 
 def rows(X, bits: int) -> sp.csr_matrix:
     """A table's rows hashed: numeric columns by their label, string columns (pandas) as
-    categories. One hash per column (per distinct value for a string column), never per cell."""
+    categories. One hash per column (per distinct value for a string column), never per cell.
+    A dict of columns works too, a nested dict being a namespace of columns (JSON lines)."""
+    if isinstance(X, dict):
+        flat = [f for c, v in X.items() for f in ([(c, "", v)] if not isinstance(v, dict)
+                                                  else [(n, str(c), w) for n, w in v.items()])]
+        n = len(flat[0][2]) if flat else 0
+        blocks = [_pandas_column(col, name, bits, n, ns) for name, ns, col in flat]
+        return _fold(sp.hstack(blocks, format="csr") if blocks else sp.csr_matrix((n, 0)), bits)
     names = list(X.columns) if hasattr(X, "columns") else None
     if names is not None:
         blocks = [_pandas_column(X[c], c, bits, X.shape[0]) for c in names]
@@ -89,7 +96,7 @@ def rows(X, bits: int) -> sp.csr_matrix:
     return sp.csr_matrix((X.data, cols[X.indices] if cols.size else X.indices, X.indptr), shape=(X.shape[0], 1 << bits))
 
 
-def _pandas_column(col, name, bits: int, n: int) -> sp.csr_matrix:
+def _pandas_column(col, name, bits: int, n: int, namespace: str = "") -> sp.csr_matrix:
     values = np.asarray(col)
     if values.dtype.kind in "OUS":  # categories: hash each distinct value once
         present = np.array([v is not None and not (isinstance(v, float) and math.isnan(v)) for v in values])
@@ -97,7 +104,7 @@ def _pandas_column(col, name, bits: int, n: int) -> sp.csr_matrix:
             r = int(np.flatnonzero([not isinstance(v, str) for v in values[present]])[0])
             raise DataError(f"row {int(np.flatnonzero(present)[r])}, column {name!r}: mixes strings and other values")
         uniq, inverse = np.unique(values[present].astype(str), return_inverse=True)
-        cols = np.array([column(f"{name}={u}", "", bits) for u in uniq], dtype=np.int64)
+        cols = np.array([column(f"{name}={u}", namespace, bits) for u in uniq], dtype=np.int64)
         rows_ = np.flatnonzero(present)
         return sp.csr_matrix((np.ones(rows_.size), (rows_, cols[inverse])), shape=(n, 1 << bits))
     v = values.astype(np.float64)
@@ -105,7 +112,7 @@ def _pandas_column(col, name, bits: int, n: int) -> sp.csr_matrix:
     if bad.any():
         raise DataError(f"row {int(np.flatnonzero(bad)[0])}, column {name!r}: value is not finite")
     keep = np.flatnonzero(~np.isnan(v) & (v != 0.0))  # NaN in a table column: missing, as None in a dict
-    return sp.csr_matrix((v[keep], (keep, np.full(keep.size, column(name, "", bits)))), shape=(n, 1 << bits))
+    return sp.csr_matrix((v[keep], (keep, np.full(keep.size, column(name, namespace, bits)))), shape=(n, 1 << bits))
 
 
 def _fold(X: sp.csr_matrix, bits: int) -> sp.csr_matrix:

@@ -52,15 +52,16 @@ def _stop_on_signals():
 
 def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=None, on_bad_row: str = "error",
           follow: bool = False, stop_when_idle: float | None = None, progress_out=None,
-          block_bytes: int = sources.BLOCK_BYTES) -> dict:
+          block_bytes: int = sources.BLOCK_BYTES, label: str | None = None, positive: str | None = None) -> dict:
     """Learn ``estimator`` from ``source`` (a path, ``-``, a ``redis://`` stream: ``online/sources.py``),
     saving it to ``model_dir`` at the end and checkpointing into ``model_dir/checkpoints`` (every N
     examples or T seconds, and at the end). A checkpoint of the same run there is resumed from.
-    Returns the run's summary."""
+    ``label``/``positive``: the label field of JSON lines and the class value that is positive
+    (``online/formats.py``). Returns the run's summary."""
     every_n, every_s = parse_every(checkpoint_every)
     src = sources.open_source(source, follow=follow, block_bytes=block_bytes)
     named = os.path.abspath(source) if isinstance(src, sources.FileSource) and source != "-" else source
-    fingerprint = {"source": named, "format": fmt,
+    fingerprint = {"source": named, "format": fmt, "label": label, "positive": positive,
                    "estimator": type(estimator).__name__, **{k: v for k, v in estimator.get_params().items()}}
     ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), None, None, fingerprint)
     loaded = ckpt.load()
@@ -90,7 +91,8 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
 
     with _stop_on_signals() as stop:
         for buf, end, where, dropped in src.blocks(pos, stop=stop.is_set, idle=stop_when_idle):
-            block = formats.parse_block(fmt, buf, where=where, bits=estimator.hash_bits, on_bad_row=on_bad_row)
+            block = formats.parse_block(fmt, buf, where=where, bits=estimator.hash_bits, on_bad_row=on_bad_row,
+                                        label=label, positive=positive)
             z = np.empty(block.X.shape[0])
             y = estimator.learn_block(block.X, block.y, block.h, predictions=z)
             progress.add(z, y, block.h, np.diff(block.X.indptr))
