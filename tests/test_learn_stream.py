@@ -141,7 +141,7 @@ def test_bad_lines_are_counted_or_named(tmp_path):
     assert r.returncode == 2
     assert r.stderr == f"shardlearn: error: {src}: line 101: feature value 'zz' is not a number\n"
     r = _cli("learn", str(src), "--model-dir", str(tmp_path / "m"), "--hash-bits", "12", "--quiet")
-    assert r.returncode == 2 and "belongs to another run: hash_bits was 18 there and is 12 here" in r.stderr
+    assert r.returncode == 2 and "belongs to another run: hash_bits was 18 there and is 12 here; use a fresh --model-dir" in r.stderr
 
 
 def _json_rows(n, seed=0):

@@ -139,15 +139,24 @@ class _OnlineLinear:
                 "fit_intercept": self.fit_intercept, "power_t": self.power_t}
 
     def snapshot(self) -> tuple[dict, dict]:
-        """The whole learning state: ``(arrays, facts)`` that ``restore`` takes back."""
-        return ({"ws": self._state["ws"], "scalars": self._state["scalars"], "progress": self._progress},
-                {"n_seen": self.n_seen_})
+        """The whole learning state: ``(arrays, facts)`` that ``restore`` takes back. Only the
+        coordinates ever touched are kept (a 2**22-wide state is 128 MB, a stream touches a
+        fraction of it), so a checkpoint costs what was learned, not the hash width."""
+        ws = self._state["ws"]
+        rows = np.flatnonzero(ws.any(axis=1))
+        return ({"rows": rows, "state_rows": ws[rows], "scalars": self._state["scalars"],
+                 "progress": self._progress}, {"n_seen": self.n_seen_})
 
     def restore(self, arrays: dict, facts: dict) -> None:
-        ws, scalars, progress = arrays["ws"], arrays["scalars"], arrays["progress"]
-        if ws.shape != self._state["ws"].shape or scalars.shape != (2,) or progress.shape != (2,):
-            raise ModelFileError(f"the state's shape {ws.shape} does not fit hash_bits={self.hash_bits}")
-        self._state = {"ws": np.array(ws, dtype=np.float64), "scalars": np.array(scalars, dtype=np.float64)}
+        rows, state_rows = np.asarray(arrays["rows"]), np.asarray(arrays["state_rows"])
+        scalars, progress = arrays["scalars"], arrays["progress"]
+        width = self._state["ws"].shape[0]
+        if state_rows.shape != (rows.size, 4) or (rows.size and (rows.min() < 0 or rows.max() >= width)) or \
+                scalars.shape != (2,) or progress.shape != (2,):
+            raise ModelFileError(f"the state's rows do not fit hash_bits={self.hash_bits}")
+        ws = np.zeros_like(self._state["ws"])
+        ws[rows] = state_rows
+        self._state = {"ws": ws, "scalars": np.array(scalars, dtype=np.float64)}
         self._progress = np.array(progress, dtype=np.float64)
         self.n_seen_ = int(facts["n_seen"])
 

@@ -63,7 +63,7 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
     named = os.path.abspath(source) if isinstance(src, sources.FileSource) and source != "-" else source
     fingerprint = {"source": named, "format": fmt, "label": label, "positive": positive,
                    "estimator": type(estimator).__name__, **{k: v for k, v in estimator.get_params().items()}}
-    ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), None, None, fingerprint)
+    ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), None, None, fingerprint, option="--model-dir")
     loaded = ckpt.load()
     pos, skipped, progress_state, resumed, step = None, Counter(), None, 0, 0
     if loaded is not None:

@@ -125,8 +125,9 @@ class Checkpointer:
     the end of a run. ``fingerprint``: facts a resumed run must share with the one that wrote
     the checkpoint (model, rows, features, workers, strategy)."""
 
-    def __init__(self, directory: str, every=None, comm=None, fingerprint: dict | None = None):
-        self.directory, self.comm = directory, comm
+    def __init__(self, directory: str, every=None, comm=None, fingerprint: dict | None = None,
+                 option: str = "--checkpoint-dir"):
+        self.directory, self.comm, self.option = directory, comm, option  # option: what a user changes to start over
         self.every_steps, self.every_seconds = parse_every(every)
         self.rank = comm.rank if comm is not None else 0
         self.size = comm.size if comm is not None else 1
@@ -258,6 +259,6 @@ class Checkpointer:
             for key, value in dict({"workers": self.size}, **self.fingerprint).items():
                 if key in theirs and theirs[key] != value:
                     raise ConfigError(f"{_path(self.directory, step)} belongs to another run: {key} was "
-                                      f"{theirs[key]!r} there and is {value!r} here; use a fresh --checkpoint-dir")
+                                      f"{theirs[key]!r} there and is {value!r} here; use a fresh {self.option}")
             return step
         return -1
