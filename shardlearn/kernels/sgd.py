@@ -11,7 +11,8 @@ Update rules (``RULES``), each per coordinate ``i`` with the row's gradient
 - ``adagrad``: ``G_i += g_i^2``, ``w_i -= lr * g_i / sqrt(G_i)`` (Duchi, Hazan & Singer 2011);
 - ``normalized``: normalized adaptive gradient, the rule Vowpal Wabbit runs by default
   (Ross, Mineiro & Langford 2013, "Normalized online learning", algorithm NAG): ``s_i``
-  is the largest ``|x_i|`` seen (a larger one first rescales ``w_i`` by ``(s_i/|x_i|)^2``),
+  is the largest ``|x_i|`` seen (a larger one first rescales ``w_i`` by ``s_i/|x_i|``, as NAG and
+  Vowpal Wabbit do with the adaptive sum: the weight keeps its contribution ``w_i s_i``),
   ``N += h * sum_i x_i^2 / s_i^2``, ``G_i += h * (dloss/dp * x_i)^2``, and
   ``w_i -= rate_i * x_i * u`` with ``rate_i = lr * sqrt(t / N) / (s_i * sqrt(G_i))``: invariant
   to each feature's scale, so raw amounts in the millions need no standardising. The row's
@@ -177,7 +178,7 @@ def _touch(rule, c, x, lr, power_t, beta, base, t, l1, l2):
         ax = abs(x)
         if ax > c[S]:
             if c[S] > 0:
-                c[W] *= (c[S] / ax) ** 2
+                c[W] *= c[S] / ax
             c[S] = ax
         if c[S] > 0:
             norm = (x / c[S]) ** 2
