@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.integrate import solve_ivp
 
-from shardlearn.kernels import invariant
+from shardlearn.kernels import core
 from shardlearn.kernels import sgd as kernel
 
 
@@ -201,9 +201,9 @@ def test_flow_composes_and_never_passes_the_label(loss, p, y):
     # importance invariance: weight a1 then a2 is weight a1 + a2, exactly, and no weight overshoots
     L = kernel.LOSSES[loss]
     for a1, a2 in [(0.1, 0.25), (3.0, 7.0), (1e-9, 2e-9)]:
-        assert invariant._flow(L, invariant._flow(L, p, y, a1), y, a2) == pytest.approx(
-            invariant._flow(L, p, y, a1 + a2), rel=1e-10, abs=1e-13)
-    far = invariant._flow(L, p, y, 1e8)
+        assert core._flow(L, core._flow(L, p, y, a1), y, a2) == pytest.approx(
+            core._flow(L, p, y, a1 + a2), rel=1e-10, abs=1e-13)
+    far = core._flow(L, p, y, 1e8)
     if loss == "squared":
         assert far == pytest.approx(y, abs=1e-9)
     elif loss == "logistic":
@@ -229,7 +229,7 @@ def test_the_l2_decay_is_the_power_it_replaces(x):
     # third of a penalised epoch): the same number as exp(k log1p(-x)) to rounding
     for k in [0.37, 1.0, 2.0, 7.0, 100.0, 1e4, 1e6, 3e7]:
         want = math.exp(k * math.log1p(-x)) if x < 1 else 0.0
-        assert kernel._decay(x, k) == pytest.approx(want, rel=1e-14, abs=1e-300)
+        assert core._decay(x, k) == pytest.approx(want, rel=1e-14, abs=1e-300)
 
 
 def test_a_larger_value_keeps_the_features_contribution():

@@ -8,7 +8,7 @@ import pytest
 from sklearn.utils import murmurhash3_32
 
 from shardlearn.data import vwtext
-from shardlearn.data.murmur import hash_bytes
+from shardlearn.data.vwtext import hash_bytes
 from shardlearn.online import features
 
 

@@ -5,7 +5,8 @@ A line is ``[label] [importance] ['tag]|ns[:scale] name[:value] ... |ns2 ...``
 ``|``; each ``|`` opens a namespace (``|`` then a space: the default one) whose
 features hash with the namespace's seed into ``2**bits`` columns, the same columns a
 feature dict ``{"ns": {"name": value}}`` gets (``online/features.py``; MurmurHash3 on
-UTF-8 bytes, ``data/murmur.py``); a value defaults to 1 and a namespace scale
+UTF-8 bytes, in compiled code here, equal to scikit-learn's ``murmurhash3_32``: tested); a
+value defaults to 1 and a namespace scale
 multiplies its values. Blank lines are skipped. A line that does not parse gets a
 reason code and the byte range of the culprit, never a silent zero: the caller skips
 and counts it or stops with the file's line number (``bad_line``).
@@ -26,7 +27,6 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
-from shardlearn.data.murmur import hash_bytes
 
 OK, NO_LABEL, BAD_LABEL, BAD_WEIGHT, BAD_VALUE, NOT_FINITE, NO_BAR, BAD_SCALE, BAD_HEADER = 0, 1, 2, 3, 4, 5, 6, 7, 8
 REASONS = {NO_LABEL: "no label", BAD_LABEL: "label is not a number", BAD_WEIGHT: "importance weight is not a number",
@@ -34,6 +34,54 @@ REASONS = {NO_LABEL: "no label", BAD_LABEL: "label is not a number", BAD_WEIGHT:
            NO_BAR: "no '|' opens the features", BAD_SCALE: "namespace scale is not a number",
            BAD_HEADER: "more than a label and an importance weight before the features (a base is not supported)"}
 _POW10 = np.array([10.0 ** i for i in range(23)])
+
+
+# MurmurHash3 (x86, 32-bit; Austin Appleby's public-domain algorithm) over a byte range. In this file,
+# not its own: numba's cache keys a compiled function on its own file, so a callee in another file
+# would stay stale in _parse's cache after a change (docs/gotchas.md).
+_M = 0xFFFFFFFF
+
+
+@njit(cache=True, inline="always")
+def _rotl(x, r):
+    return ((x << r) | (x >> (32 - r))) & _M
+
+
+@njit(cache=True, inline="always")
+def _mix(k):
+    k = (k * 0xCC9E2D51) & _M
+    k = _rotl(k, 15)
+    return (k * 0x1B873593) & _M
+
+
+@njit(cache=True)
+def hash_bytes(buf, lo, hi, seed):
+    """The hash of ``buf[lo:hi]`` (a uint8 array) with ``seed``, as an unsigned 32-bit value
+    held in an int64."""
+    h = seed & _M
+    n = hi - lo
+    end = lo + (n // 4) * 4
+    for i in range(lo, end, 4):
+        k = (buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24)) & _M
+        h ^= _mix(k)
+        h = _rotl(h, 13)
+        h = (h * 5 + 0xE6546B64) & _M
+    rest = n & 3
+    if rest:
+        k = 0
+        if rest == 3:
+            k ^= buf[end + 2] << 16
+        if rest >= 2:
+            k ^= buf[end + 1] << 8
+        k ^= buf[end]
+        h ^= _mix(k & _M)
+    h ^= n
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & _M
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & _M
+    h ^= h >> 16
+    return h
 
 
 class Parsed(NamedTuple):

@@ -21,26 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit
 
-from shardlearn.kernels.sgd import RULES, W, _base, _touch, _values
-
-
-@njit(cache=True)
-def _scores_csr(indptr, indices, data, ws, scalars, out, rule, lr, power_t, beta, l1, l2, intercept):
-    """Each row's score as the next row learned would see it (rescale and penalty catch-up
-    applied to a copy of each coordinate's state row: predicting changes nothing)."""
-    d = ws.shape[0] - 1
-    t = scalars[0]
-    base = _base(rule, lr, power_t, t, scalars[1])
-    c = np.empty(4)
-    for r in range(indptr.shape[0] - 1):
-        p = ws[d, W] if intercept else 0.0
-        for k in range(indptr[r], indptr[r + 1]):
-            c[:] = ws[indices[k]]
-            _touch(rule, c, data[k], lr, power_t, beta, base, t, l1, l2)
-            p += c[W] * data[k]
-        out[r] = p
+from shardlearn.kernels.core import _scores_csr
+from shardlearn.kernels.sgd import RULES, _values
 
 
 def scores(state: dict, X, *, rule: str, lr: float, power_t: float = 0.0, beta: float = 1.0, l1: float = 0.0,

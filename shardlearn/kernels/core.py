@@ -1,0 +1,356 @@
+"""The compiled core of the per-example kernel: every numba function that calls another.
+
+numba's on-disk cache (``cache=True``) keys a compiled function on its *own* source
+file: a function that inlines one from another file keeps running the old code after
+that other file changes (a predict kernel kept the old rescale rule this way). So every
+compiled function that calls another lives in this one file; ``sgd.py`` (learning),
+``predict.py`` (scores) and ``delta.py`` are the plain-Python faces over it. The rules,
+the losses and the papers behind them are described in ``sgd.py``.
+
+>>> import numpy as np
+>>> ws = np.zeros((2, 4)); sc = np.zeros(2); out = np.zeros(2)
+>>> _rows_dense(np.array([[1.0]]), np.array([1.0]), np.ones(1), np.arange(1), np.ones(1), ws, sc, out,
+...             1, 2, 0.5, 0.0, 1.0, 0.0, 0.0, True, np.zeros(0))
+>>> round(float(out[0]), 6), float(sc[0])   # log 2 before the first update; one row seen
+(0.693147, 1.0)
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+W, G, S, L = 0, 1, 2, 3  # a coordinate's slots: weight, sum of squared gradients, scale (FTRL: z), clock
+
+
+@njit(cache=True, inline="always")
+def _flow(loss, p, y, a):
+    """The prediction after gradient flow ``dp/dtau = -dloss/dp`` for time ``a`` from ``p``:
+    the importance-invariant update (Karampatziakis & Langford 2011, "Online importance
+    weight aware updates"), where a row of weight ``h`` moves the prediction as ``h`` rows
+    of weight 1 taken in infinitely small steps would, so no step overshoots the label."""
+    if loss == 0:
+        return y + (p - y) * math.exp(-a)
+    if loss == 1:
+        if y != 0.0 and y != 1.0:  # soft labels: the linear step
+            return p - a * (1.0 / (1.0 + math.exp(-p)) - y)
+        sg = 1.0 if y == 1.0 else -1.0
+        z0 = sg * p  # z moves up: z + e^z grows by a (the flow of log(1 + e^-z))
+        if z0 > 30.0:
+            return p + sg * a * math.exp(-z0)
+        e0 = math.exp(z0)
+        dz = a / (1.0 + e0)  # Newton's first step from 0 (right of the root: the function is convex)
+        c = z0 + e0 + a
+        if c > 1.0 and z0 + dz > math.log(c):
+            dz = math.log(c) - z0
+        for _ in range(50):
+            f = dz + e0 * math.expm1(dz) - a
+            step = f / (1.0 + e0 * math.exp(dz))
+            dz -= step
+            if abs(step) <= 1e-15 * (1.0 + abs(dz)):
+                break
+        return p + sg * dz
+    t = 2.0 * y - 1.0
+    m = 1.0 - t * p
+    if m <= 0:
+        return p
+    if loss == 2:
+        return p + t * min(a, m)
+    return p + t * m * (1.0 - math.exp(-2.0 * a))
+
+
+@njit(cache=True, inline="always")
+def invariant_scale(loss, p, y, h, ppu):
+    """The multiplier ``u`` of the normalized step ``w_i -= rate_i * x_i * u``: the flow for
+    time ``h * ppu`` turned back into a gradient scale (``h * dloss/dp`` as the step nears 0)."""
+    if ppu <= 0:
+        return 0.0
+    return (p - _flow(loss, p, y, h * ppu)) / ppu
+
+
+@njit(cache=True, inline="always")
+def _dloss(loss, p, y):
+    """``(loss, dloss/dp)`` of one row."""
+    if loss == 0:
+        r = p - y
+        return 0.5 * r * r, r
+    if loss == 1:
+        if p > 0:
+            e = math.exp(-p)
+            return p + math.log1p(e) - y * p, 1.0 / (1.0 + e) - y
+        e = math.exp(p)
+        return math.log1p(e) - y * p, e / (1.0 + e) - y
+    t = 2.0 * y - 1.0
+    m = 1.0 - t * p
+    if m <= 0:
+        return 0.0, 0.0
+    if loss == 2:
+        return m, -t
+    return m * m, -2.0 * t * m
+
+
+@njit(cache=True, inline="always")
+def _rate(rule, c, lr, power_t, base):
+    """The step size per unit gradient of coordinate row ``c`` now (0 before its first
+    gradient); ``base``: ``lr * sqrt(t / N)`` for the normalized rule, ``lr / t^power_t`` for sgd."""
+    if rule == 0:
+        return base
+    if c[G] <= 0:
+        return 0.0
+    if rule == 1:
+        return lr / math.sqrt(c[G])
+    return base / (c[S] * math.sqrt(c[G]))
+
+
+@njit(cache=True, inline="always")
+def _base(rule, lr, power_t, t, nsum):
+    if rule == 0:
+        return lr / (t ** power_t) if power_t > 0 and t > 0 else lr
+    if rule == 2:
+        return lr * math.sqrt(t / nsum) if nsum > 0 else 0.0
+    return lr
+
+
+@njit(cache=True, inline="always")
+def _decay(x, k):
+    """``(1 - x)^k``, the L2 shrink of ``k`` rows at rate ``x``: a ``pow`` per touched coordinate
+    was a third of a penalised epoch, so the usual case (``x`` and ``k x`` small) is a few
+    multiply-adds of the series of ``exp(k log(1 - x))``, exact to rounding (the first term
+    left out is below 1e-16 relative); else that exp and log1p (not ``pow`` of a rounded ``1 - x``)."""
+    if x >= 1.0:
+        return 0.0
+    if x < 1e-4:
+        u = -k * x * (1.0 + x * (0.5 + x * (1.0 / 3.0 + x * 0.25)))  # k log(1 - x)
+        if u > -1e-3:
+            return 1.0 + u * (1.0 + u * (0.5 + u * (1.0 / 6.0 + u * (1.0 / 24.0))))
+        return math.exp(u)
+    return math.exp(k * math.log1p(-x))
+
+
+@njit(cache=True, inline="always")
+def _catch_up(rule, c, lr, power_t, base, t, l1, l2):
+    """Coordinate row ``c`` takes the penalty steps of the weight seen since it was last touched."""
+    k = t - c[L]
+    c[L] = t
+    if k <= 0 or (l1 == 0 and l2 == 0) or c[W] == 0:
+        return
+    eta = _rate(rule, c, lr, power_t, base)
+    if eta <= 0:
+        return
+    v = c[W]
+    if l2 > 0:
+        v = v * _decay(eta * l2, k)
+    if l1 > 0:
+        cut = eta * l1 * k
+        v = v - cut if v > cut else (v + cut if v < -cut else 0.0)
+    c[W] = v
+
+
+@njit(cache=True, inline="always")
+def _ftrl_weight(z, n, lr, beta, l1, l2):
+    if abs(z) <= l1:
+        return 0.0
+    return -(z - math.copysign(l1, z)) / ((beta + math.sqrt(n)) / lr + l2)
+
+
+@njit(cache=True, inline="always")
+def _step(rule, c, gi, lr, power_t, beta, base, t, l1, l2):
+    """Coordinate row ``c`` takes gradient ``gi``."""
+    if rule == 3:
+        n_old = c[G]
+        sigma = (math.sqrt(n_old + gi * gi) - math.sqrt(n_old)) / lr
+        c[S] += gi - sigma * c[W]
+        c[G] = n_old + gi * gi
+        c[W] = _ftrl_weight(c[S], c[G], lr, beta, l1 * t, l2 * t)
+        return
+    if rule != 0:
+        c[G] += gi * gi
+    c[W] -= _rate(rule, c, lr, power_t, base) * gi
+
+
+@njit(cache=True, inline="always")
+def _touch(rule, c, x, lr, power_t, beta, base, t, l1, l2):
+    """Before predicting: coordinate row ``c`` with value ``x`` rescales (normalized) and catches
+    up; returns its term of the normalizer sum."""
+    norm = 0.0
+    if rule == 2:
+        ax = abs(x)
+        if ax > c[S]:
+            if c[S] > 0:
+                c[W] *= c[S] / ax
+            c[S] = ax
+        if c[S] > 0:
+            norm = (x / c[S]) ** 2
+    if rule == 3:
+        c[W] = _ftrl_weight(c[S], c[G], lr, beta, l1 * t, l2 * t)
+    else:
+        _catch_up(rule, c, lr, power_t, base, t, l1, l2)
+    return norm
+
+
+@njit(cache=True, inline="always")
+def _tick(scalars, hr, rule, lr, power_t):
+    """A row of weight ``hr`` moves the clock: ``(t, the base rate of its catch-ups)``. The clock and the
+    normalizer are read and written at every row, not kept in registers for a call: Hogwild's
+    workers share them (``scalars`` in /dev/shm); one process gets the same numbers."""
+    t = scalars[0] + hr
+    scalars[0] = t
+    return t, _base(rule, lr, power_t, t, scalars[1])
+
+
+@njit(cache=True, inline="always")
+def _row_gradient(scalars, hr, norm, loss, p, yr, out, rule, lr, power_t, t):
+    """After the prediction ``p``: the row's normalizer term ``norm`` joins ``N``, its loss the
+    progressive sums; returns its importance-weighted ``dloss/dp`` and the base rate of its steps."""
+    nsum = scalars[1] + hr * norm
+    scalars[1] = nsum
+    lv, g = _dloss(loss, p, yr)
+    out[0] += hr * lv
+    out[1] += hr
+    return g * hr, _base(rule, lr, power_t, t, nsum)
+
+
+@njit(cache=True, inline="always")
+def _step_intercept(rule, c, g, lr, power_t, beta, base, t):
+    """The intercept: a feature of value 1 (scale 1), never penalised."""
+    if rule != 3:
+        c[S] = 1.0
+    _step(rule, c, g, lr, power_t, beta, base, t, 0.0, 0.0)
+
+
+@njit(cache=True, inline="always")
+def _rate_normalized(c, x, h, dl, base, rates, j):
+    """Pass two of a normalized row: coordinate row ``c`` adds ``h * (dloss/dp * x)^2`` to its
+    squared-gradient sum (importance counted as ``h`` rows, not ``h^2``), keeps its step per unit
+    of the row's multiplier, ``x * rate``, in ``rates[j]`` and returns its term ``x^2 * rate`` of
+    the prediction's change per unit."""
+    c[G] += h * (dl * x) ** 2
+    q = base / (c[S] * math.sqrt(c[G])) if c[G] > 0 and c[S] > 0 else 0.0
+    rates[j] = x * q
+    return x * x * q
+
+
+@njit(cache=True)
+def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t, beta, l1, l2,
+              intercept, preds):
+    d = ws.shape[0] - 1
+    width = 0
+    for r in order:  # the widest row this call reads (not the matrix's: a call may read a few rows of many)
+        width = max(width, indptr[r + 1] - indptr[r])
+    rates = np.empty(width + 1)
+    for j in range(order.shape[0]):
+        r = order[j]
+        hr = h[r]
+        if hr <= 0:
+            continue
+        t, base = _tick(scalars, hr, rule, lr, power_t)
+        lo, hi = indptr[r], indptr[r + 1]
+        p = ws[d, W] if intercept else 0.0
+        norm = 1.0 if intercept else 0.0
+        for k in range(lo, hi):
+            i = indices[k]
+            x = data[k] * scale[i]
+            norm += _touch(rule, ws[i], x, lr, power_t, beta, base, t, l1, l2)
+            p += ws[i, W] * x
+        if preds.shape[0]:
+            preds[j] = p
+        g, base = _row_gradient(scalars, hr, norm, loss, p, y[r], out, rule, lr, power_t, t)
+        if g == 0:
+            continue
+        if rule == 2:
+            ppu = 0.0
+            for k in range(lo, hi):
+                i = indices[k]
+                ppu += _rate_normalized(ws[i], data[k] * scale[i], hr, g / hr, base, rates, k - lo)
+            if intercept:
+                ws[d, S] = 1.0
+                ppu += _rate_normalized(ws[d], 1.0, hr, g / hr, base, rates, hi - lo)
+            u = invariant_scale(loss, p, y[r], hr, ppu)
+            for k in range(lo, hi):
+                ws[indices[k], W] -= rates[k - lo] * u
+            if intercept:
+                ws[d, W] -= rates[hi - lo] * u
+            continue
+        for k in range(lo, hi):
+            i = indices[k]
+            _step(rule, ws[i], g * data[k] * scale[i], lr, power_t, beta, base, t, l1, l2)
+        if intercept:
+            _step_intercept(rule, ws[d], g, lr, power_t, beta, base, t)
+
+
+@njit(cache=True)
+def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t, beta, l1, l2, intercept, preds):
+    d = ws.shape[0] - 1
+    rates = np.empty(d + 1)
+    for j in range(order.shape[0]):
+        r = order[j]
+        hr = h[r]
+        if hr <= 0:
+            continue
+        t, base = _tick(scalars, hr, rule, lr, power_t)
+        p = ws[d, W] if intercept else 0.0
+        norm = 1.0 if intercept else 0.0
+        for i in range(d):
+            x = X[r, i] * scale[i]
+            norm += _touch(rule, ws[i], x, lr, power_t, beta, base, t, l1, l2)
+            p += ws[i, W] * x
+        if preds.shape[0]:
+            preds[j] = p
+        g, base = _row_gradient(scalars, hr, norm, loss, p, y[r], out, rule, lr, power_t, t)
+        if g == 0:
+            continue
+        if rule == 2:
+            ppu = 0.0
+            for i in range(d):
+                x = X[r, i] * scale[i]
+                rates[i] = 0.0
+                if x != 0:
+                    ppu += _rate_normalized(ws[i], x, hr, g / hr, base, rates, i)
+            if intercept:
+                ws[d, S] = 1.0
+                ppu += _rate_normalized(ws[d], 1.0, hr, g / hr, base, rates, d)
+            u = invariant_scale(loss, p, y[r], hr, ppu)
+            for i in range(d):
+                ws[i, W] -= rates[i] * u
+            if intercept:
+                ws[d, W] -= rates[d] * u
+            continue
+        for i in range(d):
+            x = X[r, i] * scale[i]
+            if x != 0:
+                _step(rule, ws[i], g * x, lr, power_t, beta, base, t, l1, l2)
+        if intercept:
+            _step_intercept(rule, ws[d], g, lr, power_t, beta, base, t)
+
+
+@njit(cache=True)
+def _finalize(rule, ws, scalars, lr, power_t, beta, l1, l2, free):
+    t, nsum = scalars[0], scalars[1]
+    base = _base(rule, lr, power_t, t, nsum)
+    skip = np.zeros(ws.shape[0], dtype=np.bool_)
+    skip[free] = True
+    for i in range(ws.shape[0]):
+        if skip[i]:
+            continue
+        if rule == 3:
+            ws[i, W] = _ftrl_weight(ws[i, S], ws[i, G], lr, beta, l1 * t, l2 * t)
+        else:
+            _catch_up(rule, ws[i], lr, power_t, base, t, l1, l2)
+
+
+@njit(cache=True)
+def _scores_csr(indptr, indices, data, ws, scalars, out, rule, lr, power_t, beta, l1, l2, intercept):
+    """Each row's score as the next row learned would see it (rescale and penalty catch-up
+    applied to a copy of each coordinate's state row: predicting changes nothing)."""
+    d = ws.shape[0] - 1
+    t = scalars[0]
+    base = _base(rule, lr, power_t, t, scalars[1])
+    c = np.empty(4)
+    for r in range(indptr.shape[0] - 1):
+        p = ws[d, W] if intercept else 0.0
+        for k in range(indptr[r], indptr[r + 1]):
+            c[:] = ws[indices[k]]
+            _touch(rule, c, data[k], lr, power_t, beta, base, t, l1, l2)
+            p += c[W] * data[k]
+        out[r] = p
