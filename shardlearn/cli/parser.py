@@ -86,8 +86,9 @@ def _learn(t):
     from shardlearn.online.formats import FORMATS as STREAM_FORMATS
     from shardlearn.runtime.config import PER_EXAMPLE_RULES
 
-    t.add_argument("source", help="a file of examples, one per line, '-' for standard input, or a Redis stream: "
-                                  "redis://HOST:PORT/STREAM?group=G&consumer=C (one example in each entry's 'data')")
+    t.add_argument("source", help="a file of examples, one per line, '-' for standard input, a Redis stream "
+                                  "(redis://HOST:PORT/STREAM?group=G&consumer=C, one example in each entry's 'data') "
+                                  "or a socket to listen on (tcp://HOST:PORT, one example a line)")
     t.add_argument("--format", choices=STREAM_FORMATS, default="vw",
                    help="vw: Vowpal Wabbit's text ([label] [importance] |namespace feature[:value] ...); libsvm; "
                         "jsonl: a JSON object a line (--label names the label field)")

@@ -5,7 +5,8 @@ just past it (a JSON-able dict) so a checkpoint can say exactly where learning s
 - ``-``: standard input (no position to go back to: a run from stdin cannot resume);
 - a followed file (``follow=True``, like ``tail -f``): at end of file, waits for more and
   hands over a last line only once its newline has arrived;
-- ``redis://HOST:PORT/STREAM?group=G&consumer=C``: Redis Streams (``online/redis_stream.py``).
+- ``redis://HOST:PORT/STREAM?group=G&consumer=C``: Redis Streams (``online/redis_stream.py``);
+- ``tcp://HOST:PORT``: a socket the learner listens on, one example a line (``online/tcp_source.py``).
 
 A source's ``blocks(start, stop, idle)`` yields ``(block, position, where, skipped)``:
 ``where(i)`` names the block's line ``i`` for an error message, ``skipped`` counts what
@@ -34,6 +35,10 @@ def open_source(spec: str, *, follow: bool = False, block_bytes: int = BLOCK_BYT
         from shardlearn.online.redis_stream import RedisStream
 
         return RedisStream(spec)
+    if spec.startswith("tcp://"):
+        from shardlearn.online.tcp_source import TcpSource
+
+        return TcpSource(spec, block_bytes=block_bytes)
     return FileSource(spec, follow=follow, block_bytes=block_bytes)
 
 
