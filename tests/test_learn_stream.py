@@ -181,4 +181,57 @@ def test_json_lines_bad_lines_and_string_labels(tmp_path):
     assert r.stderr == (f"shardlearn: error: {src}: line 1: label 'yes' is not a number (name the positive class "
                         "with --positive-label)\n")
     r = _cli("learn", str(src), "--format", "vw", "--label", "y", "--model-dir", str(tmp_path / "v"))
-    assert r.returncode == 2 and "--label names a field of jsonl lines" in r.stderr
+    assert r.returncode == 2 and "--label names a field of jsonl, csv lines" in r.stderr
+
+
+def _csv_rows(n, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        a, city = rng.normal(), str(rng.choice(["Oslo", "Lima", "Pune"]))
+        out.append({"clicked": "yes" if a + (city == "Oslo") + rng.normal() > 0.5 else "no",
+                    "a": None if i % 17 == 0 else round(float(a), 4), "city": None if i % 23 == 0 else city,
+                    "n": float(rng.integers(0, 9))})
+    return out
+
+
+def _csv_text(rows):
+    cell = lambda v: "" if v is None else (f"{v:g}" if isinstance(v, float) else v)  # noqa: E731
+    return "clicked,a,city,n\n" + "".join(",".join(cell(r[k]) for k in ("clicked", "a", "city", "n")) + "\n"
+                                          for r in rows)
+
+
+def test_csv_equals_the_same_rows_learned_one_by_one_and_resumes_past_its_header(tmp_path):
+    rows = _csv_rows(3000)
+    src = tmp_path / "s.csv"
+    src.write_text(_csv_text(rows[:2000]))
+    est = OnlineLogisticRegression(hash_bits=14)
+    learn(str(src), est, fmt="csv", model_dir=str(tmp_path / "m"), label="clicked", positive="yes",
+          block_bytes=7000)
+    with open(src, "a") as f:  # more rows come; the restart reads the header from the file's first line
+        f.write(_csv_text(rows[2000:]).split("\n", 1)[1])
+    est = OnlineLogisticRegression(hash_bits=14)
+    out = learn(str(src), est, fmt="csv", model_dir=str(tmp_path / "m"), label="clicked", positive="yes",
+                block_bytes=7000)
+    assert out["resumed_from_example"] == 2000 and out["examples"] == 3000
+    ref = OnlineLogisticRegression(hash_bits=14)
+    for r in rows:
+        r = dict(r)
+        y = r.pop("clicked") == "yes"
+        ref.learn_one({k: float(f"{v:g}") if isinstance(v, float) else v for k, v in r.items()}, y)
+    np.testing.assert_array_equal(est._state["ws"], ref._state["ws"])
+
+
+def test_csv_bad_rows_are_counted_or_named(tmp_path):
+    src = tmp_path / "s.csv"
+    src.write_text("y,a,c\n1,0.5,x\n0,1.5,y\n1,high,x\n0,1\n,2,x\n1,inf,x\n0,3,z\n")
+    r = _cli("learn", str(src), "--format", "csv", "--label", "y", "--model-dir", str(tmp_path / "m"), "--quiet")
+    out = json.loads(r.stdout)
+    assert out["examples"] == 3 and out["skipped"] == {"column '...': '...' is not a number": 1,
+                                                       "expected N fields, got N": 1, "no label": 1,
+                                                       "feature '...': value inf is not finite": 1}
+    r = _cli("learn", str(src), "--format", "csv", "--label", "y", "--model-dir", str(tmp_path / "e"), "--quiet",
+             "--on-bad-row", "error")
+    assert r.returncode == 2 and r.stderr == f"shardlearn: error: {src}: line 4: column 'a': 'high' is not a number\n"
+    r = _cli("learn", str(src), "--format", "csv", "--model-dir", str(tmp_path / "n"))
+    assert r.returncode == 2 and "--format csv needs --label" in r.stderr

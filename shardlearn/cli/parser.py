@@ -91,8 +91,8 @@ def _learn(t):
                                   "or a socket to listen on (tcp://HOST:PORT, one example a line)")
     t.add_argument("--format", choices=STREAM_FORMATS, default="vw",
                    help="vw: Vowpal Wabbit's text ([label] [importance] |namespace feature[:value] ...); libsvm; "
-                        "jsonl: a JSON object a line (--label names the label field)")
-    t.add_argument("--label", help="jsonl: the field holding the label")
+                        "jsonl: a JSON object a line; csv: a header, then rows (--label names the label field)")
+    t.add_argument("--label", help="jsonl, csv: the field (column) holding the label")
     t.add_argument("--positive-label", help="this label value is the positive class, any other negative (default: "
                                             "labels > 0 are positive)")
     t.add_argument("--model-dir", required=True, help="where the model and its checkpoints go; a restart with the "

@@ -7,7 +7,10 @@
 - ``jsonl``: one JSON object a line, the label in field ``label``, every other field a
   feature as in a feature dict (numbers, strings as categories, nested objects as
   namespaces, null missing), read as columns by pyarrow (``data/jsonlines.py``; a block
-  it cannot read so, such as a field both number and string, is read line by line).
+  it cannot read so, such as a field both number and string, is read line by line);
+- ``csv``: a header line, then rows; the label in column ``label``, every other column a
+  feature (numbers, text as categories, empty missing), read as columns by pyarrow
+  against the header (``data/csvlines.py``), each column's kind fixed by the first block.
 
 ``positive`` (a label value, as text) makes the label a class: that value positive, any
 other negative; without it a label must be a number (or a boolean).
@@ -30,11 +33,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from shardlearn.core.errors import DataError
-from shardlearn.data import jsonlines, libsvm, vwtext
-from shardlearn.online import features
+from shardlearn.data import csvlines, jsonlines, libsvm, vwtext
+from shardlearn.online import features, fields
 
-FORMATS = ("vw", "libsvm", "jsonl")
-NEEDS_LABEL = ("jsonl",)  # formats whose label is a named field
+FORMATS = ("vw", "libsvm", "jsonl", "csv")
+NEEDS_LABEL = ("jsonl", "csv")  # formats whose label is a named field
 
 
 class Block(NamedTuple):
@@ -44,16 +47,44 @@ class Block(NamedTuple):
     skipped: dict  # reason -> lines dropped (on_bad_row="skip")
 
 
+class Parser:
+    """A stream's parser: ``block(buf, where)`` for each block in order. CSV's header is the
+    first line it is given, unless ``header`` (the file's first line, on resuming) says it."""
+
+    def __init__(self, fmt: str, *, bits: int, on_bad_row: str = "error", label: str | None = None,
+                 positive: str | None = None, header: bytes | None = None, delimiter: str = ","):
+        if fmt not in FORMATS:
+            raise DataError(f"format {fmt!r} is not known; expected one of {', '.join(FORMATS)}")
+        if fmt in NEEDS_LABEL and label is None:
+            raise DataError(f"--format {fmt} needs --label: the field holding each example's label")
+        self.fmt, self.bits, self.on_bad_row, self.label, self.positive = fmt, bits, on_bad_row, label, positive
+        self.delimiter = delimiter
+        self.csv = csvlines.CsvLines(header, delimiter) if fmt == "csv" and header is not None else None
+
+    def block(self, buf: bytes, where) -> Block:
+        """The examples of ``buf`` (whole lines); ``where(i)`` names the block's line ``i`` in errors."""
+        if self.fmt == "vw":
+            return _vw(buf, where, self.bits, self.on_bad_row)
+        if self.fmt == "libsvm":
+            return _libsvm(buf, where, self.bits, self.on_bad_row)
+        if self.fmt == "csv" and self.csv is None:  # the stream's first line: the header
+            cut = buf.find(b"\n") + 1 or len(buf)
+            self.csv = csvlines.CsvLines(buf[:cut], self.delimiter)
+            buf, shifted = buf[cut:], where
+            where = (lambda i: shifted(i + 1))
+        opts = dict(where=where, bits=self.bits, on_bad_row=self.on_bad_row, label=self.label,
+                    positive=self.positive)
+        if self.fmt == "jsonl":
+            return Block(*(fields.from_columns(jsonlines.columns(buf), **opts) or
+                           fields.from_rows(jsonlines.lines(buf), **opts)))
+        reader = self.csv
+        return Block(*(fields.from_columns(reader.columns(buf), **opts) or fields.from_rows(reader.lines(buf), **opts)))
+
+
 def parse_block(fmt: str, buf: bytes, *, where, bits: int, on_bad_row: str, label: str | None = None,
                 positive: str | None = None) -> Block:
-    """The examples of ``buf`` (whole lines); ``where(i)`` names the block's line ``i`` in errors."""
-    if fmt == "vw":
-        return _vw(buf, where, bits, on_bad_row)
-    if fmt == "libsvm":
-        return _libsvm(buf, where, bits, on_bad_row)
-    if fmt == "jsonl":
-        return _jsonl(buf, where, bits, on_bad_row, label, positive)
-    raise DataError(f"format {fmt!r} is not known; expected one of {', '.join(FORMATS)}")
+    """One block of a stream that needs no state across blocks (not CSV after its header)."""
+    return Parser(fmt, bits=bits, on_bad_row=on_bad_row, label=label, positive=positive).block(buf, where)
 
 
 def _vw(buf, where, bits, on_bad_row) -> Block:
@@ -86,77 +117,3 @@ def _libsvm(buf, where, bits, on_bad_row) -> Block:
     cols = np.array([features.column(int(j), "", bits) for j in names], dtype=np.int32)
     H = sp.csr_matrix((X.data, cols[np.searchsorted(names, X.indices)], X.indptr), shape=(X.shape[0], 1 << bits))
     return Block(H, np.asarray(y, dtype=np.float64), np.ones(X.shape[0]), skipped)
-
-
-def _positive_number(positive: str):
-    low = positive.lower()
-    if low in ("true", "false"):
-        return 1.0 if low == "true" else 0.0
-    try:
-        return float(positive)
-    except ValueError:
-        return None
-
-
-def _label_value(v, positive):
-    """One JSON label as a float, or why it is not one."""
-    if v is None:
-        return "no label"
-    if positive is not None:
-        if isinstance(v, str):
-            return float(v == positive)
-        return float(float(v) == _positive_number(positive)) if isinstance(v, (int, float)) else \
-            f"label {v!r} is not a number or a string"
-    if isinstance(v, (int, float)) and np.isfinite(float(v)):
-        return float(v)
-    return f"label {v!r} is not a number (name the positive class with --positive-label)"
-
-
-def _jsonl(buf, where, bits, on_bad_row, label, positive) -> Block:
-    if label is None:
-        raise DataError("--format jsonl needs --label FIELD: the field holding each example's label")
-    cols = jsonlines.columns(buf)
-    raw = cols.get(label) if cols is not None else None
-    if raw is None or isinstance(raw, dict):  # not a column: the line-by-line reader names what is wrong
-        return _jsonl_lines(buf, where, bits, on_bad_row, label, positive)
-    if raw.dtype.kind == "f":
-        if not np.isfinite(raw).all():
-            return _jsonl_lines(buf, where, bits, on_bad_row, label, positive)
-        y = raw if positive is None else (raw == _positive_number(positive)).astype(np.float64)
-    elif positive is not None and all(v is not None for v in raw):
-        y = (raw == positive).astype(np.float64)
-    else:
-        return _jsonl_lines(buf, where, bits, on_bad_row, label, positive)
-    del cols[label]
-    X = features.rows(cols, bits) if cols else sp.csr_matrix((y.size, 1 << bits))
-    return Block(X, y, np.ones(y.size), {})
-
-
-def _jsonl_lines(buf, where, bits, on_bad_row, label, positive) -> Block:
-    """Line by line: a bad line is named (``on_bad_row="error"``) or counted by reason."""
-    rows, ys, skipped = [], [], Counter()
-    for i, obj in jsonlines.lines(buf):
-        why = obj if isinstance(obj, str) else None
-        if why is None:
-            y = _label_value(obj.pop(label, None), positive)
-            why = y if isinstance(y, str) else None
-        if why is None:
-            try:
-                rows.append(features.one(obj, bits))
-                ys.append(y)
-                continue
-            except DataError as e:
-                why = str(e)
-        if on_bad_row != "skip":
-            raise DataError(f"{where(i)}: {why}")
-        skipped[_reason(why)] += 1
-    indptr = np.cumsum([0] + [idx.size for idx, _ in rows])
-    idx = np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, dtype=np.int32)
-    val = np.concatenate([r[1] for r in rows]) if rows else np.zeros(0)
-    X = sp.csr_matrix((val, idx, indptr), shape=(len(rows), 1 << bits))
-    return Block(X, np.array(ys, dtype=np.float64), np.ones(len(rows)), dict(skipped))
-
-
-def _reason(why: str) -> str:
-    """A message without its specifics, to count skipped lines by kind."""
-    return libsvm._reason(why.split(" (")[0])

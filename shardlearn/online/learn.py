@@ -56,8 +56,8 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
     """Learn ``estimator`` from ``source`` (a path, ``-``, a ``redis://`` stream: ``online/sources.py``),
     saving it to ``model_dir`` at the end and checkpointing into ``model_dir/checkpoints`` (every N
     examples or T seconds, and at the end). A checkpoint of the same run there is resumed from.
-    ``label``/``positive``: the label field of JSON lines and the class value that is positive
-    (``online/formats.py``). Returns the run's summary."""
+    ``label``/``positive``: the label field of JSON lines and CSV, and the class value that is
+    positive (``online/formats.py``). Returns the run's summary."""
     every_n, every_s = parse_every(checkpoint_every)
     src = sources.open_source(source, follow=follow, block_bytes=block_bytes)
     named = os.path.abspath(source) if isinstance(src, sources.FileSource) and source != "-" else source
@@ -75,6 +75,15 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
         pos, skipped = meta["position"], Counter(meta["skipped"])
         progress_state = dict(meta["progress"], hist=arrays["hist"])
         resumed = int(meta["progress"]["examples"])
+    header = None
+    if fmt == "csv" and pos is not None:  # resuming mid-file: the header is the file's first line
+        if not isinstance(src, sources.FileSource):
+            raise ConfigError(f"{model_dir}: a CSV stream's header came once, at its start; resuming "
+                              "needs a CSV file (or a fresh --model-dir)")
+        with open(source, "rb") as f:
+            header = f.readline()
+    parser = formats.Parser(fmt, bits=estimator.hash_bits, on_bad_row=on_bad_row, label=label, positive=positive,
+                            header=header)
     progress = Progress(estimator.loss, progress_out, progress_state)
     t0 = last_save = time.monotonic()
     saved_at = progress.examples
@@ -91,8 +100,7 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
 
     with _stop_on_signals() as stop:
         for buf, end, where, dropped in src.blocks(pos, stop=stop.is_set, idle=stop_when_idle):
-            block = formats.parse_block(fmt, buf, where=where, bits=estimator.hash_bits, on_bad_row=on_bad_row,
-                                        label=label, positive=positive)
+            block = parser.block(buf, where)
             z = np.empty(block.X.shape[0])
             y = estimator.learn_block(block.X, block.y, block.h, predictions=z)
             progress.add(z, y, block.h, np.diff(block.X.indptr))
