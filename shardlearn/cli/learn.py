@@ -16,7 +16,7 @@ def run(args) -> None:
     from shardlearn.online.learn import learn
 
     opts = dict(hash_bits=args.hash_bits, rule=args.rule, learning_rate=args.learning_rate, l1=args.l1, l2=args.l2,
-                fit_intercept=not args.no_intercept, power_t=args.power_t)
+                fit_intercept=not args.no_intercept, power_t=args.power_t, interactions=args.quadratic or ())
     if args.loss == "squared":
         est = OnlineLinearRegression(**opts)
     else:

@@ -109,6 +109,9 @@ def _learn(t):
     t.add_argument("--l1", type=float, default=0.0, help="L1 strength per unit of importance weight (VW's --l1)")
     t.add_argument("--l2", type=float, default=0.0, help="L2 strength per unit of importance weight (VW's --l2)")
     t.add_argument("--no-intercept", action="store_true", help="learn no intercept")
+    t.add_argument("-q", "--quadratic", action="append", metavar="AB",
+                   help="cross every feature of namespaces starting with A with those starting with B (VW's -q; "
+                        "repeatable; ' ' is the default namespace)")
     t.add_argument("--checkpoint-every", help="checkpoint every N examples (100000) or T seconds (30s, 5m); "
                                               "always at the end")
     t.add_argument("--on-bad-row", choices=("error", "skip"), default="skip",

@@ -27,6 +27,8 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
+from shardlearn.data.interactions import expand as interactions_expand
+
 
 OK, NO_LABEL, BAD_LABEL, BAD_WEIGHT, BAD_VALUE, NOT_FINITE, NO_BAR, BAD_SCALE, BAD_HEADER = 0, 1, 2, 3, 4, 5, 6, 7, 8
 REASONS = {NO_LABEL: "no label", BAD_LABEL: "label is not a number", BAD_WEIGHT: "importance weight is not a number",
@@ -94,6 +96,7 @@ class Parsed(NamedTuple):
     ends: np.ndarray  # the byte offset just past each example's line
     status: np.ndarray  # OK or a reason code
     culprit: np.ndarray  # (n, 2) byte range of what did not parse
+    letters: np.ndarray  # each feature's namespace initial (a space: the default namespace), for -q
 
 
 @njit(cache=True)
@@ -169,7 +172,7 @@ def _ws(c):
 
 
 @njit(cache=True)
-def _parse(buf, bits, pow10, labels, weights, indptr, indices, values, lines, ends, status, culprit, slow):
+def _parse(buf, bits, pow10, labels, weights, indptr, indices, values, lines, ends, status, culprit, slow, letters):
     mask = (1 << bits) - 1
     n, nnz, nslow, line, pos, size = 0, 0, 0, 0, 0, buf.shape[0]
     while pos < size:
@@ -220,8 +223,9 @@ def _parse(buf, bits, pow10, labels, weights, indptr, indices, values, lines, en
         i = bar
         while i < hi and status[r] == OK:  # namespaces
             i += 1  # past the bar
-            seed, scale = 0, 1.0
+            seed, scale, initial = 0, 1.0, 32
             if i < hi and not _ws(buf[i]) and buf[i] != 124:
+                initial = buf[i]
                 j = i
                 while j < hi and not _ws(buf[j]) and buf[j] != 58 and buf[j] != 124:
                     j += 1
@@ -252,6 +256,7 @@ def _parse(buf, bits, pow10, labels, weights, indptr, indices, values, lines, en
                     culprit[r, 0], culprit[r, 1] = c + 1, j
                 elif code == 3 or v != 0.0:
                     indices[nnz] = hash_bytes(buf, i, c, seed) & mask
+                    letters[nnz] = initial
                     values[nnz] = (v if code == 0 else 1.0) * scale  # a slow number multiplies in later
                     if code == 3:
                         slow[nslow, 0], slow[nslow, 1], slow[nslow, 2] = c + 1, j, nnz
@@ -273,7 +278,8 @@ def parse(buf: bytes, bits: int) -> Parsed:
            np.empty(tokens), np.empty(lines, dtype=np.int64), np.empty(lines, dtype=np.int64),
            np.empty(lines, dtype=np.int8), np.zeros((lines, 2), dtype=np.int64)]
     slow = np.empty((tokens, 3), dtype=np.int64)
-    n, nnz, nslow = _parse(b, int(bits), _POW10, *out, slow)
+    letters = np.empty(tokens, dtype=np.uint8)
+    n, nnz, nslow = _parse(b, int(bits), _POW10, *out, slow, letters)
     labels, weights, indptr, indices, values, line_of, ends, status, culprit = out
     for lo, hi, where in slow[:nslow]:  # numbers beyond the exact fast path: Python's float, correctly rounded
         v = float(buf[lo:hi])
@@ -288,12 +294,16 @@ def parse(buf: bytes, bits: int) -> Parsed:
         else:
             weights[-(where + (1 << 40)) - 1] = v
     return Parsed(labels[:n], weights[:n], indptr[:n + 1], indices[:nnz], values[:nnz], line_of[:n], ends[:n],
-                  status[:n], culprit[:n])
+                  status[:n], culprit[:n], letters[:nnz])
 
 
-def examples(parsed: Parsed, bits: int):
-    """The lines that parsed: ``(X, labels, weights, lines)``, X a CSR of ``2**bits`` columns."""
-    X = sp.csr_matrix((parsed.values, parsed.indices, parsed.indptr), shape=(parsed.labels.size, 1 << bits))
+def examples(parsed: Parsed, bits: int, interactions=()):
+    """The lines that parsed: ``(X, labels, weights, lines)``, X a CSR of ``2**bits`` columns, with
+    the namespace ``interactions`` (VW's ``-q``: ``["ab"]``, ``data/interactions.py``) added."""
+    arrays = (parsed.indptr, parsed.indices, parsed.values)
+    if interactions:
+        arrays = interactions_expand(parsed.indptr, parsed.indices, parsed.values, parsed.letters, interactions, bits)
+    X = sp.csr_matrix((arrays[2], arrays[1], arrays[0]), shape=(parsed.labels.size, 1 << bits))
     ok = np.flatnonzero(parsed.status == OK)
     if ok.size == parsed.labels.size:
         return X, parsed.labels, parsed.weights, parsed.lines

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from shardlearn.core import modelfile
 from shardlearn.core.errors import ConfigError, DataError, ModelFileError
+from shardlearn.data.interactions import pairs_array
 from shardlearn.kernels import predict as kpredict
 from shardlearn.kernels import sgd as kernel
 from shardlearn.online import features
@@ -38,7 +39,7 @@ class _OnlineLinear:
     LOSSES: tuple = ()
 
     def __init__(self, *, loss: str, hash_bits: int = 18, rule: str = "normalized", learning_rate: float | None = None,
-                 l1: float = 0.0, l2: float = 0.0, fit_intercept: bool = True, power_t: float = 0.0):
+                 l1: float = 0.0, l2: float = 0.0, fit_intercept: bool = True, power_t: float = 0.0, interactions=()):
         if loss not in self.LOSSES:
             raise ConfigError(f"loss={loss!r} is not known to {type(self).__name__}; expected one of "
                               f"{', '.join(self.LOSSES)}")
@@ -52,6 +53,11 @@ class _OnlineLinear:
         lr = DEFAULT_LEARNING_RATE[rule] if learning_rate is None else float(learning_rate)
         if not lr > 0:
             raise ConfigError(f"learning_rate must be > 0, got {learning_rate!r}")
+        try:
+            pairs_array(list(interactions))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"interactions: {e}") from None
+        self.interactions = [str(p) for p in interactions]
         self.loss, self.hash_bits, self.rule, self.learning_rate = loss, int(hash_bits), rule, learning_rate
         self.l1, self.l2, self.fit_intercept, self.power_t = float(l1), float(l2), bool(fit_intercept), float(power_t)
         self._opts = dict(rule=rule, lr=lr, power_t=self.power_t, l1=self.l1, l2=self.l2)
@@ -62,14 +68,14 @@ class _OnlineLinear:
     # --- learning ----------------------------------------------------------
     def learn_one(self, x: dict, y, w: float = 1.0) -> None:
         """Learn from one example: feature dict ``x``, label ``y``, importance weight ``w``."""
-        idx, val = features.one(x, self.hash_bits)
+        idx, val = features.one(x, self.hash_bits, self.interactions)
         X = sp.csr_matrix((val, idx, np.array([0, idx.size])), shape=(1, 1 << self.hash_bits))
         self._learn(X, self._targets([y]), np.array([float(w)]))
 
     def learn_many(self, X, y, sample_weight=None):
         """Learn from the rows of a table (numpy, scipy.sparse, pandas), in order; equals a loop
         of ``learn_one`` over its rows' dicts."""
-        H = features.rows(X, self.hash_bits)
+        H = features.rows(X, self.hash_bits, self.interactions)
         y = np.asarray(y)
         if y.shape != (H.shape[0],):
             raise DataError(f"y has shape {y.shape}; expected ({H.shape[0]},), one label per row of X")
@@ -84,8 +90,9 @@ class _OnlineLinear:
         return self.learn_many(X, y, sample_weight)
 
     def learn_block(self, X, labels, h, predictions=None) -> np.ndarray:
-        """Rows of a parsed stream (``online/formats.py``: hashed CSR, labels as the file writes
-        them, importance weights); ``predictions`` receives each row's progressive score.
+        """Rows of a parsed stream (``online/formats.py``: hashed CSR with the interactions already
+        added, labels as the file writes them, importance weights); ``predictions`` receives each
+        row's progressive score.
         Returns the targets learned (classification: positive when the label is > 0, as
         Vowpal Wabbit's -1/+1, and 0/1 files, read)."""
         y = self._stream_targets(np.asarray(labels, dtype=np.float64))
@@ -103,7 +110,7 @@ class _OnlineLinear:
 
     # --- predicting ----------------------------------------------------------
     def _score_one(self, x: dict) -> float:
-        idx, val = features.one(x, self.hash_bits)
+        idx, val = features.one(x, self.hash_bits, self.interactions)
         return float(self._scores(sp.csr_matrix((val, idx, np.array([0, idx.size])),
                                                 shape=(1, 1 << self.hash_bits)))[0])
 
@@ -112,7 +119,7 @@ class _OnlineLinear:
 
     def decision_function(self, X) -> np.ndarray:
         """Scores ``w . x + b`` of a table's rows (read-only: the model does not change)."""
-        return self._scores(features.rows(X, self.hash_bits))
+        return self._scores(features.rows(X, self.hash_bits, self.interactions))
 
     @property
     def progressive_loss_(self) -> float:
@@ -136,7 +143,7 @@ class _OnlineLinear:
     def get_params(self) -> dict:
         return {"loss": self.loss, "hash_bits": self.hash_bits, "rule": self.rule,
                 "learning_rate": self.learning_rate, "l1": self.l1, "l2": self.l2,
-                "fit_intercept": self.fit_intercept, "power_t": self.power_t}
+                "fit_intercept": self.fit_intercept, "power_t": self.power_t, "interactions": list(self.interactions)}
 
     def snapshot(self) -> tuple[dict, dict]:
         """The whole learning state: ``(arrays, facts)`` that ``restore`` takes back. Only the
@@ -187,15 +194,17 @@ class OnlineLogisticRegression(_OnlineLinear):
     """A binary classifier learned online: ``loss="logistic"`` (probabilities), ``"hinge"``
     or ``"squared_hinge"``. ``classes``: the (negative, positive) labels; ``True``/``False``
     work with the default (0, 1). ``l1``/``l2``: penalty strengths per unit of importance
-    weight (VW's ``--l1``/``--l2``); ``rule``: the kernel's update rule."""
+    weight (VW's ``--l1``/``--l2``); ``rule``: the kernel's update rule; ``interactions``: namespace
+    pairs crossed as VW's ``-q`` (``["ua"]``: every feature of a namespace starting with ``u`` times
+    every one starting with ``a``; ``data/interactions.py``)."""
 
     LOSSES = ("logistic", "hinge", "squared_hinge")
 
     def __init__(self, hash_bits: int = 18, *, loss: str = "logistic", rule: str = "normalized",
                  learning_rate: float | None = None, l1: float = 0.0, l2: float = 0.0, fit_intercept: bool = True,
-                 power_t: float = 0.0, classes=(0, 1)):
+                 power_t: float = 0.0, classes=(0, 1), interactions=()):
         super().__init__(loss=loss, hash_bits=hash_bits, rule=rule, learning_rate=learning_rate, l1=l1, l2=l2,
-                         fit_intercept=fit_intercept, power_t=power_t)
+                         fit_intercept=fit_intercept, power_t=power_t, interactions=interactions)
         classes = list(classes)
         if len(classes) != 2 or classes[0] == classes[1]:
             raise ConfigError(f"classes must be two different labels (negative, positive), got {classes!r}")
@@ -243,9 +252,10 @@ class OnlineLinearRegression(_OnlineLinear):
     LOSSES = ("squared",)
 
     def __init__(self, hash_bits: int = 18, *, rule: str = "normalized", learning_rate: float | None = None,
-                 l1: float = 0.0, l2: float = 0.0, fit_intercept: bool = True, power_t: float = 0.0):
+                 l1: float = 0.0, l2: float = 0.0, fit_intercept: bool = True, power_t: float = 0.0,
+                 interactions=()):
         super().__init__(loss="squared", hash_bits=hash_bits, rule=rule, learning_rate=learning_rate, l1=l1, l2=l2,
-                         fit_intercept=fit_intercept, power_t=power_t)
+                         fit_intercept=fit_intercept, power_t=power_t, interactions=interactions)
 
     def _targets(self, y) -> np.ndarray:
         try:

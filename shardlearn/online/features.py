@@ -27,6 +27,7 @@ import scipy.sparse as sp
 from sklearn.utils import murmurhash3_32
 
 from shardlearn.core.errors import DataError
+from shardlearn.data.interactions import expand as interactions_expand
 
 
 def seed(namespace: str) -> int:
@@ -52,38 +53,59 @@ def _entry(name, value, namespace: str, bits: int):
     return (column(name, namespace, bits), v) if v != 0.0 and not math.isnan(v) else None
 
 
-def one(x: dict, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Columns and values of one feature dict, in the dict's order (zeros and ``None`` left out)."""
+def _initial(namespace: str) -> int:
+    """A namespace's initial as ``-q`` names it (a space for the default namespace, as in VW)."""
+    return namespace.encode()[0] if namespace else 32
+
+
+def _interact(X: sp.csr_matrix, letters: np.ndarray, interactions, bits: int) -> sp.csr_matrix:
+    if not interactions:
+        return X
+    p, i, v = interactions_expand(X.indptr, X.indices, X.data, letters, interactions, bits)
+    return sp.csr_matrix((v, i, p), shape=(X.shape[0], 1 << bits))
+
+
+def one(x: dict, bits: int, interactions=()) -> tuple[np.ndarray, np.ndarray]:
+    """Columns and values of one feature dict, in the dict's order (zeros and ``None`` left out),
+    then its namespace ``interactions`` (VW's ``-q``: ``["ab"]``; ``data/interactions.py``)."""
     if not isinstance(x, dict):
         raise DataError(f"an example's features are a dict of name -> value, got {type(x).__name__}")
-    out = []
+    out, letters = [], []
     for name, value in x.items():
         if isinstance(value, dict):
-            out += [e for e in (_entry(n, v, str(name), bits) for n, v in value.items()) if e is not None]
+            got = [e for e in (_entry(n, v, str(name), bits) for n, v in value.items()) if e is not None]
+            out += got
+            letters += [_initial(str(name))] * len(got)
         else:
             e = _entry(name, value, "", bits)
             if e is not None:
                 out.append(e)
+                letters.append(32)
     idx = np.fromiter((e[0] for e in out), dtype=np.int32, count=len(out))
     val = np.fromiter((e[1] for e in out), dtype=np.float64, count=len(out))
+    if interactions:
+        _, idx, val = interactions_expand(np.array([0, idx.size]), idx, val, np.array(letters, dtype=np.uint8),
+                                          interactions, bits)
     return idx, val
 
 
-def rows(X, bits: int) -> sp.csr_matrix:
+def rows(X, bits: int, interactions=()) -> sp.csr_matrix:
     """A table's rows hashed: numeric columns by their label, string columns (pandas) as
     categories. One hash per column (per distinct value for a string column), never per cell.
-    A dict of columns works too, a nested dict being a namespace of columns (JSON lines)."""
+    A dict of columns works too, a nested dict being a namespace of columns (JSON lines).
+    ``interactions`` as in ``one``."""
     if isinstance(X, dict):
         flat = [f for c, v in X.items() for f in ([(c, "", v)] if not isinstance(v, dict)
                                                   else [(n, str(c), w) for n, w in v.items()])]
         n = len(flat[0][2]) if flat else 0
         blocks = [_pandas_column(col, name, bits, n, ns) for name, ns, col in flat]
-        return _fold(sp.hstack(blocks, format="csr") if blocks else sp.csr_matrix((n, 0)), bits)
+        return _fold(sp.hstack(blocks, format="csr") if blocks else sp.csr_matrix((n, 0)), bits,
+                     [_initial(ns) for _, ns, _ in flat], interactions)
     names = list(X.columns) if hasattr(X, "columns") else None
     if names is not None:
         blocks = [_pandas_column(X[c], c, bits, X.shape[0]) for c in names]
         out = sp.hstack(blocks, format="csr") if blocks else sp.csr_matrix((X.shape[0], 0))
-        return _fold(out, bits)
+        return _fold(out, bits, [32] * len(names), interactions)
     X = sp.csr_matrix(X, dtype=np.float64, copy=True)  # its NaN are dropped below: never the caller's array
     bad = np.isinf(X.data)
     if bad.any():
@@ -93,7 +115,8 @@ def rows(X, bits: int) -> sp.csr_matrix:
     cols = np.array([column(j, "", bits) for j in range(X.shape[1])], dtype=np.int64)
     X.data[np.isnan(X.data)] = 0.0  # missing
     X.eliminate_zeros()
-    return sp.csr_matrix((X.data, cols[X.indices] if cols.size else X.indices, X.indptr), shape=(X.shape[0], 1 << bits))
+    H = sp.csr_matrix((X.data, cols[X.indices] if cols.size else X.indices, X.indptr), shape=(X.shape[0], 1 << bits))
+    return _interact(H, np.full(H.nnz, 32, dtype=np.uint8), interactions, bits)
 
 
 def _pandas_column(col, name, bits: int, n: int, namespace: str = "") -> sp.csr_matrix:
@@ -115,9 +138,13 @@ def _pandas_column(col, name, bits: int, n: int, namespace: str = "") -> sp.csr_
     return sp.csr_matrix((v[keep], (keep, np.full(keep.size, column(name, namespace, bits)))), shape=(n, 1 << bits))
 
 
-def _fold(X: sp.csr_matrix, bits: int) -> sp.csr_matrix:
+def _fold(X: sp.csr_matrix, bits: int, initials: list, interactions=()) -> sp.csr_matrix:
     """The hstack of per-column blocks, each ``2**bits`` wide, folded onto one ``2**bits``
-    width, keeping each row's entries in column order (a dict's order)."""
+    width, keeping each row's entries in column order (a dict's order); ``initials``: each
+    block's namespace initial, for the interactions."""
     width = 1 << bits
     X = X.tocsr()
-    return sp.csr_matrix((X.data, X.indices % width, X.indptr), shape=(X.shape[0], width))
+    H = sp.csr_matrix((X.data, X.indices % width, X.indptr), shape=(X.shape[0], width))
+    if not interactions:
+        return H
+    return _interact(H, np.asarray(initials, dtype=np.uint8)[X.indices // width], interactions, bits)

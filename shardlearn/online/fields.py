@@ -52,7 +52,7 @@ def label_value(v, positive):
     return f"label {v!r} is not a number (name the positive class with --positive-label)"
 
 
-def from_columns(cols, *, where, bits, on_bad_row, label, positive):
+def from_columns(cols, *, where, bits, on_bad_row, label, positive, interactions=()):
     """``(X, y, h, skipped)`` from a block's columns, or None where the rows must be read one by
     one (no columns, or a label missing or not a number somewhere: those rows are named)."""
     raw = cols.get(label) if cols is not None else None
@@ -67,11 +67,11 @@ def from_columns(cols, *, where, bits, on_bad_row, label, positive):
     else:
         return None
     rest = {k: v for k, v in cols.items() if k != label}
-    X = features.rows(rest, bits) if rest else sp.csr_matrix((y.size, 1 << bits))
+    X = features.rows(rest, bits, interactions) if rest else sp.csr_matrix((y.size, 1 << bits))
     return X, np.asarray(y, dtype=np.float64), np.ones(y.size), {}
 
 
-def from_rows(items, *, where, bits, on_bad_row, label, positive):
+def from_rows(items, *, where, bits, on_bad_row, label, positive, interactions=()):
     """``(X, y, h, skipped)`` from ``(line, dict or why not)`` pairs."""
     rows, ys, skipped = [], [], Counter()
     for i, obj in items:
@@ -82,7 +82,7 @@ def from_rows(items, *, where, bits, on_bad_row, label, positive):
             why = y if isinstance(y, str) else None
         if why is None:
             try:
-                rows.append(features.one(obj, bits))
+                rows.append(features.one(obj, bits, interactions))
                 ys.append(y)
                 continue
             except DataError as e:

@@ -34,6 +34,7 @@ import scipy.sparse as sp
 
 from shardlearn.core.errors import DataError
 from shardlearn.data import csvlines, jsonlines, libsvm, vwtext
+from shardlearn.data.interactions import expand as interactions_expand
 from shardlearn.online import features, fields
 
 FORMATS = ("vw", "libsvm", "jsonl", "csv")
@@ -52,28 +53,28 @@ class Parser:
     first line it is given, unless ``header`` (the file's first line, on resuming) says it."""
 
     def __init__(self, fmt: str, *, bits: int, on_bad_row: str = "error", label: str | None = None,
-                 positive: str | None = None, header: bytes | None = None, delimiter: str = ","):
+                 positive: str | None = None, header: bytes | None = None, delimiter: str = ",", interactions=()):
         if fmt not in FORMATS:
             raise DataError(f"format {fmt!r} is not known; expected one of {', '.join(FORMATS)}")
         if fmt in NEEDS_LABEL and label is None:
             raise DataError(f"--format {fmt} needs --label: the field holding each example's label")
         self.fmt, self.bits, self.on_bad_row, self.label, self.positive = fmt, bits, on_bad_row, label, positive
-        self.delimiter = delimiter
+        self.delimiter, self.interactions = delimiter, list(interactions)
         self.csv = csvlines.CsvLines(header, delimiter) if fmt == "csv" and header is not None else None
 
     def block(self, buf: bytes, where) -> Block:
         """The examples of ``buf`` (whole lines); ``where(i)`` names the block's line ``i`` in errors."""
         if self.fmt == "vw":
-            return _vw(buf, where, self.bits, self.on_bad_row)
+            return _vw(buf, where, self.bits, self.on_bad_row, self.interactions)
         if self.fmt == "libsvm":
-            return _libsvm(buf, where, self.bits, self.on_bad_row)
+            return _libsvm(buf, where, self.bits, self.on_bad_row, self.interactions)
         if self.fmt == "csv" and self.csv is None:  # the stream's first line: the header
             cut = buf.find(b"\n") + 1 or len(buf)
             self.csv = csvlines.CsvLines(buf[:cut], self.delimiter)
             buf, shifted = buf[cut:], where
             where = (lambda i: shifted(i + 1))
         opts = dict(where=where, bits=self.bits, on_bad_row=self.on_bad_row, label=self.label,
-                    positive=self.positive)
+                    positive=self.positive, interactions=self.interactions)
         if self.fmt == "jsonl":
             return Block(*(fields.from_columns(jsonlines.columns(buf), **opts) or
                            fields.from_rows(jsonlines.lines(buf), **opts)))
@@ -87,7 +88,7 @@ def parse_block(fmt: str, buf: bytes, *, where, bits: int, on_bad_row: str, labe
     return Parser(fmt, bits=bits, on_bad_row=on_bad_row, label=label, positive=positive).block(buf, where)
 
 
-def _vw(buf, where, bits, on_bad_row) -> Block:
+def _vw(buf, where, bits, on_bad_row, interactions=()) -> Block:
     parsed = vwtext.parse(buf, bits)
     status = parsed.status.copy()
     status[(status == vwtext.OK) & np.isnan(parsed.labels)] = vwtext.NO_LABEL  # learning needs a label
@@ -100,11 +101,11 @@ def _vw(buf, where, bits, on_bad_row) -> Block:
             raise DataError(f"{where(int(parsed.lines[r]))}: {why}")
         skipped.update(vwtext.REASONS[int(s)] for s in status[bad])
         parsed = parsed._replace(status=status)
-    X, labels, weights, _ = vwtext.examples(parsed, bits)
+    X, labels, weights, _ = vwtext.examples(parsed, bits, interactions)
     return Block(X, labels, weights, dict(skipped))
 
 
-def _libsvm(buf, where, bits, on_bad_row) -> Block:
+def _libsvm(buf, where, bits, on_bad_row, interactions=()) -> Block:
     if not buf.strip():
         return Block(sp.csr_matrix((0, 1 << bits)), np.zeros(0), np.zeros(0), {})
     try:
@@ -116,4 +117,7 @@ def _libsvm(buf, where, bits, on_bad_row) -> Block:
     names = np.unique(X.indices)  # each index as written is a feature name: hash each distinct one once
     cols = np.array([features.column(int(j), "", bits) for j in names], dtype=np.int32)
     H = sp.csr_matrix((X.data, cols[np.searchsorted(names, X.indices)], X.indptr), shape=(X.shape[0], 1 << bits))
+    if interactions:  # LIBSVM has one namespace, the default one
+        p, i, v = interactions_expand(H.indptr, H.indices, H.data, np.full(H.nnz, 32, np.uint8), interactions, bits)
+        H = sp.csr_matrix((v, i, p), shape=H.shape)
     return Block(H, np.asarray(y, dtype=np.float64), np.ones(X.shape[0]), skipped)

@@ -83,7 +83,7 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
         with open(source, "rb") as f:
             header = f.readline()
     parser = formats.Parser(fmt, bits=estimator.hash_bits, on_bad_row=on_bad_row, label=label, positive=positive,
-                            header=header)
+                            header=header, interactions=estimator.interactions)
     progress = Progress(estimator.loss, progress_out, progress_state)
     t0 = last_save = time.monotonic()
     saved_at = progress.examples
