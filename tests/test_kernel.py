@@ -245,3 +245,23 @@ def test_a_larger_value_keeps_the_features_contribution():
     assert w > 0
     assert predict.scores(st, np.array([[2.0]]), rule="normalized", lr=0.5, fit_intercept=False)[0] == \
         pytest.approx(w * 1.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_a_row_of_weight_zero_is_scored_not_learned(dense):
+    X, y = _data(6, dense)
+    h = np.ones(12)
+    h[4] = 0.0
+    opts = dict(loss="logistic", rule="normalized", lr=0.5, l1=0.01, l2=0.02)
+    st, preds = kernel.new_state(6, "normalized"), np.empty(12)
+    kernel.run(st, X, y, h, np.arange(12), predictions=preds, **opts)
+    ref = kernel.new_state(6, "normalized")
+    kernel.run(ref, X, y, None, np.arange(4), **opts)
+    from shardlearn.kernels import predict
+
+    row = sp.csr_matrix(X[4:5]) if dense else X[4:5]
+    assert preds[4] == pytest.approx(predict.scores(ref, row, rule="normalized", lr=0.5, l1=0.01, l2=0.02)[0],
+                                     rel=1e-12)
+    skip = kernel.new_state(6, "normalized")  # and the row changed nothing
+    kernel.run(skip, X, y, None, np.r_[0:4, 5:12], **opts)
+    np.testing.assert_array_equal(skip["ws"], st["ws"])

@@ -235,3 +235,25 @@ def test_csv_bad_rows_are_counted_or_named(tmp_path):
     assert r.returncode == 2 and r.stderr == f"shardlearn: error: {src}: line 4: column 'a': 'high' is not a number\n"
     r = _cli("learn", str(src), "--format", "csv", "--model-dir", str(tmp_path / "n"))
     assert r.returncode == 2 and "--format csv needs --label" in r.stderr
+
+
+def test_holdout_every_k_scores_without_learning(tmp_path):
+    src = tmp_path / "s.vw"
+    _vw_file(src, 600, seed=4)
+    est = OnlineLogisticRegression(hash_bits=12, l2=1e-3)
+    out = learn(str(src), est, fmt="vw", model_dir=str(tmp_path / "m"), holdout_every=5, block_bytes=3000)
+    ref, losses = OnlineLogisticRegression(hash_bits=12, l2=1e-3), []
+    for i, line in enumerate(src.read_text().splitlines()):
+        head, f, c = line.split("|")
+        parts = head.split()
+        x = {"f": {k: float(v) for k, v in (t.split(":") for t in f.split()[1:])}, "c": {c.split()[1]: 1.0}}
+        y, w = int(parts[0]) > 0, float(parts[1]) if len(parts) > 1 else 1.0
+        if (i + 1) % 5 == 0:
+            p = ref.predict_proba_one(x)[1]
+            losses.append((-np.log(p) if y else -np.log1p(-p), w))
+        else:
+            ref.learn_one(x, y, w)
+    np.testing.assert_array_equal(est._state["ws"], ref._state["ws"])
+    assert out["examples"] == 480 and out["holdout_examples"] == 120
+    want = sum(loss * w for loss, w in losses) / sum(w for _, w in losses)
+    assert out["holdout_progressive_logloss"] == pytest.approx(want, rel=1e-9)

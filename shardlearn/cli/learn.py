@@ -29,5 +29,5 @@ def run(args) -> None:
     summary = learn(args.source, est, fmt=args.format, model_dir=args.model_dir,
                     checkpoint_every=args.checkpoint_every, on_bad_row=args.on_bad_row, follow=args.follow,
                     stop_when_idle=args.stop_when_idle, progress_out=None if args.quiet else sys.stderr,
-                    label=args.label, positive=args.positive_label)
+                    label=args.label, positive=args.positive_label, holdout_every=args.holdout_every)
     print(json.dumps(summary))

@@ -114,6 +114,9 @@ def _learn(t):
                         "repeatable; ' ' is the default namespace)")
     t.add_argument("--checkpoint-every", help="checkpoint every N examples (100000) or T seconds (30s, 5m); "
                                               "always at the end")
+    t.add_argument("--holdout-every", type=int, metavar="K",
+                   help="score every K-th example without learning from it and report its loss apart "
+                        "(holdout_* in the JSON line)")
     t.add_argument("--on-bad-row", choices=("error", "skip"), default="skip",
                    help="skip: drop a bad line and count it by reason (in the JSON line); error: stop, naming "
                         "its line")

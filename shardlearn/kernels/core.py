@@ -238,11 +238,14 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
     width = 0
     for r in order:  # the widest row this call reads (not the matrix's: a call may read a few rows of many)
         width = max(width, indptr[r + 1] - indptr[r])
-    rates = np.empty(width + 1)
+    rates, peek = np.empty(width + 1), np.empty(4)
     for j in range(order.shape[0]):
         r = order[j]
         hr = h[r]
-        if hr <= 0:
+        if hr <= 0:  # not learned from; scored when asked (a held-out example of a stream)
+            if preds.shape[0]:
+                preds[j] = _peek_csr(indptr, indices, data, scale, ws, scalars, r, rule, lr, power_t, beta, l1, l2,
+                                     intercept, peek)
             continue
         t, base = _tick(scalars, hr, rule, lr, power_t)
         lo, hi = indptr[r], indptr[r + 1]
@@ -282,11 +285,13 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
 @njit(cache=True)
 def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t, beta, l1, l2, intercept, preds):
     d = ws.shape[0] - 1
-    rates = np.empty(d + 1)
+    rates, peek = np.empty(d + 1), np.empty(4)
     for j in range(order.shape[0]):
         r = order[j]
         hr = h[r]
         if hr <= 0:
+            if preds.shape[0]:
+                preds[j] = _peek_dense(X, scale, ws, scalars, r, rule, lr, power_t, beta, l1, l2, intercept, peek)
             continue
         t, base = _tick(scalars, hr, rule, lr, power_t)
         p = ws[d, W] if intercept else 0.0
@@ -339,18 +344,42 @@ def _finalize(rule, ws, scalars, lr, power_t, beta, l1, l2, free):
             _catch_up(rule, ws[i], lr, power_t, base, t, l1, l2)
 
 
-@njit(cache=True)
-def _scores_csr(indptr, indices, data, ws, scalars, out, rule, lr, power_t, beta, l1, l2, intercept):
-    """Each row's score as the next row learned would see it (rescale and penalty catch-up
-    applied to a copy of each coordinate's state row: predicting changes nothing)."""
+@njit(cache=True, inline="always")
+def _peek_csr(indptr, indices, data, scale, ws, scalars, r, rule, lr, power_t, beta, l1, l2, intercept, c):
+    """Row ``r``'s score as the next row learned would see it: rescale and penalty catch-up
+    applied to a copy ``c`` of each coordinate's state row, so predicting changes nothing.
+    ``scale`` empty: raw features."""
     d = ws.shape[0] - 1
     t = scalars[0]
     base = _base(rule, lr, power_t, t, scalars[1])
-    c = np.empty(4)
+    p = ws[d, W] if intercept else 0.0
+    for k in range(indptr[r], indptr[r + 1]):
+        i = indices[k]
+        x = data[k] * scale[i] if scale.shape[0] else data[k]
+        c[:] = ws[i]
+        _touch(rule, c, x, lr, power_t, beta, base, t, l1, l2)
+        p += c[W] * x
+    return p
+
+
+@njit(cache=True, inline="always")
+def _peek_dense(X, scale, ws, scalars, r, rule, lr, power_t, beta, l1, l2, intercept, c):
+    d = ws.shape[0] - 1
+    t = scalars[0]
+    base = _base(rule, lr, power_t, t, scalars[1])
+    p = ws[d, W] if intercept else 0.0
+    for i in range(d):
+        x = X[r, i] * scale[i]
+        if x != 0:
+            c[:] = ws[i]
+            _touch(rule, c, x, lr, power_t, beta, base, t, l1, l2)
+            p += c[W] * x
+    return p
+
+
+@njit(cache=True)
+def _scores_csr(indptr, indices, data, ws, scalars, out, rule, lr, power_t, beta, l1, l2, intercept):
+    """Each row's score, read-only (``_peek_csr``)."""
+    c, raw = np.empty(4), np.empty(0)
     for r in range(indptr.shape[0] - 1):
-        p = ws[d, W] if intercept else 0.0
-        for k in range(indptr[r], indptr[r + 1]):
-            c[:] = ws[indices[k]]
-            _touch(rule, c, data[k], lr, power_t, beta, base, t, l1, l2)
-            p += c[W] * data[k]
-        out[r] = p
+        out[r] = _peek_csr(indptr, indices, data, raw, ws, scalars, r, rule, lr, power_t, beta, l1, l2, intercept, c)

@@ -73,8 +73,8 @@ def run(state: dict, X, y, sample_weight, order, *, loss: str, rule: str, lr: fl
     """Learn from rows ``order`` of ``(X, y)`` in that order, updating ``state`` in place.
     ``scale`` multiplies each feature (a preconditioner; None: raw features). Returns
     ``[sum of h * loss before each update (progressive loss), sum of h]``. ``predictions`` (an
-    array as long as ``order``, or None) receives each row's score before its update (NaN for
-    rows of weight 0: skipped)."""
+    array as long as ``order``, or None) receives each row's score before its update; a row of
+    weight 0 is not learned from, only scored then (read-only: a held-out example)."""
     d = X.shape[1]
     y = np.ascontiguousarray(y, dtype=np.float64)
     h = np.ones(X.shape[0]) if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
@@ -82,8 +82,6 @@ def run(state: dict, X, y, sample_weight, order, *, loss: str, rule: str, lr: fl
     order = np.ascontiguousarray(order, dtype=np.int64)
     out = np.zeros(2)
     preds = np.zeros(0) if predictions is None else predictions
-    if predictions is not None:
-        preds[:] = np.nan
     args = (state["ws"], state["scalars"], out, LOSSES[loss],
             RULES[rule], float(lr), float(power_t), float(beta), float(l1), float(l2), bool(fit_intercept))
     if sp.issparse(X):

@@ -52,20 +52,24 @@ def _stop_on_signals():
 
 def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=None, on_bad_row: str = "error",
           follow: bool = False, stop_when_idle: float | None = None, progress_out=None,
-          block_bytes: int = sources.BLOCK_BYTES, label: str | None = None, positive: str | None = None) -> dict:
+          block_bytes: int = sources.BLOCK_BYTES, label: str | None = None, positive: str | None = None,
+          holdout_every: int | None = None) -> dict:
     """Learn ``estimator`` from ``source`` (a path, ``-``, a ``redis://`` stream: ``online/sources.py``),
     saving it to ``model_dir`` at the end and checkpointing into ``model_dir/checkpoints`` (every N
     examples or T seconds, and at the end). A checkpoint of the same run there is resumed from.
     ``label``/``positive``: the label field of JSON lines and CSV, and the class value that is
-    positive (``online/formats.py``). Returns the run's summary."""
+    positive (``online/formats.py``). ``holdout_every`` K: every K-th example is scored, never
+    learned from, and its loss reported apart (``holdout_*``). Returns the run's summary."""
+    if holdout_every is not None and holdout_every < 2:
+        raise ConfigError(f"--holdout-every must be at least 2, got {holdout_every}")
     every_n, every_s = parse_every(checkpoint_every)
     src = sources.open_source(source, follow=follow, block_bytes=block_bytes)
     named = os.path.abspath(source) if isinstance(src, sources.FileSource) and source != "-" else source
-    fingerprint = {"source": named, "format": fmt, "label": label, "positive": positive,
+    fingerprint = {"source": named, "format": fmt, "label": label, "positive": positive, "holdout_every": holdout_every,
                    "estimator": type(estimator).__name__, **{k: v for k, v in estimator.get_params().items()}}
     ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), None, None, fingerprint, option="--model-dir")
     loaded = ckpt.load()
-    pos, skipped, progress_state, resumed, step = None, Counter(), None, 0, 0
+    pos, skipped, progress_state, held_state, resumed, step = None, Counter(), None, None, 0, 0
     if loaded is not None:
         if not src.resumable:
             raise ConfigError(f"{model_dir} holds a checkpoint, and standard input cannot be resumed from a "
@@ -74,6 +78,7 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
         estimator.restore(arrays, meta["estimator"])
         pos, skipped = meta["position"], Counter(meta["skipped"])
         progress_state = dict(meta["progress"], hist=arrays["hist"])
+        held_state = dict(meta["holdout"], hist=arrays["hist_holdout"])
         resumed = int(meta["progress"]["examples"])
     header = None
     if fmt == "csv" and pos is not None:  # resuming mid-file: the header is the file's first line
@@ -85,6 +90,7 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
     parser = formats.Parser(fmt, bits=estimator.hash_bits, on_bad_row=on_bad_row, label=label, positive=positive,
                             header=header, interactions=estimator.interactions)
     progress = Progress(estimator.loss, progress_out, progress_state)
+    held = Progress(estimator.loss, None, held_state)  # the held-out examples (none without holdout_every)
     t0 = last_save = time.monotonic()
     saved_at = progress.examples
 
@@ -92,8 +98,9 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
         nonlocal step
         step += 1  # checkpoint numbers only grow, across restarts too
         arrays, est_meta = estimator.snapshot()
-        arrays["hist"] = progress.hist
-        meta = {"position": pos, "skipped": dict(skipped), "progress": progress.state(), "estimator": est_meta}
+        arrays["hist"], arrays["hist_holdout"] = progress.hist, held.hist
+        meta = {"position": pos, "skipped": dict(skipped), "progress": progress.state(), "holdout": held.state(),
+                "estimator": est_meta}
         ckpt.save(step, arrays, meta)
         if pos is not None:
             src.committed(pos)
@@ -101,9 +108,15 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
     with _stop_on_signals() as stop:
         for buf, end, where, dropped in src.blocks(pos, stop=stop.is_set, idle=stop_when_idle):
             block = parser.block(buf, where)
-            z = np.empty(block.X.shape[0])
-            y = estimator.learn_block(block.X, block.y, block.h, predictions=z)
-            progress.add(z, y, block.h, np.diff(block.X.indptr))
+            n, nnz = block.X.shape[0], np.diff(block.X.indptr)
+            out = np.zeros(n, dtype=bool)
+            if holdout_every:  # the stream's every K-th example, counting learned and held out alike
+                out = (np.arange(progress.examples + held.examples, progress.examples + held.examples + n) + 1) \
+                    % holdout_every == 0
+            z = np.empty(n)
+            y = estimator.learn_block(block.X, block.y, np.where(out, 0.0, block.h), predictions=z)
+            progress.add(z[~out], y[~out], block.h[~out], nnz[~out])
+            held.add(z[out], y[out], block.h[out], nnz[out])
             skipped.update(block.skipped)
             skipped.update(dropped)
             pos = end
@@ -114,5 +127,9 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
         stopped = stop.is_set()
     save()
     estimator.save(model_dir)
-    return dict(progress.summary(time.monotonic() - t0, since=resumed), skipped=dict(skipped), model_dir=model_dir,
-                resumed_from_example=resumed, stopped_by_signal=stopped, position=pos)
+    summary = dict(progress.summary(time.monotonic() - t0, since=resumed), skipped=dict(skipped),
+                   model_dir=model_dir, resumed_from_example=resumed, stopped_by_signal=stopped, position=pos)
+    if holdout_every:
+        summary.update({f"holdout_{k}": v for k, v in held.summary(1.0).items() if k not in ("examples_per_s",
+                                                                                               "weight")})
+    return summary
