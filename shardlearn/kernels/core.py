@@ -239,6 +239,7 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
     for r in order:  # the widest row this call reads (not the matrix's: a call may read a few rows of many)
         width = max(width, indptr[r + 1] - indptr[r])
     rates, peek = np.empty(width + 1), np.empty(4)
+    scaled = scale.shape[0] > 0  # an empty scale: raw features (no d-wide array of ones per call)
     for j in range(order.shape[0]):
         r = order[j]
         hr = h[r]
@@ -253,7 +254,7 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
         norm = 1.0 if intercept else 0.0
         for k in range(lo, hi):
             i = indices[k]
-            x = data[k] * scale[i]
+            x = data[k] * scale[i] if scaled else data[k]
             norm += _touch(rule, ws[i], x, lr, power_t, beta, base, t, l1, l2)
             p += ws[i, W] * x
         if preds.shape[0]:
@@ -265,7 +266,8 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
             ppu = 0.0
             for k in range(lo, hi):
                 i = indices[k]
-                ppu += _rate_normalized(ws[i], data[k] * scale[i], hr, g / hr, base, rates, k - lo)
+                ppu += _rate_normalized(ws[i], data[k] * scale[i] if scaled else data[k], hr, g / hr, base, rates,
+                                        k - lo)
             if intercept:
                 ws[d, S] = 1.0
                 ppu += _rate_normalized(ws[d], 1.0, hr, g / hr, base, rates, hi - lo)
@@ -277,7 +279,7 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
             continue
         for k in range(lo, hi):
             i = indices[k]
-            _step(rule, ws[i], g * data[k] * scale[i], lr, power_t, beta, base, t, l1, l2)
+            _step(rule, ws[i], g * (data[k] * scale[i] if scaled else data[k]), lr, power_t, beta, base, t, l1, l2)
         if intercept:
             _step_intercept(rule, ws[d], g, lr, power_t, beta, base, t)
 
@@ -286,6 +288,7 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
 def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t, beta, l1, l2, intercept, preds):
     d = ws.shape[0] - 1
     rates, peek = np.empty(d + 1), np.empty(4)
+    scaled = scale.shape[0] > 0
     for j in range(order.shape[0]):
         r = order[j]
         hr = h[r]
@@ -297,7 +300,7 @@ def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t
         p = ws[d, W] if intercept else 0.0
         norm = 1.0 if intercept else 0.0
         for i in range(d):
-            x = X[r, i] * scale[i]
+            x = X[r, i] * scale[i] if scaled else X[r, i]
             norm += _touch(rule, ws[i], x, lr, power_t, beta, base, t, l1, l2)
             p += ws[i, W] * x
         if preds.shape[0]:
@@ -308,7 +311,7 @@ def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t
         if rule == 2:
             ppu = 0.0
             for i in range(d):
-                x = X[r, i] * scale[i]
+                x = X[r, i] * scale[i] if scaled else X[r, i]
                 rates[i] = 0.0
                 if x != 0:
                     ppu += _rate_normalized(ws[i], x, hr, g / hr, base, rates, i)
@@ -322,7 +325,7 @@ def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t
                 ws[d, W] -= rates[d] * u
             continue
         for i in range(d):
-            x = X[r, i] * scale[i]
+            x = X[r, i] * scale[i] if scaled else X[r, i]
             if x != 0:
                 _step(rule, ws[i], g * x, lr, power_t, beta, base, t, l1, l2)
         if intercept:
@@ -369,7 +372,7 @@ def _peek_dense(X, scale, ws, scalars, r, rule, lr, power_t, beta, l1, l2, inter
     base = _base(rule, lr, power_t, t, scalars[1])
     p = ws[d, W] if intercept else 0.0
     for i in range(d):
-        x = X[r, i] * scale[i]
+        x = X[r, i] * scale[i] if scale.shape[0] else X[r, i]
         if x != 0:
             c[:] = ws[i]
             _touch(rule, c, x, lr, power_t, beta, base, t, l1, l2)

@@ -75,10 +75,9 @@ def run(state: dict, X, y, sample_weight, order, *, loss: str, rule: str, lr: fl
     ``[sum of h * loss before each update (progressive loss), sum of h]``. ``predictions`` (an
     array as long as ``order``, or None) receives each row's score before its update; a row of
     weight 0 is not learned from, only scored then (read-only: a held-out example)."""
-    d = X.shape[1]
     y = np.ascontiguousarray(y, dtype=np.float64)
     h = np.ones(X.shape[0]) if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
-    scale = np.ones(d) if scale is None else np.ascontiguousarray(scale, dtype=np.float64)
+    scale = np.zeros(0) if scale is None else np.ascontiguousarray(scale, dtype=np.float64)  # empty: raw
     order = np.ascontiguousarray(order, dtype=np.int64)
     out = np.zeros(2)
     preds = np.zeros(0) if predictions is None else predictions
