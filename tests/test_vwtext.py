@@ -91,3 +91,12 @@ def test_unlabelled_lines_namespace_scales_and_the_default_namespace():
     assert r.values.tolist() == [1.0, 2.0, 2.0, 4.0]
     assert r.indices[2] == r.indices[3] == features.column("c", "ns", 18)
     assert r.indices[0] == features.column("a", "", 18) and r.ends.tolist() == [8, 20, 29]
+
+
+def test_a_name_of_digits_is_its_number_as_vw_hashes_it():
+    mask = (1 << 18) - 1
+    assert features.column("123", "", 18) == features.column(123, "", 18) == 123
+    assert features.column("0123", "user", 18) == (123 + features.seed("user")) & mask
+    assert features.column("12a", "", 18) == murmurhash3_32("12a", seed=0, positive=True) & mask
+    r = vwtext.parse(b"1 |user 123:2 0123 12a |  7\n", bits=18)
+    assert r.indices.tolist() == [features.column("123", "user", 18)] * 2 + [features.column("12a", "user", 18), 7]

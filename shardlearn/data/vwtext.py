@@ -5,7 +5,8 @@ A line is ``[label] [importance] ['tag]|ns[:scale] name[:value] ... |ns2 ...``
 ``|``; each ``|`` opens a namespace (``|`` then a space: the default one) whose
 features hash with the namespace's seed into ``2**bits`` columns, the same columns a
 feature dict ``{"ns": {"name": value}}`` gets (``online/features.py``; MurmurHash3 on
-UTF-8 bytes, in compiled code here, equal to scikit-learn's ``murmurhash3_32``: tested); a
+UTF-8 bytes, in compiled code here, equal to scikit-learn's ``murmurhash3_32``: tested; a name
+of digits is its number plus the namespace's seed, as VW hashes it); a
 value defaults to 1 and a namespace scale
 multiplies its values. Blank lines are skipped. A line that does not parse gets a
 reason code and the byte range of the culprit, never a silent zero: the caller skips
@@ -97,6 +98,20 @@ class Parsed(NamedTuple):
     status: np.ndarray  # OK or a reason code
     culprit: np.ndarray  # (n, 2) byte range of what did not parse
     letters: np.ndarray  # each feature's namespace initial (a space: the default namespace), for -q
+
+
+@njit(cache=True)
+def _name_hash(buf, lo, hi, seed):
+    """A feature name's hash: ASCII digits (1 to 18) are their number plus ``seed``, as Vowpal
+    Wabbit hashes them (``online/features.column`` does the same); any other name MurmurHash3."""
+    if hi - lo == 0 or hi - lo > 18:
+        return hash_bytes(buf, lo, hi, seed)
+    n = 0
+    for k in range(lo, hi):
+        if buf[k] < 48 or buf[k] > 57:
+            return hash_bytes(buf, lo, hi, seed)
+        n = n * 10 + (buf[k] - 48)
+    return n + seed
 
 
 @njit(cache=True)
@@ -255,7 +270,7 @@ def _parse(buf, bits, pow10, labels, weights, indptr, indices, values, lines, en
                     status[r] = BAD_VALUE if code == 1 else NOT_FINITE
                     culprit[r, 0], culprit[r, 1] = c + 1, j
                 elif code == 3 or v != 0.0:
-                    indices[nnz] = hash_bytes(buf, i, c, seed) & mask
+                    indices[nnz] = _name_hash(buf, i, c, seed) & mask
                     letters[nnz] = initial
                     values[nnz] = (v if code == 0 else 1.0) * scale  # a slow number multiplies in later
                     if code == 3:

@@ -36,8 +36,14 @@ def seed(namespace: str) -> int:
 
 
 def column(name, namespace: str, bits: int) -> int:
-    """The column of feature ``name`` (any label, as ``str``) in ``namespace``."""
-    return murmurhash3_32(str(name), seed=seed(namespace), positive=True) & ((1 << bits) - 1)
+    """The column of feature ``name`` (any label, as ``str``) in ``namespace``: a name of ASCII
+    digits (at most 18) is its number plus the namespace's seed, as Vowpal Wabbit hashes such
+    names (so a table's column ``j`` or LIBSVM's index ``j`` is column ``j``: no collisions
+    below ``2**bits``), any other name its MurmurHash3 with that seed."""
+    text = str(name)
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        return (int(text) + seed(namespace)) & ((1 << bits) - 1)
+    return murmurhash3_32(text, seed=seed(namespace), positive=True) & ((1 << bits) - 1)
 
 
 def _entry(name, value, namespace: str, bits: int):
