@@ -186,7 +186,7 @@ def _ws(c):
     return c == 32 or c == 9 or c == 13
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # parsed while the kernel learns the previous block
 def _parse(buf, bits, pow10, labels, weights, indptr, indices, values, lines, ends, status, culprit, slow, letters):
     mask = (1 << bits) - 1
     n, nnz, nslow, line, pos, size = 0, 0, 0, 0, 0, buf.shape[0]

@@ -231,7 +231,7 @@ def _rate_normalized(c, x, h, dl, base, rates, j):
     return x * x * q
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # a stream parses its next block in another thread meanwhile
 def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t, beta, l1, l2,
               intercept, preds):
     d = ws.shape[0] - 1
@@ -284,7 +284,7 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
             _step_intercept(rule, ws[d], g, lr, power_t, beta, base, t)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # a stream parses its next block in another thread meanwhile
 def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t, beta, l1, l2, intercept, preds):
     d = ws.shape[0] - 1
     rates, peek = np.empty(d + 1), np.empty(4)

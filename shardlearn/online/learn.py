@@ -6,7 +6,8 @@ uninterrupted run.
 
 A checkpoint (``runtime/checkpoint.py``: one folder per checkpoint, checksums, committed by
 an atomic rename) holds the kernel's state, the progressive metrics and the byte offset
-just past the last applied block; it is written at a block boundary, never mid-block.
+just past the last applied block; it is written at a block boundary, never mid-block. The
+next block is read and parsed in a second thread while the kernel learns this one.
 SIGINT and SIGTERM only set a flag that the loop reads between blocks: the block being
 learned is finished, the final checkpoint written, and the run ends normally.
 
@@ -26,6 +27,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -48,6 +50,34 @@ def _stop_on_signals():
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def _setting(event: threading.Event):
+    """Sets ``event`` on the way out (before the thread pool above it waits for its thread)."""
+    try:
+        yield event
+    finally:
+        event.set()
+
+
+def _parsed_ahead(blocks, parser, pool):
+    """``(position, dropped, parsed block)`` in order, the next block read and parsed in ``pool``'s
+    thread while the caller learns this one (the parser and the kernel release the GIL)."""
+    def work():
+        item = next(blocks, None)
+        if item is None:
+            return None
+        buf, end, where, dropped = item
+        return end, dropped, parser.block(buf, where)
+
+    pending = pool.submit(work)
+    while True:
+        item = pending.result()
+        if item is None:
+            return
+        pending = pool.submit(work)
+        yield item
 
 
 def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=None, on_bad_row: str = "error",
@@ -105,9 +135,12 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
         if pos is not None:
             src.committed(pos)
 
-    with _stop_on_signals() as stop:
-        for buf, end, where, dropped in src.blocks(pos, stop=stop.is_set, idle=stop_when_idle):
-            block = parser.block(buf, where)
+    halt = threading.Event()  # ends the reading thread however the loop ends (an error too)
+    with _stop_on_signals() as stop, ThreadPoolExecutor(1) as pool, _setting(halt):
+        reading = src.blocks(pos, stop=lambda: stop.is_set() or halt.is_set(), idle=stop_when_idle)
+        for end, dropped, block in _parsed_ahead(reading, parser, pool):
+            if stop.is_set():  # a block read after the signal is not learned: the position stays before it
+                break
             n, nnz = block.X.shape[0], np.diff(block.X.indptr)
             out = np.zeros(n, dtype=bool)
             if holdout_every:  # the stream's every K-th example, counting learned and held out alike
