@@ -86,31 +86,25 @@ def shardlearn_pass(path: str, bits: int, folder: str) -> dict:
             "examples_s": out["examples"] / secs, "progressive_logloss": out["progressive_logloss"]}
 
 
+def _vw_pass(pyvw, system: str, args: str) -> dict:
+    t = time.perf_counter()
+    w = pyvw.Workspace(args)
+    w.run_parser()
+    secs = time.perf_counter() - t
+    row = {"system": system, "seconds": secs, "examples_s": w.get_weighted_examples() / secs,
+           "progressive_logloss": w.get_sum_loss() / w.get_weighted_examples()}
+    w.finish()
+    return row
+
+
 def vw_passes(path: str, bits: int, folder: str) -> list[dict]:
     from vowpalwabbit import pyvw
 
     opts = f"--loss_function logistic -b {bits} --quiet --holdout_off"
-    rows = []
-    t = time.perf_counter()
-    w = pyvw.Workspace(f"-d {path} {opts}")
-    w.run_parser()
-    secs = time.perf_counter() - t
-    rows.append({"system": "Vowpal Wabbit 9, from the text (parsing included)", "seconds": secs,
-                 "examples_s": w.get_weighted_examples() / secs,
-                 "progressive_logloss": w.get_sum_loss() / w.get_weighted_examples()})
-    w.finish()
     cache = os.path.join(folder, "vw.cache")
-    w = pyvw.Workspace(f"-d {path} -c --cache_file {cache} {opts}")  # writes the cache, untimed
-    w.run_parser()
-    w.finish()
-    t = time.perf_counter()
-    w = pyvw.Workspace(f"--cache_file {cache} {opts}")
-    w.run_parser()
-    secs = time.perf_counter() - t
-    rows.append({"system": "Vowpal Wabbit 9, from its cache", "seconds": secs,
-                 "examples_s": w.get_weighted_examples() / secs,
-                 "progressive_logloss": w.get_sum_loss() / w.get_weighted_examples()})
-    w.finish()
+    rows = [_vw_pass(pyvw, "Vowpal Wabbit 9, from the text (parsing included)", f"-d {path} {opts}")]
+    _vw_pass(pyvw, "cache writing, untimed", f"-d {path} -c --cache_file {cache} {opts}")
+    rows.append(_vw_pass(pyvw, "Vowpal Wabbit 9, from its cache", f"--cache_file {cache} {opts}"))
     os.unlink(cache)
     return rows
 

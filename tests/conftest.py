@@ -93,3 +93,21 @@ def fit_killing(X, y, cfg, rank: int, call: int, model: str = "logistic", at: st
     with Spill(X, y, None) as spec:
         return distributed.run_job(cfg, "tests.worker_jobs:fit_arrays_killed", model=model, spill=spec, n_outputs=1,
                                    rank=rank, call=call, at=at)
+
+
+def kill_after_checkpoint(proc, model_dir, step: int, timeout: float = 120.0) -> None:
+    """SIGKILL ``proc`` (a ``shardlearn learn`` run) once ``model_dir/checkpoints`` holds checkpoint
+    ``step`` or a later one: a crash at a moment the test knows is past a few checkpoints."""
+    import signal
+    import time
+
+    folder = os.path.join(str(model_dir), "checkpoints")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = [int(e.split("-")[1]) for e in os.listdir(folder) if e.startswith("ckpt-")] \
+            if os.path.isdir(folder) else []
+        if max(done, default=0) >= step:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

@@ -16,6 +16,7 @@ from sklearn.datasets import load_svmlight_file
 import shardlearn
 from shardlearn import OnlineLogisticRegression
 from shardlearn.online.learn import learn
+from tests.conftest import kill_after_checkpoint
 
 ENV = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -78,15 +79,7 @@ def test_a_killed_run_restarted_applies_every_example_once(tmp_path):
             f"learn({str(src)!r}, O(hash_bits=12, l1=1e-5, l2=1e-4), fmt='vw', model_dir={str(model)!r}, "
             f"checkpoint_every=3000, block_bytes=8192)")
     proc = subprocess.Popen([sys.executable, "-c", call], env=ENV)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        done = [e for e in os.listdir(model / "checkpoints")] if (model / "checkpoints").exists() else []
-        if len([e for e in done if e.startswith("ckpt-")]) >= 2 and len(os.listdir(model / "checkpoints")) and \
-                max(int(e.split("-")[1]) for e in done if e.startswith("ckpt-")) >= 5:
-            break
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_checkpoint(proc, model, 5)
     assert proc.returncode == -9, "the run ended before it could be killed: make the file longer"
     again = OnlineLogisticRegression(hash_bits=12, l1=1e-5, l2=1e-4)
     out = learn(str(src), again, fmt="vw", model_dir=str(model), checkpoint_every=3000, block_bytes=8192)

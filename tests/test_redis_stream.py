@@ -4,7 +4,6 @@ learning the same lines in order; a learner SIGKILLed mid-stream and restarted a
 every entry exactly once and acknowledges everything; entries it cannot use are counted."""
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from shardlearn import ConfigError, OnlineLogisticRegression
 from shardlearn.online import formats
 from shardlearn.online.learn import learn
 from shardlearn.online.redis_stream import RedisStream
+from tests.conftest import kill_after_checkpoint
 
 redis = pytest.importorskip("redis", reason="redis-py is not installed (pip install -e '.[test]')")
 ENV = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -91,14 +91,7 @@ def test_a_killed_learner_restarted_applies_each_entry_once(server, tmp_path):
             f"learn({url!r}, O(hash_bits=12, l2=1e-4), fmt='vw', model_dir={str(model)!r}, checkpoint_every=1000, "
             f"stop_when_idle=30)")
     proc = subprocess.Popen([sys.executable, "-c", call], env=ENV)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        done = os.listdir(model / "checkpoints") if (model / "checkpoints").exists() else []
-        if any(e.startswith("ckpt-") and int(e.split("-")[1]) >= 5 for e in done):
-            break
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_checkpoint(proc, model, 5)
     assert proc.returncode == -9
     assert redis.Redis(port=server).xpending("s2", "g")["pending"] > 0  # delivered, never acknowledged
     est = OnlineLogisticRegression(hash_bits=12, l2=1e-4)

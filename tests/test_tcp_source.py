@@ -3,7 +3,6 @@ example a line; it greets each with the sequence number it expects next, so a pr
 resending from there gets every example applied once across a SIGKILL and a restart."""
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,8 @@ import pytest
 from shardlearn import ConfigError, OnlineLogisticRegression
 from shardlearn.online import formats
 from shardlearn.online.learn import learn
+
+from tests.conftest import kill_after_checkpoint
 
 ENV = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -86,14 +87,7 @@ def test_a_killed_learner_and_a_resending_producer_apply_each_example_once(tmp_p
     proc = subprocess.Popen([sys.executable, "-c", call], env=ENV)
     producer = threading.Thread(target=_produce, args=(port, lines), kwargs={"chunk": 4096, "pause": 0.002})
     producer.start()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        done = os.listdir(model / "checkpoints") if (model / "checkpoints").exists() else []
-        if any(e.startswith("ckpt-") and int(e.split("-")[1]) >= 3 for e in done):
-            break
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_checkpoint(proc, model, 3)
     producer.join()
     assert proc.returncode == -9
     est, resent = OnlineLogisticRegression(hash_bits=12), []
