@@ -228,6 +228,10 @@ def test_csv_bad_rows_are_counted_or_named(tmp_path):
     assert r.returncode == 2 and r.stderr == f"shardlearn: error: {src}: line 4: column 'a': 'high' is not a number\n"
     r = _cli("learn", str(src), "--format", "csv", "--model-dir", str(tmp_path / "n"))
     assert r.returncode == 2 and "--format csv needs --label" in r.stderr
+    r = _cli("learn", str(tmp_path / "none.csv"), "--model-dir", str(tmp_path / "n"))
+    assert r.returncode == 2 and r.stderr == f"shardlearn: error: {tmp_path / 'none.csv'}: no such file\n"
+    r = _cli("learn", str(tmp_path), "--model-dir", str(tmp_path / "n"))
+    assert r.returncode == 2 and r.stderr == f"shardlearn: error: {tmp_path}: is a directory, not a file\n"
 
 
 def test_holdout_every_k_scores_without_learning(tmp_path):

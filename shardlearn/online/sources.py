@@ -23,8 +23,11 @@ reads) ends a stream; ``idle`` seconds without a new line end it too.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
+
+from shardlearn.core.errors import DataError
 
 BLOCK_BYTES = 1 << 20
 
@@ -72,6 +75,8 @@ class FileSource:
     """A file, or standard input (``-``), read in blocks of ``block_bytes``."""
 
     def __init__(self, path: str, *, follow: bool = False, block_bytes: int = BLOCK_BYTES):
+        if path != "-" and not os.path.isfile(path):
+            raise DataError(f"{path}: {'is a directory, not a file' if os.path.isdir(path) else 'no such file'}")
         self.path, self.follow, self.block_bytes = path, follow, block_bytes
         self.name = path
         self.resumable = path != "-"
