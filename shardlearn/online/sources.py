@@ -41,7 +41,7 @@ def open_source(spec: str, *, follow: bool = False, block_bytes: int = BLOCK_BYT
     if spec.startswith("tcp://"):
         from shardlearn.online.tcp_source import TcpSource
 
-        return TcpSource(spec, block_bytes=block_bytes)
+        return TcpSource(spec)
     return FileSource(spec, follow=follow, block_bytes=block_bytes)
 
 

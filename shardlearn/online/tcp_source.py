@@ -22,15 +22,15 @@ from urllib.parse import urlparse
 
 from shardlearn.core.errors import ConfigError
 
-READ_BYTES = 1 << 16
+READ_BYTES = 1 << 16  # per recv; a block is what all connections had ready at one select
 
 
 class TcpSource:
     resumable = True
 
-    def __init__(self, url: str, *, block_bytes: int = 1 << 20):
+    def __init__(self, url: str):
         self.host, self.port = self.parse(url)
-        self.name, self.block_bytes = url, block_bytes
+        self.name = url
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
