@@ -133,11 +133,12 @@ class _OnlineLinear:
 
     @property
     def intercept_(self) -> float:
-        return float(self._finalized()[-1])
+        """The intercept (never penalised, so never behind: no finalized copy of the state)."""
+        return float(kernel.weights(self._state)[-1])
 
     def _finalized(self) -> np.ndarray:
         copy = {k: np.array(v) for k, v in self._state.items()}
-        return kernel.finalize(copy, **self._opts).copy()
+        return kernel.finalize(copy, **self._opts)  # a view into the copy: already a fresh array
 
     # --- model files -----------------------------------------------------------
     def get_params(self) -> dict:
