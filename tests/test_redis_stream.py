@@ -3,11 +3,8 @@
 learning the same lines in order; a learner SIGKILLed mid-stream and restarted applies
 every entry exactly once and acknowledges everything; entries it cannot use are counted."""
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -23,26 +20,8 @@ ENV = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspat
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed (apt-get install -y redis-server; .ci/run does)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    folder = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.exceptions.ConnectionError:
-            time.sleep(0.05)
-    yield port
-    proc.terminate()
-    proc.wait(timeout=30)
+def server(redis_server):
+    return redis_server
 
 
 def _lines(n, seed=0):

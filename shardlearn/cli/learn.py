@@ -1,7 +1,8 @@
 """``shardlearn learn SOURCE``: learn from a stream of examples, one at a time, printing
 progressive validation as Vowpal Wabbit does (stderr) and one JSON line at the end (stdout).
 A file ends at its end; ``--follow`` waits for more (stopped by Ctrl-C, SIGTERM or
-``--stop-when-idle``); a restart with the same ``--model-dir`` goes on from its checkpoint."""
+``--stop-when-idle``); a restart with the same ``--model-dir`` goes on from its checkpoint.
+``--workers N`` runs N learners sharing the model on a parameter server (``online/learn_group.py``)."""
 from __future__ import annotations
 
 import json
@@ -26,8 +27,15 @@ def run(args) -> None:
     if args.label is not None and args.format not in NEEDS_LABEL:
         raise ConfigError(f"--label names a field of {', '.join(NEEDS_LABEL)} lines; --format {args.format} "
                           "carries its label first on each line")
-    summary = learn(args.source, est, fmt=args.format, model_dir=args.model_dir,
-                    checkpoint_every=args.checkpoint_every, on_bad_row=args.on_bad_row, follow=args.follow,
-                    stop_when_idle=args.stop_when_idle, progress_out=None if args.quiet else sys.stderr,
-                    label=args.label, positive=args.positive_label, holdout_every=args.holdout_every)
+    common = dict(fmt=args.format, model_dir=args.model_dir, checkpoint_every=args.checkpoint_every,
+                  on_bad_row=args.on_bad_row, follow=args.follow, stop_when_idle=args.stop_when_idle,
+                  label=args.label, positive=args.positive_label, holdout_every=args.holdout_every)
+    if args.workers != 1 or args.strategy != "asp":
+        from shardlearn.online.learn_group import learn_group
+
+        summary = learn_group(args.source, est, workers=args.workers, strategy=args.strategy,
+                              staleness=args.staleness, batch_size=args.batch_size, show_progress=not args.quiet,
+                              **common)
+    else:
+        summary = learn(args.source, est, progress_out=None if args.quiet else sys.stderr, **common)
     print(json.dumps(summary))

@@ -123,6 +123,15 @@ def _learn(t):
     t.add_argument("--follow", action="store_true", help="at the end of the file, wait for more lines (tail -f)")
     t.add_argument("--stop-when-idle", type=float, help="with --follow or a Redis stream: stop after this many "
                                                         "seconds without a new example")
+    t.add_argument("--workers", type=int, default=1,
+                   help="learner processes: above 1, each reads its own part (a Redis consumer C-<rank> of the "
+                        "group, or every N-th line of a file) and they share the model on a parameter server")
+    t.add_argument("--strategy", choices=("asp", "ssp"), default="asp",
+                   help="with --workers: asp (nobody waits) or ssp (a learner waits while it is more than "
+                        "--staleness blocks ahead of the slowest)")
+    t.add_argument("--staleness", type=int, default=2, help="ssp: blocks a learner may run ahead of the slowest")
+    t.add_argument("--batch-size", type=int, default=1024,
+                   help="with --workers: examples a learner learns between a pull and a push of the shared state")
     t.add_argument("--quiet", action="store_true", help="no progressive validation table on stderr")
 
 

@@ -95,12 +95,18 @@ class _OnlineLinear:
         row's progressive score.
         Returns the targets learned (classification: positive when the label is > 0, as
         Vowpal Wabbit's -1/+1, and 0/1 files, read)."""
-        y = self._stream_targets(np.asarray(labels, dtype=np.float64))
+        y = self.stream_targets(np.asarray(labels, dtype=np.float64))
         self._learn(X, y, h, predictions)
         return y
 
-    def _stream_targets(self, labels: np.ndarray) -> np.ndarray:
+    def stream_targets(self, labels: np.ndarray) -> np.ndarray:
+        """The targets the kernel learns for a stream's labels (as ``learn_block`` reads them)."""
         return labels
+
+    @property
+    def kernel_options(self) -> dict:
+        """The kernel's settings: ``rule``, ``lr`` (the default resolved), ``power_t``, ``l1``, ``l2``."""
+        return dict(self._opts)
 
     def _learn(self, X, y, h, predictions=None) -> None:
         out = kernel.run(self._state, X, y, h, np.arange(X.shape[0]), loss=self.loss,
@@ -220,7 +226,7 @@ class OnlineLogisticRegression(_OnlineLinear):
                             "classes=(negative, positive)")
         return pos.astype(np.float64)
 
-    def _stream_targets(self, labels: np.ndarray) -> np.ndarray:
+    def stream_targets(self, labels: np.ndarray) -> np.ndarray:
         return (labels > 0).astype(np.float64)
 
     def get_params(self) -> dict:
@@ -266,6 +272,12 @@ class OnlineLinearRegression(_OnlineLinear):
         if not np.all(np.isfinite(t)):
             raise DataError(f"label {t[~np.isfinite(t)][0].item()!r} is not finite")
         return t
+
+    def get_params(self) -> dict:
+        """The constructor's arguments (the loss is always squared: not one of them)."""
+        params = super().get_params()
+        del params["loss"]
+        return params
 
     def predict_one(self, x: dict) -> float:
         return self._score_one(x)

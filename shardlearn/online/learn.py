@@ -28,6 +28,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
@@ -38,7 +39,7 @@ from shardlearn.runtime.checkpoint import Checkpointer, parse_every
 
 
 @contextlib.contextmanager
-def _stop_on_signals():
+def stop_on_signals():
     """SIGINT/SIGTERM set a flag (main thread only): the loop ends between two blocks."""
     flag = threading.Event()
     if threading.current_thread() is not threading.main_thread():
@@ -53,7 +54,7 @@ def _stop_on_signals():
 
 
 @contextlib.contextmanager
-def _setting(event: threading.Event):
+def setting(event: threading.Event):
     """Sets ``event`` on the way out (before the thread pool above it waits for its thread)."""
     try:
         yield event
@@ -61,9 +62,11 @@ def _setting(event: threading.Event):
         event.set()
 
 
-def _parsed_ahead(blocks, parser, pool):
+def parsed_ahead(blocks, parser, pool, wait_s: float | None = None):
     """``(position, dropped, parsed block)`` in order, the next block read and parsed in ``pool``'s
-    thread while the caller learns this one (the parser and the kernel release the GIL)."""
+    thread while the caller learns this one (the parser and the kernel release the GIL).
+    ``wait_s``: when no block is ready within that many seconds, None comes instead (a learner
+    of a group ticks while it waits), and the same block is waited for again next time."""
     def work():
         item = next(blocks, None)
         if item is None:
@@ -73,11 +76,36 @@ def _parsed_ahead(blocks, parser, pool):
 
     pending = pool.submit(work)
     while True:
-        item = pending.result()
+        try:
+            item = pending.result(timeout=wait_s)
+        except FutureTimeout:
+            yield None
+            continue
         if item is None:
             return
         pending = pool.submit(work)
         yield item
+
+
+def learn_progressively(block, learn_block, progress: Progress, held: Progress, holdout_every: int | None) -> None:
+    """Score every example of a parsed ``block`` before learning from it (``learn_block(X, labels,
+    weights, predictions) -> targets``), every ``holdout_every``-th only scored, and add them to the
+    progressive metrics (``held``: the held-out ones; the count runs over learned and held out alike)."""
+    n, nnz = block.X.shape[0], np.diff(block.X.indptr)
+    out = np.zeros(n, dtype=bool)
+    if holdout_every:
+        seen = progress.examples + held.examples
+        out = (np.arange(seen, seen + n) + 1) % holdout_every == 0
+    z = np.empty(n)
+    y = learn_block(block.X, block.y, np.where(out, 0.0, block.h), z)
+    progress.add(z[~out], y[~out], block.h[~out], nnz[~out])
+    held.add(z[out], y[out], block.h[out], nnz[out])
+
+
+def fingerprint(source: str, estimator, **options) -> dict:
+    """What a run resumed from a checkpoint must share with the run that wrote it."""
+    named = source if "://" in source or source == "-" else os.path.abspath(source)
+    return {"source": named, **options, "estimator": type(estimator).__name__, **estimator.get_params()}
 
 
 def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=None, on_bad_row: str = "error",
@@ -94,10 +122,8 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
         raise ConfigError(f"--holdout-every must be at least 2, got {holdout_every}")
     every_n, every_s = parse_every(checkpoint_every)
     src = sources.open_source(source, follow=follow, block_bytes=block_bytes)
-    named = os.path.abspath(source) if isinstance(src, sources.FileSource) and source != "-" else source
-    fingerprint = {"source": named, "format": fmt, "label": label, "positive": positive, "holdout_every": holdout_every,
-                   "estimator": type(estimator).__name__, **{k: v for k, v in estimator.get_params().items()}}
-    ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), None, None, fingerprint, option="--model-dir")
+    facts = fingerprint(source, estimator, format=fmt, label=label, positive=positive, holdout_every=holdout_every)
+    ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), None, None, facts, option="--model-dir")
     loaded = ckpt.load()
     pos, skipped, progress_state, held_state, resumed, step = None, Counter(), None, None, 0, 0
     if loaded is not None:
@@ -136,20 +162,12 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
             src.committed(pos)
 
     halt = threading.Event()  # ends the reading thread however the loop ends (an error too)
-    with _stop_on_signals() as stop, ThreadPoolExecutor(1) as pool, _setting(halt):
+    with stop_on_signals() as stop, ThreadPoolExecutor(1) as pool, setting(halt):
         reading = src.blocks(pos, stop=lambda: stop.is_set() or halt.is_set(), idle=stop_when_idle)
-        for end, dropped, block in _parsed_ahead(reading, parser, pool):
+        for end, dropped, block in parsed_ahead(reading, parser, pool):
             if stop.is_set():  # a block read after the signal is not learned: the position stays before it
                 break
-            n, nnz = block.X.shape[0], np.diff(block.X.indptr)
-            out = np.zeros(n, dtype=bool)
-            if holdout_every:  # the stream's every K-th example, counting learned and held out alike
-                out = (np.arange(progress.examples + held.examples, progress.examples + held.examples + n) + 1) \
-                    % holdout_every == 0
-            z = np.empty(n)
-            y = estimator.learn_block(block.X, block.y, np.where(out, 0.0, block.h), predictions=z)
-            progress.add(z[~out], y[~out], block.h[~out], nnz[~out])
-            held.add(z[out], y[out], block.h[out], nnz[out])
+            learn_progressively(block, estimator.learn_block, progress, held, holdout_every)
             skipped.update(block.skipped)
             skipped.update(dropped)
             pos = end

@@ -53,6 +53,18 @@ class Progress:
                   f"{'current':>8}\n{'loss':>10} {'last':>10} {'counter':>12} {'weight':>10} {'label':>8} "
                   f"{'predict':>8} {'features':>8}", file=out)
 
+    @classmethod
+    def combined(cls, loss: str, parts) -> "Progress":
+        """The metrics of several learners of one stream together: ``parts`` are their
+        ``(state(), hist)``; examples, weights and losses add, and so do the AUC histograms."""
+        total = cls(loss)
+        for state, hist in parts:
+            total.examples += int(state["examples"])
+            total.weight += float(state["weight"])
+            total.loss_sum += float(state["loss_sum"])
+            total.hist += hist
+        return total
+
     def state(self) -> dict:
         """What a checkpoint keeps (``Progress(loss, out, state)`` goes on from it)."""
         return {"examples": self.examples, "weight": float(self.weight), "loss_sum": self.loss_sum,

@@ -11,6 +11,7 @@ import numpy as np
 
 from shardlearn.comm import rpc as transport
 from shardlearn.ps.kernel_shard import KernelShard
+from shardlearn.ps.rounds import Rounds
 from shardlearn.ps.server import Clock, Shard
 
 HOSTED: dict = {"shards": {}, "clock": None, "answered": {}}
@@ -97,6 +98,15 @@ def load_shard(shard_id: int, path: str) -> None:
             shard.scale = np.array(arrays["scale"])
         if shard.state is not None:
             shard.state = unpack_state("opt", arrays, shard.state)
+
+
+def create_rounds(n_workers: int, every_examples: int | None, every_seconds: float | None) -> None:
+    """The clock table of stream learners, with their checkpoint and stop rounds (``ps/rounds.py``)."""
+    HOSTED["clock"] = Rounds(n_workers, every_examples, every_seconds)
+
+
+def advance(worker: int, examples: int, idle: bool, finished: bool, stop: bool) -> tuple:
+    return HOSTED["clock"].advance(worker, examples, idle, finished, stop)
 
 
 def tick(worker: int) -> None:

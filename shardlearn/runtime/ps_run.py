@@ -57,7 +57,7 @@ def serve(ctx: Context) -> dict:
                        "serve_seconds": time.perf_counter() - t}}
 
 
-class _ShardCheckpoint:
+class ShardCheckpoint:
     """Checkpoints of a parameter-server run at a consistent cut: at a due step every worker
     stops (barrier: all its earlier pushes are applied), rank 0 has every shard write its slice
     and optimizer state into the checkpoint being staged, and the workers add their cursors."""
@@ -78,7 +78,7 @@ class _ShardCheckpoint:
         self.ckpt.save(t, arrays, extra=names)
 
 
-def _restore_shards(ctx: Context, ckpt, n_shards: int) -> None:
+def restore_shards(ctx: Context, ckpt, n_shards: int) -> None:
     import os
 
     futs = [ctx.transport.call(h, host.load_shard, s, os.path.join(ckpt.loaded, f"shard-{s}.npz"))
@@ -126,7 +126,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
                       for s, h in enumerate(ctx.hosts)]:
                 ctx.transport.wait(f)
     if comm.rank == 0 and resume is not None:
-        _restore_shards(ctx, ckpt, len(ctx.hosts))
+        restore_shards(ctx, ckpt, len(ctx.hosts))
     comm.barrier()
     staleness = {"bsp": 0, "ssp": cfg.staleness, "asp": None}[cfg.plan]
 
@@ -144,7 +144,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
                                   staleness=staleness, share_rows=cfg.plan == "bsp",
                                   fit_intercept=cfg.fit_intercept, callback=cb,
                                   on_step=snapshot if snapshot_every and comm.rank == 0 else None,
-                                  checkpoint=None if ckpt is None else _ShardCheckpoint(ckpt, comm, ctx), resume=resume,
+                                  checkpoint=None if ckpt is None else ShardCheckpoint(ckpt, comm, ctx), resume=resume,
                                   tol=cfg.tol, learn=_learner(model, d, cfg) if per_example else None)
     comm.barrier()  # every push is applied before anyone reads the result
     if per_example:  # rank 0 brings the lazy penalty up to date on every key, then all read
@@ -188,14 +188,16 @@ def _epoch_logger(comm, log, n_rows: int):
     return lambda epoch, loss, rows: log.step(epoch, loss, total)
 
 
-def _pull_vector(client, n: int, chunk: int = 1 << 20) -> np.ndarray:
-    """Keys ``0 .. n-1`` pulled in chunks."""
-    full = np.empty(n)
-    for lo in range(0, n, chunk):
-        keys = np.arange(lo, min(lo + chunk, n), dtype=np.int64)
-        vals = client.wait(client.pull(keys))
-        full[lo : lo + keys.size] = vals[:, 0] if vals.ndim == 2 else vals  # kernel state: the weight slot
-    return full
+def pull_rows(client, n: int, chunk: int = 1 << 18) -> np.ndarray:
+    """Keys ``0 .. n-1`` pulled in chunks: a value per key, or a row per key (kernel state)."""
+    parts = [client.wait(client.pull(np.arange(lo, min(lo + chunk, n), dtype=np.int64))) for lo in range(0, n, chunk)]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _pull_vector(client, n: int) -> np.ndarray:
+    """Keys ``0 .. n-1``: their values (kernel state: the weight slot)."""
+    full = pull_rows(client, n)
+    return full[:, 0] if full.ndim == 2 else full
 
 
 def _pull_model(client, d: int) -> dict:

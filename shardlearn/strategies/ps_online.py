@@ -34,8 +34,9 @@ class Learner:
         self.opts = dict(rule=rule, lr=lr, power_t=power_t, l1=l1, l2=l2)
         self.fuse, self.pending = fuse, None
 
-    def __call__(self, client, Xb, yb, swb, held):
-        """With ``fuse`` (asp, ssp) a batch's change is not pushed at once: it travels with the next
+    def __call__(self, client, Xb, yb, swb, held, predictions=None):
+        """``predictions`` (or None) receives each row's score before its update. With ``fuse``
+        (asp, ssp) a batch's change is not pushed at once: it travels with the next
         batch's pull (``Client.push_pull``, one round trip a step, the shard applying the push
         before it answers), or with ``flush``; the push handle returned is then None."""
         keys, Xc = batch_columns(Xb)
@@ -48,7 +49,7 @@ class Learner:
         state = {"ws": np.ascontiguousarray(rows[:-1]), "scalars": rows[-1, [W, G]].copy()}
         before, s0 = state["ws"].copy(), state["scalars"].copy()
         out = kernel.run(state, Xc, yb, swb, np.arange(Xc.shape[0]), loss=self.loss,
-                         fit_intercept=self.fit_intercept, **self.opts)
+                         fit_intercept=self.fit_intercept, predictions=predictions, **self.opts)
         change = np.zeros((keys.size, 4))
         change[:-1] = delta.change(before, state["ws"], self.opts["rule"])
         change[-1, [W, G]] = state["scalars"] - s0
