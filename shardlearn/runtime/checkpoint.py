@@ -186,7 +186,7 @@ class Checkpointer:
 
     def save(self, step: int, arrays: dict, meta: dict | None = None, extra: list[str] | None = None) -> None:
         """Write this rank's ``arrays``; rank 0 also writes ``meta``, checksums the ``extra`` files
-        already in ``staging(step)``, and commits the checkpoint."""
+        already in ``staging(step)``, and commits the checkpoint, which is durable on return."""
         tmp = self.staging(step)
         name = f"rank-{self.rank}.npz"
         _write_synced(os.path.join(tmp, name), lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()}))
@@ -208,6 +208,8 @@ class Checkpointer:
             _fsync_dir(self.directory)
             for old in steps_on_disk(self.directory)[KEEP:]:
                 shutil.rmtree(_path(self.directory, old), ignore_errors=True)
+        if self.size > 1:  # committed when save returns, on every rank: no rank stages the next one (the
+            self.comm.barrier()  # same step again, at a run's end) into the folder rank 0 is renaming
         self.saved.append(int(step))
         self.last_time = time.monotonic()
         self.last_step, self.next_probe = int(step), int(step) + 1
