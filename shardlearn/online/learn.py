@@ -147,7 +147,7 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
                             header=header, interactions=estimator.interactions)
     progress = Progress(estimator.loss, progress_out, progress_state)
     held = Progress(estimator.loss, None, held_state)  # the held-out examples (none without holdout_every)
-    t0 = last_save = time.monotonic()
+    t0 = last_save = busy = time.monotonic()  # busy: when the last example was learned
     saved_at = progress.examples
 
     def save():
@@ -172,13 +172,14 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
             skipped.update(dropped)
             pos = end
             now = time.monotonic()
+            busy = now if block.X.shape[0] else busy
             if (every_n and progress.examples - saved_at >= every_n) or (every_s and now - last_save >= every_s):
                 save()
                 saved_at, last_save = progress.examples, now
         stopped = stop.is_set()
     save()
     estimator.save(model_dir)
-    summary = dict(progress.summary(time.monotonic() - t0, since=resumed), skipped=dict(skipped),
+    summary = dict(progress.summary(busy - t0, since=resumed), skipped=dict(skipped),
                    model_dir=model_dir, resumed_from_example=resumed, stopped_by_signal=stopped, position=pos)
     if holdout_every:
         summary.update({f"holdout_{k}": v for k, v in held.summary(1.0).items() if k not in ("examples_per_s",

@@ -217,14 +217,13 @@ def learner(comm, *, progress=None, source, kind, params, fmt, model_dir, strate
                 "kernel_loss": kernel_loss[0]}
         arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), "hist": metrics.hist,
                   "hist_holdout": held.hist}
-        ps_run.ShardCheckpoint(ckpt, comm, ctx).save(step, arrays)
-        comm.barrier()  # rank 0 has committed it: now the entries may be acknowledged
+        ps_run.ShardCheckpoint(ckpt, comm, ctx).save(step, arrays)  # committed on return: now acknowledge
         if pos is not None:
             src.committed(pos)
 
     clock, slowest, finished = 0, -(1 << 62), False
     halt, quit_reading = threading.Event(), threading.Event()
-    t0 = time.monotonic()
+    t0 = busy = time.monotonic()  # busy: when this learner learned its last example
     with stop_on_signals() as stop, ThreadPoolExecutor(1) as pool, setting(halt):
         reading = src.blocks(pos, stop=lambda: stop.is_set() or halt.is_set() or quit_reading.is_set(),
                              idle=stop_when_idle)
@@ -242,6 +241,7 @@ def learner(comm, *, progress=None, source, kind, params, fmt, model_dir, strate
                     slowest = client.wait_min(clock - staleness)
                 learn_progressively(block, learn_block, metrics, held, holdout_every)
                 examples, pos = block.X.shape[0], end
+                busy = time.monotonic() if examples else busy
                 skipped.update(block.skipped)
                 skipped.update(dropped)
             new, checkpoint_at, stop_at = ctx.transport.wait(ctx.transport.call(
@@ -256,7 +256,7 @@ def learner(comm, *, progress=None, source, kind, params, fmt, model_dir, strate
             if clock == stop_at:
                 break
         stopped = stop.is_set()
-    seconds = time.monotonic() - t0
+    seconds = busy - t0
     totals = np.sum(comm.allgather(np.array([kernel_loss[0], metrics.weight, metrics.examples])), axis=0)
     if rank == 0:  # the model, from the shards, as the online estimator
         rows = ps_run.pull_rows(client, d + 2)

@@ -1,0 +1,131 @@
+"""Several stream learners over the parameter server (issue 15, item 6): examples/s and
+progressive log-loss of ``shardlearn learn`` with N = 1, 2 learner processes on D2 as a
+stream, from Redis Streams (a ``redis-server`` this script starts on a free port; every run
+reads the same stream through a group of its own) and from a file (learner ``r`` takes
+every N-th line), next to the one-process learner on the same source.
+
+The D2 rows are written once as VW text and loaded into Redis (untimed). Each run's
+``examples_per_s`` is the learners' own: examples learned over the seconds from their start
+(group started, shards created) to the last example learned, so neither the processes'
+start-up nor ``--stop-when-idle``'s final wait is counted.
+
+    python benchmarks/bench_learn_workers.py --rows 1000000 --out benchmarks/results/learn-workers
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.bench_defaults import save  # noqa: E402
+from benchmarks.bench_learn_vs_vw import write_data  # noqa: E402
+from benchmarks.machine import facts  # noqa: E402
+
+
+def redis_server(folder: str):
+    exe = shutil.which("redis-server")
+    if exe is None:
+        sys.exit("redis-server is not installed (apt-get install -y redis-server)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", folder], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, port
+
+
+def fill(port: int, path: str, stream: str = "d2") -> int:
+    import redis
+
+    client = redis.Redis(port=port)
+    for _ in range(200):
+        try:
+            client.ping()
+            break
+        except redis.exceptions.ConnectionError:
+            time.sleep(0.05)
+    n = 0
+    with open(path, "rb") as f:
+        pipe = client.pipeline(transaction=False)
+        for line in f:
+            pipe.xadd(stream, {"data": line.rstrip(b"\n")})
+            n += 1
+            if n % 10_000 == 0:
+                pipe.execute()
+        pipe.execute()
+    return n
+
+
+def run(source: str, bits: int, folder: str, workers: int | None, batch_size: int) -> dict:
+    from shardlearn import OnlineLogisticRegression
+    from shardlearn.online.learn import learn
+    from shardlearn.online.learn_group import learn_group
+
+    model = os.path.join(folder, "model")
+    shutil.rmtree(model, ignore_errors=True)
+    idle = 1.0 if source.startswith("redis://") else None
+    t = time.perf_counter()
+    if workers is None:
+        out = learn(source, OnlineLogisticRegression(hash_bits=bits), fmt="vw", model_dir=model, stop_when_idle=idle)
+    else:
+        out = learn_group(source, OnlineLogisticRegression(hash_bits=bits), workers=workers, batch_size=batch_size,
+                          fmt="vw", model_dir=model, stop_when_idle=idle)
+    wall = time.perf_counter() - t
+    shutil.rmtree(model, ignore_errors=True)
+    return {"examples": out["examples"], "examples_s": out["examples_per_s"], "wall_s": wall,
+            "progressive_logloss": out["progressive_logloss"], "auc": out["auc"],
+            "per_worker": [w["examples"] for w in out.get("per_worker", [])]}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--batch-size", type=int, default=1024)
+    ap.add_argument("--out", default="benchmarks/results/learn-workers")
+    args = ap.parse_args(argv)
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        path, n, bits = write_data("D2", folder, args.rows)
+        server, port = redis_server(folder)
+        try:
+            loaded = fill(port, path)
+            runs = [("file", None), ("file", 1), ("file", 2), ("redis", None), ("redis", 1), ("redis", 2)]
+            warm = os.path.join(folder, "warm.vw")  # numba's compiled parser and kernel loaded first
+            with open(path, "rb") as f, open(warm, "wb") as w:
+                w.write(b"".join(f.readline() for _ in range(100)))
+            run(warm, bits, folder, None, args.batch_size)
+            for i, (kind, workers) in enumerate(runs):
+                source = path if kind == "file" else f"redis://127.0.0.1:{port}/d2?group=run{i}&consumer=c"
+                row = run(source, bits, folder, workers, args.batch_size)
+                row.update(source=kind, learners="one process" if workers is None else f"{workers} over the shards",
+                           batch_size=None if workers is None else args.batch_size, rows=n, loaded=loaded)
+                results.append(row)
+                print(row, flush=True)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    machine = facts()
+    base = {r["source"]: r["examples_s"] for r in results if r["learners"] == "one process"}
+    lines = ["# Several stream learners over the parameter server: D2 as a stream", "",
+             f"Machine: {machine}", "",
+             f"D2, {n:,} rows as VW text, 2^{bits} hashed columns, one pass, the normalized rule; "
+             f"--batch-size {args.batch_size}. examples/s: the learners' own (start-up and the final idle wait "
+             "excluded); wall: the whole call, processes started included.", "",
+             "| source | learners | examples/s | vs one process | wall s | progressive log-loss | AUC | per learner |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['source']} | {r['learners']} | {r['examples_s']:,.0f} | {r['examples_s'] / base[r['source']]:.2f}x "
+              f"| {r['wall_s']:.1f} | {r['progressive_logloss']:.5f} | {r['auc']:.4f} | "
+              f"{', '.join(f'{e:,}' for e in r['per_worker']) or '-'} |" for r in results]
+    os.makedirs(args.out, exist_ok=True)
+    save(args.out, "learn-workers", results, machine, lines)
+
+
+if __name__ == "__main__":
+    main()
