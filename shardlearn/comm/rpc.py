@@ -4,16 +4,21 @@ parameter server's handlers live in ``shardlearn.ps.host`` and any transport
 offering ``call``/``wait``/``close`` can replace this one (torch's RPC is in
 maintenance mode upstream).
 
-Measured on this machine's loopback: ~0.2-2 ms per small round trip; numpy
-arrays travel pickled inside the RPC message.
+Numpy arrays in a call's arguments and its answer travel as torch tensors, which
+TensorPipe sends as buffers of their own: pickled inside the message, a 3.2 MB array
+took 45 ms a round trip on this machine's loopback, as a tensor 6.6 ms (hand-measured,
+one process calling itself; ~1.5 ms for a small call).
 """
 from __future__ import annotations
 
 import warnings
 from datetime import timedelta
 
+import numpy as np
 import torch
 import torch.distributed.rpc as rpc
+
+_TENSOR_KINDS = "biuf"  # bool, int, unsigned, float: the arrays torch can hold without a copy
 
 
 def name(rank: int) -> str:
@@ -26,6 +31,21 @@ def new_future():
 
 
 async_execution = rpc.functions.async_execution
+
+
+def _to_wire(x):
+    if isinstance(x, np.ndarray) and x.dtype.kind in _TENSOR_KINDS and x.dtype.byteorder in "=|":
+        return torch.from_numpy(np.ascontiguousarray(x))
+    return x
+
+
+def _from_wire(x):
+    return x.numpy() if isinstance(x, torch.Tensor) else x
+
+
+def _run(fn, *args):
+    """On the callee: the arrays back from tensors, ``fn`` called, its array answer as a tensor."""
+    return _to_wire(fn(*(_from_wire(a) for a in args)))
 
 
 class RpcTransport:
@@ -44,11 +64,13 @@ class RpcTransport:
     def call(self, dest: int, fn, *args):
         """Start ``fn(*args)`` on rank ``dest``; returns a handle for ``wait``."""
         self.calls += 1
-        return rpc.rpc_async(name(dest), fn, args=args)
+        if getattr(fn, "_wrapped_async_rpc_function", None) is not None:  # answers later: called as it is
+            return rpc.rpc_async(name(dest), fn, args=args)
+        return rpc.rpc_async(name(dest), _run, args=(fn, *(_to_wire(a) for a in args)))
 
     @staticmethod
     def wait(handle):
-        return handle.wait()
+        return _from_wire(handle.wait())
 
     def close(self) -> None:
         """Leave once every rank has called ``close`` (a barrier over the RPC group)."""

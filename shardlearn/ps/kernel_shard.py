@@ -65,9 +65,32 @@ class KernelShard(Shard):
         return np.ascontiguousarray(self.ws[:, kernel.W])
 
     def arrays(self) -> dict:
+        """The rows of the keys ever touched, and their local indices (a hashed model's shard is
+        mostly untouched: a checkpoint costs what was learned, not the key space)."""
         with self.lock:
-            return {"ws": self.ws.copy()}
+            rows = np.flatnonzero(self.ws.any(axis=1))
+            return {"rows": rows, "state_rows": self.ws[rows]}
 
     def restore(self, arrays: dict) -> None:
         with self.lock:
-            self.ws[:] = arrays["ws"]
+            self.ws[:] = 0.0
+            self.ws[arrays["rows"]] = arrays["state_rows"]
+
+
+def assemble(parts: list, slicer, n_keys: int) -> np.ndarray:
+    """The whole ``(n_keys, 4)`` kernel state from every shard's ``arrays()`` (in shard order).
+
+    >>> from shardlearn.ps.slicer import RangeSlicer
+    >>> sl = RangeSlicer(3, 2)
+    >>> a, b = KernelShard(sl.size(0)), KernelShard(sl.size(1))
+    >>> b.push(sl.route(np.array([2]))[1], np.array([[0.5, 1.0, 1.0, 0.0]]))  # key 2 lives on shard 1
+    >>> assemble([a.arrays(), b.arrays()], sl, 3)[:, 0].tolist()
+    [0.0, 0.0, 0.5]
+    """
+    full = np.zeros((n_keys, 4))
+    for s, part in enumerate(parts):
+        keys = slicer.keys_of(s)
+        by_local = np.empty_like(keys)
+        by_local[slicer.route(keys)[1]] = keys
+        full[by_local[part["rows"]]] = part["state_rows"]
+    return full

@@ -177,6 +177,10 @@ class Checkpointer:
         return False
 
     # --- writing ------------------------------------------------------------
+    def path(self, step: int) -> str:
+        """The folder of committed checkpoint ``step``."""
+        return _path(self.directory, step)
+
     def staging(self, step: int) -> str:
         """The folder checkpoint ``step`` is written into before it is committed (others, such as
         parameter-server shards, may add files there; rank 0 names them in ``save(extra=...)``)."""
