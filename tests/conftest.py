@@ -95,9 +95,11 @@ def fit_killing(X, y, cfg, rank: int, call: int, model: str = "logistic", at: st
                                    rank=rank, call=call, at=at)
 
 
-def kill_after_checkpoint(proc, model_dir, step: int, timeout: float = 120.0) -> None:
+def kill_after_checkpoint(proc, model_dir, step: int, timeout: float = 120.0, session: bool = False) -> None:
     """SIGKILL ``proc`` (a ``shardlearn learn`` run) once ``model_dir/checkpoints`` holds checkpoint
-    ``step`` or a later one: a crash at a moment the test knows is past a few checkpoints."""
+    ``step`` or a later one: a crash at a moment the test knows is past a few checkpoints.
+    ``session``: ``proc`` leads a session of its own (``start_new_session=True``) and every process
+    in it is killed at once (a run with learner processes: the machine's crash, not only the driver's)."""
     import signal
     import time
 
@@ -109,7 +111,10 @@ def kill_after_checkpoint(proc, model_dir, step: int, timeout: float = 120.0) ->
         if max(done, default=0) >= step:
             break
         time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
+    if session:
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        proc.send_signal(signal.SIGKILL)
     proc.wait()
 
 

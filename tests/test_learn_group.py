@@ -131,10 +131,9 @@ def test_two_learners_killed_and_restarted_apply_every_line_once(tmp_path):
     call = (f"from shardlearn import OnlineLogisticRegression as O; from shardlearn.online.learn_group import "
             f"learn_group; learn_group({src!r}, O(hash_bits=14, l2=1e-5), workers=2, fmt='vw', "
             f"model_dir={str(model)!r}, checkpoint_every=3000, block_bytes=16384)")
-    proc = subprocess.Popen([sys.executable, "-c", call], env=ENV)
-    kill_after_checkpoint(proc, model, 5)
+    proc = subprocess.Popen([sys.executable, "-c", call], env=ENV, start_new_session=True)
+    kill_after_checkpoint(proc, model, 5, session=True)  # the driver and both learners at once
     assert proc.returncode == -9, "the run ended before it could be killed: make the file longer"
-    time.sleep(1.5)  # the learners notice their driver is gone and end
     r = subprocess.run([sys.executable, "-m", "shardlearn", "learn", src, "--model-dir", str(model), "--workers", "2",
                         "--hash-bits", "14", "--l2", "1e-5", "--quiet"], env=ENV, capture_output=True, text=True,
                        timeout=300)
@@ -182,16 +181,21 @@ def test_two_learners_consume_a_redis_stream_exactly_once_across_a_kill(redis_se
     for line in lines:
         pipe.xadd("g1", {"data": line})
     pipe.execute()
-    url = f"redis://127.0.0.1:{redis_server}/g1?group=g&consumer=c"
+    url = f"redis://127.0.0.1:{redis_server}/g1?group=g&consumer=c&count=500"  # small reads: killed mid-stream
     model = tmp_path / "m"
-    args = [sys.executable, "-m", "shardlearn", "learn", url, "--model-dir", str(model), "--workers", "2",
-            "--hash-bits", "14", "--checkpoint-every", "2000", "--stop-when-idle", "1", "--quiet"]
-    proc = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    kill_after_checkpoint(proc, model, 3)
-    assert proc.returncode == -9, "the run ended before it could be killed: put more entries in the stream"
-    time.sleep(1.5)
+    call = (f"from shardlearn import OnlineLogisticRegression as O; from shardlearn.online.learn_group import "
+            f"learn_group; "
+            f"learn_group({url!r}, O(hash_bits=14), workers=2, fmt='vw', model_dir={str(model)!r}, "
+            f"checkpoint_every=1000, stop_when_idle=30)")  # small reads, many rounds: killed mid-stream
+    with open(tmp_path / "stderr", "w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", call], env=ENV, stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True)
+        kill_after_checkpoint(proc, model, 5, session=True)  # the driver and both learners at once
+    assert proc.returncode == -9, f"ended before it could be killed: {(tmp_path / 'stderr').read_text()[-2000:]}"
     assert client.xpending("g1", "g")["pending"] > 0  # delivered, never acknowledged
-    r = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "shardlearn", "learn", url, "--model-dir", str(model), "--workers", "2",
+                        "--hash-bits", "14", "--stop-when-idle", "1", "--quiet"], env=ENV, capture_output=True,
+                       text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert 0 < out["resumed_from_example"] < 120_000 and out["examples"] == 120_000

@@ -63,10 +63,9 @@ def test_a_stream_equals_its_lines_learned_in_order(server, tmp_path):
 def test_a_killed_learner_restarted_applies_each_entry_once(server, tmp_path):
     lines = _lines(80_000, seed=1)
     _fill(server, "s2", lines)
-    url = f"redis://127.0.0.1:{server}/s2?group=g&consumer=c1"
+    url = f"redis://127.0.0.1:{server}/s2?group=g&consumer=c1&count=500"  # small reads: killed mid-stream
     model = tmp_path / "m"
     call = (f"from shardlearn import OnlineLogisticRegression as O; from shardlearn.online.learn import learn; "
-            f"import shardlearn.online.redis_stream as r; r.COUNT = 500; "
             f"learn({url!r}, O(hash_bits=12, l2=1e-4), fmt='vw', model_dir={str(model)!r}, checkpoint_every=1000, "
             f"stop_when_idle=30)")
     proc = subprocess.Popen([sys.executable, "-c", call], env=ENV)
@@ -118,3 +117,7 @@ def test_unusable_entries_are_counted_and_bad_lines_named_by_entry(server, tmp_p
     with pytest.raises(ConfigError, match="is not a stream address"):
         learn(f"redis://127.0.0.1:{server}/s4", OnlineLogisticRegression(hash_bits=8), fmt="vw",
               model_dir=str(tmp_path / "x"))
+    for count in ("0", "x", "-5"):
+        with pytest.raises(ConfigError, match=f"count={count} is not a whole number of entries >= 1"):
+            learn(f"redis://127.0.0.1:{server}/s4?group=g&consumer=c&count={count}", OnlineLogisticRegression(),
+                  fmt="vw", model_dir=str(tmp_path / "x"))

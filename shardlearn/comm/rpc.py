@@ -62,9 +62,21 @@ class RpcTransport:
         self.timeout = timedelta(seconds=timeout_s)
 
     def call(self, dest: int, fn, *args):
-        """Start ``fn(*args)`` on rank ``dest``; returns a handle for ``wait``."""
+        """Start ``fn(*args)`` on rank ``dest``; returns a handle for ``wait``. A call to this
+        process's own rank runs here at once (handlers guard their state with locks, since the
+        RPC threads run other ranks' calls at the same time)."""
         self.calls += 1
-        if getattr(fn, "_wrapped_async_rpc_function", None) is not None:  # answers later: called as it is
+        answers_later = getattr(fn, "_wrapped_async_rpc_function", None) is not None
+        if dest == self.rank:  # this process hosts it: called here, with no trip through TensorPipe
+            if answers_later:
+                return fn(*args)
+            done = torch.futures.Future()
+            try:
+                done.set_result(fn(*args))
+            except Exception as e:  # noqa: BLE001 - raised by wait, as a remote call's error is
+                done.set_exception(e)
+            return done
+        if answers_later:  # called as it is (its future is the answer)
             return rpc.rpc_async(name(dest), fn, args=args)
         return rpc.rpc_async(name(dest), _run, args=(fn, *(_to_wire(a) for a in args)))
 

@@ -1,4 +1,4 @@
-"""Redis Streams as a source of examples: ``redis://HOST:PORT/STREAM?group=G&consumer=C``.
+"""Redis Streams as a source of examples: ``redis://HOST:PORT/STREAM?group=G&consumer=C[&count=N]``.
 
 Each entry carries one example in its field ``data`` (one line of the chosen format). The
 learner is consumer ``C`` of group ``G`` (created at the stream's start if missing, the
@@ -7,11 +7,13 @@ holding them is durable (``committed``). Exactly once after a crash: on restart 
 consumer first re-reads its own pending entries (delivered, never acknowledged), skips
 (and acknowledges) those at or below the checkpoint's entry ID, which the model already
 holds, and learns the rest in ID order, then goes on with new entries. An entry without a
-``data`` field, or holding more than one line, is skipped and counted. redis-py
-(Redis's own client) does the talking.
+``data`` field, or holding more than one line, is skipped and counted. ``count``: entries
+asked for at each ``XREADGROUP`` (default 10,000), so the most a learner holds delivered
+and unacknowledged beyond its last checkpoint is about two reads. redis-py (Redis's own
+client) does the talking.
 
 >>> RedisStream.parse("redis://127.0.0.1:6390/clicks?group=g&consumer=c1")
-('127.0.0.1', 6390, 'clicks', 'g', 'c1')
+('127.0.0.1', 6390, 'clicks', 'g', 'c1', 10000)
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from urllib.parse import parse_qs, urlparse
 
 from shardlearn.core.errors import ConfigError
 
-COUNT = 10_000  # entries per XREADGROUP
+COUNT = 10_000  # entries per XREADGROUP, unless the address says count=N
 
 
 def _id(entry_id) -> tuple[int, int]:
@@ -32,7 +34,7 @@ class RedisStream:
     def __init__(self, url: str):
         import redis
 
-        self.host, self.port, self.stream, self.group, self.consumer = self.parse(url)
+        self.host, self.port, self.stream, self.group, self.consumer, self.count = self.parse(url)
         self.name, self.resumable = url, True
         self.client = redis.Redis(host=self.host, port=self.port, socket_timeout=30)
         try:
@@ -51,15 +53,18 @@ class RedisStream:
         stream = u.path.lstrip("/")
         if u.scheme != "redis" or not u.hostname or not stream or "group" not in q or "consumer" not in q:
             raise ConfigError(f"{url!r} is not a stream address; expected "
-                              "redis://HOST:PORT/STREAM?group=GROUP&consumer=CONSUMER")
-        return u.hostname, u.port or 6379, stream, q["group"][0], q["consumer"][0]
+                              "redis://HOST:PORT/STREAM?group=GROUP&consumer=CONSUMER[&count=N]")
+        count = q.get("count", [str(COUNT)])[0]
+        if not count.isdigit() or int(count) < 1:
+            raise ConfigError(f"{url!r}: count={count} is not a whole number of entries >= 1")
+        return u.hostname, u.port or 6379, stream, q["group"][0], q["consumer"][0], int(count)
 
     def blocks(self, start: dict | None = None, stop=None, idle: float | None = None):
         stop = stop or (lambda: False)
         done = _id(start["id"]) if start else (0, -1)  # entries at or below it are in the model already
         cursor, last_data = "0", time.monotonic()  # "0": this consumer's pending entries first, then ">"
         while not stop():
-            reply = self.client.xreadgroup(self.group, self.consumer, {self.stream: cursor}, count=COUNT,
+            reply = self.client.xreadgroup(self.group, self.consumer, {self.stream: cursor}, count=self.count,
                                            block=None if cursor != ">" else 100)
             entries = reply[0][1] if reply else []
             if cursor != ">":
