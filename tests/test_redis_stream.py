@@ -121,3 +121,18 @@ def test_unusable_entries_are_counted_and_bad_lines_named_by_entry(server, tmp_p
         with pytest.raises(ConfigError, match=f"count={count} is not a whole number of entries >= 1"):
             learn(f"redis://127.0.0.1:{server}/s4?group=g&consumer=c&count={count}", OnlineLogisticRegression(),
                   fmt="vw", model_dir=str(tmp_path / "x"))
+
+
+def test_a_pending_entry_deleted_before_the_restart_is_counted_not_fatal(server):
+    # delivered, never acknowledged, then XDEL'd: Redis hands it back on the pending list without fields
+    client = redis.Redis(port=server)
+    client.delete("s5")
+    ids = [client.xadd("s5", {"data": f"1 |f a:{i}"}) for i in range(3)]
+    url = f"redis://127.0.0.1:{server}/s5?group=g&consumer=c"
+    first = next(RedisStream(url).blocks(None, idle=0.2))
+    assert first[0] == b"1 |f a:0\n1 |f a:1\n1 |f a:2\n"
+    client.xdel("s5", ids[1])
+    again = list(RedisStream(url).blocks(None, idle=0.2))
+    assert [(b, p, s) for b, p, _, s in again] == [(b"1 |f a:0\n1 |f a:2\n", {"id": ids[2].decode()},
+                                                    {"entry has no 'data' field": 1})]
+    assert again[0][2](1) == f"{url}: entry {ids[2].decode()}"  # a bad line is named by its own entry

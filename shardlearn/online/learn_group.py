@@ -54,6 +54,7 @@ from shardlearn.runtime import group as local_group
 from shardlearn.runtime import launch
 from shardlearn.runtime import ps_run
 from shardlearn.runtime.checkpoint import Checkpointer, parse_every
+from shardlearn.strategies.ps_online import Learner
 
 STRATEGIES = ("asp", "ssp")
 WAIT_S = 0.05  # how long a learner waits for its next block before it ticks idle
@@ -197,8 +198,6 @@ def learner(comm, *, progress=None, source, kind, params, fmt, model_dir, strate
     metrics, held = Progress(est.loss, out, mine["progress"]), Progress(est.loss, None, mine["holdout"])
     resumed = metrics.examples
     client = Client(ctx.transport, slicer, ctx.hosts, rank)
-    from shardlearn.strategies.ps_online import Learner
-
     learner_ = Learner(d, est.loss, est.fit_intercept, opts["rule"], opts["lr"], opts["power_t"], opts["l1"], opts["l2"],
                        fuse=True)
 

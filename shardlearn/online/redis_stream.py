@@ -17,6 +17,7 @@ client) does the talking.
 """
 from __future__ import annotations
 
+import bisect
 import time
 from urllib.parse import parse_qs, urlparse
 
@@ -45,6 +46,8 @@ class RedisStream:
         except redis.exceptions.ConnectionError as e:
             raise ConfigError(f"{url}: cannot connect ({e})") from None
         self.delivered: list = []  # learned, not yet acknowledged
+        # the reply as Redis sends it (entries as [ID, [field, value, ...]]): no dict built per entry
+        self.client.response_callbacks["XREADGROUP"] = lambda reply, **_: reply
 
     @staticmethod
     def parse(url: str):
@@ -66,7 +69,7 @@ class RedisStream:
         while not stop():
             reply = self.client.xreadgroup(self.group, self.consumer, {self.stream: cursor}, count=self.count,
                                            block=None if cursor != ">" else 100)
-            entries = reply[0][1] if reply else []
+            entries = _entries(reply)
             if cursor != ">":
                 if not entries:
                     cursor = ">"
@@ -77,31 +80,61 @@ class RedisStream:
                     return
                 continue
             last_data = time.monotonic()
-            old = [e for e, _ in entries if _id(e) <= done]
-            if old:
-                self.client.xack(self.stream, self.group, *old)
-            fresh = [(e, fields) for e, fields in entries if _id(e) > done]
-            if not fresh:
+            ids = [e for e, _ in entries]  # ascending within a reply: those already learned come first
+            cut = bisect.bisect_right(ids, done, key=_id)
+            if cut:
+                self.client.xack(self.stream, self.group, *ids[:cut])
+            if cut == len(ids):
                 continue
-            lines, ids, skipped = [], [], {}
-            for entry_id, fields in fresh:
-                data = fields.get(b"data")
-                why = "entry has no 'data' field" if data is None else \
-                    "entry holds more than one line" if b"\n" in data.rstrip(b"\r\n") else None
-                self.delivered.append(entry_id)
-                if why:
-                    skipped[why] = skipped.get(why, 0) + 1
-                    continue
-                lines.append(data.rstrip(b"\r\n"))
-                ids.append(entry_id.decode())
-            done = _id(fresh[-1][0])
-            where = (lambda i, ids=ids: f"{self.name}: entry {ids[i]}")
-            yield b"\n".join(lines) + (b"\n" if lines else b""), {"id": fresh[-1][0].decode()}, where, skipped
+            fresh, ids = entries[cut:], ids[cut:]
+            self.delivered.extend(ids)
+            done = _id(ids[-1])
+            datas = [f[1] if f and len(f) == 2 and f[0] == b"data" else _data(f) for _, f in fresh]
+            if None not in datas:
+                text = b"\n".join(d.rstrip(b"\r\n") for d in datas) + b"\n"
+            if None in datas or text.count(b"\n") != len(datas):  # entries it cannot use: found one by one
+                kept, text, skipped = _usable(ids, datas)
+            else:
+                kept, skipped = ids, {}
+            where = (lambda i, kept=kept: f"{self.name}: entry {kept[i].decode()}")
+            yield text if kept else b"", {"id": ids[-1].decode()}, where, skipped
 
     def committed(self, position: dict) -> None:
         """The checkpoint holding everything up to ``position`` is durable: acknowledge it."""
-        upto = _id(position["id"])
-        done = [e for e in self.delivered if _id(e) <= upto]
-        if done:
-            self.client.xack(self.stream, self.group, *done)
-            self.delivered = [e for e in self.delivered if _id(e) > upto]
+        cut = bisect.bisect_right(self.delivered, _id(position["id"]), key=_id)  # delivered in ID order
+        if cut:
+            self.client.xack(self.stream, self.group, *self.delivered[:cut])
+            del self.delivered[:cut]
+
+
+def _entries(reply) -> list:
+    """``[[ID, [field, value, ...]], ...]`` of a raw XREADGROUP reply for one stream (RESP2: a list of
+    ``[stream, entries]``; RESP3: a map)."""
+    if not reply:
+        return []
+    streams = reply.values() if isinstance(reply, dict) else (s[1] for s in reply)
+    return next(iter(streams)) or []
+
+
+def _data(fields):
+    """The ``data`` field's value among ``[field, value, ...]`` (None: absent, or the entry was deleted)."""
+    if not fields:
+        return None
+    for k, v in zip(fields[::2], fields[1::2]):
+        if k == b"data":
+            return v
+    return None
+
+
+def _usable(ids: list, datas: list):
+    """``(their IDs, their lines, skipped by reason)`` of the entries holding one line in ``data``."""
+    kept, lines, skipped = [], [], {}
+    for entry_id, data in zip(ids, datas):
+        why = "entry has no 'data' field" if data is None else \
+            "entry holds more than one line" if b"\n" in data.rstrip(b"\r\n") else None
+        if why:
+            skipped[why] = skipped.get(why, 0) + 1
+            continue
+        kept.append(entry_id)
+        lines.append(data.rstrip(b"\r\n"))
+    return kept, b"\n".join(lines) + (b"\n" if lines else b""), skipped
