@@ -87,7 +87,7 @@ def run(source: str, bits: int, folder: str, workers: int | None, batch_size: in
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--batch-size", type=int, default=1024)
+    ap.add_argument("--batch-sizes", default="1024,4096", help="for 2 learners (1 learner: the first)")
     ap.add_argument("--out", default="benchmarks/results/learn-workers")
     args = ap.parse_args(argv)
     results = []
@@ -96,16 +96,18 @@ def main(argv=None):
         server, port = redis_server(folder)
         try:
             loaded = fill(port, path)
-            runs = [("file", None), ("file", 1), ("file", 2), ("redis", None), ("redis", 1), ("redis", 2)]
+            sizes = [int(b) for b in args.batch_sizes.split(",")]
+            runs = [(kind, workers, b) for kind in ("file", "redis")
+                    for workers, b in [(None, None), (1, sizes[0])] + [(2, b) for b in sizes]]
             warm = os.path.join(folder, "warm.vw")  # numba's compiled parser and kernel loaded first
             with open(path, "rb") as f, open(warm, "wb") as w:
                 w.write(b"".join(f.readline() for _ in range(100)))
-            run(warm, bits, folder, None, args.batch_size)
-            for i, (kind, workers) in enumerate(runs):
+            run(warm, bits, folder, None, None)
+            for i, (kind, workers, batch) in enumerate(runs):
                 source = path if kind == "file" else f"redis://127.0.0.1:{port}/d2?group=run{i}&consumer=c"
-                row = run(source, bits, folder, workers, args.batch_size)
+                row = run(source, bits, folder, workers, batch)
                 row.update(source=kind, learners="one process" if workers is None else f"{workers} over the shards",
-                           batch_size=None if workers is None else args.batch_size, rows=n, loaded=loaded)
+                           batch_size=batch, rows=n, loaded=loaded)
                 results.append(row)
                 print(row, flush=True)
         finally:
@@ -115,12 +117,13 @@ def main(argv=None):
     base = {r["source"]: r["examples_s"] for r in results if r["learners"] == "one process"}
     lines = ["# Several stream learners over the parameter server: D2 as a stream", "",
              f"Machine: {machine}", "",
-             f"D2, {n:,} rows as VW text, 2^{bits} hashed columns, one pass, the normalized rule; "
-             f"--batch-size {args.batch_size}. examples/s: the learners' own (start-up and the final idle wait "
-             "excluded); wall: the whole call, processes started included.", "",
-             "| source | learners | examples/s | vs one process | wall s | progressive log-loss | AUC | per learner |",
-             "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['source']} | {r['learners']} | {r['examples_s']:,.0f} | {r['examples_s'] / base[r['source']]:.2f}x "
+             f"D2, {n:,} rows as VW text, 2^{bits} hashed columns, one pass, the normalized rule. examples/s: the "
+             "learners' own (start-up and the final idle wait excluded); wall: the whole call, processes started "
+             "included.", "",
+             "| source | learners | --batch-size | examples/s | vs one process | wall s | progressive log-loss | AUC "
+             "| per learner |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['source']} | {r['learners']} | {r['batch_size'] or '-'} | {r['examples_s']:,.0f} | "
+              f"{r['examples_s'] / base[r['source']]:.2f}x "
               f"| {r['wall_s']:.1f} | {r['progressive_logloss']:.5f} | {r['auc']:.4f} | "
               f"{', '.join(f'{e:,}' for e in r['per_worker']) or '-'} |" for r in results]
     os.makedirs(args.out, exist_ok=True)
