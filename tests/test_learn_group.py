@@ -125,6 +125,15 @@ def test_two_learners_split_a_file_by_lines_and_learn_as_well(tmp_path, strategy
                     model_dir=str(tmp_path / "g"))
 
 
+def test_a_bad_line_stops_the_learners_naming_its_line_in_the_file(tmp_path):
+    lines = _vw_lines(3000, seed=7)
+    lines[2222] = "1 |f a:zz"  # line 2223: learner 0's of 2
+    src = _write(tmp_path / "s.vw", lines)
+    with pytest.raises(shardlearn.DataError, match=r"s\.vw: line 2223: feature value 'zz' is not a number"):
+        learn_group(src, OnlineLogisticRegression(hash_bits=10), workers=2, fmt="vw", model_dir=str(tmp_path / "m"),
+                    on_bad_row="error")
+
+
 def test_two_learners_killed_and_restarted_apply_every_line_once(tmp_path):
     src = _write(tmp_path / "s.vw", _vw_lines(200_000, seed=4))
     model = tmp_path / "m"

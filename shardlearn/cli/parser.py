@@ -130,7 +130,7 @@ def _learn(t):
                    help="with --workers: asp (nobody waits) or ssp (a learner waits while it is more than "
                         "--staleness blocks ahead of the slowest)")
     t.add_argument("--staleness", type=int, default=2, help="ssp: blocks a learner may run ahead of the slowest")
-    t.add_argument("--batch-size", type=int, default=1024,
+    t.add_argument("--batch-size", type=int, default=4096,
                    help="with --workers: examples a learner learns between a pull and a push of the shared state")
     t.add_argument("--quiet", action="store_true", help="no progressive validation table on stderr")
 

@@ -61,7 +61,7 @@ WAIT_S = 0.05  # how long a learner waits for its next block before it ticks idl
 
 
 def learn_group(source: str, estimator, *, workers: int, strategy: str = "asp", staleness: int = 2,
-                batch_size: int = 1024, fmt: str, model_dir: str, checkpoint_every=None, on_bad_row: str = "error",
+                batch_size: int = 4096, fmt: str, model_dir: str, checkpoint_every=None, on_bad_row: str = "error",
                 follow: bool = False, stop_when_idle: float | None = None, show_progress: bool = False,
                 label: str | None = None, positive: str | None = None, holdout_every: int | None = None,
                 block_bytes: int = sources.BLOCK_BYTES) -> dict:
