@@ -35,8 +35,10 @@ from shardlearn.core.errors import ConfigError
 def sum_by_key(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(distinct keys, sum of their values)``: how repeated keys in pushes are combined
     (``values`` one per key, or one row per key: summed column by column)."""
-    uniq, inv = np.unique(np.asarray(keys, dtype=np.int64), return_inverse=True)
-    values = np.asarray(values, dtype=np.float64)
+    keys, values = np.asarray(keys, dtype=np.int64), np.asarray(values, dtype=np.float64)
+    if keys.size < 2 or bool(np.all(keys[1:] > keys[:-1])):  # distinct and sorted already (a batch's keys)
+        return keys, values
+    uniq, inv = np.unique(keys, return_inverse=True)
     if values.ndim == 2:
         return uniq, np.stack([np.bincount(inv, weights=c, minlength=uniq.size) for c in values.T], axis=1)
     return uniq, np.bincount(inv, weights=values, minlength=uniq.size)
