@@ -112,10 +112,31 @@ def kill_after_checkpoint(proc, model_dir, step: int, timeout: float = 120.0, se
             break
         time.sleep(0.01)
     if session:
+        scratch = _session_scratch(proc.pid)
         os.killpg(proc.pid, signal.SIGKILL)
     else:
         proc.send_signal(signal.SIGKILL)
     proc.wait()
+    if session:  # nobody is left to remove the killed group's shared folder
+        import shutil
+
+        for folder in scratch:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _session_scratch(sid: int) -> set:
+    """The worker groups' shared folders (``SHARDLEARN_SCRATCH``) of the processes in session ``sid``."""
+    found = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.getsid(int(pid)) != sid:
+                continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        found |= {e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"SHARDLEARN_SCRATCH=")}
+    return found
 
 
 @pytest.fixture(scope="session")
