@@ -188,16 +188,14 @@ def _epoch_logger(comm, log, n_rows: int):
     return lambda epoch, loss, rows: log.step(epoch, loss, total)
 
 
-def pull_rows(client, n: int, chunk: int = 1 << 18) -> np.ndarray:
-    """Keys ``0 .. n-1`` pulled in chunks: a value per key, or a row per key (kernel state)."""
-    parts = [client.wait(client.pull(np.arange(lo, min(lo + chunk, n), dtype=np.int64))) for lo in range(0, n, chunk)]
-    return np.concatenate(parts) if parts else np.zeros(0)
-
-
-def _pull_vector(client, n: int) -> np.ndarray:
-    """Keys ``0 .. n-1``: their values (kernel state: the weight slot)."""
-    full = pull_rows(client, n)
-    return full[:, 0] if full.ndim == 2 else full
+def _pull_vector(client, n: int, chunk: int = 1 << 20) -> np.ndarray:
+    """Keys ``0 .. n-1`` pulled in chunks."""
+    full = np.empty(n)
+    for lo in range(0, n, chunk):
+        keys = np.arange(lo, min(lo + chunk, n), dtype=np.int64)
+        vals = client.wait(client.pull(keys))
+        full[lo : lo + keys.size] = vals[:, 0] if vals.ndim == 2 else vals  # kernel state: the weight slot
+    return full
 
 
 def _pull_model(client, d: int) -> dict:
