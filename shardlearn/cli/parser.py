@@ -71,6 +71,8 @@ def build() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=0, help="seed of the data")
     _learn(_sub(sub, "learn", "learn from a stream of examples one at a time (a file, '-' for stdin, a followed "
                                "file, Redis Streams), printing progressive validation"))
+    _serve(_sub(sub, "serve", "serve predictions of a model learned online over HTTP, hot-swapping each newer "
+                              "checkpoint"))
     b = _sub(sub, "bench", "race shardlearn against scikit-learn, VW, Spark, Dask-ML and PyTorch DDP")
     b.add_argument("--size", choices=("quick", "full"), default="quick", help="benchmark size")
     b.add_argument("--out", required=True, help="folder for bench.jsonl, bench.md and the plots")
@@ -133,6 +135,31 @@ def _learn(t):
     t.add_argument("--batch-size", type=int, default=4096,
                    help="with --workers: examples a learner learns between a pull and a push of the shared state")
     t.add_argument("--quiet", action="store_true", help="no progressive validation table on stderr")
+    g = t.add_argument_group("serving predictions while learning")
+    g.add_argument("--serve", metavar="HOST:PORT", help="serve predictions over HTTP meanwhile (POST /predict, "
+                                                       "/feedback; GET /health, /model, /metrics) from a snapshot "
+                                                       "published at every checkpoint (--checkpoint-every, default "
+                                                       "10s with --serve); port 0: any free port")
+    _serving_options(g)
+    g.add_argument("--feedback-ttl", type=float, default=600.0,
+                   help="seconds the features of a prediction made with an id are kept for its POST /feedback")
+    g.add_argument("--serve-staleness", type=float, default=1.0, metavar="SECONDS",
+                   help="with --workers: learner 0 pulls the model from the parameter server at least this often "
+                        "to serve it")
+
+
+def _serving_options(g):
+    g.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every route but /health (default: "
+                                   "the SHARDLEARN_TOKEN environment variable, if set)")
+    g.add_argument("--max-body", type=int, default=8 << 20, help="largest request body in bytes (larger: 413)")
+
+
+def _serve(t):
+    t.add_argument("model_dir", help="a model directory of shardlearn learn: its newest checkpoint is served, and "
+                                     "each newer one a learner commits there is swapped in")
+    t.add_argument("--bind", default="127.0.0.1:8000", metavar="HOST:PORT",
+                   help="address to listen on (0.0.0.0:PORT to be reachable from other machines)")
+    _serving_options(t)
 
 
 def _data_options(t):

@@ -33,9 +33,11 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import numpy as np
 
 from shardlearn.core.errors import ConfigError
-from shardlearn.online import formats, sources
+from shardlearn.online import formats, snapshot, sources
 from shardlearn.online.progress import Progress
 from shardlearn.runtime.checkpoint import Checkpointer, parse_every
+
+FEEDBACK_WAIT_S = 0.05  # serving: how long the loop waits for a block before it learns delayed labels
 
 
 @contextlib.contextmanager
@@ -102,6 +104,14 @@ def learn_progressively(block, learn_block, progress: Progress, held: Progress, 
     held.add(z[out], y[out], block.h[out], nnz[out])
 
 
+def reading(parser) -> dict:
+    """How the stream's examples are read (a prediction's instances are read so: ``online/instances.py``)."""
+    out = {"format": parser.fmt, "label": parser.label, "positive": parser.positive}
+    if parser.csv is not None:
+        out.update(columns=list(parser.csv.names), kinds=parser.csv.kinds)
+    return out
+
+
 def fingerprint(source: str, estimator, **options) -> dict:
     """What a run resumed from a checkpoint must share with the run that wrote it."""
     named = source if "://" in source or source == "-" else os.path.abspath(source)
@@ -111,13 +121,15 @@ def fingerprint(source: str, estimator, **options) -> dict:
 def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=None, on_bad_row: str = "error",
           follow: bool = False, stop_when_idle: float | None = None, progress_out=None,
           block_bytes: int = sources.BLOCK_BYTES, label: str | None = None, positive: str | None = None,
-          holdout_every: int | None = None) -> dict:
+          holdout_every: int | None = None, serving=None) -> dict:
     """Learn ``estimator`` from ``source`` (a path, ``-``, a ``redis://`` stream: ``online/sources.py``),
     saving it to ``model_dir`` at the end and checkpointing into ``model_dir/checkpoints`` (every N
     examples or T seconds, and at the end). A checkpoint of the same run there is resumed from.
     ``label``/``positive``: the label field of JSON lines and CSV, and the class value that is
     positive (``online/formats.py``). ``holdout_every`` K: every K-th example is scored, never
-    learned from, and its loss reported apart (``holdout_*``). Returns the run's summary."""
+    learned from, and its loss reported apart (``holdout_*``). ``serving`` (``online/serve.py``'s
+    ``LearnServing``): serve predictions meanwhile, from a snapshot published at every checkpoint,
+    and learn the delayed labels it collects. Returns the run's summary."""
     if holdout_every is not None and holdout_every < 2:
         raise ConfigError(f"--holdout-every must be at least 2, got {holdout_every}")
     every_n, every_s = parse_every(checkpoint_every)
@@ -150,37 +162,53 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
     t0 = last_save = busy = time.monotonic()  # busy: when the last example was learned
     saved_at = progress.examples
 
+    def published():
+        return snapshot.of_model(estimator, version=step, reading=reading(parser))
+
     def save():
         nonlocal step
         step += 1  # checkpoint numbers only grow, across restarts too
         arrays, est_meta = estimator.snapshot()
         arrays["hist"], arrays["hist_holdout"] = progress.hist, held.hist
         meta = {"position": pos, "skipped": dict(skipped), "progress": progress.state(), "holdout": held.state(),
-                "estimator": est_meta}
+                "estimator": est_meta, "reading": reading(parser)}
         ckpt.save(step, arrays, meta)
         if pos is not None:
             src.committed(pos)
+        if serving is not None:
+            serving.publish(published())
 
     halt = threading.Event()  # ends the reading thread however the loop ends (an error too)
-    with stop_on_signals() as stop, ThreadPoolExecutor(1) as pool, setting(halt):
-        reading = src.blocks(pos, stop=lambda: stop.is_set() or halt.is_set(), idle=stop_when_idle)
-        for end, dropped, block in parsed_ahead(reading, parser, pool):
-            if stop.is_set():  # a block read after the signal is not learned: the position stays before it
-                break
-            learn_progressively(block, estimator.learn_block, progress, held, holdout_every)
-            skipped.update(block.skipped)
-            skipped.update(dropped)
-            pos = end
-            now = time.monotonic()
-            busy = now if block.X.shape[0] else busy
-            if (every_n and progress.examples - saved_at >= every_n) or (every_s and now - last_save >= every_s):
-                save()
-                saved_at, last_save = progress.examples, now
-        stopped = stop.is_set()
-    save()
+    with contextlib.ExitStack() as closing:
+        if serving is not None:
+            serving.start(published())
+            closing.callback(serving.close)  # after the last checkpoint is published
+        with stop_on_signals() as stop, ThreadPoolExecutor(1) as pool, setting(halt):
+            blocks = src.blocks(pos, stop=lambda: stop.is_set() or halt.is_set(), idle=stop_when_idle)
+            for item in parsed_ahead(blocks, parser, pool, wait_s=None if serving is None else FEEDBACK_WAIT_S):
+                if stop.is_set():  # a block read after the signal is not learned: the position stays before it
+                    break
+                labelled = serving.feedback.take(estimator.hash_bits) if serving is not None else None
+                if labelled is not None:  # delayed labels (POST /feedback), between two blocks of the stream
+                    learn_progressively(labelled, estimator.learn_block, progress, held, None)
+                if item is not None:
+                    end, dropped, block = item
+                    learn_progressively(block, estimator.learn_block, progress, held, holdout_every)
+                    skipped.update(block.skipped)
+                    skipped.update(dropped)
+                    pos = end
+                now = time.monotonic()
+                busy = now if (item is not None and item[2].X.shape[0]) or labelled is not None else busy
+                if (every_n and progress.examples - saved_at >= every_n) or (every_s and now - last_save >= every_s):
+                    save()
+                    saved_at, last_save = progress.examples, now
+            stopped = stop.is_set()
+        save()
     estimator.save(model_dir)
     summary = dict(progress.summary(busy - t0, since=resumed), skipped=dict(skipped),
                    model_dir=model_dir, resumed_from_example=resumed, stopped_by_signal=stopped, position=pos)
+    if serving is not None:
+        summary["serving"] = serving.summary()
     if holdout_every:
         summary.update({f"holdout_{k}": v for k, v in held.summary(1.0).items() if k not in ("examples_per_s",
                                                                                                "weight")})

@@ -45,7 +45,7 @@ from shardlearn.core.errors import ConfigError, rebuild
 from shardlearn.kernels.sgd import G, W
 from shardlearn.online import formats, sources
 from shardlearn.online.estimators import ONLINE_ESTIMATORS
-from shardlearn.online.learn import fingerprint, learn_progressively, parsed_ahead, setting, stop_on_signals
+from shardlearn.online.learn import fingerprint, learn_progressively, parsed_ahead, reading, setting, stop_on_signals
 from shardlearn.online.progress import Progress
 from shardlearn.ps import host, kernel_shard
 from shardlearn.ps.client import Client
@@ -64,10 +64,12 @@ def learn_group(source: str, estimator, *, workers: int, strategy: str = "asp", 
                 batch_size: int = 4096, fmt: str, model_dir: str, checkpoint_every=None, on_bad_row: str = "error",
                 follow: bool = False, stop_when_idle: float | None = None, show_progress: bool = False,
                 label: str | None = None, positive: str | None = None, holdout_every: int | None = None,
-                block_bytes: int = sources.BLOCK_BYTES) -> dict:
+                block_bytes: int = sources.BLOCK_BYTES, serve: dict | None = None) -> dict:
     """Learn ``estimator`` (its settings; the model is built on the shards) from ``source`` with
-    ``workers`` learner processes; the options are ``learn``'s. Returns the run's summary (the
-    learners' metrics together, and ``per_worker``)."""
+    ``workers`` learner processes; the options are ``learn``'s. ``serve``: ``LearnServing``'s
+    options (``online/serve.py``): learner 0 serves predictions from the state it pulls from every
+    shard at least every ``serve["staleness_s"]`` seconds, and learns the delayed labels.
+    Returns the run's summary (the learners' metrics together, and ``per_worker``)."""
     if strategy not in STRATEGIES:
         raise ConfigError(f"--strategy {strategy!r}: stream learners run asp or ssp")
     if not (isinstance(workers, int) and workers >= 1):
@@ -86,7 +88,7 @@ def learn_group(source: str, estimator, *, workers: int, strategy: str = "asp", 
                model_dir=os.path.abspath(model_dir), strategy=strategy, staleness=staleness, batch_size=batch_size,
                checkpoint_every=checkpoint_every, on_bad_row=on_bad_row, follow=follow, stop_when_idle=stop_when_idle,
                show_progress=show_progress, label=label, positive=positive, holdout_every=holdout_every,
-               block_bytes=block_bytes)
+               block_bytes=block_bytes, serve=serve)
     launch.check_local(workers)
     try:
         with local_group.lease(workers) as g, _forwarding_signals(g.pids):
@@ -96,7 +98,10 @@ def learn_group(source: str, estimator, *, workers: int, strategy: str = "asp", 
         if mine is not None:  # bad data or settings, found by a learner: the same error as in one process
             raise mine from None
         raise
-    return _summary(results, estimator.loss, model_dir, strategy, holdout_every)
+    out = _summary(results, estimator.loss, model_dir, strategy, holdout_every)
+    if serve is not None:
+        out["serving"] = results[0]["serving"]
+    return out
 
 
 @contextlib.contextmanager
@@ -152,7 +157,7 @@ def _own_source(source: str, rank: int, workers: int, follow: bool, block_bytes:
 
 def learner(comm, *, progress=None, source, kind, params, fmt, model_dir, strategy, staleness, batch_size,
             checkpoint_every, on_bad_row, follow, stop_when_idle, show_progress, label, positive, holdout_every,
-            block_bytes) -> dict:
+            block_bytes, serve=None) -> dict:
     """One learner of the group (a job of ``runtime/worker.py``)."""
     est = ONLINE_ESTIMATORS[kind](**params)
     rank, n, d = comm.rank, comm.size, 1 << est.hash_bits
@@ -200,6 +205,11 @@ def learner(comm, *, progress=None, source, kind, params, fmt, model_dir, strate
     client = Client(ctx.transport, slicer, ctx.hosts, rank)
     learner_ = Learner(d, est.loss, est.fit_intercept, opts["rule"], opts["lr"], opts["power_t"], opts["l1"], opts["l2"],
                        fuse=True)
+    base = np.sum(comm.allgather(np.array([kernel_loss[0], metrics.weight, metrics.examples])), axis=0)
+    serving = None
+    if serve and rank == 0:
+        serving = _Published(ctx, client, est, base, reading(parser), serve, step,
+                             own=lambda: (kernel_loss[0], metrics.weight))
 
     def learn_block(X, labels, h, z):
         y = est.stream_targets(np.asarray(labels, dtype=np.float64))
@@ -213,7 +223,7 @@ def learner(comm, *, progress=None, source, kind, params, fmt, model_dir, strate
         nonlocal step
         step += 1  # the same number on every learner: each saves at every round
         meta = {"position": pos, "skipped": dict(skipped), "progress": metrics.state(), "holdout": held.state(),
-                "kernel_loss": kernel_loss[0]}
+                "kernel_loss": kernel_loss[0], "reading": reading(parser)}
         arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), "hist": metrics.hist,
                   "hist_holdout": held.hist}
         ps_run.ShardCheckpoint(ckpt, comm, ctx).save(step, arrays)  # committed on return: now acknowledge
@@ -223,10 +233,12 @@ def learner(comm, *, progress=None, source, kind, params, fmt, model_dir, strate
     clock, slowest, finished = 0, -(1 << 62), False
     halt, quit_reading = threading.Event(), threading.Event()
     t0 = busy = time.monotonic()  # busy: when this learner learned its last example
-    with stop_on_signals() as stop, ThreadPoolExecutor(1) as pool, setting(halt):
-        reading = src.blocks(pos, stop=lambda: stop.is_set() or halt.is_set() or quit_reading.is_set(),
-                             idle=stop_when_idle)
-        ahead = parsed_ahead(reading, parser, pool, wait_s=WAIT_S)
+    with contextlib.ExitStack() as closing, stop_on_signals() as stop, ThreadPoolExecutor(1) as pool, setting(halt):
+        if serving is not None:
+            closing.callback(serving.close)
+        blocks = src.blocks(pos, stop=lambda: stop.is_set() or halt.is_set() or quit_reading.is_set(),
+                            idle=stop_when_idle)
+        ahead = parsed_ahead(blocks, parser, pool, wait_s=WAIT_S)
         while True:
             item = None
             if not (finished or quit_reading.is_set()):
@@ -243,16 +255,24 @@ def learner(comm, *, progress=None, source, kind, params, fmt, model_dir, strate
                 busy = time.monotonic() if examples else busy
                 skipped.update(block.skipped)
                 skipped.update(dropped)
+            labelled = serving.feedback.take(est.hash_bits) if serving is not None and not stop.is_set() else None
+            if labelled is not None:  # delayed labels (POST /feedback to learner 0's server)
+                learn_progressively(labelled, learn_block, metrics, held, None)
+                examples += labelled.X.shape[0]
             new, checkpoint_at, stop_at = ctx.transport.wait(ctx.transport.call(
-                ctx.hosts[0], host.advance, rank, examples, item is None, finished, stop.is_set()))
+                ctx.hosts[0], host.advance, rank, examples, item is None and labelled is None, finished,
+                stop.is_set()))
             if new == clock and (finished or quit_reading.is_set()):
                 time.sleep(0.01)  # nothing to read, and the others are not there yet
-            clock = new
-            if stop_at >= 0:
+            arrived, clock = new != clock, new  # an idle tick may leave the clock where it was: a round
+            if stop_at >= 0:                    # is taken part in once, when the clock reaches it
                 quit_reading.set()
-            if clock == stop_at or clock == checkpoint_at:
+            at_round = arrived and clock in (checkpoint_at, stop_at)
+            if at_round:
                 save()
-            if clock == stop_at:
+            if serving is not None:
+                serving.publish_if_due(force=at_round)
+            if arrived and clock == stop_at:
                 break
         stopped = stop.is_set()
     seconds = busy - t0
@@ -270,4 +290,45 @@ def learner(comm, *, progress=None, source, kind, params, fmt, model_dir, strate
     comm.barrier()
     ctx.transport.close()
     return {"progress": metrics.state(), "hist": metrics.hist, "holdout": held.state(), "hist_holdout": held.hist,
-            "resumed": resumed, "seconds": seconds, "skipped": dict(skipped), "position": pos, "stopped": stopped}
+            "resumed": resumed, "seconds": seconds, "skipped": dict(skipped), "position": pos, "stopped": stopped,
+            "serving": serving.summary() if serving is not None else None}
+
+
+class _Published:
+    """Learner 0's server over the group's model: every ``staleness_s`` seconds (and at every
+    checkpoint round) it pulls the whole kernel state from every shard and publishes it, so the
+    server answers from the parameter server's model, at most that stale, never from one
+    learner's copy. Examples: the group's; progressive loss: learner 0's own."""
+
+    def __init__(self, ctx, client, est, base, how: dict, serve: dict, step: int, own):
+        from shardlearn.online.serve import LearnServing
+
+        options = dict(serve)
+        self.staleness_s = float(options.pop("staleness_s", 1.0))
+        self.ctx, self.client, self.est, self.base, self.reading, self.own = ctx, client, est, base, how, own
+        self.version, self.last = int(step), 0.0
+        self.serving = LearnServing(**options)
+        self.feedback = self.serving.feedback
+        self.serving.start(self._pull(), staleness_bound_s=self.staleness_s)
+
+    def _pull(self):
+        from shardlearn.online.snapshot import of_state
+
+        d = 1 << self.est.hash_bits
+        rows = self.client.wait(self.client.pull(np.arange(d + 2)))
+        learned = self.ctx.transport.wait(self.ctx.transport.call(self.ctx.hosts[0], host.learned))
+        self.last = time.monotonic()
+        return of_state(type(self.est).__name__, self.est.get_params(), rows, progress=self.own(),
+                        n_seen=int(self.base[2]) + int(learned), version=self.version, reading=self.reading,
+                        origin="parameter server")
+
+    def publish_if_due(self, force: bool = False) -> None:
+        if force or time.monotonic() - self.last >= self.staleness_s:
+            self.version += 1
+            self.serving.publish(self._pull())
+
+    def close(self) -> None:
+        self.serving.close()
+
+    def summary(self) -> dict:
+        return self.serving.summary()

@@ -109,6 +109,11 @@ def advance(worker: int, examples: int, idle: bool, finished: bool, stop: bool) 
     return HOSTED["clock"].advance(worker, examples, idle, finished, stop)
 
 
+def learned() -> int:
+    """Examples the stream learners learned since the clock table was made."""
+    return HOSTED["clock"].learned
+
+
 def tick(worker: int) -> None:
     HOSTED["clock"].tick(worker)
 

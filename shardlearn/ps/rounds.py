@@ -47,6 +47,7 @@ class Rounds(Clock):
         self.every_examples, self.every_seconds = every_examples, every_seconds
         self.finished = np.zeros(n_workers, dtype=bool)
         self.since, self.last = 0, time.monotonic()  # examples and time since the last round was decided
+        self.learned = 0  # examples learned by all the learners since the table was made
         self.checkpoint_at = self.stop_at = -1
         self.rounds_lock = threading.Lock()
 
@@ -62,6 +63,7 @@ class Rounds(Clock):
                 self.tick(worker)
                 clock += 1
             self.since += int(examples)
+            self.learned += int(examples)
             self.finished[worker] |= bool(finished)
             top = int(self.clocks.max())
             if self.stop_at < 0 and (stop or self.finished.all()):
