@@ -1,0 +1,180 @@
+"""Serving while learning (issue 16): latency and throughput of ``POST /predict`` next to a
+bare FastAPI endpoint returning a constant, measured in the same run by ``wrk`` (Debian's
+``wrk``: ``apt-get install -y wrk``; a C load generator, so the client is not what limits).
+
+- p50/p99 latency and requests/s of one 100-feature VW row at 1 and 16 connections, for the
+  bare endpoint (the same JSON body parsed, a constant returned) and for
+  ``shardlearn learn --follow --serve`` holding a model learned from 20,000 such rows;
+- the same at 16 connections while the learner learns new lines and swaps in a new snapshot
+  at every checkpoint (``--checkpoint-every 0.1s``), until 100 swaps happened: failed
+  requests (non-2xx, socket errors) and p99 against the bare endpoint's;
+- rows/s of batches of 1, 64 and 1024 rows at 4 connections.
+
+    python benchmarks/bench_serve.py --out benchmarks/results/serve
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.bench_defaults import save  # noqa: E402
+from benchmarks.machine import facts  # noqa: E402
+
+BARE = """
+import sys
+from fastapi import FastAPI
+import uvicorn
+app = FastAPI()
+@app.post("/predict")
+async def predict(body: dict):
+    return {"predictions": [0.5], "model_version": 1}
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+"""
+
+
+def _line(rng, label=True):
+    x = rng.normal(size=100)
+    y = 1 if x[:10].sum() + rng.normal() > 0 else -1
+    feats = " ".join(f"f{j}:{v:.3f}" for j, v in enumerate(x))
+    return (f"{y} " if label else "") + f"|a {feats}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(url: str, timeout=120) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            httpx.post(url + "/predict", json={"instances": ["|a f0:1"]}, timeout=2)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    sys.exit(f"{url} did not answer")
+
+
+def _unit(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    return float(m.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[m.group(2)]
+
+
+def wrk(url: str, body: str, connections: int, seconds: float, folder: str) -> dict:
+    """One wrk run: requests/s, p50/p99 latency (seconds), failed requests."""
+    script = os.path.join(folder, "post.lua")
+    with open(script, "w") as f:
+        f.write(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = {json.dumps(body)}\n')
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script,
+                          url + "/predict"], capture_output=True, text=True, check=True).stdout
+    pct = dict(re.findall(r"^\s+(\d+)%\s+(\S+)$", out, re.M))
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50_s": _unit(pct["50"]), "p99_s": _unit(pct["99"]),
+            "failed": (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, errors.groups())) if errors else 0)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seconds", type=float, default=8.0)
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (apt-get install -y wrk)")
+    os.makedirs(args.out, exist_ok=True)
+    rng = np.random.default_rng(0)
+    tmp = tempfile.mkdtemp(prefix="bench-serve-")
+    src = os.path.join(tmp, "s.vw")
+    with open(src, "w") as f:
+        f.writelines(_line(rng) + "\n" for _ in range(20_000))
+    row = _line(rng, label=False)
+    one = json.dumps({"instances": [row]})
+    procs, rows, lines = [], [], []
+    try:
+        bare_port = _free_port()
+        procs.append(subprocess.Popen([sys.executable, "-c", BARE, str(bare_port)]))
+        learner = subprocess.Popen([sys.executable, "-m", "shardlearn", "learn", src, "--follow", "--model-dir",
+                                    os.path.join(tmp, "m"), "--serve", "127.0.0.1:0", "--checkpoint-every", "0.1s",
+                                    "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(learner)
+        ours = re.search(r"on (http://\S+)", learner.stderr.readline()).group(1)
+        bare = f"http://127.0.0.1:{bare_port}"
+        _wait(bare)
+        _wait(ours)
+        while httpx.get(ours + "/model").json()["examples"] < 20_000:
+            time.sleep(0.2)
+        for name, url in (("bare FastAPI (constant)", bare), ("shardlearn /predict", ours)):
+            for c in (1, 16):
+                r = wrk(url, one, c, args.seconds, tmp)
+                rows.append(dict(r, server=name, connections=c, batch=1, phase="steady"))
+        # hot swaps under load: new lines every 20 ms, a checkpoint (and a swap) every 0.1 s
+        stop, fed = threading.Event(), [0]
+
+        def feed():
+            while not stop.is_set():
+                with open(src, "a") as f:
+                    f.writelines(_line(rng) + "\n" for _ in range(50))
+                fed[0] += 50
+                time.sleep(0.02)
+
+        before = httpx.get(ours + "/model").json()["swaps"]
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        swaps, runs = 0, []
+        while swaps < 100:
+            runs.append(wrk(ours, one, 16, 4, tmp))
+            swaps = httpx.get(ours + "/model").json()["swaps"] - before
+        stop.set()
+        feeder.join()
+        total = sum(r["requests_per_s"] for r in runs) * 4
+        rows.append({"server": "shardlearn /predict", "connections": 16, "batch": 1, "phase": f"{swaps} hot swaps",
+                     "requests_per_s": total / (4 * len(runs)), "p50_s": max(r["p50_s"] for r in runs),
+                     "p99_s": max(r["p99_s"] for r in runs), "failed": sum(r["failed"] for r in runs),
+                     "lines_learned_meanwhile": fed[0]})
+        for batch in (1, 64, 1024):
+            body = json.dumps({"instances": [row] * batch})
+            r = wrk(ours, body, 4, args.seconds, tmp)
+            rows.append(dict(r, server="shardlearn /predict", connections=4, batch=batch, phase="steady",
+                             rows_per_s=r["requests_per_s"] * batch))
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
+    machine = facts()
+    bare16 = next(r for r in rows if r["server"].startswith("bare") and r["connections"] == 16)
+    swapped = next(r for r in rows if "swaps" in r["phase"])
+    lines += ["# Serving while learning (benchmarks/bench_serve.py)", "",
+              f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores; wrk, one 100-feature VW row "
+              "per request unless the batch says otherwise; one run, ratios within it.", "",
+              "| server | phase | connections | batch | requests/s | rows/s | p50 ms | p99 ms | failed |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['server']} | {r['phase']} | {r['connections']} | {r['batch']} | {r['requests_per_s']:,.0f} | "
+                     f"{r.get('rows_per_s', r['requests_per_s'] * r['batch']):,.0f} | {r['p50_s'] * 1e3:.2f} | "
+                     f"{r['p99_s'] * 1e3:.2f} | {r['failed']} |")
+    lines += ["", f"During {swapped['phase']} (the learner learning {swapped['lines_learned_meanwhile']:,} new lines "
+                  f"meanwhile): {swapped['failed']} failed requests, p99 {swapped['p99_s'] * 1e3:.2f} ms = "
+                  f"{swapped['p99_s'] / bare16['p99_s']:.2f}x the bare endpoint's at 16 connections."]
+    save(args.out, "serve", rows, machine, lines)
+
+
+if __name__ == "__main__":
+    main()
