@@ -118,7 +118,7 @@ def make_app(live: Live, *, token: str | None = None, max_body: int = MAX_BODY, 
     posted = {400: {"description": "the body is not JSON"}, 413: {"description": "the body is over --max-body"}}
     metrics = Metrics(live, feedback)
 
-    @app.post("/predict", response_model=PredictResponse, responses=posted)
+    @app.post("/predict", response_class=JSONResponse, responses={200: {"model": PredictResponse}, **posted})
     async def predict(body: PredictRequest):
         snap = live.snapshot  # read once: the whole request answers from this snapshot
         ids = _ids(body.id, len(body.instances))
@@ -134,7 +134,7 @@ def make_app(live: Live, *, token: str | None = None, max_body: int = MAX_BODY, 
         if ids is not None:
             feedback.remember(ids, X)
         metrics.predictions.inc(len(out))
-        return {"predictions": out.tolist(), "model_version": snap.version}
+        return JSONResponse({"predictions": out.tolist(), "model_version": snap.version})  # no second validation
 
     if feedback is not None:
         @app.post("/feedback", responses={**posted, 404: {"description": "the id is not kept (never given, "
@@ -203,12 +203,13 @@ def _guarded(app, metrics: Metrics, token: str | None, max_body: int):
             await send(message)
 
         try:
+            headers = dict(scope["headers"])
             if expected is not None and route not in OPEN:
-                given = dict(scope["headers"]).get(b"authorization", b"")
+                given = headers.get(b"authorization", b"")
                 if not hmac.compare_digest(given, expected):
                     return await _reply(counted, 401, "a valid 'Authorization: Bearer TOKEN' header is required",
                                         {"WWW-Authenticate": "Bearer"})
-            length = dict(scope["headers"]).get(b"content-length")
+            length = headers.get(b"content-length")
             if length is not None and (not length.isdigit() or int(length) > max_body):
                 return await _reply(counted, 413, f"the request body is over the limit of {max_body} bytes")
             if length is None and scope["method"] in ("POST", "PUT", "PATCH"):  # chunked: read up to the limit
