@@ -113,6 +113,7 @@ class Metrics:
 
 def make_app(live: Live, *, token: str | None = None, max_body: int = MAX_BODY, feedback=None) -> FastAPI:
     """The ASGI app serving ``live``; ``feedback`` (a ``Feedback``): accept ids and labels."""
+    _warm(live.snapshot)
     app = FastAPI(title="shardlearn", summary="live predictions from a model that is learning", version="1",
                   responses={401: {"description": "the bearer token is missing or wrong (with --token)"}})
     posted = {400: {"description": "the body is not JSON"}, 413: {"description": "the body is over --max-body"}}
@@ -173,6 +174,15 @@ def make_app(live: Live, *, token: str | None = None, max_body: int = MAX_BODY, 
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return _guarded(app, metrics, token, max_body)
+
+
+def _warm(snap) -> None:
+    """Compile the parser and the scorer now (numba), not in the first request."""
+    import scipy.sparse as sp
+
+    snap.predict(sp.csr_matrix((1, 1 << snap.model.hash_bits)))
+    if snap.reading.get("format") == "vw":
+        rows(["|a x:1"], snap.reading, snap.model.hash_bits, snap.model.interactions)
 
 
 def _ids(given, n: int):
