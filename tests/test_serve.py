@@ -228,8 +228,10 @@ def _wait_for(c, want, timeout=60, **headers):
 def test_learn_serve_learns_predicts_takes_feedback_and_stops_on_sigterm(tmp_path):
     src = tmp_path / "s.vw"
     _write(src, "vw", LINES)
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("")
     proc = _start(["learn", str(src), "--follow", "--model-dir", str(tmp_path / "m"), "--hash-bits", "12",
-                   "--serve", "127.0.0.1:0", "--checkpoint-every", "100", "--quiet"],
+                   "--serve", "127.0.0.1:0", "--checkpoint-every", "100", "--quiet", "--feedback-from", str(labels)],
                   env=dict(ENV, SHARDLEARN_TOKEN="tok"))
     addr = _address(proc)
     auth = {"Authorization": "Bearer tok"}
@@ -241,19 +243,22 @@ def test_learn_serve_learns_predicts_takes_feedback_and_stops_on_sigterm(tmp_pat
         assert p[0] > 0.8 and p[1] < 0.2
         assert c.post("/feedback", json={"id": "p", "label": -1}).json() == {"id": "p", "accepted": True}
         assert c.post("/feedback", json={"id": "p", "label": -1}).status_code == 404  # labelled once only
+        with open(labels, "a") as f:  # the labels stream: n's label, an unknown id, a line that is none
+            f.write('{"id": "n", "label": 1}\n{"id": "zz", "label": 0}\n{"id": "x", "label": "yes"}\n')
         with open(src, "a") as f:  # more lines, so a checkpoint publishes the feedback with them
             f.write("".join(open(src).readlines()[:100]))
-        after = _wait_for(c, lambda m: m["examples"] == LINES + 101)
-        assert after["model_version"] > first["model_version"] and after["feedback"]["learned"] == 1
+        after = _wait_for(c, lambda m: m["examples"] == LINES + 102)
+        assert after["model_version"] > first["model_version"]
+        assert after["feedback"]["learned"] == 2 and after["feedback"]["bad label lines"] == 1
+        assert after["feedback"]["unknown"] == 2  # p labelled a second time, and zz
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     summary = json.loads(out)
-    assert summary["stopped_by_signal"] and summary["examples"] == LINES + 101
-    assert summary["serving"]["feedback"]["learned"] == 1
-    # the last checkpoint holds the feedback example: a model learned from the same rows in the same order
-    model = shardlearn.load(str(tmp_path / "m"))
-    assert model.n_seen_ == LINES + 101
+    assert summary["stopped_by_signal"] and summary["examples"] == LINES + 102
+    assert summary["serving"]["feedback"]["learned"] == 2
+    model = shardlearn.load(str(tmp_path / "m"))  # the last checkpoint holds both delayed examples
+    assert model.n_seen_ == LINES + 102
 
 
 def test_serve_swaps_in_each_checkpoint_a_learner_commits(tmp_path):

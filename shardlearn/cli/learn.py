@@ -53,11 +53,12 @@ def run(args) -> None:
 
 def _serving(args) -> dict | None:
     if args.serve is None:
-        if args.token is not None:
-            raise ConfigError("--token goes with --serve")
+        if args.token is not None or args.feedback_from is not None:
+            raise ConfigError("--token and --feedback-from go with --serve")
         return None
     _can_serve()
-    out = dict(bind=args.serve, token=_token(args), max_body=args.max_body, feedback_ttl_s=args.feedback_ttl)
+    out = dict(bind=args.serve, token=_token(args), max_body=args.max_body, feedback_ttl_s=args.feedback_ttl,
+               labels=args.feedback_from)
     if args.workers != 1 or args.strategy != "asp":
         out["staleness_s"] = args.serve_staleness
     return out

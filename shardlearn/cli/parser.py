@@ -143,6 +143,9 @@ def _learn(t):
     _serving_options(g)
     g.add_argument("--feedback-ttl", type=float, default=600.0,
                    help="seconds the features of a prediction made with an id are kept for its POST /feedback")
+    g.add_argument("--feedback-from", metavar="SOURCE",
+                   help="a labels stream for predictions made with an id: JSON lines {\"id\": ..., \"label\": ..., "
+                        "\"weight\": ...} from a file (followed) or redis://HOST:PORT/STREAM?group=G&consumer=C")
     g.add_argument("--serve-staleness", type=float, default=1.0, metavar="SECONDS",
                    help="with --workers: learner 0 pulls the model from the parameter server at least this often "
                         "to serve it")

@@ -161,6 +161,14 @@ class _OnlineLinear:
         return ({"rows": rows, "state_rows": ws[rows], "scalars": self._state["scalars"],
                  "progress": self._progress}, {"n_seen": self.n_seen_})
 
+    def copy(self):
+        """An independent copy: the same settings and the whole learning state (one copy of each
+        array, no scan: what a learner publishing a snapshot to its server pays)."""
+        out = type(self)(**self.get_params())
+        out._state = {k: np.array(v) for k, v in self._state.items()}
+        out._progress, out.n_seen_ = self._progress.copy(), self.n_seen_
+        return out
+
     def restore(self, arrays: dict, facts: dict) -> None:
         rows, state_rows = np.asarray(arrays["rows"]), np.asarray(arrays["state_rows"])
         scalars, progress = arrays["scalars"], arrays["progress"]

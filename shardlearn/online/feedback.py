@@ -5,7 +5,9 @@ minutes after the impression). Kept ``ttl_s`` seconds (and at most ``max_pending
 oldest dropped first); what expires unlabelled is counted, never learned.
 
 The server thread remembers and labels; the learner takes the labelled examples as one more
-block between two blocks of its stream (``take``). One lock guards both sides.
+block between two blocks of its stream (``take``). One lock guards both sides. Labels may
+also come as a stream of their own (``read_labels``: JSON lines ``{"id", "label", "weight"}``
+from a followed file or a Redis stream, read by a thread).
 
 >>> import numpy as np, scipy.sparse as sp
 >>> fb = Feedback(ttl_s=60)
@@ -63,6 +65,13 @@ class Feedback:
             self.counts["labelled"] += 1
             return True
 
+    def label_many(self, ids, labels, weights, bad: int = 0) -> int:
+        """``label`` for each; how many ids were kept. ``bad``: lines of a labels stream that were
+        no such label, counted."""
+        with self._lock:
+            self.counts["bad label lines"] += bad
+        return sum(self.label(str(k), float(y), float(w)) for k, y, w in zip(ids, labels, weights))
+
     def take(self, bits: int) -> Block | None:
         """The examples labelled since the last call, as one block of the stream (None: none)."""
         with self._lock:
@@ -89,3 +98,36 @@ class Feedback:
                 break
             del self._pending[key]
             self.counts["expired"] += 1
+
+
+def read_labels(source: str, feedback: Feedback, stop: threading.Event, positive: str | None = None,
+                wait_s: float = 0.05) -> threading.Thread:
+    """A thread labelling ``feedback``'s ids from ``source``: JSON lines ``{"id": ..., "label": ...,
+    "weight": ...}`` (weight optional), a file followed as it grows or a ``redis://`` stream (its
+    entries acknowledged once applied). A line that is not such an object is counted
+    (``counts["bad label lines"]``), never learned."""
+    from shardlearn.data import jsonlines
+    from shardlearn.online import sources
+    from shardlearn.online.fields import label_value
+
+    src = sources.open_source(source, follow=True)
+
+    def run():
+        for buf, end, _, _ in src.blocks(None, stop=stop.is_set):
+            ids, ys, ws, bad = [], [], [], 0
+            for _, obj in jsonlines.lines(buf):
+                y = label_value(obj.get("label"), positive) if isinstance(obj, dict) else "not an object"
+                w = obj.get("weight", 1.0) if isinstance(obj, dict) else None
+                if isinstance(y, str) or not isinstance(obj.get("id"), (str, int)) or \
+                        not isinstance(w, (int, float)) or w < 0:
+                    bad += 1
+                    continue
+                ids.append(obj["id"])
+                ys.append(y)
+                ws.append(w)
+            feedback.label_many(ids, ys, ws, bad=bad)
+            src.committed(end)
+
+    thread = threading.Thread(target=run, name="shardlearn-labels", daemon=True)
+    thread.start()
+    return thread

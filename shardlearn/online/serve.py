@@ -5,7 +5,8 @@
   ``poll_s``; a checkpoint is committed by an atomic rename, so a folder seen is complete).
 - ``shardlearn learn ... --serve HOST:PORT`` (``LearnServing``): the server runs in a thread
   of the learner, which publishes a snapshot of its model at every checkpoint, and learns the
-  delayed labels ``POST /feedback`` collects between two blocks of its stream.
+  delayed labels ``POST /feedback`` (or a labels stream, ``--feedback-from``) collects between
+  two blocks of its stream.
 
 uvicorn runs in a thread of its own (it installs no signal handlers there): SIGTERM and
 SIGINT reach the learner's or the watcher's loop, which ends with a last checkpoint; the
@@ -23,7 +24,7 @@ import time
 
 from shardlearn.core.errors import ConfigError, ModelFileError
 from shardlearn.online import snapshot
-from shardlearn.online.feedback import Feedback
+from shardlearn.online.feedback import Feedback, read_labels
 from shardlearn.online.server import MAX_BODY, Live, make_app
 
 POLL_S = 0.25
@@ -95,10 +96,11 @@ class LearnServing:
     (``publish`` a snapshot, ``feedback`` the delayed labels to learn)."""
 
     def __init__(self, bind: str, *, token: str | None = None, max_body: int = MAX_BODY,
-                 feedback_ttl_s: float = 600.0, out=sys.stderr):
+                 feedback_ttl_s: float = 600.0, labels: str | None = None, out=sys.stderr):
         self.host, self.port = parse_address(bind)
-        self.token, self.max_body, self.out = token, max_body, out
+        self.token, self.max_body, self.out, self.labels = token, max_body, out, labels
         self.feedback = Feedback(feedback_ttl_s)
+        self._reading_labels = threading.Event()  # set: the labels stream's thread stops
         self.live = self._serving = self.address = None
 
     def start(self, first, staleness_bound_s: float | None = None) -> None:
@@ -106,6 +108,8 @@ class LearnServing:
         app = make_app(self.live, token=self.token, max_body=self.max_body, feedback=self.feedback)
         self._serving = Serving(app, self.host, self.port).__enter__()
         self.address = self._serving.address
+        if self.labels is not None:
+            read_labels(self.labels, self.feedback, self._reading_labels, first.reading.get("positive"))
         print(f"shardlearn: serving predictions on {self._serving.address} (model version {first.version})",
               file=self.out, flush=True)
 
@@ -113,6 +117,7 @@ class LearnServing:
         self.live.swap(snap)
 
     def close(self) -> None:
+        self._reading_labels.set()
         if self._serving is not None:
             self._serving.__exit__(None, None, None)
             self._serving = None

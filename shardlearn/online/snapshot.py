@@ -66,8 +66,7 @@ def _build(kind: str, params: dict, arrays: dict, facts: dict):
 
 def of_model(model, *, version: int, reading: dict, origin: str = "learner") -> Snapshot:
     """A snapshot of a learner's own ``model`` (copied: the learner goes on)."""
-    arrays, facts = model.snapshot()
-    copy = _build(type(model).__name__, model.get_params(), arrays, facts)
+    copy = model.copy()
     return Snapshot(copy, int(version), copy.n_seen_, copy.progressive_loss_, time.time(), dict(reading), origin)
 
 
