@@ -72,12 +72,11 @@ def _token(args) -> str | None:
 
 
 def _can_serve() -> None:
-    try:
-        import fastapi  # noqa: F401
-        import prometheus_client  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as e:
-        raise ConfigError(f"serving needs {e.name}: pip install 'shardlearn[serve]'") from None
+    import importlib.util
+
+    missing = [m for m in ("fastapi", "uvicorn", "prometheus_client") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"serving needs {', '.join(missing)}: pip install 'shardlearn[serve]'")
 
 
 def serve(args) -> None:
