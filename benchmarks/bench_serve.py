@@ -7,7 +7,9 @@ bare FastAPI endpoint returning a constant, measured in the same run by ``wrk`` 
   ``shardlearn learn --follow --serve`` holding a model learned from 20,000 such rows;
 - the same at 16 connections while the learner learns new lines and swaps in a new snapshot
   at every checkpoint (``--checkpoint-every 0.1s``), until 100 swaps happened: failed
-  requests (non-2xx, socket errors) and p99 against the bare endpoint's;
+  requests (non-2xx, socket errors) and p99 against the bare endpoint's; once with the
+  server in the learner's process (``learn --serve``), once with ``shardlearn serve DIR``
+  swapping in the checkpoints a learner in another process writes;
 - rows/s of batches of 1, 64 and 1024 rows at 4 connections.
 
     python benchmarks/bench_serve.py --out benchmarks/results/serve
@@ -90,6 +92,33 @@ def wrk(url: str, body: str, connections: int, seconds: float, folder: str) -> d
             "failed": (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, errors.groups())) if errors else 0)}
 
 
+def _swaps(url, src, body, rng, tmp, name) -> dict:
+    """16 connections while lines are appended to the learner's file (50 every 20 ms) and a
+    snapshot is swapped in at every checkpoint (every 0.1 s), until 100 swaps happened."""
+    stop, fed = threading.Event(), [0]
+
+    def feed():
+        while not stop.is_set():
+            with open(src, "a") as f:
+                f.writelines(_line(rng) + "\n" for _ in range(50))
+            fed[0] += 50
+            time.sleep(0.02)
+
+    before = httpx.get(url + "/model").json()["swaps"]
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    swaps, runs = 0, []
+    while swaps < 100:
+        runs.append(wrk(url, body, 16, 4, tmp))
+        swaps = httpx.get(url + "/model").json()["swaps"] - before
+    stop.set()
+    feeder.join()
+    return {"server": name, "connections": 16, "batch": 1, "phase": f"{swaps} hot swaps",
+            "requests_per_s": sum(r["requests_per_s"] for r in runs) / len(runs), "p50_s": max(r["p50_s"] for r in runs),
+            "p99_s": max(r["p99_s"] for r in runs), "failed": sum(r["failed"] for r in runs),
+            "lines_learned_meanwhile": fed[0]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
@@ -123,30 +152,23 @@ def main() -> None:
             for c in (1, 16):
                 r = wrk(url, one, c, args.seconds, tmp)
                 rows.append(dict(r, server=name, connections=c, batch=1, phase="steady"))
-        # hot swaps under load: new lines every 20 ms, a checkpoint (and a swap) every 0.1 s
-        stop, fed = threading.Event(), [0]
-
-        def feed():
-            while not stop.is_set():
-                with open(src, "a") as f:
-                    f.writelines(_line(rng) + "\n" for _ in range(50))
-                fed[0] += 50
-                time.sleep(0.02)
-
-        before = httpx.get(ours + "/model").json()["swaps"]
-        feeder = threading.Thread(target=feed)
-        feeder.start()
-        swaps, runs = 0, []
-        while swaps < 100:
-            runs.append(wrk(ours, one, 16, 4, tmp))
-            swaps = httpx.get(ours + "/model").json()["swaps"] - before
-        stop.set()
-        feeder.join()
-        total = sum(r["requests_per_s"] for r in runs) * 4
-        rows.append({"server": "shardlearn /predict", "connections": 16, "batch": 1, "phase": f"{swaps} hot swaps",
-                     "requests_per_s": total / (4 * len(runs)), "p50_s": max(r["p50_s"] for r in runs),
-                     "p99_s": max(r["p99_s"] for r in runs), "failed": sum(r["failed"] for r in runs),
-                     "lines_learned_meanwhile": fed[0]})
+        rows.append(_swaps(ours, src, one, rng, tmp, "learn --serve (one process)"))
+        # the learner in a process of its own, writing checkpoints; `shardlearn serve` swaps them in
+        src2, port2 = os.path.join(tmp, "s2.vw"), _free_port()
+        shutil.copy(src, src2)
+        procs.append(subprocess.Popen([sys.executable, "-m", "shardlearn", "learn", src2, "--follow", "--model-dir",
+                                       os.path.join(tmp, "m2"), "--checkpoint-every", "0.1s", "--quiet"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        while not os.path.isdir(os.path.join(tmp, "m2", "checkpoints")) or \
+                not any(n.startswith("ckpt-") for n in os.listdir(os.path.join(tmp, "m2", "checkpoints"))):
+            time.sleep(0.2)
+        procs.append(subprocess.Popen([sys.executable, "-m", "shardlearn", "serve", os.path.join(tmp, "m2"), "--bind",
+                                       f"127.0.0.1:{port2}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        served = f"http://127.0.0.1:{port2}"
+        _wait(served)
+        rows.append(dict(wrk(served, one, 16, args.seconds, tmp), server="shardlearn serve DIR", connections=16,
+                         batch=1, phase="steady"))
+        rows.append(_swaps(served, src2, one, rng, tmp, "serve DIR, learner apart"))
         for batch in (1, 64, 1024):
             body = json.dumps({"instances": [row] * batch})
             r = wrk(ours, body, 4, args.seconds, tmp)
@@ -160,7 +182,6 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     machine = facts()
     bare16 = next(r for r in rows if r["server"].startswith("bare") and r["connections"] == 16)
-    swapped = next(r for r in rows if "swaps" in r["phase"])
     lines += ["# Serving while learning (benchmarks/bench_serve.py)", "",
               f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores; wrk, one 100-feature VW row "
               "per request unless the batch says otherwise; one run, ratios within it.", "",
@@ -170,9 +191,12 @@ def main() -> None:
         lines.append(f"| {r['server']} | {r['phase']} | {r['connections']} | {r['batch']} | {r['requests_per_s']:,.0f} | "
                      f"{r.get('rows_per_s', r['requests_per_s'] * r['batch']):,.0f} | {r['p50_s'] * 1e3:.2f} | "
                      f"{r['p99_s'] * 1e3:.2f} | {r['failed']} |")
-    lines += ["", f"During {swapped['phase']} (the learner learning {swapped['lines_learned_meanwhile']:,} new lines "
-                  f"meanwhile): {swapped['failed']} failed requests, p99 {swapped['p99_s'] * 1e3:.2f} ms = "
-                  f"{swapped['p99_s'] / bare16['p99_s']:.2f}x the bare endpoint's at 16 connections."]
+    lines.append("")
+    for swapped in (r for r in rows if "swaps" in r["phase"]):
+        lines.append(f"{swapped['server']}, during {swapped['phase']} ({swapped['lines_learned_meanwhile']:,} new "
+                     f"lines learned meanwhile): {swapped['failed']} failed requests, p99 "
+                     f"{swapped['p99_s'] * 1e3:.2f} ms = {swapped['p99_s'] / bare16['p99_s']:.2f}x the bare "
+                     "endpoint's at 16 connections.")
     save(args.out, "serve", rows, machine, lines)
 
 

@@ -65,7 +65,7 @@ def _instances(path, fmt):
 
 
 @pytest.mark.parametrize("fmt,loss,opts", [
-    ("vw", "logistic", {}), ("vw", "hinge", {"l1": 1e-3}), ("vw", "squared", {"fit_intercept": False}),
+    ("vw", "logistic", {}), ("vw", "logistic", {"interactions": ["fc"]}), ("vw", "hinge", {"l1": 1e-3}), ("vw", "squared", {"fit_intercept": False}),
     ("jsonl", "logistic", {"l2": 1e-3, "interactions": ["fk"]}), ("csv", "logistic", {"l1": 1e-4}),
     ("csv", "squared", {}), ("libsvm", "logistic", {"rule": "ftrl", "l1": 1e-3})])
 def test_served_predictions_equal_the_learners_on_the_same_examples(tmp_path, fmt, loss, opts):

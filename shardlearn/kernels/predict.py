@@ -31,7 +31,8 @@ def scores(state: dict, X, *, rule: str, lr: float, power_t: float = 0.0, beta: 
     """The scores ``w . x (+ b)`` of CSR rows ``X`` under ``state``, with each touched weight
     brought up to date with the penalty (and, normalized, its scale) as learning would, but
     without writing: the state is left exactly as it was."""
-    X = X if sp.isspmatrix_csr(X) else sp.csr_matrix(X)  # a CSR as it is (a request's rows: no second check)
+    X = X if getattr(X, "format", None) == "csr" else sp.csr_matrix(X)  # CSR arrays as they are (a request's
+    # rows, ``online/instances.py``: no second check)
     out = np.empty(X.shape[0])
     _scores_csr(X.indptr, X.indices, _values(X.data), state["ws"], np.asarray(state["scalars"], dtype=np.float64),
                 out, RULES[rule], float(lr), float(power_t), float(beta), float(l1), float(l2), bool(fit_intercept))

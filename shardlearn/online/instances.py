@@ -10,7 +10,9 @@ Each instance is written in the learner's input format (``reading["format"]``):
 - ``libsvm``: a line ``[label] index:value ...``.
 
 What cannot be read raises ``InstanceError`` naming the instance and the field (the server
-answers 422 with it), never a half-hashed row.
+answers 422 with it), never a half-hashed row. The rows come back as ``Rows``: CSR arrays
+without scipy's construction checks, which cost a one-row request more than its parse
+(``Rows.csr()`` is the scipy matrix).
 
 >>> X = rows(["|a x:2 y", "1 |a x"], {"format": "vw"}, bits=8)
 >>> X.shape, X.nnz
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import math
 from numbers import Real
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,6 +38,27 @@ from shardlearn.core.errors import DataError
 from shardlearn.data import vwtext
 from shardlearn.data.interactions import expand as interactions_expand
 from shardlearn.online import features
+
+
+class Rows(NamedTuple):
+    """Hashed rows in CSR form, as plain arrays (``format`` says so to the scorer)."""
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    shape: tuple
+    format: str = "csr"
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1])
+
+    def csr(self) -> sp.csr_matrix:
+        return sp.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
+
+    @classmethod
+    def of(cls, X) -> "Rows":
+        X = sp.csr_matrix(X)
+        return cls(X.data, X.indices, X.indptr, X.shape)
 
 
 class InstanceError(ValueError):
@@ -46,14 +70,14 @@ class InstanceError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
-def rows(instances: list, reading: dict, bits: int, interactions=()) -> sp.csr_matrix:
+def rows(instances: list, reading: dict, bits: int, interactions=()) -> Rows:
     """The instances as CSR rows of ``2**bits`` hashed columns (with the namespace interactions)."""
     fmt = reading["format"]
     if fmt in ("vw", "libsvm"):
         return _text(instances, fmt, bits, interactions)
     if fmt == "csv":
-        return _csv(instances, reading, bits, interactions)
-    return _objects(instances, reading.get("label"), bits, interactions)
+        return Rows.of(_csv(instances, reading, bits, interactions))
+    return Rows.of(_objects(instances, reading.get("label"), bits, interactions))
 
 
 def _text(instances, fmt, bits, interactions):
@@ -62,19 +86,20 @@ def _text(instances, fmt, bits, interactions):
             raise InstanceError(i, None, f"expected a line of {fmt} text, got {_kind(line)}")
         if "\n" in line or "\r" in line:
             raise InstanceError(i, None, "expected one line; this one holds a line break")
-    if fmt == "libsvm":  # a LIBSVM line is VW text without the bar: '[label] j:v ...' -> '[label] | j:v ...'
-        return _libsvm(instances, bits, interactions)
+    if fmt == "libsvm":
+        return Rows.of(_libsvm(instances, bits, interactions))
     buf = ("\n".join(instances) + "\n").encode()
     parsed = vwtext.parse(buf, bits)
-    bad = np.flatnonzero((parsed.status != vwtext.OK) & (parsed.status != vwtext.NO_LABEL))
-    if bad.size:
-        r = int(bad[0])
+    if parsed.status.size and parsed.status.max() > vwtext.NO_LABEL:  # a prediction needs no label
+        r = int(np.flatnonzero(parsed.status > vwtext.NO_LABEL)[0])
         raise InstanceError(int(parsed.lines[r]), None, vwtext.bad_line(parsed, r, buf))
     if parsed.labels.size != len(instances):  # an empty line is no example
         empty = next(i for i, line in enumerate(instances) if not line.strip())
         raise InstanceError(empty, None, "expected an example, got an empty line")
-    parsed = parsed._replace(status=np.zeros_like(parsed.status))  # a prediction needs no label
-    return vwtext.examples(parsed, bits, interactions)[0]
+    indptr, indices, values = parsed.indptr, parsed.indices, parsed.values
+    if interactions:
+        indptr, indices, values = interactions_expand(indptr, indices, values, parsed.letters, interactions, bits)
+    return Rows(values, indices, indptr, (len(instances), 1 << bits))
 
 
 def _libsvm(instances, bits, interactions):
