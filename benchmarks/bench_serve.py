@@ -107,10 +107,11 @@ def _swaps(url, src, body, rng, tmp, name) -> dict:
     before = httpx.get(url + "/model").json()["swaps"]
     feeder = threading.Thread(target=feed)
     feeder.start()
-    swaps, runs = 0, []
-    while swaps < 100:
+    swaps, runs, end = 0, [], time.monotonic() + 180
+    while swaps < 100 and time.monotonic() < end:
         runs.append(wrk(url, body, 16, 4, tmp))
         swaps = httpx.get(url + "/model").json()["swaps"] - before
+        print(f"{name}: {swaps} swaps, {fed[0]} lines fed", file=sys.stderr, flush=True)
     stop.set()
     feeder.join()
     return {"server": name, "connections": 16, "batch": 1, "phase": f"{swaps} hot swaps",

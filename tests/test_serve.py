@@ -4,6 +4,7 @@ model; bad requests get 401, 413, 422 naming instance and field; delayed labels 
 learner on the features seen at prediction time; ``shardlearn learn --serve`` (one learner
 and a group over the parameter server) and ``shardlearn serve MODEL_DIR`` run as real
 processes on 127.0.0.1 and stop cleanly on SIGTERM."""
+import contextlib
 import json
 import os
 import re
@@ -215,6 +216,21 @@ def _address(proc, timeout=120):
     raise AssertionError(f"no address: {proc.stderr.read()}")
 
 
+@contextlib.contextmanager
+def _ended(proc):
+    """``proc`` (and, when it leads a session, its learners) killed if the test fails before it stops it."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                if os.getpgid(proc.pid) == proc.pid:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                else:
+                    proc.kill()
+            proc.communicate(timeout=30)
+
+
 def _wait_for(c, want, timeout=60, **headers):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -231,11 +247,11 @@ def test_learn_serve_learns_predicts_takes_feedback_and_stops_on_sigterm(tmp_pat
     labels = tmp_path / "labels.jsonl"
     labels.write_text("")
     proc = _start(["learn", str(src), "--follow", "--model-dir", str(tmp_path / "m"), "--hash-bits", "12",
-                   "--serve", "127.0.0.1:0", "--checkpoint-every", "100", "--quiet", "--feedback-from", str(labels)],
+                   "--serve", "127.0.0.1:0", "--checkpoint-every", "0.2s", "--quiet", "--feedback-from", str(labels)],
                   env=dict(ENV, SHARDLEARN_TOKEN="tok"))
     addr = _address(proc)
     auth = {"Authorization": "Bearer tok"}
-    with httpx.Client(base_url=addr, headers=auth, timeout=30) as c:
+    with _ended(proc), httpx.Client(base_url=addr, headers=auth, timeout=30) as c:
         first = _wait_for(c, lambda m: m["examples"] == LINES)
         assert first["origin"] == "learner" and first["model_version"] >= 1  # a snapshot per checkpoint
         r = c.post("/predict", json={"instances": ["|f a:2 b:1 |c k2", "|f a:-2 b:-1"], "id": ["p", "n"]})
@@ -251,8 +267,8 @@ def test_learn_serve_learns_predicts_takes_feedback_and_stops_on_sigterm(tmp_pat
         assert after["model_version"] > first["model_version"]
         assert after["feedback"]["learned"] == 2 and after["feedback"]["bad label lines"] == 1
         assert after["feedback"]["unknown"] == 2  # p labelled a second time, and zz
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     summary = json.loads(out)
     assert summary["stopped_by_signal"] and summary["examples"] == LINES + 102
@@ -270,7 +286,7 @@ def test_serve_swaps_in_each_checkpoint_a_learner_commits(tmp_path):
     while snapshot.newest(str(tmp_path / "m")) < 4 and time.monotonic() < deadline:
         time.sleep(0.1)
     server = _start(["serve", str(tmp_path / "m"), "--bind", "127.0.0.1:0"])
-    try:
+    with _ended(learner), _ended(server):
         addr = _address(server)
         with httpx.Client(base_url=addr, timeout=30) as c:
             before = c.get("/model").json()
@@ -281,12 +297,11 @@ def test_serve_swaps_in_each_checkpoint_a_learner_commits(tmp_path):
             assert after["model_version"] > before["model_version"]
             r = c.post("/predict", json={"instances": [{"a": 2.0, "f": {"b": 1.0}, "k": "k2"}]})
             assert r.json()["model_version"] == after["model_version"] and r.json()["predictions"][0] > 0.5
-    finally:
         for p in (learner, server):
             p.send_signal(signal.SIGTERM)
-    _, err = server.communicate(timeout=30)
-    assert server.returncode == 0, err
-    learner.communicate(timeout=60)
+        _, err = server.communicate(timeout=30)
+        assert server.returncode == 0, err
+        learner.communicate(timeout=60)
 
 
 def test_many_learners_serve_the_parameter_servers_model(tmp_path):
@@ -295,16 +310,15 @@ def test_many_learners_serve_the_parameter_servers_model(tmp_path):
     proc = _start(["learn", str(src), "--follow", "--workers", "2", "--model-dir", str(tmp_path / "m"),
                    "--hash-bits", "12", "--batch-size", "64", "--serve", "127.0.0.1:0", "--serve-staleness", "0.2",
                    "--quiet"], start_new_session=True)
-    try:
+    with _ended(proc):
         addr = _address(proc)
         with httpx.Client(base_url=addr, timeout=30) as c:
             got = _wait_for(c, lambda m: m["examples"] == LINES)
             assert got["origin"] == "parameter server" and got["staleness_bound_s"] == 0.2
             time.sleep(0.5)  # one more pull after the last push
             served = c.post("/predict", json={"instances": _instances(src, "vw")}).json()["predictions"]
-    finally:
         proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert json.loads(out)["serving"]["swaps"] >= 2
     model = shardlearn.load(str(tmp_path / "m"))  # the shards' state at the end: nothing learned since

@@ -199,7 +199,7 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
                     pos = end
                 now = time.monotonic()
                 busy = now if (item is not None and item[2].X.shape[0]) or labelled is not None else busy
-                fresh = item is not None or labelled is not None  # (serving wakes the loop while the stream idles)
+                fresh = progress.examples > saved_at  # (serving wakes the loop while the stream idles)
                 if (every_n and progress.examples - saved_at >= every_n) or \
                         (every_s and fresh and now - last_save >= every_s):
                     save()
