@@ -10,6 +10,8 @@ bare FastAPI endpoint returning a constant, measured in the same run by ``wrk`` 
   requests (non-2xx, socket errors) and p99 against the bare endpoint's; once with the
   server in the learner's process (``learn --serve``), once with ``shardlearn serve DIR``
   swapping in the checkpoints a learner in another process writes;
+- the swap alone: a server reloading the newest checkpoint from disk and swapping it in
+  every 0.1 s under 16 connections, with no learner competing for the CPU;
 - rows/s of batches of 1, 64 and 1024 rows at 4 connections.
 
     python benchmarks/bench_serve.py --out benchmarks/results/serve
@@ -120,6 +122,36 @@ def _swaps(url, src, body, rng, tmp, name) -> dict:
             "lines_learned_meanwhile": fed[0]}
 
 
+def _reload_swaps(model_dir, body, tmp) -> dict:
+    """The swap alone: a server in this process answers 16 connections while a thread loads the
+    newest checkpoint of ``model_dir`` from disk (checksums, arrays, a new model) and swaps it
+    in every 0.1 s, with no learner competing for the 2 cores."""
+    from shardlearn.online import snapshot
+    from shardlearn.online.serve import Serving
+    from shardlearn.online.server import Live, make_app
+
+    first = snapshot.load(model_dir)
+    live, stop = Live(first), threading.Event()
+
+    def swap():
+        v = first.version
+        while not stop.is_set():
+            v += 1
+            live.swap(snapshot.load(model_dir)._replace(version=v))
+            time.sleep(0.1)
+
+    with Serving(make_app(live), "127.0.0.1", 0) as srv:
+        quiet = wrk(srv.address, body, 16, 8, tmp)
+        swapper = threading.Thread(target=swap)
+        swapper.start()
+        r = wrk(srv.address, body, 16, 12, tmp)
+        stop.set()
+        swapper.join()
+    return [dict(quiet, server="serve, in this process", connections=16, batch=1, phase="steady"),
+            dict(r, server="serve, in this process", connections=16, batch=1,
+                 phase=f"{live.swaps} hot swaps (reloads, no learner)", lines_learned_meanwhile=0)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
@@ -170,6 +202,7 @@ def main() -> None:
         rows.append(dict(wrk(served, one, 16, args.seconds, tmp), server="shardlearn serve DIR", connections=16,
                          batch=1, phase="steady"))
         rows.append(_swaps(served, src2, one, rng, tmp, "serve DIR, learner apart"))
+        rows += _reload_swaps(os.path.join(tmp, "m2"), one, tmp)
         for batch in (1, 64, 1024):
             body = json.dumps({"instances": [row] * batch})
             r = wrk(ours, body, 4, args.seconds, tmp)
