@@ -176,7 +176,7 @@ class _OnlineLinear:
         if state_rows.shape != (rows.size, 4) or (rows.size and (rows.min() < 0 or rows.max() >= width)) or \
                 scalars.shape != (2,) or progress.shape != (2,):
             raise ModelFileError(f"the state's rows do not fit hash_bits={self.hash_bits}")
-        ws = np.zeros_like(self._state["ws"])
+        ws = np.zeros(self._state["ws"].shape)  # zero pages on demand (zeros_like writes all 2**bits rows first)
         ws[rows] = state_rows
         self._state = {"ws": ws, "scalars": np.array(scalars, dtype=np.float64)}
         self._progress = np.array(progress, dtype=np.float64)
