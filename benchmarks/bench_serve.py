@@ -83,7 +83,8 @@ def wrk(url: str, body: str, connections: int, seconds: float, folder: str) -> d
     """One wrk run: requests/s, p50/p99 latency (seconds), failed requests."""
     script = os.path.join(folder, "post.lua")
     with open(script, "w") as f:
-        f.write(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = {json.dumps(body)}\n')
+        f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                f"wrk.body = {json.dumps(body)}\n")
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script,
                           url + "/predict"], capture_output=True, text=True, check=True).stdout
     pct = dict(re.findall(r"^\s+(\d+)%\s+(\S+)$", out, re.M))
@@ -117,7 +118,8 @@ def _swaps(url, src, body, rng, tmp, name) -> dict:
     stop.set()
     feeder.join()
     return {"server": name, "connections": 16, "batch": 1, "phase": f"{swaps} hot swaps",
-            "requests_per_s": sum(r["requests_per_s"] for r in runs) / len(runs), "p50_s": max(r["p50_s"] for r in runs),
+            "requests_per_s": sum(r["requests_per_s"] for r in runs) / len(runs),
+            "p50_s": max(r["p50_s"] for r in runs),
             "p99_s": max(r["p99_s"] for r in runs), "failed": sum(r["failed"] for r in runs),
             "lines_learned_meanwhile": fed[0]}
 
@@ -222,7 +224,8 @@ def main() -> None:
               "| server | phase | connections | batch | requests/s | rows/s | p50 ms | p99 ms | failed |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['server']} | {r['phase']} | {r['connections']} | {r['batch']} | {r['requests_per_s']:,.0f} | "
+        lines.append(f"| {r['server']} | {r['phase']} | {r['connections']} | {r['batch']} | "
+                     f"{r['requests_per_s']:,.0f} | "
                      f"{r.get('rows_per_s', r['requests_per_s'] * r['batch']):,.0f} | {r['p50_s'] * 1e3:.2f} | "
                      f"{r['p99_s'] * 1e3:.2f} | {r['failed']} |")
     lines.append("")

@@ -69,7 +69,7 @@ class Feedback:
         """``label`` for each; how many ids were kept. ``bad``: lines of a labels stream that were
         no such label, counted."""
         with self._lock:
-            self.counts["bad label lines"] += bad
+            self.counts["bad_label_lines"] += bad
         return sum(self.label(str(k), float(y), float(w)) for k, y, w in zip(ids, labels, weights))
 
     def take(self, bits: int) -> Block | None:
@@ -105,7 +105,7 @@ def read_labels(source: str, feedback: Feedback, stop: threading.Event, positive
     """A thread labelling ``feedback``'s ids from ``source``: JSON lines ``{"id": ..., "label": ...,
     "weight": ...}`` (weight optional), a file followed as it grows or a ``redis://`` stream (its
     entries acknowledged once applied). A line that is not such an object is counted
-    (``counts["bad label lines"]``), never learned."""
+    (``counts["bad_label_lines"]``), never learned."""
     from shardlearn.data import jsonlines
     from shardlearn.online import sources
     from shardlearn.online.fields import label_value

@@ -106,7 +106,7 @@ class Metrics:
         Gauge("shardlearn_model_swaps", "snapshots swapped in since the start", registry=r).set_function(
             lambda: live.swaps)
         if feedback is not None:
-            for what in ("remembered", "labelled", "unknown", "expired", "dropped", "learned"):
+            for what in ("remembered", "labelled", "unknown", "expired", "dropped", "learned", "bad_label_lines"):
                 Gauge(f"shardlearn_feedback_{what}", f"delayed-label examples {what}", registry=r).set_function(
                     lambda what=what: feedback.counts[what])
 
