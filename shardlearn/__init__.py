@@ -5,6 +5,7 @@
 True
 """
 from shardlearn.core.errors import ConfigError, DataError, ModelFileError, ShardlearnError
+from shardlearn.multitask.joint import MultiTaskLinearRegression, MultiTaskLogisticRegression
 from shardlearn.online.estimators import OnlineLinearRegression, OnlineLogisticRegression
 from shardlearn.sklearn import ESTIMATORS, LinearRegression, LinearSVC, LogisticRegression, load
 
@@ -12,5 +13,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError", "DataError", "ESTIMATORS", "LinearRegression", "LinearSVC", "LogisticRegression",
-    "ModelFileError", "OnlineLinearRegression", "OnlineLogisticRegression", "ShardlearnError", "load", "__version__",
+    "ModelFileError", "MultiTaskLinearRegression", "MultiTaskLogisticRegression", "OnlineLinearRegression", "OnlineLogisticRegression", "ShardlearnError", "load", "__version__",
 ]

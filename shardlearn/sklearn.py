@@ -331,14 +331,16 @@ ESTIMATORS = {c.__name__: c for c in (LinearRegression, LogisticRegression, Line
 
 def load(directory: str):
     """Load a model saved with ``save``; returns the fitted estimator. Never unpickles."""
+    from shardlearn.multitask.joint import MULTITASK_ESTIMATORS
     from shardlearn.online.estimators import ONLINE_ESTIMATORS
 
     meta, arrays = modelfile.read(directory)
     kind = meta.get("kind")
-    if kind in ONLINE_ESTIMATORS:
-        return ONLINE_ESTIMATORS[kind].from_files(directory, meta, arrays)
+    own = dict(ONLINE_ESTIMATORS, **MULTITASK_ESTIMATORS)  # each reads its own files
+    if kind in own:
+        return own[kind].from_files(directory, meta, arrays)
     if kind not in ESTIMATORS:
-        known = ", ".join(list(ESTIMATORS) + list(ONLINE_ESTIMATORS))
+        known = ", ".join(list(ESTIMATORS) + list(own))
         raise ModelFileError(f"{directory}: unknown model kind {kind!r}; expected one of {known}")
     cls = ESTIMATORS[kind]
     try:
