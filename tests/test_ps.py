@@ -5,6 +5,7 @@ server or worker ends the run naming it."""
 import dataclasses
 import os
 import signal
+import tempfile
 import threading
 
 import numpy as np
@@ -226,10 +227,14 @@ def test_torchrun_runs_the_parameter_server_with_a_dedicated_server(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "3", "-m", "shardlearn",
            "train", path, "--solver", "sgd", "--strategy", "asp", "--servers", "1", "--max-iter", "2",
            "--batch-size", "64", "--out", str(tmp_path / "m")]
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    before = {n for n in os.listdir(shm) if n.startswith("shardlearn-slice-")}
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["workers"] == 2 and out["rows_per_worker"] == byte_range_rows(path, 2)  # the third rank only serves
+    # no driver assembles slices under torchrun: the server rank writes none (it used to leave one behind)
+    assert {n for n in os.listdir(shm) if n.startswith("shardlearn-slice-")} == before
     Xt, yt = load_svmlight_file(data_path("a9a", "a9a.t"), n_features=123)
     acc = shardlearn.load(tmp_path / "m").score(Xt, np.where(yt > 0, 1, -1))  # a9a: -1/+1 in training
     assert acc > reference_accuracy(path, data_path("a9a", "a9a.t"), 1e-4) - 0.01

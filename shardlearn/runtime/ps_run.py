@@ -52,7 +52,9 @@ def serve(ctx: Context) -> dict:
     """A server rank: answer requests until every rank leaves, then hand over the slices."""
     t = time.perf_counter()
     ctx.transport.close()
-    return {"params": None, "n_iter": 0, "steps": [], "slices": host.save_slices(launch.scratch_dir()),
+    under_torchrun = launch.from_env() is not None  # no driver to assemble (and remove) slices: rank 0 pulls
+    return {"params": None, "n_iter": 0, "steps": [],
+            "slices": host.save_slices(launch.scratch_dir()) if not under_torchrun else {},
             "report": {"rank": ctx.rank, "role": "server", "pushes": host.pushes(),
                        "serve_seconds": time.perf_counter() - t}}
 
