@@ -86,6 +86,11 @@ class Feedback:
             self.counts["learned"] += len(ready)
         return Block(X, np.array([r[2] for r in ready]), np.array([r[3] for r in ready]), {})
 
+    def tally(self) -> dict:
+        """The counts, copied under the lock (the server thread and the learner change them)."""
+        with self._lock:
+            return dict(self.counts)
+
     def pending(self) -> int:
         with self._lock:
             return len(self._pending)

@@ -42,12 +42,11 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import numpy as np
 
 from shardlearn.core.errors import ConfigError, rebuild
-from shardlearn.kernels.sgd import G, W
-from shardlearn.online import formats, sources
+from shardlearn.online import formats, snapshot, sources
 from shardlearn.online.estimators import ONLINE_ESTIMATORS
 from shardlearn.online.learn import fingerprint, learn_progressively, parsed_ahead, reading, setting, stop_on_signals
 from shardlearn.online.progress import Progress
-from shardlearn.ps import host, kernel_shard
+from shardlearn.ps import host
 from shardlearn.ps.client import Client
 from shardlearn.ps.slicer import make as make_slicer
 from shardlearn.runtime import group as local_group
@@ -276,17 +275,8 @@ def learner(comm, *, progress=None, source, kind, params, fmt, model_dir, strate
                 break
         stopped = stop.is_set()
     seconds = busy - t0
-    totals = np.sum(comm.allgather(np.array([kernel_loss[0], metrics.weight, metrics.examples])), axis=0)
-    if rank == 0:  # the model, from the shards' parts of the last checkpoint, as the online estimator
-        parts = []
-        for s in range(len(ctx.hosts)):
-            with np.load(os.path.join(ckpt.path(step), f"shard-{s}.npz"), allow_pickle=False) as z:
-                parts.append({k: z[k] for k in z.files})
-        rows = kernel_shard.assemble(parts, slicer, d + 2)
-        touched = np.flatnonzero(rows[: d + 1].any(axis=1))
-        est.restore({"rows": touched, "state_rows": rows[touched], "scalars": rows[d + 1, [W, G]],
-                     "progress": totals[:2]}, {"n_seen": int(totals[2])})
-        est.save(model_dir)
+    if rank == 0:  # the model, from the shards' parts of the last checkpoint (``online/snapshot.py``)
+        snapshot.load(model_dir).model.save(model_dir)
     comm.barrier()
     ctx.transport.close()
     return {"progress": metrics.state(), "hist": metrics.hist, "holdout": held.state(), "hist_holdout": held.hist,

@@ -124,4 +124,4 @@ class LearnServing:
 
     def summary(self) -> dict:
         return {"address": self.address, "model_version": self.live.snapshot.version if self.live else None,
-                "swaps": self.live.swaps if self.live else 0, "feedback": dict(self.feedback.counts)}
+                "swaps": self.live.swaps if self.live else 0, "feedback": self.feedback.tally()}

@@ -165,7 +165,7 @@ def make_app(live: Live, *, token: str | None = None, max_body: int = MAX_BODY, 
         if live.staleness_bound_s is not None:
             out["staleness_bound_s"] = live.staleness_bound_s
         if feedback is not None:
-            out["feedback"] = dict(feedback.counts, pending=feedback.pending(), ttl_s=feedback.ttl_s)
+            out["feedback"] = dict(feedback.tally(), pending=feedback.pending(), ttl_s=feedback.ttl_s)
         return out
 
     @app.get("/metrics", response_class=Response,

@@ -57,8 +57,6 @@ class Snapshot(NamedTuple):
 
 
 def _build(kind: str, params: dict, arrays: dict, facts: dict):
-    if kind == "OnlineLinearRegression":
-        params = {k: v for k, v in params.items() if k != "loss"}
     out = ONLINE_ESTIMATORS[kind](**params)
     out.restore(arrays, facts)
     return out
