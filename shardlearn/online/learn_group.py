@@ -20,8 +20,8 @@ checkpoint, committed by rank 0's atomic rename); Redis entries are acknowledged
 that. A run killed at any moment resumes from the last checkpoint, each learner from its own
 position, so every example is applied exactly once. A restart must use the same number of
 learners (the checkpoint says how many wrote it). Stopping (SIGINT/SIGTERM, the end of a
-file, ``--stop-when-idle``) is a last round of the same kind; then rank 0 pulls the state
-from the shards and saves the online estimator, which ``shardlearn.load`` gives back.
+file, ``--stop-when-idle``) is a last round of the same kind; then rank 0 saves the online
+estimator assembled from that checkpoint's shard files, which ``shardlearn.load`` gives back.
 
 >>> # starts processes: see tests/test_learn_group.py
 """
