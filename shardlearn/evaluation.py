@@ -7,6 +7,10 @@ averages for more), and ``confusion`` (``{"labels": classes, "matrix": rows = tr
 class, columns = predicted}``); regressors:
 ``mse``, ``r2``; both: ``objective`` (mean loss + penalty on this data) and ``rows``.
 
+A multi-task model is evaluated with each row's task (``tasks=``): the metrics over all
+rows, then ``per_task`` (rows and the main metrics of every task) and ``task_mean`` (each
+metric's mean over the tasks where it is defined).
+
 >>> import numpy as np
 >>> from shardlearn import LogisticRegression
 >>> X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = np.array([0, 0, 1, 1])
@@ -21,20 +25,43 @@ from sklearn import metrics
 from sklearn.base import is_classifier
 
 
-def evaluate(est, X, y) -> dict:
+PER_TASK = ("rows", "mse", "r2", "accuracy", "logloss", "auc")
+
+
+def evaluate(est, X, y, tasks=None) -> dict:
+    out = _metrics(est, X, y, tasks)
+    if tasks is None:
+        return out
+    tasks, y = np.asarray(tasks), np.asarray(y)
+    names, index = np.unique(tasks, return_inverse=True)
+    order = np.argsort(index, kind="stable")
+    bounds = np.searchsorted(index[order], np.arange(names.size + 1))
+    per = {}
+    for k, name in enumerate(names):  # one block of rows per task
+        r = order[bounds[k]:bounds[k + 1]]
+        m = _metrics(est, X[r], y[r], tasks[r], objective=False)
+        per[str(name)] = {key: m[key] for key in PER_TASK if key in m}
+    out["per_task"] = per
+    out["task_mean"] = {key: float(np.mean(v)) for key in PER_TASK[1:]
+                        if (v := [m[key] for m in per.values() if m.get(key) is not None])}
+    return out
+
+
+def _metrics(est, X, y, tasks=None, objective=True) -> dict:
+    by = {} if tasks is None else {"tasks": tasks}
     out = {"rows": int(X.shape[0])}
     if is_classifier(est):
         y = np.asarray(y)
-        pred = est.predict(X)
+        pred = est.predict(X, **by)
         out["accuracy"] = float(np.mean(pred == y))
         classes = est.classes_
         out.update(_counts(y, pred, classes))
         if hasattr(est, "predict_proba"):
-            proba = est.predict_proba(X)
+            proba = est.predict_proba(X, **by)
             out["logloss"] = float(metrics.log_loss(y, proba, labels=classes))
             scores = proba[:, 1] if len(classes) == 2 else proba
         else:
-            scores = est.decision_function(X)
+            scores = est.decision_function(X, **by)
         present = np.unique(y)
         if len(present) < 2:
             out["auc"] = None  # undefined with one class present
@@ -45,10 +72,11 @@ def evaluate(est, X, y) -> dict:
         else:
             out["auc"] = None
     else:
-        pred = est.predict(X)
+        pred = est.predict(X, **by)
         out["mse"] = float(metrics.mean_squared_error(y, pred))
-        out["r2"] = float(metrics.r2_score(y, pred))
-    out["objective"] = float(est.objective(X, y))
+        out["r2"] = float(metrics.r2_score(y, pred)) if len(y) > 1 else None  # undefined on one row
+    if objective:
+        out["objective"] = float(est.objective(X, y, **by))
     return out
 
 

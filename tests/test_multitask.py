@@ -68,6 +68,53 @@ def test_squared_fit_equals_the_joint_ridge_solution(alpha, task_alpha, weighted
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
 
 
+def _elastic_reference(loss, A, y, l2, l1, sw=None):
+    """argmin of the mean loss of ``A theta`` plus ``0.5 sum l2 theta^2 + sum l1 |theta|``: scipy's
+    L-BFGS-B on ``theta = p - q``, ``p, q >= 0`` (an independent solver and formulation)."""
+    from scipy.optimize import minimize
+    from scipy.special import expit
+
+    p = np.ones(len(y)) / len(y) if sw is None else sw / sw.sum()
+    k = A.shape[1]
+
+    def f(pq):
+        th = pq[:k] - pq[k:]
+        z = A @ th
+        if loss == "squared":
+            value, dz = p @ (0.5 * (z - y) ** 2), p * (z - y)
+        else:
+            value, dz = p @ (np.logaddexp(0, z) - y * z), p * (expit(z) - y)
+        g = A.T @ dz + l2 * th
+        return value + 0.5 * l2 @ th ** 2 + l1 @ pq[:k] + l1 @ pq[k:], np.r_[g + l1, -g + l1]
+
+    r = minimize(f, np.zeros(2 * k), jac=True, method="L-BFGS-B", bounds=[(0, None)] * (2 * k),
+                 options={"maxiter": 20000, "ftol": 1e-16, "gtol": 1e-12, "maxcor": 30})
+    return r.x[:k] - r.x[k:], r.fun
+
+
+@pytest.mark.parametrize("cls", [MultiTaskLinearRegression, MultiTaskLogisticRegression])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("solver", ["lbfgs", "gd"])
+def test_elastic_net_fit_equals_an_independent_solver(cls, fit_intercept, solver):
+    """OWL-QN (and steepest descent) on the penalties split by l1_ratio, with weights: the same
+    minimiser as scipy's L-BFGS-B on the split-sign problem, zeros where it has zeros."""
+    X, y, t = _data(classify=cls is MultiTaskLogisticRegression)
+    sw = np.random.default_rng(5).uniform(0.5, 2.0, size=y.size)
+    alpha, task_alpha, l1_ratio = 0.05, 0.2, 0.6
+    m = cls(alpha=alpha, task_alpha=task_alpha, l1_ratio=l1_ratio, fit_intercept=fit_intercept, solver=solver,
+            max_iter=20000, tol=1e-10).fit(X, y, tasks=t, sample_weight=sw)
+    A = _design(X, t, 5) if fit_intercept else _design(X, t, 5)[:, :-5]
+    l2 = np.r_[[alpha * (1 - l1_ratio)] * 4, [task_alpha * (1 - l1_ratio)] * 20, [0.0] * (A.shape[1] - 24)]
+    l1 = np.r_[[alpha * l1_ratio] * 4, [task_alpha * l1_ratio] * 20, [0.0] * (A.shape[1] - 24)]
+    want, best = _elastic_reference(m.LOSS, A, y.astype(float), l2, l1, sw)
+    got = np.r_[m.coef_shared_, m.coef_tasks_.ravel(), m.intercept_ if fit_intercept else []]
+    np.testing.assert_allclose(got, want, atol=2e-6)
+    assert m.objective_ == pytest.approx(best, rel=1e-9, abs=1e-12)
+    assert 4 <= (got == 0).sum() and ((got == 0) == (np.abs(want) < 1e-8)).all()  # exact zeros where L1 puts them
+    if not fit_intercept:
+        assert (m.intercept_ == 0).all()
+
+
 def test_task_alpha_to_infinity_pools_and_alpha_to_infinity_separates():
     X, y, t = _data()
     pooled = MultiTaskLinearRegression(alpha=0.2, task_alpha=1e7).fit(X, y, tasks=t)

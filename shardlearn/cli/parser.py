@@ -187,6 +187,11 @@ def _train(t):
     g.add_argument("--alpha", type=float, default=1e-4, help="penalty strength (>= 0)")
     g.add_argument("--l1-ratio", type=float, default=0.0, help="share of L1 in the penalty, in [0, 1]")
     g.add_argument("--no-intercept", action="store_true", help="fit no intercept")
+    g.add_argument("--task-column", metavar="COL",
+                   help="a joint multi-task model (linear or logistic): COL names each row's task; every task "
+                        "predicts with a shared part plus its own (--alpha penalises the shared part)")
+    g.add_argument("--task-alpha", type=float, default=1.0,
+                   help="with --task-column: penalty of each task's own part (large: one pooled model)")
     g = t.add_argument_group("features")
     g.add_argument("--features", help="comma-separated feature columns (names or indices); default: all but the "
                                       "label")

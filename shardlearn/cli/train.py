@@ -42,6 +42,10 @@ def run(args) -> None:
     _check_out(args.out)
     source = source_options(args)
     fmt = precheck(**source)  # a bad option, path or column: one line now, not after the workers start
+    if args.task_column is not None:
+        from shardlearn.cli import tasks
+
+        return tasks.train(args, source, save)
     rule = None
     if args.workers is None:
         args.workers, rule = (1, None) if world is not None else launch.auto_workers(_data_bytes(args.data))

@@ -16,19 +16,20 @@ from shardlearn.data.labels import map_positive
 def evaluate(args) -> None:
     from shardlearn.evaluation import evaluate as metrics
 
-    est, X, y, skipped, _ = _load_with_data(args)
-    print(json.dumps(dict(metrics(est, X, y), **({"skipped": skipped} if skipped else {}))))
+    est, X, y, skipped, _, tasks = _load_with_data(args)
+    print(json.dumps(dict(metrics(est, X, y, tasks=tasks), **({"skipped": skipped} if skipped else {}))))
 
 
 def predict(args) -> None:
     from shardlearn.data.writers import write_csv
 
     ids = [c.strip() for c in args.id.split(",")] if args.id else []
-    est, X, _, skipped, passed = _load_with_data(args, require_label=False, ids=ids)
+    est, X, _, skipped, passed, tasks = _load_with_data(args, require_label=False, ids=ids)
+    by = {} if tasks is None else {"tasks": tasks}
     cols = dict(passed)
-    cols["prediction"] = est.predict(X)
+    cols["prediction"] = est.predict(X, **by)
     if hasattr(est, "predict_proba"):
-        for c, p in zip(est.classes_, est.predict_proba(X).T):
+        for c, p in zip(est.classes_, est.predict_proba(X, **by).T):
             cols[f"proba_{c}"] = p
     to_stdout = args.output == "-"
     write_csv(sys.stdout.buffer if to_stdout else args.output, cols)
@@ -51,14 +52,22 @@ def _load_with_data(args, require_label=True, ids=()):
     enc = facts.get("encoder")
     zero_based = facts.get("zero_based")
     delimiter = unescape(args.delimiter) if args.delimiter is not None else facts.get("delimiter")
+    task_column = facts.get("task_column")  # a joint multi-task model: each row's task is read too
     src = open_source(args.data, label, format=args.format, n_features=est.n_features_in_,
                       require_label=require_label, header=facts.get("header", True), on_bad_row=args.on_bad_row,
                       zero_based="auto" if zero_based is None else zero_based, delimiter=delimiter,
-                      encoder=Encoder.from_json(enc) if enc else None)
-    if ids and not hasattr(src, "encoder"):
-        raise ConfigError(f"{args.data}: --id copies columns of a CSV or Parquet file; this file has no named columns")
+                      encoder=Encoder.from_json(enc) if enc else None, key=task_column)
+    if (ids or task_column) and not hasattr(src, "encoder"):
+        what = "--id copies columns" if ids else f"the model reads each row's task from column {task_column!r}"
+        raise ConfigError(f"{args.data}: {what} of a CSV or Parquet file; this file has no named columns")
     passed: dict = {}
-    X, y = src.read(passthrough=ids, into=passed) if ids else src.read()
+    wanted = list(dict.fromkeys(list(ids) + ([src.key] if task_column else [])))
+    X, y = src.read(passthrough=wanted, into=passed) if wanted else src.read()
+    tasks = None
+    if task_column:
+        tasks = passed[src.key].astype(str)
+        if src.key not in ids:
+            del passed[src.key]
     if hasattr(src, "encoder") and enc:
         _warn_unused(args.data, src, ids)
     if X.shape[1] != est.n_features_in_:
@@ -73,12 +82,12 @@ def _load_with_data(args, require_label=True, ids=()):
             hint = "; pass --positive-label V to map a binary file's labels" if len(est.classes_) == 2 else ""
             raise DataError(f"{args.data}: labels {unknown[:5].tolist()} are not among the model's "
                             f"{len(est.classes_)} classes {_short(est.classes_.tolist())}{hint}")
-    return est, X, y, dict(src.skipped), passed
+    return est, X, y, dict(src.skipped), passed, tasks
 
 
 def _warn_unused(path, src, ids) -> None:
     """Columns of the file the model does not read are ignored: said once, not silently."""
-    used = set(src.encoder.numeric) | set(src.encoder.categorical) | {src.label} | set(ids)
+    used = set(src.encoder.numeric) | set(src.encoder.categorical) | {src.label, src.key} | set(ids)
     extra = [c for c in src.column_names() if c not in used]
     if extra:
         warnings.warn(f"{path}: {len(extra)} column(s) the model was not trained with are ignored: "

@@ -247,7 +247,7 @@ class TableSource(Shardable):
         """``(X, y)`` per record batch, keeping only ``rows`` (sorted global indices, or None for
         all); the kept rows' values of the ``passthrough`` columns are appended to ``into[column]``."""
         wanted = self.encoder.numeric + self.encoder.categorical + ([self.label] if self.label is not None else [])
-        passthrough = [resolve(self.path, self.column_names(), c, "id", True) for c in passthrough]
+        passthrough = list(dict.fromkeys(resolve(self.path, self.column_names(), c, "id", True) for c in passthrough))
         bad_lines: list = []
         for row0, batch in self._batches(list(dict.fromkeys(wanted + passthrough)), rows, bad_lines):
             n = batch.num_rows

@@ -82,6 +82,8 @@ def _result(results, restarts) -> FitResult:
     if any(r.get("slices") for r in results):  # parameter server: the model is in the shards' slices
         results[0]["params"] = ps_run.assemble(results)
     first = results[0]
+    if any("part" in r for r in results):  # a model partitioned by worker: every rank's part, by rank
+        first["parts"] = [r.pop("part", None) for r in results]
     resumed_at = first["report"].get("resumed_at", first["report"].get("started_at"))
     if restarts and resumed_at is not None:
         restarts[-1]["restart_seconds"] = resumed_at - restarts[-1]["failed_at"]

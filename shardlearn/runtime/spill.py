@@ -29,7 +29,7 @@ import scipy.sparse as sp
 
 
 class Spill:
-    def __init__(self, X, y, sample_weight=None):
+    def __init__(self, X, y, sample_weight=None, extra=None):
         base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
         self.dir = tempfile.mkdtemp(prefix="shardlearn-", dir=base)
         self.spec = {"dir": self.dir, "sparse": sp.issparse(X), "weights": sample_weight is not None}
@@ -45,6 +45,8 @@ class Spill:
         np.save(os.path.join(self.dir, "y.npy"), np.asarray(y))
         if sample_weight is not None:
             np.save(os.path.join(self.dir, "w.npy"), np.asarray(sample_weight, dtype=np.float64))
+        for name, values in (extra or {}).items():  # more per-row columns (a task or group id...)
+            np.save(os.path.join(self.dir, f"extra.{name}.npy"), np.asarray(values))
 
     def __enter__(self):
         return self.spec
@@ -63,6 +65,11 @@ def open_spec(spec):
         parts = [np.load(os.path.join(d, f"X.{name}.npy"), mmap_mode="r") for name in ("data", "indices", "indptr")]
         return sp.csr_matrix(tuple(parts), shape=tuple(spec["shape"])), y, sw
     return np.load(spec.get("X_path") or os.path.join(d, "X.npy"), mmap_mode="r"), y, sw
+
+
+def open_extra(spec, name: str) -> np.ndarray:
+    """The per-row column ``name`` given to ``Spill(..., extra={name: values})``, memory-mapped."""
+    return np.load(os.path.join(spec["dir"], f"extra.{name}.npy"), mmap_mode="r")
 
 
 def _npy_file(X):
