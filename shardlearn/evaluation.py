@@ -7,9 +7,9 @@ averages for more), and ``confusion`` (``{"labels": classes, "matrix": rows = tr
 class, columns = predicted}``); regressors:
 ``mse``, ``r2``; both: ``objective`` (mean loss + penalty on this data) and ``rows``.
 
-A multi-task model is evaluated with each row's task (``tasks=``): the metrics over all
-rows, then ``per_task`` (rows and the main metrics of every task) and ``task_mean`` (each
-metric's mean over the tasks where it is defined).
+A multi-task or grouped model is evaluated with each row's task or group (``tasks=``): the
+metrics over all rows, then ``per_task`` (rows and the main metrics of every task or
+group) and ``task_mean`` (each metric's mean over the tasks where it is defined).
 
 >>> import numpy as np
 >>> from shardlearn import LogisticRegression
@@ -47,8 +47,14 @@ def evaluate(est, X, y, tasks=None) -> dict:
     return out
 
 
+def route(est, keys) -> dict:
+    """The keyword that hands each row's task (a multi-task model) or group (a grouped model)
+    to ``est``'s predict methods; none for other models."""
+    return {} if keys is None else {"tasks" if hasattr(est, "tasks_") else "groups": keys}
+
+
 def _metrics(est, X, y, tasks=None, objective=True) -> dict:
-    by = {} if tasks is None else {"tasks": tasks}
+    by = route(est, tasks)
     out = {"rows": int(X.shape[0])}
     if is_classifier(est):
         y = np.asarray(y)
@@ -75,7 +81,7 @@ def _metrics(est, X, y, tasks=None, objective=True) -> dict:
         pred = est.predict(X, **by)
         out["mse"] = float(metrics.mean_squared_error(y, pred))
         out["r2"] = float(metrics.r2_score(y, pred)) if len(y) > 1 else None  # undefined on one row
-    if objective:
+    if objective and hasattr(est, "objective"):
         out["objective"] = float(est.objective(X, y, **by))
     return out
 

@@ -15,6 +15,8 @@ scikit-learn's ``LogisticRegression(C=C)``.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.metaestimators import available_if
@@ -138,7 +140,7 @@ class _Linear(BaseEstimator):
         arrays = {"coef": self.coef_, "intercept": np.asarray(self.intercept_)}
         meta = {
             "kind": type(self).__name__,
-            "hyper_parameters": _jsonable_params(self.get_params()),
+            "hyper_parameters": modelfile.jsonable_params(self.get_params()),
             "n_features_in": int(self.n_features_in_),
             "n_iter": int(self.n_iter_),
         }
@@ -183,14 +185,6 @@ def _plain_scalar(v):
 def _plain_array(a):
     a = np.asarray(a)
     return a.astype(str) if a.dtype == object else a
-
-
-def _jsonable_params(p: dict) -> dict:
-    out = {}
-    for k, v in p.items():
-        v = _plain_scalar(v)
-        out[k] = v if isinstance(v, (int, float, str, bool, type(None))) else None
-    return out
 
 
 class LinearRegression(RegressorMixin, _Linear):
@@ -331,12 +325,15 @@ ESTIMATORS = {c.__name__: c for c in (LinearRegression, LogisticRegression, Line
 
 def load(directory: str):
     """Load a model saved with ``save``; returns the fitted estimator. Never unpickles."""
+    from shardlearn.multitask.grouped import GroupedModel
     from shardlearn.multitask.joint import MULTITASK_ESTIMATORS
     from shardlearn.online.estimators import ONLINE_ESTIMATORS
 
     meta, arrays = modelfile.read(directory)
     kind = meta.get("kind")
-    own = dict(ONLINE_ESTIMATORS, **MULTITASK_ESTIMATORS)  # each reads its own files
+    own = dict(ONLINE_ESTIMATORS, **MULTITASK_ESTIMATORS, GroupedModel=GroupedModel)  # each reads its own files
+    if kind == "GroupedModel" and meta.get("fallback"):  # the model for unknown groups, in its own folder
+        return GroupedModel.from_files(directory, meta, arrays, fallback=load(os.path.join(directory, "fallback")))
     if kind in own:
         return own[kind].from_files(directory, meta, arrays)
     if kind not in ESTIMATORS:

@@ -192,6 +192,12 @@ def _train(t):
                         "predicts with a shared part plus its own (--alpha penalises the shared part)")
     g.add_argument("--task-alpha", type=float, default=1.0,
                    help="with --task-column: penalty of each task's own part (large: one pooled model)")
+    g.add_argument("--group-by", metavar="COL",
+                   help="one independent model per value of column COL (groups spread over the workers by hash; "
+                        "predict routes each row by COL)")
+    g.add_argument("--fallback", choices=("none", "pooled"), default="none",
+                   help="with --group-by: what answers a group never seen in training (none: an error; pooled: "
+                        "one more model fitted on every row)")
     g = t.add_argument_group("features")
     g.add_argument("--features", help="comma-separated feature columns (names or indices); default: all but the "
                                       "label")

@@ -38,16 +38,13 @@ def read(args, source: dict):
     return X, y, passed[src.key].astype(str), src
 
 
-def train(args, source: dict, save) -> None:
+def train(args, source: dict, save, rule=None) -> None:
+    """Fit, save and print the summary; ``rule``: why this many workers, when the CLI chose."""
     from shardlearn.data.labels import map_positive
     from shardlearn.multitask.joint import MultiTaskLinearRegression, MultiTaskLogisticRegression
-    from shardlearn.runtime import launch
 
     check(args)
     X, y, tasks, src = read(args, source)
-    rule = None
-    if args.workers is None:
-        args.workers, rule = launch.auto_workers(X.data.nbytes if hasattr(X, "indptr") else X.nbytes)
     cls = MultiTaskLinearRegression if args.model == "linear" else MultiTaskLogisticRegression
     if args.model == "logistic" and args.positive_label is not None:
         y = map_positive(y, args.positive_label)

@@ -42,13 +42,19 @@ def run(args) -> None:
     _check_out(args.out)
     source = source_options(args)
     fmt = precheck(**source)  # a bad option, path or column: one line now, not after the workers start
-    if args.task_column is not None:
-        from shardlearn.cli import tasks
-
-        return tasks.train(args, source, save)
     rule = None
     if args.workers is None:
         args.workers, rule = (1, None) if world is not None else launch.auto_workers(_data_bytes(args.data))
+    if args.task_column is not None and args.group_by is not None:
+        raise ConfigError("--group-by and --task-column are two different models: choose one")
+    if args.task_column is not None:
+        from shardlearn.cli import tasks
+
+        return tasks.train(args, source, save, rule)
+    if args.group_by is not None:
+        from shardlearn.cli import groups
+
+        return groups.train(args, source, save, _estimator(args), rule)
     est = _estimator(args)
     cfg = dataclasses.replace(est.train_config(), resume=args.resume, stream=args.stream)
     with libsvm.plain(args.data) if fmt == "libsvm" else contextlib.nullcontext(args.data) as readable:  # gzip LIBSVM: decompressed once, then split by byte range

@@ -22,10 +22,11 @@ def evaluate(args) -> None:
 
 def predict(args) -> None:
     from shardlearn.data.writers import write_csv
+    from shardlearn.evaluation import route
 
     ids = [c.strip() for c in args.id.split(",")] if args.id else []
     est, X, _, skipped, passed, tasks = _load_with_data(args, require_label=False, ids=ids)
-    by = {} if tasks is None else {"tasks": tasks}
+    by = route(est, tasks)
     cols = dict(passed)
     cols["prediction"] = est.predict(X, **by)
     if hasattr(est, "predict_proba"):
@@ -52,13 +53,14 @@ def _load_with_data(args, require_label=True, ids=()):
     enc = facts.get("encoder")
     zero_based = facts.get("zero_based")
     delimiter = unescape(args.delimiter) if args.delimiter is not None else facts.get("delimiter")
-    task_column = facts.get("task_column")  # a joint multi-task model: each row's task is read too
+    # a joint multi-task model or one model per group: each row's task (group) is read too
+    task_column = facts.get("task_column") or facts.get("group_column")
     src = open_source(args.data, label, format=args.format, n_features=est.n_features_in_,
                       require_label=require_label, header=facts.get("header", True), on_bad_row=args.on_bad_row,
                       zero_based="auto" if zero_based is None else zero_based, delimiter=delimiter,
                       encoder=Encoder.from_json(enc) if enc else None, key=task_column)
     if (ids or task_column) and not hasattr(src, "encoder"):
-        what = "--id copies columns" if ids else f"the model reads each row's task from column {task_column!r}"
+        what = "--id copies columns" if ids else f"the model reads each row's task or group from column {task_column!r}"
         raise ConfigError(f"{args.data}: {what} of a CSV or Parquet file; this file has no named columns")
     passed: dict = {}
     wanted = list(dict.fromkeys(list(ids) + ([src.key] if task_column else [])))
@@ -73,7 +75,7 @@ def _load_with_data(args, require_label=True, ids=()):
     if X.shape[1] != est.n_features_in_:
         raise DataError(f"{args.data}: {X.shape[1]} features, but the model in {args.model_dir} "
                         f"expects {est.n_features_in_}")
-    if require_label and hasattr(est, "classes_"):
+    if require_label and getattr(est, "classes_", None) is not None:
         positive = args.positive_label if args.positive_label is not None else facts.get("positive_label")
         if positive is not None:
             y = map_positive(y, positive, est.classes_)

@@ -58,6 +58,16 @@ def write(directory: str, meta: dict, arrays: dict) -> None:
     _atomic_write(os.path.join(directory, META), (json.dumps(full, indent=2, sort_keys=True) + "\n").encode())
 
 
+def jsonable_params(params: dict) -> dict:
+    """Hyper-parameters as JSON holds them: numpy scalars as plain numbers, anything that is
+    not a number, text, bool or None as None."""
+    out = {}
+    for k, v in params.items():
+        v = v.item() if isinstance(v, np.generic) else v
+        out[k] = v if isinstance(v, (int, float, str, bool, type(None))) else None
+    return out
+
+
 def _meta_digest(meta: dict) -> str:
     """SHA-256 of the metadata as canonical JSON, without the digest itself."""
     body = {k: v for k, v in meta.items() if k != "meta_sha256"}

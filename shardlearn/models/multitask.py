@@ -7,7 +7,8 @@ intercepts), ``alpha -> inf`` separates them (``w0 = 0``: one ridge model per ta
 
 Parameters are plain arrays: ``{"w0": (d,), "V": (T, d), "b": (T,)}``; ``tasks`` holds each
 row's task index in ``0..T-1``. Rows are grouped by task once (``Tasks``), and each task's
-block is one sparse or dense product: a loop over tasks, never over rows.
+block is one product: for dense rows ``V[task]`` row by row and one sparse task-by-row
+indicator product (``Tasks.members``); for sparse rows a loop over tasks, never over rows.
 
 >>> import numpy as np
 >>> X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
@@ -45,6 +46,20 @@ class Tasks:
         """The tasks with at least one row."""
         return np.flatnonzero(np.diff(self.bounds))
 
+    @property
+    def members(self) -> sp.csr_matrix:
+        """The ``(n_tasks, n_rows)`` 0/1 matrix of which rows each task holds: ``members @ M``
+        sums the rows of ``M`` per task."""
+        if getattr(self, "_members", None) is None:
+            n = self.index.size
+            self._members = sp.csr_matrix((np.ones(n), self.order, self.bounds), shape=(self.n_tasks, n))
+        return self._members
+
+
+def _per_task(M, tasks: Tasks) -> np.ndarray:
+    """``(n_tasks, d)``: the rows of ``M`` summed per task."""
+    return np.asarray((tasks.members @ M).todense() if sp.issparse(M) else tasks.members @ M)
+
 
 def init(n_features: int, n_tasks: int) -> dict:
     return {"w0": np.zeros(n_features), "V": np.zeros((n_tasks, n_features)), "b": np.zeros(n_tasks)}
@@ -57,6 +72,8 @@ def _dense(v) -> np.ndarray:
 def scores(params: dict, X, tasks: Tasks) -> np.ndarray:
     """``x_i . (w0 + v_t) + b_t`` of every row ``i`` of task ``t``."""
     z = _dense(X @ params["w0"]) + params["b"][tasks.index]
+    if not sp.issparse(X):
+        return z + np.einsum("ij,ij->i", X, params["V"][tasks.index])
     for t in tasks.present():
         r = tasks.rows(t)
         z[r] += _dense(X[r] @ params["V"][t])
@@ -77,10 +94,7 @@ def data_terms(loss: str, params: dict, X, y, tasks: Tasks, p: np.ndarray) -> tu
     """The weighted loss ``sum_i p_i loss_i`` (no penalty) and its gradient: the part of the
     objective that a worker computes on its own rows, with ``p`` normalised over all rows."""
     value, dz = LINKS[loss](scores(params, X, tasks), np.asarray(y, dtype=np.float64), p)
-    gV = np.empty_like(params["V"])
-    for t in range(tasks.n_tasks):
-        r = tasks.rows(t)
-        gV[t] = _dense(X[r].T @ dz[r]) if r.size else 0.0
+    gV = _per_task(X.multiply(dz[:, None]) if sp.issparse(X) else X * dz[:, None], tasks)
     return float(value), {"w0": _dense(X.T @ dz), "V": gV, "b": np.bincount(tasks.index, weights=dz,
                                                                             minlength=tasks.n_tasks)}
 
@@ -91,10 +105,7 @@ def curvature(loss: str, X, tasks: Tasks, p: np.ndarray) -> dict:
     Jacobi rescaling makes far-apart penalties and feature scales comparable."""
     c = {"squared": 1.0, "logistic": 0.25}[loss]
     X2 = X.multiply(X) if sp.issparse(X) else X * X
-    hV = np.empty((tasks.n_tasks, X.shape[1]))
-    for t in range(tasks.n_tasks):
-        r = tasks.rows(t)
-        hV[t] = _dense(X2[r].T @ p[r]) if r.size else 0.0
+    hV = _per_task(X2.multiply(p[:, None]) if sp.issparse(X) else X2 * p[:, None], tasks)
     return {"w0": c * _dense(X2.T @ p), "V": c * hV, "b": c * np.bincount(tasks.index, weights=p,
                                                                          minlength=tasks.n_tasks)}
 

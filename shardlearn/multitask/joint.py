@@ -41,6 +41,24 @@ from shardlearn.runtime.result import FitResult
 from shardlearn.runtime.spill import Spill
 
 
+def check_rows(X, keys, y, sample_weight, name: str):
+    """``(X, keys, y, sample_weight)`` as arrays of one row each, or a one-line DataError."""
+    X = mt.as_rows(X)
+    n = X.shape[0]
+    keys = np.asarray(keys)
+    if keys.shape != (n,):
+        what = "task" if name == "tasks" else "group"
+        raise DataError(f"{name} has shape {keys.shape}; expected ({n},), one {what} per row of X")
+    y = np.asarray(y)
+    if y.shape != (n,):
+        raise DataError(f"y has shape {y.shape}; expected ({n},), one label per row of X")
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        if sample_weight.shape != (n,) or not np.all(sample_weight >= 0) or sample_weight.sum() <= 0:
+            raise DataError(f"sample_weight must be {n} numbers >= 0 with a positive sum")
+    return X, keys, y, sample_weight
+
+
 class _MultiTask(BaseEstimator):
     LOSS = ""
 
@@ -65,18 +83,9 @@ class _MultiTask(BaseEstimator):
         if tasks is None:
             raise DataError("fit needs tasks=: each row's task (an array as long as X)")
         self._check_params()
-        X = mt.as_rows(X)
+        X, tasks, y, sample_weight = check_rows(X, tasks, y, sample_weight, "tasks")
+        y = self._targets(y)
         n, d = X.shape
-        tasks = np.asarray(tasks)
-        if tasks.shape != (n,):
-            raise DataError(f"tasks has shape {tasks.shape}; expected ({n},), one task per row of X")
-        y = self._targets(np.asarray(y))
-        if y.shape != (n,):
-            raise DataError(f"y has shape {y.shape}; expected ({n},), one label per row of X")
-        if sample_weight is not None:
-            sample_weight = np.asarray(sample_weight, dtype=np.float64)
-            if sample_weight.shape != (n,) or not np.all(sample_weight >= 0) or sample_weight.sum() <= 0:
-                raise DataError(f"sample_weight must be {n} numbers >= 0 with a positive sum")
         self.tasks_, index = np.unique(tasks, return_inverse=True)
         T = self.tasks_.size
         hyper = {"loss": self.LOSS, "alpha": self.alpha, "task_alpha": self.task_alpha, "l1_ratio": self.l1_ratio,
