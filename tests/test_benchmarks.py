@@ -185,3 +185,15 @@ def test_rule_against_vw_table_is_its_measurements(tmp_path):
     for key in ("vw", "kernel, VW's settings", "kernel, defaults"):
         assert all(f"{v:.4f}" in table for v in row[key].values())
         assert row[key]["8"] < row[key]["1"]  # more passes, closer to the optimum
+
+
+def test_per_group_benchmark_table_is_its_measurements(tmp_path):
+    _run("bench_groups.py", "--out", str(tmp_path), "--groups", "150", "--reps", "1", "--no-spark", cwd=tmp_path)
+    rows = [json.loads(line) for line in open(tmp_path / "groups.jsonl")]
+    table = open(tmp_path / "groups.md").read()
+    assert len(rows) == 8 and {r["model"] for r in rows} == {"LinearRegression", "LogisticRegression"}
+    for r in rows:
+        assert f"| {r['seconds']:.2f} | {r['models_per_s']:,.0f} |" in table
+        assert r["models_per_s"] == pytest.approx(150 / r["seconds"])
+    # scikit-learn per group fits the same models shardlearn's batch does
+    assert all(r["max_coef_diff_vs_shardlearn"] < 1e-4 for r in rows if "pandas" in r["system"])
