@@ -151,6 +151,14 @@ class _Linear(BaseEstimator):
             meta["feature_names_in"] = [str(c) for c in self.feature_names_in_]
         modelfile.write(directory, meta, arrays)
 
+    def to_onnx(self, path: str, encoder=None) -> None:
+        """Write the model as an ONNX file (``shardlearn.onnx_export``); ``encoder``: the
+        ``shardlearn.data.Encoder`` of table training rows, whose columns become the inputs."""
+        from shardlearn.onnx_export import to_onnx
+
+        check_is_fitted(self)
+        to_onnx(self, path, encoder)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True

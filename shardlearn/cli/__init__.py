@@ -36,7 +36,8 @@ def _commands():
     from shardlearn.cli import learn, tools, train, use
 
     return {"train": train.run, "evaluate": use.evaluate, "predict": use.predict, "demo": tools.demo,
-            "make-data": tools.make_data, "bench": tools.bench, "learn": learn.run, "serve": learn.serve}
+            "make-data": tools.make_data, "bench": tools.bench, "learn": learn.run, "serve": learn.serve,
+            "export": use.export}
 
 
 def main(argv=None) -> int:

@@ -57,6 +57,9 @@ def build() -> argparse.ArgumentParser:
     for name, helptext in (("evaluate", "print held-out metrics as one JSON object"),
                            ("predict", "write predictions as CSV")):
         _use(_sub(sub, name, helptext), name)
+    e = _sub(sub, "export", "write a trained model in another format (ONNX, for onnxruntime in any language)")
+    e.add_argument("model_dir", help="a model directory written by shardlearn train")
+    e.add_argument("--onnx", required=True, metavar="FILE", help="the ONNX file to write")
     d = _sub(sub, "demo", "train on synthetic data next to scikit-learn and compare")
     d.add_argument("--rows", type=int, default=200_000, help="training rows")
     d.add_argument("--test-rows", type=int, default=50_000, help="held-out rows")

@@ -41,6 +41,23 @@ def predict(args) -> None:
     print(json.dumps(summary), file=sys.stderr if to_stdout else sys.stdout)  # stdout holds the CSV
 
 
+def export(args) -> None:
+    """``shardlearn export DIR --onnx FILE``: the model and, for table training, its encoding."""
+    from shardlearn.core import modelfile
+    from shardlearn.data import Encoder
+    from shardlearn.sklearn import load
+
+    est = load(args.model_dir)
+    if not hasattr(est, "to_onnx"):
+        raise ConfigError(f"{args.model_dir}: a {type(est).__name__} cannot be exported to ONNX: linear, logistic "
+                          "and SVM models only (a multi-task or grouped model needs each row's task or group; online "
+                          "learners hash text lines)")
+    enc = modelfile.read(args.model_dir)[0].get("training", {}).get("encoder")
+    est.to_onnx(args.onnx, Encoder.from_json(enc) if enc else None)
+    inputs = (enc["numeric"] + enc["categorical"]) if enc else ["X"]
+    print(json.dumps({"onnx": args.onnx, "model": type(est).__name__, "inputs": [str(c) for c in inputs]}))
+
+
 def _load_with_data(args, require_label=True, ids=()):
     from shardlearn.core import modelfile
     from shardlearn.data import Encoder
