@@ -17,7 +17,7 @@ import sys
 import threading
 import warnings
 
-from shardlearn.cli.parser import build
+from shardlearn.cli.parser import parse
 
 
 class Terminated(BaseException):
@@ -41,7 +41,7 @@ def _commands():
 
 
 def main(argv=None) -> int:
-    args = build().parse_args(argv)
+    args = parse(argv)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
     saved_show = warnings.showwarning

@@ -30,6 +30,28 @@ class _Help(argparse.HelpFormatter):
         return text
 
 
+def parse(argv=None) -> argparse.Namespace:
+    """The command line, with ``train --config JOB.toml``'s options as defaults that the
+    command line's own flags override (``cli/jobfile.py``)."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = build()
+    if "train" in argv:
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--config")
+        known, _ = pre.parse_known_args(argv)
+        if known.config:
+            from shardlearn.cli import jobfile
+            from shardlearn.core.errors import ConfigError
+
+            try:
+                p.train_parser.set_defaults(**jobfile.defaults(known.config, p.train_parser))
+            except ConfigError as e:
+                p.train_parser.error(str(e))  # one line, exit 2, like any bad option
+    return p.parse_args(argv)
+
+
 def _tol(text: str):
     """``--tol``: a number, or ``none`` to run every iteration."""
     if text.lower() in ("none", "off"):
@@ -53,7 +75,8 @@ def build() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"shardlearn {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    _train(_sub(sub, "train", "train a model on a data file and save it"))
+    p.train_parser = _sub(sub, "train", "train a model on a data file and save it")
+    _train(p.train_parser)
     for name, helptext in (("evaluate", "print held-out metrics as one JSON object"),
                            ("predict", "write predictions as CSV")):
         _use(_sub(sub, name, helptext), name)
@@ -181,8 +204,14 @@ def _data_options(t):
 
 
 def _train(t):
-    t.add_argument("data", help="CSV (plain or .gz), LIBSVM, Parquet file or directory, .npy or .npz")
-    t.add_argument("--out", required=True, help="model directory to write (a new or empty directory, or a model)")
+    t.add_argument("data", nargs="?", help="CSV (plain or .gz), LIBSVM, Parquet file or directory, .npy or .npz")
+    t.add_argument("--out", help="model directory to write (a new or empty directory, or a model); required")
+    t.add_argument("--config", metavar="JOB.toml",
+                   help="read the options from a TOML job file (keys: these options' names with underscores, e.g. "
+                        "data, out, alpha, max_iter, workers, launcher); flags given here override it")
+    t.add_argument("--launcher", choices=("local", "torchrun"), default="local",
+                   help="local: this machine's worker processes; torchrun: the job runs under torchrun on every "
+                        "machine (torchrun ... -m shardlearn train --config JOB.toml)")
     _data_options(t)
     g = t.add_argument_group("model")
     g.add_argument("--model", choices=MODEL_CHOICES, default="logistic", help="loss: linear (squared), logistic "

@@ -39,6 +39,12 @@ def run(args) -> None:
     from shardlearn.runtime import distributed, launch
 
     world = launch.from_env()
+    if args.data is None or args.out is None:
+        raise ConfigError(f"train needs {'DATA' if args.data is None else '--out'} (on the command line or in "
+                          "--config JOB.toml)")
+    if args.launcher == "torchrun" and world is None:
+        raise ConfigError("launcher torchrun: start this job with torchrun on every machine, e.g. torchrun "
+                          "--nnodes N --nproc-per-node K ... -m shardlearn train --config JOB.toml")
     _check_out(args.out)
     source = source_options(args)
     fmt = precheck(**source)  # a bad option, path or column: one line now, not after the workers start
