@@ -28,7 +28,10 @@ def main(argv=None) -> int:
     # Ctrl-C reaches every process of the terminal's group: the driver decides, and ends the workers
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_driver()
-    conn = Client(("127.0.0.1", driver_port), authkey=launch.driver_authkey())
+    try:
+        conn = Client(("127.0.0.1", driver_port), authkey=launch.driver_authkey())
+    except (OSError, EOFError):  # the driver ended before this worker could call back: nobody to work for
+        _orphaned()
     send = _sender(conn)
     send(("hello", rank, None))
     try:
