@@ -266,6 +266,8 @@ def _train(t):
                    help="dedicated parameter-server processes (0: every worker hosts one shard)")
     g.add_argument("--slicer", choices=("range", "hash"), default="range", help="parameter-server key -> shard")
     g.add_argument("--sync-every", type=int, help="local_sgd: average parameters every H steps (default 8)")
+    g.add_argument("--device", help="lbfgs, gd: the full-batch products on a torch device, cpu or cuda[:N] (default: "
+                                    "a CUDA GPU when present, else numpy on the host)")
     g.add_argument("--stream", action="store_true",
                    help="out of core: each worker reads its shard again at every pass instead of holding it "
                         "(gd, lbfgs, bsp, local_sgd)")

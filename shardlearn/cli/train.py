@@ -114,7 +114,8 @@ def _estimator(args):
                   max_iter=args.max_iter, tol=args.tol, random_state=args.random_state, workers=args.workers,
                   strategy=args.strategy, sync_every=args.sync_every, partition=args.partition,
                   checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
-                  max_restarts=args.max_restarts, staleness=args.staleness, servers=args.servers, slicer=args.slicer)
+                  max_restarts=args.max_restarts, staleness=args.staleness, servers=args.servers, slicer=args.slicer,
+                  device=args.device)
     if args.model == "linear":
         return LinearRegression(**common)
     if args.model in ("hinge", "squared_hinge"):

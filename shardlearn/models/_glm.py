@@ -49,7 +49,7 @@ def loss_and_grad(link, params: dict, X, y, sample_weight=None):
     n = X.shape[0]
     p = weights(sample_weight, n)
     y = np.asarray(y)
-    if sp.issparse(X) or n <= BLOCK_ROWS:
+    if sp.issparse(X) or n <= BLOCK_ROWS or getattr(X, "one_pass", False):  # one_pass: rows on a device
         loss, dz = link(scores(params, X), y, p)
         return float(loss), backward(X, dz)
     total, grads = 0.0, {k: np.zeros(np.shape(v)) for k, v in params.items()}

@@ -93,6 +93,7 @@ class TrainConfig:
     ps_dtype: str = "float64"  # the shards' parameter type ("float32" halves their memory)
     precondition: bool = True  # solve in standardised coordinates (the parameter-server shards too)
     stream: bool = False  # file fits: read the shard again at every pass instead of holding it (out of core)
+    device: str | None = None  # full-batch products on a torch device: "cpu", "cuda[:N]"; None: CUDA if present
     optimizer_given: bool | None = None  # set by __post_init__: False when the optimizer was chosen by default
 
     def __post_init__(self):
@@ -192,6 +193,13 @@ class TrainConfig:
         if self.stream and not (PLANS[self.plan].streams and not self.uses_ps):
             raise ConfigError(f"stream=True (out of core) runs gd, lbfgs, bsp and local_sgd, not {self.plan!r}"
                               + (" over servers" if self.uses_ps and self.plan == "bsp" else ""))
+        if self.device is not None:
+            if not (self.device == "cpu" or self.device == "cuda" or str(self.device).startswith("cuda:")):
+                raise ConfigError(f"device={self.device!r} is not known; expected 'cpu', 'cuda', 'cuda:N' or None "
+                                  "(automatic)")
+            if self.stochastic or self.plan == "average" or self.stream:
+                raise ConfigError(f"device={self.device!r} runs the full-batch solvers (lbfgs, gd) on rows held in "
+                                  f"memory, not {self.plan!r}" + (" streamed" if self.stream else ""))
         if self.schedule not in optim.SCHEDULES:
             raise ConfigError(f"schedule={self.schedule!r} is not known; expected one of {', '.join(optim.SCHEDULES)}")
 

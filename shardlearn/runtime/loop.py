@@ -17,8 +17,10 @@ import time
 from typing import Any, NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 
 from shardlearn import optim
+from shardlearn.core.errors import ConfigError
 from shardlearn.runtime import agree
 from shardlearn.runtime.checkpoint import Checkpointer
 from shardlearn.runtime.config import TrainConfig, resume_fingerprint
@@ -170,6 +172,20 @@ def checkpointer_for(model, X, cfg: TrainConfig, comm, log: StepLog, report):
     return ckpt, arrays
 
 
+def _on_device(X, cfg, comm):
+    """The rows the full-batch pass reads: on a torch device (``kernels/device.py``) when the job
+    names one or a CUDA device is present and the rows are dense in memory, else as they are."""
+    if sp.issparse(X) or hasattr(X, "blocks") or not hasattr(X, "dtype"):
+        if cfg.device is not None:
+            raise ConfigError(f"device={cfg.device!r} runs dense rows held in memory; these are "
+                              f"{'sparse' if sp.issparse(X) else 'streamed'}")
+        return X
+    from shardlearn.kernels import device
+
+    name = device.resolve(cfg.device, comm.rank if comm is not None else 0)
+    return X if name is None else device.DeviceRows(X, name)
+
+
 def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, callback, comm, log, ckpt=None,
                  resume=None):
     if state is None:
@@ -206,7 +222,7 @@ def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, call
                                 start_epoch=epoch, shuffle=cfg.shuffle, seed=cfg.random_state, tol=cfg.tol,
                                 sync="params" if plan == "local_sgd" else "gradients", sync_every=sync_every, **common)
     else:
-        res = STRATEGIES[plan](model, X, y, sample_weight, max_iter=cfg.max_iter,
+        res = STRATEGIES[plan](model, _on_device(X, cfg, comm), y, sample_weight, max_iter=cfg.max_iter,
                                tol=1e-6 if cfg.tol is None else cfg.tol, share=share, **common)
     new_state = TrainState(res.theta, affine, res.state, epoch + res.n_iter)
     return precond.to_original(res.theta, affine), res.n_iter, new_state
