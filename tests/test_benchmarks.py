@@ -197,3 +197,13 @@ def test_per_group_benchmark_table_is_its_measurements(tmp_path):
         assert r["models_per_s"] == pytest.approx(150 / r["seconds"])
     # scikit-learn per group fits the same models shardlearn's batch does
     assert all(r["max_coef_diff_vs_shardlearn"] < 1e-4 for r in rows if "pandas" in r["system"])
+
+
+def test_gpu_check_runs_its_whole_path_on_the_cpu_device(tmp_path):
+    """No GPU here: the prepared GPU script runs end to end with device cpu (the same code path)."""
+    _run("gpu_check.py", "--device", "cpu", "--rows", "20000", "--out", str(tmp_path), cwd=tmp_path)
+    rows = [json.loads(line) for line in open(tmp_path / "gpu.jsonl")]
+    table = open(tmp_path / "gpu.md").read()
+    assert [r["gpus"] for r in rows] == [1, 0]
+    for r in rows:
+        assert r["held_out"] <= r["target"] and f"{r['held_out']:.5f}" in table

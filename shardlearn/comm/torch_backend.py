@@ -1,12 +1,15 @@
-"""The torch.distributed backend: gloo on CPU (NCCL is torch's choice for CUDA
-tensors; shardlearn's arrays live on the CPU). numpy arrays go in and out without
-copies: ``torch.from_numpy`` shares their memory and the collectives run in place.
+"""The torch.distributed backend: gloo on CPU, where shardlearn's arrays live; numpy arrays
+go in and out without copies (``torch.from_numpy`` shares their memory and the
+collectives run in place). A fit whose rows are on CUDA devices (``kernels/device.py``)
+runs its allreduces and broadcasts over NCCL inside ``on_device(...)``: the buffer goes to
+the device, NCCL reduces it there, and the result comes back into the same array.
 
 Bytes are counted as a ring allreduce moves them: each rank sends and receives
 ``2 (p - 1) / p`` times the buffer.
 """
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 import numpy as np
@@ -43,7 +46,32 @@ class TorchCollective:
         self.rank = dist.get_rank(group)
         self.size = dist.get_world_size(group)
         self.stats = CommStats()
+        self._nccl, self._device = None, None  # NCCL group (made on first use), the device while on_device
         torch.set_num_threads(1)
+
+    @contextlib.contextmanager
+    def on_device(self, device: str):
+        """Within the block, allreduce and broadcast go through ``device``: NCCL between CUDA
+        devices (its group made on first use: every rank enters together), else unchanged."""
+        if not str(device).startswith("cuda") or self.size == 1:
+            yield self
+            return
+        if self._nccl is None:
+            ranks = None if self.group is None else dist.get_process_group_ranks(self.group)
+            self._nccl = dist.new_group(ranks=ranks, backend="nccl")
+        self._device = torch.device(device)
+        torch.cuda.set_device(self._device)
+        try:
+            yield self
+        finally:
+            self._device = None
+
+    def _through_device(self, x, run):
+        """``run(tensor)`` on a device copy of ``x``, the result written back into ``x``."""
+        t = torch.from_numpy(x).to(self._device)
+        run(t)
+        x[...] = t.cpu().numpy()
+        return x
 
     def subgroup(self, n: int):
         """A collective over ranks ``0 .. n-1`` (every rank must call this); None on the others."""
@@ -57,6 +85,8 @@ class TorchCollective:
         x = np.ascontiguousarray(x)
         n = self._ring(x.nbytes)
         with timed(self.stats, "allreduce", n, n):
+            if self._device is not None:
+                return self._through_device(x, lambda t: dist.all_reduce(t, op=_OPS[op], group=self._nccl))
             dist.all_reduce(torch.from_numpy(x), op=_OPS[op], group=self.group)
         return x
 
@@ -64,6 +94,8 @@ class TorchCollective:
         x = np.ascontiguousarray(x)
         n = x.nbytes
         with timed(self.stats, "broadcast", n if self.rank == src else 0, 0 if self.rank == src else n):
+            if self._device is not None:
+                return self._through_device(x, lambda t: dist.broadcast(t, src=src, group=self._nccl))
             dist.broadcast(torch.from_numpy(x), src=src, group=self.group)
         return x
 

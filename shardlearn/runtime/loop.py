@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import nullcontext
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -222,7 +223,10 @@ def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, call
                                 start_epoch=epoch, shuffle=cfg.shuffle, seed=cfg.random_state, tol=cfg.tol,
                                 sync="params" if plan == "local_sgd" else "gradients", sync_every=sync_every, **common)
     else:
-        res = STRATEGIES[plan](model, _on_device(X, cfg, comm), y, sample_weight, max_iter=cfg.max_iter,
-                               tol=1e-6 if cfg.tol is None else cfg.tol, share=share, **common)
+        rows = _on_device(X, cfg, comm)
+        device = getattr(rows, "device", None)
+        with comm.on_device(str(device)) if device is not None and hasattr(comm, "on_device") else nullcontext():
+            res = STRATEGIES[plan](model, rows, y, sample_weight, max_iter=cfg.max_iter,
+                                   tol=1e-6 if cfg.tol is None else cfg.tol, share=share, **common)
     new_state = TrainState(res.theta, affine, res.state, epoch + res.n_iter)
     return precond.to_original(res.theta, affine), res.n_iter, new_state
