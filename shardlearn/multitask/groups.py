@@ -153,8 +153,8 @@ def _on_workers(kind, settings, X, y, sample_weight, index, owner, n_groups, wor
     from shardlearn.runtime.spill import Spill
 
     with Spill(X, y, sample_weight, extra={"groups": index}) as spec:
-        result = run_job(TrainConfig(workers=workers), "shardlearn.multitask.groups:fit_job", spill=spec, owner=owner, kind=kind,
-                         settings=settings)
+        result = run_job(TrainConfig(workers=workers), "shardlearn.multitask.groups:fit_job", spill=spec,
+                         owner=owner, kind=kind, settings=settings)
     out = {"coef": np.empty((n_groups, X.shape[1])), "intercept": np.empty(n_groups),
            "single": np.empty(n_groups, np.int8)}
     for p in result.info["parts"]:
@@ -197,7 +197,8 @@ def fit_file_job(comm, *, progress=None, cfg=None, source: dict, key: str, kind:
     names, index = np.unique(np.concatenate(keys) if keys else np.zeros(0, str), return_inverse=True)
     part = fit_groups(kind, settings, X, y, None, index, names.size)
     return {"params": {}, "n_iter": 1, "steps": [], "classes": classes, "n_features": int(src.n_features),
-            "encoder": src.encoder.to_json(), "label": src.label, "skipped": dict(src.skipped),  # every worker reads every row
+            # every worker reads every row: its own count of skipped rows is the file's
+            "encoder": src.encoder.to_json(), "label": src.label, "skipped": dict(src.skipped),
             "report": {"rank": comm.rank, "rows": int(X.shape[0]), "groups": int(names.size)},
             "part": dict(part, groups=names)}
 
