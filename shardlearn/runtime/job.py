@@ -44,6 +44,17 @@ def fit_arrays(comm, *, model: str, cfg: dict, spill: dict, n_outputs: int, prog
                   rows=int(Xs.shape[0]))
 
 
+def fit_rows(comm, *, model: str, cfg: dict, X, y, sample_weight=None, n_outputs: int = 1, progress=None):
+    """Train on rows this worker already holds (an engine such as Dask or Ray handed it its
+    partitions): the same roles, loop and report as ``fit_arrays``."""
+    cfg = TrainConfig(**cfg)
+    comm, ctx = _roles(comm, cfg)
+    if ctx is not None and ctx.is_server:
+        return ps_run.serve(ctx)
+    return _train(comm, model, cfg, X, np.asarray(y), sample_weight, n_outputs, progress, ctx=ctx,
+                  rows=int(X.shape[0]))
+
+
 def _roles(comm, cfg):
     """``(the trainers' comm, parameter-server context or None)``; joins the RPC group if needed."""
     if not cfg.uses_ps:
@@ -219,4 +230,4 @@ def _agree_libsvm(comm, source, lo, hi, rows):
     return n_rows, zero_based, max(source.get("n_features") or int(hi + 1 if zero_based else hi), 0)
 
 
-JOBS = {"fit_arrays": fit_arrays, "fit_source": fit_source}
+JOBS = {"fit_arrays": fit_arrays, "fit_source": fit_source, "fit_rows": fit_rows}

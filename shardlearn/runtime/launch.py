@@ -176,11 +176,25 @@ def join_from_env(timeout_s: float = 120.0):
                               prefix=w.store_prefix, host_store=False if w.agent_store else None)
 
 
-def join(rank: int, world_size: int, port: int, prefix: str, timeout_s: float = 60.0, addr: str = "127.0.0.1"):
-    """Join a group on ``addr:port`` (rank 0 hosts the store)."""
+def join(rank: int, world_size: int, port: int, prefix: str, timeout_s: float = 60.0, addr: str = "127.0.0.1",
+         host_store: bool | None = None):
+    """Join a group on ``addr:port`` (rank 0 hosts the store; ``host_store=False``: someone
+    else does, such as the driver of a job another engine started)."""
     from shardlearn.comm import torch_backend
 
-    return torch_backend.init(rank, world_size, addr, port, timeout_s=timeout_s, prefix=prefix)
+    return torch_backend.init(rank, world_size, addr, port, timeout_s=timeout_s, prefix=prefix,
+                              host_store=host_store)
+
+
+def host_store(addr: str, port: int, world_size: int, timeout_s: float = 60.0):
+    """A rendezvous store for ``world_size`` ranks, hosted by this process (the driver of a job
+    whose ranks another engine starts); keep it alive until they are done."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    return dist.TCPStore(addr, port, world_size, is_master=True, timeout=timedelta(seconds=timeout_s),
+                         wait_for_workers=False)
 
 
 def leave() -> None:

@@ -1,0 +1,61 @@
+"""What a rank started by another engine (Dask, Ray) runs: join the job's gloo group through
+the store its driver hosts, pin this process's thread pools to its share of the cores, run a
+job of ``runtime.job`` (the same entry point as the local group's workers), and leave the
+group so the engine's process can host the next job.
+
+Thread pools: BLAS and OpenMP (threadpoolctl), numba and torch are limited to
+``threads`` per rank, so N ranks on one machine do not each start a pool per core (Ray
+users saw 38x slowdowns from that).
+"""
+from __future__ import annotations
+
+import os
+import socket
+
+from shardlearn.runtime import launch
+
+
+def driver_address(peer: str | None = None) -> str:
+    """The address the ranks reach this driver at: the interface that routes to ``peer`` (an
+    engine's scheduler, ``tcp://host:port``), else 127.0.0.1."""
+    if not peer:
+        return "127.0.0.1"
+    host = peer.split("://")[-1].rsplit(":", 1)[0].strip("[]")
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return "127.0.0.1"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((host, 9))  # no packet is sent: this only asks the kernel for the route
+        return s.getsockname()[0]
+
+
+def pin_threads(threads: int) -> dict:
+    """Limit this process's thread pools to ``threads``; what each is now."""
+    from threadpoolctl import threadpool_limits
+
+    threads = max(1, int(threads))
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    threadpool_limits(threads)
+    from shardlearn.kernels.threads import set_threads
+
+    out = {"blas_openmp": threads, "numba": set_threads(threads)}
+    import torch
+
+    torch.set_num_threads(threads)
+    out["torch"] = torch.get_num_threads()
+    return out
+
+
+def run_rank(rank: int, size: int, addr: str, port: int, prefix: str, job: str, threads: int = 1,
+             timeout_s: float = 60.0, **kwargs) -> dict:
+    """Rank ``rank`` of ``size``: join, pin threads, run ``runtime.job.JOBS[job]``, leave. The
+    job's result gets ``threads`` (the pools' sizes) in its report."""
+    from shardlearn.runtime.job import JOBS
+
+    comm = launch.join(rank, size, port, prefix, timeout_s=timeout_s, addr=addr, host_store=False)
+    try:
+        pools = pin_threads(threads)  # after joining: the collective sets torch's own count
+        out = JOBS[job](comm, **kwargs)
+        out["report"] = dict(out.get("report", {}), threads=pools)
+        return out
+    finally:
+        launch.leave()
