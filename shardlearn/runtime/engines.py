@@ -46,12 +46,13 @@ def pin_threads(threads: int) -> dict:
 
 
 def run_rank(rank: int, size: int, addr: str, port: int, prefix: str, job: str, threads: int = 1,
-             timeout_s: float = 60.0, **kwargs) -> dict:
+             timeout_s: float = 60.0, host_store: bool | None = False, **kwargs) -> dict:
     """Rank ``rank`` of ``size``: join, pin threads, run ``runtime.job.JOBS[job]``, leave. The
-    job's result gets ``threads`` (the pools' sizes) in its report."""
+    job's result gets ``threads`` (the pools' sizes) in its report. ``host_store``: False when
+    the driver hosts the rendezvous store, None when rank 0 does (at ``addr``)."""
     from shardlearn.runtime.job import JOBS
 
-    comm = launch.join(rank, size, port, prefix, timeout_s=timeout_s, addr=addr, host_store=False)
+    comm = launch.join(rank, size, port, prefix, timeout_s=timeout_s, addr=addr, host_store=host_store)
     try:
         pools = pin_threads(threads)  # after joining: the collective sets torch's own count
         out = JOBS[job](comm, **kwargs)
