@@ -75,3 +75,29 @@ def test_a_missing_job_file(capsys):
     with pytest.raises(SystemExit) as e:
         main(["train", "--config", "/nowhere/job.toml"])
     assert e.value.code == 2 and "/nowhere/job.toml: no such job file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("launcher", ["dask", "ray"])
+def test_ray_and_dask_launchers_fit_the_file_on_the_engine(tmp_path, capsys, launcher):
+    pytest.importorskip("distributed" if launcher == "dask" else "ray")
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 3))
+    y = (X @ [1.0, -2.0, 0.5] + rng.normal(size=600) > 0).astype(int)
+    pd.DataFrame(X, columns=["a", "b", "c"]).assign(target=y).to_csv(tmp_path / "d.csv", index=False)
+    job = tmp_path / "job.toml"
+    job.write_text(f'data = "{tmp_path / "d.csv"}"\nlabel = "target"\nout = "{tmp_path / "m"}"\nalpha = 1e-3\n'
+                   f'tol = 1e-10\nworkers = 2\nlauncher = "{launcher}"\n')
+    try:
+        assert main(["train", "--config", str(job)]) == 0
+    finally:
+        if launcher == "ray":
+            import ray
+
+            ray.shutdown()
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["launcher"] == launcher and summary["rows"] == 600 and sum(summary["rows_per_worker"]) == 600
+    want = shardlearn.LogisticRegression(alpha=1e-3, tol=1e-10).fit(X, y)
+    np.testing.assert_allclose(shardlearn.load(str(tmp_path / "m")).coef_, want.coef_, rtol=1e-6, atol=1e-8)
+    assert main(["evaluate", str(tmp_path / "m"), str(tmp_path / "d.csv")]) == 0

@@ -4,9 +4,11 @@
 flags given on the command line override the file. An unknown key, a value of the wrong
 type or outside an option's choices is a one-line error naming the file and the key.
 
-``launcher``: ``"local"`` (the default: this machine's worker processes) or ``"torchrun"``
+``launcher``: ``"local"`` (the default: this machine's worker processes), ``"torchrun"``
 (the file is run on every machine by ``torchrun ... -m shardlearn train --config job.toml``;
-started any other way, it says so). Spark and Ray are not launchers yet.
+started any other way, it says so), ``"ray"`` or ``"dask"`` (``cli/engines.py``: the ranks
+run on that engine's cluster). Spark jobs use the ``pyspark.ml`` estimators
+(``shardlearn.spark``) inside a Spark application instead.
 
 >>> import argparse, os, tempfile
 >>> p = argparse.ArgumentParser(); _ = p.add_argument("data", nargs="?"); _ = p.add_argument("--alpha", type=float)

@@ -209,9 +209,11 @@ def _train(t):
     t.add_argument("--config", metavar="JOB.toml",
                    help="read the options from a TOML job file (keys: these options' names with underscores, e.g. "
                         "data, out, alpha, max_iter, workers, launcher); flags given here override it")
-    t.add_argument("--launcher", choices=("local", "torchrun"), default="local",
+    t.add_argument("--launcher", choices=("local", "torchrun", "ray", "dask"), default="local",
                    help="local: this machine's worker processes; torchrun: the job runs under torchrun on every "
-                        "machine (torchrun ... -m shardlearn train --config JOB.toml)")
+                        "machine (torchrun ... -m shardlearn train --config JOB.toml); ray, dask: this process reads "
+                        "the file and --workers ranks train on the cluster at RAY_ADDRESS / DASK_SCHEDULER_ADDRESS "
+                        "(else a local one)")
     _data_options(t)
     g = t.add_argument_group("model")
     g.add_argument("--model", choices=MODEL_CHOICES, default="logistic", help="loss: linear (squared), logistic "

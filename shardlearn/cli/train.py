@@ -62,6 +62,10 @@ def run(args) -> None:
 
         return groups.train(args, source, save, _estimator(args), rule)
     est = _estimator(args)
+    if args.launcher in ("ray", "dask"):
+        from shardlearn.cli import engines
+
+        return engines.train(args, source, save, est)
     cfg = dataclasses.replace(est.train_config(), resume=args.resume, stream=args.stream)
     with libsvm.plain(args.data) if fmt == "libsvm" else contextlib.nullcontext(args.data) as readable:  # gzip LIBSVM: decompressed once, then split by byte range
         try:
