@@ -3,9 +3,9 @@
 and loaded with ``write().save()`` / ``load()``. ``pip install 'shardlearn[spark]'``.
 
 ``fit(df)`` repartitions the rows into ``numWorkers`` partitions and runs one barrier stage
-(Spark's barrier mode, as TorchDistributor does: all ranks start together or the stage
-fails at once when the cluster has fewer slots). Each task is a rank: it reads its own
-partition's rows, never collected to the driver, rank 0 hosts the rendezvous on its
+(``mapInPandas(..., barrier=True)``: Spark's barrier mode, as TorchDistributor uses, all
+ranks start together). Each task is a rank: it reads its own partition's rows as Arrow
+batches, never collected to the driver, rank 0 hosts the rendezvous on its
 executor and publishes the port through the barrier's ``allGather``, and every rank runs
 the local group's worker entry point (``runtime.engines.run_rank`` ->
 ``runtime.job.fit_rows``). The model's ``transform`` adds ``rawPrediction``,
@@ -95,8 +95,8 @@ class _Estimator(Estimator, _Shared, MLWritable, MLReadable):
         cfg = dataclasses.asdict(est.train_config())
         job = dict(model=model.name, cfg=cfg, classes=None if classes is None else classes.tolist(),
                    n_outputs=n_outputs, timeout_s=self.getOrDefault("timeoutSeconds"), size=n)
-        results = rows.repartition(n).rdd.barrier().mapPartitions(lambda it: _rank(it, job)).collect()
-        results = sorted((json.loads(r) for r in results), key=lambda r: r["rank"])
+        stage = rows.repartition(n).mapInPandas(lambda batches: _rank(batches, job), "result string", barrier=True)
+        results = sorted((json.loads(r.result) for r in stage.collect()), key=lambda r: r["rank"])
         first = results[0]
         from shardlearn.runtime.result import FitResult
 
@@ -113,8 +113,10 @@ class _Estimator(Estimator, _Shared, MLWritable, MLReadable):
         return _ParamsReader(cls)
 
 
-def _rank(rows, job):
-    """One barrier task: this partition's rows, the rendezvous through rank 0, the shared entry point."""
+def _rank(batches, job):
+    """One barrier task: this partition's rows (Arrow batches), the rendezvous through rank 0,
+    the shared entry point; one JSON line back."""
+    import pandas as pd
     from pyspark import BarrierTaskContext
 
     from shardlearn.runtime import launch
@@ -123,27 +125,21 @@ def _rank(rows, job):
     ctx = BarrierTaskContext.get()
     rank = ctx.partitionId()
     host0 = ctx.getTaskInfos()[0].address.rsplit(":", 1)[0]
-    port = str(launch.free_port(host0)) if rank == 0 else ""
-    port = int(next(p for p in ctx.allGather(port) if p))
-    xs, ys, ws = [], [], []
-    for r in rows:
-        xs.append(r["x"])
-        ys.append(r["y"])
-        if "w" in r:
-            ws.append(r["w"])
-    X = np.asarray(xs, dtype=np.float64).reshape(len(xs), -1)
-    n_features = int(ctx.allGather(str(X.shape[1]))[0])
-    if X.shape[0] == 0:
-        X = np.zeros((0, n_features))
-    y = np.asarray(ys)
+    port = int(next(p for p in ctx.allGather(str(launch.free_port(host0)) if rank == 0 else "") if p))
+    frames = list(batches)
+    xs = [np.stack(f["x"].to_numpy()) for f in frames if len(f)]
+    n_features = int(next(w for w in ctx.allGather(str(xs[0].shape[1]) if xs else "") if w))
+    X = np.vstack(xs) if xs else np.zeros((0, n_features))
+    y = np.concatenate([f["y"].to_numpy() for f in frames]) if frames else np.zeros(0)
+    w = np.concatenate([f["w"].to_numpy(dtype=np.float64) for f in frames]) if frames and "w" in frames[0] else None
     codes = y.astype(np.float64) if job["classes"] is None else np.searchsorted(np.asarray(job["classes"]), y)
     out = run_rank(rank, job["size"], host0, port, f"shardlearn/spark-{port}/", "fit_rows", threads=1,
                    timeout_s=job["timeout_s"], host_store=None, model=job["model"], cfg=job["cfg"], X=X, y=codes,
-                   sample_weight=np.asarray(ws, dtype=np.float64) if ws else None, n_outputs=job["n_outputs"])
+                   sample_weight=w, n_outputs=job["n_outputs"])
     params = {k: np.asarray(v).tolist() for k, v in (out["params"] or {}).items()}
     report = {k: v for k, v in out["report"].items() if isinstance(v, (int, float, str, dict))}
-    yield json.dumps({"rank": rank, "params": params, "n_iter": int(out["n_iter"]), "report": report,
-                      "n_features": n_features})
+    yield pd.DataFrame({"result": [json.dumps({"rank": rank, "params": params, "n_iter": int(out["n_iter"]),
+                                               "report": report, "n_features": n_features})]})
 
 
 class _FittedModel(Model, _Shared, MLWritable, MLReadable):
