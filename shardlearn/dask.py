@@ -113,6 +113,9 @@ def _run(client, distributed, workers, parts, y, sw, model, cfg, classes, n_outp
     ys, ws = list(y.to_delayed().ravel()), None if sw is None else list(sw.to_delayed().ravel())
     X_futures, y_futures = client.compute(parts), client.compute(ys)
     w_futures = None if ws is None else client.compute(ws)
+    # every partition materialised first: a rank blocked at the rendezvous holds its worker's thread, so
+    # a partition still to be computed on that worker would wait for it forever (until the timeout)
+    distributed.wait(X_futures + y_futures + (w_futures or []))
     futures = []
     for r, (address, info) in enumerate(workers):
         mine = slice(r, None, n)

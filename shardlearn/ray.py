@@ -95,6 +95,9 @@ def _parts(ray, X, y, sample_weight, label, weight, n):
     if hasattr(X, "iter_batches") and hasattr(X, "split"):  # a ray.data Dataset
         if label is None or label not in X.columns():
             raise ConfigError(f"a ray.data Dataset needs label= naming one of its columns ({', '.join(X.columns())})")
+        # read into the object store first: the actors hold every CPU they ask for, so a read task
+        # scheduled after they start could wait for a CPU until the rendezvous times out
+        X = X.materialize()
         rows = X.count()
         shards = X.split_at_indices([rows * k // n for k in range(1, n)])  # every row once, rank sizes within one
         features = [c for c in X.columns() if c not in (label, weight)]
