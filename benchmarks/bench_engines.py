@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -21,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.bench_defaults import save  # noqa: E402
 from benchmarks.machine import facts  # noqa: E402
+from benchmarks.timing import median_time  # noqa: E402
 
 ALPHA = 1e-4
 
@@ -29,15 +29,6 @@ def held_out(proba, y) -> float:
     from sklearn.metrics import log_loss
 
     return float(log_loss(y, proba))
-
-
-def timed(fn, reps):
-    out, secs = None, []
-    for _ in range(reps):
-        t = time.perf_counter()
-        out = fn()
-        secs.append(time.perf_counter() - t)
-    return out, float(np.median(secs))
 
 
 def main() -> None:
@@ -63,8 +54,9 @@ def main() -> None:
 
     local = shardlearn.LogisticRegression(alpha=ALPHA, workers=2)
     local.fit(X[:5000], y[:5000])  # the group started
-    add("local workers x2", *timed(lambda: shardlearn.LogisticRegression(alpha=ALPHA, workers=2).fit(X, y), args.reps))
-    add("one process", *timed(lambda: shardlearn.LogisticRegression(alpha=ALPHA).fit(X, y), args.reps))
+    add("local workers x2",
+        *median_time(lambda: shardlearn.LogisticRegression(alpha=ALPHA, workers=2).fit(X, y), args.reps))
+    add("one process", *median_time(lambda: shardlearn.LogisticRegression(alpha=ALPHA).fit(X, y), args.reps))
 
     import dask.array as da
     import distributed
@@ -76,8 +68,8 @@ def main() -> None:
         Xd = client.persist(da.from_array(X, chunks=(args.rows // 4, X.shape[1])))
         yd = client.persist(da.from_array(y, chunks=args.rows // 4))
         distributed.wait([Xd, yd])
-        add("Dask LocalCluster x2", *timed(lambda: sdask.fit(shardlearn.LogisticRegression(alpha=ALPHA), Xd, yd,
-                                                             client=client), args.reps))
+        add("Dask LocalCluster x2", *median_time(
+            lambda: sdask.fit(shardlearn.LogisticRegression(alpha=ALPHA), Xd, yd, client=client), args.reps))
 
     import ray
 
@@ -85,8 +77,8 @@ def main() -> None:
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        add("Ray actors x2", *timed(lambda: sray.fit(shardlearn.LogisticRegression(alpha=ALPHA), X, y, num_workers=2),
-                                    args.reps))
+        add("Ray actors x2", *median_time(
+            lambda: sray.fit(shardlearn.LogisticRegression(alpha=ALPHA), X, y, num_workers=2), args.reps))
     finally:
         ray.shutdown()
 
@@ -105,10 +97,10 @@ def main() -> None:
         df = df.repartition(2).cache()
         df.count()
         test = spark.createDataFrame([(Vectors.dense(r),) for r in Xt], ["features"])
-        model, secs = timed(lambda: SparkShardlearn(alpha=ALPHA, numWorkers=2).fit(df), args.reps)
+        model, secs = median_time(lambda: SparkShardlearn(alpha=ALPHA, numWorkers=2).fit(df), args.reps)
         add("Spark local[2], shardlearn.spark", model.est, secs)
         # MLlib minimises mean log-loss + regParam/2 ||w||^2 (elasticNetParam 0) in the raw features
-        mllib, secs = timed(lambda: MLlibLogistic(regParam=ALPHA, elasticNetParam=0.0, standardization=False,
+        mllib, secs = median_time(lambda: MLlibLogistic(regParam=ALPHA, elasticNetParam=0.0, standardization=False,
                                                   maxIter=100, tol=1e-6).fit(df), args.reps)
         proba = np.stack(mllib.transform(test).select("probability").toPandas().probability.map(lambda v: v.toArray()))
         add("Spark MLlib LogisticRegression, local[2]", proba, secs)

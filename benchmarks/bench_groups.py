@@ -21,7 +21,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 
 import numpy as np
 import pandas as pd
@@ -30,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.bench_defaults import save  # noqa: E402
 from benchmarks.machine import facts  # noqa: E402
+from benchmarks.timing import median_time  # noqa: E402
 from shardlearn import LinearRegression, LogisticRegression, fit_per_group  # noqa: E402
 
 ALPHA = 0.01
@@ -46,15 +46,6 @@ def data(groups=10_000, d=10, seed=0):
     y = z + rng.normal(size=g.size)
     yc = (z + 2 * rng.normal(size=g.size) > 0).astype(int)
     return X, y, yc, np.array(["store-%05d" % k for k in range(groups)])[g]
-
-
-def _median(fn, reps):
-    out, secs = None, []
-    for _ in range(reps):
-        t = time.perf_counter()
-        out = fn()
-        secs.append(time.perf_counter() - t)
-    return out, float(np.median(secs))
 
 
 def sklearn_fit(pdf: pd.DataFrame, label: str, logistic: bool) -> pd.DataFrame:
@@ -115,7 +106,7 @@ def main() -> None:
         model = None
         for workers in (1, 2):
             fit_per_group(est, X[:3000], target[:3000], g[:3000], workers=workers)  # warm: group, numba
-            model, secs = _median(lambda: fit_per_group(est, X, target, g, workers=workers), args.reps)
+            model, secs = median_time(lambda: fit_per_group(est, X, target, g, workers=workers), args.reps)
             rows.append({"model": type(est).__name__, "system": f"shardlearn fit_per_group, {workers} worker(s)",
                          "seconds": secs, "models_per_s": n_groups / secs})
         from shardlearn.cli import main as cli
@@ -123,7 +114,7 @@ def main() -> None:
         argv = ["train", path, "--label", label, "--group-by", "g", "--features", ",".join(FEATURES), "--model",
                 "logistic" if logistic else "linear", "--alpha", str(ALPHA), "--workers", "2",
                 "--out", os.path.join(tmp, f"m-{label}")]
-        _, secs = _median(lambda: cli(argv), args.reps)
+        _, secs = median_time(lambda: cli(argv), args.reps)
         rows.append({"model": type(est).__name__, "system": "shardlearn train --group-by (CSV), 2 workers",
                      "seconds": secs, "models_per_s": n_groups / secs})
         ref = pd.DataFrame(np.column_stack([model.intercept_, model.coef_]), columns=["b", *FEATURES])
@@ -133,7 +124,7 @@ def main() -> None:
                               lambda: spark_per_group(spark, path, label, logistic)))
         for name, fn in baselines:
             reps = 1 if "pandas" in name else args.reps
-            got, secs = _median(fn, reps)
+            got, secs = median_time(fn, reps)
             diff = float(np.abs(got[["b", *FEATURES]].to_numpy() - ref.to_numpy()).max())
             rows.append({"model": type(est).__name__, "system": name, "seconds": secs, "models_per_s": n_groups / secs,
                          "max_coef_diff_vs_shardlearn": diff})

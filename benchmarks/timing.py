@@ -1,4 +1,5 @@
-"""One timed fit and its held-out log-loss, shared by the benchmark scripts."""
+"""One timed fit and its held-out log-loss, and the median time of a repeated call, shared by
+the benchmark scripts."""
 from __future__ import annotations
 
 import time
@@ -16,3 +17,15 @@ def timed_fit(est, X, y, Xt, yt) -> tuple[float, float]:
         est.fit(X, y)
         secs = time.perf_counter() - t
     return secs, float(log_loss(yt, est.predict_proba(Xt)[:, 1], labels=[0, 1]))
+
+
+def median_time(fn, reps: int):
+    """``(the last call's result, the median seconds of reps calls of fn())``."""
+    import numpy as np
+
+    out, secs = None, []
+    for _ in range(reps):
+        t = time.perf_counter()
+        out = fn()
+        secs.append(time.perf_counter() - t)
+    return out, float(np.median(secs))
