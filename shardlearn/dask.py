@@ -19,8 +19,6 @@ worker's thread count.
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from shardlearn.core.errors import ConfigError
@@ -54,13 +52,12 @@ def fit(estimator, X, y=None, *, client=None, sample_weight=None, label=None, nu
                           "needs its own); start more workers or ask for fewer")
     if n > len(parts):
         raise ConfigError(f"dask: {n} ranks asked, but X has {len(parts)} row partitions; rechunk X or ask for fewer")
-    classes = np.unique(y.compute()) if _is_classifier(estimator) else None  # the labels only, not the rows
-    codes_model = estimator._encode_y(classes if classes is not None else np.zeros(1),
-                                      np.ones(1 if classes is None else classes.size))
-    model, n_outputs = codes_model[1], codes_model[2]
-    cfg = dataclasses.asdict(dataclasses.replace(estimator.train_config(), workers=int(n)))
-    return estimator.adopt(_run(client, distributed, workers[:n], parts, y, sw, model.name, cfg, classes,
-                                n_outputs, int(X.shape[1]), timeout_s))
+    from shardlearn.runtime.engines import fit_result, settings
+
+    classes = np.sort(da.unique(y).compute()) if _is_classifier(estimator) else None  # the distinct labels only
+    job = settings(estimator, classes, n)
+    return estimator.adopt(fit_result(_run(client, distributed, workers[:n], parts, y, sw, job, timeout_s), job,
+                                      X.shape[1]))
 
 
 def _default_client(distributed):
@@ -101,10 +98,10 @@ def _arrays(da, X, y, sample_weight, label):
     return X, y, sw
 
 
-def _run(client, distributed, workers, parts, y, sw, model, cfg, classes, n_outputs, n_features, timeout_s):
+def _run(client, distributed, workers, parts, y, sw, job, timeout_s) -> list:
+    """Every rank's job output, in rank order."""
     from shardlearn.runtime import launch
     from shardlearn.runtime.engines import driver_address
-    from shardlearn.runtime.result import FitResult
 
     n = len(workers)
     addr = driver_address(client.scheduler.address)
@@ -120,9 +117,9 @@ def _run(client, distributed, workers, parts, y, sw, model, cfg, classes, n_outp
     for r, (address, info) in enumerate(workers):
         mine = slice(r, None, n)
         futures.append(client.submit(
-            _rank, r, n, addr, port, f"shardlearn/dask-{port}/", int(info.get("nthreads", 1)), timeout_s, model, cfg,
-            None if classes is None else classes.tolist(), n_outputs, X_futures[mine], y_futures[mine],
-            None if w_futures is None else w_futures[mine], workers=[address], allow_other_workers=False, pure=False))
+            _rank, r, n, addr, port, f"shardlearn/dask-{port}/", int(info.get("nthreads", 1)), timeout_s, job,
+            X_futures[mine], y_futures[mine], None if w_futures is None else w_futures[mine], workers=[address],
+            allow_other_workers=False, pure=False))
     try:
         results = client.gather(futures)
     except Exception as e:  # noqa: BLE001 - a rendezvous timeout becomes one line; our own errors pass as raised
@@ -136,20 +133,17 @@ def _run(client, distributed, workers, parts, y, sw, model, cfg, classes, n_outp
         raise
     finally:
         del store
-    first = results[0]
-    return FitResult(first["params"], int(first["n_iter"]), steps=first["steps"], reports=[r["report"] for r in results],
-                     info={"classes": None if classes is None else classes.tolist(), "n_features": n_features})
+    return results
 
 
-def _rank(rank, size, addr, port, prefix, threads, timeout_s, model, cfg, classes, n_outputs, xs, ys, ws):
-    """One rank, inside a Dask worker: its partitions stacked, labels coded, the shared entry point."""
+def _rank(rank, size, addr, port, prefix, threads, timeout_s, job, xs, ys, ws):
+    """One rank, inside a Dask worker: its partitions stacked, then the shared entry point."""
     import scipy.sparse as sp
 
     from shardlearn.runtime.engines import run_rank
 
     X = sp.vstack(xs, format="csr") if sp.issparse(xs[0]) else np.concatenate([np.asarray(x) for x in xs])
     y = np.concatenate([np.asarray(v) for v in ys])
-    codes = y.astype(np.float64) if classes is None else np.searchsorted(np.asarray(classes), y)
     w = None if ws is None else np.concatenate([np.asarray(v, dtype=np.float64) for v in ws])
-    return run_rank(rank, size, addr, port, prefix, "fit_rows", threads=threads, timeout_s=timeout_s, model=model,
-                    cfg=cfg, X=X, y=codes, sample_weight=w, n_outputs=n_outputs)
+    return run_rank(rank, size, addr, port, prefix, "fit_rows", threads=threads, timeout_s=timeout_s, X=X, y=y,
+                    sample_weight=w, **job)

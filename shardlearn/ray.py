@@ -17,8 +17,6 @@ it, and the other actors are ended; a rank that cannot start ends it within ``ti
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from shardlearn.core.errors import ConfigError
@@ -35,13 +33,12 @@ def _ray():
 class _RankActor:
     """One rank (made a Ray actor in ``fit``): stacks its rows and runs the shared entry point."""
 
-    def run(self, rank, size, addr, port, prefix, timeout_s, model, cfg, classes, n_outputs, part):
+    def run(self, rank, size, addr, port, prefix, timeout_s, job, part):
         from shardlearn.runtime.engines import run_rank
 
         X, y, w = _rows(part)
-        codes = y.astype(np.float64) if classes is None else np.searchsorted(np.asarray(classes), y)
-        return run_rank(rank, size, addr, port, prefix, "fit_rows", threads=1, timeout_s=timeout_s, model=model,
-                        cfg=cfg, X=X, y=codes, sample_weight=w, n_outputs=n_outputs)
+        return run_rank(rank, size, addr, port, prefix, "fit_rows", threads=1, timeout_s=timeout_s, X=X, y=y,
+                        sample_weight=w, **job)
 
     def pid(self):
         import os
@@ -83,11 +80,10 @@ def fit(estimator, X, y=None, *, num_workers: int = 2, sample_weight=None, label
     parts, labels, n_features = _parts(ray, X, y, sample_weight, label, weight, num_workers)
     from sklearn.base import is_classifier
 
-    classes = np.unique(labels) if is_classifier(estimator) else None
-    _, model, n_outputs = estimator._encode_y(classes if classes is not None else np.zeros(1),
-                                              np.ones(1 if classes is None else classes.size))
-    cfg = dataclasses.asdict(dataclasses.replace(estimator.train_config(), workers=int(num_workers)))
-    return estimator.adopt(_run(ray, parts, model.name, cfg, classes, n_outputs, n_features, timeout_s))
+    from shardlearn.runtime.engines import fit_result, settings
+
+    job = settings(estimator, np.unique(labels) if is_classifier(estimator) else None, num_workers)
+    return estimator.adopt(fit_result(_run(ray, parts, job, timeout_s), job, n_features))
 
 
 def _parts(ray, X, y, sample_weight, label, weight, n):
@@ -114,10 +110,10 @@ def _parts(ray, X, y, sample_weight, label, weight, n):
     return parts, y, int(X.shape[1])
 
 
-def _run(ray, parts, model, cfg, classes, n_outputs, n_features, timeout_s):
+def _run(ray, parts, job, timeout_s) -> list:
+    """Every rank's job output, in rank order."""
     from shardlearn.runtime import launch
     from shardlearn.runtime.group import WorkerError
-    from shardlearn.runtime.result import FitResult
 
     n = len(parts)
     addr = ray.util.get_node_ip_address()
@@ -125,8 +121,7 @@ def _run(ray, parts, model, cfg, classes, n_outputs, n_features, timeout_s):
     store = launch.host_store(addr, port, n, timeout_s)  # alive until the ranks are done (deleted below)
     Actor = ray.remote(num_cpus=1, max_restarts=0)(_RankActor)
     actors = [Actor.remote() for _ in range(n)]
-    refs = [a.run.remote(r, n, addr, port, f"shardlearn/ray-{port}/", timeout_s, model, cfg,
-                         None if classes is None else classes.tolist(), n_outputs, parts[r])
+    refs = [a.run.remote(r, n, addr, port, f"shardlearn/ray-{port}/", timeout_s, job, parts[r])
             for r, a in enumerate(actors)]
     rank_of = {ref: r for r, ref in enumerate(refs)}
     results, pending = {}, list(refs)
@@ -149,7 +144,4 @@ def _run(ray, parts, model, cfg, classes, n_outputs, n_features, timeout_s):
         for a in actors:
             ray.kill(a)
         del store
-    first = results[0]
-    return FitResult(first["params"], int(first["n_iter"]), steps=first["steps"],
-                     reports=[results[r]["report"] for r in range(n)],
-                     info={"classes": None if classes is None else classes.tolist(), "n_features": n_features})
+    return [results[r] for r in range(n)]

@@ -85,24 +85,16 @@ class _Estimator(Estimator, _Shared, MLWritable, MLReadable):
         rows = dataset.select(*cols)
         from sklearn.base import is_classifier
 
+        from shardlearn.runtime.engines import fit_result, settings
+
         classes = None
         if is_classifier(est):  # the distinct labels only, not the rows
             classes = np.array(sorted(r[0] for r in rows.select("y").distinct().collect()))
-        _, model, n_outputs = est._encode_y(classes if classes is not None else np.zeros(1),
-                                            np.ones(1 if classes is None else classes.size))
-        import dataclasses
-
-        cfg = dataclasses.asdict(est.train_config())
-        job = dict(model=model.name, cfg=cfg, classes=None if classes is None else classes.tolist(),
-                   n_outputs=n_outputs, timeout_s=self.getOrDefault("timeoutSeconds"), size=n)
-        stage = rows.repartition(n).mapInPandas(lambda batches: _rank(batches, job), "result string", barrier=True)
+        job = settings(est, classes, n)
+        ranks = dict(job, timeout_s=self.getOrDefault("timeoutSeconds"), size=n)
+        stage = rows.repartition(n).mapInPandas(lambda batches: _rank(batches, ranks), "result string", barrier=True)
         results = sorted((json.loads(r.result) for r in stage.collect()), key=lambda r: r["rank"])
-        first = results[0]
-        from shardlearn.runtime.result import FitResult
-
-        params = {k: np.asarray(v) for k, v in first["params"].items()}
-        est.adopt(FitResult(params, first["n_iter"], reports=[r["report"] for r in results],
-                            info={"classes": job["classes"], "n_features": first["n_features"]}))
+        est.adopt(fit_result(results, job, results[0]["n_features"]))
         return self._copyValues(_MODELS[self.KIND](est))
 
     def write(self):
@@ -132,10 +124,9 @@ def _rank(batches, job):
     X = np.vstack(xs) if xs else np.zeros((0, n_features))
     y = np.concatenate([f["y"].to_numpy() for f in frames]) if frames else np.zeros(0)
     w = np.concatenate([f["w"].to_numpy(dtype=np.float64) for f in frames]) if frames and "w" in frames[0] else None
-    codes = y.astype(np.float64) if job["classes"] is None else np.searchsorted(np.asarray(job["classes"]), y)
     out = run_rank(rank, job["size"], host0, port, f"shardlearn/spark-{port}/", "fit_rows", threads=1,
-                   timeout_s=job["timeout_s"], host_store=None, model=job["model"], cfg=job["cfg"], X=X, y=codes,
-                   sample_weight=w, n_outputs=job["n_outputs"])
+                   timeout_s=job["timeout_s"], host_store=None, model=job["model"], cfg=job["cfg"], X=X, y=y,
+                   sample_weight=w, n_outputs=job["n_outputs"], classes=job["classes"])
     params = {k: np.asarray(v).tolist() for k, v in (out["params"] or {}).items()}
     report = {k: v for k, v in out["report"].items() if isinstance(v, (int, float, str, dict))}
     yield pd.DataFrame({"result": [json.dumps({"rank": rank, "params": params, "n_iter": int(out["n_iter"]),

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import socket
 
+import numpy as np
+
 from shardlearn.runtime import launch
 
 
@@ -60,3 +62,27 @@ def run_rank(rank: int, size: int, addr: str, port: int, prefix: str, job: str, 
         return out
     finally:
         launch.leave()
+
+
+def settings(estimator, classes, workers: int) -> dict:
+    """What every rank of an engine's fit needs from ``estimator`` (one of shardlearn's linear
+    estimators): its model's name, its ``TrainConfig`` for ``workers`` ranks (a dict), the
+    ``classes`` (the distinct labels, classifiers; None for regression) and outputs. Sets the
+    estimator's ``classes_`` as its own fit would."""
+    import dataclasses
+
+    labels = np.zeros(1) if classes is None else np.asarray(classes)
+    _, model, n_outputs = estimator._encode_y(labels, np.ones(labels.size))
+    cfg = dataclasses.asdict(dataclasses.replace(estimator.train_config(), workers=int(workers)))
+    return {"model": model.name, "cfg": cfg, "n_outputs": int(n_outputs),
+            "classes": None if classes is None else labels.tolist()}
+
+
+def fit_result(outs: list, job: dict, n_features: int):
+    """One ``FitResult`` from every rank's job output (rank order): rank 0's model, every report."""
+    from shardlearn.runtime.result import FitResult
+
+    first = outs[0]
+    params = {k: np.asarray(v) for k, v in first["params"].items()}
+    return FitResult(params, int(first["n_iter"]), steps=first.get("steps", []), reports=[o["report"] for o in outs],
+                     info={"classes": job["classes"], "n_features": int(n_features)})

@@ -44,15 +44,18 @@ def fit_arrays(comm, *, model: str, cfg: dict, spill: dict, n_outputs: int, prog
                   rows=int(Xs.shape[0]))
 
 
-def fit_rows(comm, *, model: str, cfg: dict, X, y, sample_weight=None, n_outputs: int = 1, progress=None):
-    """Train on rows this worker already holds (an engine such as Dask or Ray handed it its
-    partitions): the same roles, loop and report as ``fit_arrays``."""
+def fit_rows(comm, *, model: str, cfg: dict, X, y, sample_weight=None, n_outputs: int = 1, classes=None,
+             progress=None):
+    """Train on rows this worker already holds (an engine such as Dask, Ray or Spark handed it its
+    partitions): the same roles, loop and report as ``fit_arrays``. ``y``: the labels as read,
+    coded here by their place in ``classes`` (classifiers; None: regression)."""
     cfg = TrainConfig(**cfg)
     comm, ctx = _roles(comm, cfg)
     if ctx is not None and ctx.is_server:
         return ps_run.serve(ctx)
-    return _train(comm, model, cfg, X, np.asarray(y), sample_weight, n_outputs, progress, ctx=ctx,
-                  rows=int(X.shape[0]))
+    y = np.asarray(y)
+    codes = y.astype(np.float64) if classes is None else np.searchsorted(np.asarray(classes), y)
+    return _train(comm, model, cfg, X, codes, sample_weight, n_outputs, progress, ctx=ctx, rows=int(X.shape[0]))
 
 
 def _roles(comm, cfg):
