@@ -2,11 +2,11 @@
 ``LinearRegression``, ``LinearSVC``), usable in ``Pipeline`` and ``CrossValidator``, saved
 and loaded with ``write().save()`` / ``load()``. ``pip install 'shardlearn[spark]'``.
 
-``fit(df)`` repartitions the rows into ``numWorkers`` partitions and runs one barrier stage
-(``mapInPandas(..., barrier=True)``: Spark's barrier mode, as TorchDistributor uses, all
-ranks start together). Each task is a rank: it reads its own partition's rows as Arrow
-batches, never collected to the driver, rank 0 hosts the rendezvous on its
-executor and publishes the port through the barrier's ``allGather``, and every rank runs
+``fit(df)`` repartitions the rows into ``numWorkers`` partitions (unless they already are)
+and runs one barrier stage (``mapInArrow(..., barrier=True)``: Spark's barrier mode, as
+TorchDistributor uses, all ranks start together). Each task is a rank: it reads its own
+partition's rows as Arrow batches, never collected to the driver, joins the rendezvous
+store the driver hosts (at ``spark.driver.host``, which every executor reaches), and runs
 the local group's worker entry point (``runtime.engines.run_rank`` ->
 ``runtime.job.fit_rows``). The model's ``transform`` adds ``rawPrediction``,
 ``prediction`` and (logistic) ``probability`` columns, vectorised per Arrow batch.
@@ -87,14 +87,30 @@ class _Estimator(Estimator, _Shared, MLWritable, MLReadable):
 
         from shardlearn.runtime.engines import fit_result, settings
 
+        from shardlearn.runtime import launch
+
+        first = rows.select("x").first()
+        if first is None:
+            raise ConfigError("spark: the DataFrame has no rows to fit")
         classes = None
         if is_classifier(est):  # the distinct labels only, not the rows
             classes = np.array(sorted(r[0] for r in rows.select("y").distinct().collect()))
         job = settings(est, classes, n)
-        ranks = dict(job, timeout_s=self.getOrDefault("timeoutSeconds"), size=n)
-        stage = rows.repartition(n).mapInPandas(lambda batches: _rank(batches, ranks), "result string", barrier=True)
-        results = sorted((json.loads(r.result) for r in stage.collect()), key=lambda r: r["rank"])
-        est.adopt(fit_result(results, job, results[0]["n_features"]))
+        timeout = self.getOrDefault("timeoutSeconds")
+        ranks = dict(job, timeout_s=timeout, size=n, n_features=len(first[0]))
+        # the driver hosts the rendezvous (executors reach it, as Spark itself needs): the barrier's own
+        # allGather would do, but each call waits about a second
+        ranks["addr"] = dataset.sparkSession.sparkContext.getConf().get("spark.driver.host", "127.0.0.1")
+        ranks["port"] = launch.free_port(ranks["addr"])
+        store = launch.host_store(ranks["addr"], ranks["port"], n, timeout)  # alive until the ranks are done
+        if rows.rdd.getNumPartitions() != n:  # already n partitions (a cached frame): no shuffle per fit
+            rows = rows.repartition(n)
+        try:
+            stage = rows.mapInArrow(lambda batches: _rank(batches, ranks), "result string", barrier=True)
+            results = sorted((json.loads(r.result) for r in stage.collect()), key=lambda r: r["rank"])
+        finally:
+            del store
+        est.adopt(fit_result(results, job, ranks["n_features"]))
         return self._copyValues(_MODELS[self.KIND](est))
 
     def write(self):
@@ -106,31 +122,36 @@ class _Estimator(Estimator, _Shared, MLWritable, MLReadable):
 
 
 def _rank(batches, job):
-    """One barrier task: this partition's rows (Arrow batches), the rendezvous through rank 0,
-    the shared entry point; one JSON line back."""
-    import pandas as pd
+    """One barrier task: this partition's rows (Arrow batches, read as flat arrays with no
+    per-row objects), the rendezvous at the driver, the shared entry point; one JSON line back."""
+    import pyarrow as pa
     from pyspark import BarrierTaskContext
 
-    from shardlearn.runtime import launch
     from shardlearn.runtime.engines import run_rank
 
-    ctx = BarrierTaskContext.get()
-    rank = ctx.partitionId()
-    host0 = ctx.getTaskInfos()[0].address.rsplit(":", 1)[0]
-    port = int(next(p for p in ctx.allGather(str(launch.free_port(host0)) if rank == 0 else "") if p))
-    frames = list(batches)
-    xs = [np.stack(f["x"].to_numpy()) for f in frames if len(f)]
-    n_features = int(next(w for w in ctx.allGather(str(xs[0].shape[1]) if xs else "") if w))
-    X = np.vstack(xs) if xs else np.zeros((0, n_features))
-    y = np.concatenate([f["y"].to_numpy() for f in frames]) if frames else np.zeros(0)
-    w = np.concatenate([f["w"].to_numpy(dtype=np.float64) for f in frames]) if frames and "w" in frames[0] else None
-    out = run_rank(rank, job["size"], host0, port, f"shardlearn/spark-{port}/", "fit_rows", threads=1,
-                   timeout_s=job["timeout_s"], host_store=None, model=job["model"], cfg=job["cfg"], X=X, y=y,
+    rank, d = BarrierTaskContext.get().partitionId(), job["n_features"]
+    frames = [b for b in batches if b.num_rows]
+    X = np.vstack([_matrix(b.column("x"), d) for b in frames]) if frames else np.zeros((0, d))
+    y = np.concatenate([b.column("y").to_numpy(zero_copy_only=False) for b in frames]) if frames else np.zeros(0)
+    w = (np.concatenate([b.column("w").to_numpy(zero_copy_only=False) for b in frames]).astype(np.float64)
+         if frames and "w" in frames[0].schema.names else None)
+    out = run_rank(rank, job["size"], job["addr"], job["port"], f"shardlearn/spark-{job['port']}/", "fit_rows",
+                   threads=1, timeout_s=job["timeout_s"], model=job["model"], cfg=job["cfg"], X=X, y=y,
                    sample_weight=w, n_outputs=job["n_outputs"], classes=job["classes"])
     params = {k: np.asarray(v).tolist() for k, v in (out["params"] or {}).items()}
     report = {k: v for k, v in out["report"].items() if isinstance(v, (int, float, str, dict))}
-    yield pd.DataFrame({"result": [json.dumps({"rank": rank, "params": params, "n_iter": int(out["n_iter"]),
-                                               "report": report, "n_features": n_features})]})
+    yield pa.RecordBatch.from_pydict({"result": [json.dumps({"rank": rank, "params": params, "n_iter": int(out["n_iter"]),
+                                                             "report": report})]})
+
+
+def _matrix(column, d: int) -> np.ndarray:
+    """An Arrow list<double> column of vectors of ``d`` values as a (rows, d) array, without a
+    Python object per row; another length is refused in one line."""
+    lengths = np.diff(np.asarray(column.offsets))
+    if (lengths != d).any():
+        raise ConfigError(f"spark: the features column holds vectors of {d} and of "
+                          f"{int(lengths[lengths != d][0])} values; expected one length")
+    return np.asarray(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float64).reshape(-1, d)
 
 
 class _FittedModel(Model, _Shared, MLWritable, MLReadable):

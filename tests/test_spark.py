@@ -98,3 +98,17 @@ def test_more_ranks_than_slots_is_refused_at_once(spark):
     df, _, _, _, _ = _frame(spark, n=100)
     with pytest.raises(ConfigError, match="spark: numWorkers=3, but the cluster runs 2 tasks at once"):
         LinearSVC(numWorkers=3).fit(df)
+
+
+def test_vectors_of_another_length_and_an_empty_frame_are_refused(spark):
+    from pyspark.ml.linalg import Vectors
+
+    from shardlearn.core.errors import ConfigError
+    from shardlearn.spark import LogisticRegression
+
+    rows = [(Vectors.dense([1.0, 2.0, 3.0]), 1.0)] * 20 + [(Vectors.dense([1.0, 2.0, 3.0, 4.0]), 0.0)] * 20
+    df = spark.createDataFrame(rows, ["features", "label"]).coalesce(1)
+    with pytest.raises(Exception, match="spark: the features column holds vectors of 3 and of 4 values"):
+        LogisticRegression(numWorkers=2, timeoutSeconds=20).fit(df)
+    with pytest.raises(ConfigError, match="spark: the DataFrame has no rows to fit"):
+        LogisticRegression(numWorkers=2).fit(df.limit(0))
