@@ -6,10 +6,11 @@ the same cached DataFrame, all in one run.
 
 Reported per system: time to 1.01 x L* (the smallest iteration budget of a sweep whose fit
 reaches it held out; median of ``--reps`` fits at that budget, after one untimed fit
-whose seconds are reported as the first fit: the engine's one-time start-up), the fit to the system's own
-default tolerance (median seconds, held-out / L*), and the peak resident memory during
-those default fits of the driver process, of the JVM (Spark: driver and executors share it
-in ``local[N]``) and of every other process the engine runs (benchmarks/memory.py). The
+whose seconds are reported as the first fit: the engine's one-time start-up), the fit to
+the system's own default tolerance (median seconds, held-out / L*), and the peak resident
+memory during those default fits: the driver process's growth over its size before them,
+the JVM (Spark: driver and executors share it in ``local[N]``) and every other process
+the engine runs (benchmarks/memory.py). The
 engine is started and the data loaded into it (Dask: persisted arrays; Ray: the arrays;
 Spark: a Parquet file read and cached as a vector column) before timing; every transfer to
 the ranks is inside the time. L* is a tight one-process fit at the same alpha.
@@ -100,8 +101,8 @@ def main() -> None:
     print(f"D1 {args.rows:,} rows: L* = {lstar:.5f}", flush=True)
     rows = []
 
-    def ours(**kw):
-        return shardlearn.LogisticRegression(alpha=ALPHA, max_iter=kw.get("max_iter"))
+    def ours(**kw):  # one rank here (workers=None would choose 2 for D1's 800 MB); the engines start their own
+        return shardlearn.LogisticRegression(alpha=ALPHA, max_iter=kw.get("max_iter"), workers=1)
 
     def est_proba(est):
         return est.predict_proba(Xt)
@@ -170,11 +171,12 @@ def main() -> None:
              f"D1, {args.rows:,} rows x 100 features, alpha={ALPHA}; L* = {lstar:.5f} (held out, "
              f"{len(yt):,} rows). Time to {TARGET} x L*: the smallest of L-BFGS budgets {BUDGETS} that reaches it, "
              f"median of {args.reps} fits. Default fit: each system's own stopping rule. Peak RSS during the "
-             f"default fits (benchmarks/memory.py; shared pages count once per process). Machine: "
+             f"default fits (benchmarks/memory.py): the driver's growth over its size before them, the JVM and every "
+             f"other process the engine runs, absolute (shared pages count once per process). Machine: "
              f"{machine.get('cpu', '?')}, {machine.get('cores')} cores, {machine.get('memory_gib')} GiB; "
              + ", ".join(f"{k} {v}" for k, v in versions().items()) + ".", "",
              f"| system | first fit (s) | time to {TARGET} x L* (s) | iterations | default fit (s) | held-out / L* | "
-             "driver MB | JVM MB | other processes MB |", "|---|---|---|---|---|---|---|---|---|"]
+             "driver + MB | JVM MB | other processes MB |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t = f"{r['target_seconds']:.2f}" if r["target_seconds"] is not None else "not reached"
         m = r["peak_mb"]

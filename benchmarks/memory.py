@@ -1,16 +1,16 @@
 """Peak resident memory of this process and of everything it started, sampled while a call
 runs (psutil, every ``every`` seconds): the figure a user watching ``top`` would see.
 
-Processes are put in three groups: ``driver`` (this Python process), ``jvm`` (Java
-descendants: Spark's driver and, in ``local[N]`` mode, its executors, which share that JVM)
-and ``workers`` (every other descendant: shardlearn's ranks, Dask workers and nannies, Ray's
+Processes are put in three groups: ``driver`` (this Python process: its growth over its
+size when the block began), ``jvm`` (Java descendants: Spark's driver and, in ``local[N]``
+mode, its executors, which share that JVM) and ``workers`` (every other descendant: shardlearn's ranks, Dask workers and nannies, Ray's
 raylet, GCS and actors, Spark's Python workers). Each group's peak is the largest sum of its
 members' RSS seen in one sample; pages shared between processes (fork copy-on-write, shared
 memory) count once per process, so a group's figure is an upper bound.
 
     with PeakRSS() as peak:
         est.fit(X, y)
-    peak.mb  # {"driver": ..., "jvm": ..., "workers": ...}
+    peak.mb  # {"driver": growth, "jvm": ..., "workers": ...}
 """
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ class PeakRSS:
             self._sample()
 
     def __enter__(self) -> "PeakRSS":
+        self._start = self._me.memory_info().rss / 2**20
         self._sample()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -58,3 +59,4 @@ class PeakRSS:
         self._stop.set()
         self._thread.join()
         self._sample()
+        self.mb["driver"] = max(0.0, self.mb["driver"] - self._start)

@@ -51,7 +51,8 @@ class _Linear(BaseEstimator):
             shuffle=self.shuffle, random_state=self.random_state, workers=workers, strategy=self.strategy,
             sync_every=self.sync_every, partition=self.partition, checkpoint_dir=self.checkpoint_dir,
             checkpoint_every=self.checkpoint_every, max_restarts=self.max_restarts, staleness=self.staleness,
-            servers=self.servers, slicer=self.slicer, device=self.device,
+            servers=self.servers, slicer=self.slicer, device=self.device, compression=self.compression,
+            error_feedback=bool(self.error_feedback),
         )
 
     # --- subclass hooks -------------------------------------------------
@@ -209,7 +210,7 @@ class LinearRegression(RegressorMixin, _Linear):
                  learning_rate=None, schedule="constant", batch_size=256, max_iter=None, tol=1e-6, shuffle=True,
                  random_state=None, workers=None, strategy=None, sync_every=None, partition="contiguous",
                  checkpoint_dir=None, checkpoint_every=None, max_restarts=0, staleness=4, servers=0,
-                 slicer="range", device=None):
+                 slicer="range", device=None, compression="none", error_feedback=True):
         _store(self, locals())
 
     def _encode_y(self, y, sample_weight, classes=None, partial=False):
@@ -291,7 +292,7 @@ class LogisticRegression(_Classifier):
                  learning_rate=None, schedule="constant", batch_size=256, max_iter=None, tol=1e-6, shuffle=True,
                  random_state=None, workers=None, strategy=None, sync_every=None, partition="contiguous",
                  checkpoint_dir=None, checkpoint_every=None, max_restarts=0, staleness=4, servers=0,
-                 slicer="range", device=None):
+                 slicer="range", device=None, compression="none", error_feedback=True):
         _store(self, locals())
 
     def predict_proba(self, X):
@@ -319,7 +320,7 @@ class LinearSVC(_Classifier):
                  optimizer=None, learning_rate=None, schedule="constant", batch_size=256, max_iter=None,
                  tol=1e-6, shuffle=True, random_state=None, workers=None, strategy=None, sync_every=None, partition="contiguous",
                  checkpoint_dir=None, checkpoint_every=None, max_restarts=0, staleness=4, servers=0,
-                 slicer="range", device=None):
+                 slicer="range", device=None, compression="none", error_feedback=True):
         _store(self, locals())
 
     def _model(self):

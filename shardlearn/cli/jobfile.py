@@ -61,7 +61,7 @@ def _typed(name: str, key: str, value, action):
     if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
         if not isinstance(value, bool):
             raise ConfigError(f"{name}: {key} must be true or false, got {value!r}")
-        return value if isinstance(action, argparse._StoreTrueAction) else not value
+        return value  # the key is the destination: error_feedback = false is --no-error-feedback
     if isinstance(value, list) and action.type is None:  # a comma-separated option given as a list
         value = ",".join(str(v) for v in value)
     if isinstance(value, bool) or isinstance(value, (list, dict)):

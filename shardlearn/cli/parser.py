@@ -270,6 +270,11 @@ def _train(t):
     g.add_argument("--sync-every", type=int, help="local_sgd: average parameters every H steps (default 8)")
     g.add_argument("--device", help="lbfgs, gd: the full-batch products on a torch device, cpu or cuda[:N] (default: "
                                     "a CUDA GPU when present, else numpy on the host)")
+    g.add_argument("--compression", default="none",
+                   help="codec of what the workers exchange: none, fp16, bf16, int8, sign, topk:F, randk:F, a "
+                        "sparsifier then a quantizer joined by + (topk:0.1+int8); gd, lbfgs, local_sgd, mini-batch bsp")
+    g.add_argument("--no-error-feedback", dest="error_feedback", action="store_false",
+                   help="drop what a lossy codec leaves out instead of sending it at later steps")
     g.add_argument("--stream", action="store_true",
                    help="out of core: each worker reads its shard again at every pass instead of holding it "
                         "(gd, lbfgs, bsp, local_sgd)")

@@ -119,7 +119,7 @@ def _estimator(args):
                   strategy=args.strategy, sync_every=args.sync_every, partition=args.partition,
                   checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
                   max_restarts=args.max_restarts, staleness=args.staleness, servers=args.servers, slicer=args.slicer,
-                  device=args.device)
+                  device=args.device, compression=args.compression, error_feedback=args.error_feedback)
     if args.model == "linear":
         return LinearRegression(**common)
     if args.model in ("hinge", "squared_hinge"):

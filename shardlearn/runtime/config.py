@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from shardlearn import optim
+from shardlearn.comm import codecs
 from shardlearn.core.errors import ConfigError
 from shardlearn.data.partition import PARTITIONERS
 from shardlearn.runtime.checkpoint import parse_every
@@ -94,6 +95,8 @@ class TrainConfig:
     precondition: bool = True  # solve in standardised coordinates (the parameter-server shards too)
     stream: bool = False  # file fits: read the shard again at every pass instead of holding it (out of core)
     device: str | None = None  # full-batch products on a torch device: "cpu", "cuda[:N]"; None: CUDA if present
+    compression: str = "none"  # codec of what the workers exchange (comm.codecs): "int8", "topk:0.1+int8", ...
+    error_feedback: bool = True  # keep what a lossy codec left out and send it later
     optimizer_given: bool | None = None  # set by __post_init__: False when the optimizer was chosen by default
 
     def __post_init__(self):
@@ -200,8 +203,29 @@ class TrainConfig:
             if self.stochastic or self.plan == "average" or self.stream:
                 raise ConfigError(f"device={self.device!r} runs the full-batch solvers (lbfgs, gd) on rows held in "
                                   f"memory, not {self.plan!r}" + (" streamed" if self.stream else ""))
+        codec = codecs.parse(self.compression)
+        if codec is not None and not self.compresses:
+            raise ConfigError(f"compression={self.compression!r} runs on gd, lbfgs, local_sgd and mini-batch bsp "
+                              f"(optimizer sgd, momentum, adagrad, adam...), not {self._plan_words()}; use "
+                              "compression='none' there")
+        if codec is not None and self.plan in ("gd", "lbfgs") and (codec.sparsifier or codec.quantizer == "sign"):
+            raise ConfigError(f"compression={self.compression!r}: {self.plan}'s line search needs a gradient close "
+                              "to the true one; use fp16, bf16 or int8 there, or sparsify and sign-compress "
+                              "under bsp or local_sgd")
         if self.schedule not in optim.SCHEDULES:
             raise ConfigError(f"schedule={self.schedule!r} is not known; expected one of {', '.join(optim.SCHEDULES)}")
+
+    @property
+    def compresses(self) -> bool:
+        """Its exchanges can go through a codec: full-batch gradients (gd, lbfgs), local SGD's
+        changes, bsp's mini-batch gradients (per-example bsp merges sparse changes: not yet)."""
+        return (self.plan in ("gd", "lbfgs", "local_sgd") or (self.plan == "bsp" and not self.per_example)) \
+            and not self.uses_ps
+
+    def _plan_words(self) -> str:
+        if self.uses_ps:
+            return f"{self.plan!r} over the parameter server"
+        return "bsp with the per-example rule (it merges sparse changes)" if self.plan == "bsp" else repr(self.plan)
 
     def for_model(self, name: str) -> "TrainConfig":
         """This configuration for model ``name``: a default per-example rule falls back to
@@ -231,7 +255,7 @@ class TrainConfig:
 
 RESUME_KEYS = ("plan", "partition", "shuffle", "random_state", "batch_size", "optimizer", "learning_rate", "schedule",
                "alpha", "l1_ratio", "fit_intercept", "sync_every", "precondition", "staleness", "servers", "slicer",
-               "ps_dtype", "solver", "stream")
+               "ps_dtype", "solver", "stream", "compression", "error_feedback")
 
 
 def resume_fingerprint(cfg: TrainConfig) -> dict:

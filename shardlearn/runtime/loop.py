@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from shardlearn import optim
+from shardlearn.comm import compressed
 from shardlearn.core.errors import ConfigError
 from shardlearn.runtime import agree
 from shardlearn.runtime.checkpoint import Checkpointer
@@ -203,6 +204,7 @@ def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, call
         if callback is not None:
             callback(precond.to_original(th, affine), it)
 
+    comm = compressed.wrap(comm, cfg.compression, cfg.error_feedback, cfg.random_state)
     common = dict(theta0=theta, affine=affine, alpha=cfg.alpha, l1_ratio=cfg.l1_ratio,
                   fit_intercept=cfg.fit_intercept, callback=cb, comm=comm)
     plan = cfg.plan

@@ -26,9 +26,9 @@ def fit(model, X, y, sample_weight=None, *, theta0, affine, alpha=0.0, l1_ratio=
         max_iter=100, tol=1e-6, callback=None, comm=None, share=1.0, checkpoint=None, resume=None) -> Result:
     """``checkpoint`` saves the iterate, momentum point, step size and momentum weight when due;
     ``resume`` (a checkpoint's arrays) continues from them exactly."""
-    def f(theta):
+    def f(theta, grad=True):
         return objective.smooth(model, theta, X, y, sample_weight, affine, alpha, l1_ratio, fit_intercept,
-                                    comm, share)
+                                    comm, share, grad)
 
     l1w = objective.l1_weights(theta0, affine, alpha, l1_ratio)
 
@@ -43,7 +43,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, affine, alpha=0.0, l1_ratio=
     if resume is not None:
         x, yk = unpack("x", resume), unpack("y", resume)
         t, lip, start = float(resume["t"]), float(resume["lip"]), int(resume["iteration"]) + 1
-    fx, _ = f(x)
+    fx, _ = f(x, grad=False)
     converged, it = bool(resume is not None and resume["converged"]), start - 1
 
     def save(i, done):
@@ -55,7 +55,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, affine, alpha=0.0, l1_ratio=
         while True:
             x_new = prox({k: yk[k] - gy[k] / lip for k in yk}, 1.0 / lip)
             diff = {k: x_new[k] - yk[k] for k in yk}
-            f_new, _ = f(x_new)
+            f_new, _ = f(x_new, grad=False)  # a trial point: its value only
             if f_new <= fy + tree.vdot(gy, diff) + 0.5 * lip * tree.vdot(diff, diff) + 1e-12 * abs(fy):
                 break
             lip *= 2.0

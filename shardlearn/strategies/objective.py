@@ -17,16 +17,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from shardlearn.comm.compressed import Compressed
+from shardlearn.core import tree
 from shardlearn.models import penalty
 from shardlearn.strategies.precond import Affine, grad_to_scaled, to_original
 
 
 def allreduce_mean(comm, loss: float, grads: dict, weight: float):
     """Sum ``weight * (loss, grads)`` over workers in one allreduce; ``weight`` is this
-    worker's share of the total, so the result is the global weighted mean."""
+    worker's share of the total, so the result is the global weighted mean. Over a
+    ``comm.compressed.Compressed`` collective the grads go through its codec."""
     keys = sorted(grads)
-    vec = np.concatenate([[loss * weight]] + [np.ravel(grads[k]) * weight for k in keys])
-    vec = comm.allreduce(vec)
+    if isinstance(comm, Compressed) and keys:  # the loss exactly (line searches read it), the vector compressed
+        parts = [np.ravel(grads[k]) * weight for k in keys]
+        vec = np.concatenate([comm.allreduce(np.array([loss * weight])), comm.sum(np.concatenate(parts))])
+    else:
+        vec = np.concatenate([[loss * weight]] + [np.ravel(grads[k]) * weight for k in keys])
+        vec = comm.allreduce(vec)
     out, i = {}, 1
     for k in keys:
         n = np.size(grads[k])
@@ -55,16 +62,26 @@ def local_loss_and_grad(model, params, X, y, sample_weight):
 
 
 def smooth(model, theta, X, y, sample_weight, affine: Affine, alpha=0.0, l1_ratio=0.0, fit_intercept=True,
-           comm=None, share=1.0):
+           comm=None, share=1.0, grad=True):
     """Mean loss + L2 penalty at scaled parameters ``theta``, and its gradient in scaled space.
     With ``comm``, the loss is the mean over all workers' rows (``share``: this worker's
-    fraction of the total sample weight)."""
+    fraction of the total sample weight). ``grad=False``: the value only (the gradient is
+    None), and only the loss travels: a line search's trial point."""
     params = to_original(theta, affine)
     loss, grads = local_loss_and_grad(model, params, X, y, sample_weight)
-    if comm is not None and comm.size > 1:
-        loss, grads = allreduce_mean(comm, loss, grads, share)
+    penalty_value = alpha * (1.0 - l1_ratio) * 0.5 * float(np.vdot(params["w"], params["w"]))
     l2 = penalty.l2_grad(params, alpha, l1_ratio)
-    value = loss + alpha * (1.0 - l1_ratio) * 0.5 * float(np.vdot(params["w"], params["w"]))
+    if isinstance(comm, Compressed) and grad:  # compressed in the solver's coordinates, where the step is taken
+        g = grad_to_scaled(grads, affine)
+        if not fit_intercept:
+            g["b"] = np.zeros_like(g["b"])
+        loss, g = allreduce_mean(comm, loss, g, share)
+        return loss + penalty_value, tree.add(g, grad_to_scaled({"w": l2["w"], "b": np.zeros_like(g["b"])}, affine))
+    if comm is not None and comm.size > 1:
+        loss, grads = allreduce_mean(comm, loss, grads if grad else {}, share)
+    value = loss + penalty_value
+    if not grad:
+        return value, None
     g = grad_to_scaled({"w": grads["w"] + l2["w"], "b": grads["b"]}, affine)
     if not fit_intercept:
         g["b"] = np.zeros_like(g["b"])

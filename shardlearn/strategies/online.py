@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from shardlearn.comm.compressed import Compressed
 from shardlearn.core.errors import ConfigError
 from shardlearn.kernels import delta, sgd as kernel
 from shardlearn.strategies.result import Result
@@ -64,6 +65,11 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         else:
             state = {"ws": resume["kernel/ws"].copy(), "scalars": resume["kernel/scalars"].copy()}
         cur.update({k: resume[f"cursor/{k}"].item() for k in cur})
+    # local SGD over a compressed collective: the averaged columns at the last average
+    anchor = state["ws"][:, _averaged(rule)].copy() if isinstance(comm, Compressed) else None
+    if anchor is not None and resume is not None:
+        comm.restore(resume)
+        anchor = np.array(resume["codec/anchor"]) if "codec/anchor" in resume else anchor
     chunk = CHUNK_ROWS if not distributed or not sync_rows else max(1, int(sync_rows))
     chunks, width = -(-n // chunk), None
     stream_sync = None
@@ -72,14 +78,15 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         if changes:
             stream_sync = lambda st, window, used: _merge_changes(comm, st, *window, opts["rule"])  # noqa: E731
         elif distributed and not shared and sync_rows:
-            stream_sync = lambda st, window, used: _average(comm, st, used, opts)  # noqa: E731
+            stream_sync = lambda st, window, used: _average(comm, st, used, opts, anchor)  # noqa: E731
     elif distributed:  # every worker averages (checkpoints) at the same points: as many chunks as the largest shard
         chunks, width = (int(v) for v in comm.allreduce(np.array([float(chunks), _widest(X, chunk)]), op="max"))
 
     def save(step):
         if shared:  # Hogwild: every worker stops writing the shared state before any saves it
             comm.barrier()
-        checkpoint.save(step, {"kernel/ws": state["ws"], "kernel/scalars": state["scalars"],
+        extra = dict(comm.arrays(), **{"codec/anchor": anchor}) if anchor is not None else {}
+        checkpoint.save(step, {"kernel/ws": state["ws"], "kernel/scalars": state["scalars"], **extra,
                                **{f"cursor/{k}": np.array(v) for k, v in cur.items()}})
 
     loss_name = kernel.MODEL_LOSS[model.name]
@@ -103,12 +110,12 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
             cur["since_sync"] += out[1]
             cur["pos"] += 1
             if distributed and sync_rows and not shared and not changes:
-                _average(comm, state, cur["since_sync"], opts)
+                _average(comm, state, cur["since_sync"], opts, anchor)
                 cur["since_sync"] = 0.0
             if checkpoint is not None and cur["pos"] < chunks and checkpoint.due(epoch * chunks + cur["pos"]):
                 save(epoch * chunks + cur["pos"])
         if distributed and not shared and not changes and stream_sync is None:
-            _average(comm, state, cur["since_sync"], opts)
+            _average(comm, state, cur["since_sync"], opts, anchor)
             cur["since_sync"] = 0.0
         theta = _finalized(state, d, opts)
         loss, seen = cur["loss"], cur["seen"]
@@ -250,17 +257,28 @@ def _theta(state, d) -> dict:
     return {"w": w[:d].copy(), "b": np.asarray(w[d])}
 
 
-def _average(comm, state, used: float, opts) -> float:
+def _averaged(rule: str) -> list:
+    """The state columns the workers average: the weights (FTRL's follow from z: z too)."""
+    return [kernel.W, kernel.S] if rule == "ftrl" else [kernel.W]
+
+
+def _average(comm, state, used: float, opts, anchor=None) -> float:
     """Every worker's weights averaged, weighted by the examples each used since the last
     average (each keeps its own adaptive sums, as Vowpal Wabbit's allreduce does); returns the
-    weight all used (0: nobody learned since, nothing changes)."""
+    weight all used (0: nobody learned since, nothing changes). Over a compressed collective
+    the changes since the last average (``anchor``, the same on every worker, updated in
+    place) travel through the codec."""
     kernel.finalize(state, **opts)  # the penalty up to now, on every coordinate, before averaging
     total = float(comm.allreduce(np.array([used]))[0])
     if total <= 0:
         return 0.0
     share = used / total
-    ws = state["ws"]
-    ws[:, kernel.W] = comm.allreduce(ws[:, kernel.W] * share)
-    if opts["rule"] == "ftrl":  # FTRL's weights follow from z: average z too
-        ws[:, kernel.S] = comm.allreduce(ws[:, kernel.S] * share)
+    ws, cols = state["ws"], _averaged(opts["rule"])
+    if isinstance(comm, Compressed):
+        change = (ws[:, cols] - anchor) * share
+        anchor += comm.sum(change.ravel()).reshape(anchor.shape)
+        ws[:, cols] = anchor
+        return total
+    for c in cols:
+        ws[:, c] = comm.allreduce(ws[:, c] * share)
     return total

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from shardlearn.comm.compressed import Compressed
 from shardlearn.core.tree import pack, pack_state, unpack, unpack_state
 from shardlearn.optim.base import apply_updates
 from shardlearn.strategies import objective
@@ -69,10 +70,16 @@ def _epoch_batches(X, y, sw, batch_size, epoch, seed, shuffle, rank, start_step)
         step += 1
 
 
-def _average_params(comm, theta, weight):
+def _average_params(comm, theta, weight, anchor):
+    """The workers' parameters averaged, weighted by the rows each used since the last average;
+    over a compressed collective the changes since then (from ``anchor``, the last average,
+    the same on every worker) travel, not the parameters."""
     total = float(comm.allreduce(np.array([weight], dtype=np.float64))[0])
     if total <= 0:
         return theta
+    if isinstance(comm, Compressed):
+        _, avg = objective.allreduce_mean(comm, 0.0, {k: theta[k] - anchor[k] for k in theta}, weight / total)
+        return {k: anchor[k] + avg[k] for k in theta}
     _, avg = objective.allreduce_mean(comm, 0.0, theta, weight / total)
     return avg
 
@@ -103,14 +110,19 @@ def fit(model, X, y, sample_weight=None, *, theta0, affine, optimizer, opt_state
     end_epoch = start_epoch + epochs
     cur = {"epoch": start_epoch, "step": 0, "total": 0.0, "seen": 0.0, "rows": 0, "since_sync": 0.0,
            "best": np.inf, "stall": 0, "done": 0, "stopped": 0}
+    anchor = theta  # local_sgd over a compressed collective: the parameters at the last average
     if resume is not None:
         theta = unpack("theta", resume)
         state = unpack_state("opt", resume, state)
         cur.update({k: resume[f"cursor/{k}"].item() for k in cur})
+        anchor = unpack("anchor", resume) if "anchor/" + next(iter(theta)) in resume else theta
+        if isinstance(comm, Compressed):
+            comm.restore(resume)
 
     def save():
+        extra = dict(pack("anchor", anchor), **comm.arrays()) if isinstance(comm, Compressed) else {}
         checkpoint.save(cur["epoch"] * steps + cur["step"],
-                        dict(pack("theta", theta), **pack_state("opt", state),
+                        dict(pack("theta", theta), **pack_state("opt", state), **extra,
                              **{f"cursor/{k}": np.array(v) for k, v in cur.items()}))
 
     while cur["epoch"] < end_epoch and not cur["stopped"]:
@@ -143,11 +155,13 @@ def fit(model, X, y, sample_weight=None, *, theta0, affine, optimizer, opt_state
                 cur["seen"] += weight
                 cur["since_sync"] += weight
                 if distributed and sync == "params" and (step + 1) % sync_every == 0:
-                    theta, cur["since_sync"] = _average_params(comm, theta, cur["since_sync"]), 0.0
+                    theta, cur["since_sync"] = _average_params(comm, theta, cur["since_sync"], anchor), 0.0
+                    anchor = theta
             if checkpoint is not None and cur["step"] < steps and checkpoint.due(epoch * steps + cur["step"]):
                 save()
         if distributed and sync == "params" and steps % sync_every:
-            theta, cur["since_sync"] = _average_params(comm, theta, cur["since_sync"]), 0.0
+            theta, cur["since_sync"] = _average_params(comm, theta, cur["since_sync"], anchor), 0.0
+            anchor = theta
         cur["done"] += 1
         mean_loss = cur["total"] / max(cur["seen"], 1e-300)
         examples = cur["rows"]

@@ -1,0 +1,210 @@
+"""Gradient codecs: what a worker sends instead of its float64 vector, as pure functions
+over plain arrays, with error feedback kept as the codec's own state.
+
+A spec is at most one *sparsifier* then at most one *quantizer*, joined by ``+``:
+
+- sparsifiers: ``topk:F`` (the ``ceil(F n)`` largest magnitudes, int32 indices sent;
+  Aji & Heafield 2017, Stich et al. 2018) and ``randk:F`` (coordinates drawn from a
+  seed shared by every worker and the step, so no index travels: BytePS's random-k);
+- quantizers: ``fp16`` (clipped to +-65504), ``bf16`` (round to nearest even), ``int8``
+  (a float32 scale per block of 512 values, stochastic rounding: QSGD, Alistarh et al.
+  2017), ``sign`` (one bit per value and one scale, ``||x||_1 / n``: scaled signSGD,
+  Karimireddy et al. 2019);
+- ``none``: no codec (the caller's plain allreduce runs, bit for bit).
+
+Error feedback (Seide et al. 2014, "1-bit SGD"; Karimireddy et al. 2019, "Error
+Feedback Fixes SignSGD"): the worker compresses ``v + e`` and keeps ``e' = v + e -
+decode(encode(v + e))``, so what a step leaves out is sent later. It is on for every
+lossy codec unless ``error_feedback=False``.
+
+Each encoding has a size fixed by the vector's length (``payload_bytes``), so the
+workers can exchange payloads with one allgather.
+
+>>> import numpy as np
+>>> c = parse("topk:0.5+int8")
+>>> v = np.array([4.0, -0.1, 0.2, -3.0])
+>>> payload, state = encode(c, v, init(c, 4), rank=0)
+>>> payload.nbytes == payload_bytes(c, 4), np.round(decode(c, payload, 4, step=0), 1).tolist()
+(True, [4.0, 0.0, 0.0, -3.0])
+>>> (np.round(state.residual, 1) + 0.0).tolist()  # what was left out, sent at a later step
+[0.0, -0.1, 0.2, 0.0]
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from shardlearn.core.errors import ConfigError
+
+SPARSIFIERS = ("topk", "randk")
+QUANTIZERS = ("fp16", "bf16", "int8", "sign")
+INT8_BLOCK = 512
+FP16_MAX = 65504.0
+# bytes per kept value (float64 when no quantizer follows a sparsifier)
+VALUE_BYTES = {None: 8, "fp16": 2, "bf16": 2, "int8": 1}
+
+
+class Codec(NamedTuple):
+    spec: str
+    sparsifier: str | None  # "topk" | "randk" | None
+    fraction: float  # the sparsifier's share of coordinates kept (1.0 without one)
+    quantizer: str | None  # one of QUANTIZERS | None
+    error_feedback: bool
+    seed: int
+
+
+class CodecState(NamedTuple):
+    residual: np.ndarray  # error feedback: what the last encodings left out (float64; empty when off)
+    step: np.ndarray  # 0-d int64: encodings so far (randk's draw and the stochastic rounding follow it)
+
+
+def parse(spec: str | None, error_feedback: bool = True, seed: int = 0) -> Codec | None:
+    """The codec a spec names (None for ``none``); one line naming the fault otherwise.
+
+    >>> parse("topk:0.1+int8").quantizer, parse("none"), parse("sign").fraction
+    ('int8', None, 1.0)
+    >>> parse("int8+topk:0.1")
+    Traceback (most recent call last):
+    ...
+    shardlearn.core.errors.ConfigError: compression='int8+topk:0.1': a sparsifier (topk:F, randk:F) comes first, then a quantizer (fp16, bf16, int8, sign)
+    """
+    if spec is None or spec == "none":
+        return None
+    parts = str(spec).split("+")
+    for part in parts:
+        name, _, arg = part.strip().partition(":")
+        if not (name in SPARSIFIERS or (name in QUANTIZERS and not arg)):
+            raise ConfigError(f"compression={spec!r}: {part.strip()!r} is not a codec; expected none, fp16, bf16, "
+                              "int8, sign, topk:F or randk:F, composed with + (e.g. topk:0.1+int8)")
+    sparsifier, fraction, quantizer = None, 1.0, None
+    order = "a sparsifier (topk:F, randk:F) comes first, then a quantizer (fp16, bf16, int8, sign)"
+    for i, part in enumerate(parts):
+        name, _, arg = part.strip().partition(":")
+        if name in SPARSIFIERS:
+            if i != 0:
+                raise ConfigError(f"compression={spec!r}: {order}")
+            try:
+                fraction = float(arg)
+            except ValueError:
+                fraction = -1.0
+            if not 0.0 < fraction <= 1.0:
+                raise ConfigError(f"compression={spec!r}: {name} takes the share of coordinates kept, "
+                                  f"{name}:F with 0 < F <= 1 (e.g. {name}:0.1)")
+            sparsifier = name
+        else:  # a quantizer: the last part
+            if quantizer is not None or i != len(parts) - 1:
+                raise ConfigError(f"compression={spec!r}: {order}")
+            quantizer = name
+    return Codec(str(spec), sparsifier, fraction, quantizer, bool(error_feedback), int(seed))
+
+
+def init(codec: Codec, n: int) -> CodecState:
+    return CodecState(np.zeros(n if codec.error_feedback else 0), np.array(0, dtype=np.int64))
+
+
+def kept(codec: Codec, n: int) -> int:
+    """How many coordinates of an ``n``-vector travel."""
+    return n if codec.sparsifier is None else min(n, max(1, math.ceil(codec.fraction * n)))
+
+
+def payload_bytes(codec: Codec, n: int) -> int:
+    """The encoding's size in bytes for an ``n``-vector (the same on every worker)."""
+    m = kept(codec, n)
+    q = codec.quantizer
+    if q == "sign":
+        values = -(-m // 8) + 4
+    elif q == "int8":
+        values = m + 4 * -(-m // INT8_BLOCK)
+    else:
+        values = VALUE_BYTES[q] * m
+    return values + (4 * m if codec.sparsifier == "topk" else 0)
+
+
+def _randk(codec: Codec, n: int, step: int) -> np.ndarray:
+    rng = np.random.default_rng([codec.seed, 0x5EED, step])
+    return np.sort(rng.choice(n, size=kept(codec, n), replace=False)).astype(np.int64)
+
+
+def _quantize(q: str | None, x: np.ndarray, rng) -> bytes:
+    if q is None:
+        return np.ascontiguousarray(x, dtype=np.float64).tobytes()
+    if q == "fp16":
+        return np.clip(x, -FP16_MAX, FP16_MAX).astype(np.float16).tobytes()
+    if q == "bf16":
+        u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+        return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16).tobytes()
+    if q == "sign":
+        scale = np.float32(np.abs(x).mean() if x.size else 0.0)
+        return np.packbits(x >= 0).tobytes() + scale.tobytes()
+    m = x.size  # int8: a scale per block, q = round(127 x / scale) rounded up with probability of the remainder
+    blocks = -(-m // INT8_BLOCK)
+    padded = np.zeros(blocks * INT8_BLOCK)
+    padded[:m] = x
+    padded = padded.reshape(blocks, INT8_BLOCK)
+    scale = np.abs(padded).max(axis=1).astype(np.float32)
+    unit = np.where(scale > 0, 127.0 / np.where(scale > 0, scale, 1.0), 0.0)[:, None]
+    scaled = padded * unit
+    q8 = np.floor(scaled + rng.random(scaled.shape)).clip(-127, 127).astype(np.int8)
+    return q8.ravel()[:m].tobytes() + scale.tobytes()
+
+
+def _dequantize(q: str | None, buf: np.ndarray, m: int) -> np.ndarray:
+    if q is None:
+        return buf.view(np.float64)[:m].astype(np.float64)
+    if q == "fp16":
+        return buf.view(np.float16)[:m].astype(np.float64)
+    if q == "bf16":
+        return (buf.view(np.uint16)[:m].astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    if q == "sign":
+        nb = -(-m // 8)
+        scale = float(buf[nb : nb + 4].view(np.float32)[0])
+        return np.where(np.unpackbits(buf[:nb], count=m).astype(bool), scale, -scale)
+    blocks = -(-m // INT8_BLOCK)
+    scale = buf[m : m + 4 * blocks].view(np.float32).astype(np.float64)
+    per = np.repeat(scale / 127.0, INT8_BLOCK)[:m]
+    return buf[:m].view(np.int8).astype(np.float64) * per
+
+
+def encode(codec: Codec, v: np.ndarray, state: CodecState, rank: int = 0) -> tuple[np.ndarray, CodecState]:
+    """``(payload: uint8 array of payload_bytes(codec, v.size), new state)``; with error
+    feedback, ``v`` plus the carried residual is encoded and the new residual kept."""
+    v = np.asarray(v, dtype=np.float64).ravel()
+    n, step = v.size, int(state.step)
+    x = v + state.residual if codec.error_feedback else v
+    if codec.sparsifier == "topk":
+        m = kept(codec, n)
+        idx = np.sort(np.argpartition(np.abs(x), n - m)[n - m :]).astype(np.int64) if m < n else np.arange(n)
+    elif codec.sparsifier == "randk":
+        idx = _randk(codec, n, step)
+    else:
+        idx = None
+    values = x if idx is None else x[idx]
+    rng = np.random.default_rng([codec.seed, int(rank), step])
+    body = _quantize(codec.quantizer, values, rng)
+    head = idx.astype(np.int32).tobytes() if codec.sparsifier == "topk" else b""
+    payload = np.frombuffer(head + body, dtype=np.uint8).copy()
+    residual = state.residual
+    if codec.error_feedback:
+        residual = x - decode(codec, payload, n, step)
+    return payload, CodecState(residual, np.array(step + 1, dtype=np.int64))
+
+
+def decode(codec: Codec, payload: np.ndarray, n: int, step: int) -> np.ndarray:
+    """The dense float64 ``n``-vector a payload stands for (``step``: the encoding's, which
+    random-k's coordinates follow)."""
+    payload = np.ascontiguousarray(payload, dtype=np.uint8)
+    m = kept(codec, n)
+    if codec.sparsifier == "topk":
+        idx = payload[: 4 * m].view(np.int32).astype(np.int64)
+        body = payload[4 * m :]
+    else:
+        idx = _randk(codec, n, step) if codec.sparsifier == "randk" else None
+        body = payload
+    values = _dequantize(codec.quantizer, body, m)
+    if idx is None:
+        return values
+    out = np.zeros(n)
+    out[idx] = values
+    return out

@@ -1,0 +1,219 @@
+"""Compression (issue 18, items 1-3): every codec round-trips within its stated error and
+size, error feedback carries exactly what a step left out, codecs compose and refuse bad
+specs in one line; on 2 real workers ``none`` is the plain path bit for bit, the codecs
+cut the bytes each rank sends by the stated factors while ending near the uncompressed
+loss, and error feedback makes top-1% converge on a9a where plain top-k does not."""
+import numpy as np
+import pytest
+from sklearn.datasets import load_svmlight_file
+from sklearn.metrics import log_loss
+
+from shardlearn import ConfigError, LinearRegression, LogisticRegression
+from shardlearn.comm import LocalCollective, codecs, compressed
+from tests.conftest import data_path
+
+SPECS = ["fp16", "bf16", "int8", "sign", "topk:0.1", "randk:0.1", "topk:0.1+int8", "randk:0.25+fp16",
+         "topk:0.01+sign"]
+
+
+def _vec(n=5000, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=n) * np.exp(rng.normal(size=n))  # magnitudes over several decades
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_payload_size_and_error_feedback_identity(spec):
+    c = codecs.parse(spec)
+    v, e0 = _vec(), _vec(seed=1) * 0.01
+    state = codecs.CodecState(e0.copy(), np.array(7, dtype=np.int64))
+    payload, new = codecs.encode(c, v, state, rank=3)
+    assert payload.dtype == np.uint8 and payload.nbytes == codecs.payload_bytes(c, v.size)
+    decoded = codecs.decode(c, payload, v.size, step=7)
+    np.testing.assert_allclose(decoded + new.residual, v + e0, rtol=0, atol=1e-12)  # nothing is lost
+    assert int(new.step) == 8
+    off = codecs.encode(codecs.parse(spec, error_feedback=False), v, codecs.init(codecs.parse(spec, False), v.size))
+    assert off[1].residual.size == 0
+
+
+def test_quantizers_round_trip_within_their_stated_error():
+    v = _vec()
+    dec = {q: codecs.decode(codecs.parse(q), codecs.encode(codecs.parse(q), v, codecs.init(codecs.parse(q), v.size))[0],
+                            v.size, 0) for q in ("fp16", "bf16", "int8", "sign")}
+    small = np.abs(v) > 1e-4  # fp16's normal range
+    assert np.all(np.abs(dec["fp16"] - v)[small] <= 2.0 ** -11 * np.abs(v)[small])
+    assert np.all(np.abs(dec["bf16"] - v) <= 2.0 ** -8 * np.abs(v))
+    blocks = np.abs(np.pad(v, (0, -v.size % codecs.INT8_BLOCK))).reshape(-1, codecs.INT8_BLOCK).max(axis=1)
+    bound = np.repeat(blocks / 127.0, codecs.INT8_BLOCK)[: v.size] * (1 + 1e-6)
+    assert np.all(np.abs(dec["int8"] - v) <= bound)
+    np.testing.assert_allclose(dec["sign"], np.sign(v) * np.float32(np.abs(v).mean()), rtol=1e-7)
+    big = np.array([1e6, -2e5, 3.0])  # beyond fp16: clipped, the rest left to error feedback
+    assert codecs.decode(codecs.parse("fp16"), codecs.encode(codecs.parse("fp16"), big,
+                                                             codecs.init(codecs.parse("fp16"), 3))[0], 3, 0).tolist() \
+        == [65504.0, -65504.0, 3.0]
+
+
+def test_int8_stochastic_rounding_is_unbiased():
+    c = codecs.parse("int8", error_feedback=False)
+    v = np.linspace(-1.0, 1.0, 600)
+    mean = np.mean([codecs.decode(c, codecs.encode(c, v, codecs.CodecState(np.zeros(0), np.array(s)), rank=0)[0],
+                                  v.size, s) for s in range(400)], axis=0)
+    assert np.abs(mean - v).max() < 0.25 / 127 * 3  # 400 draws: well inside the one-level spread
+
+
+def test_sparsifiers_keep_the_largest_or_the_shared_random_coordinates():
+    v = _vec()
+    c = codecs.parse("topk:0.01")
+    dec = codecs.decode(c, codecs.encode(c, v, codecs.init(c, v.size))[0], v.size, 0)
+    kept = np.flatnonzero(dec)
+    assert kept.size == 50 and set(kept) == set(np.argsort(-np.abs(v))[:50])
+    np.testing.assert_array_equal(dec[kept], v[kept])
+    r = codecs.parse("randk:0.1", seed=5)
+    a = codecs.decode(r, codecs.encode(r, v, codecs.init(r, v.size), rank=0)[0], v.size, 0)
+    b = codecs.decode(r, codecs.encode(r, v * 2, codecs.init(r, v.size), rank=1)[0], v.size, 0)
+    assert np.array_equal(np.flatnonzero(a), np.flatnonzero(b))  # the same coordinates on every rank, no indices
+    assert codecs.payload_bytes(r, v.size) == 8 * 500
+
+
+def test_error_feedback_sends_everything_over_steps():
+    c = codecs.parse("topk:0.01+sign")
+    rng = np.random.default_rng(0)
+    state, sent, total = codecs.init(c, 1000), np.zeros(1000), np.zeros(1000)
+    for step in range(1000):  # the inputs add up like a random walk; the residual stays bounded
+        v = rng.normal(size=1000)
+        payload, state = codecs.encode(c, v, state)
+        sent += codecs.decode(c, payload, 1000, step)
+        total += v
+    np.testing.assert_allclose(sent + state.residual, total, atol=1e-9)
+    assert np.linalg.norm(state.residual) < 0.2 * np.linalg.norm(total)
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("int8+topk:0.1", "a sparsifier (topk:F, randk:F) comes first, then a quantizer"),
+    ("topk:2", "topk takes the share of coordinates kept, topk:F with 0 < F <= 1"),
+    ("gzip", "'gzip' is not a codec; expected none, fp16, bf16, int8, sign, topk:F or randk:F"),
+    ("int8+sign", "a sparsifier (topk:F, randk:F) comes first, then a quantizer"),
+])
+def test_bad_specs_are_one_line(spec, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")):
+        codecs.parse(spec)
+
+
+def test_compressed_collective_delegates_and_none_is_the_plain_collective():
+    comm = LocalCollective()
+    assert compressed.wrap(comm, "none") is comm and compressed.wrap(comm, "int8") is comm  # one worker: no codec
+    c = compressed.Compressed(comm, codecs.parse("int8"))
+    assert c.allreduce(np.array([2.0])).tolist() == [2.0] and c.rank == 0
+    c.sum(np.ones(10))
+    saved = {k: np.array(v) for k, v in c.arrays().items()}
+    d = compressed.Compressed(comm, codecs.parse("int8"))
+    d.restore(saved)
+    assert int(d.state.step) == 1 and np.array_equal(d.state.residual, c.state.residual)
+
+
+@pytest.mark.parametrize("kw,spec,message", [
+    (dict(solver="lbfgs"), "topk:0.1", "lbfgs's line search needs a gradient close to the true one"),
+    (dict(solver="gd"), "sign", "gd's line search needs a gradient close to the true one"),
+    (dict(strategy="asp"), "int8", "not 'asp' over the parameter server"),
+    (dict(strategy="bsp"), "int8", "not bsp with the per-example rule"),
+    (dict(strategy="average"), "fp16", "not 'average'"),
+])
+def test_strategies_without_a_compressed_path_refuse_in_one_line(kw, spec, message):
+    with pytest.raises(ConfigError, match=message):
+        LogisticRegression(workers=2, compression=spec, **kw).fit(np.eye(4), [0, 1, 0, 1])
+
+
+@pytest.fixture(scope="module")
+def a9a():
+    X, y = load_svmlight_file(data_path("a9a", "a9a"), n_features=123)
+    Xt, yt = load_svmlight_file(data_path("a9a", "a9a.t"), n_features=123)
+    best = LogisticRegression(alpha=1e-4, tol=1e-10, max_iter=2000).fit(X, y > 0)
+    return X.tocsr(), (y > 0).astype(int), Xt.tocsr(), (yt > 0).astype(int), \
+        log_loss(yt > 0, best.predict_proba(Xt)[:, 1])
+
+
+def _held_out(est, a9a):
+    _, _, Xt, yt, lstar = a9a
+    return log_loss(yt, est.predict_proba(Xt)[:, 1]) / lstar
+
+
+def _sent(est) -> int:
+    return sum(s.get("bytes_sent", 0) for s in est.fit_result_.steps)
+
+
+@pytest.mark.parametrize("kw", [dict(solver="lbfgs"), dict(solver="gd", max_iter=100),
+                                dict(strategy="bsp", optimizer="adagrad", max_iter=2),
+                                dict(strategy="local_sgd", optimizer="adagrad", max_iter=2),
+                                dict(strategy="local_sgd", max_iter=2)])
+def test_none_is_the_plain_path_bit_for_bit(a9a, kw):
+    X, y = a9a[:2]
+    plain = LogisticRegression(alpha=1e-4, workers=2, random_state=0, **kw).fit(X, y)
+    none = LogisticRegression(alpha=1e-4, workers=2, random_state=0, compression="none", **kw).fit(X, y)
+    assert np.array_equal(plain.coef_, none.coef_) and plain.intercept_ == none.intercept_
+
+
+@pytest.mark.parametrize("kw", [dict(solver="lbfgs"), dict(solver="gd", max_iter=300),
+                                dict(strategy="bsp", optimizer="adagrad", max_iter=6),
+                                dict(strategy="local_sgd", optimizer="adagrad", max_iter=6)])
+@pytest.mark.parametrize("penalty", [dict(alpha=1e-4), dict(alpha=1e-3, l1_ratio=0.5, fit_intercept=False)])
+def test_int8_ends_within_half_a_percent_of_the_uncompressed_loss(a9a, kw, penalty):
+    X, y = a9a[:2]
+    plain = LogisticRegression(workers=2, random_state=0, **penalty, **kw).fit(X, y)
+    packed = LogisticRegression(workers=2, random_state=0, compression="int8", **penalty, **kw).fit(X, y)
+    assert _held_out(packed, a9a) <= 1.005 * _held_out(plain, a9a)
+    assert _sent(packed) < _sent(plain)
+
+
+def test_codecs_cut_the_bytes_sent_by_their_stated_factors(a9a):
+    X, y = a9a[:2]
+    kw = dict(alpha=1e-4, workers=2, random_state=0, strategy="bsp", optimizer="adagrad", max_iter=6)
+    plain = LogisticRegression(**kw).fit(X, y)
+    out = {}
+    for spec in ("topk:0.1+int8", "sign"):
+        est = LogisticRegression(compression=spec, **kw).fit(X, y)
+        out[spec] = (_sent(plain) / _sent(est), _held_out(est, a9a) / _held_out(plain, a9a))
+    # per step: the float64 ring allreduce's 124 x 8 bytes, against one payload (and the exact loss and weight)
+    assert out["topk:0.1+int8"][0] >= 8 and out["sign"][0] >= 20, out
+    assert all(r <= 1.005 for _, r in out.values()), out
+
+
+def test_error_feedback_makes_top_one_percent_converge(a9a):
+    X, y = a9a[:2]
+    kw = dict(alpha=1e-4, workers=2, random_state=0, strategy="bsp", optimizer="adagrad", max_iter=10,
+              compression="topk:0.01")
+    with_ef = _held_out(LogisticRegression(**kw).fit(X, y), a9a)
+    without = _held_out(LogisticRegression(error_feedback=False, **kw).fit(X, y), a9a)
+    assert with_ef <= 1.01 < without, (with_ef, without)
+
+
+def test_regression_with_weights_and_the_cli_flags(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 40))
+    y = X @ rng.normal(size=40) + 0.3 + 0.1 * rng.normal(size=3000)
+    w = rng.uniform(0.5, 2.0, size=3000)
+    plain = LinearRegression(alpha=1e-3, workers=2, tol=1e-10).fit(X, y, sample_weight=w)
+    packed = LinearRegression(alpha=1e-3, workers=2, tol=1e-10, compression="bf16").fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(packed.coef_, plain.coef_, atol=1e-3)
+    from shardlearn.cli import main
+
+    path = tmp_path / "d.csv"
+    np.savetxt(path, np.column_stack([X[:, :5], y]), delimiter=",", header=",".join(
+        [f"f{i}" for i in range(5)] + ["y"]), comments="")
+    base = ["train", str(path), "--model", "linear", "--label", "y", "--workers", "2", "--out", str(tmp_path / "m")]
+    assert main(base + ["--compression", "int8+zip"]) == 2
+    err = capsys.readouterr().err
+    assert "compression='int8+zip': 'zip' is not a codec" in err and err.count("\n") == 1
+    assert main(base + ["--compression", "fp16", "--no-error-feedback", "--metrics", str(tmp_path / "m.jsonl")]) == 0
+    import json
+
+    steps = [json.loads(line) for line in open(tmp_path / "m.jsonl")]
+    assert steps and all("bytes_sent" in s for s in steps)
+
+
+def test_job_files_take_the_codec_and_error_feedback(tmp_path):
+    from shardlearn.cli.parser import parse
+
+    job = tmp_path / "job.toml"
+    job.write_text('data = "d.csv"\ncompression = "topk:0.1+int8"\nerror_feedback = false\n')
+    args = parse(["train", "--config", str(job)])
+    assert (args.compression, args.error_feedback) == ("topk:0.1+int8", False)
+    assert parse(["train", "d.csv"]).error_feedback is True
