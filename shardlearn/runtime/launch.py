@@ -166,12 +166,68 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def ranks_here(env=None) -> tuple[int, int]:
+    """``(ranks in the job, ranks on this host)``: a torchrun job spans hosts when the first
+    is larger (``WORLD_SIZE``, ``LOCAL_WORLD_SIZE``); ``(1, 1)`` outside one.
+
+    >>> ranks_here({"RANK": "0", "WORLD_SIZE": "8", "LOCAL_WORLD_SIZE": "2"}), ranks_here({})
+    ((8, 2), (1, 1))
+    """
+    env = os.environ if env is None else env
+    w = from_env(env)
+    if w is None:
+        return 1, 1
+    return w.world_size, int(env.get("LOCAL_WORLD_SIZE", w.world_size))
+
+
+def bind_to_route(w: WorldInfo, env=None) -> str | None:
+    """In a job that spans hosts, point gloo and TensorPipe (``GLOO_SOCKET_IFNAME``,
+    ``TP_SOCKET_IFNAME``) at the interface that routes to the master, unless the user set
+    them; a master address that cannot work is one line. Returns the interface (None: one
+    host, nothing to choose).
+
+    >>> bind_to_route(WorldInfo(1, 2, 1, "127.0.0.1", 29500, 0), {"LOCAL_WORLD_SIZE": "2"}) is None
+    True
+    >>> bind_to_route(WorldInfo(1, 4, 0, "localhost", 29500, 0), {"LOCAL_WORLD_SIZE": "1"})
+    Traceback (most recent call last):
+    ...
+    shardlearn.core.errors.ConfigError: MASTER_ADDR 'localhost' is this host's loopback (127.0.0.1), but the job spans hosts (4 ranks, 1 here): give torchrun --master-addr (or --rdzv-endpoint) an address the other hosts reach
+    """
+    from shardlearn.core.errors import ConfigError
+    from shardlearn.runtime import netif
+
+    env = os.environ if env is None else env
+    if env.get("GLOO_SOCKET_IFNAME"):
+        return env["GLOO_SOCKET_IFNAME"]
+    here = int(env.get("LOCAL_WORLD_SIZE", w.world_size))  # w may be a caller's (the doctests): not ranks_here
+    ip = netif.resolve(w.master_addr)
+    if ip is None:
+        raise ConfigError(f"MASTER_ADDR {w.master_addr!r} does not resolve on this host; give torchrun --master-addr "
+                          "an address")
+    if netif.is_loopback(ip):
+        if w.world_size > here:
+            raise ConfigError(f"MASTER_ADDR {w.master_addr!r} is this host's loopback ({ip}), but the job spans hosts "
+                              f"({w.world_size} ranks, {here} here): give torchrun --master-addr (or --rdzv-endpoint) "
+                              "an address the other hosts reach")
+        return None
+    local = netif.route_to(ip)
+    name = netif.interface_of(local) if local else None
+    if name is None:
+        raise ConfigError(f"MASTER_ADDR {w.master_addr!r} ({ip}): no interface of this host routes to it; set "
+                          "GLOO_SOCKET_IFNAME and TP_SOCKET_IFNAME to the one that does")
+    env["GLOO_SOCKET_IFNAME"] = name
+    env.setdefault("TP_SOCKET_IFNAME", name)
+    return name
+
+
 def join_from_env(timeout_s: float = 120.0):
     """Join the torch.distributed group of a torchrun job (rendezvous already done by torchrun),
-    with this restart attempt's prefix on the store's keys."""
+    with this restart attempt's prefix on the store's keys, bound to the interface that
+    reaches the master (``bind_to_route``)."""
     from shardlearn.comm import torch_backend
 
     w = from_env()
+    bind_to_route(w)
     return torch_backend.init(w.rank, w.world_size, w.master_addr, w.master_port, timeout_s=timeout_s,
                               prefix=w.store_prefix, host_store=False if w.agent_store else None)
 

@@ -240,6 +240,11 @@ def train_hogwild(comm, model, X, y, sw, cfg, progress=None, report=None) -> dic
 
     if model.n_outputs(2) != 1:
         raise ConfigError("strategy='hogwild' holds one weight per feature: binary or regression models only")
+    total, here = launch.ranks_here()
+    if total > here:  # the vector is a file of this machine's /dev/shm: the other hosts' ranks cannot map it
+        raise ConfigError(f"strategy='hogwild' shares one vector in one machine's memory, but this job spans hosts "
+                          f"({total} ranks, {here} here): run it with torchrun --nnodes 1, or use asp or ssp across "
+                          "hosts")
     d = X.shape[1]
     mine = [tempfile.mkdtemp(prefix="shardlearn-hogwild-", dir=launch.scratch_dir())] if comm.rank == 0 else []
     folder = union(comm, mine)[0]

@@ -1,0 +1,135 @@
+"""Compression on the allreduce strategies (issue 18): for a9a, D1 and D2 (``--rows`` rows
+of each synthetic set) on 2 and 4 local workers over loopback, each codec's bytes sent per
+rank and step (the collective's own count of what it handed to gloo), fit seconds and
+held-out log-loss over L* (a tight one-process fit), against no compression in the same
+run; and each codec's own cost (encode + decode seconds per coordinate, one process).
+
+Strategies: ``bsp`` with AdaGrad mini-batches and per-example ``local_sgd`` (every codec),
+``lbfgs`` (the quantizers: a line search needs a near-true gradient).
+
+    python benchmarks/bench_compression.py --out benchmarks/results/compression
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.bench_defaults import save  # noqa: E402
+from benchmarks.machine import facts  # noqa: E402
+
+STOCHASTIC = ["none", "fp16", "int8", "topk:0.1+int8", "sign", "topk:0.01", "topk:0.01/no-ef"]
+QUANTIZERS = ["none", "fp16", "bf16", "int8"]
+
+
+def datasets(rows: int, data_dir: str):
+    from sklearn.datasets import load_svmlight_file
+
+    from shardlearn.data.synthetic import make_d1, make_d2
+
+    X, y = load_svmlight_file(os.path.join(data_dir, "a9a", "a9a"), n_features=123)
+    Xt, yt = load_svmlight_file(os.path.join(data_dir, "a9a", "a9a.t"), n_features=123)
+    yield "a9a", X.tocsr(), (y > 0).astype(int), Xt.tocsr(), (yt > 0).astype(int), 1e-4
+    X, y = make_d1(rows)
+    Xt, yt = make_d1(rows // 4, split="test")
+    yield "D1", X, y, Xt, yt, 1e-6
+    X, y = make_d2(rows)
+    Xt, yt = make_d2(rows // 4, split="test")
+    yield "D2", X, y, Xt, yt, 1e-6
+
+
+def runs(name: str):
+    """``(strategy label, estimator options, codecs)`` for a dataset."""
+    epochs = 10 if name == "a9a" else 2
+    out = [("bsp adagrad", dict(solver="sgd", strategy="bsp", optimizer="adagrad", max_iter=epochs), STOCHASTIC),
+           ("local_sgd per example", dict(solver="sgd", strategy="local_sgd", max_iter=epochs), STOCHASTIC),
+           ("lbfgs", dict(solver="lbfgs"), QUANTIZERS)]
+    if name == "D2":  # 4M columns: a mini-batch's dense gradient per step is what issue 14 removes
+        out = out[1:]
+    return out
+
+
+def codec_cost(n: int = 1 << 20) -> dict:
+    """Encode + decode seconds per coordinate of each codec (with error feedback), one process."""
+    from shardlearn.comm import codecs
+
+    v = np.random.default_rng(0).normal(size=n)
+    out = {}
+    for spec in [s for s in STOCHASTIC if s not in ("none", "topk:0.01/no-ef")] + ["bf16", "randk:0.1"]:
+        c = codecs.parse(spec)
+        state = codecs.init(c, n)
+        t = time.perf_counter()
+        for step in range(5):
+            payload, state = codecs.encode(c, v, state)
+            codecs.decode(c, payload, n, step)
+        out[spec] = (time.perf_counter() - t) / 5 / n
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--workers", default="2,4")
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    warnings.simplefilter("ignore")
+    from sklearn.metrics import log_loss
+
+    import shardlearn
+
+    rows = []
+    for name, X, y, Xt, yt, alpha in datasets(args.rows, args.data):
+        best = shardlearn.LogisticRegression(alpha=alpha, tol=1e-9, max_iter=2000, workers=1).fit(X, y)
+        lstar = log_loss(yt, best.predict_proba(Xt)[:, 1])
+        print(f"{name}: {X.shape[0]:,} x {X.shape[1]:,}, L* {lstar:.5f}", flush=True)
+        for label, kw, specs in runs(name):
+            for workers in [int(w) for w in args.workers.split(",")]:
+                base = None
+                for spec in specs:
+                    codec, ef = spec.split("/")[0], not spec.endswith("/no-ef")
+                    est = shardlearn.LogisticRegression(alpha=alpha, workers=workers, random_state=0,
+                                                        compression=codec, error_feedback=ef, **kw)
+                    t = time.perf_counter()
+                    est.fit(X, y)
+                    secs = time.perf_counter() - t
+                    steps = est.fit_result_.steps
+                    sent = sum(s.get("bytes_sent", 0) for s in steps)
+                    rec = {"dataset": name, "strategy": label, "workers": workers, "codec": spec, "seconds": secs,
+                           "iterations": int(est.n_iter_), "bytes_sent_rank0": int(sent),
+                           "held_out_over_L": log_loss(yt, est.predict_proba(Xt)[:, 1]) / lstar}
+                    base = rec if spec == "none" else base
+                    rec["bytes_ratio"] = base["bytes_sent_rank0"] / max(sent, 1)
+                    rec["loss_vs_none"] = rec["held_out_over_L"] / base["held_out_over_L"]
+                    rows.append(rec)
+                    print(f"  {label} x{workers} {spec}: {secs:.2f} s, {sent:,} B ({rec['bytes_ratio']:.1f}x fewer), "
+                          f"{rec['held_out_over_L']:.5f} x L*", flush=True)
+    cost = codec_cost()
+    machine = facts()
+    lines = ["# Compression (benchmarks/bench_compression.py)", "",
+             f"Loopback (127.0.0.1), local workers; a9a whole, D1 and D2 the first {args.rows:,} rows (test: a "
+             "quarter as many), alpha 1e-4 (a9a) and 1e-6. Bytes: sent by rank 0 over the whole fit, as its "
+             "collective counted them (the plain path's ring allreduce moves 2(p-1)/p float64 vectors per sum; a "
+             "compressed one is an allgather of p-1 payloads); `/no-ef`: error feedback off. Epochs: 10 (a9a), 2 "
+             "(D1, D2); lbfgs to its default tolerance. One run each, this machine (2 cores: 4 workers take turns).",
+             f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores.", "",
+             "| dataset | strategy | workers | codec | bytes sent (rank 0) | fewer than none | fit s | held-out / L* |"
+             " vs none |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['dataset']} | {r['strategy']} | {r['workers']} | {r['codec']} | {r['bytes_sent_rank0']:,} | "
+              f"{r['bytes_ratio']:.1f}x | {r['seconds']:.2f} | {r['held_out_over_L']:.5f} | {r['loss_vs_none']:.4f} |"
+              for r in rows]
+    lines += ["", "Codec cost, encode + decode with error feedback, one process, 2^20 coordinates:", "",
+              "| codec | ns per coordinate |", "|---|---|"]
+    lines += [f"| {k} | {v * 1e9:.1f} |" for k, v in cost.items()]
+    save(args.out, "compression", rows + [{"codec_cost_s_per_coordinate": cost}], machine, lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Hosts with their own addresses on this machine: ``n`` network namespaces, each with an
+``eth0`` (a veth pair into one bridge) at ``10.<net>.0.<i+1>/24``, optionally rate-limited
+(``tc ... tbf`` on each host's egress: netem is not available on this kernel). Needs root
+(``ip netns``); the processes started in them are ended, and the namespaces, veths and
+bridge removed, on exit. Each host keeps this machine's hostname, which resolves to
+127.0.0.1 there too: the situation of Debian's ``127.0.1.1`` on real machines.
+
+    with Hosts(4, rate="100mbit") as h:
+        codes, logs = h.torchrun(["-m", "shardlearn", "train", "d.csv", "--out", "m"], port=29500, timeout=300)
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+
+class HostsUnavailable(RuntimeError):
+    """Namespaces cannot be made here (not root, no ``ip``, or a kernel without them)."""
+
+
+def _ip(*args, check=True):
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
+
+
+class Hosts:
+    def __init__(self, n: int, rate: str | None = None, net: int | None = None):
+        tag = os.getpid() % 100000
+        self.n, self.rate = n, rate
+        self.net = net if net is not None else 64 + tag % 160
+        self.bridge = f"slbr{tag}"
+        self.names = [f"sl{tag}h{i}" for i in range(n)]
+        self.addresses = [f"10.{self.net}.0.{i + 1}" for i in range(n)]
+        self.procs: list[subprocess.Popen] = []
+
+    def __enter__(self) -> "Hosts":
+        if os.geteuid() != 0 or shutil.which("ip") is None:
+            raise HostsUnavailable("network namespaces need root and iproute2's ip")
+        try:
+            _ip("link", "add", self.bridge, "type", "bridge")
+            _ip("link", "set", self.bridge, "up")
+            for i, (name, addr) in enumerate(zip(self.names, self.addresses)):
+                _ip("netns", "add", name)
+                _ip("link", "add", f"{name}v", "type", "veth", "peer", "name", "eth0", "netns", name)
+                _ip("link", "set", f"{name}v", "master", self.bridge)
+                _ip("link", "set", f"{name}v", "up")
+                _ip("netns", "exec", name, "ip", "addr", "add", f"{addr}/24", "dev", "eth0")
+                _ip("netns", "exec", name, "ip", "link", "set", "eth0", "up")
+                _ip("netns", "exec", name, "ip", "link", "set", "lo", "up")
+                if self.rate:
+                    subprocess.run(["ip", "netns", "exec", name, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf",
+                                    "rate", self.rate, "burst", "256kb", "latency", "100ms"],
+                                   capture_output=True, text=True, check=True)
+        except subprocess.CalledProcessError as e:
+            self.__exit__()
+            raise HostsUnavailable(f"{' '.join(e.cmd)}: {(e.stderr or '').strip()}") from None
+        return self
+
+    def start(self, i: int, argv: list, env: dict | None = None, **popen) -> subprocess.Popen:
+        """Run ``argv`` on host ``i`` (this machine's files and environment, that host's network)."""
+        popen.setdefault("start_new_session", True)  # its own process group: ended whole on exit
+        p = subprocess.Popen(["ip", "netns", "exec", self.names[i], *argv], env=env, **popen)
+        self.procs.append(p)
+        return p
+
+    def torchrun(self, args: list, port: int, timeout: float = 300.0, nproc: int = 1, env: dict | None = None):
+        """The README's multi-node line on every host (``torchrun --nnodes N --nproc-per-node K
+        --node-rank i --master-addr HOST0 --master-port PORT``, then ``args``); waits for all of
+        them. Returns ``(exit codes, each host's output)``; a host still running at ``timeout``
+        is ended (code None)."""
+        logs = [tempfile.TemporaryFile(mode="w+") for _ in range(self.n)]
+        torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+        procs = [self.start(i, [torchrun, "--nnodes", str(self.n), "--nproc-per-node", str(nproc), "--node-rank",
+                                str(i), "--master-addr", self.addresses[0], "--master-port", str(port), *args],
+                            env=env, stdout=logs[i], stderr=subprocess.STDOUT) for i in range(self.n)]
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and any(p.poll() is None for p in procs):
+            time.sleep(0.2)
+        codes = []
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+                codes.append(None)
+            else:
+                codes.append(p.returncode)
+        out = []
+        for f in logs:
+            f.seek(0)
+            out.append(f.read())
+            f.close()
+        return codes, out
+
+    def interface_bytes(self, i: int) -> dict:
+        """Host ``i``'s eth0 counters: ``{"tx": bytes sent, "rx": bytes received}`` (IP headers included)."""
+        out = {}
+        for k in ("tx", "rx"):
+            r = subprocess.run(["ip", "netns", "exec", self.names[i], "cat", f"/sys/class/net/eth0/statistics/{k}_bytes"],
+                               capture_output=True, text=True, check=True)
+            out[k] = int(r.stdout.strip())
+        return out
+
+    def __exit__(self, *exc) -> None:
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)  # torchrun and the workers it started
+            except (ProcessLookupError, PermissionError):
+                pass
+            p.wait()
+        for name in self.names:
+            _ip("netns", "del", name, check=False)
+            _ip("link", "del", f"{name}v", check=False)
+        _ip("link", "del", self.bridge, check=False)
