@@ -99,7 +99,8 @@ class Hosts:
         """Host ``i``'s eth0 counters: ``{"tx": bytes sent, "rx": bytes received}`` (IP headers included)."""
         out = {}
         for k in ("tx", "rx"):
-            r = subprocess.run(["ip", "netns", "exec", self.names[i], "cat", f"/sys/class/net/eth0/statistics/{k}_bytes"],
+            counter = f"/sys/class/net/eth0/statistics/{k}_bytes"
+            r = subprocess.run(["ip", "netns", "exec", self.names[i], "cat", counter],
                                capture_output=True, text=True, check=True)
             out[k] = int(r.stdout.strip())
         return out
