@@ -38,7 +38,8 @@ def enter(comm, cfg):
     trainers = cfg.workers
     if comm.size != trainers + cfg.servers:
         raise ConfigError(f"{comm.size} processes for {trainers} workers and {cfg.servers} servers")
-    port = float(launch.free_port()) if comm.rank == 0 else 0.0
+    # a port free on the address the RPC group meets at (rank 0's host: the master's), not on loopback
+    port = float(launch.free_port(launch.rpc_address())) if comm.rank == 0 else 0.0
     port = int(comm.allreduce(np.array([port]), op="max")[0])
     sub = comm.subgroup(trainers) if cfg.servers else comm
     host.reset()

@@ -1,0 +1,135 @@
+"""Compression on slow links (issue 18): four hosts made of network namespaces
+(``benchmarks/hosts.py``: veth pairs on a bridge, each host's egress limited by ``tc tbf``
+to 1 Gbit/s or 100 Mbit/s), each running the README's multi-node line
+(``torchrun ... -m shardlearn train``) on its shard of D2's first ``--rows`` rows (LIBSVM,
+2^22 hashed columns: a 32 MB float64 gradient) and of a9a. For each link, strategy and
+codec: time to 1.01 x L* held out (the smallest budget of a sweep that reaches it; the
+fit's own seconds from rank 0's metrics, start-up and file reading excluded), the bytes
+rank 0 sent and the final held-out log-loss over L*; and, for the cost model
+(``benchmarks/cost_model.py``), each link's collective seconds by size
+(``benchmarks/comm_probe.py``: ``probe-LINK.json``, and over loopback with 2 and 4 local
+processes). Needs root.
+
+    python benchmarks/bench_links.py --out benchmarks/results/links
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.bench_defaults import save  # noqa: E402
+from benchmarks.hosts import Hosts  # noqa: E402
+from benchmarks.machine import facts  # noqa: E402
+
+TARGET = 1.01
+PLANS = {  # strategy options, codecs, budgets (lbfgs iterations; epochs)
+    "lbfgs": (["--strategy", "lbfgs", "--tol", "0"], ["none", "fp16", "int8"], ("--max-iter", (15, 30, 60))),
+    "local_sgd": (["--strategy", "local_sgd"], ["none", "int8", "topk:0.1+int8", "sign"], ("--max-iter", (1, 2, 4))),
+}
+
+
+def write(folder, name, X, y):
+    from sklearn.datasets import dump_svmlight_file
+
+    path = os.path.join(folder, f"{name}.svm")
+    dump_svmlight_file(X, y, path, zero_based=False)
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--links", default="1gbit,100mbit")
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    warnings.simplefilter("ignore")
+    from sklearn.datasets import load_svmlight_file
+    from sklearn.metrics import log_loss
+
+    import shardlearn
+    from shardlearn.data.synthetic import make_d2
+
+    rows, port = [], 29700
+    probe = os.path.join(os.path.dirname(os.path.abspath(__file__)), "comm_probe.py")
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    for p in (2, 4):  # loopback: the same collectives between local processes
+        subprocess.run([torchrun, "--standalone", "--nproc-per-node", str(p), probe,
+                        os.path.join(args.out, f"probe-loopback-{p}.json")], capture_output=True, check=True)
+    with tempfile.TemporaryDirectory() as folder:
+        X, y = make_d2(args.rows)
+        Xt, yt = make_d2(args.rows // 4, split="test")
+        sets = [("D2", write(folder, "d2", X, y), Xt, yt, 1e-6)]
+        Xa, ya = load_svmlight_file(os.path.join(args.data, "a9a", "a9a"), n_features=123)
+        Xat, yat = load_svmlight_file(os.path.join(args.data, "a9a", "a9a.t"), n_features=123)
+        sets.append(("a9a", os.path.join(args.data, "a9a", "a9a"), Xat, (yat > 0).astype(int), 1e-4))
+        refs = {"D2": (X, y), "a9a": (Xa, (ya > 0).astype(int))}
+        for name, path, Xt_, yt_, alpha in sets:
+            Xr, yr = refs[name]
+            best = shardlearn.LogisticRegression(alpha=alpha, tol=1e-9, max_iter=2000, workers=1).fit(Xr, yr)
+            lstar = log_loss(yt_, best.predict_proba(Xt_[:, : Xr.shape[1]])[:, 1])
+            print(f"{name}: L* {lstar:.5f}", flush=True)
+            for link in args.links.split(","):
+                with Hosts(4, rate=link) as hosts:
+                    if name == "D2":  # the collectives' own seconds on this link, for the cost model
+                        port += 1
+                        probe_out = os.path.join(args.out, f"probe-{link}.json")
+                        print(f"  {link}: probe", hosts.torchrun([probe, probe_out], port=port, timeout=600)[0],
+                              flush=True)
+                    for plan, (opts, codecs, (flag, budgets)) in PLANS.items():
+                        for codec in codecs:
+                            rec = {"dataset": name, "link": link, "strategy": plan, "codec": codec, "workers": 4,
+                                   "target_budget": None, "target_seconds": None}
+                            for b in budgets:
+                                port += 1
+                                out = os.path.join(folder, f"m{port}")
+                                metrics = os.path.join(folder, f"m{port}.jsonl")
+                                codes, logs = hosts.torchrun(
+                                    ["-m", "shardlearn", "train", path, "--alpha", str(alpha), "--random-state", "0",
+                                     "--compression", codec, flag, str(b), "--metrics", metrics, "--out", out, *opts],
+                                    port=port, timeout=900)
+                                if codes != [0, 0, 0, 0]:
+                                    print(f"  {link} {plan} {codec} {b}: failed {codes}\n{logs[0][-1500:]}", flush=True)
+                                    break
+                                steps = [json.loads(line) for line in open(metrics)]
+                                est = shardlearn.load(out)
+                                width = est.coef_.shape[-1]
+                                ratio = log_loss(yt_, est.predict_proba(Xt_[:, :width])[:, 1]) / lstar
+                                secs = steps[-1]["time"]
+                                sent = sum(s["bytes_sent"] for s in steps)
+                                rec.update(seconds=secs, budget=b, held_out_over_L=ratio, bytes_sent_rank0=sent,
+                                           steps=len(steps), comm_seconds=sum(s["comm_seconds"] for s in steps),
+                                           width=int(width))
+                                print(f"  {link} {plan} {codec} {flag} {b}: {secs:.1f} s, {ratio:.5f} x L*, "
+                                      f"{sent / 1e6:.1f} MB sent by rank 0", flush=True)
+                                if ratio <= TARGET:
+                                    rec.update(target_budget=b, target_seconds=secs)
+                                    break
+                            rows.append(rec)
+    machine = facts()
+    lines = ["# Compression on shaped links (benchmarks/bench_links.py)", "",
+             f"4 hosts (network namespaces, veth on a bridge, egress of each host limited by tc tbf), the README's "
+             f"torchrun line on each; D2 first {args.rows:,} rows (LIBSVM, 2^22 columns), a9a whole. Time to "
+             f"{TARGET} x L* held out: the first budget of the sweep that reaches it, the fit's own seconds (rank 0's "
+             "metrics; start-up and file reading excluded). Bytes: sent by rank 0 over that fit, as its collective "
+             "counted them. One run each; this machine has 2 cores for the 4 hosts.",
+             f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores.", "",
+             "| dataset | link | strategy | codec | time to 1.01 x L* (s) | budget | MB sent (rank 0) | held-out / L* |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        t = f"{r['target_seconds']:.1f}" if r["target_seconds"] is not None else "not reached"
+        lines.append(f"| {r['dataset']} | {r['link']} | {r['strategy']} | {r['codec']} | {t} | {r.get('budget', '-')} | "
+                     f"{r.get('bytes_sent_rank0', 0) / 1e6:.1f} | {r.get('held_out_over_L', float('nan')):.5f} |")
+    save(args.out, "links", rows, machine, lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Seconds per collective of a torchrun group, for the cost model (``benchmarks/cost_model.py``):
+run on every host by ``torchrun ... benchmarks/comm_probe.py OUT.json``; every rank joins as
+shardlearn's workers do (``launch.join_from_env``: bound to the interface that routes to the
+master), times ``allreduce`` (float64) and ``allgather`` (uint8 payloads) of each size, the
+median of ``REPS`` calls after one warm-up, and rank 0 writes ``{op: {bytes: seconds}}``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SIZES = [1 << k for k in range(10, 26, 3)]  # 1 KB .. 32 MB
+REPS = 5
+
+
+def probe(comm) -> dict:
+    out = {"world_size": comm.size, "allreduce": {}, "allgather": {}}
+    for nbytes in SIZES:
+        for op, make in (("allreduce", lambda n: np.ones(n // 8)), ("allgather", lambda n: np.ones(n, np.uint8))):
+            x = make(nbytes)
+            call = comm.allreduce if op == "allreduce" else comm.allgather
+            call(x.copy())
+            secs = []
+            for _ in range(REPS):
+                comm.barrier()
+                t = time.perf_counter()
+                call(x.copy())
+                secs.append(time.perf_counter() - t)
+            out[op][nbytes] = float(np.median(secs))
+    return out
+
+
+def main() -> None:
+    from shardlearn.runtime import launch
+
+    comm = launch.join_from_env()
+    try:
+        res, rank = probe(comm), comm.rank
+    finally:
+        launch.leave()
+    if rank == 0:
+        with open(sys.argv[1], "w") as f:
+            json.dump(res, f)
+
+
+if __name__ == "__main__":
+    main()

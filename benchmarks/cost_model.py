@@ -1,0 +1,152 @@
+"""A cost model of a distributed fit (issue 18, item 5): time = compute + communication, the
+communication of each collective an alpha-beta cost (Hockney 1994; Thakur, Rabenseifner &
+Gropp 2005) whose constants are fitted to this machine's measurements
+(``benchmarks/comm_probe.py`` over loopback and each shaped link, written by
+``benchmarks/bench_links.py``):
+
+- ring allreduce of n bytes over p ranks: ``2 (p - 1) alpha + 2 (p - 1) / p * n * beta``;
+- tree (recursive halving/doubling) allreduce: ``2 log2(p) alpha + 2 (p - 1) / p * n * beta``
+  (fewer latency terms, the same volume);
+- allgather of an n-byte payload per rank (the codecs' exchange): ``(p - 1) (alpha + n beta)``;
+- parameter-server push or pull of n bytes split over s shards: ``alpha + n beta``, with the
+  servers' links carrying ``p n / s`` bytes per round.
+
+The model is checked against the runs of ``bench_links.py`` (4 hosts): its communication
+seconds against the seconds the collectives measured (the error is stated), and then
+extrapolates time to 1.01 x L* to 8, 64 and 256 workers. Assumptions, written into the
+table: every worker has its own link of the measured speed (a non-blocking switch); compute
+divides by the workers (data parallel, the measured 4-worker compute scaled); lbfgs takes
+the same iterations at any p (its iterates do not depend on p); local SGD averages every
+``sync_every x batch_size`` rows of each worker, so its averaging rounds per epoch fall as
+1/p and its epochs to the target are taken as measured at 4.
+
+    python benchmarks/cost_model.py benchmarks/results/links --out benchmarks/results/links
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.machine import facts  # noqa: E402
+
+WORKERS = (8, 64, 256)
+
+
+def fit(probe: dict) -> dict:
+    """``{op: (alpha seconds, beta seconds per byte)}`` by least squares over the probe's sizes."""
+    p = probe["world_size"]
+    out = {}
+    for op, terms in (("allreduce", lambda n: (2 * (p - 1), 2 * (p - 1) / p * n)),
+                      ("allgather", lambda n: (p - 1, (p - 1) * n))):
+        sizes = sorted(int(k) for k in probe[op])
+        A = np.array([terms(n) for n in sizes], dtype=np.float64)
+        t = np.array([probe[op][str(n)] if str(n) in probe[op] else probe[op][n] for n in sizes])
+        coef, *_ = np.linalg.lstsq(A, t, rcond=None)
+        out[op] = (max(float(coef[0]), 0.0), max(float(coef[1]), 0.0))
+    return out
+
+
+def allreduce(c, p, n, tree=False):
+    a, b = c["allreduce"]
+    hops = 2 * math.ceil(math.log2(p)) if tree else 2 * (p - 1)
+    return hops * a + 2 * (p - 1) / p * n * b
+
+
+def allgather(c, p, n):
+    a, b = c["allgather"]
+    return (p - 1) * (a + n * b)
+
+
+def per_call(rec) -> tuple[str, float]:
+    """The big collective of a run and the bytes one call hands it at 4 workers (per rank)."""
+    from shardlearn.comm import codecs
+
+    codec = codecs.parse(rec["codec"])
+    floats = rec["width"] + 1
+    if codec is None:
+        return "allreduce", 8.0 * floats
+    return "allgather", float(codecs.payload_bytes(codec, floats))
+
+
+def model_comm(c, rec, p, tree=False) -> float:
+    op, n = per_call(rec)
+    sent_per_call = 2 * 3 / 4 * n if op == "allreduce" else 3 * n
+    calls = rec["bytes_sent_rank0"] / sent_per_call
+    if rec["strategy"] == "local_sgd":  # averaging rounds per epoch fall as 1/p (each worker's shard shrinks)
+        calls *= 4 / p
+    one = allreduce(c, p, n, tree) if op == "allreduce" else allgather(c, p, n)
+    return calls * one
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results", help="bench_links.py's folder (links.jsonl, probe-*.json)")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    consts = {}
+    for name in sorted(os.listdir(args.results)):
+        if name.startswith("probe-") and name.endswith(".json"):
+            with open(os.path.join(args.results, name)) as f:
+                consts[name[6:-5]] = fit(json.load(f))
+    runs = [json.loads(line) for line in open(os.path.join(args.results, "links.jsonl"))]
+    runs = [r for r in runs if r.get("target_seconds") is not None and "width" in r]
+    lines = ["# Cost model (benchmarks/cost_model.py)", "", "Fitted constants (alpha: seconds per message hop; "
+             "beta: seconds per byte, as bandwidth):", "", "| link | op | alpha (us) | bandwidth (MB/s) |",
+             "|---|---|---|---|"]
+    for link, c in consts.items():
+        for op, (a, b) in c.items():
+            lines.append(f"| {link} | {op} | {a * 1e6:.0f} | {1 / b / 1e6 if b > 0 else float('inf'):.1f} |")
+    lines += ["", "Check against the measured 4-host runs (communication seconds the collectives measured):", "",
+              "| dataset | link | strategy | codec | measured comm s | model s | error |", "|---|---|---|---|---|---|---|"]
+    errors, rows = [], []
+    for r in runs:
+        c = consts.get(r["link"])
+        if c is None:
+            continue
+        m = model_comm(c, r, 4)
+        err = (m - r["comm_seconds"]) / r["comm_seconds"] if r["comm_seconds"] > 0 else float("nan")
+        errors.append(abs(err))
+        lines.append(f"| {r['dataset']} | {r['link']} | {r['strategy']} | {r['codec']} | {r['comm_seconds']:.2f} | "
+                     f"{m:.2f} | {err:+.0%} |")
+        compute = max(r["target_seconds"] - r["comm_seconds"], 0.0)
+        for p in WORKERS:
+            rows.append({"dataset": r["dataset"], "link": r["link"], "strategy": r["strategy"], "codec": r["codec"],
+                         "workers": p, "ring": compute * 4 / p + model_comm(c, r, p),
+                         "tree": compute * 4 / p + model_comm(c, r, p, tree=True)})
+    if errors:
+        lines += ["", f"Median absolute error of the model's communication seconds: {np.median(errors):.0%} "
+                      f"(largest {max(errors):.0%})."]
+    lines += ["", "Extrapolated time to 1.01 x L* (seconds; compute scaled by 4/p, communication by the model; "
+              "plain: ring or tree allreduce of float64, codecs: allgather of payloads):", "",
+              "| dataset | link | strategy | codec | " + " | ".join(f"{p} workers (ring / tree)" for p in WORKERS) + " |",
+              "|---|---|---|---|" + "---|" * len(WORKERS)]
+    keyed = {}
+    for r in rows:
+        keyed.setdefault((r["dataset"], r["link"], r["strategy"], r["codec"]), {})[r["workers"]] = r
+    for (ds, link, strategy, codec), by in keyed.items():
+        cells = [f"{by[p]['ring']:.1f} / {by[p]['tree']:.1f}" if codec == "none" else f"{by[p]['ring']:.1f}"
+                 for p in WORKERS]
+        lines.append(f"| {ds} | {link} | {strategy} | {codec} | " + " | ".join(cells) + " |")
+    machine = facts()
+    lines += ["", "Assumptions: every worker has its own link of the measured speed (a non-blocking switch); compute "
+              "divides by the workers; lbfgs takes the same iterations at any p; local SGD's averaging rounds per "
+              "epoch fall as 1/p and its epochs to the target stay as measured at 4 workers; a codec's payloads "
+              "travel by allgather, whose volume grows with p while a ring allreduce's does not, so past "
+              "p ~ 2 x (the codec's ratio) compressing costs more than it saves (GRACE, Xu et al. 2021).",
+              f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores."]
+    with open(os.path.join(args.out, "cost_model.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.join(args.out, "cost_model.json"), "w") as f:
+        json.dump({"constants": consts, "extrapolated": rows}, f)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
