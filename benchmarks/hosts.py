@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 
@@ -40,6 +41,8 @@ class Hosts:
     def __enter__(self) -> "Hosts":
         if os.geteuid() != 0 or shutil.which("ip") is None:
             raise HostsUnavailable("network namespaces need root and iproute2's ip")
+        if threading.current_thread() is threading.main_thread():  # a SIGTERM (timeout, kill) still cleans up
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         try:
             _ip("link", "add", self.bridge, "type", "bridge")
             _ip("link", "set", self.bridge, "up")
