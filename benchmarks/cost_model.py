@@ -13,7 +13,8 @@ Gropp 2005) whose constants are fitted to this machine's measurements
 
 The model is checked against the runs of ``bench_links.py`` (4 hosts): its communication
 seconds against the seconds the collectives measured (the error is stated), and then
-extrapolates time to 1.01 x L* to 8, 64 and 256 workers. Assumptions, written into the
+extrapolates time to 1.01 x L* to 8, 64 and 256 workers (D2 and a9a from those runs; D1 from
+the engines benchmark's one-process time, its 808-byte exchanges priced by the model). Assumptions, written into the
 table: every worker has its own link of the measured speed (a non-blocking switch); compute
 divides by the workers (data parallel, the measured 4-worker compute scaled); lbfgs takes
 the same iterations at any p (its iterates do not depend on p); local SGD averages every
@@ -85,10 +86,31 @@ def model_comm(c, rec, p, tree=False) -> float:
     return calls * one
 
 
+def d1_rows(path: str, consts: dict) -> list:
+    """D1 from the engines benchmark (one process, time to 1.01 x L* at its L-BFGS budget): each
+    evaluation allreduces 101 float64 (808 bytes), so D1 is latency-bound and no codec helps;
+    about budget + 1 evaluations, compute divided by p."""
+    if not path or not os.path.exists(path):
+        return []
+    one = next(json.loads(line) for line in open(path) if json.loads(line)["system"] == "one process")
+    evals = one["target_budget"] + 1
+    out = []
+    for link, c in consts.items():
+        if link.startswith("loopback"):
+            continue
+        for p in WORKERS:
+            out.append({"dataset": "D1", "link": link, "strategy": "lbfgs", "codec": "none", "workers": p,
+                        "ring": one["target_seconds"] / p + evals * allreduce(c, p, 808),
+                        "tree": one["target_seconds"] / p + evals * allreduce(c, p, 808, tree=True)})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", help="bench_links.py's folder (links.jsonl, probe-*.json)")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--engines", default=os.path.join(os.path.dirname(__file__), "results", "engines", "engines.jsonl"),
+                    help="bench_engines.py's results: D1's one-process time to 1.01 x L*")
     args = ap.parse_args()
     consts = {}
     for name in sorted(os.listdir(args.results)):
@@ -130,6 +152,8 @@ def main() -> None:
               "plain: ring or tree allreduce of float64, codecs: allgather of payloads):", "",
               "| dataset | link | strategy | codec | " + " | ".join(f"{p} workers (ring / tree)" for p in WORKERS) + " |",
               "|---|---|---|---|" + "---|" * len(WORKERS)]
+    d1 = d1_rows(args.engines, consts)
+    rows += d1
     keyed = {}
     for r in rows:
         keyed.setdefault((r["dataset"], r["link"], r["strategy"], r["codec"]), {})[r["workers"]] = r
