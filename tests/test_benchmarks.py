@@ -207,3 +207,29 @@ def test_gpu_check_runs_its_whole_path_on_the_cpu_device(tmp_path):
     assert [r["gpus"] for r in rows] == [1, 0]
     for r in rows:
         assert r["held_out"] <= r["target"] and f"{r['held_out']:.5f}" in table
+
+
+def test_cost_model_fits_the_probes_it_is_given_and_prices_what_it_extrapolates(tmp_path):
+    """Probes made from known constants give those constants back; the table's extrapolations
+    are the alpha-beta formulas of those constants."""
+    sys.path.insert(0, os.path.dirname(BENCH))
+    from benchmarks import cost_model
+
+    alpha, beta, p = 2e-4, 1 / 50e6, 4
+    sizes = [1 << k for k in range(10, 26, 3)]
+    probe = {"world_size": p,
+             "allreduce": {str(n): 2 * (p - 1) * alpha + 2 * (p - 1) / p * n * beta for n in sizes},
+             "allgather": {str(n): (p - 1) * (alpha + n * beta) for n in sizes}}
+    c = cost_model.fit(probe)
+    for op in ("allreduce", "allgather"):
+        assert abs(c[op][0] - alpha) < 1e-9 and abs(1 / c[op][1] - 50e6) < 1.0
+    (tmp_path / "probe-slow.json").write_text(json.dumps(probe))
+    run = {"dataset": "D2", "link": "slow", "strategy": "lbfgs", "codec": "none", "workers": 4, "width": 9999,
+           "target_seconds": 10.0, "comm_seconds": 4.0, "bytes_sent_rank0": int(2 * 3 / 4 * 80_000 * 50)}
+    (tmp_path / "links.jsonl").write_text(json.dumps(run) + "\n")
+    _run("cost_model.py", str(tmp_path), "--out", str(tmp_path), "--engines", "none", cwd=tmp_path)
+    out = json.load(open(tmp_path / "cost_model.json"))
+    at64 = next(r for r in out["extrapolated"] if r["workers"] == 64)
+    expected = (10.0 - 4.0) * 4 / 64 + 50 * cost_model.allreduce(c, 64, 80_000)
+    assert abs(at64["ring"] - expected) < 1e-9
+    assert "| D2 | slow | lbfgs | none | 4.00 |" in (tmp_path / "cost_model.md").read_text()
