@@ -12,6 +12,7 @@ import threading
 from contextlib import contextmanager
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -55,9 +56,10 @@ class LocalGroup:
         self.scratch = tempfile.mkdtemp(prefix="shardlearn-group-", dir=launch.scratch_dir())
         with Listener(("127.0.0.1", 0), authkey=authkey) as listener:
             env = launch.worker_env(authkey, self.scratch)
-            self.procs = [subprocess.Popen([sys.executable, "-m", "shardlearn.runtime.worker", str(r), str(self.size),
-                                            str(port), f"shardlearn/group-{attempt}/", str(listener.address[1])],
-                                           env=env) for r in range(self.size)]
+            with _sigint_ignored():  # from their first instruction: a Ctrl-C while they import is the driver's
+                self.procs = [subprocess.Popen([sys.executable, "-m", "shardlearn.runtime.worker", str(r),
+                                                str(self.size), str(port), f"shardlearn/group-{attempt}/",
+                                                str(listener.address[1])], env=env) for r in range(self.size)]
             self.conns = [None] * self.size
             failed: list = []
 
@@ -210,7 +212,6 @@ def throttle(pid: int, factor: float, period_s: float = 0.02):
     (SIGSTOP) for ``(factor - 1) * period_s`` after each ``period_s`` it runs (SIGCONT).
     A real straggler for experiments: nothing in the process knows it is slowed."""
     import os
-    import signal
 
     done = threading.Event()
 
@@ -233,6 +234,21 @@ def throttle(pid: int, factor: float, period_s: float = 0.02):
     finally:
         done.set()
         t.join()
+
+
+@contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while workers are started: an ignored signal stays ignored across exec, so
+    a worker never sees the terminal's Ctrl-C, even while it still imports (its own handler is
+    set only once its module runs; the driver decides and ends the workers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved)
 
 
 def shutdown() -> None:

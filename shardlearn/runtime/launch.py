@@ -181,17 +181,17 @@ def ranks_here(env=None) -> tuple[int, int]:
 
 
 def bind_to_route(w: WorldInfo, env=None) -> str | None:
-    """In a job that spans hosts, point gloo and TensorPipe (``GLOO_SOCKET_IFNAME``,
-    ``TP_SOCKET_IFNAME``) at the interface that routes to the master, unless the user set
-    them; a master address that cannot work is one line. Returns the interface (None: one
-    host, nothing to choose).
+    """When the master is another host, point gloo and TensorPipe (``GLOO_SOCKET_IFNAME``,
+    ``TP_SOCKET_IFNAME``) at the interface that routes to it, unless the user set them; a
+    master address that does not resolve or that no interface routes to is one line.
+    Returns the interface (None: the master is this host's loopback, nothing to choose).
 
-    >>> bind_to_route(WorldInfo(1, 2, 1, "127.0.0.1", 29500, 0), {"LOCAL_WORLD_SIZE": "2"}) is None
+    >>> bind_to_route(WorldInfo(1, 2, 1, "127.0.0.1", 29500, 0), {}) is None
     True
-    >>> bind_to_route(WorldInfo(1, 4, 0, "localhost", 29500, 0), {"LOCAL_WORLD_SIZE": "1"})
+    >>> bind_to_route(WorldInfo(1, 2, 1, "no-such-host.invalid", 29500, 0), {})
     Traceback (most recent call last):
     ...
-    shardlearn.core.errors.ConfigError: MASTER_ADDR 'localhost' is this host's loopback (127.0.0.1), but the job spans hosts (4 ranks, 1 here): give torchrun --master-addr (or --rdzv-endpoint) an address the other hosts reach
+    shardlearn.core.errors.ConfigError: MASTER_ADDR 'no-such-host.invalid' does not resolve on this host; give torchrun --master-addr an address
     """
     from shardlearn.core.errors import ConfigError
     from shardlearn.runtime import netif
@@ -199,16 +199,11 @@ def bind_to_route(w: WorldInfo, env=None) -> str | None:
     env = os.environ if env is None else env
     if env.get("GLOO_SOCKET_IFNAME"):
         return env["GLOO_SOCKET_IFNAME"]
-    here = int(env.get("LOCAL_WORLD_SIZE", w.world_size))  # w may be a caller's (the doctests): not ranks_here
     ip = netif.resolve(w.master_addr)
     if ip is None:
         raise ConfigError(f"MASTER_ADDR {w.master_addr!r} does not resolve on this host; give torchrun --master-addr "
                           "an address")
-    if netif.is_loopback(ip):
-        if w.world_size > here:
-            raise ConfigError(f"MASTER_ADDR {w.master_addr!r} is this host's loopback ({ip}), but the job spans hosts "
-                              f"({w.world_size} ranks, {here} here): give torchrun --master-addr (or --rdzv-endpoint) "
-                              "an address the other hosts reach")
+    if netif.is_loopback(ip):  # one host (several torchrun nodes on it are fine), or a mistake: see join_from_env
         return None
     local = netif.route_to(ip)
     name = netif.interface_of(local) if local else None
@@ -223,13 +218,26 @@ def bind_to_route(w: WorldInfo, env=None) -> str | None:
 def join_from_env(timeout_s: float = 120.0):
     """Join the torch.distributed group of a torchrun job (rendezvous already done by torchrun),
     with this restart attempt's prefix on the store's keys, bound to the interface that
-    reaches the master (``bind_to_route``)."""
+    reaches the master (``bind_to_route``). A group that cannot connect while the master is
+    this host's loopback and ranks run elsewhere (``ranks_here``) ends in one line that says
+    so: every other host would have dialled its own loopback."""
     from shardlearn.comm import torch_backend
+    from shardlearn.core.errors import ConfigError
+    from shardlearn.runtime import netif
 
     w = from_env()
     bind_to_route(w)
-    return torch_backend.init(w.rank, w.world_size, w.master_addr, w.master_port, timeout_s=timeout_s,
-                              prefix=w.store_prefix, host_store=False if w.agent_store else None)
+    try:
+        return torch_backend.init(w.rank, w.world_size, w.master_addr, w.master_port, timeout_s=timeout_s,
+                                  prefix=w.store_prefix, host_store=False if w.agent_store else None)
+    except Exception as e:  # noqa: BLE001 - gloo's and the store's errors: a C++ trace otherwise
+        total, here = ranks_here()
+        if total > here and netif.is_loopback(w.master_addr):
+            raise ConfigError(f"the group did not connect ({type(e).__name__}): MASTER_ADDR {w.master_addr!r} is "
+                              f"this host's loopback, and {total - here} of {total} ranks run on other hosts, which "
+                              "dial their own; give torchrun --master-addr (or --local-addr with c10d) an address "
+                              "the other hosts reach") from None
+        raise
 
 
 def join(rank: int, world_size: int, port: int, prefix: str, timeout_s: float = 60.0, addr: str = "127.0.0.1",

@@ -120,7 +120,9 @@ def fit(model, X, y, sample_weight=None, *, theta0, affine, optimizer, opt_state
             comm.restore(resume)
 
     def save():
-        extra = dict(pack("anchor", anchor), **comm.arrays()) if isinstance(comm, Compressed) else {}
+        extra = comm.arrays() if isinstance(comm, Compressed) else {}
+        if isinstance(comm, Compressed) and sync == "params":  # local SGD's last average: the next change's origin
+            extra.update(pack("anchor", anchor))
         checkpoint.save(cur["epoch"] * steps + cur["step"],
                         dict(pack("theta", theta), **pack_state("opt", state), **extra,
                              **{f"cursor/{k}": np.array(v) for k, v in cur.items()}))
