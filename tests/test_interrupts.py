@@ -42,9 +42,17 @@ def _shm_entries():
     return set(glob.glob(os.path.join(SHM, "shardlearn-*"))) if SHM else set()
 
 
+def _sigint_default():
+    """In the child before exec: Ctrl-C's default action. A test run started in the background
+    of a non-interactive shell (``cmd &``) has SIGINT ignored, and an ignored signal is inherited
+    across exec: the driver under test would never see the Ctrl-C these tests send."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(argv, tmp_path, settle_s=4.0):
     proc = subprocess.Popen([sys.executable, "-m", "shardlearn", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=tmp_path)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=tmp_path,
+                            preexec_fn=_sigint_default)
     deadline = time.monotonic() + 120
     while len(_children(proc.pid)) < 2:  # both workers started
         assert proc.poll() is None, proc.communicate()
@@ -127,6 +135,7 @@ def test_the_next_fit_works_after_keyboard_interrupt_in_python(tmp_path):
         b = LogisticRegression(workers=1, tol=1e-10).fit(X, y)
         print("same", bool(np.allclose(a.coef_, b.coef_, rtol=1e-5, atol=1e-8)))
     """)
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                       preexec_fn=_sigint_default)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["interrupted", "same", "True"], r.stdout + r.stderr
