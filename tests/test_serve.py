@@ -23,7 +23,7 @@ import shardlearn
 from shardlearn import OnlineLinearRegression, OnlineLogisticRegression
 from shardlearn.online import formats, snapshot
 from shardlearn.online.feedback import Feedback
-from shardlearn.online.instances import rows
+from shardlearn.online.instances import InstanceError, rows
 from shardlearn.online.learn import learn
 from shardlearn.online.serve import Serving
 from shardlearn.online.server import Live, make_app
@@ -79,7 +79,10 @@ def test_served_predictions_equal_the_learners_on_the_same_examples(tmp_path, fm
     learn(str(path), est, fmt=fmt, model_dir=str(tmp_path / "m"), label=label)
     snap = snapshot.load(str(tmp_path / "m"))
     assert snap.version == 1 and snap.examples == LINES and snap.origin == "checkpoint"
-    served = snap.predict(rows(_instances(path, fmt), snap.reading, 12, snap.model.interactions))
+    served, X = snap.answer(_instances(path, fmt))  # VW without interactions: the one compiled call
+    assert (X is None) == (fmt == "vw" and not opts.get("interactions"))
+    full, X = snap.answer(_instances(path, fmt), keep=True)  # the parser's rows
+    np.testing.assert_allclose(served, full, rtol=1e-14)
     # the reference: the saved model scoring the file's rows as the learner parsed them
     model = shardlearn.load(str(tmp_path / "m"))
     block = formats.Parser(fmt, bits=12, label=label, interactions=model.interactions).block(
@@ -87,6 +90,34 @@ def test_served_predictions_equal_the_learners_on_the_same_examples(tmp_path, fm
     z = model._scores(block.X)
     np.testing.assert_allclose(served, model._proba(z) if loss == "logistic" else z, rtol=1e-12, atol=1e-15)
     assert np.ptp(served) > 0.1  # a model that learned something
+
+
+@pytest.mark.parametrize("rule,opts", [("normalized", {}), ("adagrad", {"l1": 1e-2, "l2": 1e-2}),
+                                       ("ftrl", {"l1": 1e-2}), ("sgd", {"fit_intercept": False})])
+def test_the_compiled_vw_answer_equals_the_parsers_rows(rule, opts):
+    rng = np.random.default_rng(3)
+    m = OnlineLogisticRegression(hash_bits=10, rule=rule, **opts)
+    for _ in range(300):
+        x = rng.normal(size=3)
+        m.learn_one({"a": {"x": x[0], "y": x[1]}, "b": {"z": x[2], "w": 1.0}}, int(x[0] - x[1] + x[2] > 0))
+    snap = snapshot.of_model(m, version=1, reading={"format": "vw"})
+    lines = ["|a x:0.5 y:-1.25 |b z:2 w", "1 2.5 'tag|a x:1e-3 y:0.75", "|a:2 x:1 |b:0.5 z:3",
+             "-1 |a x:1", "|b", "|a x:1.5e2 |b w z:-0.001"]
+    fast, none = snap.answer(lines)
+    full, X = snap.answer(lines, keep=True)
+    assert none is None and X.shape == (6, 1024)
+    np.testing.assert_allclose(fast, full, rtol=1e-14)
+    assert len(set(np.round(fast, 6))) == 6
+    exact = lines + ["|a x:0.12345678901234567890123"]  # beyond the fast exact path: the parser reads it
+    answered, X = snap.answer(exact)
+    assert X is not None and answered.shape == (7,)
+    np.testing.assert_allclose(answered[:6], full, rtol=1e-14)
+    for bad, index, what in ((["|a x:1", "|a x:one"], 1, "feature value 'one' is not a number"),
+                             (["|a x:1", "  "], 1, "expected an example, got an empty line"),
+                             (["|a x:1e999"], 0, "1e999")):
+        with pytest.raises(InstanceError, match=re.escape(what)) as e:
+            snap.answer(bad)
+        assert e.value.index == index
 
 
 def _two_models():

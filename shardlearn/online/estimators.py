@@ -123,6 +123,12 @@ class _OnlineLinear:
     def _scores(self, H) -> np.ndarray:
         return kpredict.scores(self._state, H, fit_intercept=self.fit_intercept, **self._opts)
 
+    def _text_scores(self, buf: bytes, n: int):
+        """Scores of ``n`` Vowpal Wabbit lines (no interactions) in one compiled call, or None
+        where a line needs the full parse (``kernels/predict.py``)."""
+        return kpredict.text_scores(self._state, buf, n, self.hash_bits, fit_intercept=self.fit_intercept,
+                                    **self._opts)
+
     def decision_function(self, X) -> np.ndarray:
         """Scores ``w . x + b`` of a table's rows (read-only: the model does not change)."""
         return self._scores(features.rows(X, self.hash_bits, self.interactions))

@@ -80,15 +80,20 @@ def rows(instances: list, reading: dict, bits: int, interactions=()) -> Rows:
     return Rows.of(_objects(instances, reading.get("label"), bits, interactions))
 
 
-def _text(instances, fmt, bits, interactions):
+def text(instances: list, fmt: str = "vw") -> bytes:
+    """Instances that are each one line of text, as one buffer of lines (what the parser reads)."""
     for i, line in enumerate(instances):
         if not isinstance(line, str):
             raise InstanceError(i, None, f"expected a line of {fmt} text, got {_kind(line)}")
         if "\n" in line or "\r" in line:
             raise InstanceError(i, None, "expected one line; this one holds a line break")
+    return ("\n".join(instances) + "\n").encode()
+
+
+def _text(instances, fmt, bits, interactions):
+    buf = text(instances, fmt)
     if fmt == "libsvm":
         return Rows.of(_libsvm(instances, bits, interactions))
-    buf = ("\n".join(instances) + "\n").encode()
     parsed = vwtext.parse(buf, bits)
     if parsed.status.size and parsed.status.max() > vwtext.NO_LABEL:  # a prediction needs no label
         r = int(np.flatnonzero(parsed.status > vwtext.NO_LABEL)[0])

@@ -46,7 +46,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from pydantic import BaseModel, Field
 
 from shardlearn.online.fields import label_value
-from shardlearn.online.instances import InstanceError, rows
+from shardlearn.online.instances import InstanceError
 
 MAX_BODY = 8 << 20  # bytes of a request body (``--max-body``)
 OPEN = ("/health",)  # answered without the token (liveness probes)
@@ -127,11 +127,10 @@ def make_app(live: Live, *, token: str | None = None, max_body: int = MAX_BODY, 
             raise _unprocessable(["body", "id"], "ids are kept for feedback only while learning "
                                                  "(shardlearn learn --serve)")
         try:
-            X = rows(body.instances, snap.reading, snap.model.hash_bits, snap.model.interactions)
+            out, X = snap.answer(body.instances, keep=ids is not None)
         except InstanceError as e:
             loc = ["body", "instances", e.index] + ([e.field] if e.field is not None else [])
             raise _unprocessable(loc, str(e)) from None
-        out = snap.predict(X)
         if ids is not None:
             feedback.remember(ids, X)
         metrics.predictions.inc(len(out))
@@ -182,7 +181,8 @@ def _warm(snap) -> None:
 
     snap.predict(sp.csr_matrix((1, 1 << snap.model.hash_bits)))
     if snap.reading.get("format") == "vw":
-        rows(["|a x:1"], snap.reading, snap.model.hash_bits, snap.model.interactions)
+        snap.answer(["|a x:1"])  # the one compiled call
+        snap.answer(["|a x:1"], keep=True)  # and the parser's own
 
 
 def _ids(given, n: int):

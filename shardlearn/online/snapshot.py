@@ -35,6 +35,8 @@ from shardlearn.core import modelfile
 from shardlearn.core.errors import ModelFileError
 from shardlearn.kernels.sgd import G, W
 from shardlearn.online.estimators import ONLINE_ESTIMATORS
+from shardlearn.online.instances import rows
+from shardlearn.online.instances import text as instances_text
 from shardlearn.ps import kernel_shard
 from shardlearn.ps.slicer import make as make_slicer
 from shardlearn.runtime.checkpoint import steps_on_disk, verify
@@ -52,7 +54,21 @@ class Snapshot(NamedTuple):
     def predict(self, X) -> np.ndarray:
         """Hashed rows -> predictions: a probability of the positive class under the logistic
         loss, the score ``w . x + b`` otherwise (its sign the class, for hinge)."""
-        z = self.model._scores(X)
+        return self._link(self.model._scores(X))
+
+    def answer(self, instances: list, keep: bool = False):
+        """``(predictions, rows)`` of a request's ``instances`` (``online/instances.py``; raises
+        ``InstanceError``). Vowpal Wabbit lines without namespace interactions are parsed and
+        scored in one compiled call (rows None then) unless ``keep`` asks for the rows."""
+        model = self.model
+        if not keep and self.reading.get("format") == "vw" and not model.interactions:
+            z = model._text_scores(instances_text(instances), len(instances))
+            if z is not None:
+                return self._link(z), None
+        X = rows(instances, self.reading, model.hash_bits, model.interactions)
+        return self.predict(X), X
+
+    def _link(self, z: np.ndarray) -> np.ndarray:
         return self.model._proba(z) if self.model.loss == "logistic" else z
 
 
