@@ -162,8 +162,8 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
     t0 = last_save = busy = time.monotonic()  # busy: when the last example was learned
     saved_at = progress.examples
 
-    def published():
-        return snapshot.of_model(estimator, version=step, reading=reading(parser))
+    def published(state=None):
+        return snapshot.of_model(estimator, version=step, reading=reading(parser), state=state)
 
     def save():
         nonlocal step
@@ -175,8 +175,8 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
         ckpt.save(step, arrays, meta)
         if pos is not None:
             src.committed(pos)
-        if serving is not None:
-            serving.publish(published())
+        if serving is not None:  # the state the checkpoint holds, built from its touched rows
+            serving.publish(published((arrays, est_meta)))
 
     halt = threading.Event()  # ends the reading thread however the loop ends (an error too)
     with contextlib.ExitStack() as closing:

@@ -78,9 +78,11 @@ def _build(kind: str, params: dict, arrays: dict, facts: dict):
     return out
 
 
-def of_model(model, *, version: int, reading: dict, origin: str = "learner") -> Snapshot:
-    """A snapshot of a learner's own ``model`` (copied: the learner goes on)."""
-    copy = model.copy()
+def of_model(model, *, version: int, reading: dict, origin: str = "learner", state=None) -> Snapshot:
+    """A snapshot of a learner's own ``model`` (copied: the learner goes on). ``state``: the
+    ``model.snapshot()`` a checkpoint just took; the copy is then built from its touched rows,
+    not copied across the whole hash width."""
+    copy = model.copy() if state is None else _build(type(model).__name__, model.get_params(), *state)
     return Snapshot(copy, int(version), copy.n_seen_, copy.progressive_loss_, time.time(), dict(reading), origin)
 
 
