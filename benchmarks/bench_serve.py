@@ -93,7 +93,7 @@ def wrk(url: str, body: str, connections: int, seconds: float, folder: str) -> d
     with open(script, "w") as f:
         f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                 f"wrk.body = {json.dumps(body)}\n")
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script,
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", script,
                           url + "/predict"], capture_output=True, text=True, check=True).stdout
     pct = dict(re.findall(r"^\s+(\d+)%\s+(\S+)$", out, re.M))
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
