@@ -70,16 +70,26 @@ class Hosts:
         self.procs.append(p)
         return p
 
-    def torchrun(self, args: list, port: int, timeout: float = 300.0, nproc: int = 1, env: dict | None = None):
+    def torchrun(self, args: list, port: int, timeout: float = 300.0, nproc: int = 1, env: dict | None = None,
+                 own_dir: str | None = None):
         """The README's multi-node line on every host (``torchrun --nnodes N --nproc-per-node K
         --node-rank i --master-addr HOST0 --master-port PORT``, then ``args``); waits for all of
         them. Returns ``(exit codes, each host's output)``; a host still running at ``timeout``
-        is ended (code None)."""
+        is ended (code None). ``own_dir``: a directory every host but host 0 sees as an empty
+        one of its own (a tmpfs mounted over it in that host's mount namespace, which ``ip netns
+        exec`` makes private): a filesystem the hosts do not share."""
         logs = [tempfile.TemporaryFile(mode="w+") for _ in range(self.n)]
         torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-        procs = [self.start(i, [torchrun, "--nnodes", str(self.n), "--nproc-per-node", str(nproc), "--node-rank",
-                                str(i), "--master-addr", self.addresses[0], "--master-port", str(port), *args],
-                            env=env, stdout=logs[i], stderr=subprocess.STDOUT) for i in range(self.n)]
+        line = [torchrun, "--nnodes", str(self.n), "--nproc-per-node", str(nproc), "--master-addr", self.addresses[0],
+                "--master-port", str(port)]
+
+        def argv(i):
+            ours = [*line, "--node-rank", str(i), *args]
+            if own_dir is None or i == 0:
+                return ours
+            return ["sh", "-c", 'mount -t tmpfs tmpfs "$0" && exec "$@"', own_dir, *ours]
+
+        procs = [self.start(i, argv(i), env=env, stdout=logs[i], stderr=subprocess.STDOUT) for i in range(self.n)]
         end = time.monotonic() + timeout
         while time.monotonic() < end and any(p.poll() is None for p in procs):
             time.sleep(0.2)

@@ -8,6 +8,7 @@ is refused in one line, and the bytes the collectives count match what left the 
 interface. Skipped with the reason where namespaces cannot be made (not root)."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -29,8 +30,8 @@ def hosts():
         pytest.skip(f"no network namespaces here: {e}")
 
 
-def _run(hosts, port, args, timeout=240):
-    codes, logs = hosts.torchrun(["-m", "shardlearn", "train", *args], port=port, timeout=timeout)
+def _run(hosts, port, args, timeout=240, **kw):
+    codes, logs = hosts.torchrun(["-m", "shardlearn", "train", *args], port=port, timeout=timeout, **kw)
     return codes, logs
 
 
@@ -95,3 +96,19 @@ def test_bytes_counted_match_the_bytes_on_the_wire(hosts, tmp_path):
     assert extra_counted > 10e6  # the model's traffic dominates what is compared
     assert 0.98 <= extra_wire / extra_counted <= 1.12, (extra_wire, extra_counted)
     assert os.path.getsize(path) > 0
+
+
+def test_a_checkpoint_directory_the_hosts_do_not_share_is_one_line(hosts, tmp_path):
+    """Hosts 1-3 see their own empty folder where host 0 writes: every rank stops at once with
+    one line naming the ranks and hosts that cannot see rank 0's files (not at a resume that
+    finds checkpoints missing three parts)."""
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    codes, logs = _run(hosts, 29661, [data_path("a9a", "a9a"), "--strategy", "bsp", "--max-iter", "1",
+                                      "--checkpoint-dir", str(ck), "--out", str(tmp_path / "m")], own_dir=str(ck))
+    assert all(c not in (0, None) for c in codes), codes
+    said = [line for log in logs for line in log.splitlines() if "cannot see the files rank 0 writes" in line]
+    assert said and all("rank 1 on" in line and "rank 3 on" in line and "rank 0 on" not in line for line in said), logs
+    # torchrun's agent prints its own traceback for a child that exited 2; none from shardlearn
+    assert not any(re.search(r'File "[^"]*/shardlearn/', log) for log in logs), logs[1][-3000:]
+    assert not os.listdir(ck)  # rank 0 removed its token; nothing was committed

@@ -33,6 +33,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import time
 import warnings
 
@@ -139,6 +140,35 @@ class Checkpointer:
         self.saved: list[int] = []
         self.loaded: str | None = None
         os.makedirs(directory, exist_ok=True)
+        if self.size > 1:
+            self._check_shared()
+
+    def _check_shared(self) -> None:
+        """A group's checkpoint is one folder each rank writes its part into and rank 0 renames
+        into place: the directory must be one that every host sees (on hosts of their own, a
+        local path on each would commit checkpoints missing the other hosts' parts, found only
+        when a resume fails). Rank 0 writes a random token there; a rank that does not read it
+        back stops every rank with one line naming it and its host."""
+        token = os.path.join(self.directory, ".shared-check")
+        nonce = np.frombuffer(os.urandom(16), dtype=np.uint8) if self.rank == 0 else np.zeros(16, np.uint8)
+        if self.rank == 0:
+            _write_synced(token, lambda f: f.write(nonce.tobytes()))
+        nonce = self.comm.allgather(nonce)[0]
+        try:
+            with open(token, "rb") as f:
+                seen = f.read() == nonce.tobytes()
+        except OSError:
+            seen = False
+        host = socket.gethostname().encode()[:63]
+        mine = np.frombuffer(bytes([int(seen)]) + host.ljust(63, b"\0"), dtype=np.uint8)
+        replies = self.comm.allgather(mine)
+        if self.rank == 0:
+            os.remove(token)
+        blind = [(r, bytes(a[1:]).rstrip(b"\0").decode(errors="replace")) for r, a in enumerate(replies) if not a[0]]
+        if blind:
+            who = ", ".join(f"rank {r} on {h}" for r, h in blind)
+            raise ConfigError(f"{self.directory}: {who} cannot see the files rank 0 writes there; a group's checkpoints "
+                              f"need one directory every host shares (NFS, a mounted bucket): set {self.option} to one")
 
     # --- deciding -----------------------------------------------------------
     def due(self, step: int) -> bool:
