@@ -84,17 +84,21 @@ def test_bytes_counted_match_the_bytes_on_the_wire(hosts, tmp_path):
     y = (X @ rng.normal(size=60_000) + 0.1 * rng.normal(size=3000) > 0).astype(int)
     path = str(tmp_path / "wide.svm")
     dump_svmlight_file(X, y, path, zero_based=False)
-    wire, counted = [], []
+    wire, counted, measured = [], [], []
     for it, port in ((3, 29641), (23, 29642)):
-        before = hosts.interface_bytes(0)["tx"]
+        before = [hosts.interface_bytes(i)["tx"] for i in range(4)]
         _ok(*_run(hosts, port, [path, "--strategy", "lbfgs", "--max-iter", str(it), "--tol", "0", "--alpha", "1e-6",
                                 "--metrics", str(tmp_path / f"m{it}.jsonl"), "--out", str(tmp_path / f"o{it}")]))
-        wire.append(hosts.interface_bytes(0)["tx"] - before)
+        wire.append(np.array([hosts.interface_bytes(i)["tx"] for i in range(4)]) - before)
         steps = [json.loads(line) for line in open(tmp_path / f"m{it}.jsonl")]
         counted.append(sum(s["bytes_sent"] for s in steps))
-    extra_wire, extra_counted = wire[1] - wire[0], counted[1] - counted[0]
+        measured.append(np.sum([s["wire_bytes_sent_by_rank"] for s in steps], axis=0))  # TCP_INFO, every rank
+    extra_wire, extra_counted = wire[1][0] - wire[0][0], counted[1] - counted[0]
     assert extra_counted > 10e6  # the model's traffic dominates what is compared
     assert 0.98 <= extra_wire / extra_counted <= 1.12, (extra_wire, extra_counted)
+    # each rank's measured payload against its own host's interface (which adds TCP/IP headers)
+    ratio = (wire[1] - wire[0]) / (measured[1] - measured[0])
+    assert np.all((ratio >= 1.0) & (ratio <= 1.08)), ratio
     assert os.path.getsize(path) > 0
 
 

@@ -11,7 +11,7 @@ import warnings
 
 from shardlearn.core.errors import rebuild
 from shardlearn.runtime import group, launch, ps_run
-from shardlearn.runtime.progress import StepLog
+from shardlearn.runtime.progress import StepLog, by_rank, gathered
 from shardlearn.runtime.result import FitResult
 from shardlearn.runtime.spill import Spill
 
@@ -87,7 +87,7 @@ def _result(results, restarts) -> FitResult:
     resumed_at = first["report"].get("resumed_at", first["report"].get("started_at"))
     if restarts and resumed_at is not None:
         restarts[-1]["restart_seconds"] = resumed_at - restarts[-1]["failed_at"]
-    return FitResult(first["params"], int(first["n_iter"]), steps=first["steps"],
+    return FitResult(first["params"], int(first["n_iter"]), steps=by_rank([r["steps"] for r in results]),
                      reports=[r["report"] for r in results], restarts=restarts,
                      info={k: v for k, v in first.items() if k not in ("params", "n_iter", "steps", "report")})
 
@@ -126,8 +126,9 @@ def train_file(model_name, cfg, source: dict, positive_label=None, progress=None
                    for r, v in enumerate(comm.allgather(mine))][:trainers]
         if comm.rank < trainers:  # this rank knows its whole report (resumed_from, bytes, ...)
             reports[comm.rank] = dict(out["report"], **reports[comm.rank])
+        steps = by_rank(gathered(comm, out["steps"]))
     finally:
         launch.leave()
     info = {k: v for k, v in out.items() if k not in ("params", "n_iter", "steps", "report")}
-    return FitResult(out["params"] if comm.rank == 0 else None, int(out["n_iter"]), steps=out["steps"],
+    return FitResult(out["params"] if comm.rank == 0 else None, int(out["n_iter"]), steps=steps,
                      reports=reports, info=info)

@@ -1,8 +1,10 @@
 """Per-step metrics and the driver's progress bar.
 
 A ``StepLog`` turns each step (an L-BFGS or GD iteration, an SGD epoch) into one
-record: wall time, loss, rows processed, bytes sent and received, compute and
-communication seconds (``--metrics FILE`` writes them as JSON lines). The bar is
+record: wall time, loss, rows processed, bytes sent and received (as the collectives
+counted them, and in a group as this process's TCP connections carried them,
+``wire_bytes_*``: ``comm/wire.py``), compute and communication seconds (``--metrics FILE``
+writes them as JSON lines). The bar is
 tqdm's, shown only on a terminal and only for runs longer than two seconds.
 
 >>> from shardlearn.comm import local
@@ -10,10 +12,23 @@ tqdm's, shown only on a terminal and only for runs longer than two seconds.
 >>> log.step(1, 0.5); log.step(2, 0.4)
 >>> [r["loss"] for r in log.records], sorted(log.records[0])[:3]
 ([0.5, 0.4], ['bytes_received', 'bytes_sent', 'comm_seconds'])
+
+Each rank logs its own steps; the metrics file holds rank 0's records, each with every
+rank's bytes of that step (``by_rank``; under torchrun gathered once at the end, ``gathered``):
+
+>>> by_rank([[{"step": 1, "bytes_sent": 8, "bytes_received": 8}], [{"step": 1, "bytes_sent": 4, "bytes_received": 6}],
+...          []])[0]["bytes_sent_by_rank"]
+[8, 4, None]
 """
 from __future__ import annotations
 
 import time
+
+import numpy as np
+
+from shardlearn.comm.wire import tcp_bytes
+
+BYTES = ("bytes_sent", "bytes_received", "wire_bytes_sent", "wire_bytes_received")
 
 
 class RowCounter:
@@ -38,6 +53,7 @@ class StepLog:
         self.comm, self.counter, self.sink, self.records = comm, counter, sink, []
         self.t0 = self.t_last = time.perf_counter()
         self.last_comm = comm.stats.snapshot() if comm is not None else None
+        self.last_wire = tcp_bytes() if comm is not None and comm.size > 1 else None
         self.last_rows, self.last_compute = 0, 0.0
         self.bar = None
         if show is not False:
@@ -58,6 +74,10 @@ class StepLog:
         snap = self.comm.stats.snapshot() if self.comm is not None else {}
         for k in ("bytes_sent", "bytes_received", "comm_seconds"):
             rec[k] = snap.get(k, 0) - (self.last_comm or {}).get(k, 0)
+        if self.last_wire is not None:
+            wire = tcp_bytes()
+            rec["wire_bytes_sent"], rec["wire_bytes_received"] = wire[0] - self.last_wire[0], wire[1] - self.last_wire[1]
+            self.last_wire = wire
         if self.counter is not None:
             rec["rows"] = self.counter.rows - self.last_rows
             rec["compute_seconds"] = self.counter.seconds - self.last_compute
@@ -78,3 +98,31 @@ class StepLog:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def by_rank(steps_of: list[list[dict]]) -> list[dict]:
+    """Rank 0's step records (``steps_of[0]``), each with every rank's own bytes of the same
+    step: ``bytes_sent_by_rank``, ``bytes_received_by_rank`` and, measured, ``wire_bytes_*_by_rank``:
+    lists by rank, None for a rank that logged no such step (a parameter-server shard: its
+    bytes are not per step)."""
+    index = [{r["step"]: r for r in steps} for steps in steps_of]
+    out = []
+    for rec in steps_of[0]:
+        theirs = [ix.get(rec["step"]) for ix in index]
+        out.append(dict(rec, **{f"{k}_by_rank": [None if t is None else t.get(k) for t in theirs]
+                                for k in BYTES if k in rec}))
+    return out
+
+
+def gathered(comm, steps: list[dict]) -> list[list[dict]]:
+    """Every rank's step numbers and bytes (``BYTES``), by rank (a collective: all ranks call
+    it, once, at the end of a run); this rank's own records come back whole."""
+    mine = np.array([[r["step"]] + [r.get(k, 0) for k in BYTES] for r in steps],
+                    dtype=np.float64).reshape(-1, 1 + len(BYTES))
+    lengths = [int(n[0]) for n in comm.allgather(np.array([float(len(mine))]))]
+    padded = np.zeros((max(lengths), mine.shape[1]))
+    padded[:len(mine)] = mine
+    out = [[dict(step=int(row[0]), **{k: int(v) for k, v in zip(BYTES, row[1:])}) for row in rows[:n]]
+           for rows, n in zip(comm.allgather(padded), lengths)]
+    out[comm.rank] = steps
+    return out

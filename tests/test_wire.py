@@ -1,0 +1,46 @@
+"""Bytes on the wire per step and per rank (issue 18, item 3): every step record of a
+worker group carries, for each rank, the bytes its collectives counted and the payload
+bytes its TCP connections carried as the kernel counts them (``comm/wire.py``), and the
+two agree where only collectives talk; a parameter-server strategy's traffic, which the
+collectives do not see, shows in the measured figures."""
+import numpy as np
+import pytest
+from sklearn.datasets import load_svmlight_file
+
+from shardlearn import models
+from shardlearn.runtime import distributed
+from shardlearn.runtime.config import TrainConfig
+from tests.conftest import data_path
+
+
+@pytest.fixture(scope="module")
+def a9a():
+    X, y = load_svmlight_file(data_path("a9a", "a9a"))
+    return X[:8000], (y[:8000] > 0).astype(float)
+
+
+@pytest.mark.parametrize("strategy,extra", [("lbfgs", {}), ("bsp", {"solver": "sgd", "batch_size": 256}),
+                                            ("local_sgd", {"solver": "sgd", "compression": "int8"})])
+def test_each_rank_counts_what_its_connections_carried(a9a, strategy, extra):
+    X, y = a9a
+    cfg = TrainConfig(strategy=strategy, workers=2, max_iter=3, random_state=0, **extra)
+    steps = distributed.train_arrays(models.get("logistic"), X, y, None, cfg, 1).steps
+    assert len(steps) == 3
+    for s in steps:
+        for key in ("bytes_sent", "bytes_received", "wire_bytes_sent", "wire_bytes_received"):
+            assert len(s[f"{key}_by_rank"]) == 2 and s[f"{key}_by_rank"][0] == s[key]
+        counted, measured = np.array(s["bytes_sent_by_rank"]), np.array(s["wire_bytes_sent_by_rank"])
+        assert counted.min() > 0
+        # gloo's framing and the loss allreduce's small messages add a little; nothing else talks
+        assert np.all(measured >= counted) and np.all(measured <= 1.15 * counted + 4096), (counted, measured)
+        # what one rank sent the other received (two ranks: one connection's two ends)
+        assert s["wire_bytes_sent_by_rank"][0] == s["wire_bytes_received_by_rank"][1] or \
+            abs(s["wire_bytes_sent_by_rank"][0] - s["wire_bytes_received_by_rank"][1]) < 1024
+
+
+def test_parameter_server_traffic_shows_on_the_wire(a9a):
+    X, y = a9a
+    cfg = TrainConfig(strategy="asp", workers=2, max_iter=2, random_state=0, solver="sgd", batch_size=256)
+    steps = distributed.train_arrays(models.get("logistic"), X, y, None, cfg, 1).steps
+    for s in steps:  # the collectives see next to nothing; the pushes and pulls are there
+        assert min(s["wire_bytes_sent_by_rank"]) > 20 * max(s["bytes_sent_by_rank"]) + 10_000, s
