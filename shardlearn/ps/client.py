@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from shardlearn.comm import codecs
 from shardlearn.ps import host
 from shardlearn.ps.server import sum_by_key
 from shardlearn.ps.slicer import group
@@ -21,11 +22,32 @@ class Handle:
 
 
 class Client:
-    def __init__(self, transport, slicer, hosts: list[int], worker: int):
-        """``hosts[s]``: the rank hosting shard ``s``; the clock lives with shard 0."""
+    def __init__(self, transport, slicer, hosts: list[int], worker: int, codec=None):
+        """``hosts[s]``: the rank hosting shard ``s``; the clock lives with shard 0. ``codec``:
+        a quantizer (``comm.codecs``: fp16, bf16, int8, sign) the pushed values go through,
+        with error feedback per key: what a push of a key leaves out is added to that key's
+        next push (the residuals live here, one per key of the model)."""
         self.transport, self.slicer, self.hosts, self.worker = transport, slicer, list(hosts), worker
         self.keys_pushed = self.keys_pulled = self.keys_elided = 0
         self.cached: dict = {}  # shard -> the local keys it last answered in a push_pull
+        self.codec, self.residual, self.coded = codec, None, None if codec is None else \
+            codecs.init(codec._replace(error_feedback=False), 0)
+
+    def _send(self, keys: np.ndarray, vals: np.ndarray) -> tuple:
+        """What a push of ``vals`` for global ``keys`` sends: ``(values,)`` plain, or, coded,
+        ``(spec, payload, shape)`` with the residual of the keys updated."""
+        if self.codec is None:
+            return (vals,)
+        c = self.codec
+        if c.error_feedback:
+            if self.residual is None:
+                self.residual = np.zeros((self.slicer.n_keys,) + vals.shape[1:])
+            vals = vals + self.residual[keys]
+        flat = np.ascontiguousarray(vals, dtype=np.float64).ravel()
+        payload, self.coded = codecs.encode(c._replace(error_feedback=False), flat, self.coded, rank=self.worker)
+        if c.error_feedback:
+            self.residual[keys] = vals - codecs.decode(c, payload, flat.size, 0).reshape(vals.shape)
+        return c.spec, payload, vals.shape
 
     def push(self, keys: np.ndarray, values: np.ndarray, clock: int | None = None, expect: int = 1) -> Handle:
         """Send ``values`` (one per key, or a row per key) for ``keys``. With ``clock`` (bsp) every shard gets a push, empty if
@@ -36,8 +58,9 @@ class Client:
         if clock is not None:
             have = {s for s, _ in routed}
             routed += [(s, np.zeros(0, dtype=np.int64)) for s in range(len(self.hosts)) if s not in have]
-        parts = [(self.transport.call(self.hosts[s], host.push, int(s), local[pos], vals[pos], clock, expect), None)
-                 for s, pos in routed]
+        fn = host.push if self.codec is None else host.push_coded
+        parts = [(self.transport.call(self.hosts[s], fn, int(s), local[pos], *self._send(uniq[pos], vals[pos]), clock,
+                                      expect), None) for s, pos in routed]
         self.keys_pushed += uniq.size
         return Handle("push", parts)
 
@@ -68,8 +91,9 @@ class Client:
             idx = push_local[out]
             same = s in self.cached and np.array_equal(self.cached[s], idx)  # what this shard last sent us
             self.cached[s] = pull_local[back]
-            parts.append((self.transport.call(self.hosts[s], host.push_pull, int(s), None if same else idx, vals[out],
-                                              pull_local[back], self.worker), back))
+            fn = host.push_pull if self.codec is None else host.push_pull_coded
+            parts.append((self.transport.call(self.hosts[s], fn, int(s), None if same else idx,
+                                              *self._send(uniq[out], vals[out]), pull_local[back], self.worker), back))
             self.keys_elided += idx.size if same else 0
         self.keys_pushed += uniq.size
         self.keys_pulled += pull_keys.size

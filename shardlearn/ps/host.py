@@ -9,6 +9,7 @@ import tempfile
 
 import numpy as np
 
+from shardlearn.comm import codecs
 from shardlearn.comm import rpc as transport
 from shardlearn.ps.kernel_shard import KernelShard
 from shardlearn.ps.rounds import Rounds
@@ -48,6 +49,21 @@ def precondition(shard_id: int, curvature: float, ridge: float) -> None:
 
 def push(shard_id: int, idx: np.ndarray, values: np.ndarray, clock=None, expect: int = 1) -> None:
     HOSTED["shards"][shard_id].push(idx, values, clock, expect)
+
+
+def push_coded(shard_id: int, idx: np.ndarray, spec: str, payload: np.ndarray, shape: tuple, clock=None,
+               expect: int = 1) -> None:
+    """``push`` of values a worker sent through a quantizer (``ps/client.py``)."""
+    push(shard_id, idx, _decoded(spec, payload, shape), clock, expect)
+
+
+def push_pull_coded(shard_id: int, push_idx, spec: str, payload: np.ndarray, shape: tuple, pull_idx: np.ndarray,
+                    worker: int = 0) -> np.ndarray:
+    return push_pull(shard_id, push_idx, _decoded(spec, payload, shape), pull_idx, worker)
+
+
+def _decoded(spec: str, payload: np.ndarray, shape: tuple) -> np.ndarray:
+    return codecs.decode(codecs.parse(spec), payload, int(np.prod(shape)), 0).reshape(shape)
 
 
 def pull(shard_id: int, idx: np.ndarray) -> np.ndarray:

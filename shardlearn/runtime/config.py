@@ -204,9 +204,18 @@ class TrainConfig:
                 raise ConfigError(f"device={self.device!r} runs the full-batch solvers (lbfgs, gd) on rows held in "
                                   f"memory, not {self.plan!r}" + (" streamed" if self.stream else ""))
         codec = codecs.parse(self.compression)
-        if codec is not None and not self.compresses:
-            raise ConfigError(f"compression={self.compression!r} runs on gd, lbfgs, local_sgd and mini-batch bsp "
-                              f"(optimizer sgd, momentum, adagrad, adam...), not {self._plan_words()}; use "
+        if codec is not None and self.uses_ps:  # the parameter server's pushes, through a quantizer (ps/client.py)
+            if self.per_example:
+                raise ConfigError(f"compression={self.compression!r}: the per-example kernel's workers push changes of "
+                                  "its per-coordinate state (weights and adaptive sums), which a quantizer breaks; "
+                                  "compress mini-batch pushes (batch_size > 1 with optimizer sgd, adagrad, adam...)")
+            if codec.sparsifier:
+                raise ConfigError(f"compression={self.compression!r}: a parameter-server push names only the keys a batch "
+                                  "touched, sparse already; use fp16, bf16, int8 or sign there")
+        elif codec is not None and not self.compresses:
+            raise ConfigError(f"compression={self.compression!r} runs on gd, lbfgs, local_sgd, mini-batch bsp "
+                              f"(optimizer sgd, momentum, adagrad, adam...) and the parameter server's pushes, not "
+                              f"{self._plan_words()}; use "
                               "compression='none' there")
         if codec is not None and self.plan in ("gd", "lbfgs") and (codec.sparsifier or codec.quantizer == "sign"):
             raise ConfigError(f"compression={self.compression!r}: {self.plan}'s line search needs a gradient close "

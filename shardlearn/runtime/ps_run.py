@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from shardlearn.comm import codecs
 from shardlearn.core.errors import ConfigError
 from shardlearn.ps import host
 from shardlearn.runtime import launch
@@ -120,7 +121,8 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
         for f in made:
             ctx.transport.wait(f)
     comm.barrier()
-    client = Client(ctx.transport, slicer, ctx.hosts, comm.rank)
+    client = Client(ctx.transport, slicer, ctx.hosts, comm.rank,
+                    codecs.parse(cfg.compression, cfg.error_feedback, cfg.random_state or 0))
     if cfg.precondition and not per_example:  # the shards' scale, from the moments every worker pushes for its keys
         ps_sgd.push_moments(client, X, sw)
         comm.barrier()
