@@ -272,7 +272,8 @@ def _train(t):
                                     "a CUDA GPU when present, else numpy on the host)")
     g.add_argument("--compression", default="none",
                    help="codec of what the workers exchange: none, fp16, bf16, int8, sign, topk:F, randk:F, a "
-                        "sparsifier then a quantizer joined by + (topk:0.1+int8); gd, lbfgs, local_sgd, mini-batch bsp")
+                        "sparsifier then a quantizer joined by + (topk:0.1+int8), powersgd:R (matrix weights: "
+                        "softmax); gd, lbfgs, local_sgd, mini-batch bsp, parameter-server pushes")
     g.add_argument("--no-error-feedback", dest="error_feedback", action="store_false",
                    help="drop what a lossy codec leaves out instead of sending it at later steps")
     g.add_argument("--stream", action="store_true",

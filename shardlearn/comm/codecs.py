@@ -10,6 +10,9 @@ A spec is at most one *sparsifier* then at most one *quantizer*, joined by ``+``
   (a float32 scale per block of 512 values, stochastic rounding: QSGD, Alistarh et al.
   2017), ``sign`` (one bit per value and one scale, ``||x||_1 / n``: scaled signSGD,
   Karimireddy et al. 2019);
+- ``powersgd:R``: a rank-R approximation of each matrix-shaped gradient (a softmax's
+  weights), by one step of subspace iteration over two allreduces (``comm/powersgd.py``);
+  alone, not composed;
 - ``none``: no codec (the caller's plain allreduce runs, bit for bit).
 
 Error feedback (Seide et al. 2014, "1-bit SGD"; Karimireddy et al. 2019, "Error
@@ -53,6 +56,7 @@ class Codec(NamedTuple):
     quantizer: str | None  # one of QUANTIZERS | None
     error_feedback: bool
     seed: int
+    rank: int = 0  # powersgd:R's rank (0: not PowerSGD; ``comm/powersgd.py``)
 
 
 class CodecState(NamedTuple):
@@ -72,12 +76,18 @@ def parse(spec: str | None, error_feedback: bool = True, seed: int = 0) -> Codec
     """
     if spec is None or spec == "none":
         return None
+    if str(spec).startswith("powersgd"):
+        name, _, arg = str(spec).partition(":")
+        if name != "powersgd" or not arg.isdigit() or int(arg) < 1:
+            raise ConfigError(f"compression={spec!r}: PowerSGD takes its rank, powersgd:R with R >= 1 (e.g. "
+                              "powersgd:2), and composes with no other codec")
+        return Codec(str(spec), None, 1.0, None, bool(error_feedback), int(seed), int(arg))
     parts = str(spec).split("+")
     for part in parts:
         name, _, arg = part.strip().partition(":")
         if not (name in SPARSIFIERS or (name in QUANTIZERS and not arg)):
             raise ConfigError(f"compression={spec!r}: {part.strip()!r} is not a codec; expected none, fp16, bf16, "
-                              "int8, sign, topk:F or randk:F, composed with + (e.g. topk:0.1+int8)")
+                              "int8, sign, topk:F or randk:F, composed with + (e.g. topk:0.1+int8), or powersgd:R")
     sparsifier, fraction, quantizer = None, 1.0, None
     order = "a sparsifier (topk:F, randk:F) comes first, then a quantizer (fp16, bf16, int8, sign)"
     for i, part in enumerate(parts):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shardlearn.comm import codecs
+from shardlearn.comm import codecs, powersgd
 
 
 class Compressed:
@@ -30,15 +30,41 @@ class Compressed:
         self.comm, self.codec = comm, codec
         self.rank, self.size, self.stats = comm.rank, comm.size, comm.stats
         self.state: codecs.CodecState | None = None
+        self.power: dict = {}  # powersgd:R: each matrix's factors and residual, by name
 
     def __getattr__(self, name):  # allreduce, broadcast, allgather, barrier, on_device, ...: the inner one's
         if name == "comm":  # not set yet (a copy being made): no recursion
             raise AttributeError(name)
         return getattr(self.comm, name)
 
+    def sum_tree(self, arrays: dict) -> dict:
+        """Every worker's arrays summed, by name: under ``powersgd:R`` each matrix it gains on
+        as rank-R factors (``comm/powersgd.py``) and the rest in one plain allreduce; under the
+        other codecs all of them in one ``sum`` of their concatenation (sorted by name)."""
+        keys = sorted(arrays)
+        rank = self.codec.rank
+        low = [k for k in keys if rank and powersgd.applies(np.shape(arrays[k]), rank)]
+        out = {}
+        for k in low:
+            if k not in self.power:
+                self.power[k] = powersgd.init(np.shape(arrays[k]), rank, self.codec.seed, self.codec.error_feedback)
+            out[k], self.power[k] = powersgd.summed(self.comm, arrays[k], self.power[k], self.codec.error_feedback)
+        rest = [k for k in keys if k not in out]
+        if rest:
+            flat = self.sum(np.concatenate([np.ravel(arrays[k]) for k in rest]))
+            i = 0
+            for k in rest:
+                n = np.size(arrays[k])
+                out[k] = flat[i : i + n].reshape(np.shape(arrays[k]))
+                i += n
+        return out
+
     def sum(self, v: np.ndarray) -> np.ndarray:
-        """Every worker's ``v`` summed (float64, the same on every worker), through the codec."""
+        """Every worker's ``v`` summed (float64, the same on every worker), through the codec
+        (under ``powersgd:R`` a vector travels whole: a plain allreduce)."""
         v = np.asarray(v, dtype=np.float64).ravel()
+        if self.codec.rank:
+            return self.comm.allreduce(v)
         if self.state is None or (self.codec.error_feedback and self.state.residual.size != v.size):
             self.state = codecs.init(self.codec, v.size)
         step = int(self.state.step)
@@ -50,15 +76,21 @@ class Compressed:
 
     def arrays(self) -> dict:
         """The codec's state as checkpoint arrays (empty before the first sum)."""
-        if self.state is None:
-            return {}
-        return {"codec/residual": self.state.residual, "codec/step": self.state.step}
+        out = {} if self.state is None else {"codec/residual": self.state.residual, "codec/step": self.state.step}
+        for k, st in self.power.items():
+            out.update({f"codec/power/{k}/q": st.q, f"codec/power/{k}/residual": st.residual})
+        return out
 
     def restore(self, arrays) -> None:
         """Continue from ``arrays()`` saved by a checkpoint (nothing when it has none)."""
         if "codec/step" in arrays:
             self.state = codecs.CodecState(np.array(arrays["codec/residual"], dtype=np.float64),
                                            np.array(arrays["codec/step"], dtype=np.int64))
+        for name in arrays:
+            if name.startswith("codec/power/") and name.endswith("/q"):
+                k = name[len("codec/power/"):-len("/q")]
+                self.power[k] = powersgd.PowerState(np.array(arrays[name], dtype=np.float64),
+                                                    np.array(arrays[f"codec/power/{k}/residual"], dtype=np.float64))
 
 
 def wrap(comm, spec: str | None, error_feedback: bool = True, seed: int | None = 0):

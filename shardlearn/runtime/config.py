@@ -209,7 +209,7 @@ class TrainConfig:
                 raise ConfigError(f"compression={self.compression!r}: the per-example kernel's workers push changes of "
                                   "its per-coordinate state (weights and adaptive sums), which a quantizer breaks; "
                                   "compress mini-batch pushes (batch_size > 1 with optimizer sgd, adagrad, adam...)")
-            if codec.sparsifier:
+            if codec.sparsifier or codec.rank:
                 raise ConfigError(f"compression={self.compression!r}: a parameter-server push names only the keys a batch "
                                   "touched, sparse already; use fp16, bf16, int8 or sign there")
         elif codec is not None and not self.compresses:
@@ -217,10 +217,11 @@ class TrainConfig:
                               f"(optimizer sgd, momentum, adagrad, adam...) and the parameter server's pushes, not "
                               f"{self._plan_words()}; use "
                               "compression='none' there")
-        if codec is not None and self.plan in ("gd", "lbfgs") and (codec.sparsifier or codec.quantizer == "sign"):
+        if codec is not None and self.plan in ("gd", "lbfgs") and (codec.sparsifier or codec.quantizer == "sign" or
+                                                                    codec.rank):
             raise ConfigError(f"compression={self.compression!r}: {self.plan}'s line search needs a gradient close "
-                              "to the true one; use fp16, bf16 or int8 there, or sparsify and sign-compress "
-                              "under bsp or local_sgd")
+                              "to the true one; use fp16, bf16 or int8 there, or sparsify, sign-compress or "
+                              "low-rank (powersgd) under bsp or local_sgd")
         if self.schedule not in optim.SCHEDULES:
             raise ConfigError(f"schedule={self.schedule!r} is not known; expected one of {', '.join(optim.SCHEDULES)}")
 

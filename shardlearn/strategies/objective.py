@@ -28,9 +28,9 @@ def allreduce_mean(comm, loss: float, grads: dict, weight: float):
     worker's share of the total, so the result is the global weighted mean. Over a
     ``comm.compressed.Compressed`` collective the grads go through its codec."""
     keys = sorted(grads)
-    if isinstance(comm, Compressed) and keys:  # the loss exactly (line searches read it), the vector compressed
-        parts = [np.ravel(grads[k]) * weight for k in keys]
-        vec = np.concatenate([comm.allreduce(np.array([loss * weight])), comm.sum(np.concatenate(parts))])
+    if isinstance(comm, Compressed) and keys:  # the loss exactly (line searches read it), the arrays compressed
+        summed = comm.sum_tree({k: np.asarray(grads[k], dtype=np.float64) * weight for k in keys})
+        vec = np.concatenate([comm.allreduce(np.array([loss * weight]))] + [np.ravel(summed[k]) for k in keys])
     else:
         vec = np.concatenate([[loss * weight]] + [np.ravel(grads[k]) * weight for k in keys])
         vec = comm.allreduce(vec)
