@@ -111,6 +111,14 @@ def fit(model, X, y, sample_weight=None, *, theta0, affine, optimizer, opt_state
     cur = {"epoch": start_epoch, "step": 0, "total": 0.0, "seen": 0.0, "rows": 0, "since_sync": 0.0,
            "best": np.inf, "stall": 0, "done": 0, "stopped": 0}
     anchor = theta  # local_sgd over a compressed collective: the parameters at the last average
+    # bsp over a compressed collective: a step's loss only feeds its epoch's mean, so it stays on the
+    # worker and the epoch's sums travel once (every step would add an exact 8-byte allreduce to a
+    # gradient a codec made a few dozen bytes)
+    local_loss = distributed and sync == "gradients" and isinstance(comm, Compressed)
+    # and without sample weights a step's total weight is its rows, known from every shard's size:
+    # no allreduce of it per step either
+    sizes = np.array([int(a[0]) for a in comm.allgather(np.array([n], dtype=np.int64))]) \
+        if local_loss and sw is None else None
     if resume is not None:
         theta = unpack("theta", resume)
         state = unpack_state("opt", resume, state)
@@ -140,21 +148,26 @@ def fit(model, X, y, sample_weight=None, *, theta0, affine, optimizer, opt_state
                 loss, g = 0.0, {k: np.zeros_like(v) for k, v in theta.items()}
             cur["step"] = step + 1
             cur["rows"] += rows
-            skip = False
+            skip, counted = False, weight  # counted: the weight this worker adds to the epoch's loss sums
             if distributed and sync == "gradients":
-                step_total = float(comm.allreduce(np.array([weight]))[0])
+                step_total = float(np.clip(sizes - step * batch_size, 0, batch_size).sum()) if sizes is not None \
+                    else float(comm.allreduce(np.array([weight]))[0])
                 skip = step_total <= 0
-                if not skip:
-                    loss, g = objective.allreduce_mean(comm, loss, g, weight / step_total)
+                if not skip and local_loss:  # the gradient alone travels; the loss is summed at the epoch's end
+                    g = comm.sum_tree({k: np.asarray(v, dtype=np.float64) * (weight / step_total)
+                                       for k, v in g.items()})
                     weight = step_total
+                elif not skip:
+                    loss, g = objective.allreduce_mean(comm, loss, g, weight / step_total)
+                    weight = counted = step_total
             elif weight <= 0 and not distributed:
                 skip = True
             if not skip:
                 if weight > 0:
                     updates, state = optimizer.update(g, state, theta)
                     theta = apply_updates(theta, updates)
-                cur["total"] += loss * weight
-                cur["seen"] += weight
+                cur["total"] += loss * counted
+                cur["seen"] += counted
                 cur["since_sync"] += weight
                 if distributed and sync == "params" and (step + 1) % sync_every == 0:
                     theta, cur["since_sync"] = _average_params(comm, theta, cur["since_sync"], anchor), 0.0
@@ -167,7 +180,10 @@ def fit(model, X, y, sample_weight=None, *, theta0, affine, optimizer, opt_state
         cur["done"] += 1
         mean_loss = cur["total"] / max(cur["seen"], 1e-300)
         examples = cur["rows"]
-        if distributed:
+        if distributed and local_loss:  # the epoch's loss and rows in one allreduce
+            total, seen, examples = comm.allreduce(np.array([cur["total"], cur["seen"], float(examples)]))
+            mean_loss, examples = total / max(seen, 1e-300), int(examples)
+        elif distributed:
             examples = int(comm.allreduce(np.array([float(examples)]))[0])
         if distributed and sync == "params":
             mean_loss = objective.allreduce_mean(comm, mean_loss, {}, 1.0 / comm.size)[0]
