@@ -26,10 +26,12 @@ import scipy.sparse as sp
 
 from shardlearn.core import modelfile
 from shardlearn.core.errors import ConfigError, DataError, ModelFileError
+from shardlearn.data import vwtext
 from shardlearn.data.interactions import pairs_array
 from shardlearn.kernels import predict as kpredict
 from shardlearn.kernels import sgd as kernel
 from shardlearn.online import features
+from shardlearn.online.instances import Rows
 from shardlearn.runtime.config import DEFAULT_LEARNING_RATE, PER_EXAMPLE_RULES
 
 
@@ -124,10 +126,14 @@ class _OnlineLinear:
         return kpredict.scores(self._state, H, fit_intercept=self.fit_intercept, **self._opts)
 
     def _text_scores(self, buf: bytes, n: int):
-        """Scores of ``n`` Vowpal Wabbit lines (no interactions) in one compiled call, or None
-        where a line needs the full parse (``kernels/predict.py``)."""
-        return kpredict.text_scores(self._state, buf, n, self.hash_bits, fit_intercept=self.fit_intercept,
-                                    **self._opts)
+        """Scores of ``n`` Vowpal Wabbit lines (no interactions) parsed in one compiled call
+        (``data.vwtext.quick``: a served request's rows), or None where a line needs the full
+        parse (``online/instances.py``)."""
+        parsed = vwtext.quick(buf, self.hash_bits)
+        if parsed is None or parsed[0].size != n + 1:  # an empty line is no example: the full path names it
+            return None
+        indptr, indices, values = parsed
+        return self._scores(Rows(values, indices, indptr, (n, 1 << self.hash_bits)))
 
     def decision_function(self, X) -> np.ndarray:
         """Scores ``w . x + b`` of a table's rows (read-only: the model does not change)."""
