@@ -64,7 +64,7 @@ class Compressed:
         (under ``powersgd:R`` a vector travels whole: a plain allreduce)."""
         v = np.asarray(v, dtype=np.float64).ravel()
         if self.codec.rank:
-            return self.comm.allreduce(v)
+            return self.comm.allreduce(v.copy())  # it sums in place: ``v`` may be a view of the caller's array
         if self.state is None or (self.codec.error_feedback and self.state.residual.size != v.size):
             self.state = codecs.init(self.codec, v.size)
         step = int(self.state.step)

@@ -58,8 +58,9 @@ class Snapshot(NamedTuple):
 
     def answer(self, instances: list, keep: bool = False):
         """``(predictions, rows)`` of a request's ``instances`` (``online/instances.py``; raises
-        ``InstanceError``). Vowpal Wabbit lines without namespace interactions are parsed and
-        scored in one compiled call (rows None then) unless ``keep`` asks for the rows."""
+        ``InstanceError``). Vowpal Wabbit lines without namespace interactions are parsed in one
+        compiled call (``data.vwtext.quick``) and scored (rows None then) unless ``keep`` asks
+        for the rows."""
         model = self.model
         if not keep and self.reading.get("format") == "vw" and not model.interactions:
             z = model._text_scores(instances_text(instances), len(instances))
