@@ -20,6 +20,27 @@ import threading
 import time
 
 
+def _end(p: subprocess.Popen) -> None:
+    """End ``p`` (torchrun under ``ip netns exec``) and every process under it: torchrun starts
+    its workers in sessions of their own, so they are found by ancestry, not by group."""
+    import psutil
+
+    try:
+        tree = psutil.Process(p.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        tree = []
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for child in tree:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    p.wait()
+
+
 class HostsUnavailable(RuntimeError):
     """Namespaces cannot be made here (not root, no ``ip``, or a kernel without them)."""
 
@@ -96,8 +117,7 @@ class Hosts:
         codes = []
         for p in procs:
             if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+                _end(p)
                 codes.append(None)
             else:
                 codes.append(p.returncode)
@@ -120,11 +140,7 @@ class Hosts:
 
     def __exit__(self, *exc) -> None:
         for p in self.procs:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)  # torchrun and the workers it started
-            except (ProcessLookupError, PermissionError):
-                pass
-            p.wait()
+            _end(p)
         for name in self.names:
             _ip("netns", "del", name, check=False)
             _ip("link", "del", f"{name}v", check=False)

@@ -75,6 +75,48 @@ def test_sparsifiers_keep_the_largest_or_the_shared_random_coordinates():
     assert codecs.payload_bytes(r, v.size) == 8 * 500
 
 
+@pytest.mark.parametrize("n, fraction, form, head", [(124, 0.1, "bitmap", 16), (5000, 0.01, "uint16", 100),
+                                                     (70000, 0.1, "bitmap", 8750), (70000, 0.001, "int32", 280)])
+def test_top_k_positions_travel_in_their_smallest_form(n, fraction, form, head):
+    v = _vec(n)
+    c = codecs.parse(f"topk:{fraction}+int8", error_feedback=False)
+    m = codecs.kept(c, n)
+    assert codecs.index_bytes(n, m) == head and codecs.payload_bytes(c, n) == head + m + 4 * -(-m // 512)
+    payload = codecs.encode(c, v, codecs.init(c, n))[0]
+    assert payload.nbytes == codecs.payload_bytes(c, n)
+    top = np.sort(np.argsort(-np.abs(v))[:m])
+    if form == "bitmap":
+        assert np.array_equal(np.flatnonzero(np.unpackbits(payload[:head], count=n)), top)
+    else:
+        assert np.array_equal(payload[:head].view(np.dtype(form)), top)
+    dec = codecs.decode(c, payload, n, 0)
+    assert set(np.flatnonzero(dec)) <= set(top) and np.abs(dec - np.where(np.isin(np.arange(n), top), v, 0)).max() \
+        <= np.abs(v).max() / 127 * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("workers, n", [(3, 1001), (4, 5000)])
+@pytest.mark.parametrize("spec", ["int8", "sign", "fp16", "bf16", "topk:0.1+int8", "randk:0.25+fp16"])
+def test_sums_beyond_two_workers_lose_nothing(workers, n, spec):
+    from shardlearn.runtime import group
+
+    got = group.get(workers).run("tests.worker_jobs:compressed_sums", spec=spec, steps=4, n=n)
+    for r in got[1:]:  # every replica the same sums
+        assert all(np.array_equal(a, b) for a, b in zip(r["out"], got[0]["out"]))
+    out, true = np.sum(got[0]["out"], axis=0), np.sum(got[0]["true"], axis=0)
+    # what every step left out is in the workers' residuals and the chunk owners' ones: nothing lost
+    left = np.sum([r["residual"] for r in got], axis=0)
+    c = codecs.parse(spec)
+    if c.sparsifier is None:  # a quantizer: two phases, a ring's volume at the codec's width (p - 1 chunk
+        # payloads out in the all-to-all, p - 1 in the allgather)
+        left += np.concatenate([r["server"] for r in got])
+        width = max(codecs.payload_bytes(c, int(m)) for m in np.diff(np.linspace(0, n, workers + 1).astype(int)))
+        assert got[0]["sent"] == [2 * (workers - 1) * width] * 4
+    else:  # a sparsifier: everyone's payload to everyone, no second sparsification
+        assert got[0]["sent"] == [(workers - 1) * codecs.payload_bytes(c, n)] * 4
+        assert all(r["server"].size == 0 for r in got)
+    np.testing.assert_allclose(out + left, true, rtol=0, atol=1e-9 * np.abs(true).max())
+
+
 def test_error_feedback_sends_everything_over_steps():
     c = codecs.parse("topk:0.01+sign")
     rng = np.random.default_rng(0)
@@ -168,16 +210,22 @@ def test_int8_ends_within_half_a_percent_of_the_uncompressed_loss(a9a, kw, penal
     assert _sent(packed) < _sent(plain)
 
 
-def test_codecs_cut_the_bytes_sent_by_their_stated_factors(a9a):
+@pytest.mark.parametrize("workers", [2, 4])
+def test_codecs_cut_the_bytes_sent_by_their_stated_factors(a9a, workers):
     X, y = a9a[:2]
-    kw = dict(alpha=1e-4, workers=2, random_state=0, strategy="bsp", optimizer="adagrad", max_iter=6)
+    kw = dict(alpha=1e-4, workers=workers, random_state=0, strategy="bsp", optimizer="adagrad", max_iter=6)
     plain = LogisticRegression(**kw).fit(X, y)
+
+    def per_epoch(est):  # epochs 2-6: the first also holds the setup's agreements (columns, scaling), alike for all
+        return sum(s["bytes_sent"] for s in est.fit_result_.steps[1:])
+
     out = {}
     for spec in ("topk:0.1+int8", "sign"):
         est = LogisticRegression(compression=spec, **kw).fit(X, y)
-        out[spec] = (_sent(plain) / _sent(est), _held_out(est, a9a) / _held_out(plain, a9a))
-    # per step: the float64 ring allreduce's 124 x 8 bytes, against one payload (the step's weight is known from
-    # the shards' sizes and its loss summed once an epoch: no 8-byte allreduces beside it)
+        out[spec] = (per_epoch(plain) / per_epoch(est), _held_out(est, a9a) / _held_out(plain, a9a))
+    # per step: the float64 ring allreduce's 2 (p - 1) / p x 125 x 8 bytes (the gradient and the step's loss),
+    # against the codec's payloads (the step's weight is known from the shards' sizes and its loss summed once
+    # an epoch): top-k's allgather of p - 1 payloads, sign's two phases of p - 1 chunk payloads each
     assert out["topk:0.1+int8"][0] >= 8 and out["sign"][0] >= 30, out
     assert all(r <= 1.005 for _, r in out.values()), out
 
@@ -225,12 +273,13 @@ def test_job_files_take_the_codec_and_error_feedback(tmp_path):
     assert parse(["train", "d.csv"]).error_feedback is True
 
 
-@pytest.mark.parametrize("strategy,optimizer,at,calls", [("local_sgd", "adagrad", "gradient", 90),
-                                                         ("bsp", "adagrad", "gradient", 90),
-                                                         ("local_sgd", "normalized", "kernel", 8)])
-def test_a_killed_compressed_fit_resumes_exactly(tmp_path, strategy, optimizer, at, calls):
-    """The residual (and local SGD's anchor) are checkpointed: a worker killed mid-fit and
-    resumed ends where the uninterrupted compressed fit ends; without them it would not."""
+@pytest.mark.parametrize("strategy,optimizer,at,calls,spec,workers", [
+    ("local_sgd", "adagrad", "gradient", 90, "topk:0.1+int8", 2), ("bsp", "adagrad", "gradient", 90, "topk:0.1+int8", 2),
+    ("local_sgd", "normalized", "kernel", 8, "topk:0.1+int8", 2), ("bsp", "adagrad", "gradient", 46, "int8", 3)])
+def test_a_killed_compressed_fit_resumes_exactly(tmp_path, strategy, optimizer, at, calls, spec, workers):
+    """The residuals (the chunk owners' too, in two-phase sums) and local SGD's anchor are
+    checkpointed: a worker killed mid-fit and resumed ends where the uninterrupted compressed
+    fit ends; without them it would not."""
     import dataclasses
 
     from shardlearn import models
@@ -241,7 +290,7 @@ def test_a_killed_compressed_fit_resumes_exactly(tmp_path, strategy, optimizer, 
     X = rng.normal(size=(3000, 30))
     y = (X @ rng.normal(size=30) + rng.normal(size=3000) > 0).astype(float)
     base = TrainConfig(solver="sgd", strategy=strategy, optimizer=optimizer, alpha=1e-3, tol=1e-12, max_iter=4,
-                       batch_size=64, random_state=4, workers=2, compression="topk:0.1+int8",
+                       batch_size=64, random_state=4, workers=workers, compression=spec,
                        sync_every=None if strategy == "bsp" else 2)
     clean = distributed.train_arrays(models.get("logistic"), X, y, None, base, 1)
     cfg = dataclasses.replace(base, checkpoint_dir=str(tmp_path), checkpoint_every=3, max_restarts=1)

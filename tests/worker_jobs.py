@@ -101,3 +101,20 @@ def stream_windows(comm, *, sync: str, block_rows: int, sync_rows: int, progress
     opts = dict(theta0=m.init(30), rule="normalized", lr=0.5, alpha=1e-3, l1_ratio=0.5, epochs=2, shuffle=False,
                 comm=comm, sync_rows=sync_rows, sync=sync)
     return [online.fit(m, data, y, **opts).theta["w"] for data in (X, stream)]
+
+
+def compressed_sums(comm, *, spec: str, steps: int, n: int, error_feedback: bool = True, progress=None):
+    """``steps`` compressed sums of rank-seeded vectors (magnitudes over decades): each result,
+    the exact sums, the bytes each compressed sum counted, and this rank's residuals at the end."""
+    from shardlearn.comm import compressed
+
+    c = compressed.wrap(comm, spec, error_feedback)
+    rng = np.random.default_rng(comm.rank)
+    out = {"out": [], "true": [], "sent": []}
+    for _ in range(steps):
+        v = rng.normal(size=n) * np.exp(rng.normal(size=n))
+        before = comm.stats.bytes_sent
+        out["out"].append(c.sum(v))
+        out["sent"].append(comm.stats.bytes_sent - before)
+        out["true"].append(comm.allreduce(v.copy()))
+    return dict(out, residual=c.state.residual, server=c.server)

@@ -1,4 +1,4 @@
-"""The ``Collective`` protocol (rank, size, allreduce, broadcast, allgather,
+"""The ``Collective`` protocol (rank, size, allreduce, broadcast, allgather, alltoall,
 barrier) and the one-process backend. Every backend counts bytes and seconds
 per call, so a strategy can report communication cost per step.
 
@@ -50,6 +50,8 @@ class Collective(Protocol):
 
     def allgather(self, x: np.ndarray) -> list[np.ndarray]: ...
 
+    def alltoall(self, parts: list[np.ndarray]) -> list[np.ndarray]: ...
+
     def barrier(self) -> None: ...
 
 
@@ -76,6 +78,10 @@ class LocalCollective:
     def allgather(self, x):
         self._count("allgather")
         return [x]
+
+    def alltoall(self, parts):
+        self._count("alltoall")
+        return list(parts)
 
     def barrier(self):
         self._count("barrier")

@@ -3,8 +3,9 @@ over plain arrays, with error feedback kept as the codec's own state.
 
 A spec is at most one *sparsifier* then at most one *quantizer*, joined by ``+``:
 
-- sparsifiers: ``topk:F`` (the ``ceil(F n)`` largest magnitudes, int32 indices sent;
-  Aji & Heafield 2017, Stich et al. 2018) and ``randk:F`` (coordinates drawn from a
+- sparsifiers: ``topk:F`` (the ``ceil(F n)`` largest magnitudes, Aji & Heafield 2017,
+  Stich et al. 2018; their positions travel in the cheaper of a bitmap of ``n`` bits and
+  a list of 16-bit (``n <= 65536``) or 32-bit indices: ``index_bytes``) and ``randk:F`` (coordinates drawn from a
   seed shared by every worker and the step, so no index travels: BytePS's random-k);
 - quantizers: ``fp16`` (clipped to +-65504), ``bf16`` (round to nearest even), ``int8``
   (a float32 scale per block of 512 values, stochastic rounding: QSGD, Alistarh et al.
@@ -129,11 +130,37 @@ def payload_bytes(codec: Codec, n: int) -> int:
         values = m + 4 * -(-m // INT8_BLOCK)
     else:
         values = VALUE_BYTES[q] * m
-    return values + (4 * m if codec.sparsifier == "topk" else 0)
+    return values + (index_bytes(n, m) if codec.sparsifier == "topk" else 0)
 
 
-def _randk(codec: Codec, n: int, step: int) -> np.ndarray:
-    rng = np.random.default_rng([codec.seed, 0x5EED, step])
+def index_bytes(n: int, m: int) -> int:
+    """Bytes for the positions of ``m`` distinct coordinates of an ``n``-vector: a bitmap
+    (``ceil(n / 8)``) when that is no larger than a list of 16-bit (``n <= 65536``) or 32-bit
+    indices; a bitmap wins from ``m >= n / 16`` (``n / 32`` past 65536), so ``topk:0.1`` sends
+    1.25 bits per coordinate of the vector, not 3.2.
+
+    >>> index_bytes(124, 13), index_bytes(10**6, 1000), index_bytes(10**6, 10**5)
+    (16, 4000, 125000)
+    """
+    return min(-(-n // 8), (2 if n <= 65536 else 4) * m)
+
+
+def _pack_index(idx: np.ndarray, n: int) -> bytes:
+    if -(-n // 8) == index_bytes(n, idx.size):
+        mask = np.zeros(n, dtype=bool)
+        mask[idx] = True
+        return np.packbits(mask).tobytes()
+    return idx.astype(np.uint16 if n <= 65536 else np.int32).tobytes()
+
+
+def _unpack_index(buf: np.ndarray, n: int, m: int) -> np.ndarray:
+    if -(-n // 8) == index_bytes(n, m):
+        return np.flatnonzero(np.unpackbits(buf, count=n))
+    return buf.view(np.uint16 if n <= 65536 else np.int32).astype(np.int64)
+
+
+def _randk(codec: Codec, n: int, step: int, stream: int = 0) -> np.ndarray:
+    rng = np.random.default_rng([codec.seed, 0x5EED, step] + ([stream] if stream else []))
     return np.sort(rng.choice(n, size=kept(codec, n), replace=False)).astype(np.int64)
 
 
@@ -177,9 +204,12 @@ def _dequantize(q: str | None, buf: np.ndarray, m: int) -> np.ndarray:
     return buf[:m].view(np.int8).astype(np.float64) * per
 
 
-def encode(codec: Codec, v: np.ndarray, state: CodecState, rank: int = 0) -> tuple[np.ndarray, CodecState]:
+def encode(codec: Codec, v: np.ndarray, state: CodecState, rank: int = 0,
+           stream: int = 0) -> tuple[np.ndarray, CodecState]:
     """``(payload: uint8 array of payload_bytes(codec, v.size), new state)``; with error
-    feedback, ``v`` plus the carried residual is encoded and the new residual kept."""
+    feedback, ``v`` plus the carried residual is encoded and the new residual kept.
+    ``stream``: which of a step's encodings this is (a chunk of a two-phase sum), so each
+    draws its own random coordinates and rounding; 0 for a whole vector."""
     v = np.asarray(v, dtype=np.float64).ravel()
     n, step = v.size, int(state.step)
     x = v + state.residual if codec.error_feedback else v
@@ -187,30 +217,32 @@ def encode(codec: Codec, v: np.ndarray, state: CodecState, rank: int = 0) -> tup
         m = kept(codec, n)
         idx = np.sort(np.argpartition(np.abs(x), n - m)[n - m :]).astype(np.int64) if m < n else np.arange(n)
     elif codec.sparsifier == "randk":
-        idx = _randk(codec, n, step)
+        idx = _randk(codec, n, step, stream)
     else:
         idx = None
     values = x if idx is None else x[idx]
-    rng = np.random.default_rng([codec.seed, int(rank), step])
+    rng = np.random.default_rng([codec.seed, int(rank), step] + ([stream] if stream else []))
     body = _quantize(codec.quantizer, values, rng)
-    head = idx.astype(np.int32).tobytes() if codec.sparsifier == "topk" else b""
+    head = _pack_index(idx, n) if codec.sparsifier == "topk" else b""
     payload = np.frombuffer(head + body, dtype=np.uint8).copy()
     residual = state.residual
     if codec.error_feedback:
-        residual = x - decode(codec, payload, n, step)
+        residual = x - decode(codec, payload, n, step, stream)
     return payload, CodecState(residual, np.array(step + 1, dtype=np.int64))
 
 
-def decode(codec: Codec, payload: np.ndarray, n: int, step: int) -> np.ndarray:
-    """The dense float64 ``n``-vector a payload stands for (``step``: the encoding's, which
-    random-k's coordinates follow)."""
-    payload = np.ascontiguousarray(payload, dtype=np.uint8)
+def decode(codec: Codec, payload: np.ndarray, n: int, step: int, stream: int = 0) -> np.ndarray:
+    """The dense float64 ``n``-vector a payload stands for (``step`` and ``stream``: the
+    encoding's, which random-k's coordinates follow); bytes past the payload's size (padding)
+    are ignored."""
+    payload = np.ascontiguousarray(payload[: payload_bytes(codec, n)], dtype=np.uint8)
     m = kept(codec, n)
     if codec.sparsifier == "topk":
-        idx = payload[: 4 * m].view(np.int32).astype(np.int64)
-        body = payload[4 * m :]
+        k = index_bytes(n, m)
+        idx = _unpack_index(payload[:k], n, m)
+        body = payload[k:]
     else:
-        idx = _randk(codec, n, step) if codec.sparsifier == "randk" else None
+        idx = _randk(codec, n, step, stream) if codec.sparsifier == "randk" else None
         body = payload
     values = _dequantize(codec.quantizer, body, m)
     if idx is None:

@@ -8,9 +8,21 @@ sum of compressed vectors is not a compressed vector, so an allreduce cannot car
 the approach of GRACE, Xu et al. 2021, and of PyTorch's non-allreduce comm hooks), and every
 worker decodes them in rank order and adds, so all replicas get the same float64 sum.
 
-Bytes: the inner collective counts the allgather, ``(p - 1)`` payloads sent and received
-per worker, where the plain ring allreduce moves ``2 (p - 1) / p`` float64 vectors. The
-codec's state (residual, step) is ``state``; a checkpoint saves and restores it.
+Beyond two workers an allgather's volume grows with ``p`` (``p - 1`` whole payloads in and
+out), so a quantizer's sum runs in two phases instead, each through the codec: every worker encodes
+chunk ``j`` of its vector for worker ``j`` (one all-to-all), worker ``j`` decodes and adds the
+``p`` encodings of its chunk, encodes that sum (with an error feedback of its own, for the
+second compression) and one allgather hands every chunk's sum to everyone: the compressed
+allreduce of 1-bit Adam (Tang et al. 2021, worker and server error feedback), a ring's
+``2 (p - 1) / p`` vectors of traffic at the codec's width, at any ``p``. At two workers
+both forms move one payload each way; the allgather's single quantization is kept. A
+sparsifier's payloads keep the allgather at any ``p``: the sum of everyone's top-k is exact
+where a chunk owner's re-sparsified sum would drop more (``topk:0.1+int8`` on a9a at 4
+workers: 0.53% above the plain loss through two phases, 0.13% through the allgather).
+
+Bytes: the inner collective counts the all-to-all and allgather payloads sent and received,
+where the plain ring allreduce moves ``2 (p - 1) / p`` float64 vectors. The codec's state
+(residuals, step) is ``state`` and ``server``; a checkpoint saves and restores them.
 
 >>> import numpy as np
 >>> from shardlearn.comm import LocalCollective, codecs
@@ -30,6 +42,7 @@ class Compressed:
         self.comm, self.codec = comm, codec
         self.rank, self.size, self.stats = comm.rank, comm.size, comm.stats
         self.state: codecs.CodecState | None = None
+        self.server = np.zeros(0)  # two-phase sums: error feedback of this worker's chunk sums
         self.power: dict = {}  # powersgd:R: each matrix's factors and residual, by name
 
     def __getattr__(self, name):  # allreduce, broadcast, allgather, barrier, on_device, ...: the inner one's
@@ -67,6 +80,8 @@ class Compressed:
             return self.comm.allreduce(v.copy())  # it sums in place: ``v`` may be a view of the caller's array
         if self.state is None or (self.codec.error_feedback and self.state.residual.size != v.size):
             self.state = codecs.init(self.codec, v.size)
+        if self.size > 2 and self.codec.sparsifier is None and v.size >= 2 * self.size:
+            return self._two_phase(v)
         step = int(self.state.step)
         payload, self.state = codecs.encode(self.codec, v, self.state, self.rank)
         out = np.zeros(v.size)
@@ -74,9 +89,36 @@ class Compressed:
             out += codecs.decode(self.codec, part, v.size, step)
         return out
 
+    def _two_phase(self, v: np.ndarray) -> np.ndarray:
+        c, p, n, step = self.codec, self.size, v.size, int(self.state.step)
+        cuts = np.linspace(0, n, p + 1).astype(np.int64)
+        sizes = np.diff(cuts)
+        res = self.state.residual
+        parts, left = [], []
+        for j in range(p):  # chunk j for worker j; stream 1 + j: its own random coordinates and rounding
+            part = codecs.CodecState(res[cuts[j]:cuts[j + 1]] if c.error_feedback else res, self.state.step)
+            payload, part = codecs.encode(c, v[cuts[j]:cuts[j + 1]], part, self.rank, stream=1 + j)
+            parts.append(payload)
+            left.append(part.residual)
+        width = max(codecs.payload_bytes(c, int(m)) for m in sizes)
+        me, mine = self.rank, np.zeros(int(sizes[self.rank]))
+        for q in self.comm.alltoall([np.pad(q, (0, width - q.size)) for q in parts]):  # in rank order
+            mine += codecs.decode(c, q, mine.size, step, stream=1 + me)
+        if c.error_feedback and self.server.size != mine.size:
+            self.server = np.zeros(mine.size)
+        payload, summed = codecs.encode(c, mine, codecs.CodecState(self.server, self.state.step), me, stream=1 + p + me)
+        self.server = summed.residual
+        out = np.zeros(n)
+        for j, q in enumerate(self.comm.allgather(np.pad(payload, (0, width - payload.size)))):
+            out[cuts[j]:cuts[j + 1]] = codecs.decode(c, q, int(sizes[j]), step, stream=1 + p + j)
+        self.state = codecs.CodecState(np.concatenate(left) if c.error_feedback else res,
+                                       np.array(step + 1, dtype=np.int64))
+        return out
+
     def arrays(self) -> dict:
         """The codec's state as checkpoint arrays (empty before the first sum)."""
-        out = {} if self.state is None else {"codec/residual": self.state.residual, "codec/step": self.state.step}
+        out = {} if self.state is None else {"codec/residual": self.state.residual, "codec/step": self.state.step,
+                                             "codec/server": self.server}
         for k, st in self.power.items():
             out.update({f"codec/power/{k}/q": st.q, f"codec/power/{k}/residual": st.residual})
         return out
@@ -86,6 +128,8 @@ class Compressed:
         if "codec/step" in arrays:
             self.state = codecs.CodecState(np.array(arrays["codec/residual"], dtype=np.float64),
                                            np.array(arrays["codec/step"], dtype=np.int64))
+            self.server = np.array(arrays["codec/server"], dtype=np.float64) if "codec/server" in arrays \
+                else np.zeros(0)
         for name in arrays:
             if name.startswith("codec/power/") and name.endswith("/q"):
                 k = name[len("codec/power/"):-len("/q")]

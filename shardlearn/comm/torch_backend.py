@@ -108,6 +108,16 @@ class TorchCollective:
             dist.all_gather([torch.from_numpy(o) for o in out], torch.from_numpy(x), group=self.group)
         return out
 
+    def alltoall(self, parts):
+        """``parts[j]`` goes to rank ``j``; returns what every rank sent this one, by rank (parts
+        of one shape and dtype on every rank: one ``all_to_all_single``)."""
+        send = np.ascontiguousarray(np.stack(parts))
+        out = np.empty_like(send)
+        n = send[0].nbytes * (self.size - 1)
+        with timed(self.stats, "alltoall", n, n):
+            dist.all_to_all_single(torch.from_numpy(out), torch.from_numpy(send), group=self.group)
+        return list(out)
+
     def barrier(self):
         with timed(self.stats, "barrier", 0, 0):
             dist.barrier(group=self.group)

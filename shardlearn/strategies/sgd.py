@@ -116,7 +116,9 @@ def fit(model, X, y, sample_weight=None, *, theta0, affine, optimizer, opt_state
     # gradient a codec made a few dozen bytes)
     local_loss = distributed and sync == "gradients" and isinstance(comm, Compressed)
     # and without sample weights a step's total weight is its rows, known from every shard's size:
-    # no allreduce of it per step either
+    # no allreduce of it per step either (weights all one, as an estimator may hand them, are none)
+    if local_loss and sw is not None and not comm.allreduce(np.array([float(np.any(sw != 1.0))]), op="max")[0]:
+        sw = None
     sizes = np.array([int(a[0]) for a in comm.allgather(np.array([n], dtype=np.int64))]) \
         if local_loss and sw is None else None
     if resume is not None:
