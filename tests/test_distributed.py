@@ -77,6 +77,18 @@ def test_one_shot_averaging_is_close(a9a):
     assert avg.objective(X, y) < best * 1.005
 
 
+@pytest.mark.parametrize("workers", [2, 3])
+def test_active_columns_are_the_union_of_every_workers_as_one_bit_each(workers):
+    """Sparse fits train on the columns some worker holds: agreed as a bit mask or-ed over the
+    workers (width 1,003: not a whole number of bytes)."""
+    width = 1003
+    union = sorted(set().union(*(range(r, width // (r + 1), 5) for r in range(workers))))
+    got = group.get(workers).run("tests.worker_jobs:active_columns", width=width)
+    assert all(g.tolist() == union for g in got)
+    sent = group.get(workers).run("tests.worker_jobs:ping")  # the group is still usable after the or
+    assert sent == [float(workers)] * workers
+
+
 def test_group_is_kept_between_fits_and_replaced_after_a_failure(a9a):
     X, y = a9a[0][:2000], a9a[1][:2000]
     LogisticRegression(workers=2).fit(X, y)

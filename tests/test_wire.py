@@ -27,8 +27,10 @@ def test_each_rank_counts_what_its_connections_carried(a9a, strategy, extra):
     steps = distributed.train_arrays(models.get("logistic"), X, y, None, cfg, 1).steps
     assert len(steps) == 3
     for s in steps:
-        for key in ("bytes_sent", "bytes_received", "wire_bytes_sent", "wire_bytes_received"):
+        for key in ("bytes_sent", "bytes_received", "wire_bytes_sent", "wire_bytes_received", "compute_seconds",
+                    "comm_seconds"):
             assert len(s[f"{key}_by_rank"]) == 2 and s[f"{key}_by_rank"][0] == s[key]
+        assert all(0 < t < s["time"] for t in s["comm_seconds_by_rank"]), s
         counted, measured = np.array(s["bytes_sent_by_rank"]), np.array(s["wire_bytes_sent_by_rank"])
         assert counted.min() > 0
         # gloo's framing and the loss allreduce's small messages add a little; nothing else talks

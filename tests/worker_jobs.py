@@ -118,3 +118,15 @@ def compressed_sums(comm, *, spec: str, steps: int, n: int, error_feedback: bool
         out["sent"].append(comm.stats.bytes_sent - before)
         out["true"].append(comm.allreduce(v.copy()))
     return dict(out, residual=c.state.residual, server=c.server)
+
+
+def active_columns(comm, *, width: int, progress=None):
+    """The columns active on some worker, where rank r's rows hold columns r, r + 5, r + 10, ...
+    below ``width`` // (r + 1)."""
+    import scipy.sparse as sp
+
+    from shardlearn.runtime.loop import active_columns as active
+
+    cols = np.arange(comm.rank, width // (comm.rank + 1), 5)
+    X = sp.csr_matrix((np.ones(cols.size), (np.zeros(cols.size, dtype=int), cols)), shape=(1, width))
+    return active(X, comm)

@@ -18,7 +18,8 @@ import torch.distributed as dist
 
 from shardlearn.comm.base import CommStats, timed
 
-_OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
+_OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN,
+        "bor": dist.ReduceOp.BOR}  # bor: bitwise or of integer buffers (packed masks)
 
 
 def init(rank: int, size: int, master_addr: str, master_port: int, timeout_s: float = 60.0, prefix: str = "",

@@ -29,6 +29,7 @@ import numpy as np
 from shardlearn.comm.wire import tcp_bytes
 
 BYTES = ("bytes_sent", "bytes_received", "wire_bytes_sent", "wire_bytes_received")
+SECONDS = ("compute_seconds", "comm_seconds")  # per rank too: a step waits for its slowest rank's compute
 
 
 class RowCounter:
@@ -102,27 +103,30 @@ class StepLog:
 
 def by_rank(steps_of: list[list[dict]]) -> list[dict]:
     """Rank 0's step records (``steps_of[0]``), each with every rank's own bytes of the same
-    step: ``bytes_sent_by_rank``, ``bytes_received_by_rank`` and, measured, ``wire_bytes_*_by_rank``:
-    lists by rank, None for a rank that logged no such step (a parameter-server shard: its
-    bytes are not per step)."""
+    step: ``bytes_sent_by_rank``, ``bytes_received_by_rank`` and, measured, ``wire_bytes_*_by_rank``,
+    and its seconds (``compute_seconds_by_rank``, ``comm_seconds_by_rank``: a rank's
+    communication seconds include waiting for a slower one's compute): lists by rank, None for
+    a rank that logged no such step (a parameter-server shard: its bytes are not per step)."""
     index = [{r["step"]: r for r in steps} for steps in steps_of]
     out = []
     for rec in steps_of[0]:
         theirs = [ix.get(rec["step"]) for ix in index]
         out.append(dict(rec, **{f"{k}_by_rank": [None if t is None else t.get(k) for t in theirs]
-                                for k in BYTES if k in rec}))
+                                for k in BYTES + SECONDS if k in rec}))
     return out
 
 
 def gathered(comm, steps: list[dict]) -> list[list[dict]]:
-    """Every rank's step numbers and bytes (``BYTES``), by rank (a collective: all ranks call
-    it, once, at the end of a run); this rank's own records come back whole."""
-    mine = np.array([[r["step"]] + [r.get(k, 0) for k in BYTES] for r in steps],
-                    dtype=np.float64).reshape(-1, 1 + len(BYTES))
+    """Every rank's step numbers, bytes (``BYTES``) and seconds (``SECONDS``), by rank (a
+    collective: all ranks call it, once, at the end of a run); this rank's own records come
+    back whole."""
+    keys = BYTES + SECONDS
+    mine = np.array([[r["step"]] + [r.get(k, 0) for k in keys] for r in steps],
+                    dtype=np.float64).reshape(-1, 1 + len(keys))
     lengths = [int(n[0]) for n in comm.allgather(np.array([float(len(mine))]))]
     padded = np.zeros((max(lengths), mine.shape[1]))
     padded[:len(mine)] = mine
-    out = [[dict(step=int(row[0]), **{k: int(v) for k, v in zip(BYTES, row[1:])}) for row in rows[:n]]
-           for rows, n in zip(comm.allgather(padded), lengths)]
+    out = [[dict(step=int(row[0]), **{k: int(v) if k in BYTES else float(v) for k, v in zip(keys, row[1:])})
+            for row in rows[:n]] for rows, n in zip(comm.allgather(padded), lengths)]
     out[comm.rank] = steps
     return out
