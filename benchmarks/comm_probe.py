@@ -1,7 +1,8 @@
 """Seconds per collective of a torchrun group, for the cost model (``benchmarks/cost_model.py``):
 run on every host by ``torchrun ... benchmarks/comm_probe.py OUT.json``; every rank joins as
 shardlearn's workers do (``launch.join_from_env``: bound to the interface that routes to the
-master), times ``allreduce`` (float64) and ``allgather`` (uint8 payloads) of each size, the
+master), times ``allreduce`` (float64), ``allgather`` and ``alltoall`` (uint8 payloads: ``n``
+bytes a rank in all, ``n / p`` to each) of each size, the
 median of ``REPS`` calls after one warm-up, and rank 0 writes ``{op: {bytes: seconds}}``.
 """
 from __future__ import annotations
@@ -20,11 +21,14 @@ REPS = 5
 
 
 def probe(comm) -> dict:
-    out = {"world_size": comm.size, "allreduce": {}, "allgather": {}}
+    out = {"world_size": comm.size, "allreduce": {}, "allgather": {}, "alltoall": {}}
+    p = comm.size
     for nbytes in SIZES:
-        for op, make in (("allreduce", lambda n: np.ones(n // 8)), ("allgather", lambda n: np.ones(n, np.uint8))):
+        for op, make in (("allreduce", lambda n: np.ones(n // 8)), ("allgather", lambda n: np.ones(n, np.uint8)),
+                         ("alltoall", lambda n: np.ones((p, n // p), np.uint8))):
             x = make(nbytes)
-            call = comm.allreduce if op == "allreduce" else comm.allgather
+            call = {"allreduce": comm.allreduce, "allgather": comm.allgather,
+                    "alltoall": lambda a: comm.alltoall(list(a))}[op]
             call(x.copy())
             secs = []
             for _ in range(REPS):
