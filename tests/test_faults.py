@@ -308,15 +308,17 @@ def test_store_prefix_differs_per_restart():
     assert a.store_prefix != b.store_prefix
 
 
-@pytest.mark.parametrize("strategy", ["bsp", "asp"])
-def test_parameter_server_shards_are_checkpointed_and_restored_after_a_kill(tmp_path, strategy):
+@pytest.mark.parametrize("strategy,compression", [("bsp", "none"), ("asp", "none"), ("bsp", "int8")])
+def test_parameter_server_shards_are_checkpointed_and_restored_after_a_kill(tmp_path, strategy, compression):
+    """int8 pushes: each worker's per-key residuals and rounding step are in its checkpoint
+    (without them the resumed bsp run ends elsewhere)."""
     X, y = _data(4000, d=30, seed=5)
     X = np.where(np.abs(X) > 1.0, X, 0.0)  # sparse-ish rows, so batches touch part of the keys
     import scipy.sparse as sp
 
     X = sp.csr_matrix(X)
     base = TrainConfig(solver="sgd", strategy=strategy, servers=1, workers=2, alpha=1e-4, batch_size=50,
-                       max_iter=3, random_state=2, optimizer="adagrad", learning_rate=0.1)
+                       max_iter=3, random_state=2, optimizer="adagrad", learning_rate=0.1, compression=compression)
     m = models.get("logistic")
     clean = distributed.train_arrays(m, X, y, None, base, 1).params
     cfg = dataclasses.replace(base, checkpoint_dir=str(tmp_path), checkpoint_every=15, max_restarts=1)

@@ -33,6 +33,20 @@ class Client:
         self.codec, self.residual, self.coded = codec, None, None if codec is None else \
             codecs.init(codec._replace(error_feedback=False), 0)
 
+    def arrays(self) -> dict:
+        """The coded pushes' state as checkpoint arrays: the per-key residuals and the encodings'
+        step (the stochastic rounding follows it); empty without a codec."""
+        if self.codec is None:
+            return {}
+        return dict({"codec/step": self.coded.step}, **({} if self.residual is None else {"codec/residual": self.residual}))
+
+    def restore(self, arrays) -> None:
+        """Continue from ``arrays()`` saved by a checkpoint (nothing when it has none)."""
+        if self.codec is not None and "codec/step" in arrays:
+            self.coded = self.coded._replace(step=np.array(arrays["codec/step"], dtype=np.int64))
+            if "codec/residual" in arrays:
+                self.residual = np.array(arrays["codec/residual"], dtype=np.float64)
+
     def _send(self, keys: np.ndarray, vals: np.ndarray) -> tuple:
         """What a push of ``vals`` for global ``keys`` sends: ``(values,)`` plain, or, coded,
         ``(spec, payload, shape)`` with the residual of the keys updated."""

@@ -103,6 +103,7 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
            "stopped": 0}
     if resume is not None:
         cur.update({k: resume[f"cursor/{k}"].item() for k in cur})
+        client.restore(resume)  # coded pushes: the per-key residuals and the rounding's step
     log = []
 
     inflight = []  # the last step's tick, at most (asp; ssp with a deferred change)
@@ -122,7 +123,7 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
 
     def save():
         settle()
-        checkpoint.save(cur["t"], {f"cursor/{k}": np.array(v) for k, v in cur.items()})
+        checkpoint.save(cur["t"], dict({f"cursor/{k}": np.array(v) for k, v in cur.items()}, **client.arrays()))
 
     while cur["epoch"] < epochs and not cur["stopped"]:
         epoch = cur["epoch"]
