@@ -3,7 +3,8 @@
 to 1 Gbit/s or 100 Mbit/s), each running the README's multi-node line
 (``torchrun ... -m shardlearn train``) on its shard of D2's first ``--rows`` rows (LIBSVM,
 2^22 hashed columns, 818,292 of them active at 2M rows: a 6.5 MB float64 gradient) and of
-a9a. For each link, strategy and
+a9a, and of D1's first ``--d1-rows`` (Parquet, 100 dense features: its exchanges are
+latency-bound). For each link, strategy and
 codec: time to 1.01 x L* held out (the smallest budget of a sweep that reaches it; the
 fit's own seconds from rank 0's metrics, start-up and file reading excluded), the bytes
 rank 0 sent and the final held-out log-loss over L*; and, for the cost model
@@ -32,9 +33,9 @@ from benchmarks.machine import facts  # noqa: E402
 TARGET = 1.01
 PLANS = {  # strategy options, codecs, budgets by dataset (lbfgs iterations; epochs)
     "lbfgs": (["--strategy", "lbfgs", "--tol", "0"], ["none", "fp16", "int8"],
-              ("--max-iter", {"D2": (2, 3, 4, 6, 10), "a9a": (4, 8, 15, 30)})),
+              ("--max-iter", {"D2": (2, 3, 4, 6, 10), "a9a": (4, 8, 15, 30), "D1": (3, 5, 8, 15, 30)})),
     "local_sgd": (["--strategy", "local_sgd"], ["none", "int8", "topk:0.1+int8", "sign"],
-                  ("--max-iter", {"D2": (1, 2, 4), "a9a": (1, 2, 4)})),
+                  ("--max-iter", {"D2": (1, 2, 4), "a9a": (1, 2, 4), "D1": (1, 2, 4)})),
 }
 
 
@@ -58,10 +59,21 @@ def write(folder, name, X, y):
     return path
 
 
+def parquet(folder, name, X, y):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = os.path.join(folder, f"{name}.parquet")
+    cols = {f"x{j}": X[:, j] for j in range(X.shape[1])}
+    pq.write_table(pa.table(dict(cols, target=y)), path)
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--rows", type=int, default=2_000_000)
+    ap.add_argument("--d1-rows", type=int, default=200_000)
     ap.add_argument("--links", default="1gbit,100mbit")
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
     args = ap.parse_args()
@@ -71,7 +83,7 @@ def main() -> None:
     from sklearn.metrics import log_loss
 
     import shardlearn
-    from shardlearn.data.synthetic import make_d2
+    from shardlearn.data.synthetic import make_d1, make_d2
 
     rows, port = [], 29700
     probe = os.path.join(os.path.dirname(os.path.abspath(__file__)), "comm_probe.py")
@@ -82,17 +94,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         X, y = make_d2(args.rows)
         Xt, yt = make_d2(args.rows // 10, split="test")
-        sets = [("D2", write(folder, "d2", X, y), Xt, yt, 1e-6)]
+        sets = [("D2", write(folder, "d2", X, y), Xt, yt, 1e-6, [])]
         Xa, ya = load_svmlight_file(os.path.join(args.data, "a9a", "a9a"), n_features=123)
         Xat, yat = load_svmlight_file(os.path.join(args.data, "a9a", "a9a.t"), n_features=123)
-        sets.append(("a9a", os.path.join(args.data, "a9a", "a9a"), Xat, (yat > 0).astype(int), 1e-4))
-        refs = {"D2": (X, y), "a9a": (Xa, (ya > 0).astype(int))}
+        sets.append(("a9a", os.path.join(args.data, "a9a", "a9a"), Xat, (yat > 0).astype(int), 1e-4, []))
+        X1, y1 = make_d1(args.d1_rows)  # dense: 101 coordinates, latency-bound exchanges
+        X1t, y1t = make_d1(args.d1_rows // 10, split="test")
+        sets.append(("D1", parquet(folder, "d1", X1, y1), X1t, y1t, 1e-6, ["--label", "target"]))
+        refs = {"D2": (X, y), "a9a": (Xa, (ya > 0).astype(int)), "D1": (X1, y1)}
         # the compiled kernels built (numba caches them next to their source, for the hosts' processes too)
         # before any timed run, so no codec's first run pays the compilation
         for plan in ("lbfgs", "local_sgd", "bsp"):
             shardlearn.LogisticRegression(solver="sgd" if plan != "lbfgs" else "lbfgs", strategy=plan, max_iter=1,
                                           workers=1).fit(Xa[:2000], ya[:2000] > 0)
-        for name, path, Xt_, yt_, alpha in sets:
+        for name, path, Xt_, yt_, alpha, read in sets:
             Xr, yr = refs[name]
             best = shardlearn.LogisticRegression(alpha=alpha, tol=1e-9, max_iter=2000, workers=1).fit(Xr, yr)
             lstar = log_loss(yt_, best.predict_proba(Xt_[:, : Xr.shape[1]])[:, 1])
@@ -115,7 +130,8 @@ def main() -> None:
                                 metrics = os.path.join(folder, f"m{port}.jsonl")
                                 codes, logs = hosts.torchrun(
                                     ["-m", "shardlearn", "train", path, "--alpha", str(alpha), "--random-state", "0",
-                                     "--compression", codec, flag, str(b), "--metrics", metrics, "--out", out, *opts],
+                                     "--compression", codec, flag, str(b), "--metrics", metrics, "--out", out, *opts,
+                                     *read],
                                     port=port, timeout=900)
                                 if codes != [0, 0, 0, 0]:
                                     print(f"  {link} {plan} {codec} {b}: failed {codes}\n{logs[0][-1500:]}", flush=True)
@@ -147,7 +163,7 @@ def main() -> None:
     lines = ["# Compression on shaped links (benchmarks/bench_links.py)", "",
              f"4 hosts (network namespaces, veth on a bridge, egress of each host limited by tc tbf), the README's "
              f"torchrun line on each; D2 first {args.rows:,} rows (LIBSVM, 2^22 columns; test: a tenth as many), "
-             f"a9a whole; L* the held-out log-loss of a tight one-process fit on the same rows. Time to "
+             f"a9a whole, D1 first {args.d1_rows:,} rows (Parquet); L* the held-out log-loss of a tight one-process fit on the same rows. Time to "
              f"{TARGET} x L* held out: the first budget of the sweep that reaches it, the fit's own seconds (rank 0's "
              "metrics; start-up and file reading excluded, the setup's agreements of active columns and scaling "
              "included). Bytes: sent by rank 0 over that fit, as its collectives counted them and as its TCP "
