@@ -3,7 +3,8 @@ run on every host by ``torchrun ... benchmarks/comm_probe.py OUT.json``; every r
 shardlearn's workers do (``launch.join_from_env``: bound to the interface that routes to the
 master), times ``allreduce`` (float64), ``allgather`` and ``alltoall`` (uint8 payloads: ``n``
 bytes a rank in all, ``n / p`` to each) of each size, the
-median of ``REPS`` calls after one warm-up, and rank 0 writes ``{op: {bytes: seconds}}``.
+median of ``REPS`` calls after one warm-up, and the bytes rank 0's sockets sent per call
+(``wire_OP``: TCP_INFO, gloo's framing included); rank 0 writes ``{op: {bytes: seconds}}``.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ REPS = 5
 
 
 def probe(comm) -> dict:
+    from shardlearn.comm.wire import tcp_bytes
+
     out = {"world_size": comm.size, "allreduce": {}, "allgather": {}, "alltoall": {}}
     p = comm.size
     for nbytes in SIZES:
@@ -30,13 +33,17 @@ def probe(comm) -> dict:
             call = {"allreduce": comm.allreduce, "allgather": comm.allgather,
                     "alltoall": lambda a: comm.alltoall(list(a))}[op]
             call(x.copy())
-            secs = []
+            secs, wire = [], 0
             for _ in range(REPS):
                 comm.barrier()
+                before = tcp_bytes()
                 t = time.perf_counter()
                 call(x.copy())
                 secs.append(time.perf_counter() - t)
+                time.sleep(0.05)  # the last segments acknowledged (delayed ACKs wait up to 40 ms)
+                wire += tcp_bytes()[0] - before[0]
             out[op][nbytes] = float(np.median(secs))
+            out.setdefault(f"wire_{op}", {})[nbytes] = wire / REPS  # bytes this rank's sockets sent per call
     return out
 
 

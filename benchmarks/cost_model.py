@@ -115,6 +115,24 @@ def model_comm(c, rec, p, tree=False) -> float:
     return calls * seconds(c, op, p, n, tree) + (allreduce(c, p, setup / 1.5, tree) if setup else 0.0)
 
 
+def framing(probes: dict) -> list:
+    """Bytes rank 0's sockets sent per call against the bytes a collective counts, at the
+    probe's smallest and largest sizes: gloo's own framing, which small payloads cannot hide."""
+    out = ["", "On the wire (TCP_INFO, rank 0's sockets) per call, against the bytes counted for it:", "",
+           "| link | op | 1 KB: counted | on the wire | 32 MB: counted | on the wire |", "|---|---|---|---|---|---|"]
+    for link, pr in probes.items():
+        p = pr["world_size"]
+        share = {"allreduce": 2 * (p - 1) / p, "allgather": p - 1, "alltoall": (p - 1) / p}
+        for op, f in share.items():
+            wire = pr.get(f"wire_{op}")
+            if not wire:
+                continue
+            sizes = sorted(int(k) for k in wire)
+            cells = [f"{f * n:,.0f} | {wire[str(n)] if str(n) in wire else wire[n]:,.0f}" for n in (sizes[0], sizes[-1])]
+            out.append(f"| {link} | {op} | " + " | ".join(cells) + " |")
+    return out if len(out) > 5 else []
+
+
 def d1_rows(path: str, consts: dict) -> list:
     """D1 from the engines benchmark (one process, time to 1.01 x L* at its L-BFGS budget): each
     evaluation allreduces 101 float64 (808 bytes), so D1 is latency-bound and no codec helps;
@@ -141,11 +159,12 @@ def main() -> None:
     ap.add_argument("--engines", default=os.path.join(os.path.dirname(__file__), "results", "engines", "engines.jsonl"),
                     help="bench_engines.py's results: D1's one-process time to 1.01 x L*")
     args = ap.parse_args()
-    consts = {}
+    consts, probes = {}, {}
     for name in sorted(os.listdir(args.results)):
         if name.startswith("probe-") and name.endswith(".json"):
             with open(os.path.join(args.results, name)) as f:
-                consts[name[6:-5]] = fit(json.load(f))
+                probes[name[6:-5]] = json.load(f)
+            consts[name[6:-5]] = fit(probes[name[6:-5]])
     runs = [json.loads(line) for line in open(os.path.join(args.results, "links.jsonl"))]
     runs = [r for r in runs if r.get("target_seconds") is not None and "width" in r]
     lines = ["# Cost model (benchmarks/cost_model.py)", "", "Fitted constants (alpha: seconds per message hop; "
@@ -154,6 +173,7 @@ def main() -> None:
     for link, c in consts.items():
         for op, (a, b) in c.items():
             lines.append(f"| {link} | {op} | {a * 1e6:.0f} | {1 / b / 1e6 if b > 0 else float('inf'):.1f} |")
+    lines += framing(probes)
     lines += ["", "Check against the measured 4-host runs: rank 0's communication seconds less its waiting for "
               "a slower rank's compute (the slowest rank's compute less its own, summed over steps) is the "
               "measured transfer, against the model's:", "",
