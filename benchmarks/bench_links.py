@@ -74,6 +74,11 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--rows", type=int, default=2_000_000)
     ap.add_argument("--d1-rows", type=int, default=200_000)
+    ap.add_argument("--only", help="DATASET:PLAN (e.g. D2:local_sgd): that sweep alone, with --budgets and --codecs, "
+                                   "saved as OUT/NAME.jsonl and .md")
+    ap.add_argument("--budgets", default="4,8")
+    ap.add_argument("--codecs", default="none,int8")
+    ap.add_argument("--name", default="links")
     ap.add_argument("--links", default="1gbit,100mbit")
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
     args = ap.parse_args()
@@ -88,7 +93,8 @@ def main() -> None:
     rows, port = [], 29700
     probe = os.path.join(os.path.dirname(os.path.abspath(__file__)), "comm_probe.py")
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    for p in (2, 4):  # loopback: the same collectives between local processes
+    only = args.only.split(":") if args.only else None  # one dataset and plan, budgets and codecs given
+    for p in (2, 4) if only is None else ():  # loopback: the same collectives between local processes
         subprocess.run([torchrun, "--standalone", "--nproc-per-node", str(p), probe,
                         os.path.join(args.out, f"probe-loopback-{p}.json")], capture_output=True, check=True)
     with tempfile.TemporaryDirectory() as folder:
@@ -108,20 +114,24 @@ def main() -> None:
             shardlearn.LogisticRegression(solver="sgd" if plan != "lbfgs" else "lbfgs", strategy=plan, max_iter=1,
                                           workers=1).fit(Xa[:2000], ya[:2000] > 0)
         for name, path, Xt_, yt_, alpha, read in sets:
+            if only is not None and name != only[0]:
+                continue
             Xr, yr = refs[name]
             best = shardlearn.LogisticRegression(alpha=alpha, tol=1e-9, max_iter=2000, workers=1).fit(Xr, yr)
             lstar = log_loss(yt_, best.predict_proba(Xt_[:, : Xr.shape[1]])[:, 1])
             print(f"{name}: L* {lstar:.5f}", flush=True)
             for link in args.links.split(","):
                 with Hosts(4, rate=link) as hosts:
-                    if name == "D2":  # the collectives' own seconds on this link, for the cost model
+                    if name == "D2" and only is None:  # the collectives' own seconds on this link, for the cost model
                         port += 1
                         probe_out = os.path.join(args.out, f"probe-{link}.json")
                         print(f"  {link}: probe", hosts.torchrun([probe, probe_out], port=port, timeout=600)[0],
                               flush=True)
                     for plan, (opts, codecs, (flag, by_set)) in PLANS.items():
-                        budgets = by_set[name]
-                        for codec in codecs:
+                        if only is not None and plan != only[1]:
+                            continue
+                        budgets = by_set[name] if only is None else [int(b) for b in args.budgets.split(",")]
+                        for codec in codecs if only is None else args.codecs.split(","):
                             rec = {"dataset": name, "link": link, "strategy": plan, "codec": codec, "workers": 4,
                                    "target_budget": None, "target_seconds": None}
                             for b in budgets:
@@ -180,7 +190,7 @@ def main() -> None:
                      f"{r.get('bytes_sent_rank0', 0) / 1e6:.1f} | {r.get('wire_bytes_sent_rank0', 0) / 1e6:.1f} | "
                      f"{r.get('comm_seconds', 0):.2f} | {r.get('wait_seconds', 0):.2f} | "
                      f"{r.get('held_out_over_L', float('nan')):.5f} |")
-    save(args.out, "links", rows, machine, lines)
+    save(args.out, args.name, rows, machine, lines)
 
 
 if __name__ == "__main__":
