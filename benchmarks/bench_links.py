@@ -81,7 +81,14 @@ def main() -> None:
     ap.add_argument("--name", default="links")
     ap.add_argument("--links", default="1gbit,100mbit")
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+    ap.add_argument("--render", action="store_true", help="only redraw OUT/NAME.md from its .jsonl")
     args = ap.parse_args()
+    if args.render:
+        path = os.path.join(args.out, f"{args.name}.jsonl")
+        recs = [json.loads(line) for line in open(path)]
+        with open(os.path.join(args.out, f"{args.name}.md"), "w") as f:
+            f.write("\n".join(render(recs, recs[0].get("machine", {}), args.rows, args.d1_rows)) + "\n")
+        return
     os.makedirs(args.out, exist_ok=True)
     warnings.simplefilter("ignore")
     from sklearn.datasets import load_svmlight_file
@@ -170,27 +177,37 @@ def main() -> None:
                                     break
                             rows.append(rec)
     machine = facts()
+    save(args.out, args.name, rows, machine, render(rows, machine, args.rows, args.d1_rows))
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} KB"
+
+
+def render(rows: list, machine: dict, d2_rows: int, d1_rows: int) -> list:
+    """The Markdown table of a run's records (``--render`` redraws it from a saved ``.jsonl``)."""
     lines = ["# Compression on shaped links (benchmarks/bench_links.py)", "",
              f"4 hosts (network namespaces, veth on a bridge, egress of each host limited by tc tbf), the README's "
-             f"torchrun line on each; D2 first {args.rows:,} rows (LIBSVM, 2^22 columns; test: a tenth as many), "
-             f"a9a whole, D1 first {args.d1_rows:,} rows (Parquet); L* the held-out log-loss of a tight one-process fit on the same rows. Time to "
-             f"{TARGET} x L* held out: the first budget of the sweep that reaches it, the fit's own seconds (rank 0's "
-             "metrics; start-up and file reading excluded, the setup's agreements of active columns and scaling "
-             "included). Bytes: sent by rank 0 over that fit, as its collectives counted them and as its TCP "
-             "connections carried them (TCP_INFO). Communication seconds: rank 0's time in collectives, of which "
-             "waiting: the slowest rank's compute less rank 0's, summed over steps. One run each; this machine "
-             "has 2 cores for the 4 hosts, so each host's compute runs at about half speed.",
+             f"torchrun line on each; D2 first {d2_rows:,} rows (LIBSVM, 2^22 columns; test: a tenth as many), "
+             f"a9a whole, D1 first {d1_rows:,} rows (Parquet); L* the held-out log-loss of a tight one-process fit "
+             f"on the same rows. Time to {TARGET} x L* held out: the first budget of the sweep that reaches it, the "
+             "fit's own seconds (rank 0's metrics; start-up and file reading excluded, the setup's agreements of "
+             "active columns and scaling included). Bytes: sent by rank 0 over that fit, as its collectives "
+             "counted them and as its TCP connections carried them (TCP_INFO). Communication seconds: rank 0's "
+             "time in collectives, of which waiting: the slowest rank's compute less rank 0's, summed over steps. "
+             "One run each; this machine has 2 cores for the 4 hosts, so each host's compute runs at about half "
+             "speed.",
              f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores.", "",
-             "| dataset | link | strategy | codec | time to 1.01 x L* (s) | budget | MB sent (rank 0), counted | "
+             "| dataset | link | strategy | codec | time to 1.01 x L* (s) | budget | sent by rank 0, counted | "
              "on the wire | comm s | of which waiting | held-out / L* |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t = f"{r['target_seconds']:.1f}" if r["target_seconds"] is not None else "not reached"
         lines.append(f"| {r['dataset']} | {r['link']} | {r['strategy']} | {r['codec']} | {t} | {r.get('budget', '-')} | "
-                     f"{r.get('bytes_sent_rank0', 0) / 1e6:.1f} | {r.get('wire_bytes_sent_rank0', 0) / 1e6:.1f} | "
+                     f"{_size(r.get('bytes_sent_rank0', 0))} | {_size(r.get('wire_bytes_sent_rank0', 0))} | "
                      f"{r.get('comm_seconds', 0):.2f} | {r.get('wait_seconds', 0):.2f} | "
                      f"{r.get('held_out_over_L', float('nan')):.5f} |")
-    save(args.out, args.name, rows, machine, lines)
+    return lines
 
 
 if __name__ == "__main__":

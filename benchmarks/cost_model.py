@@ -154,7 +154,7 @@ def d1_rows(path: str, consts: dict) -> list:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("results", help="bench_links.py's folder (links.jsonl, probe-*.json)")
+    ap.add_argument("results", help="bench_links.py's folder (links*.jsonl, probe-*.json)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--engines", default=os.path.join(os.path.dirname(__file__), "results", "engines", "engines.jsonl"),
                     help="bench_engines.py's results: D1's one-process time to 1.01 x L*")
@@ -165,8 +165,13 @@ def main() -> None:
             with open(os.path.join(args.results, name)) as f:
                 probes[name[6:-5]] = json.load(f)
             consts[name[6:-5]] = fit(probes[name[6:-5]])
-    runs = [json.loads(line) for line in open(os.path.join(args.results, "links.jsonl"))]
-    runs = [r for r in runs if r.get("target_seconds") is not None and "width" in r]
+    reached = {}  # every links*.jsonl (the whole run, then any longer sweep of one plan): the runs that reached
+    for name in sorted(os.listdir(args.results)):
+        if name.startswith("links") and name.endswith(".jsonl"):
+            for r in map(json.loads, open(os.path.join(args.results, name))):
+                if r.get("target_seconds") is not None and "width" in r:
+                    reached[(r["dataset"], r["link"], r["strategy"], r["codec"])] = r
+    runs = list(reached.values())
     lines = ["# Cost model (benchmarks/cost_model.py)", "", "Fitted constants (alpha: seconds per message hop; "
              "beta: seconds per byte, as bandwidth):", "", "| link | op | alpha (us) | bandwidth (MB/s) |",
              "|---|---|---|---|"]
