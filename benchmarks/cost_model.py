@@ -128,7 +128,9 @@ def framing(probes: dict) -> list:
             if not wire:
                 continue
             sizes = sorted(int(k) for k in wire)
-            cells = [f"{f * n:,.0f} | {wire[str(n)] if str(n) in wire else wire[n]:,.0f}" for n in (sizes[0], sizes[-1])]
+            got = [wire[str(n)] if str(n) in wire else wire[n] for n in (sizes[0], sizes[-1])]
+            # a negative difference: a connection was closed between the readings (its counters went with it)
+            cells = [f"{f * n:,.0f} | " + (f"{w:,.0f}" if w >= 0 else "-") for n, w in zip((sizes[0], sizes[-1]), got)]
             out.append(f"| {link} | {op} | " + " | ".join(cells) + " |")
     return out if len(out) > 5 else []
 
