@@ -160,7 +160,8 @@ def main() -> None:
                                 secs = steps[-1]["time"]
                                 sent = sum(s["bytes_sent"] for s in steps)
                                 later = steps[1:] or steps
-                                setup = max(steps[0]["bytes_sent"] - sum(s["bytes_sent"] for s in later) / len(later), 0)
+                                steady = sum(s["bytes_sent"] for s in later) / len(later)
+                                setup = max(steps[0]["bytes_sent"] - steady, 0)
                                 rec.update(seconds=secs, budget=b, held_out_over_L=ratio, bytes_sent_rank0=sent,
                                            wire_bytes_sent_rank0=sum(s.get("wire_bytes_sent", 0) for s in steps),
                                            setup_bytes_rank0=setup, steps=len(steps),

@@ -274,7 +274,8 @@ def test_job_files_take_the_codec_and_error_feedback(tmp_path):
 
 
 @pytest.mark.parametrize("strategy,optimizer,at,calls,spec,workers", [
-    ("local_sgd", "adagrad", "gradient", 90, "topk:0.1+int8", 2), ("bsp", "adagrad", "gradient", 90, "topk:0.1+int8", 2),
+    ("local_sgd", "adagrad", "gradient", 90, "topk:0.1+int8", 2),
+    ("bsp", "adagrad", "gradient", 90, "topk:0.1+int8", 2),
     ("local_sgd", "normalized", "kernel", 8, "topk:0.1+int8", 2), ("bsp", "adagrad", "gradient", 46, "int8", 3)])
 def test_a_killed_compressed_fit_resumes_exactly(tmp_path, strategy, optimizer, at, calls, spec, workers):
     """The residuals (the chunk owners' too, in two-phase sums) and local SGD's anchor are

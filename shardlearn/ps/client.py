@@ -38,7 +38,10 @@ class Client:
         step (the stochastic rounding follows it); empty without a codec."""
         if self.codec is None:
             return {}
-        return dict({"codec/step": self.coded.step}, **({} if self.residual is None else {"codec/residual": self.residual}))
+        out = {"codec/step": self.coded.step}
+        if self.residual is not None:
+            out["codec/residual"] = self.residual
+        return out
 
     def restore(self, arrays) -> None:
         """Continue from ``arrays()`` saved by a checkpoint (nothing when it has none)."""
