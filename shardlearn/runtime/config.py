@@ -212,7 +212,7 @@ class TrainConfig:
             if codec.sparsifier or codec.rank:
                 raise ConfigError(f"compression={self.compression!r}: a parameter-server push names only the keys a batch "
                                   "touched, sparse already; use fp16, bf16, int8 or sign there")
-        elif codec is not None and not self.compresses:
+        elif codec is not None and not self.compresses_collectives:
             raise ConfigError(f"compression={self.compression!r} runs on gd, lbfgs, local_sgd, mini-batch bsp "
                               f"(optimizer sgd, momentum, adagrad, adam...) and the parameter server's pushes, not "
                               f"{self._plan_words()}; use "
@@ -226,9 +226,10 @@ class TrainConfig:
             raise ConfigError(f"schedule={self.schedule!r} is not known; expected one of {', '.join(optim.SCHEDULES)}")
 
     @property
-    def compresses(self) -> bool:
-        """Its exchanges can go through a codec: full-batch gradients (gd, lbfgs), local SGD's
-        changes, bsp's mini-batch gradients (per-example bsp merges sparse changes: not yet)."""
+    def compresses_collectives(self) -> bool:
+        """Its collective sums can go through a codec: full-batch gradients (gd, lbfgs), local
+        SGD's changes, bsp's mini-batch gradients (per-example bsp merges sparse changes: not
+        yet). The parameter server's pushes are a separate path, checked in ``validate``."""
         return (self.plan in ("gd", "lbfgs", "local_sgd") or (self.plan == "bsp" and not self.per_example)) \
             and not self.uses_ps
 
