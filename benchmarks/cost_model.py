@@ -105,14 +105,16 @@ def seconds(c, op: str, p: int, n: float, tree=False) -> float:
 
 def model_comm(c, rec, p, tree=False) -> float:
     """Transfer seconds of a run's collectives at ``p`` workers: its calls (counted from the
-    bytes rank 0 sent at 4, less the setup's agreements) and the setup's allreduce."""
-    op4, n4 = per_call(rec, 4)
-    setup = rec.get("setup_bytes_rank0", 0.0)
-    calls = (rec["bytes_sent_rank0"] - setup) / sent(op4, 4, n4)
+    bytes rank 0 sent in the measured run, less the setup's agreements) and the setup's allreduce."""
+    q = rec.get("workers", 4)  # the measured run's workers
+    op_q, n_q = per_call(rec, q)
+    setup = rec.get("setup_bytes_rank0", 0.0)  # sent by the setup's allreduces: their payload is setup / ring share
+    calls = (rec["bytes_sent_rank0"] - setup) / sent(op_q, q, n_q)
     if rec["strategy"] == "local_sgd":  # averaging rounds per epoch fall as 1/p (each worker's shard shrinks)
-        calls *= 4 / p
+        calls *= q / p
     op, n = per_call(rec, p)
-    return calls * seconds(c, op, p, n, tree) + (allreduce(c, p, setup / 1.5, tree) if setup else 0.0)
+    return calls * seconds(c, op, p, n, tree) + (allreduce(c, p, setup / sent("allreduce", q, 1.0), tree)
+                                                 if setup else 0.0)
 
 
 def framing(probes: dict) -> list:

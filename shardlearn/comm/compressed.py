@@ -80,6 +80,8 @@ class Compressed:
             return self.comm.allreduce(v.copy())  # it sums in place: ``v`` may be a view of the caller's array
         if self.state is None or (self.codec.error_feedback and self.state.residual.size != v.size):
             self.state = codecs.init(self.codec, v.size)
+        # two phases for a quantizer beyond two workers, on a vector of two coordinates a worker or more
+        # (shorter ones: empty chunks would cost more in scales and framing than they spare)
         if self.size > 2 and self.codec.sparsifier is None and v.size >= 2 * self.size:
             return self._two_phase(v)
         step = int(self.state.step)
