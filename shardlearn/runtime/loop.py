@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from shardlearn import optim
 from shardlearn.comm import compressed
 from shardlearn.core.errors import ConfigError
+from shardlearn.kernels import columns
 from shardlearn.runtime import agree
 from shardlearn.runtime.checkpoint import Checkpointer
 from shardlearn.runtime.config import TrainConfig, resume_fingerprint
@@ -88,8 +89,8 @@ def active_columns(X, comm=None):
 
     if not sp.issparse(X):
         return None
-    mask = np.zeros(X.shape[1], dtype=bool)
-    mask[X.indices] = True
+    mask = columns.present(X.indices, X.shape[1]) if X.format == "csr" else np.bincount(X.tocoo().col,
+                                                                                         minlength=X.shape[1]) > 0
     if comm is not None and comm.size > 1:  # one bit a column, or-ed (D2: 512 KB, not 16 MB of float32)
         mask = np.unpackbits(comm.allreduce(np.packbits(mask), op="bor"), count=X.shape[1])
     active = np.flatnonzero(mask)
@@ -99,11 +100,10 @@ def active_columns(X, comm=None):
 def _compact(X, active):
     import scipy.sparse as sp
 
-    small = active.size < 2**31 and X.nnz < 2**31
-    pos = np.full(X.shape[1], -1, dtype=np.int32 if small else np.int64)
-    pos[active] = np.arange(active.size)
-    indptr = X.indptr.astype(np.int32) if small else X.indptr
-    return sp.csr_matrix((X.data, pos[X.indices], indptr), shape=(X.shape[0], active.size))
+    X = X.tocsr()
+    indices = columns.renumber(X.indices, active, X.shape[1])
+    indptr = X.indptr.astype(indices.dtype, copy=False) if X.nnz < 2**31 else X.indptr
+    return sp.csr_matrix((X.data, indices, indptr), shape=(X.shape[0], active.size))
 
 
 def _scatter(params, active, width):
