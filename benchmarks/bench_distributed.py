@@ -81,8 +81,8 @@ def systems(name, n):
             "scikit-learn lbfgs": (lambda k: SkLogistic(C=C, max_iter=k, tol=1e-10), [100, 150, 200], 1),
         }
     return {
-        "shardlearn lbfgs, 2 workers": (sl(2), [5, 10, 15, 20, 30, 45, 70], 3),
-        "shardlearn lbfgs, 1 process": (sl(1), [5, 10, 15, 20, 30, 45, 70], 3),
+        "shardlearn lbfgs, 2 workers": (sl(2), [3, 4, 5, 10, 15, 20, 30, 45, 70], 3),
+        "shardlearn lbfgs, 1 process": (sl(1), [3, 4, 5, 10, 15, 20, 30, 45, 70], 3),
         "scikit-learn saga": (lambda k: SkLogistic(C=C, solver="saga", max_iter=k, tol=1e-10), [1, 2, 3, 5, 8], 1),
     }
 
