@@ -175,12 +175,14 @@ def test_hogwild_is_checkpointed_and_resumes_after_a_kill(tmp_path):
     assert loss(again.params) <= 1.002 * loss(clean)  # races aside, the same fit
 
 
-@pytest.mark.parametrize("sync", ["average", "changes"])
-def test_a_streamed_window_spans_blocks_as_the_in_memory_loop_counts_it(sync):
+@pytest.mark.parametrize("sync,spec", [("average", "none"), ("changes", "none"), ("changes", "int8")])
+def test_a_streamed_window_spans_blocks_as_the_in_memory_loop_counts_it(sync, spec):
+    """Streamed or in memory, the same windows merge; through int8 too (the same encodings, padded
+    to the agreed width in memory, to each merge's widest change when streamed)."""
     from shardlearn.runtime import group
 
     for memory, streamed in group.get(2).run("tests.worker_jobs:stream_windows", sync=sync, block_rows=700,
-                                            sync_rows=256):
+                                            sync_rows=256, spec=spec):
         np.testing.assert_allclose(streamed, memory, rtol=1e-9, atol=1e-12)
 
 

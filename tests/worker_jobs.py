@@ -81,11 +81,14 @@ def fit_arrays_killed(comm, *, rank: int, call: int, at: str = "gradient", **kwa
         job.models.get, kernel.run = get, run
 
 
-def stream_windows(comm, *, sync: str, block_rows: int, sync_rows: int, progress=None):
+def stream_windows(comm, *, sync: str, block_rows: int, sync_rows: int, spec: str = "none", progress=None):
     """This rank's rows of a seeded sparse table learned per example with ``online.fit``
-    (``sync``: "average" or "changes"), once in memory and once streamed in blocks of
-    ``block_rows`` rows, so a sync window spans blocks; returns both weight vectors."""
+    (``sync``: "average" or "changes"; ``spec``: the collective's codec), once in memory and
+    once streamed in blocks of ``block_rows`` rows, so a sync window spans blocks; returns both
+    weight vectors."""
     import scipy.sparse as sp
+
+    from shardlearn.comm import compressed
 
     from shardlearn import models
     from shardlearn.data.stream import Stream
@@ -99,7 +102,7 @@ def stream_windows(comm, *, sync: str, block_rows: int, sync_rows: int, progress
                     n, 30)
     m = models.get("logistic")
     opts = dict(theta0=m.init(30), rule="normalized", lr=0.5, alpha=1e-3, l1_ratio=0.5, epochs=2, shuffle=False,
-                comm=comm, sync_rows=sync_rows, sync=sync)
+                comm=compressed.wrap(comm, spec), sync_rows=sync_rows, sync=sync)
     return [online.fit(m, data, y, **opts).theta["w"] for data in (X, stream)]
 
 
@@ -130,3 +133,35 @@ def active_columns(comm, *, width: int, progress=None):
     cols = np.arange(comm.rank, width // (comm.rank + 1), 5)
     X = sp.csr_matrix((np.ones(cols.size), (np.zeros(cols.size, dtype=int), cols)), shape=(1, width))
     return active(X, comm)
+
+
+def coded_changes(comm, *, spec: str, rule: str, rounds: int, progress=None):
+    """``rounds`` per-example bsp merges through ``spec`` of rank-seeded sparse rows: the final
+    state, this rank's exact changes summed over rounds (weights and adaptive sums, by
+    coordinate), its residuals, and the bytes each merge counted."""
+    import scipy.sparse as sp
+
+    from shardlearn.comm import compressed
+    from shardlearn.kernels import delta, sgd as kernel
+    from shardlearn.strategies import online
+    from shardlearn.strategies.coded_changes import Coded
+
+    c = compressed.wrap(comm, spec)
+    d = 300
+    rng = np.random.default_rng(comm.rank)
+    X = sp.random(rounds * 40, d, density=0.05, format="csr", random_state=rng) * 10
+    y = (rng.random(X.shape[0]) < 0.4).astype(float)
+    state = kernel.new_state(d, rule)
+    coded = Coded(c.codec, d, rule)
+    exact, sent = np.zeros((d + 1, 2)), []
+    for r in range(rounds):
+        part = np.arange(40 * r, 40 * (r + 1))
+        keys, before = online._before(state, X, part)
+        kernel.run(state, X, y, np.ones(X.shape[0]), part, loss="logistic", rule=rule, lr=0.5, l2=1e-3)
+        ch = delta.change(before[0], state["ws"][keys], rule)
+        exact[keys] += ch[:, [kernel.W, kernel.G]]
+        at = comm.stats.bytes_sent
+        coded.merge(c, state, keys, before, width=d + 1)
+        sent.append(comm.stats.bytes_sent - at)
+    return {"ws": state["ws"], "scalars": state["scalars"], "exact": exact, "residual": coded.residual[:, :2],
+            "sent": sent, "layout": coded._layout(d + 1)[-1]}

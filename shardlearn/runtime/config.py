@@ -212,6 +212,12 @@ class TrainConfig:
             if codec.sparsifier or codec.rank:
                 raise ConfigError(f"compression={self.compression!r}: a parameter-server push names only the keys a batch "
                                   "touched, sparse already; use fp16, bf16, int8 or sign there")
+        elif codec is not None and self.plan == "bsp" and self.per_example and (codec.sparsifier or codec.rank or
+                                                                               codec.quantizer == "sign"):
+            raise ConfigError(f"compression={self.compression!r}: bsp with the per-example rule merges the changes "
+                              "of the coordinates its rows touched (sparse already), weights and adaptive sums, "
+                              "through fp16, bf16 or int8; sparsifiers, sign and powersgd compress mini-batch bsp "
+                              "(batch_size > 1 with optimizer sgd, adagrad, adam...) and local_sgd")
         elif codec is not None and not self.compresses_collectives:
             raise ConfigError(f"compression={self.compression!r} runs on gd, lbfgs, local_sgd, mini-batch bsp "
                               f"(optimizer sgd, momentum, adagrad, adam...) and the parameter server's pushes, not "
@@ -228,15 +234,14 @@ class TrainConfig:
     @property
     def compresses_collectives(self) -> bool:
         """Its collective sums can go through a codec: full-batch gradients (gd, lbfgs), local
-        SGD's changes, bsp's mini-batch gradients (per-example bsp merges sparse changes: not
-        yet). The parameter server's pushes are a separate path, checked in ``validate``."""
-        return (self.plan in ("gd", "lbfgs", "local_sgd") or (self.plan == "bsp" and not self.per_example)) \
-            and not self.uses_ps
+        SGD's changes, bsp's mini-batch gradients or per-example changes (quantizers only there,
+        ``validate``). The parameter server's pushes are a separate path, checked in ``validate``."""
+        return self.plan in ("gd", "lbfgs", "local_sgd", "bsp") and not self.uses_ps
 
     def _plan_words(self) -> str:
         if self.uses_ps:
             return f"{self.plan!r} over the parameter server"
-        return "bsp with the per-example rule (it merges sparse changes)" if self.plan == "bsp" else repr(self.plan)
+        return repr(self.plan)
 
     def for_model(self, name: str) -> "TrainConfig":
         """This configuration for model ``name``: a default per-example rule falls back to

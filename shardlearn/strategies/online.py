@@ -26,6 +26,7 @@ import numpy as np
 from shardlearn.comm.compressed import Compressed
 from shardlearn.core.errors import ConfigError
 from shardlearn.kernels import delta, sgd as kernel
+from shardlearn.strategies.coded_changes import Coded
 from shardlearn.strategies.result import Result
 from shardlearn.strategies.sgd import epoch_order
 
@@ -66,17 +67,23 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
             state = {"ws": resume["kernel/ws"].copy(), "scalars": resume["kernel/scalars"].copy()}
         cur.update({k: resume[f"cursor/{k}"].item() for k in cur})
     # local SGD over a compressed collective: the averaged columns at the last average
-    anchor = state["ws"][:, _averaged(rule)].copy() if isinstance(comm, Compressed) else None
+    anchor = state["ws"][:, _averaged(rule)].copy() if isinstance(comm, Compressed) and not changes else None
     if anchor is not None and resume is not None:
         comm.restore(resume)
         anchor = np.array(resume["codec/anchor"]) if "codec/anchor" in resume else anchor
+    # bsp over a compressed collective: changes through the codec, residuals per coordinate
+    coded = Coded(comm.codec, d, rule) if isinstance(comm, Compressed) and changes else None
+    if coded is not None and resume is not None:
+        coded.restore(resume)
+    merge = coded.merge if coded is not None else (lambda c, st, keys, before, width=None:  # noqa: E731
+                                                   _merge_changes(c, st, keys, before, opts["rule"], width))
     chunk = CHUNK_ROWS if not distributed or not sync_rows else max(1, int(sync_rows))
     chunks, width = -(-n // chunk), None
     stream_sync = None
     if hasattr(X, "blocks"):  # streamed: combined every sync_rows rows, checkpointed at epoch ends only
         chunks = 1
         if changes:
-            stream_sync = lambda st, window, used: _merge_changes(comm, st, *window, opts["rule"])  # noqa: E731
+            stream_sync = lambda st, window, used: merge(comm, st, *window)  # noqa: E731
         elif distributed and not shared and sync_rows:
             stream_sync = lambda st, window, used: _average(comm, st, used, opts, anchor)  # noqa: E731
     elif distributed:  # every worker averages (checkpoints) at the same points: as many chunks as the largest shard
@@ -86,6 +93,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         if shared:  # Hogwild: every worker stops writing the shared state before any saves it
             comm.barrier()
         extra = dict(comm.arrays(), **{"codec/anchor": anchor}) if anchor is not None else {}
+        extra.update(coded.arrays() if coded is not None else {})
         checkpoint.save(step, {"kernel/ws": state["ws"], "kernel/scalars": state["scalars"], **extra,
                                **{f"cursor/{k}": np.array(v) for k, v in cur.items()}})
 
@@ -104,7 +112,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
             before = _before(state, X, part) if changes else None
             out = kernel.run(state, X, y, sample_weight, part, loss=loss_name, fit_intercept=fit_intercept, **opts)
             if changes:
-                _merge_changes(comm, state, *before, opts["rule"], width)
+                merge(comm, state, *before, width)
             cur["loss"] += out[0]
             cur["seen"] += out[1]
             cur["since_sync"] += out[1]
