@@ -20,7 +20,8 @@ def a9a():
 
 
 @pytest.mark.parametrize("strategy,extra", [("lbfgs", {}), ("bsp", {"solver": "sgd", "batch_size": 256}),
-                                            ("local_sgd", {"solver": "sgd", "compression": "int8"})])
+                                            ("local_sgd", {"solver": "sgd", "compression": "int8"}),
+                                            ("bsp", {"solver": "sgd", "compression": "int8"})])
 def test_each_rank_counts_what_its_connections_carried(a9a, strategy, extra):
     X, y = a9a
     cfg = TrainConfig(strategy=strategy, workers=2, max_iter=3, random_state=0, **extra)
