@@ -5,9 +5,11 @@ held-out log-loss over L* (a tight one-process fit), against no compression in t
 run; and each codec's own cost (encode + decode seconds per coordinate, one process).
 
 Strategies: ``bsp`` with AdaGrad mini-batches and per-example ``local_sgd`` (every codec),
-``lbfgs`` (the quantizers: a line search needs a near-true gradient).
+``lbfgs`` (the quantizers: a line search needs a near-true gradient), per-example ``bsp``
+(the quantizers: its merges of sparse changes, ``strategies/coded_changes.py``).
 
     python benchmarks/bench_compression.py --out benchmarks/results/compression
+    python benchmarks/bench_compression.py --strategies "bsp per example" --out benchmarks/results/compression-bsp
 """
 from __future__ import annotations
 
@@ -45,15 +47,16 @@ def datasets(rows: int, data_dir: str):
     yield "D2", X, y, Xt, yt, 1e-6
 
 
-def runs(name: str):
-    """``(strategy label, estimator options, codecs)`` for a dataset."""
+def runs(name: str, only=None):
+    """``(strategy label, estimator options, codecs)`` for a dataset (``only``: these labels)."""
     epochs = 10 if name == "a9a" else 2
     out = [("bsp adagrad", dict(solver="sgd", strategy="bsp", optimizer="adagrad", max_iter=epochs), STOCHASTIC),
            ("local_sgd per example", dict(solver="sgd", strategy="local_sgd", max_iter=epochs), STOCHASTIC),
-           ("lbfgs", dict(solver="lbfgs"), QUANTIZERS)]
+           ("lbfgs", dict(solver="lbfgs"), QUANTIZERS),
+           ("bsp per example", dict(solver="sgd", strategy="bsp", max_iter=epochs), QUANTIZERS)]
     if name == "D2":  # 4M columns: a mini-batch's dense gradient per step is what issue 14 removes
         out = out[1:]
-    return out
+    return [r for r in out if only is None or r[0] in only]
 
 
 def codec_cost(n: int = 1 << 20) -> dict:
@@ -80,6 +83,7 @@ def main() -> None:
     ap.add_argument("--workers", default="2,4")
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
     ap.add_argument("--render", action="store_true", help="only redraw OUT/compression.md from its .jsonl")
+    ap.add_argument("--strategies", nargs="+", default=None, help="only these strategy labels (e.g. 'lbfgs')")
     args = ap.parse_args()
     if args.render:
         return redraw(os.path.join(args.out, "compression.jsonl"), args.rows)
@@ -91,12 +95,12 @@ def main() -> None:
 
     rows = []
     for name, X, y, Xt, yt, alpha in datasets(args.rows, args.data):
-        for _, kw, _ in runs(name):  # the compiled kernels built before any timed fit
+        for _, kw, _ in runs(name, args.strategies):  # the compiled kernels built before any timed fit
             shardlearn.LogisticRegression(alpha=alpha, workers=1, **dict(kw, max_iter=1)).fit(X[:2000], y[:2000])
         best = shardlearn.LogisticRegression(alpha=alpha, tol=1e-9, max_iter=2000, workers=1).fit(X, y)
         lstar = log_loss(yt, best.predict_proba(Xt)[:, 1])
         print(f"{name}: {X.shape[0]:,} x {X.shape[1]:,}, L* {lstar:.5f}", flush=True)
-        for label, kw, specs in runs(name):
+        for label, kw, specs in runs(name, args.strategies):
             for workers in [int(w) for w in args.workers.split(",")]:
                 # the worker group started (and its imports done) before any timed fit
                 shardlearn.LogisticRegression(alpha=alpha, workers=workers, **kw).fit(X[:2000], y[:2000])
