@@ -36,6 +36,9 @@ PLANS = {  # strategy options, codecs, budgets by dataset (lbfgs iterations; epo
               ("--max-iter", {"D2": (2, 3, 4, 6, 10), "a9a": (4, 8, 15, 30), "D1": (3, 5, 8, 15, 30)})),
     "local_sgd": (["--strategy", "local_sgd"], ["none", "int8", "topk:0.1+int8", "sign"],
                   ("--max-iter", {"D2": (1, 2, 4), "a9a": (1, 2, 4), "D1": (1, 2, 4)})),
+    # per example, merging the touched coordinates' changes every 256 rows a worker (coded_changes.py)
+    "bsp": (["--strategy", "bsp"], ["none", "fp16", "int8"],
+            ("--max-iter", {"D2": (1, 2, 4), "a9a": (1, 2, 4), "D1": (1, 2, 4)})),
 }
 
 
