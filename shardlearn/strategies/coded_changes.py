@@ -6,8 +6,9 @@ the kernel's state (``kernels.delta``): the weight and the adaptive sum as diffe
 (FTRL's ``z`` too), the scale and the penalty clock as values. Here the additive columns go
 through the codec with error feedback kept per coordinate (what a merge left out of
 coordinate j is added to j's next change: Seide et al. 2014; Karimireddy et al. 2019), the
-keys travel as int32, the scale as float32 and the clock as a float32 offset from the clock
-every replica started the round at. Each worker then puts back the state it started from and
+keys travel as int32 (ordered by the size of their weight change, so int8's blocks of 512
+values share a scale with values of their size), the scale as float32 and the clock as a
+float32 offset from the clock every replica started the round at. Each worker then puts back the state it started from and
 merges every worker's *decoded* change, its own included, so the replicas stay identical,
 and nothing a worker learned is lost: its applied changes plus its residuals sum to its
 exact changes. An adaptive sum never goes below zero (a decoded difference may undershoot).
@@ -63,6 +64,11 @@ class Coded:
         ch = delta.change(rows, ws[keys], self.rule)
         dscal = scalars - s0
         ws[keys], scalars[:] = rows, s0
+        # by the magnitude of the weight change to send: int8's blocks of 512 then share a scale with
+        # values of their own size, so a rare feature's small change is not rounded against a frequent one's
+        order = np.argsort(-np.abs(ch[:, W] + (self.residual[keys, 0] if self.codec.error_feedback else 0.0)),
+                           kind="stable")
+        keys, ch = keys[order], ch[order]
         k = keys.size
         if width is None:
             width = int(comm.allreduce(np.array([float(k)]), op="max")[0])
