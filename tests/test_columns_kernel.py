@@ -1,21 +1,12 @@
 """The compiled column statistics (``kernels.columns``) against scipy and numpy: weighted sums
-of x and x^2, the active-column mask and the renumbering, for float32 and float64 data, one
-and two threads, empty matrices and rows; and the D2-shaped path they serve (the compacted
+of x and x^2, the active-column mask and the renumbering, for float32 and float64 data, empty
+matrices and rows; and the D2-shaped path they serve (the compacted
 preconditioned fit) against scipy's own products."""
-import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from shardlearn.kernels import columns
-from shardlearn.kernels.threads import set_threads
-
-
-@pytest.fixture(params=[1, 2], ids=["1 thread", "2 threads"])
-def threads(request):
-    before = numba.get_num_threads()
-    yield set_threads(request.param)
-    numba.set_num_threads(before)
 
 
 def _matrix(dtype, rows=500, cols=300, density=0.03, seed=0):
@@ -29,7 +20,7 @@ def _matrix(dtype, rows=500, cols=300, density=0.03, seed=0):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_column_sums_equal_scipys_products(dtype, weighted, threads):
+def test_column_sums_equal_scipys_products(dtype, weighted):
     X = _matrix(dtype)
     sw = np.random.default_rng(1).uniform(0, 3, X.shape[0]) if weighted else np.ones(X.shape[0])
     X64 = X.astype(np.float64)
@@ -39,12 +30,12 @@ def test_column_sums_equal_scipys_products(dtype, weighted, threads):
     assert s1.dtype == s2.dtype == np.float64 and s1.shape == (X.shape[1],)
 
 
-def test_column_sums_of_no_rows_are_zero(threads):
+def test_column_sums_of_no_rows_are_zero():
     s1, s2 = columns.column_sums(sp.csr_matrix((0, 5), dtype=np.float32), np.ones(0))
     assert s1.tolist() == s2.tolist() == [0.0] * 5
 
 
-def test_present_and_renumber_equal_numpy(threads):
+def test_present_and_renumber_equal_numpy():
     X = _matrix(np.float32, cols=2000, density=0.001)
     mask = np.zeros(X.shape[1], dtype=bool)
     mask[X.indices] = True
@@ -55,15 +46,6 @@ def test_present_and_renumber_equal_numpy(threads):
     assert new.dtype == np.int32
     assert (active[new] == X.indices).all()  # every stored value points at its own column
     assert columns.present(np.zeros(0, dtype=np.int32), 4).tolist() == [False] * 4
-
-
-def test_row_blocks_hold_about_equal_stored_values():
-    indptr = np.cumsum(np.r_[0, np.random.default_rng(2).integers(0, 40, 1001)])
-    cuts = columns.blocks(indptr, 4)
-    assert cuts[0] == 0 and cuts[-1] == 1001 and (np.diff(cuts) >= 0).all()
-    per = np.diff(indptr[cuts])
-    assert per.max() - per.min() <= 2 * 40  # within two rows' worth of each other
-    assert columns.blocks(np.array([0]), 2).tolist() == [0, 0, 0]
 
 
 @pytest.mark.parametrize("intercept", [True, False])

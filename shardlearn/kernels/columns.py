@@ -2,15 +2,15 @@
 weighted sums of ``x`` and ``x^2`` that the preconditioner needs (``strategies.precond``),
 and the renumbering of a sparse matrix onto its active columns (``runtime.loop``).
 
-The rows are split into one contiguous block per numba thread (blocks of about equal stored
-values); each block sums into a buffer of its own, added up at the end, so a result depends
-on the number of threads, never on their scheduling (no atomics; the usual reduction of a
-transposed product, Saad, *Iterative Methods for Sparse Linear Systems*, 2003, ch. 3). The
-sums of ``x`` and ``x^2`` sit side by side in one ``(d, 2)`` buffer, so a stored value costs
-one random access, not two. On D2's 2M rows (52M stored values) the statistics and the
-compaction took 0.88 s and 0.58 s with scipy and numpy (two transposed products and a
-squared copy of the data; a boolean scatter and a fancy-indexed gather); see
-``benchmarks/results/fullbatch-pass``.
+The sums of ``x`` and ``x^2`` sit side by side in one ``(d, 2)`` buffer, so a stored value
+costs one random access, not two (the layout Vowpal Wabbit gives a weight and its adaptive
+sums). On D2's 2M rows (52M stored values) the statistics and the compaction took 0.88 s and
+0.58 s with scipy and numpy (two transposed products and a float64 squared copy of the data;
+a boolean scatter and a fancy-indexed gather), about 0.2 s and 0.35 s compiled
+(``benchmarks/README.md``, "Distributed runtime"). They run on one thread: split over the
+two cores of the machine they were measured on, with a buffer per thread, they were no
+faster (the passes are bound by random accesses into the d-wide buffers), and a threaded
+numba region is not safe in a process that forks afterwards (GNU OpenMP).
 
 >>> import numpy as np, scipy.sparse as sp
 >>> X = sp.csr_matrix(np.array([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]], dtype=np.float32))
@@ -24,73 +24,45 @@ squared copy of the data; a boolean scatter and a fancy-indexed gather); see
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
-def blocks(indptr: np.ndarray, parts: int) -> np.ndarray:
-    """Row boundaries of ``parts`` contiguous blocks holding about equal numbers of stored values.
-
-    >>> blocks(np.array([0, 5, 6, 7, 10]), 2).tolist()
-    [0, 1, 4]
-    """
-    targets = np.linspace(0, indptr[-1], parts + 1)
-    cuts = np.searchsorted(indptr, targets, side="left").astype(np.int64)
-    cuts[0], cuts[-1] = 0, indptr.size - 1
-    return np.maximum.accumulate(cuts)
-
-
-@njit(parallel=True, cache=True)
-def _sums(indptr, indices, data, sw, cuts, bufs):
-    for t in prange(cuts.size - 1):
-        buf = bufs[t]
-        for r in range(cuts[t], cuts[t + 1]):
-            wr = sw[r]
-            for k in range(indptr[r], indptr[r + 1]):
-                x = np.float64(data[k])
-                j = indices[k]
-                buf[j, 0] += wr * x
-                buf[j, 1] += wr * x * x
+@njit(cache=True)
+def _sums(indptr, indices, data, sw, buf):
+    for r in range(indptr.size - 1):
+        wr = sw[r]
+        for k in range(indptr[r], indptr[r + 1]):
+            x = np.float64(data[k])
+            j = indices[k]
+            buf[j, 0] += wr * x
+            buf[j, 1] += wr * x * x
 
 
-@njit(parallel=True, cache=True)
-def _mark(indices, cuts, seen):
-    for t in prange(cuts.size - 1):
-        row = seen[t]
-        for k in range(cuts[t], cuts[t + 1]):
-            row[indices[k]] = True
+@njit(cache=True)
+def _mark(indices, seen):
+    for k in range(indices.size):
+        seen[indices[k]] = True
 
 
-@njit(parallel=True, cache=True)
-def _gather(indices, pos, cuts, out):
-    for t in prange(cuts.size - 1):
-        for k in range(cuts[t], cuts[t + 1]):
-            out[k] = pos[indices[k]]
-
-
-def _parts(n: int) -> int:
-    return max(1, min(numba.get_num_threads(), n))
+@njit(cache=True)
+def _gather(indices, pos, out):
+    for k in range(indices.size):
+        out[k] = pos[indices[k]]
 
 
 def column_sums(X, sw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(X.T @ sw, (X * X).T @ sw)`` in float64 for a CSR ``X`` of any float dtype."""
-    cuts = blocks(X.indptr, _parts(X.shape[0]))
-    bufs = np.zeros((cuts.size - 1, X.shape[1], 2))
-    _sums(X.indptr, X.indices, X.data, np.ascontiguousarray(sw, dtype=np.float64), cuts, bufs)
-    total = bufs.sum(axis=0)
-    return total[:, 0].copy(), total[:, 1].copy()
-
-
-def _even(n: int) -> np.ndarray:
-    return np.linspace(0, n, _parts(n) + 1).astype(np.int64)
+    buf = np.zeros((X.shape[1], 2))
+    _sums(X.indptr, X.indices, X.data, np.ascontiguousarray(sw, dtype=np.float64), buf)
+    return buf[:, 0].copy(), buf[:, 1].copy()
 
 
 def present(indices: np.ndarray, width: int) -> np.ndarray:
     """Which of ``width`` columns ``indices`` names (a boolean mask)."""
-    seen = np.zeros((_parts(indices.size), width), dtype=np.bool_)
-    _mark(indices, _even(indices.size), seen)
-    return np.logical_or.reduce(seen, axis=0) if seen.shape[0] > 1 else seen[0]
+    seen = np.zeros(width, dtype=np.bool_)
+    _mark(indices, seen)
+    return seen
 
 
 def renumber(indices: np.ndarray, active: np.ndarray, width: int) -> np.ndarray:
@@ -99,5 +71,5 @@ def renumber(indices: np.ndarray, active: np.ndarray, width: int) -> np.ndarray:
     pos = np.full(width, -1, dtype=np.int32 if active.size < 2**31 else np.int64)
     pos[active] = np.arange(active.size)
     out = np.empty(indices.size, dtype=pos.dtype)
-    _gather(indices, pos, _even(indices.size), out)
+    _gather(indices, pos, out)
     return out

@@ -55,7 +55,7 @@ class LocalGroup:
         # the group's own folder for files its workers share: removed with the group, however the fit ends
         self.scratch = tempfile.mkdtemp(prefix="shardlearn-group-", dir=launch.scratch_dir())
         with Listener(("127.0.0.1", 0), authkey=authkey) as listener:
-            env = launch.worker_env(authkey, self.scratch, self.size)
+            env = launch.worker_env(authkey, self.scratch)
             with _sigint_ignored():  # from their first instruction: a Ctrl-C while they import is the driver's
                 self.procs = [subprocess.Popen([sys.executable, "-m", "shardlearn.runtime.worker", str(r),
                                                 str(self.size), str(port), f"shardlearn/group-{attempt}/",

@@ -91,17 +91,15 @@ def driver_authkey() -> bytes:
     return bytes.fromhex(os.environ[AUTHKEY_VAR])
 
 
-def worker_env(authkey: bytes, scratch: str | None = None, workers: int = 1) -> dict:
-    """The environment for one of ``workers`` local workers: the driver's, minus torchrun's
-    variables, plus the key, the group's scratch folder and its share of the cores for numba's
-    threaded kernels (BLAS and OpenMP: one thread, unless the driver's environment says)."""
+def worker_env(authkey: bytes, scratch: str | None = None) -> dict:
+    """The environment for a local worker: the driver's, minus torchrun's variables, plus the key
+    and the group's scratch folder."""
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
                                                            "MASTER_PORT", "TORCHELASTIC_RESTART_COUNT")}
     env[AUTHKEY_VAR] = authkey.hex()
     if scratch is not None:
         env[SCRATCH_VAR] = scratch
     env.setdefault("OMP_NUM_THREADS", "1")
-    env.setdefault("NUMBA_NUM_THREADS", str(max(1, cpu_count() // max(1, workers))))
     # the driver's import path (its working directory first), so "module:function" jobs import
     paths = [p or os.getcwd() for p in sys.path if p == "" or os.path.isdir(p)]
     known = paths + env.get("PYTHONPATH", "").split(os.pathsep)
@@ -222,16 +220,13 @@ def join_from_env(timeout_s: float = 120.0):
     with this restart attempt's prefix on the store's keys, bound to the interface that
     reaches the master (``bind_to_route``). A group that cannot connect while the master is
     this host's loopback and ranks run elsewhere (``ranks_here``) ends in one line that says
-    so: every other host would have dialled its own loopback. numba's threaded kernels get this
-    rank's share of the host's cores (``LOCAL_WORLD_SIZE`` ranks share them)."""
+    so: every other host would have dialled its own loopback."""
     from shardlearn.comm import torch_backend
     from shardlearn.core.errors import ConfigError
-    from shardlearn.kernels.threads import set_threads
     from shardlearn.runtime import netif
 
     w = from_env()
     bind_to_route(w)
-    set_threads(cpu_count() // ranks_here()[1])
     try:
         return torch_backend.init(w.rank, w.world_size, w.master_addr, w.master_port, timeout_s=timeout_s,
                                   prefix=w.store_prefix, host_store=False if w.agent_store else None)
