@@ -395,7 +395,7 @@ def test_per_example_bsp_changes_through_a_quantizer_lose_nothing(spec, rule):
     np.testing.assert_allclose(got[0]["ws"][:, W] + left[:, 0], exact[:, 0], rtol=0, atol=1e-9)
     assert np.abs(left[:, 0]).max() > 0  # the codec did leave something out, to be sent later
     assert (got[0]["ws"][:, 1] >= 0).all()
-    assert all(s == 2 * got[0]["layout"] for r in got for s in r["sent"])
+    assert all(s == 2 * got[0]["message"] for r in got for s in r["sent"])
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(alpha=1e-3, l1_ratio=0.5, fit_intercept=False), dict(optimizer="ftrl"),

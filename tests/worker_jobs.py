@@ -164,4 +164,4 @@ def coded_changes(comm, *, spec: str, rule: str, rounds: int, progress=None):
         coded.merge(c, state, keys, before, width=d + 1)
         sent.append(comm.stats.bytes_sent - at)
     return {"ws": state["ws"], "scalars": state["scalars"], "exact": exact, "residual": coded.residual[:, :2],
-            "sent": sent, "layout": coded._layout(d + 1)[-1]}
+            "sent": sent, "message": coded.message_bytes(d + 1)}

@@ -7,11 +7,11 @@ the kernel's state (``kernels.delta``): the weight and the adaptive sum as diffe
 through the codec with error feedback kept per coordinate (what a merge left out of
 coordinate j is added to j's next change: Seide et al. 2014; Karimireddy et al. 2019), the
 keys travel as int32 (ordered by the size of their weight change, so int8's blocks of 512
-values share a scale with values of their size), the scale as float32 and the clock as a
-float32 offset from the clock every replica started the round at. Each worker then puts back the state it started from and
-merges every worker's *decoded* change, its own included, so the replicas stay identical,
-and nothing a worker learned is lost: its applied changes plus its residuals sum to its
-exact changes. An adaptive sum never goes below zero (a decoded difference may undershoot).
+values share a scale with values of their size), the scale and the clock as float32 offsets
+from their smallest value in the merge (``comm/rows.py``). Each worker then puts back the
+state it started from and merges every worker's *decoded* change, its own included, so the
+replicas stay identical, and nothing a worker learned is lost: its applied changes plus its
+residuals sum to its exact changes. An adaptive sum never goes below zero (a decoded difference may undershoot).
 
 A touched coordinate costs 4 + 4 + 4 bytes of key, scale and clock plus the codec's width for
 each additive column (int8: 1 byte and a float32 scale per 512 values), against 40 uncoded
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shardlearn.comm import codecs
+from shardlearn.comm import codecs, rows
 from shardlearn.kernels import delta
 from shardlearn.kernels.sgd import G, L, S, W
 
@@ -42,73 +42,48 @@ class Coded:
 
     def __init__(self, codec: codecs.Codec, d: int, rule: str):
         self.codec, self.rule = codec, rule
-        self.columns = [W, G, S] if rule == "ftrl" else [W, G]  # additive: through the codec
-        self.residual = np.zeros((d + 1, len(self.columns)))
+        self.coded = [W, G, S] if rule == "ftrl" else [W, G]  # additive: through the codec
+        self.plain = [L] if rule == "ftrl" else [S, L]  # maxima: as float32
+        self.residual = np.zeros((d + 1, len(self.coded)))
         self.step = 0
 
     def bytes_per_row(self, width: int) -> int:
         """Bytes a touched coordinate costs on the wire (``width``-row merges, the header shared)."""
-        body = 4 + len(self.columns) * codecs.payload_bytes(self.codec, width) / max(width, 1) + \
-            (8 if self.rule != "ftrl" else 4)
-        return int(round(body))
+        return int(round(4 + rows.nbytes(self.codec, width, len(self.coded), len(self.plain)) / max(width, 1)))
 
-    def _layout(self, width: int) -> list:
-        sizes = [8 * HEAD, 4 * width] + [codecs.payload_bytes(self.codec, width)] * len(self.columns) + \
-            [4 * width] * (2 if self.rule != "ftrl" else 1)
-        return np.cumsum([0] + sizes).tolist()
+    def message_bytes(self, width: int) -> int:
+        """What one worker's part of a ``width``-row merge weighs: the header and keys, the payload."""
+        return 8 * (HEAD + width // 2 + 1) + rows.nbytes(self.codec, width, len(self.coded), len(self.plain))
 
     def merge(self, comm, state, keys, before, width=None) -> int:
         """Like ``online._merge_changes``, through the codec; returns the widest change."""
         ws, scalars = state["ws"], state["scalars"]
-        rows, s0 = before
-        ch = delta.change(rows, ws[keys], self.rule)
+        before_rows, s0 = before
+        ch = delta.change(before_rows, ws[keys], self.rule)
         dscal = scalars - s0
-        ws[keys], scalars[:] = rows, s0
-        # by the magnitude of the weight change to send: int8's blocks of 512 then share a scale with
-        # values of their own size, so a rare feature's small change is not rounded against a frequent one's
-        order = np.argsort(-np.abs(ch[:, W] + (self.residual[keys, 0] if self.codec.error_feedback else 0.0)),
-                           kind="stable")
-        keys, ch = keys[order], ch[order]
+        ws[keys], scalars[:] = before_rows, s0
         k = keys.size
         if width is None:
             width = int(comm.allreduce(np.array([float(k)]), op="max")[0])
             if width == 0:
                 return 0
-        cut = self._layout(width)
-        buf = np.zeros(cut[-1], dtype=np.uint8)
-        buf[: cut[1]] = np.frombuffer(np.array([k, dscal[0], dscal[1]], dtype=np.float64).tobytes(), np.uint8)
-        buf[cut[1] : cut[1] + 4 * k] = np.frombuffer(keys.astype(np.int32).tobytes(), np.uint8)
-        for i, c in enumerate(self.columns):
-            v = np.zeros(width)
-            v[:k] = ch[:, c]
-            res = np.zeros(width)
-            res[:k] = self.residual[keys, i]
-            payload, st = codecs.encode(self.codec, v, codecs.CodecState(res if self.codec.error_feedback else
-                                                                        np.zeros(0), np.array(self.step)),
-                                        rank=comm.rank, stream=i + 1)
-            if self.codec.error_feedback:
-                self.residual[keys, i] = st.residual[:k]
-            buf[cut[2 + i] : cut[3 + i]] = payload
-        plain = [ch[:, L] - s0[0]] if self.rule == "ftrl" else [ch[:, S], ch[:, L] - s0[0]]
-        for j, v in enumerate(plain):
-            at = cut[2 + len(self.columns) + j]
-            buf[at : at + 4 * k] = np.frombuffer(v.astype(np.float32).tobytes(), np.uint8)
+        feedback = self.codec.error_feedback
+        order, payload, left = rows.encode(self.codec, ch, self.coded, self.plain,
+                                           self.residual[keys] if feedback else None, self.step, comm.rank, width)
+        if feedback:
+            self.residual[keys] = left
+        head = np.zeros(HEAD + width // 2 + 1)  # float64: rows, the scalars' change, then the keys as int32
+        head[:HEAD] = [k, dscal[0], dscal[1]]
+        head[HEAD:].view(np.int32)[:k] = keys[order]
         widest = 0
         touched = []
-        for part in comm.allgather(buf):
-            head = part[: cut[1]].view(np.float64)
-            m = int(head[0])
+        for part in comm.allgather(np.concatenate([head.view(np.uint8), payload])):
+            h = part[: head.nbytes].view(np.float64)
+            m = int(h[0])
             widest = max(widest, m)
-            scalars += head[1:3]
-            pk = part[cut[1] : cut[1] + 4 * m].view(np.int32).astype(np.int64)
-            got = np.zeros((m, 4))
-            for i, c in enumerate(self.columns):
-                got[:, c] = codecs.decode(self.codec, part[cut[2 + i] : cut[3 + i]], width, self.step, i + 1)[:m]
-            values = [part[cut[2 + len(self.columns) + j] : cut[2 + len(self.columns) + j] + 4 * m].view(np.float32)
-                      for j in range(len(plain))]
-            if self.rule != "ftrl":
-                got[:, S] = values[0]
-            got[:, L] = values[-1].astype(np.float64) + s0[0]
+            scalars += h[1:3]
+            pk = h[HEAD:].view(np.int32)[:m].astype(np.int64)
+            got = rows.decode(self.codec, part[head.nbytes :], m, 4, self.coded, self.plain, self.step, width)
             delta.merge(ws, pk, got, self.rule)
             touched.append(pk)
         self.step += 1

@@ -1,0 +1,84 @@
+"""Rows of per-key changes through a codec: what per-example ``bsp`` merges
+(``strategies/coded_changes.py``) and the parameter server's per-example pushes
+(``ps/client.py``) send instead of float64 rows.
+
+A change row holds some *additive* columns (differences: a weight's, an adaptive sum's),
+which go through the codec (``comm.codecs``) with error feedback per row, and some *plain*
+columns (values that merge by a maximum: a scale, a clock), which travel as float32 after
+subtracting the column's smallest value (a float64 offset in the payload), so a clock that
+has run past 2^24 stays exact within a batch. Before coding, the rows are ordered by the
+size of the first additive column (plus its residual), so int8's blocks of 512 values share
+a scale with values of their own size (a rare key's small change is not rounded against a
+frequent key's large one); the caller sends that order (as the keys, or as a permutation).
+
+>>> import numpy as np
+>>> from shardlearn.comm import codecs
+>>> c = codecs.parse("fp16")
+>>> rows = np.array([[0.5, 1.0, 2.0, 7.0], [-2.0, 0.25, 1.0, 9.0]])
+>>> order, payload, residual = encode(c, rows, [0, 1], [2, 3], np.zeros((2, 2)), step=0, rank=0)
+>>> order.tolist(), payload.size == nbytes(c, 2, 2, 2)
+([1, 0], True)
+>>> decode(c, payload, 2, 4, [0, 1], [2, 3], step=0).tolist()  # in the payload's order
+[[-2.0, 0.25, 1.0, 9.0], [0.5, 1.0, 2.0, 7.0]]
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from shardlearn.comm import codecs
+
+
+def nbytes(codec: codecs.Codec, width: int, n_coded: int, n_plain: int) -> int:
+    """The payload's size for ``width`` rows (the same on every worker for a given width)."""
+    return n_coded * codecs.payload_bytes(codec, width) + n_plain * (8 + 4 * width)
+
+
+def encode(codec: codecs.Codec, rows: np.ndarray, coded: list, plain: list, residual: np.ndarray | None,
+           step: int, rank: int, width: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(order, payload, residual')``: the rows' order in the payload, the payload (uint8,
+    ``nbytes`` for ``width`` rows, padded with zero rows beyond ``len(rows)``), and the new
+    residual of each row (in the rows' own order; None without error feedback). ``residual``:
+    ``(len(rows), len(coded))``, what earlier encodings of these rows left out."""
+    k = rows.shape[0]
+    width = k if width is None else width
+    feedback = codec.error_feedback and residual is not None
+    x = rows[:, coded] + residual if feedback else rows[:, coded]
+    order = np.argsort(-np.abs(x[:, 0]), kind="stable") if coded and k else np.arange(k)
+    x = x[order]
+    parts, left = [], np.zeros_like(x) if feedback else None
+    plain_codec = codec._replace(error_feedback=False)
+    for i in range(len(coded)):
+        v = np.zeros(width)
+        v[:k] = x[:, i]
+        payload, _ = codecs.encode(plain_codec, v, codecs.CodecState(np.zeros(0), np.array(step)), rank=rank,
+                                   stream=i + 1)
+        if feedback:
+            left[:, i] = x[:, i] - codecs.decode(codec, payload, width, step, i + 1)[:k]
+        parts.append(payload)
+    for c in plain:
+        col = rows[order, c]
+        base = float(col.min()) if k else 0.0
+        vals = np.zeros(width, dtype=np.float32)
+        vals[:k] = col - base
+        parts.append(np.frombuffer(np.float64(base).tobytes() + vals.tobytes(), dtype=np.uint8))
+    out_residual = None
+    if feedback:
+        out_residual = np.empty_like(left)
+        out_residual[order] = left
+    return order, np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8), out_residual
+
+
+def decode(codec: codecs.Codec, payload: np.ndarray, k: int, n_cols: int, coded: list, plain: list, step: int,
+           width: int | None = None) -> np.ndarray:
+    """The ``k`` rows (``n_cols`` wide, other columns zero) a payload stands for, in its order."""
+    width = k if width is None else width
+    out = np.zeros((k, n_cols))
+    at, size = 0, codecs.payload_bytes(codec, width)
+    for i, c in enumerate(coded):
+        out[:, c] = codecs.decode(codec, payload[at : at + size], width, step, i + 1)[:k]
+        at += size
+    for c in plain:
+        base = float(payload[at : at + 8].view(np.float64)[0])
+        out[:, c] = payload[at + 8 : at + 8 + 4 * k].view(np.float32).astype(np.float64) + base
+        at += 8 + 4 * width
+    return out
