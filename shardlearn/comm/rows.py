@@ -10,6 +10,8 @@ has run past 2^24 stays exact within a batch. Before coding, the rows are ordere
 size of the first additive column (plus its residual), so int8's blocks of 512 values share
 a scale with values of their own size (a rare key's small change is not rounded against a
 frequent key's large one); the caller sends that order (as the keys, or as a permutation).
+Rows unlike the rest (a worker's counters of weight seen, pushed beside its keys' changes)
+can be sent whole as float64: one such row would set the first block's scale.
 
 >>> import numpy as np
 >>> from shardlearn.comm import codecs
@@ -29,23 +31,33 @@ from shardlearn.comm import codecs
 
 
 def nbytes(codec: codecs.Codec, width: int, n_coded: int, n_plain: int) -> int:
-    """The payload's size for ``width`` rows (the same on every worker for a given width)."""
-    return n_coded * codecs.payload_bytes(codec, width) + n_plain * (8 + 4 * width)
+    """The payload's size for ``width`` rows (the same on every worker for a given width), none
+    of them exact."""
+    return 8 + n_coded * codecs.payload_bytes(codec, width) + n_plain * (8 + 4 * width)
 
 
 def encode(codec: codecs.Codec, rows: np.ndarray, coded: list, plain: list, residual: np.ndarray | None,
-           step: int, rank: int, width: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+           step: int, rank: int, width: int | None = None,
+           exact: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``(order, payload, residual')``: the rows' order in the payload, the payload (uint8,
     ``nbytes`` for ``width`` rows, padded with zero rows beyond ``len(rows)``), and the new
     residual of each row (in the rows' own order; None without error feedback). ``residual``:
-    ``(len(rows), len(coded))``, what earlier encodings of these rows left out."""
-    k = rows.shape[0]
-    width = k if width is None else width
+    ``(len(rows), len(coded))``, what earlier encodings of these rows left out. ``exact``: a
+    mask of rows sent whole as float64, first (counters unlike the rest, which would set a
+    block's scale); their residual stays as it was."""
+    exact = np.zeros(rows.shape[0], dtype=bool) if exact is None else np.asarray(exact, dtype=bool)
+    whole = np.flatnonzero(exact)
+    rest = np.flatnonzero(~exact)
+    k = rest.size
+    width = k if width is None else width - whole.size
     feedback = codec.error_feedback and residual is not None
-    x = rows[:, coded] + residual if feedback else rows[:, coded]
-    order = np.argsort(-np.abs(x[:, 0]), kind="stable") if coded and k else np.arange(k)
-    x = x[order]
-    parts, left = [], np.zeros_like(x) if feedback else None
+    x = rows[rest][:, coded] + residual[rest] if feedback else rows[rest][:, coded]
+    sort = np.argsort(-np.abs(x[:, 0]), kind="stable") if coded and k else np.arange(k)
+    order = np.concatenate([whole, rest[sort]])
+    x = x[sort]
+    parts = [np.frombuffer(np.float64(whole.size).tobytes(), dtype=np.uint8),
+             np.frombuffer(np.ascontiguousarray(rows[whole], dtype=np.float64).tobytes(), dtype=np.uint8)]
+    left = np.zeros_like(x) if feedback else None
     plain_codec = codec._replace(error_feedback=False)
     for i in range(len(coded)):
         v = np.zeros(width)
@@ -56,29 +68,32 @@ def encode(codec: codecs.Codec, rows: np.ndarray, coded: list, plain: list, resi
             left[:, i] = x[:, i] - codecs.decode(codec, payload, width, step, i + 1)[:k]
         parts.append(payload)
     for c in plain:
-        col = rows[order, c]
+        col = rows[rest[sort], c]
         base = float(col.min()) if k else 0.0
         vals = np.zeros(width, dtype=np.float32)
         vals[:k] = col - base
         parts.append(np.frombuffer(np.float64(base).tobytes() + vals.tobytes(), dtype=np.uint8))
     out_residual = None
     if feedback:
-        out_residual = np.empty_like(left)
-        out_residual[order] = left
-    return order, np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8), out_residual
+        out_residual = np.array(residual, dtype=np.float64)
+        out_residual[rest[sort]] = left
+    return order, np.concatenate(parts), out_residual
 
 
 def decode(codec: codecs.Codec, payload: np.ndarray, k: int, n_cols: int, coded: list, plain: list, step: int,
            width: int | None = None) -> np.ndarray:
     """The ``k`` rows (``n_cols`` wide, other columns zero) a payload stands for, in its order."""
-    width = k if width is None else width
+    m = int(payload[:8].view(np.float64)[0])  # rows sent whole, first
     out = np.zeros((k, n_cols))
-    at, size = 0, codecs.payload_bytes(codec, width)
+    out[:m] = payload[8 : 8 + 8 * m * n_cols].view(np.float64).reshape(m, n_cols)
+    at = 8 + 8 * m * n_cols
+    width = (k if width is None else width) - m
+    size = codecs.payload_bytes(codec, width)
     for i, c in enumerate(coded):
-        out[:, c] = codecs.decode(codec, payload[at : at + size], width, step, i + 1)[:k]
+        out[m:, c] = codecs.decode(codec, payload[at : at + size], width, step, i + 1)[: k - m]
         at += size
     for c in plain:
         base = float(payload[at : at + 8].view(np.float64)[0])
-        out[:, c] = payload[at + 8 : at + 8 + 4 * k].view(np.float32).astype(np.float64) + base
+        out[m:, c] = payload[at + 8 : at + 8 + 4 * (k - m)].view(np.float32).astype(np.float64) + base
         at += 8 + 4 * width
     return out

@@ -27,6 +27,16 @@ from numba import njit
 from shardlearn.kernels.sgd import G, L, S, W
 
 
+def columns(rule: str) -> tuple[list, list]:
+    """``(additive, maxima)``: the columns of a change that are differences (they add when
+    merged) and those that are values (merged by their maximum).
+
+    >>> columns("normalized"), columns("ftrl")
+    (([0, 1], [2, 3]), ([0, 1, 2], [3]))
+    """
+    return ([W, G, S], [L]) if rule == "ftrl" else ([W, G], [S, L])
+
+
 def change(before: np.ndarray, after: np.ndarray, rule: str) -> np.ndarray:
     """The change from coordinate rows ``before`` to ``after`` (both ``(k, 4)``)."""
     out = np.array(after, dtype=np.float64)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shardlearn.comm import codecs
+from shardlearn.comm import codecs, rows
 from shardlearn.ps import host
 from shardlearn.ps.server import sum_by_key
 from shardlearn.ps.slicer import group
@@ -22,16 +22,21 @@ class Handle:
 
 
 class Client:
-    def __init__(self, transport, slicer, hosts: list[int], worker: int, codec=None):
+    def __init__(self, transport, slicer, hosts: list[int], worker: int, codec=None, columns=None, whole=()):
         """``hosts[s]``: the rank hosting shard ``s``; the clock lives with shard 0. ``codec``:
         a quantizer (``comm.codecs``: fp16, bf16, int8, sign) the pushed values go through,
         with error feedback per key: what a push of a key leaves out is added to that key's
-        next push (the residuals live here, one per key of the model)."""
+        next push (the residuals live here, one per key of the model). ``columns``: pushes are
+        change rows (``(coded, plain)`` column lists, ``comm/rows.py``): the additive columns
+        through the codec, the others as float32, the rows' order sent beside them; the rows of
+        the keys in ``whole`` (counters, not changes of a weight) as float64."""
         self.transport, self.slicer, self.hosts, self.worker = transport, slicer, list(hosts), worker
         self.keys_pushed = self.keys_pulled = self.keys_elided = 0
         self.cached: dict = {}  # shard -> the local keys it last answered in a push_pull
         self.codec, self.residual, self.coded = codec, None, None if codec is None else \
             codecs.init(codec._replace(error_feedback=False), 0)
+        self.columns = None if columns is None else (list(columns[0]), list(columns[1]))
+        self.whole = np.asarray(whole, dtype=np.int64)
 
     def arrays(self) -> dict:
         """The coded pushes' state as checkpoint arrays: the per-key residuals and the encodings'
@@ -56,6 +61,8 @@ class Client:
         if self.codec is None:
             return (vals,)
         c = self.codec
+        if self.columns is not None:
+            return self._send_rows(keys, vals)
         if c.error_feedback:
             if self.residual is None:
                 self.residual = np.zeros((self.slicer.n_keys,) + vals.shape[1:])
@@ -65,6 +72,22 @@ class Client:
         if c.error_feedback:
             self.residual[keys] = vals - codecs.decode(c, payload, flat.size, 0).reshape(vals.shape)
         return c.spec, payload, vals.shape
+
+    def _send_rows(self, keys: np.ndarray, vals: np.ndarray) -> tuple:
+        """``(spec, payload, shape, columns, order)`` of change rows through the codec."""
+        coded, plain = self.columns
+        feedback = self.codec.error_feedback
+        if feedback and self.residual is None:
+            self.residual = np.zeros((self.slicer.n_keys, len(coded)))
+        step = int(self.coded.step)
+        order, payload, left = rows.encode(self.codec, np.asarray(vals, dtype=np.float64), coded, plain,
+                                           self.residual[keys] if feedback else None, step, self.worker,
+                                           exact=np.isin(keys, self.whole))
+        if feedback:
+            self.residual[keys] = left
+        self.coded = self.coded._replace(step=np.array(step + 1, dtype=np.int64))
+        small = order.astype(np.uint16 if vals.shape[0] <= 1 << 16 else np.int32)
+        return self.codec.spec, payload, vals.shape, self.columns, small
 
     def push(self, keys: np.ndarray, values: np.ndarray, clock: int | None = None, expect: int = 1) -> Handle:
         """Send ``values`` (one per key, or a row per key) for ``keys``. With ``clock`` (bsp) every shard gets a push, empty if

@@ -9,7 +9,7 @@ import tempfile
 
 import numpy as np
 
-from shardlearn.comm import codecs
+from shardlearn.comm import codecs, rows
 from shardlearn.comm import rpc as transport
 from shardlearn.ps.kernel_shard import KernelShard
 from shardlearn.ps.rounds import Rounds
@@ -51,19 +51,28 @@ def push(shard_id: int, idx: np.ndarray, values: np.ndarray, clock=None, expect:
     HOSTED["shards"][shard_id].push(idx, values, clock, expect)
 
 
-def push_coded(shard_id: int, idx: np.ndarray, spec: str, payload: np.ndarray, shape: tuple, clock=None,
-               expect: int = 1) -> None:
-    """``push`` of values a worker sent through a quantizer (``ps/client.py``)."""
-    push(shard_id, idx, _decoded(spec, payload, shape), clock, expect)
+def push_coded(shard_id: int, idx: np.ndarray, spec: str, payload: np.ndarray, shape: tuple, *rest) -> None:
+    """``push`` of values a worker sent through a quantizer (``ps/client.py``); ``rest``: the
+    change rows' ``columns`` and ``order`` when it sent rows (``comm/rows.py``), then ``clock``
+    and ``expect``."""
+    values, rest = _decoded(spec, payload, shape, rest)
+    push(shard_id, idx, values, *rest)
 
 
-def push_pull_coded(shard_id: int, push_idx, spec: str, payload: np.ndarray, shape: tuple, pull_idx: np.ndarray,
-                    worker: int = 0) -> np.ndarray:
-    return push_pull(shard_id, push_idx, _decoded(spec, payload, shape), pull_idx, worker)
+def push_pull_coded(shard_id: int, push_idx, spec: str, payload: np.ndarray, shape: tuple, *rest) -> np.ndarray:
+    values, rest = _decoded(spec, payload, shape, rest)
+    return push_pull(shard_id, push_idx, values, *rest)
 
 
-def _decoded(spec: str, payload: np.ndarray, shape: tuple) -> np.ndarray:
-    return codecs.decode(codecs.parse(spec), payload, int(np.prod(shape)), 0).reshape(shape)
+def _decoded(spec: str, payload: np.ndarray, shape: tuple, rest: tuple) -> tuple:
+    """The pushed values, and the call's arguments after them."""
+    codec = codecs.parse(spec)
+    if rest and isinstance(rest[0], tuple):  # change rows: (coded, plain) columns, the rows' order
+        (coded, plain), order = rest[0], np.asarray(rest[1], dtype=np.int64)
+        out = np.empty(shape)
+        out[order] = rows.decode(codec, payload, shape[0], shape[1], coded, plain, 0)
+        return out, rest[2:]
+    return codecs.decode(codec, payload, int(np.prod(shape)), 0).reshape(shape), rest
 
 
 def pull(shard_id: int, idx: np.ndarray) -> np.ndarray:

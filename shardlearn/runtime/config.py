@@ -205,10 +205,10 @@ class TrainConfig:
                                   f"memory, not {self.plan!r}" + (" streamed" if self.stream else ""))
         codec = codecs.parse(self.compression)
         if codec is not None and self.uses_ps:  # the parameter server's pushes, through a quantizer (ps/client.py)
-            if self.per_example:
+            if self.per_example and codec.quantizer == "sign":
                 raise ConfigError(f"compression={self.compression!r}: the per-example kernel's workers push changes of "
-                                  "its per-coordinate state (weights and adaptive sums), which a quantizer breaks; "
-                                  "compress mini-batch pushes (batch_size > 1 with optimizer sgd, adagrad, adam...)")
+                                  "its per-coordinate state, whose adaptive sums only grow: the sign of their change "
+                                  "is always +; use fp16, bf16 or int8 there")
             if codec.sparsifier or codec.rank:
                 raise ConfigError(f"compression={self.compression!r}: a parameter-server push names only the keys a batch "
                                   "touched, sparse already; use fp16, bf16, int8 or sign there")

@@ -16,6 +16,7 @@ import numpy as np
 
 from shardlearn.comm import codecs
 from shardlearn.core.errors import ConfigError
+from shardlearn.kernels import delta
 from shardlearn.ps import host
 from shardlearn.runtime import launch
 from shardlearn.ps.client import Client
@@ -122,7 +123,9 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
             ctx.transport.wait(f)
     comm.barrier()
     client = Client(ctx.transport, slicer, ctx.hosts, comm.rank,
-                    codecs.parse(cfg.compression, cfg.error_feedback, cfg.random_state or 0))
+                    codecs.parse(cfg.compression, cfg.error_feedback, cfg.random_state or 0),
+                    columns=delta.columns(cfg.optimizer) if per_example else None,  # kernel change rows
+                    whole=[d + 1] if per_example else ())  # the scalars: weight seen, normalizer
     if cfg.precondition and not per_example:  # the shards' scale, from the moments every worker pushes for its keys
         ps_sgd.push_moments(client, X, sw)
         comm.barrier()

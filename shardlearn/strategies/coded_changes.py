@@ -31,7 +31,7 @@ import numpy as np
 
 from shardlearn.comm import codecs, rows
 from shardlearn.kernels import delta
-from shardlearn.kernels.sgd import G, L, S, W
+from shardlearn.kernels.sgd import G
 
 HEAD = 3  # float64: rows, the change of the scalars [t, N]
 
@@ -42,8 +42,7 @@ class Coded:
 
     def __init__(self, codec: codecs.Codec, d: int, rule: str):
         self.codec, self.rule = codec, rule
-        self.coded = [W, G, S] if rule == "ftrl" else [W, G]  # additive: through the codec
-        self.plain = [L] if rule == "ftrl" else [S, L]  # maxima: as float32
+        self.coded, self.plain = delta.columns(rule)  # additive: through the codec; maxima: as float32
         self.residual = np.zeros((d + 1, len(self.coded)))
         self.step = 0
 
