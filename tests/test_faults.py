@@ -308,22 +308,25 @@ def test_store_prefix_differs_per_restart():
     assert a.store_prefix != b.store_prefix
 
 
-@pytest.mark.parametrize("strategy,compression", [("bsp", "none"), ("asp", "none"), ("bsp", "int8")])
-def test_parameter_server_shards_are_checkpointed_and_restored_after_a_kill(tmp_path, strategy, compression):
+@pytest.mark.parametrize("strategy,compression,rule", [("bsp", "none", "adagrad"), ("asp", "none", "adagrad"),
+                                                     ("bsp", "int8", "adagrad"), ("bsp", "int8", "normalized")])
+def test_parameter_server_shards_are_checkpointed_and_restored_after_a_kill(tmp_path, strategy, compression, rule):
     """int8 pushes: each worker's per-key residuals and rounding step are in its checkpoint
-    (without them the resumed bsp run ends elsewhere)."""
+    (without them the resumed bsp run ends elsewhere); mini-batch AdaGrad pushes gradients,
+    the per-example normalized rule its change rows (killed at a kernel call)."""
     X, y = _data(4000, d=30, seed=5)
     X = np.where(np.abs(X) > 1.0, X, 0.0)  # sparse-ish rows, so batches touch part of the keys
     import scipy.sparse as sp
 
     X = sp.csr_matrix(X)
     base = TrainConfig(solver="sgd", strategy=strategy, servers=1, workers=2, alpha=1e-4, batch_size=50,
-                       max_iter=3, random_state=2, optimizer="adagrad", learning_rate=0.1, compression=compression)
+                       max_iter=3, random_state=2, optimizer=rule, compression=compression,
+                       **({"learning_rate": 0.1} if rule == "adagrad" else {}))
     m = models.get("logistic")
     clean = distributed.train_arrays(m, X, y, None, base, 1).params
     cfg = dataclasses.replace(base, checkpoint_dir=str(tmp_path), checkpoint_every=15, max_restarts=1)
     with pytest.warns(RuntimeWarning, match="worker rank 1 was killed by signal 9; restarting"):
-        again = fit_killing(X, y, cfg, rank=1, call=70)
+        again = fit_killing(X, y, cfg, rank=1, call=70, at="gradient" if rule == "adagrad" else "kernel")
     params = again.params
     assert len(again.restarts) == 1
     assert again.reports[0]["resumed_from"] >= 15  # a checkpoint with the shards was used
