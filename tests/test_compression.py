@@ -443,6 +443,17 @@ def test_change_rows_travel_coded_and_come_back_in_their_order(spec, fewer):
     assert vals.nbytes >= fewer * (payload.nbytes + order.nbytes)
 
 
+def test_a_shard_keeps_adaptive_sums_at_or_above_zero():
+    """A change decoded from a quantizer may take a key's adaptive sum below zero (its square
+    root divides the step): the kernel shard stops it at zero, and leaves the weight's change."""
+    from shardlearn.ps.kernel_shard import KernelShard
+
+    shard = KernelShard(4)
+    shard.push(np.array([1, 2]), np.array([[0.5, 0.25, 1.0, 3.0], [0.1, 0.5, 1.0, 3.0]]))
+    shard.push(np.array([1, 2]), np.array([[0.5, -0.3, 0.0, 0.0], [0.1, -0.2, 0.0, 0.0]]))
+    np.testing.assert_allclose(shard.pull(np.array([1, 2]))[:, :2], [[1.0, 0.0], [0.2, 0.3]])
+
+
 @pytest.mark.parametrize("strategy,extra", [("asp", {}), ("ssp", {}), ("bsp", {"servers": 1})])
 @pytest.mark.parametrize("spec", ["int8", "fp16"])
 def test_per_example_parameter_server_pushes_through_a_quantizer_end_within_half_a_percent(a9a, strategy, extra,

@@ -46,7 +46,7 @@ class KernelShard(Shard):
     def _apply(self, idx, rows) -> None:
         delta.merge(self.ws, idx, rows, self.rule)
         if idx.size:  # a change decoded from a quantizer may undershoot: an adaptive sum stays >= 0
-            np.maximum(self.ws[idx, kernel.G], 0.0, out=self.ws[idx, kernel.G])
+            self.ws[idx, kernel.G] = np.maximum(self.ws[idx, kernel.G], 0.0)
 
     def _apply_held(self, held) -> None:
         idx = np.concatenate([i for i, _ in held])

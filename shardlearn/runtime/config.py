@@ -219,8 +219,8 @@ class TrainConfig:
                               "through fp16, bf16 or int8; sparsifiers, sign and powersgd compress mini-batch bsp "
                               "(batch_size > 1 with optimizer sgd, adagrad, adam...) and local_sgd")
         elif codec is not None and not self.compresses_collectives:
-            raise ConfigError(f"compression={self.compression!r} runs on gd, lbfgs, local_sgd, mini-batch bsp "
-                              f"(optimizer sgd, momentum, adagrad, adam...) and the parameter server's pushes, not "
+            raise ConfigError(f"compression={self.compression!r} runs on gd, lbfgs, local_sgd, bsp and the "
+                              f"parameter server's pushes, not "
                               f"{self._plan_words()}; use "
                               "compression='none' there")
         if codec is not None and self.plan in ("gd", "lbfgs") and (codec.sparsifier or codec.quantizer == "sign" or
