@@ -11,7 +11,8 @@ values share a scale with values of their size), the scale and the clock as floa
 from their smallest value in the merge (``comm/rows.py``). Each worker then puts back the
 state it started from and merges every worker's *decoded* change, its own included, so the
 replicas stay identical, and nothing a worker learned is lost: its applied changes plus its
-residuals sum to its exact changes. An adaptive sum never goes below zero (a decoded difference may undershoot).
+residuals sum to its exact changes. An adaptive sum never goes below zero (a decoded
+difference may undershoot). Keys as int32: models under 2^31 features.
 
 A touched coordinate costs 4 + 4 + 4 bytes of key, scale and clock plus the codec's width for
 each additive column (int8: 1 byte and a float32 scale per 512 values), against 40 uncoded
