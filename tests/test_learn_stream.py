@@ -94,8 +94,12 @@ def test_sigterm_on_a_followed_file_checkpoints_and_prints_the_line(tmp_path):
     src = tmp_path / "s.vw"
     _vw_file(src, 500)
     proc = subprocess.Popen([sys.executable, "-m", "shardlearn", "learn", str(src), "--model-dir", str(tmp_path / "m"),
-                             "--follow", "--quiet"], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3.0)
+                             "--follow"], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # its first progress row: it is learning, so its signal handlers are in place (a fixed sleep
+    # was not enough on a loaded machine: the SIGTERM came while it was still importing)
+    head = [proc.stderr.readline() for _ in range(3)]
+    assert head[2].split()[2] == "1", head
+    time.sleep(1.0)
     with open(src, "a") as f:
         f.write("1 |f a:1.5 b:2\n-1 |f a:-2")  # the last line's newline has not come yet: not learned
     time.sleep(1.0)
