@@ -37,6 +37,20 @@ from shardlearn.kernels.sgd import G
 HEAD = 3  # float64: rows, the change of the scalars [t, N]
 
 
+def taken(comm, state, keys, before, rule, width=None) -> tuple:
+    """``(change, scalars' change, width)`` of a worker's rows since ``before``, its state put
+    back to ``before`` for the merge; ``width`` agreed (the widest change) when None: 0 when
+    nobody learned from a row. What both merges (plain and coded) start from."""
+    ws, scalars = state["ws"], state["scalars"]
+    rows_before, s0 = before
+    ch = delta.change(rows_before, ws[keys], rule)
+    dscal = scalars - s0
+    ws[keys], scalars[:] = rows_before, s0
+    if width is None:
+        width = int(comm.allreduce(np.array([float(keys.size)]), op="max")[0])
+    return ch, dscal, width
+
+
 class Coded:
     """The codec's state for one worker's merges: a residual per coordinate (the intercept
     last) for each additive column, and the count of merges (the stochastic rounding's draw)."""
@@ -58,15 +72,10 @@ class Coded:
     def merge(self, comm, state, keys, before, width=None) -> int:
         """Like ``online._merge_changes``, through the codec; returns the widest change."""
         ws, scalars = state["ws"], state["scalars"]
-        before_rows, s0 = before
-        ch = delta.change(before_rows, ws[keys], self.rule)
-        dscal = scalars - s0
-        ws[keys], scalars[:] = before_rows, s0
+        ch, dscal, width = taken(comm, state, keys, before, self.rule, width)
+        if width == 0:
+            return 0
         k = keys.size
-        if width is None:
-            width = int(comm.allreduce(np.array([float(k)]), op="max")[0])
-            if width == 0:
-                return 0
         feedback = self.codec.error_feedback
         order, payload, left = rows.encode(self.codec, ch, self.coded, self.plain,
                                            self.residual[keys] if feedback else None, self.step, comm.rank, width)

@@ -26,7 +26,7 @@ import numpy as np
 from shardlearn.comm.compressed import Compressed
 from shardlearn.core.errors import ConfigError
 from shardlearn.kernels import delta, sgd as kernel
-from shardlearn.strategies.coded_changes import Coded
+from shardlearn.strategies.coded_changes import Coded, taken
 from shardlearn.strategies.result import Result
 from shardlearn.strategies.sgd import epoch_order
 
@@ -221,15 +221,10 @@ def _merge_changes(comm, state, keys, before, rule, width=None) -> int:
     allgather of ``width`` rows (None: the widest change, agreed by one allreduce first).
     Returns the widest change over all workers (0: nobody learned from a row)."""
     ws, scalars = state["ws"], state["scalars"]
-    rows, s0 = before
-    ch = delta.change(rows, ws[keys], rule)
-    dscal = scalars - s0
-    ws[keys], scalars[:] = rows, s0
+    ch, dscal, width = taken(comm, state, keys, before, rule, width)
+    if width == 0:
+        return 0
     k = keys.size
-    if width is None:
-        width = int(comm.allreduce(np.array([float(k)]), op="max")[0])
-        if width == 0:
-            return 0
     buf = np.zeros((width + 1, 5))
     buf[0, :3] = [k, dscal[0], dscal[1]]
     buf[1 : k + 1, 0] = keys
