@@ -162,7 +162,11 @@ def test_kernel_equals_the_reference(rule, loss, penalty, intercept, weighted, d
     st = kernel.new_state(6, rule)
     out = kernel.run(st, X, y, h if weighted else None, order, loss=loss, rule=rule, lr=lr, power_t=power_t,
                      l1=l1, l2=l2, fit_intercept=intercept)
+    before = st["ws"].copy()
+    apart = kernel.finalized(st, rule=rule, lr=lr, power_t=power_t, l1=l1, l2=l2)
+    np.testing.assert_array_equal(st["ws"], before)  # the state, its clocks too, left as it was
     w = kernel.finalize(st, rule=rule, lr=lr, power_t=power_t, l1=l1, l2=l2)
+    np.testing.assert_array_equal(apart, w)  # what finalize does in place, apart
     ref, prog = _reference(X, y, h, order, loss, rule, lr, power_t, 1.0, l1, l2, intercept)
     tol = 1e-8 if rule == "normalized" else 1e-9  # the reference's ODE solver: ~1e-12 a step
     np.testing.assert_allclose(w, ref, rtol=tol, atol=1e-11)

@@ -333,18 +333,28 @@ def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t
 
 
 @njit(cache=True)
-def _finalize(rule, ws, scalars, lr, power_t, beta, l1, l2, free):
+def _finalize(rule, ws, scalars, lr, power_t, beta, l1, l2, free, out):
+    """Every coordinate brought up to date with the penalty: in ``ws`` itself when ``out`` is
+    empty, else only into ``out`` (the weights), ``ws`` left as it is (its clocks unchanged)."""
     t, nsum = scalars[0], scalars[1]
     base = _base(rule, lr, power_t, t, nsum)
     skip = np.zeros(ws.shape[0], dtype=np.bool_)
     skip[free] = True
+    apart = out.shape[0] > 0
+    buf = np.empty(ws.shape[1])
     for i in range(ws.shape[0]):
+        c = ws[i]
+        if apart:
+            buf[:] = c
+            c = buf
         if skip[i]:
-            continue
-        if rule == 3:
-            ws[i, W] = _ftrl_weight(ws[i, S], ws[i, G], lr, beta, l1 * t, l2 * t)
+            pass
+        elif rule == 3:
+            c[W] = _ftrl_weight(c[S], c[G], lr, beta, l1 * t, l2 * t)
         else:
-            _catch_up(rule, ws[i], lr, power_t, base, t, l1, l2)
+            _catch_up(rule, c, lr, power_t, base, t, l1, l2)
+        if apart:
+            out[i] = c[W]
 
 
 @njit(cache=True, inline="always")

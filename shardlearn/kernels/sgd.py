@@ -46,7 +46,7 @@ import scipy.sparse as sp
 
 from shardlearn.kernels.core import G, L, S, W, _finalize, _rows_csr, _rows_dense
 
-__all__ = ["G", "L", "S", "W", "LOSSES", "MODEL_LOSS", "RULES", "finalize", "new_state", "run", "weights"]
+__all__ = ["G", "L", "S", "W", "LOSSES", "MODEL_LOSS", "RULES", "finalize", "finalized", "new_state", "run", "weights"]
 
 LOSSES = {"squared": 0, "logistic": 1, "hinge": 2, "squared_hinge": 3}
 RULES = {"sgd": 0, "adagrad": 1, "normalized": 2, "ftrl": 3}
@@ -105,8 +105,21 @@ def finalize(state: dict, *, rule: str, lr: float, power_t: float = 0.0, beta: f
     """Bring every coordinate up to date with the penalty (one dense pass, when the weights
     are read: at an epoch's end); returns the weights ``w`` (intercept last). ``free``: the
     rows never penalised (None: the last, the intercept; a parameter-server slice names its own)."""
+    _finalize_call(state, rule, lr, power_t, beta, l1, l2, free, np.zeros(0))
+    return weights(state)
+
+
+def finalized(state: dict, *, rule: str, lr: float, power_t: float = 0.0, beta: float = 1.0, l1: float = 0.0,
+              l2: float = 0.0, free=None) -> np.ndarray:
+    """The weights ``finalize`` would return, as a new array, with ``state`` left as it is (its
+    clocks too, so where an epoch ends changes nothing): no copy of the whole state is made."""
+    out = np.empty(state["ws"].shape[0])
+    _finalize_call(state, rule, lr, power_t, beta, l1, l2, free, out)
+    return out
+
+
+def _finalize_call(state, rule, lr, power_t, beta, l1, l2, free, out):
     ws = state["ws"]
     free = np.array([ws.shape[0] - 1] if free is None else free, dtype=np.int64)
     _finalize(RULES[rule], ws, np.asarray(state["scalars"], dtype=np.float64), float(lr), float(power_t), float(beta),
-              float(l1), float(l2), free)
-    return weights(state)
+              float(l1), float(l2), free, out)

@@ -155,8 +155,7 @@ class _OnlineLinear:
         return float(kernel.weights(self._state)[-1])
 
     def _finalized(self) -> np.ndarray:
-        copy = {k: np.array(v) for k, v in self._state.items()}
-        return kernel.finalize(copy, **self._opts)  # a view into the copy: already a fresh array
+        return kernel.finalized(self._state, **self._opts)
 
     # --- model files -----------------------------------------------------------
     def get_params(self) -> dict:

@@ -247,17 +247,11 @@ def _state_from(theta0, d, rule) -> dict:
 
 
 def _finalized(state, d, opts) -> dict:
-    """The weights with the lazy penalty brought up to date, from a copy: the state itself
+    """The weights with the lazy penalty brought up to date, apart: the state itself
     keeps its clocks, so where an epoch ends changes nothing (``partial_fit`` twice is
     ``max_iter=2``; the parameter-server shards, which finalize once, compute the same)."""
-    copy = {"ws": np.array(state["ws"]), "scalars": np.array(state["scalars"])}
-    kernel.finalize(copy, **opts)
-    return _theta(copy, d)
-
-
-def _theta(state, d) -> dict:
-    w = kernel.weights(state)
-    return {"w": w[:d].copy(), "b": np.asarray(w[d])}
+    w = kernel.finalized(state, **opts)
+    return {"w": w[:d], "b": np.asarray(w[d])}
 
 
 def _averaged(rule: str) -> list:
