@@ -5,6 +5,13 @@
 bridge removed, on exit. Each host keeps this machine's hostname, which resolves to
 127.0.0.1 there too: the situation of Debian's ``127.0.1.1`` on real machines.
 
+Each host also gets a boot id of its own (a file bound over
+``/proc/sys/kernel/random/boot_id`` in its private mount namespace): TensorPipe (torch
+RPC, the parameter server's transport) takes processes with the same boot id for one
+machine and hands tensors between them by cross-memory attach, past the sockets. With
+their own boot ids the hosts' RPC traffic crosses their (shaped) links, as it would
+between machines.
+
     with Hosts(4, rate="100mbit") as h:
         codes, logs = h.torchrun(["-m", "shardlearn", "train", "d.csv", "--out", "m"], port=29500, timeout=300)
 """
@@ -18,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 
 
 def _end(p: subprocess.Popen) -> None:
@@ -58,6 +66,7 @@ class Hosts:
         self.names = [f"sl{tag}h{i}" for i in range(n)]
         self.addresses = [f"10.{self.net}.0.{i + 1}" for i in range(n)]
         self.procs: list[subprocess.Popen] = []
+        self.boot_ids: list[str] = []
 
     def __enter__(self) -> "Hosts":
         if os.geteuid() != 0 or shutil.which("ip") is None:
@@ -65,6 +74,11 @@ class Hosts:
         if threading.current_thread() is threading.main_thread():  # a SIGTERM (timeout, kill) still cleans up
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         try:
+            for i in range(self.n):  # a boot id of its own (a random UUID, as the kernel makes one)
+                fd, path = tempfile.mkstemp(prefix=f"{self.names[i]}-boot-id-")
+                with os.fdopen(fd, "w") as f:
+                    f.write(f"{uuid.uuid4()}\n")
+                self.boot_ids.append(path)
             _ip("link", "add", self.bridge, "type", "bridge")
             _ip("link", "set", self.bridge, "up")
             for i, (name, addr) in enumerate(zip(self.names, self.addresses)):
@@ -87,7 +101,8 @@ class Hosts:
     def start(self, i: int, argv: list, env: dict | None = None, **popen) -> subprocess.Popen:
         """Run ``argv`` on host ``i`` (this machine's files and environment, that host's network)."""
         popen.setdefault("start_new_session", True)  # its own process group: ended whole on exit
-        p = subprocess.Popen(["ip", "netns", "exec", self.names[i], *argv], env=env, **popen)
+        own = ["sh", "-c", 'mount --bind "$0" /proc/sys/kernel/random/boot_id && exec "$@"', self.boot_ids[i]]
+        p = subprocess.Popen(["ip", "netns", "exec", self.names[i], *own, *argv], env=env, **popen)
         self.procs.append(p)
         return p
 
@@ -145,3 +160,6 @@ class Hosts:
             _ip("netns", "del", name, check=False)
             _ip("link", "del", f"{name}v", check=False)
         _ip("link", "del", self.bridge, check=False)
+        for path in self.boot_ids:
+            os.remove(path)
+        self.boot_ids = []

@@ -5,7 +5,7 @@ torchrun line. shardlearn binds gloo and TensorPipe to the interface that routes
 master itself; the results equal the one-process fit (lbfgs) and the local worker group's
 (bsp, local_sgd with int8), the parameter server trains across hosts, Hogwild across hosts
 is refused in one line, and the bytes the collectives count match what left the host's
-interface. Skipped with the reason where namespaces cannot be made (not root)."""
+interface; the parameter server's traffic crosses the links too (each host has its own boot id). Skipped with the reason where namespaces cannot be made (not root)."""
 import json
 import os
 import re
@@ -100,6 +100,32 @@ def test_bytes_counted_match_the_bytes_on_the_wire(hosts, tmp_path):
     ratio = (wire[1] - wire[0]) / (measured[1] - measured[0])
     assert np.all((ratio >= 1.0) & (ratio <= 1.08)), ratio
     assert os.path.getsize(path) > 0
+
+
+def test_parameter_server_traffic_crosses_the_links_and_int8_pushes_cut_it(hosts, tmp_path):
+    """Each host has a boot id of its own, so TensorPipe does not take the hosts for one
+    machine (its cross-memory-attach channel would hand the shards' tensors past the sockets):
+    an asp fit's pushes and pulls leave by eth0, as TCP_INFO counts them, and int8-coded
+    pushes send fewer bytes there."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    X = sp.random(3000, 50_000, density=0.002, format="csr", random_state=1)
+    y = (X @ rng.normal(size=50_000) > 0).astype(int)
+    path = str(tmp_path / "wide.svm")
+    dump_svmlight_file(X, y, path, zero_based=False)
+    tx, measured = {}, {}
+    for codec, port in (("none", 29661), ("int8", 29662)):
+        before = np.array([hosts.interface_bytes(i)["tx"] for i in range(4)])
+        _ok(*_run(hosts, port, [path, "--strategy", "asp", "--max-iter", "1", "--compression", codec,
+                                "--metrics", str(tmp_path / f"{codec}.jsonl"), "--out", str(tmp_path / codec)]))
+        tx[codec] = np.array([hosts.interface_bytes(i)["tx"] for i in range(4)]) - before
+        steps = [json.loads(line) for line in open(tmp_path / f"{codec}.jsonl")]
+        measured[codec] = np.sum([s["wire_bytes_sent_by_rank"] for s in steps], axis=0)
+        # the fit's traffic (MBs) left by the links: what TCP_INFO counted is on eth0 (plus start-up and headers)
+        assert np.all(measured[codec] > 1e6), measured[codec]
+        assert np.all((tx[codec] >= measured[codec]) & (tx[codec] <= 1.25 * measured[codec])), (tx[codec], measured)
+    assert np.all(measured["int8"] <= 0.9 * measured["none"]), measured
 
 
 def test_a_checkpoint_directory_the_hosts_do_not_share_is_one_line(hosts, tmp_path):
