@@ -39,6 +39,9 @@ PLANS = {  # strategy options, codecs, budgets by dataset (lbfgs iterations; epo
     # per example, merging the touched coordinates' changes every 256 rows a worker (coded_changes.py)
     "bsp": (["--strategy", "bsp"], ["none", "fp16", "int8"],
             ("--max-iter", {"D2": (1, 2, 4), "a9a": (1, 2, 4), "D1": (1, 2, 4)})),
+    # per example over the parameter server (a shard on each host): coded pushes, float64 pulls
+    "asp": (["--strategy", "asp"], ["none", "fp16", "int8"],
+            ("--max-iter", {"D2": (1, 2, 4), "a9a": (1, 2, 4), "D1": (1, 2, 4)})),
 }
 
 
@@ -120,7 +123,7 @@ def main() -> None:
         refs = {"D2": (X, y), "a9a": (Xa, (ya > 0).astype(int)), "D1": (X1, y1)}
         # the compiled kernels built (numba caches them next to their source, for the hosts' processes too)
         # before any timed run, so no codec's first run pays the compilation
-        for plan in ("lbfgs", "local_sgd", "bsp"):  # sparse rows (a9a, D2) and dense ones (D1): two kernels each
+        for plan in ("lbfgs", "local_sgd", "bsp", "asp"):  # sparse rows (a9a, D2) and dense ones (D1): two kernels each
             for Xw, yw in ((Xa[:2000], ya[:2000] > 0), (X1[:2000], y1[:2000])):
                 shardlearn.LogisticRegression(solver="sgd" if plan != "lbfgs" else "lbfgs", strategy=plan, max_iter=1,
                                               workers=1).fit(Xw, yw)

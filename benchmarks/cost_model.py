@@ -175,7 +175,7 @@ def main() -> None:
             for r in map(json.loads, open(os.path.join(args.results, name))):
                 # per-example bsp merges changes of the rows' touched coordinates, allgathers of a width
                 # that varies per merge: not priced here
-                if r.get("target_seconds") is not None and "width" in r and r["strategy"] != "bsp":
+                if r.get("target_seconds") is not None and "width" in r and r["strategy"] not in ("bsp", "asp"):
                     reached[(r["dataset"], r["link"], r["strategy"], r["codec"])] = r
     runs = list(reached.values())
     lines = ["# Cost model (benchmarks/cost_model.py)", "", "Fitted constants (alpha: seconds per message hop; "
