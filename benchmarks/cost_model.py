@@ -174,7 +174,7 @@ def main() -> None:
         if name.startswith("links") and name.endswith(".jsonl"):
             for r in map(json.loads, open(os.path.join(args.results, name))):
                 # per-example bsp merges changes of the rows' touched coordinates, allgathers of a width
-                # that varies per merge: not priced here
+                # that varies per merge, and asp's pushes and pulls go by RPC: neither is priced here
                 if r.get("target_seconds") is not None and "width" in r and r["strategy"] not in ("bsp", "asp"):
                     reached[(r["dataset"], r["link"], r["strategy"], r["codec"])] = r
     runs = list(reached.values())
