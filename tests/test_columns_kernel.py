@@ -77,3 +77,28 @@ def test_compacted_fit_equals_the_full_width_one(intercept, alpha):
                                                                                         "maxiter": 5000}).x
     np.testing.assert_allclose(est.coef_.ravel(), ref[:d], atol=2e-5 * max(1, np.abs(ref).max()))
     assert np.count_nonzero(est.coef_) < d  # columns without a value stay exactly zero
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [np.array([7, 3, 499, 0, 3]), np.array([7]), np.array([], dtype=np.int64),
+                                  np.arange(500)[::-1]])
+def test_batch_is_the_rows_on_their_sorted_columns(dtype, rows):
+    """A parameter-server step's compacted batch equals numpy/scipy's ``X[rows]`` on
+    ``np.unique`` of its columns, with a row repeated, an empty row, no row at all, and the
+    scratch left all -1 for the next batch."""
+    X = _matrix(dtype)
+    pos = np.full(X.shape[1], -1, dtype=np.int32)
+    for _ in range(2):  # the second call reuses the scratch
+        keys, Xc = columns.batch(X, rows, pos)
+        ref = X[rows]
+        np.testing.assert_array_equal(keys, np.unique(ref.indices))
+        assert keys.dtype == np.int64 and Xc.dtype == dtype and Xc.shape == (rows.size, keys.size)
+        np.testing.assert_array_equal(Xc.toarray(), ref[:, keys].toarray())
+        np.testing.assert_array_equal(np.diff(Xc.indptr), np.diff(ref.indptr))  # each row's entries, in order
+        assert np.all(pos == -1)
+
+
+def test_batch_keeps_a_rows_repeated_column():
+    X = sp.csr_matrix((np.array([1.0, 2.0, 5.0]), np.array([4, 4, 1]), np.array([0, 2, 3])), shape=(2, 6))
+    keys, Xc = columns.batch(X, np.array([1, 0]), np.full(6, -1, dtype=np.int32))
+    assert keys.tolist() == [1, 4] and Xc.indices.tolist() == [0, 1, 1] and Xc.data.tolist() == [5.0, 1.0, 2.0]

@@ -21,6 +21,14 @@ numba region is not safe in a process that forks afterwards (GNU OpenMP).
 [True, False, True]
 >>> renumber(X.indices, np.array([0, 2]), 3).tolist()
 [0, 1, 1]
+>>> keys, Xc = batch(X, np.array([1, 0]), np.full(3, -1, dtype=np.int32))   # rows 1 then 0
+>>> keys.tolist(), Xc.toarray().tolist()
+([0, 2], [[0.0, 3.0], [1.0, 2.0]])
+
+``batch`` is a parameter-server step's bookkeeping (``strategies.ps_online``): the rows of
+a batch gathered and their columns renumbered onto the sorted keys they touch, in one pass
+(numpy's ``X[rows]``, ``np.unique`` and a new CSR matrix took a third of a one-worker
+``asp`` step on D2).
 """
 from __future__ import annotations
 
@@ -49,6 +57,52 @@ def _mark(indices, seen):
 def _gather(indices, pos, out):
     for k in range(indices.size):
         out[k] = pos[indices[k]]
+
+
+@njit(cache=True)
+def _batch(indptr, indices, data, rows, pos, keys, sub_indptr, sub_indices, sub_data):
+    n = 0
+    out = 0
+    for i in range(rows.size):
+        r = rows[i]
+        for k in range(indptr[r], indptr[r + 1]):
+            j = indices[k]
+            if pos[j] < 0:  # first seen: numbered in order of appearance for now
+                pos[j] = n
+                keys[n] = j
+                n += 1
+            sub_indices[out] = pos[j]
+            sub_data[out] = data[k]
+            out += 1
+        sub_indptr[i + 1] = out
+    order = np.argsort(keys[:n])
+    rank = np.empty(n, dtype=np.int32)
+    for t in range(n):
+        rank[order[t]] = t
+    for k in range(out):
+        sub_indices[k] = rank[sub_indices[k]]
+    first = keys[:n].copy()
+    for t in range(n):
+        keys[t] = first[order[t]]
+        pos[keys[t]] = -1  # the scratch is left as it came: all -1
+    return n
+
+
+def batch(X, rows: np.ndarray, pos: np.ndarray):
+    """``(keys, Xc)``: rows ``rows`` of CSR ``X`` (in that order) with their columns renumbered
+    onto ``keys``, the sorted columns they touch (int64): ``Xc = X[rows][:, keys]``. ``pos``:
+    a scratch of ``X.shape[1]`` int32, all -1, and left so (one per caller, reused)."""
+    import scipy.sparse as sp
+
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    nnz = int(np.sum(X.indptr[rows + 1] - X.indptr[rows])) if rows.size else 0
+    keys = np.empty(nnz, dtype=np.int64)
+    sub_indptr = np.zeros(rows.size + 1, dtype=np.int32 if nnz < 2**31 else np.int64)
+    sub_indices = np.empty(nnz, dtype=np.int32)
+    sub_data = np.empty(nnz, dtype=X.data.dtype)
+    n = _batch(X.indptr, X.indices, X.data, rows, pos, keys, sub_indptr, sub_indices, sub_data)
+    Xc = sp.csr_matrix((sub_data, sub_indices, sub_indptr), shape=(rows.size, n), copy=False)
+    return keys[:n], Xc
 
 
 def column_sums(X, sw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -341,7 +341,7 @@ def _finalize(rule, ws, scalars, lr, power_t, beta, l1, l2, free, out):
     skip = np.zeros(ws.shape[0], dtype=np.bool_)
     skip[free] = True
     apart = out.shape[0] > 0
-    buf = np.empty(ws.shape[1])
+    buf = ws[:1].copy().ravel()  # a row of the state's own dtype (a shard may keep float32)
     for i in range(ws.shape[0]):
         c = ws[i]
         if apart:

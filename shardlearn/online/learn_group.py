@@ -214,7 +214,7 @@ def learner(comm, *, progress=None, source, kind, params, fmt, model_dir, strate
         y = est.stream_targets(np.asarray(labels, dtype=np.float64))
         for lo in range(0, X.shape[0], batch_size):
             part = slice(lo, lo + batch_size)
-            kernel_loss[0] += learner_(client, X[part], y[part], h[part], {}, predictions=z[part])[0]
+            kernel_loss[0] += learner_(client, X, part, y[part], h[part], {}, predictions=z[part])[0]
         learner_.flush(client)  # the block's last change is applied before its clock ends
         return y
 

@@ -17,14 +17,15 @@ Under ``asp`` and ``ssp`` a batch's change rides with the next batch's pull: one
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
-from shardlearn.kernels import delta, sgd as kernel
+from shardlearn.kernels import columns, delta, sgd as kernel
 from shardlearn.kernels.sgd import G, W
 from shardlearn.strategies.ps_sgd import batch_columns
 
 
 class Learner:
-    """``learner(client, Xb, yb, swb, held) -> (progressive loss sum, push handle)`` of one batch, for a model
+    """``learner(client, X, rows, yb, swb, held) -> (progressive loss sum, push handle)`` of one batch, for a model
     of ``d`` features: keys ``0..d-1`` the weights, ``d`` the intercept, ``d + 1`` the scalars."""
 
     def __init__(self, d: int, loss: str, fit_intercept: bool, rule: str, lr: float, power_t: float = 0.0,
@@ -33,13 +34,22 @@ class Learner:
         self.loss, self.fit_intercept = loss, fit_intercept
         self.opts = dict(rule=rule, lr=lr, power_t=power_t, l1=l1, l2=l2)
         self.fuse, self.pending = fuse, None
+        self.pos = None  # the compiled batch's scratch: -1 for every column of the data
 
-    def __call__(self, client, Xb, yb, swb, held, predictions=None):
-        """``predictions`` (or None) receives each row's score before its update. With ``fuse``
+    def __call__(self, client, X, rows, yb, swb, held, predictions=None):
+        """Learn rows ``rows`` (a slice or indices) of ``X``, whose labels and weights are ``yb``
+        and ``swb`` (or None). ``predictions`` (or None) receives each row's score before its
+        update. With ``fuse``
         (asp, ssp) a batch's change is not pushed at once: it travels with the next
         batch's pull (``Client.push_pull``, one round trip a step, the shard applying the push
         before it answers), or with ``flush``; the push handle returned is then None."""
-        keys, Xc = batch_columns(Xb)
+        if sp.issparse(X) and X.format == "csr":  # gathered and compacted in one compiled pass
+            if self.pos is None or self.pos.size != X.shape[1]:
+                self.pos = np.full(X.shape[1], -1, dtype=np.int32)
+            rows = np.arange(X.shape[0])[rows] if isinstance(rows, slice) else rows
+            keys, Xc = columns.batch(X, rows, self.pos)
+        else:
+            keys, Xc = batch_columns(X[rows])
         keys = np.concatenate([keys, self.extra])
         if self.pending is not None:
             rows = client.wait(client.push_pull(*self.pending, keys))

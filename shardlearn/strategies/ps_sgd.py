@@ -143,7 +143,7 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
             weight = float(rows if sw is None else sw[idx].sum())
             pushed = None
             if rows and weight > 0 and learn is not None:
-                loss_sum, pushed = learn(client, X[idx], y[idx], None if sw is None else sw[idx], held)
+                loss_sum, pushed = learn(client, X, idx, y[idx], None if sw is None else sw[idx], held)
             elif rows and weight > 0:
                 keys, Xc = batch_columns(X[idx])
                 keys = np.concatenate([keys, bias])
