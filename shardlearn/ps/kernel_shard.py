@@ -55,7 +55,7 @@ class KernelShard(Shard):
 
     def pull(self, idx: np.ndarray) -> np.ndarray:
         with self.lock:
-            return self.ws[idx].astype(np.float64)
+            return np.asarray(self.ws[idx], dtype=np.float64)  # a float64 shard's rows: gathered once, not copied again
 
     def finalize(self, t: float, nsum: float) -> None:
         """Every key takes the penalty up to weight seen ``t`` (FTRL: its weight from ``z``)."""
