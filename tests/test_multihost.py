@@ -5,7 +5,8 @@ torchrun line. shardlearn binds gloo and TensorPipe to the interface that routes
 master itself; the results equal the one-process fit (lbfgs) and the local worker group's
 (bsp, local_sgd with int8), the parameter server trains across hosts, Hogwild across hosts
 is refused in one line, and the bytes the collectives count match what left the host's
-interface; the parameter server's traffic crosses the links too (each host has its own boot id). Skipped with the reason where namespaces cannot be made (not root)."""
+interface; the parameter server's traffic crosses the links too (each host has its own
+boot id). Skipped with the reason where namespaces cannot be made (not root)."""
 import json
 import os
 import re
