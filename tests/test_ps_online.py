@@ -195,3 +195,28 @@ def test_float32_shards_hold_the_kernel_state_too():
     narrow = distributed.train_arrays(m, X, y, None, dataclasses.replace(cfg, ps_dtype="float32"), 1).params
     assert narrow["w"].dtype == np.float32
     np.testing.assert_allclose(narrow["w"], wide["w"], rtol=1e-3, atol=1e-4)  # float32 state: ~1e-7 a step
+
+
+@pytest.mark.parametrize("order", ["slices", "shuffled"])
+def test_the_compiled_batch_step_equals_numpys(order, monkeypatch):
+    """A worker's per-example step over a shard (``ps_online.Learner``) with its batch gathered
+    and compacted by the compiled pass equals the same step through ``X[rows]`` and
+    ``np.unique`` (the way data wider than the scratch goes), to the bit: same keys, same
+    order of each row's entries, so the same sums."""
+    from shardlearn.strategies import hogwild, ps_online
+
+    X, y, sw = _data(sparse=True, n=700, d=40, seed=3)
+    d = X.shape[1]
+    batches = [slice(lo, lo + 64) for lo in range(0, 700, 64)] if order == "slices" else \
+        np.array_split(np.random.default_rng(0).permutation(700), 11)
+    states = []
+    for width in (ps_online.SCRATCH_WIDTH, 0):  # compiled, then numpy's way
+        monkeypatch.setattr(ps_online, "SCRATCH_WIDTH", width)
+        shard = KernelShard(d + 2, rule="normalized", learning_rate=0.5, l2=1e-3, free=(d, d + 1))
+        client = hogwild.LocalClient(shard)
+        learner = ps_online.Learner(d, "logistic", True, "normalized", 0.5, l2=1e-3)
+        losses = [learner(client, X, b, y[b], sw[b], {})[0] for b in batches]
+        states.append((shard.ws.copy(), losses))
+    np.testing.assert_array_equal(states[0][0], states[1][0])
+    assert states[0][1] == states[1][1]
+    assert np.count_nonzero(states[0][0][:d, kernel.W]) == d  # every column learned

@@ -24,9 +24,13 @@ from shardlearn.kernels.sgd import G, W
 from shardlearn.strategies.ps_sgd import batch_columns
 
 
+SCRATCH_WIDTH = 1 << 23  # the widest data compacted by the compiled pass (a 32 MB scratch)
+
+
 class Learner:
-    """``learner(client, X, rows, yb, swb, held) -> (progressive loss sum, push handle)`` of one batch, for a model
-    of ``d`` features: keys ``0..d-1`` the weights, ``d`` the intercept, ``d + 1`` the scalars."""
+    """``learner(client, X, which, yb, swb, held) -> (progressive loss sum, push handle)`` of
+    one batch, for a model of ``d`` features: keys ``0..d-1`` the weights, ``d`` the intercept,
+    ``d + 1`` the scalars."""
 
     def __init__(self, d: int, loss: str, fit_intercept: bool, rule: str, lr: float, power_t: float = 0.0,
                  l1: float = 0.0, l2: float = 0.0, fuse: bool = False):
@@ -36,20 +40,22 @@ class Learner:
         self.fuse, self.pending = fuse, None
         self.pos = None  # the compiled batch's scratch: -1 for every column of the data
 
-    def __call__(self, client, X, rows, yb, swb, held, predictions=None):
-        """Learn rows ``rows`` (a slice or indices) of ``X``, whose labels and weights are ``yb``
+    def __call__(self, client, X, which, yb, swb, held, predictions=None):
+        """Learn rows ``which`` (a slice or indices) of ``X``, whose labels and weights are ``yb``
         and ``swb`` (or None). ``predictions`` (or None) receives each row's score before its
-        update. With ``fuse``
-        (asp, ssp) a batch's change is not pushed at once: it travels with the next
-        batch's pull (``Client.push_pull``, one round trip a step, the shard applying the push
-        before it answers), or with ``flush``; the push handle returned is then None."""
-        if sp.issparse(X) and X.format == "csr":  # gathered and compacted in one compiled pass
+        update. With ``fuse`` (asp, ssp) a batch's change is not pushed at once: it travels
+        with the next batch's pull (``Client.push_pull``, one round trip a step, the shard
+        applying the push before it answers), or with ``flush``; the push handle returned is
+        then None. The batch is gathered and compacted in one compiled pass where the data
+        is CSR and at most ``SCRATCH_WIDTH`` wide (its scratch holds an int32 per column);
+        a wider hashed space takes numpy's way, so a worker's memory never grows with it."""
+        if sp.issparse(X) and X.format == "csr" and X.shape[1] <= SCRATCH_WIDTH:
             if self.pos is None or self.pos.size != X.shape[1]:
                 self.pos = np.full(X.shape[1], -1, dtype=np.int32)
-            rows = np.arange(X.shape[0])[rows] if isinstance(rows, slice) else rows
-            keys, Xc = columns.batch(X, rows, self.pos)
+            which = np.arange(X.shape[0])[which] if isinstance(which, slice) else which
+            keys, Xc = columns.batch(X, which, self.pos)
         else:
-            keys, Xc = batch_columns(X[rows])
+            keys, Xc = batch_columns(X[which])
         keys = np.concatenate([keys, self.extra])
         if self.pending is not None:
             rows = client.wait(client.push_pull(*self.pending, keys))
