@@ -52,7 +52,7 @@ class Learner:
         if sp.issparse(X) and X.format == "csr" and X.shape[1] <= SCRATCH_WIDTH:
             if self.pos is None or self.pos.size != X.shape[1]:
                 self.pos = np.full(X.shape[1], -1, dtype=np.int32)
-            which = np.arange(X.shape[0])[which] if isinstance(which, slice) else which
+            which = np.arange(*which.indices(X.shape[0])) if isinstance(which, slice) else which
             keys, Xc = columns.batch(X, which, self.pos)
         else:
             keys, Xc = batch_columns(X[which])
