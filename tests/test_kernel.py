@@ -269,3 +269,9 @@ def test_a_row_of_weight_zero_is_scored_not_learned(dense):
     skip = kernel.new_state(6, "normalized")  # and the row changed nothing
     kernel.run(skip, X, y, None, np.r_[0:4, 5:12], **opts)
     np.testing.assert_array_equal(skip["ws"], st["ws"])
+
+
+def test_a_state_without_rows_finalizes_to_nothing():
+    st = {"ws": np.zeros((0, 4)), "scalars": np.array([3.0, 2.0])}
+    assert kernel.finalized(st, rule="normalized", lr=0.5, l2=0.1).shape == (0,)
+    assert kernel.finalize(st, rule="ftrl", lr=0.5, l1=0.1).shape == (0,)

@@ -120,6 +120,8 @@ def finalized(state: dict, *, rule: str, lr: float, power_t: float = 0.0, beta: 
 
 def _finalize_call(state, rule, lr, power_t, beta, l1, l2, free, out):
     ws = state["ws"]
+    if ws.shape[0] == 0:  # nothing to bring up to date (and no last row to leave unpenalised)
+        return
     free = np.array([ws.shape[0] - 1] if free is None else free, dtype=np.int64)
     _finalize(RULES[rule], ws, np.asarray(state["scalars"], dtype=np.float64), float(lr), float(power_t), float(beta),
               float(l1), float(l2), free, out)
