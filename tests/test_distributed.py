@@ -4,6 +4,7 @@ fits, failures stop the job with the failing rank, and two torchrun nodes agree.
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -204,3 +205,15 @@ def test_two_threads_fitting_at_once_take_turns_on_the_group():
         np.testing.assert_array_equal(g.coef_, a.coef_)
         assert g.fit_result_.n_iter == a.fit_result_.n_iter
         assert [r["rows"] for r in g.fit_result_.reports] == [1000, 1000]
+
+
+def test_free_ports_are_drawn_below_the_ephemeral_range_and_bindable():
+    # a port from the ephemeral range can be taken by any outgoing connection before the store binds it
+    low = launch._ephemeral_low()
+    ports = [launch.free_port() for _ in range(20)]
+    if low - launch.LOWEST_PORT >= 1000:
+        assert all(launch.LOWEST_PORT <= p < low for p in ports), ports
+        assert len(set(ports)) > 1  # drawn, not one fixed port every group would fight for
+    for p in ports[:3]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", p))

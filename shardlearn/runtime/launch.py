@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import socket
 import sys
 from dataclasses import dataclass
@@ -64,11 +65,42 @@ def rpc_address() -> str:
     return "127.0.0.1" if w is None else w.master_addr
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (the OS picks it)."""
+EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+LOWEST_PORT = 10000  # below: ports services are registered on
+
+
+def free_port(host: str = "127.0.0.1", tries: int = 64) -> int:
+    """A TCP port nobody listens on right now, drawn below the system's ephemeral range where
+    it leaves room: a port from that range (what binding port 0 hands out) can be taken by any
+    outgoing connection (gloo's pairs, TensorPipe's, a redis client's) between our picking it
+    and the store binding it, which failed a CI run with EADDRINUSE. Elsewhere the OS picks.
+
+    >>> 0 < free_port() < 65536
+    True
+    """
+    low = _ephemeral_low()
+    if low - LOWEST_PORT >= 1000:
+        draw = random.SystemRandom()  # not the seeded generators: two groups must not draw alike
+        for _ in range(tries):
+            port = draw.randrange(LOWEST_PORT, low)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _ephemeral_low() -> int:
+    """The first port of the range the OS hands out to outgoing connections (Linux; 0 elsewhere)."""
+    try:
+        with open(EPHEMERAL_RANGE) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 AUTHKEY_VAR = "SHARDLEARN_GROUP_AUTHKEY"
