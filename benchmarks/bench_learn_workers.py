@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,31 +24,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.bench_defaults import save  # noqa: E402
 from benchmarks.bench_learn_vs_vw import write_data  # noqa: E402
+from benchmarks import redis_server  # noqa: E402
 from benchmarks.machine import facts  # noqa: E402
-
-
-def redis_server(folder: str):
-    exe = shutil.which("redis-server")
-    if exe is None:
-        sys.exit("redis-server is not installed (apt-get install -y redis-server)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", folder], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return proc, port
 
 
 def fill(port: int, path: str, stream: str = "d2") -> int:
     import redis
 
     client = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            client.ping()
-            break
-        except redis.exceptions.ConnectionError:
-            time.sleep(0.05)
     n = 0
     with open(path, "rb") as f:
         pipe = client.pipeline(transaction=False)
@@ -93,7 +74,10 @@ def main(argv=None):
     results = []
     with tempfile.TemporaryDirectory() as folder:
         path, n, bits = write_data("D2", folder, args.rows)
-        server, port = redis_server(folder)
+        try:
+            server, port = redis_server.start(folder)
+        except FileNotFoundError as e:
+            sys.exit(str(e))
         try:
             loaded = fill(port, path)
             sizes = [int(b) for b in args.batch_sizes.split(",")]

@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.bench_defaults import save  # noqa: E402
 from benchmarks.machine import facts  # noqa: E402
+from shardlearn.runtime.launch import free_port  # noqa: E402
 
 BARE = """
 import sys
@@ -63,12 +63,6 @@ def _line(rng, label=True):
     y = 1 if x[:10].sum() + rng.normal() > 0 else -1
     feats = " ".join(f"f{j}:{v:.3f}" for j, v in enumerate(x))
     return (f"{y} " if label else "") + f"|a {feats}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(url: str, timeout=120) -> None:
@@ -197,7 +191,7 @@ def main() -> None:
     chunks = ["".join(_line(rng) + "\n" for _ in range(50)) for _ in range(1000)]  # what the feeders append
     procs, rows, lines = [], [], []
     try:
-        bare_port = _free_port()
+        bare_port = free_port()
         procs.append(subprocess.Popen([sys.executable, "-c", BARE, str(bare_port)]))
         learner = subprocess.Popen([sys.executable, "-m", "shardlearn", "learn", src, "--follow", "--model-dir",
                                     os.path.join(tmp, "m"), "--serve", "127.0.0.1:0", "--checkpoint-every", "0.1s",
@@ -216,7 +210,7 @@ def main() -> None:
         rows.append(_swaps(ours, src, one, chunks, tmp, "learn --serve (one process)"))
         rows.append(_bare16(bare, one, args.seconds, tmp, "between the swap phases"))
         # the learner in a process of its own, writing checkpoints; `shardlearn serve` swaps them in
-        src2, port2 = os.path.join(tmp, "s2.vw"), _free_port()
+        src2, port2 = os.path.join(tmp, "s2.vw"), free_port()
         shutil.copy(src, src2)
         procs.append(subprocess.Popen([sys.executable, "-m", "shardlearn", "learn", src2, "--follow", "--model-dir",
                                        os.path.join(tmp, "m2"), "--checkpoint-every", "0.1s", "--quiet"],

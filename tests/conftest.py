@@ -143,28 +143,13 @@ def _session_scratch(sid: int) -> set:
 def redis_server(tmp_path_factory):
     """A real redis-server (Debian's package: .ci/run installs it) on a free port, for the session;
     the tests that need it skip, saying why, where it is not installed."""
-    import shutil
-    import socket
-    import subprocess
-    import time
+    pytest.importorskip("redis", reason="redis-py is not installed (pip install -e '.[test]')")
+    from benchmarks import redis_server
 
-    redis = pytest.importorskip("redis", reason="redis-py is not installed (pip install -e '.[test]')")
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed (apt-get install -y redis-server; .ci/run does)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    folder = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.exceptions.ConnectionError:
-            time.sleep(0.05)
+    try:
+        proc, port = redis_server.start(str(tmp_path_factory.mktemp("redis")))
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
     yield port
     proc.terminate()
     proc.wait(timeout=30)

@@ -15,16 +15,11 @@ import pytest
 from shardlearn import ConfigError, OnlineLogisticRegression
 from shardlearn.online import formats
 from shardlearn.online.learn import learn
+from shardlearn.runtime.launch import free_port
 
 from tests.conftest import kill_after_checkpoint
 
 ENV = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _lines(n, seed=0):
@@ -66,7 +61,7 @@ def _reference(lines):
 
 
 def test_two_producers_and_the_lines_they_send(tmp_path):
-    port = _port()
+    port = free_port()
     a, b = _lines(3000, 1), _lines(2000, 2)
     # two producers of their own lines: the learner's sequence counts both, so neither resumes by it
     producers = [threading.Thread(target=_produce, args=(port, part), kwargs={"resume": False}) for part in (a, b)]
@@ -80,7 +75,7 @@ def test_two_producers_and_the_lines_they_send(tmp_path):
 
 
 def test_a_killed_learner_and_a_resending_producer_apply_each_example_once(tmp_path):
-    port, lines, model = _port(), _lines(40_000, 3), tmp_path / "m"
+    port, lines, model = free_port(), _lines(40_000, 3), tmp_path / "m"
     call = (f"from shardlearn import OnlineLogisticRegression as O; from shardlearn.online.learn import learn; "
             f"learn('tcp://127.0.0.1:{port}', O(hash_bits=12), fmt='vw', model_dir={str(model)!r}, "
             f"checkpoint_every=2000, stop_when_idle=60)")
@@ -101,7 +96,7 @@ def test_a_killed_learner_and_a_resending_producer_apply_each_example_once(tmp_p
 
 
 def test_the_cli_reads_a_socket_and_a_busy_port_is_one_line(tmp_path):
-    port = _port()
+    port = free_port()
     producer = threading.Thread(target=_produce, args=(port, _lines(500)))
     producer.start()
     r = subprocess.run([sys.executable, "-m", "shardlearn", "learn", f"tcp://127.0.0.1:{port}", "--model-dir",
