@@ -102,3 +102,12 @@ def test_batch_keeps_a_rows_repeated_column():
     X = sp.csr_matrix((np.array([1.0, 2.0, 5.0]), np.array([4, 4, 1]), np.array([0, 2, 3])), shape=(2, 6))
     keys, Xc = columns.batch(X, np.array([1, 0]), np.full(6, -1, dtype=np.int32))
     assert keys.tolist() == [1, 4] and Xc.indices.tolist() == [0, 1, 1] and Xc.data.tolist() == [5.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("rows", [[3, 7, 3, 0], [], [7], list(range(500))])
+def test_touched_is_numpys_unique_columns_of_the_rows(rows):
+    X, seen = _matrix(np.float32), np.zeros(300, dtype=bool)
+    got = columns.touched(X, np.array(rows, dtype=np.int64), seen)
+    want = np.unique(X[np.array(rows, dtype=np.int64)].indices) if rows else np.zeros(0)
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == np.int64 and not seen.any()  # the scratch is left all False

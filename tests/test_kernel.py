@@ -275,3 +275,23 @@ def test_a_state_without_rows_finalizes_to_nothing():
     st = {"ws": np.zeros((0, 4)), "scalars": np.array([3.0, 2.0])}
     assert kernel.finalized(st, rule="normalized", lr=0.5, l2=0.1).shape == (0,)
     assert kernel.finalize(st, rule="ftrl", lr=0.5, l1=0.1).shape == (0,)
+
+
+@pytest.mark.parametrize("rule", ["sgd", "adagrad", "normalized", "ftrl"])
+def test_catching_up_some_keys_is_finalize_on_those_keys(rule):
+    rng = np.random.default_rng(4)
+    X = sp.random(300, 40, density=0.1, format="csr", random_state=5)
+    y = (rng.random(300) < 0.4).astype(float)
+    opts = dict(rule=rule, lr=0.5, l1=0.001 if rule == "ftrl" else 0.01, l2=0.02)
+    st = kernel.new_state(40, rule)
+    kernel.run(st, X, y, None, np.arange(300), loss="logistic", **opts)
+    keys = np.array([0, 3, 17, 39, 40])  # the intercept (40) is never penalised
+    done = {k: v.copy() for k, v in st.items()}
+    kernel.catch_up(done, keys, **opts)
+    full = {k: v.copy() for k, v in st.items()}
+    kernel.finalize(full, **opts)
+    np.testing.assert_array_equal(done["ws"][keys], full["ws"][keys])
+    rest = np.setdiff1d(np.arange(41), keys)
+    np.testing.assert_array_equal(done["ws"][rest], st["ws"][rest])
+    np.testing.assert_array_equal(kernel.finalized(done, **opts), kernel.finalized(st, **opts))
+    assert not np.array_equal(done["ws"][keys[:-1], kernel.W], st["ws"][keys[:-1], kernel.W])  # it did catch up

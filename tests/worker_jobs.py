@@ -165,3 +165,36 @@ def coded_changes(comm, *, spec: str, rule: str, rounds: int, progress=None):
         sent.append(comm.stats.bytes_sent - at)
     return {"ws": state["ws"], "scalars": state["scalars"], "exact": exact, "residual": coded.residual[:, :2],
             "sent": sent, "message": coded.message_bytes(d + 1)}
+
+
+def sparse_average_step(comm, *, rule: str, l1: float, l2: float, progress=None):
+    """Every rank learns the same 200 rows, then 20 + 15 x rank rows of its own, then averages
+    once sparsely and once densely (``strategies.online._average``) from copies of that state.
+    Returns ``(its keys, sparse state's weights, dense state's weights, finalized: sparse,
+    dense, its own before averaging)``."""
+    import scipy.sparse as sp
+
+    from shardlearn.kernels import sgd as kernel
+    from shardlearn.strategies import online
+    from shardlearn.strategies.sparse_average import SparseAverage
+
+    rng = np.random.default_rng(0)  # the same data on every rank
+    X = sp.random(400, 3000, density=0.004, format="csr", random_state=1, data_rvs=rng.standard_normal)
+    y = (rng.random(400) < 0.3).astype(float)
+    opts = dict(rule=rule, lr=0.5, l1=l1, l2=l2)
+    state = kernel.new_state(3000, rule)
+    kernel.run(state, X, y, None, np.arange(200), loss="logistic", **opts)
+    part = np.arange(200 + 60 * comm.rank, 220 + 75 * comm.rank)
+    used = float(kernel.run(state, X, y, None, part, loss="logistic", **opts)[1])
+    avg = SparseAverage(comm, X, opts, online._averaged(rule))
+    keys = avg.keys(part)
+    mine = kernel.finalized(state, **opts)
+    sparse = {k: v.copy() for k, v in state.items()}
+
+    def refuse(st, u):
+        raise AssertionError("took the dense way")
+
+    avg(sparse, keys, used, refuse)
+    online._average(comm, state, used, opts)
+    return (keys, sparse["ws"][:, kernel.W].copy(), state["ws"][:, kernel.W].copy(), kernel.finalized(sparse, **opts),
+            kernel.finalized(state, **opts), mine)

@@ -21,6 +21,8 @@ numba region is not safe in a process that forks afterwards (GNU OpenMP).
 [True, False, True]
 >>> renumber(X.indices, np.array([0, 2]), 3).tolist()
 [0, 1, 1]
+>>> touched(X, np.array([1]), np.zeros(3, dtype=bool)).tolist()
+[2]
 >>> keys, Xc = batch(X, np.array([1, 0]), np.full(3, -1, dtype=np.int32))   # rows 1 then 0
 >>> keys.tolist(), Xc.toarray().tolist()
 ([0, 2], [[0.0, 3.0], [1.0, 2.0]])
@@ -86,6 +88,32 @@ def _batch(indptr, indices, data, rows, pos, keys, sub_indptr, sub_indices, sub_
         keys[t] = first[order[t]]
         pos[keys[t]] = -1  # the scratch is left as it came: all -1
     return n
+
+
+@njit(cache=True)
+def _touched(indptr, indices, rows, seen, keys):
+    n = 0
+    for i in range(rows.size):
+        r = rows[i]
+        for k in range(indptr[r], indptr[r + 1]):
+            j = indices[k]
+            if not seen[j]:
+                seen[j] = True
+                keys[n] = j
+                n += 1
+    for t in range(n):
+        seen[keys[t]] = False  # the scratch is left as it came: all False
+    return n
+
+
+def touched(X, rows: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """The sorted columns rows ``rows`` of CSR ``X`` touch (int64), at the cost of their stored
+    values: ``seen``, a scratch of ``X.shape[1]`` booleans, all False, and left so."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    nnz = int(np.sum(X.indptr[rows + 1] - X.indptr[rows])) if rows.size else 0
+    keys = np.empty(min(nnz, X.shape[1]), dtype=np.int64)
+    n = _touched(X.indptr, X.indices, rows, seen, keys)
+    return np.sort(keys[:n])
 
 
 def batch(X, rows: np.ndarray, pos: np.ndarray):

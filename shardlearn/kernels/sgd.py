@@ -43,10 +43,11 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 
-from shardlearn.kernels.core import G, L, S, W, _finalize, _rows_csr, _rows_dense
+from shardlearn.kernels.core import G, L, S, W, _base, _catch_up, _finalize, _ftrl_weight, _rows_csr, _rows_dense
 
-__all__ = ["G", "L", "S", "W", "LOSSES", "MODEL_LOSS", "RULES", "finalize", "finalized", "new_state", "run", "weights"]
+__all__ = ["G", "L", "S", "W", "LOSSES", "MODEL_LOSS", "RULES", "catch_up", "finalize", "finalized", "new_state", "run", "weights"]
 
 LOSSES = {"squared": 0, "logistic": 1, "hinge": 2, "squared_hinge": 3}
 RULES = {"sgd": 0, "adagrad": 1, "normalized": 2, "ftrl": 3}
@@ -116,6 +117,32 @@ def finalized(state: dict, *, rule: str, lr: float, power_t: float = 0.0, beta: 
     out = np.empty(state["ws"].shape[0])
     _finalize_call(state, rule, lr, power_t, beta, l1, l2, free, out)
     return out
+
+
+def catch_up(state: dict, keys: np.ndarray, *, rule: str, lr: float, power_t: float = 0.0, beta: float = 1.0,
+             l1: float = 0.0, l2: float = 0.0) -> None:
+    """``finalize`` on coordinates ``keys`` only (the intercept, the last row, never penalised):
+    each takes the penalty of the weight seen since it was last touched, in place, as the next
+    row touching it would. What local SGD's sparse averaging brings up to date (``strategies.
+    sparse_average``), at the cost of the keys, not of the model."""
+    ws = state["ws"]
+    _catch_up_keys(RULES[rule], ws, np.asarray(state["scalars"], dtype=np.float64),
+                   np.ascontiguousarray(keys, dtype=np.int64), float(lr), float(power_t), float(beta), float(l1),
+                   float(l2), ws.shape[0] - 1)
+
+
+@njit(cache=True)
+def _catch_up_keys(rule, ws, scalars, keys, lr, power_t, beta, l1, l2, free):
+    t = scalars[0]
+    base = _base(rule, lr, power_t, t, scalars[1])
+    for j in range(keys.size):
+        if keys[j] == free:
+            continue
+        c = ws[keys[j]]
+        if rule == 3:
+            c[W] = _ftrl_weight(c[S], c[G], lr, beta, l1 * t, l2 * t)
+        else:
+            _catch_up(rule, c, lr, power_t, base, t, l1, l2)
 
 
 def _finalize_call(state, rule, lr, power_t, beta, l1, l2, free, out):

@@ -1,7 +1,9 @@
 """Per-example SGD over the compiled kernel (``kernels.sgd``): one process; ``local_sgd``
 over a collective (every worker learns from its own rows one example at a time and the
 workers average their weights every ``sync_rows`` examples, weighted by the examples each
-used: Zinkevich et al. 2010, "Parallelized stochastic gradient descent"; Stich 2019); or
+used: Zinkevich et al. 2010, "Parallelized stochastic gradient descent"; Stich 2019; on wide
+sparse rows in memory only the coordinates some worker touched, ``strategies.sparse_average``,
+and densely at each epoch's end); or
 ``bsp`` (``sync="changes"``): every worker learns from its next ``sync_rows`` rows from the
 same state, then all merge every worker's change (``kernels.delta``: weights and adaptive
 sums add), so the replicas stay identical and one worker is exactly the one-process pass. Rows are visited in a seeded order per ``(seed, epoch, rank)``,
@@ -28,6 +30,7 @@ from shardlearn.core.errors import ConfigError
 from shardlearn.kernels import delta, sgd as kernel
 from shardlearn.strategies.coded_changes import Coded, taken
 from shardlearn.strategies.result import Result
+from shardlearn.strategies.sparse_average import SparseAverage
 from shardlearn.strategies.sgd import epoch_order
 
 CHUNK_ROWS = 1 << 16  # rows per kernel call: checkpoints, progress and averaging happen between chunks
@@ -77,6 +80,9 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         coded.restore(resume)
     merge = coded.merge if coded is not None else (lambda c, st, keys, before, width=None:  # noqa: E731
                                                    _merge_changes(c, st, keys, before, opts["rule"], width))
+    # local SGD on wide sparse rows in memory: the windows average what the workers touched (the epoch's last: all)
+    sparse = (SparseAverage(comm, X, opts, _averaged(rule)) if distributed and sync_rows and not shared and not changes
+              and anchor is None and not hasattr(X, "blocks") and getattr(X, "format", None) == "csr" else None)
     chunk = CHUNK_ROWS if not distributed or not sync_rows else max(1, int(sync_rows))
     chunks, width = -(-n // chunk), None
     stream_sync = None
@@ -110,6 +116,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         while not hasattr(X, "blocks") and cur["pos"] < chunks:
             part = order[cur["pos"] * chunk : (cur["pos"] + 1) * chunk]
             before = _before(state, X, part) if changes else None
+            keys = sparse.keys(part) if sparse is not None else None
             out = kernel.run(state, X, y, sample_weight, part, loss=loss_name, fit_intercept=fit_intercept, **opts)
             if changes:
                 merge(comm, state, *before, width)
@@ -118,7 +125,10 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
             cur["since_sync"] += out[1]
             cur["pos"] += 1
             if distributed and sync_rows and not shared and not changes:
-                _average(comm, state, cur["since_sync"], opts, anchor)
+                if keys is not None and cur["pos"] < chunks:
+                    sparse(state, keys, cur["since_sync"], lambda st, used: _average(comm, st, used, opts))
+                else:
+                    _average(comm, state, cur["since_sync"], opts, anchor)
                 cur["since_sync"] = 0.0
             if checkpoint is not None and cur["pos"] < chunks and checkpoint.due(epoch * chunks + cur["pos"]):
                 save(epoch * chunks + cur["pos"])
