@@ -23,6 +23,8 @@ numba region is not safe in a process that forks afterwards (GNU OpenMP).
 [0, 1, 1]
 >>> touched(X, np.array([1]), np.zeros(3, dtype=bool)).tolist()
 [2]
+>>> distinct(np.array([2, 0, 2, 1, 0]), np.zeros(3, dtype=bool)).tolist()
+[2, 0, 1]
 >>> keys, Xc = batch(X, np.array([1, 0]), np.full(3, -1, dtype=np.int32))   # rows 1 then 0
 >>> keys.tolist(), Xc.toarray().tolist()
 ([0, 2], [[0.0, 3.0], [1.0, 2.0]])
@@ -104,6 +106,29 @@ def _touched(indptr, indices, rows, seen, keys):
     for t in range(n):
         seen[keys[t]] = False  # the scratch is left as it came: all False
     return n
+
+
+@njit(cache=True)
+def _distinct(values, seen, out):
+    n = 0
+    for k in range(values.size):
+        j = values[k]
+        if not seen[j]:
+            seen[j] = True
+            out[n] = j
+            n += 1
+    for t in range(n):
+        seen[out[t]] = False
+    return n
+
+
+def distinct(values: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """``values`` (int64, each below ``seen.size``) without repeats, in order of first appearance
+    (so every worker that sees the same list gets the same order, without a sort); ``seen`` as
+    in ``touched``."""
+    values = np.ascontiguousarray(values, dtype=np.int64)
+    out = np.empty(values.size, dtype=np.int64)
+    return out[: _distinct(values, seen, out)]
 
 
 def touched(X, rows: np.ndarray, seen: np.ndarray) -> np.ndarray:

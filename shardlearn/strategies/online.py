@@ -116,8 +116,8 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         while not hasattr(X, "blocks") and cur["pos"] < chunks:
             part = order[cur["pos"] * chunk : (cur["pos"] + 1) * chunk]
             before = _before(state, X, part) if changes else None
-            keys = sparse.keys(part) if sparse is not None else None
             out = kernel.run(state, X, y, sample_weight, part, loss=loss_name, fit_intercept=fit_intercept, **opts)
+            keys = sparse.keys(part) if sparse is not None else None  # after: the rows are in the cache now
             if changes:
                 merge(comm, state, *before, width)
             cur["loss"] += out[0]

@@ -37,7 +37,7 @@ class SparseAverage:
 
     def __init__(self, comm, X, opts: dict, cols: list):
         self.comm, self.X, self.opts, self.cols = comm, X, opts, cols
-        self.seen = np.zeros(X.shape[1], dtype=np.bool_)
+        self.seen = np.zeros(X.shape[1] + 1, dtype=np.bool_)  # the columns and the intercept
 
     def keys(self, part) -> np.ndarray:
         """The coordinates rows ``part`` touch, the intercept (``d``) last."""
@@ -59,9 +59,10 @@ class SparseAverage:
         buf = np.full(widest + 1, -1.0)
         buf[0] = keys.size
         buf[1 : keys.size + 1] = keys
-        union = np.unique(np.concatenate([p[1 : int(p[0]) + 1] for p in comm.allgather(buf)])).astype(np.int64)
+        # the same order on every worker (the gathered lists in rank order), no sort needed
+        union = columns.distinct(np.concatenate([p[1 : int(p[0]) + 1] for p in comm.allgather(buf)]), self.seen)
         kernel.catch_up(state, union, **self.opts)
-        ws = state["ws"]
-        mine = ws[union][:, cols] * (used / total)
-        ws[np.ix_(union, cols)] = comm.allreduce(mine.ravel()).reshape(mine.shape)
+        ws, at = state["ws"], (union[:, None], cols)
+        mine = ws[at] * (used / total)
+        ws[at] = comm.allreduce(mine.ravel()).reshape(mine.shape)
         return total
