@@ -56,7 +56,7 @@ class SparseAverage:
         rows = self.X.shape[1] + 1
         if comm.size * widest + len(cols) * counts[:, 1].sum() >= len(cols) * rows:  # as many bytes as dense
             return dense(state, used)
-        buf = np.full(widest + 1, -1.0)
+        buf = np.full(widest + 1, -1, dtype=np.int32 if rows < 2**31 else np.int64)  # keys at 4 bytes where they fit
         buf[0] = keys.size
         buf[1 : keys.size + 1] = keys
         # the same order on every worker (the gathered lists in rank order), no sort needed
