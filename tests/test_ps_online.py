@@ -220,3 +220,32 @@ def test_the_compiled_batch_step_equals_numpys(order, monkeypatch):
     np.testing.assert_array_equal(states[0][0], states[1][0])
     assert states[0][1] == states[1][1]
     assert np.count_nonzero(states[0][0][:d, kernel.W]) == d  # every column learned
+
+
+@pytest.mark.parametrize("plan,extra,n_rows,want", [
+    ("asp", {}, 1_000_000, 15 * 256),  # D2 on 2 workers: 256 steps an epoch, 15 batches each
+    ("ssp", {}, 10_000_000, 16 * 256),  # at most 16 batches a step
+    ("asp", {}, 40_000, 256),  # small shards keep the batch
+    ("asp", {"sync_every": 2}, 1_000_000, 512),  # said, not guessed
+    ("asp", {"batch_size": 1000}, 1_000_000, 3 * 1000),
+    ("bsp", {"servers": 1}, 1_000_000, 256),  # bsp keeps the batch: it equals the allreduce bsp
+    ("asp", {"optimizer": "adagrad"}, 1_000_000, 256),  # mini-batch gradients: a step is a batch
+])
+def test_a_per_example_asp_or_ssp_step_leaves_each_worker_256_steps_an_epoch(plan, extra, n_rows, want):
+    from shardlearn.comm.base import LocalCollective
+    from shardlearn.runtime import ps_run
+
+    cfg = TrainConfig(strategy=plan, workers=2, **extra)
+    assert ps_run.step_rows(LocalCollective(), cfg, n_rows) == want
+
+
+def test_asp_steps_of_several_batches_learn_as_well_as_one_process():
+    from sklearn.metrics import log_loss
+
+    X, y, _ = _data(3000, d=20, seed=3, sparse=True)
+    alone = shardlearn.LogisticRegression(solver="sgd", max_iter=3, random_state=0, alpha=1e-4).fit(X, y)
+    for sync_every in (4, 16):  # 4 of 32 rows a step, and one step of 512 rows: 3 an epoch
+        est = shardlearn.LogisticRegression(strategy="asp", workers=2, max_iter=3, random_state=0, alpha=1e-4,
+                                            batch_size=32, sync_every=sync_every).fit(X, y)
+        assert log_loss(y, est.predict_proba(X)[:, 1]) <= 1.01 * log_loss(y, alone.predict_proba(X)[:, 1])
+        assert [s["examples"] for s in est.fit_result_.steps] == [3000] * 3

@@ -267,7 +267,10 @@ def _train(t):
     g.add_argument("--servers", type=int, default=0,
                    help="dedicated parameter-server processes (0: every worker hosts one shard)")
     g.add_argument("--slicer", choices=("range", "hash"), default="range", help="parameter-server key -> shard")
-    g.add_argument("--sync-every", type=int, help="local_sgd: average parameters every H steps (default 8)")
+    g.add_argument("--sync-every", type=int,
+                   help="local_sgd: average parameters every H batches (default 64 per example, 8 mini-batch); "
+                        "asp/ssp per example: pull and push every H batches (default: 256 steps an epoch a "
+                        "worker, H from 1 to 16)")
     g.add_argument("--device", help="lbfgs, gd: the full-batch products on a torch device, cpu or cuda[:N] (default: "
                                     "a CUDA GPU when present, else numpy on the host)")
     g.add_argument("--compression", default="none",
