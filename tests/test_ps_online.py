@@ -50,16 +50,19 @@ def _reference_bsp(X, y, sw, workers, batch, epochs, seed, loss, fit_intercept, 
     return kernel.finalize(state, **opts)  # the lazy penalty, once, when the weights are read
 
 
-@pytest.mark.parametrize("fit_intercept,weighted,alpha,l1_ratio", [(True, True, 1e-3, 0.5), (False, False, 0.0, 0.0)])
-def test_bsp_over_two_workers_is_the_merge_of_their_changes(fit_intercept, weighted, alpha, l1_ratio):
+@pytest.mark.parametrize("fit_intercept,weighted,alpha,l1_ratio,sync_every", [(True, True, 1e-3, 0.5, None),
+                                                                             (False, False, 0.0, 0.0, None),
+                                                                             (True, True, 1e-3, 0.5, 3)])
+def test_bsp_over_two_workers_is_the_merge_of_their_changes(fit_intercept, weighted, alpha, l1_ratio, sync_every):
     X, y, sw = _data()
     sw = sw if weighted else None
     est = shardlearn.LogisticRegression(strategy="bsp", workers=2, batch_size=32, max_iter=2, tol=None, alpha=alpha,
-                                        l1_ratio=l1_ratio, fit_intercept=fit_intercept, random_state=4)
+                                        l1_ratio=l1_ratio, fit_intercept=fit_intercept, random_state=4,
+                                        sync_every=sync_every)
     est.fit(X, y, sample_weight=sw)
     cfg = est.train_config()
     assert cfg.optimizer == "normalized" and cfg.per_example  # the default under bsp over workers
-    ref = _reference_bsp(X, y, sw, 2, 32, 2, 4, "logistic", fit_intercept,
+    ref = _reference_bsp(X, y, sw, 2, 32 * (sync_every or 1), 2, 4, "logistic", fit_intercept,
                          dict(rule="normalized", lr=0.5, l1=alpha * l1_ratio, l2=alpha * (1 - l1_ratio)))
     np.testing.assert_allclose(est.coef_.ravel(), ref[:-1], rtol=1e-9, atol=1e-12)
     assert float(np.ravel(est.intercept_)[0]) == pytest.approx(ref[-1] if fit_intercept else 0.0, abs=1e-12)
@@ -84,6 +87,7 @@ GRID = [
     dict(model="linear", sparse=True, optimizer="sgd", batch_size=1, schedule="invscaling", learning_rate=0.01,
          alpha=1e-3, l1_ratio=1.0),
     dict(model="logistic", sparse=True, servers=2, slicer="hash", alpha=1e-4),
+    dict(model="logistic", sparse=True, sync_every=3, alpha=1e-3, weighted=True),  # merges every 3 batches
 ]
 
 
@@ -225,18 +229,16 @@ def test_the_compiled_batch_step_equals_numpys(order, monkeypatch):
 @pytest.mark.parametrize("plan,extra,n_rows,want", [
     ("asp", {}, 1_000_000, 15 * 256),  # D2 on 2 workers: 256 steps an epoch, 15 batches each
     ("ssp", {}, 10_000_000, 16 * 256),  # at most 16 batches a step
-    ("asp", {}, 40_000, 256),  # small shards keep the batch
+    ("bsp", {"servers": 1}, 1_000_000, 15 * 256),  # bsp merges by the same rule, over allreduce or the shards
+    ("bsp", {}, 40_000, 256),  # small shards keep the batch
     ("asp", {"sync_every": 2}, 1_000_000, 512),  # said, not guessed
     ("asp", {"batch_size": 1000}, 1_000_000, 3 * 1000),
-    ("bsp", {"servers": 1}, 1_000_000, 256),  # bsp keeps the batch: it equals the allreduce bsp
     ("asp", {"optimizer": "adagrad"}, 1_000_000, 256),  # mini-batch gradients: a step is a batch
+    ("local_sgd", {}, 1_000_000, 256),  # local_sgd averages every sync_every batches (64) its own way
 ])
-def test_a_per_example_asp_or_ssp_step_leaves_each_worker_256_steps_an_epoch(plan, extra, n_rows, want):
-    from shardlearn.comm.base import LocalCollective
-    from shardlearn.runtime import ps_run
-
+def test_a_per_example_step_leaves_each_worker_256_exchanges_an_epoch(plan, extra, n_rows, want):
     cfg = TrainConfig(strategy=plan, workers=2, **extra)
-    assert ps_run.step_rows(LocalCollective(), cfg, n_rows) == want
+    assert cfg.step_rows(n_rows) == want
 
 
 def test_asp_steps_of_several_batches_learn_as_well_as_one_process():

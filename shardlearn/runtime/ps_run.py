@@ -18,7 +18,7 @@ from shardlearn.comm import codecs
 from shardlearn.core.errors import ConfigError
 from shardlearn.kernels import delta
 from shardlearn.ps import host
-from shardlearn.runtime import launch
+from shardlearn.runtime import agree, launch
 from shardlearn.ps.client import Client
 from shardlearn.ps.slicer import make as make_slicer
 from shardlearn.optim.scaling import where_present
@@ -147,7 +147,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
             snapshots.append((time.perf_counter() - t0, t, _pull_vector(client, d + 1)))
 
     t0, calls = time.perf_counter(), comm.stats.calls
-    rows = step_rows(comm, cfg, X.shape[0])
+    rows = cfg.step_rows(agree.most_rows(comm, X.shape[0]))
     steps, clock_log = ps_sgd.fit(model, X, y, sw, client=client, comm=comm, batch_size=rows,
                                   epochs=cfg.max_iter, seed=cfg.random_state, shuffle=cfg.shuffle,
                                   staleness=staleness, share_rows=cfg.plan == "bsp",
@@ -178,24 +178,6 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
                       "rpc_calls": ctx.transport.calls, "collectives": comm.stats.calls - calls,
                       "fit_seconds": time.perf_counter() - t0}}
     return out
-
-
-STEPS_PER_EPOCH = 256  # per example under asp/ssp: a step is at least a batch, at most MAX_SYNC_EVERY of them,
-MAX_SYNC_EVERY = 16  # and a worker's epoch at least this many steps (D2, 1M rows a worker: 15 batches, 3,840 rows)
-
-
-def step_rows(comm, cfg, n_rows: int) -> int:
-    """Rows a worker learns between its pull and its push: ``batch_size`` rows, or under ``asp``
-    and ``ssp`` per example ``sync_every`` batches (default: as many as leave every worker
-    ``STEPS_PER_EPOCH`` steps an epoch, 1 to ``MAX_SYNC_EVERY``, agreed from the largest shard). A
-    round trip every 256 rows cost a D2 worker half its speed, and 2 workers fell to 0.5x one
-    (``benchmarks/README.md``); ``bsp`` keeps the batch (it equals the allreduce ``bsp``)."""
-    if not cfg.per_example or cfg.plan not in ("asp", "ssp"):
-        return cfg.batch_size
-    if cfg.sync_every is not None:
-        return cfg.batch_size * cfg.sync_every
-    most = int(comm.allreduce(np.array([float(n_rows)]), op="max")[0])
-    return cfg.batch_size * min(MAX_SYNC_EVERY, max(1, most // (STEPS_PER_EPOCH * cfg.batch_size)))
 
 
 def _learner(model, d: int, cfg):
