@@ -214,7 +214,7 @@ def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, call
                          power_t=cfg.power_t, opt_state=opt_state,
                          epochs=cfg.max_iter if epochs is None else epochs, start_epoch=epoch, shuffle=cfg.shuffle,
                          seed=cfg.random_state, tol=cfg.tol,
-                         sync_rows=(cfg.step_rows(agree.most_rows(comm, X.shape[0])) if plan == "bsp"
+                         sync_rows=(cfg.step_rows() if plan == "bsp"
                                     else cfg.batch_size * (cfg.sync_every or LOCAL_SGD_SYNC_EVERY)),
                          sync="changes" if plan == "bsp" else "average",
                          **{k: v for k, v in common.items() if k != "affine"})
