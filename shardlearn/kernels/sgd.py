@@ -47,7 +47,8 @@ from numba import njit
 
 from shardlearn.kernels.core import G, L, S, W, _base, _catch_up, _finalize, _ftrl_weight, _rows_csr, _rows_dense
 
-__all__ = ["G", "L", "S", "W", "LOSSES", "MODEL_LOSS", "RULES", "catch_up", "finalize", "finalized", "new_state", "run", "weights"]
+__all__ = ["G", "L", "S", "W", "LOSSES", "MODEL_LOSS", "RULES", "catch_up", "finalize", "finalized", "new_state", "run",
+           "weights"]
 
 LOSSES = {"squared": 0, "logistic": 1, "hinge": 2, "squared_hinge": 3}
 RULES = {"sgd": 0, "adagrad": 1, "normalized": 2, "ftrl": 3}
