@@ -93,16 +93,22 @@ def _batch(indptr, indices, data, rows, pos, keys, sub_indptr, sub_indices, sub_
 
 
 @njit(cache=True)
+def _first_seen(values, lo, hi, seen, out, n):
+    """``values[lo:hi]`` not yet ``seen`` appended to ``out`` from ``n`` on (and marked); the new ``n``."""
+    for k in range(lo, hi):
+        j = values[k]
+        if not seen[j]:
+            seen[j] = True
+            out[n] = j
+            n += 1
+    return n
+
+
+@njit(cache=True)
 def _touched(indptr, indices, rows, seen, keys):
     n = 0
     for i in range(rows.size):
-        r = rows[i]
-        for k in range(indptr[r], indptr[r + 1]):
-            j = indices[k]
-            if not seen[j]:
-                seen[j] = True
-                keys[n] = j
-                n += 1
+        n = _first_seen(indices, indptr[rows[i]], indptr[rows[i] + 1], seen, keys, n)
     for t in range(n):
         seen[keys[t]] = False  # the scratch is left as it came: all False
     return n
@@ -110,13 +116,7 @@ def _touched(indptr, indices, rows, seen, keys):
 
 @njit(cache=True)
 def _distinct(values, seen, out):
-    n = 0
-    for k in range(values.size):
-        j = values[k]
-        if not seen[j]:
-            seen[j] = True
-            out[n] = j
-            n += 1
+    n = _first_seen(values, 0, values.size, seen, out, 0)
     for t in range(n):
         seen[out[t]] = False
     return n
