@@ -243,7 +243,7 @@ def test_asp_steps_of_several_batches_learn_as_well_as_one_process():
 
     X, y, _ = _data(3000, d=20, seed=3, sparse=True)
     alone = shardlearn.LogisticRegression(solver="sgd", max_iter=3, random_state=0, alpha=1e-4).fit(X, y)
-    for sync_every in (4, 16):  # 4 of 32 rows a step, and one step of 512 rows: 3 an epoch
+    for sync_every in (4, 16):  # steps of 4 batches of 32 rows, and of 512 rows (3 a worker's epoch)
         est = shardlearn.LogisticRegression(strategy="asp", workers=2, max_iter=3, random_state=0, alpha=1e-4,
                                             batch_size=32, sync_every=sync_every).fit(X, y)
         assert log_loss(y, est.predict_proba(X)[:, 1]) <= 1.01 * log_loss(y, alone.predict_proba(X)[:, 1])

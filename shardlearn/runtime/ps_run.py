@@ -147,8 +147,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
             snapshots.append((time.perf_counter() - t0, t, _pull_vector(client, d + 1)))
 
     t0, calls = time.perf_counter(), comm.stats.calls
-    rows = cfg.step_rows()
-    steps, clock_log = ps_sgd.fit(model, X, y, sw, client=client, comm=comm, batch_size=rows,
+    steps, clock_log = ps_sgd.fit(model, X, y, sw, client=client, comm=comm, batch_size=cfg.step_rows(),
                                   epochs=cfg.max_iter, seed=cfg.random_state, shuffle=cfg.shuffle,
                                   staleness=staleness, share_rows=cfg.plan == "bsp",
                                   fit_intercept=cfg.fit_intercept, callback=cb,
