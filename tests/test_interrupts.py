@@ -139,3 +139,27 @@ def test_the_next_fit_works_after_keyboard_interrupt_in_python(tmp_path):
                        preexec_fn=_sigint_default)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["interrupted", "same", "True"], r.stdout + r.stderr
+
+
+def test_a_driver_killed_between_jobs_leaves_no_group_folder(tmp_path):
+    # idle workers wait on the driver's pipe: its end must remove the group's /dev/shm folder too
+    # (it was left when the kill came between two jobs: a flaky CI failure)
+    script = textwrap.dedent("""
+        import os, signal, sys
+        from shardlearn.runtime import group
+
+        g = group.get(2)
+        g.run("tests.worker_jobs:ping")
+        print(g.scratch, *g.pids, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    scratch, *pids = proc.stdout.split()
+    assert "shardlearn-group-" in scratch
+    assert _gone([int(p) for p in pids]), "workers outlived their killed driver"
+    deadline = time.monotonic() + 5
+    while os.path.exists(scratch) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(scratch)

@@ -45,8 +45,8 @@ def main(argv=None) -> int:
     while True:
         try:
             msg = conn.recv()
-        except (EOFError, OSError):
-            break
+        except (EOFError, OSError):  # the driver died between jobs (a clean stop sends None)
+            _orphaned()
         if msg is None:
             break
         name, kwargs = msg
