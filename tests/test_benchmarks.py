@@ -167,10 +167,10 @@ MUSHROOMS = os.path.join(BENCH, "..", "..", "shared", "data", "mushrooms", "agar
 
 @pytest.mark.skipif(not os.path.exists(MUSHROOMS), reason="the real mushrooms data (../shared/data) is not here")
 def test_defaults_sweep_table_is_its_measurements(tmp_path):
-    _run("bench_defaults.py", "--out", str(tmp_path), "--data", "mushrooms", cwd=tmp_path)
+    _run("bench_defaults.py", "--out", str(tmp_path), "--data", "mushrooms", "--sync-every", "3", cwd=tmp_path)
     row = json.loads(open(tmp_path / "defaults.jsonl").read())
     table = open(tmp_path / "defaults.md").read()
-    assert row["rows"] == 6513 and len(row["seconds"]) == 7
+    assert row["rows"] == 6513 and len(row["seconds"]) == 7 and "sync_every=3" in table.splitlines()[0]
     for label in row["seconds"]:
         assert f"{row[label]:.4f}" in table and row[label] > 0.9  # held out, a ratio to the optimum's loss
     assert row["bsp x2"] == pytest.approx(row["bsp x2, 1 server"], rel=1e-9)  # the same algorithm

@@ -295,3 +295,24 @@ def test_catching_up_some_keys_is_finalize_on_those_keys(rule):
     np.testing.assert_array_equal(done["ws"][rest], st["ws"][rest])
     np.testing.assert_array_equal(kernel.finalized(done, **opts), kernel.finalized(st, **opts))
     assert not np.array_equal(done["ws"][keys[:-1], kernel.W], st["ws"][keys[:-1], kernel.W])  # it did catch up
+
+
+@pytest.mark.parametrize("rule", ["sgd", "normalized"])
+def test_catching_up_to_an_earlier_clock_leaves_later_rows_and_free_keys_alone(rule):
+    """An exchange's start clock may be earlier than a row's own (another worker's change
+    merged first): such a row already has the penalty, and its clock never moves back."""
+    X = sp.random(200, 30, density=0.02, format="csr", random_state=1)
+    y = (np.random.default_rng(1).random(200) < 0.5).astype(float)
+    opts = dict(rule=rule, lr=0.5, l1=0.01, l2=0.02)
+    st = kernel.new_state(30, rule)
+    kernel.run(st, X, y, None, np.arange(200), loss="logistic", **opts)
+    at = float(np.median(st["ws"][:30, kernel.L]))
+    early = {"ws": st["ws"].copy(), "scalars": np.array([at, st["scalars"][1]])}
+    late = early["ws"][:, kernel.L] >= at
+    assert late.any() and (~late[:-1]).any()
+    kernel.catch_up(early, np.arange(31), free=[3, 30], **opts)
+    np.testing.assert_array_equal(early["ws"][late], st["ws"][late])
+    np.testing.assert_array_equal(early["ws"][[3, 30]], st["ws"][[3, 30]])
+    moved = ~late & (np.arange(31) != 3) & (np.arange(31) != 30) & (st["ws"][:, kernel.W] != 0)
+    assert moved.sum() >= 5 and np.all(early["ws"][moved, kernel.L] == at)
+    assert np.all(np.abs(early["ws"][moved, kernel.W]) < np.abs(st["ws"][moved, kernel.W]))

@@ -31,8 +31,10 @@ def _data(n=600, d=6, seed=0, sparse=False):
 
 def _reference_bsp(X, y, sw, workers, batch, epochs, seed, loss, fit_intercept, opts):
     """bsp as the docstrings state it, in one process: each worker's next ``batch`` rows of its
-    contiguous shard (in its epoch order) learned from the same state, the changes merged in
-    rank order; every coordinate's change (an untouched one changes nothing)."""
+    contiguous shard (in its epoch order) learned from the same state, whose coordinates the
+    rows touch are first brought up to date with the penalty (the decay of the rows before
+    the exchange, taken once), the changes merged in rank order; every coordinate's change
+    (an untouched one changes nothing)."""
     d = X.shape[1]
     state = kernel.new_state(d, opts["rule"])
     parts = [np.arange(*bounds(X.shape[0], workers, r)) for r in range(workers)]
@@ -40,11 +42,12 @@ def _reference_bsp(X, y, sw, workers, batch, epochs, seed, loss, fit_intercept, 
     for epoch in range(epochs):
         orders = [p[epoch_order(p.size, epoch, seed, True, r)] for r, p in enumerate(parts)]
         for c in range(max(-(-p.size // batch) for p in parts)):
+            rows = [orders[r][c * batch : (c + 1) * batch] for r in range(workers)]
+            kernel.catch_up(state, np.unique(np.concatenate([X[b].nonzero()[1] for b in rows])), **opts)
             start = {k: v.copy() for k, v in state.items()}
             for r in range(workers):
                 mine = {k: v.copy() for k, v in start.items()}
-                kernel.run(mine, X, y, sw, orders[r][c * batch : (c + 1) * batch], loss=loss,
-                           fit_intercept=fit_intercept, **opts)
+                kernel.run(mine, X, y, sw, rows[r], loss=loss, fit_intercept=fit_intercept, **opts)
                 delta.merge(state["ws"], keys, delta.change(start["ws"], mine["ws"], opts["rule"]), opts["rule"])
                 state["scalars"] += mine["scalars"] - start["scalars"]
     return kernel.finalize(state, **opts)  # the lazy penalty, once, when the weights are read
@@ -248,3 +251,50 @@ def test_asp_steps_of_several_batches_learn_as_well_as_one_process():
                                             batch_size=32, sync_every=sync_every).fit(X, y)
         assert log_loss(y, est.predict_proba(X)[:, 1]) <= 1.01 * log_loss(y, alone.predict_proba(X)[:, 1])
         assert [s["examples"] for s in est.fit_result_.steps] == [3000] * 3
+
+
+def test_a_shard_takes_the_decay_before_two_workers_changes_once():
+    """Two workers' changes learned from the same pulled rows, pushed with the clock they
+    pulled (``at``), merge on the shard as allreduce bsp merges them
+    (``coded_changes.apply``): a key idle since long before takes that decay once. Without
+    ``at`` (each worker's change carrying the decay, as one worker alone sends it) it would
+    take it twice: far from that."""
+    from shardlearn.strategies import coded_changes, hogwild, ps_online
+
+    X, y, _ = _data(sparse=True, n=60, d=8, seed=5)
+    d = X.shape[1]
+    opts = dict(rule="normalized", lr=0.5, l1=1e-3, l2=0.05)
+    start = kernel.new_state(d, "normalized")
+    kernel.run(start, X, y, None, np.arange(40), loss="logistic", **opts)
+    start["scalars"][0] += 500.0  # 500 rows of weight since any key was touched: a decay to take
+    shard = KernelShard(d + 2, rule="normalized", learning_rate=0.5, l1=1e-3, l2=0.05, free=(d, d + 1))
+    shard.ws[: d + 1] = start["ws"]
+    shard.ws[d + 1, [kernel.W, kernel.G]] = start["scalars"]
+
+    class Held(hogwild.LocalClient):  # pulls from the shard; pushes kept, as a bsp shard holds them
+        def push(self, keys, values, at=None):
+            self.held.append((keys, values, at))
+
+    def changes(workers):
+        client = Held(shard)
+        client.held = []
+        learner = ps_online.Learner(d, "logistic", True, "normalized", 0.5, l1=1e-3, l2=0.05, workers=workers)
+        for rows in (slice(40, 50), slice(50, 60)):
+            learner(client, X, rows, y[rows], None, {})
+        return client.held
+
+    held, carrying = changes(2), changes(1)  # one worker alone: its change carries the decay
+    ref = {k: v.copy() for k, v in start.items()}
+    coded_changes.apply(ref, [(k[:-1], v[:-1], v[-1, [kernel.W, kernel.G]]) for k, v, _ in held], opts)
+    twice = shard.ws.copy()
+    for (keys, values, at), (_, other, none) in zip(held, carrying):
+        np.testing.assert_array_equal(at, start["scalars"])
+        assert none is None
+        shard.catch_up(keys, at)
+        shard.push(keys, values)
+        delta.merge(twice, keys, other, "normalized")
+    np.testing.assert_allclose(shard.ws[: d + 1], ref["ws"], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(shard.ws[d + 1, [kernel.W, kernel.G]], ref["scalars"], rtol=1e-12)
+    both = np.intersect1d(held[0][0][:-2], held[1][0][:-2])
+    gap = np.abs(twice[both, kernel.W] - shard.ws[both, kernel.W])
+    assert both.size >= 4 and np.all(gap > 0.01 * np.abs(shard.ws[both, kernel.W]))

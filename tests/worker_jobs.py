@@ -138,7 +138,8 @@ def active_columns(comm, *, width: int, progress=None):
 def coded_changes(comm, *, spec: str, rule: str, rounds: int, progress=None):
     """``rounds`` per-example bsp merges through ``spec`` of rank-seeded sparse rows: the final
     state, this rank's exact changes summed over rounds (weights and adaptive sums, by
-    coordinate), its residuals, and the bytes each merge counted."""
+    coordinate), its residuals, and the bytes each merge counted. No penalty: a merge's
+    catch-up of the lazy penalty would move the weights too (``kernels.delta.start``)."""
     import scipy.sparse as sp
 
     from shardlearn.comm import compressed
@@ -152,12 +153,13 @@ def coded_changes(comm, *, spec: str, rule: str, rounds: int, progress=None):
     X = sp.random(rounds * 40, d, density=0.05, format="csr", random_state=rng) * 10
     y = (rng.random(X.shape[0]) < 0.4).astype(float)
     state = kernel.new_state(d, rule)
-    coded = Coded(c.codec, d, rule)
+    opts = dict(rule=rule, lr=0.5)
+    coded = Coded(c.codec, d, opts)
     exact, sent = np.zeros((d + 1, 2)), []
     for r in range(rounds):
         part = np.arange(40 * r, 40 * (r + 1))
-        keys, before = online._before(state, X, part)
-        kernel.run(state, X, y, np.ones(X.shape[0]), part, loss="logistic", rule=rule, lr=0.5, l2=1e-3)
+        keys, before = online._before(state, X, part, opts)
+        kernel.run(state, X, y, np.ones(X.shape[0]), part, loss="logistic", **opts)
         ch = delta.change(before[0], state["ws"][keys], rule)
         exact[keys] += ch[:, [kernel.W, kernel.G]]
         at = comm.stats.bytes_sent

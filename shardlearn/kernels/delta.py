@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from shardlearn.kernels import sgd
 from shardlearn.kernels.sgd import G, L, S, W
 
 
@@ -35,6 +36,17 @@ def columns(rule: str) -> tuple[list, list]:
     (([0, 1], [2, 3]), ([0, 1, 2], [3]))
     """
     return ([W, G, S], [L]) if rule == "ftrl" else ([W, G], [S, L])
+
+
+def start(state: dict, keys: np.ndarray, opts: dict) -> None:
+    """Coordinates ``keys`` of ``state`` brought up to date with the lazy penalty at its clock
+    (``sgd.catch_up``: a clock never moves back): where a worker's change starts from, and
+    where a merge brings every key first, so the decay of the rows before an exchange is
+    taken once, however many workers' changes touch a key. ``opts``: the kernel's options
+    (and ``free``). FTRL has nothing to bring: its weight follows from ``z`` and ``n`` in
+    closed form at each touch, and its changes add as they are."""
+    if opts["rule"] != "ftrl":
+        sgd.catch_up(state, keys, **opts)
 
 
 def change(before: np.ndarray, after: np.ndarray, rule: str) -> np.ndarray:

@@ -121,15 +121,21 @@ def finalized(state: dict, *, rule: str, lr: float, power_t: float = 0.0, beta: 
 
 
 def catch_up(state: dict, keys: np.ndarray, *, rule: str, lr: float, power_t: float = 0.0, beta: float = 1.0,
-             l1: float = 0.0, l2: float = 0.0) -> None:
-    """``finalize`` on coordinates ``keys`` only (the intercept, the last row, never penalised):
-    each takes the penalty of the weight seen since it was last touched, in place, as the next
-    row touching it would. What local SGD's sparse averaging brings up to date (``strategies.
-    sparse_average``), at the cost of the keys, not of the model."""
+             l1: float = 0.0, l2: float = 0.0, free=None) -> None:
+    """``finalize`` on coordinates ``keys`` only: each takes the penalty of the weight seen
+    since it was last touched, in place, as the next row touching it would; a coordinate
+    whose clock is at or past ``state``'s already has it (a clock never moves back, so
+    ``state`` may carry an earlier clock than some rows: an exchange's start). ``free``: the
+    rows never penalised (None: the last, the intercept). What local SGD's sparse averaging
+    brings up to date (``strategies.sparse_average``) and what merged changes start from
+    (``strategies.coded_changes.apply``, ``ps.kernel_shard``), at the cost of the keys."""
     ws = state["ws"]
+    if ws.shape[0] == 0:
+        return
+    free = np.array([ws.shape[0] - 1] if free is None else free, dtype=np.int64)  # a few: looked up per key
     _catch_up_keys(RULES[rule], ws, np.asarray(state["scalars"], dtype=np.float64),
                    np.ascontiguousarray(keys, dtype=np.int64), float(lr), float(power_t), float(beta), float(l1),
-                   float(l2), ws.shape[0] - 1)
+                   float(l2), free)
 
 
 @njit(cache=True)
@@ -137,13 +143,21 @@ def _catch_up_keys(rule, ws, scalars, keys, lr, power_t, beta, l1, l2, free):
     t = scalars[0]
     base = _base(rule, lr, power_t, t, scalars[1])
     for j in range(keys.size):
-        if keys[j] == free:
-            continue
         c = ws[keys[j]]
+        if c[L] >= t or _among(keys[j], free):
+            continue
         if rule == 3:
             c[W] = _ftrl_weight(c[S], c[G], lr, beta, l1 * t, l2 * t)
         else:
             _catch_up(rule, c, lr, power_t, base, t, l1, l2)
+
+
+@njit(cache=True, inline="always")
+def _among(k, few):
+    for f in few:
+        if f == k:
+            return True
+    return False
 
 
 def _finalize_call(state, rule, lr, power_t, beta, l1, l2, free, out):

@@ -203,7 +203,7 @@ def learner(comm, *, progress=None, source, kind, params, fmt, model_dir, strate
     resumed = metrics.examples
     client = Client(ctx.transport, slicer, ctx.hosts, rank)
     learner_ = Learner(d, est.loss, est.fit_intercept, opts["rule"], opts["lr"], opts["power_t"], opts["l1"], opts["l2"],
-                       fuse=True)
+                       fuse=True, workers=n)
     base = np.sum(comm.allgather(np.array([kernel_loss[0], metrics.weight, metrics.examples])), axis=0)
     serving = None
     if serve and rank == 0:

@@ -89,9 +89,11 @@ class Client:
         small = order.astype(np.uint16 if vals.shape[0] <= 1 << 16 else np.int32)
         return self.codec.spec, payload, vals.shape, self.columns, small
 
-    def push(self, keys: np.ndarray, values: np.ndarray, clock: int | None = None, expect: int = 1) -> Handle:
+    def push(self, keys: np.ndarray, values: np.ndarray, clock: int | None = None, expect: int = 1,
+             at=None) -> Handle:
         """Send ``values`` (one per key, or a row per key) for ``keys``. With ``clock`` (bsp) every shard gets a push, empty if
-        none of the keys is its own, and applies the sum once ``expect`` workers pushed that clock."""
+        none of the keys is its own, and applies the sum once ``expect`` workers pushed that clock. ``at``: kernel
+        changes learned from rows brought up to date at these scalars ``[t, N]`` (``ps.kernel_shard``), or None."""
         uniq, vals = sum_by_key(keys, values)
         shard, local = self.slicer.route(uniq)
         routed = group(shard, len(self.hosts))
@@ -100,7 +102,7 @@ class Client:
             routed += [(s, np.zeros(0, dtype=np.int64)) for s in range(len(self.hosts)) if s not in have]
         fn = host.push if self.codec is None else host.push_coded
         parts = [(self.transport.call(self.hosts[s], fn, int(s), local[pos], *self._send(uniq[pos], vals[pos]), clock,
-                                      expect), None) for s, pos in routed]
+                                      expect, at), None) for s, pos in routed]
         self.keys_pushed += uniq.size
         return Handle("push", parts)
 
@@ -113,12 +115,12 @@ class Client:
                  for s, pos in group(shard, len(self.hosts))]
         return Handle("push", parts)
 
-    def push_pull(self, push_keys: np.ndarray, values: np.ndarray, pull_keys: np.ndarray) -> Handle:
+    def push_pull(self, push_keys: np.ndarray, values: np.ndarray, pull_keys: np.ndarray, at=None) -> Handle:
         """A push and the next pull in one request per shard: each shard applies the push, then
         answers the pull (so the pull sees the push). ``wait`` returns the pulled values. Key
         caching (ps-lite's): a shard remembers the keys it last answered this worker in a
         ``push_pull``, and a push for exactly those keys (a batch's change after its pull) goes
-        without them; ``keys_elided`` counts the keys not sent."""
+        without them; ``keys_elided`` counts the keys not sent. ``at``: as ``push``'s."""
         uniq, vals = sum_by_key(push_keys, values)
         push_shard, push_local = self.slicer.route(uniq)
         pull_keys = np.asarray(pull_keys, dtype=np.int64)
@@ -133,7 +135,8 @@ class Client:
             self.cached[s] = pull_local[back]
             fn = host.push_pull if self.codec is None else host.push_pull_coded
             parts.append((self.transport.call(self.hosts[s], fn, int(s), None if same else idx,
-                                              *self._send(uniq[out], vals[out]), pull_local[back], self.worker), back))
+                                              *self._send(uniq[out], vals[out]), pull_local[back], self.worker,
+                                              at), back))
             self.keys_elided += idx.size if same else 0
         self.keys_pushed += uniq.size
         self.keys_pulled += pull_keys.size

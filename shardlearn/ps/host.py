@@ -47,14 +47,19 @@ def precondition(shard_id: int, curvature: float, ridge: float) -> None:
     HOSTED["shards"][shard_id].precondition(curvature, ridge)
 
 
-def push(shard_id: int, idx: np.ndarray, values: np.ndarray, clock=None, expect: int = 1) -> None:
-    HOSTED["shards"][shard_id].push(idx, values, clock, expect)
+def push(shard_id: int, idx: np.ndarray, values: np.ndarray, clock=None, expect: int = 1, at=None) -> None:
+    """Apply (bsp: hold) a push; ``at``: kernel changes made from rows brought up to date at
+    these scalars, which the shard's rows of ``idx`` are brought to first (``KernelShard.catch_up``)."""
+    shard = HOSTED["shards"][shard_id]
+    if at is not None:
+        shard.catch_up(idx, at)
+    shard.push(idx, values, clock, expect)
 
 
 def push_coded(shard_id: int, idx: np.ndarray, spec: str, payload: np.ndarray, shape: tuple, *rest) -> None:
     """``push`` of values a worker sent through a quantizer (``ps/client.py``); ``rest``: the
-    change rows' ``columns`` and ``order`` when it sent rows (``comm/rows.py``), then ``clock``
-    and ``expect``."""
+    change rows' ``columns`` and ``order`` when it sent rows (``comm/rows.py``), then ``clock``,
+    ``expect`` and ``at``."""
     values, rest = _decoded(spec, payload, shape, rest)
     push(shard_id, idx, values, *rest)
 
@@ -79,15 +84,16 @@ def pull(shard_id: int, idx: np.ndarray) -> np.ndarray:
     return HOSTED["shards"][shard_id].pull(idx)
 
 
-def push_pull(shard_id: int, push_idx, values: np.ndarray, pull_idx: np.ndarray, worker: int = 0) -> np.ndarray:
-    """Apply a push, then answer a pull: one round trip where a worker would make two.
-    ``push_idx=None``: the keys this shard last answered ``worker`` here (key caching)."""
+def push_pull(shard_id: int, push_idx, values: np.ndarray, pull_idx: np.ndarray, worker: int = 0,
+              at=None) -> np.ndarray:
+    """Apply a push (``at`` as ``push``'s), then answer a pull: one round trip where a worker
+    would make two. ``push_idx=None``: the keys this shard last answered ``worker`` here (key caching)."""
     shard = HOSTED["shards"][shard_id]
     cache = HOSTED.setdefault("answered", {})
     if push_idx is None:
         push_idx = cache[(shard_id, worker)]
     if push_idx.size:
-        shard.push(push_idx, values)
+        push(shard_id, push_idx, values, at=at)
     cache[(shard_id, worker)] = pull_idx
     return shard.pull(pull_idx)
 

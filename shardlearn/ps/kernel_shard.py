@@ -53,6 +53,15 @@ class KernelShard(Shard):
         if idx.size:
             self._apply(idx, np.concatenate([r.reshape(-1, 4) for _, r in held]))
 
+    def catch_up(self, idx: np.ndarray, at) -> None:
+        """Keys ``idx`` take the penalty up to scalars ``at = [t, N]`` (a clock never moves back):
+        where a change learned from rows brought up to date at ``at`` starts, so the decay of
+        the rows before it is taken once however many workers' changes touch a key."""
+        with self.lock:
+            delta.start({"ws": self.ws, "scalars": np.asarray(at, dtype=np.float64)}, idx,
+                        dict(rule=self.rule, lr=self.learning_rate, power_t=self.power_t, l1=self.l1, l2=self.l2,
+                             free=self.free))
+
     def pull(self, idx: np.ndarray) -> np.ndarray:
         with self.lock:
             return np.asarray(self.ws[idx], dtype=np.float64)  # a float64 shard's rows: gathered once, not copied again

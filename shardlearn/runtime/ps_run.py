@@ -185,8 +185,9 @@ def _learner(model, d: int, cfg):
 
     if model.name not in MODEL_LOSS:
         raise ConfigError(f"the per-example rules hold one weight per feature: not for model {model.name!r}")
+    fuse = cfg.plan == "asp" or (cfg.plan == "ssp" and cfg.staleness >= 1)
     return Learner(d, MODEL_LOSS[model.name], cfg.fit_intercept, cfg.optimizer, cfg.base_lr(), cfg.power_t,
-                   cfg.alpha * cfg.l1_ratio, cfg.alpha * (1 - cfg.l1_ratio), fuse=cfg.plan == "asp" or (cfg.plan == "ssp" and cfg.staleness >= 1))
+                   cfg.alpha * cfg.l1_ratio, cfg.alpha * (1 - cfg.l1_ratio), fuse=fuse, workers=cfg.workers)
 
 
 def _epoch_logger(comm, log, n_rows: int):

@@ -22,7 +22,7 @@ adaptive sum's difference is always +.
 
 >>> import numpy as np
 >>> from shardlearn.comm import codecs
->>> c = Coded(codecs.parse("int8"), d=4, rule="normalized")
+>>> c = Coded(codecs.parse("int8"), d=4, opts=dict(rule="normalized", lr=0.5))
 >>> c.bytes_per_row(1000)
 14
 """
@@ -51,13 +51,26 @@ def taken(comm, state, keys, before, rule, width=None) -> tuple:
     return ch, dscal, width
 
 
+def apply(state, parts, opts) -> None:
+    """Every worker's change ``(keys, rows, scalars' change)`` of ``parts`` merged into
+    ``state`` in order, each key first brought up to date with the penalty at the exchange's
+    start (``state``'s clock before the merge), as every worker did before learning
+    (``online._before``): so the decay of the rows before the exchange is taken once, not
+    once per worker whose rows touched the key."""
+    for keys, _, _ in parts:
+        delta.start(state, keys, opts)
+    for keys, rows_, dscal in parts:
+        delta.merge(state["ws"], keys, rows_, opts["rule"])
+        state["scalars"] += dscal
+
+
 class Coded:
     """The codec's state for one worker's merges: a residual per coordinate (the intercept
     last) for each additive column, and the count of merges (the stochastic rounding's draw)."""
 
-    def __init__(self, codec: codecs.Codec, d: int, rule: str):
-        self.codec, self.rule = codec, rule
-        self.coded, self.plain = delta.columns(rule)  # additive: through the codec; maxima: as float32
+    def __init__(self, codec: codecs.Codec, d: int, opts: dict):
+        self.codec, self.opts, self.rule = codec, opts, opts["rule"]
+        self.coded, self.plain = delta.columns(self.rule)  # additive: through the codec; maxima: as float32
         self.residual = np.zeros((d + 1, len(self.coded)))
         self.step = 0
 
@@ -71,7 +84,7 @@ class Coded:
 
     def merge(self, comm, state, keys, before, width=None) -> int:
         """Like ``online._merge_changes``, through the codec; returns the widest change."""
-        ws, scalars = state["ws"], state["scalars"]
+        ws = state["ws"]
         ch, dscal, width = taken(comm, state, keys, before, self.rule, width)
         if width == 0:
             return 0
@@ -84,22 +97,18 @@ class Coded:
         head = np.zeros(HEAD + width // 2 + 1)  # float64: rows, the scalars' change, then the keys as int32
         head[:HEAD] = [k, dscal[0], dscal[1]]
         head[HEAD:].view(np.int32)[:k] = keys[order]
-        widest = 0
-        touched = []
+        parts = []
         for part in comm.allgather(np.concatenate([head.view(np.uint8), payload])):
             h = part[: head.nbytes].view(np.float64)
             m = int(h[0])
-            widest = max(widest, m)
-            scalars += h[1:3]
             pk = h[HEAD:].view(np.int32)[:m].astype(np.int64)
-            got = rows.decode(self.codec, part[head.nbytes :], m, 4, self.coded, self.plain, self.step, width)
-            delta.merge(ws, pk, got, self.rule)
-            touched.append(pk)
+            parts.append((pk, rows.decode(self.codec, part[head.nbytes :], m, 4, self.coded, self.plain, self.step,
+                                          width), h[1:3]))
+        apply(state, parts, self.opts)
         self.step += 1
-        if touched:
-            hit = np.concatenate(touched)
-            ws[hit, G] = np.maximum(ws[hit, G], 0.0)
-        return widest
+        hit = np.concatenate([pk for pk, _, _ in parts])
+        ws[hit, G] = np.maximum(ws[hit, G], 0.0)
+        return max(pk.size for pk, _, _ in parts)
 
     def arrays(self) -> dict:
         """What a checkpoint keeps: the residuals and the merge count."""

@@ -75,8 +75,11 @@ class LocalClient:
         self.shard = shard
         self.keys_pushed = self.keys_pulled = 0
 
-    def push(self, keys, values):
+    def push(self, keys, values, at=None):
+        """``at``: as ``ps.client.Client.push``'s (a kernel shard's rows brought up to it first)."""
         uniq, sums = sum_by_key(keys, values)
+        if at is not None:
+            self.shard.catch_up(uniq, at)
         self.shard.push(uniq, sums)
         self.keys_pushed += uniq.size
         return _Done()

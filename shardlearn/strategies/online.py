@@ -6,7 +6,9 @@ sparse rows in memory only the coordinates some worker touched, ``strategies.spa
 and densely at each epoch's end); or
 ``bsp`` (``sync="changes"``): every worker learns from its next ``sync_rows`` rows from the
 same state, then all merge every worker's change (``kernels.delta``: weights and adaptive
-sums add), so the replicas stay identical and one worker is exactly the one-process pass. Rows are visited in a seeded order per ``(seed, epoch, rank)``,
+sums add), so the replicas stay identical and one worker is exactly the one-process pass; the
+coordinates an exchange touches first take the lazy penalty up to its start, so its decay
+counts once, not once per worker that touched them. Rows are visited in a seeded order per ``(seed, epoch, rank)``,
 in chunks, so checkpoints, progress and averaging happen between chunks while no
 Python runs per row. Features enter raw: the normalized rule makes their scales
 irrelevant (there is no preconditioner to agree on).
@@ -28,7 +30,7 @@ import numpy as np
 from shardlearn.comm.compressed import Compressed
 from shardlearn.core.errors import ConfigError
 from shardlearn.kernels import delta, sgd as kernel
-from shardlearn.strategies.coded_changes import Coded, taken
+from shardlearn.strategies.coded_changes import Coded, apply, taken
 from shardlearn.strategies.result import Result
 from shardlearn.strategies.sparse_average import SparseAverage
 from shardlearn.strategies.sgd import epoch_order
@@ -75,11 +77,11 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         comm.restore(resume)
         anchor = np.array(resume["codec/anchor"]) if "codec/anchor" in resume else anchor
     # bsp over a compressed collective: changes through the codec, residuals per coordinate
-    coded = Coded(comm.codec, d, rule) if isinstance(comm, Compressed) and changes else None
+    coded = Coded(comm.codec, d, opts) if isinstance(comm, Compressed) and changes else None
     if coded is not None and resume is not None:
         coded.restore(resume)
     merge = coded.merge if coded is not None else (lambda c, st, keys, before, width=None:  # noqa: E731
-                                                   _merge_changes(c, st, keys, before, opts["rule"], width))
+                                                   _merge_changes(c, st, keys, before, opts, width))
     # local SGD on wide sparse rows in memory: the windows average what the workers touched (the epoch's last: all)
     sparse = (SparseAverage(comm, X, opts, _averaged(rule)) if distributed and sync_rows and not shared and not changes
               and anchor is None and not hasattr(X, "blocks") and getattr(X, "format", None) == "csr" else None)
@@ -115,7 +117,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
             order = np.arange(n) if order is None else order
         while not hasattr(X, "blocks") and cur["pos"] < chunks:
             part = order[cur["pos"] * chunk : (cur["pos"] + 1) * chunk]
-            before = _before(state, X, part) if changes else None
+            before = _before(state, X, part, opts) if changes else None
             out = kernel.run(state, X, y, sample_weight, part, loss=loss_name, fit_intercept=fit_intercept, **opts)
             keys = sparse.keys(part) if sparse is not None else None  # after: the rows are in the cache now
             if changes:
@@ -173,7 +175,7 @@ def _stream_epoch(stream, state, cur, loss_name, fit_intercept, opts, seed, sync
             part = order[pos : pos + take]
             pos += take
             if track:
-                window = _widen(window, state, Xb, part)
+                window = _widen(window, state, Xb, part, opts)
             out = kernel.run(state, Xb, yb, None, part, loss=loss_name, fit_intercept=fit_intercept, **opts)
             cur["loss"] += out[0]
             cur["seen"] += out[1]
@@ -183,20 +185,21 @@ def _stream_epoch(stream, state, cur, loss_name, fit_intercept, opts, seed, sync
                 sync(state, window, cur["since_sync"])
                 window, since, cur["since_sync"] = None, 0, 0.0
     while sync is not None:  # the rest of this window, then empty ones until every worker is done
-        used = sync(state, window if window is not None else _before(state, stream, []), cur["since_sync"])
+        used = sync(state, window if window is not None else _before(state, stream, [], opts), cur["since_sync"])
         window, cur["since_sync"] = None, 0.0
         if used <= 0:
             break
     cur["pos"] = 1
 
 
-def _widen(window, state, X, part):
+def _widen(window, state, X, part, opts):
     """The open window's ``(keys, (rows, scalars))`` widened to the coordinates rows ``part`` of
-    ``X`` touch: a key not yet in it has not moved since the window opened."""
-    keys, (rows, scalars) = _before(state, X, part)
+    ``X`` touch: a key not yet in it has not moved since the window opened, and is brought up
+    to date at the window's start clock as ``_before`` does."""
     if window is None:
-        return keys, (rows, scalars)
-    new = np.setdiff1d(keys, window[0], assume_unique=True)
+        return _before(state, X, part, opts)
+    new = np.setdiff1d(_keys(X, part), window[0], assume_unique=True)
+    delta.start({"ws": state["ws"], "scalars": window[1][1]}, new, opts)
     return np.concatenate([window[0], new]), (np.concatenate([window[1][0], state["ws"][new]]), window[1][1])
 
 
@@ -210,28 +213,35 @@ def _widest(X, rows: int) -> int:
     return X.shape[1] + 1
 
 
-def _before(state, X, part) -> tuple:
-    """``(keys, (their state rows, scalars))`` before the kernel learns from rows ``part`` of
-    ``X``: the coordinates those rows touch (and the intercept, last)."""
+def _keys(X, part) -> np.ndarray:
+    """The coordinates rows ``part`` of ``X`` touch, and the intercept (last)."""
     import scipy.sparse as sp
 
     d = X.shape[1]
     if not len(part):
-        keys = np.zeros(0, dtype=np.int64)
-    elif sp.issparse(X):
-        keys = np.append(np.unique(X[part].indices), d).astype(np.int64)
-    else:
-        keys = np.arange(d + 1, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64)
+    if sp.issparse(X):
+        return np.append(np.unique(X[part].indices), d).astype(np.int64)
+    return np.arange(d + 1, dtype=np.int64)
+
+
+def _before(state, X, part, opts) -> tuple:
+    """``(keys, (their state rows, scalars))`` before the kernel learns from rows ``part`` of
+    ``X``: the coordinates those rows touch (and the intercept, last), first brought up to
+    date with the penalty at this clock (the exchange's start), so that a worker's change is
+    its own rows' work only and the merge (``coded_changes.apply``) takes the decay of the rows
+    before the exchange once, however many workers touched the key."""
+    keys = _keys(X, part)
+    delta.start(state, keys, opts)
     return keys, (state["ws"][keys], state["scalars"].copy())
 
 
-def _merge_changes(comm, state, keys, before, rule, width=None) -> int:
+def _merge_changes(comm, state, keys, before, opts, width=None) -> int:
     """Every worker's change since ``before`` merged into ``state``, in rank order (so every
     replica computes the same sums): the touched rows travel, not the model, in one
     allgather of ``width`` rows (None: the widest change, agreed by one allreduce first).
     Returns the widest change over all workers (0: nobody learned from a row)."""
-    ws, scalars = state["ws"], state["scalars"]
-    ch, dscal, width = taken(comm, state, keys, before, rule, width)
+    ch, dscal, width = taken(comm, state, keys, before, opts["rule"], width)
     if width == 0:
         return 0
     k = keys.size
@@ -239,13 +249,10 @@ def _merge_changes(comm, state, keys, before, rule, width=None) -> int:
     buf[0, :3] = [k, dscal[0], dscal[1]]
     buf[1 : k + 1, 0] = keys
     buf[1 : k + 1, 1:] = ch
-    widest = 0
-    for part in comm.allgather(buf):
-        m = int(part[0, 0])
-        widest = max(widest, m)
-        scalars += part[0, 1:3]
-        delta.merge(ws, part[1 : m + 1, 0].astype(np.int64), part[1 : m + 1, 1:], rule)
-    return widest
+    parts = [(part[1 : int(part[0, 0]) + 1, 0].astype(np.int64), part[1 : int(part[0, 0]) + 1, 1:], part[0, 1:3])
+             for part in comm.allgather(buf)]
+    apply(state, parts, opts)
+    return max(keys.size for keys, _, _ in parts)
 
 
 def _state_from(theta0, d, rule) -> dict:

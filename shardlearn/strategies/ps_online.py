@@ -11,6 +11,10 @@ allreduce ``bsp`` workers do (``strategies.online`` with ``sync="changes"``); ``
 ``asp`` merge each change as it arrives (asynchronous SGD with additive pushes: Dean et
 al. 2012; Li et al. 2014, "Scaling distributed machine learning with the parameter server").
 Under ``asp`` and ``ssp`` a batch's change rides with the next batch's pull: one round trip a step.
+With other workers learning too, the pulled rows are first brought up to date with the
+lazy penalty at the pulled clock and the push names that clock, where the shard brings its
+rows before merging (``KernelShard.catch_up``): the decay of the rows before a batch is
+taken once, not once for every worker whose batch touched the key.
 
 >>> # runs on a worker group; see tests/test_ps_online.py
 """
@@ -33,11 +37,11 @@ class Learner:
     ``d + 1`` the scalars."""
 
     def __init__(self, d: int, loss: str, fit_intercept: bool, rule: str, lr: float, power_t: float = 0.0,
-                 l1: float = 0.0, l2: float = 0.0, fuse: bool = False):
+                 l1: float = 0.0, l2: float = 0.0, fuse: bool = False, workers: int = 1):
         self.extra = np.array([d, d + 1], dtype=np.int64)
         self.loss, self.fit_intercept = loss, fit_intercept
         self.opts = dict(rule=rule, lr=lr, power_t=power_t, l1=l1, l2=l2)
-        self.fuse, self.pending = fuse, None
+        self.fuse, self.pending, self.alone = fuse, None, workers == 1
         self.pos = None  # the compiled batch's scratch: -1 for every column of the data
 
     def __call__(self, client, X, which, yb, swb, held, predictions=None):
@@ -58,11 +62,14 @@ class Learner:
             keys, Xc = batch_columns(X[which])
         keys = np.concatenate([keys, self.extra])
         if self.pending is not None:
-            rows = client.wait(client.push_pull(*self.pending, keys))
+            rows = client.wait(client.push_pull(*self.pending[:2], keys, at=self.pending[2]))
             self.pending = None
         else:
             rows = client.wait(client.pull(keys))
         state = {"ws": np.ascontiguousarray(rows[:-1]), "scalars": rows[-1, [W, G]].copy()}
+        at = None if self.alone else state["scalars"].copy()
+        if at is not None:  # the rows up to date at the pulled clock (the intercept, last, is never penalised)
+            delta.start(state, np.arange(keys.size - 1), self.opts)
         before, s0 = state["ws"].copy(), state["scalars"].copy()
         out = kernel.run(state, Xc, yb, swb, np.arange(Xc.shape[0]), loss=self.loss,
                          fit_intercept=self.fit_intercept, predictions=predictions, **self.opts)
@@ -70,12 +77,12 @@ class Learner:
         change[:-1] = delta.change(before, state["ws"], self.opts["rule"])
         change[-1, [W, G]] = state["scalars"] - s0
         if self.fuse:
-            self.pending = (keys, change)
+            self.pending = (keys, change, at)
             return float(out[0]), None
-        return float(out[0]), client.push(keys, change, **held)
+        return float(out[0]), client.push(keys, change, at=at, **held)
 
     def flush(self, client) -> None:
         """Push a change still held back (at an epoch's end, before a checkpoint)."""
         if self.pending is not None:
-            client.wait(client.push(*self.pending))
+            client.wait(client.push(*self.pending[:2], at=self.pending[2]))
             self.pending = None
