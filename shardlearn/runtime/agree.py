@@ -19,6 +19,13 @@ def n_rows(comm, local: int) -> int:
     return int(comm.allreduce(np.array([float(local)]))[0])
 
 
+def most_rows(comm, local: int) -> int:
+    """The rows of the largest worker (``local`` alone without a group)."""
+    if comm is None or comm.size <= 1:
+        return int(local)
+    return int(comm.allreduce(np.array([float(local)]), op="max")[0])
+
+
 def union(comm, values) -> list:
     """The sorted union of every worker's ``values`` (labels, categories), by allgather."""
     local = sorted({v.item() if hasattr(v, "item") else v for v in values}, key=lambda v: (str(type(v)), v))

@@ -63,6 +63,10 @@ PLANS = {p.name: p for p in (
 )}
 
 
+# per example under asp and ssp, a worker pulls and pushes every sync_every batches; by default as many as leave
+# it STEPS_PER_EPOCH exchanges an epoch, 1 to MAX_SYNC_EVERY (D2, 1M rows a worker: 15 batches, 3,840 rows)
+STEPS_PER_EPOCH = 256
+MAX_SYNC_EVERY = 16
 STOCHASTIC_EPOCHS = 5  # solver="sgd"'s default max_iter: epochs (full-batch solvers: 300 iterations)
 
 
@@ -257,20 +261,24 @@ class TrainConfig:
         """The per-example kernel's step decay ``lr / t^power_t``: 0.5 under ``invscaling``."""
         return 0.5 if self.schedule == "invscaling" else 0.0
 
-    def step_rows(self) -> int:
-        """Rows a worker learns between two exchanges (its pull and push, or its merge): per
-        example under ``bsp``, ``asp`` and ``ssp``, ``sync_every`` batches (default 1); else a batch.
-        Longer steps are faster (D2, 2 workers: asp 0.52x -> 1.21x one worker at 15 batches) but
-        each worker's change then carries the lazy penalty of the same elapsed rows for the
-        coordinates both touched, so merged changes decay those twice: at alpha 1e-4 D2's held-out
-        loss went from 1.009 to 1.024 x L* (``benchmarks/README.md``), so they are not the default.
+    def step_rows(self, most_rows: int = 0) -> int:
+        """Rows a worker learns between two exchanges (its pull and push, or its merge), given
+        the largest worker's rows: per example under ``bsp``, ``asp`` and ``ssp``, ``sync_every``
+        batches; by default under ``asp`` and ``ssp`` as many as leave every worker
+        ``STEPS_PER_EPOCH`` exchanges an epoch (1 to ``MAX_SYNC_EVERY``: D2 on 2 workers, 15
+        batches, 3x faster than a batch a step at 1.0045-1.0055 x L* against 1.0027-1.0029,
+        ``benchmarks/README.md``), under ``bsp`` one (15 batches: 1.0108 against 1.0033); else a batch.
 
-        >>> TrainConfig(strategy="asp", workers=2, sync_every=15).step_rows(), TrainConfig(strategy="bsp").step_rows()
+        >>> TrainConfig(strategy="asp", workers=2).step_rows(1_000_000), TrainConfig(strategy="bsp").step_rows(10**6)
         (3840, 256)
         """
-        if self.per_example and self.plan in ("bsp", "asp", "ssp") and self.sync_every is not None:
+        if not self.per_example or self.plan not in ("bsp", "asp", "ssp"):
+            return self.batch_size
+        if self.sync_every is not None:
             return self.batch_size * self.sync_every
-        return self.batch_size
+        if self.plan == "bsp":
+            return self.batch_size
+        return self.batch_size * min(MAX_SYNC_EVERY, max(1, int(most_rows) // (STEPS_PER_EPOCH * self.batch_size)))
 
     def base_lr(self) -> float:
         """The learning rate given, or the optimizer's default."""

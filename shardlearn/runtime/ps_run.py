@@ -18,7 +18,7 @@ from shardlearn.comm import codecs
 from shardlearn.core.errors import ConfigError
 from shardlearn.kernels import delta
 from shardlearn.ps import host
-from shardlearn.runtime import launch
+from shardlearn.runtime import agree, launch
 from shardlearn.ps.client import Client
 from shardlearn.ps.slicer import make as make_slicer
 from shardlearn.optim.scaling import where_present
@@ -146,8 +146,9 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
         if t % snapshot_every == 0:
             snapshots.append((time.perf_counter() - t0, t, _pull_vector(client, d + 1)))
 
+    rows = cfg.step_rows(agree.most_rows(comm, X.shape[0]))
     t0, calls = time.perf_counter(), comm.stats.calls
-    steps, clock_log = ps_sgd.fit(model, X, y, sw, client=client, comm=comm, batch_size=cfg.step_rows(),
+    steps, clock_log = ps_sgd.fit(model, X, y, sw, client=client, comm=comm, batch_size=rows,
                                   epochs=cfg.max_iter, seed=cfg.random_state, shuffle=cfg.shuffle,
                                   staleness=staleness, share_rows=cfg.plan == "bsp",
                                   fit_intercept=cfg.fit_intercept, callback=cb,
