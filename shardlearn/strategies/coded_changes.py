@@ -51,17 +51,18 @@ def taken(comm, state, keys, before, rule, width=None) -> tuple:
     return ch, dscal, width
 
 
-def apply(state, parts, opts) -> None:
+def apply(state, parts, opts) -> int:
     """Every worker's change ``(keys, rows, scalars' change)`` of ``parts`` merged into
     ``state`` in order, each key first brought up to date with the penalty at the exchange's
     start (``state``'s clock before the merge), as every worker did before learning
     (``online._before``): so the decay of the rows before the exchange is taken once, not
-    once per worker whose rows touched the key."""
+    once per worker whose rows touched the key. Returns the widest change."""
     for keys, _, _ in parts:
         delta.start(state, keys, opts)
     for keys, rows_, dscal in parts:
         delta.merge(state["ws"], keys, rows_, opts["rule"])
         state["scalars"] += dscal
+    return max(keys.size for keys, _, _ in parts)
 
 
 class Coded:
@@ -104,11 +105,11 @@ class Coded:
             pk = h[HEAD:].view(np.int32)[:m].astype(np.int64)
             parts.append((pk, rows.decode(self.codec, part[head.nbytes :], m, 4, self.coded, self.plain, self.step,
                                           width), h[1:3]))
-        apply(state, parts, self.opts)
+        widest = apply(state, parts, self.opts)
         self.step += 1
         hit = np.concatenate([pk for pk, _, _ in parts])
         ws[hit, G] = np.maximum(ws[hit, G], 0.0)
-        return max(pk.size for pk, _, _ in parts)
+        return widest
 
     def arrays(self) -> dict:
         """What a checkpoint keeps: the residuals and the merge count."""

@@ -249,10 +249,8 @@ def _merge_changes(comm, state, keys, before, opts, width=None) -> int:
     buf[0, :3] = [k, dscal[0], dscal[1]]
     buf[1 : k + 1, 0] = keys
     buf[1 : k + 1, 1:] = ch
-    parts = [(part[1 : int(part[0, 0]) + 1, 0].astype(np.int64), part[1 : int(part[0, 0]) + 1, 1:], part[0, 1:3])
-             for part in comm.allgather(buf)]
-    apply(state, parts, opts)
-    return max(keys.size for keys, _, _ in parts)
+    taken_rows = [(part[1 : int(part[0, 0]) + 1], part[0, 1:3]) for part in comm.allgather(buf)]
+    return apply(state, [(r[:, 0].astype(np.int64), r[:, 1:], ds) for r, ds in taken_rows], opts)
 
 
 def _state_from(theta0, d, rule) -> dict:
