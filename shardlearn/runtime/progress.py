@@ -29,7 +29,7 @@ import numpy as np
 from shardlearn.comm.wire import tcp_bytes
 
 BYTES = ("bytes_sent", "bytes_received", "wire_bytes_sent", "wire_bytes_received")
-SECONDS = ("compute_seconds", "comm_seconds")  # per rank too: a step waits for its slowest rank's compute
+SECONDS = ("step_seconds", "compute_seconds", "comm_seconds")  # per rank too: a step waits for its slowest rank's compute
 
 
 class RowCounter:
@@ -104,8 +104,9 @@ class StepLog:
 def by_rank(steps_of: list[list[dict]]) -> list[dict]:
     """Rank 0's step records (``steps_of[0]``), each with every rank's own bytes of the same
     step: ``bytes_sent_by_rank``, ``bytes_received_by_rank`` and, measured, ``wire_bytes_*_by_rank``,
-    and its seconds (``compute_seconds_by_rank``, ``comm_seconds_by_rank``: a rank's
-    communication seconds include waiting for a slower one's compute): lists by rank, None for
+    and its seconds (``step_seconds_by_rank``, ``compute_seconds_by_rank``, ``comm_seconds_by_rank``:
+    each on the rank's own clock; a rank's communication seconds include waiting for a slower
+    one's compute, so compare them with its own step seconds, not rank 0's): lists by rank, None for
     a rank that logged no such step (a parameter-server shard: its bytes are not per step)."""
     index = [{r["step"]: r for r in steps} for steps in steps_of]
     out = []
