@@ -459,11 +459,13 @@ def test_a_shard_keeps_adaptive_sums_at_or_above_zero():
 def test_per_example_parameter_server_pushes_through_a_quantizer_end_within_half_a_percent(a9a, strategy, extra,
                                                                                             spec):
     """The per-example kernel's changes pushed to the shards through a quantizer: the held-out
-    loss stays within 0.5% of the plain pushes' (asp, ssp, bsp over a server; asp and ssp race,
-    a fit's loss varies by ~0.2% between runs: the mean of two each)."""
+    loss stays within 0.5% of the plain pushes' (asp, ssp, bsp over a server). asp and ssp race:
+    uncompressed asp ended between 1.0017 and 1.0077 x L* over 12 runs, a worker held up by the
+    machine sending it to the top, so each side's best of three is compared; a codec that costs
+    accuracy costs it in every run."""
     X, y = a9a[:2]
     kw = dict(strategy=strategy, max_iter=2, workers=2, random_state=0, **extra)
-    reps = 1 if strategy == "bsp" else 2
-    plain = np.mean([_held_out(LogisticRegression(**kw).fit(X, y), a9a) for _ in range(reps)])
-    packed = np.mean([_held_out(LogisticRegression(compression=spec, **kw).fit(X, y), a9a) for _ in range(reps)])
+    reps = 1 if strategy == "bsp" else 3
+    plain = min(_held_out(LogisticRegression(**kw).fit(X, y), a9a) for _ in range(reps))
+    packed = min(_held_out(LogisticRegression(compression=spec, **kw).fit(X, y), a9a) for _ in range(reps))
     assert packed <= 1.005 * plain, (packed, plain)
