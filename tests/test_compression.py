@@ -11,6 +11,7 @@ from sklearn.metrics import log_loss
 from shardlearn import ConfigError, LinearRegression, LogisticRegression
 from shardlearn.comm import LocalCollective, codecs, compressed, powersgd
 from shardlearn.comm.compressed import Compressed
+from shardlearn.ps import kernel_shard
 from tests.conftest import data_path
 
 SPECS = ["fp16", "bf16", "int8", "sign", "topk:0.1", "randk:0.1", "topk:0.1+int8", "randk:0.25+fp16",
@@ -441,6 +442,39 @@ def test_change_rows_travel_coded_and_come_back_in_their_order(spec, fewer):
     tol = 0.02 if spec == "int8" else 1e-3  # int8: rows ordered by size share a block scale with their like
     assert np.abs(got[:, 0] - vals[:, 0]).max() <= tol * np.abs(vals[:, 0]).max()
     assert vals.nbytes >= fewer * (payload.nbytes + order.nbytes)
+
+
+def test_a_coding_worker_pulls_kernel_rows_packed_and_model_reads_stay_exact():
+    """What a worker that codes its pushes pulls back (ps/host.py, ps/kernel_shard.py): weights,
+    sums and scales as float32, clocks and the free keys' rows (the intercept, the scalars
+    weight seen and normalizer sum, past float32's 2^24) whole; 20 bytes a key against 32.
+    A pull that is not packed (the model read at the end) is the shard's float64 rows."""
+    from shardlearn.kernels.core import L
+    from shardlearn.ps import host
+
+    rng = np.random.default_rng(1)
+    host.reset()
+    try:
+        host.create(0, 1000, "normalized", 0.5, 0.0, 1e-4, "float64", free=[998, 999], power_t=0.5)
+        idx = np.arange(1000)
+        state = np.column_stack([rng.normal(size=1000) / 3, rng.exponential(size=1000) * 50,
+                                 rng.uniform(0.1, 9, size=1000), np.floor(rng.uniform(0, 3e7, size=1000))])
+        state[999] = [3e7 + 0.5, 2.5e7 + 1.0 / 3, 0.0, 0.0]  # weight seen, normalizer sum
+        host.HOSTED["shards"][0].ws[:] = state
+        keys = rng.permutation(1000)[:400]
+        keys[-1] = 999
+        payload = host.pull(0, keys, True)
+        assert payload.nbytes == 20 * keys.size + 8 + 40 * np.isin(keys, [998, 999]).sum()
+        got = kernel_shard.unpacked(payload, keys.size)
+        np.testing.assert_array_equal(got[:, L], state[keys, L])
+        np.testing.assert_array_equal(got[-1], state[999])
+        np.testing.assert_allclose(got[:, :L], state[keys, :L], rtol=6e-8, atol=0)
+        assert not np.array_equal(got[:, :L], state[keys, :L])
+        np.testing.assert_array_equal(host.pull(0, keys), state[keys])
+        np.testing.assert_array_equal(host.push_pull(0, np.zeros(0, dtype=np.int64), np.zeros((0, 4)), keys, 0, None,
+                                                     True), payload)
+    finally:
+        host.reset()
 
 
 def test_a_shard_keeps_adaptive_sums_at_or_above_zero():

@@ -11,14 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 from shardlearn.comm import codecs, rows
-from shardlearn.ps import host
+from shardlearn.ps import host, kernel_shard
 from shardlearn.ps.server import sum_by_key
 from shardlearn.ps.slicer import group
 
 
 class Handle:
-    def __init__(self, kind, parts, n=0):
+    def __init__(self, kind, parts, n=0, packed=False):
         self.kind, self.parts, self.n = kind, parts, n  # parts: [(future, positions)]
+        self.packed = packed  # answers are kernel state rows as ``kernel_shard.packed`` bytes
 
 
 class Client:
@@ -29,13 +30,16 @@ class Client:
         next push (the residuals live here, one per key of the model). ``columns``: pushes are
         change rows (``(coded, plain)`` column lists, ``comm/rows.py``): the additive columns
         through the codec, the others as float32, the rows' order sent beside them; the rows of
-        the keys in ``whole`` (counters, not changes of a weight) as float64."""
+        the keys in ``whole`` (counters, not changes of a weight) as float64. Such a client
+        pulls the kernel state packed too in ``push_pull`` and ``pull(exact=False)``
+        (``kernel_shard.packed``: float32 weights, sums and scales; clocks and counters whole)."""
         self.transport, self.slicer, self.hosts, self.worker = transport, slicer, list(hosts), worker
         self.keys_pushed = self.keys_pulled = self.keys_elided = 0
         self.cached: dict = {}  # shard -> the local keys it last answered in a push_pull
         self.codec, self.residual, self.coded = codec, None, None if codec is None else \
             codecs.init(codec._replace(error_feedback=False), 0)
         self.columns = None if columns is None else (list(columns[0]), list(columns[1]))
+        self.packs = codec is not None and columns is not None
         self.whole = np.asarray(whole, dtype=np.int64)
 
     def arrays(self) -> dict:
@@ -136,19 +140,22 @@ class Client:
             fn = host.push_pull if self.codec is None else host.push_pull_coded
             parts.append((self.transport.call(self.hosts[s], fn, int(s), None if same else idx,
                                               *self._send(uniq[out], vals[out]), pull_local[back], self.worker,
-                                              at), back))
+                                              at, self.packs), back))
             self.keys_elided += idx.size if same else 0
         self.keys_pushed += uniq.size
         self.keys_pulled += pull_keys.size
-        return Handle("pull", parts, pull_keys.size)
+        return Handle("pull", parts, pull_keys.size, self.packs)
 
-    def pull(self, keys: np.ndarray) -> Handle:
+    def pull(self, keys: np.ndarray, exact: bool = True) -> Handle:
+        """The values (rows) of ``keys``; ``exact=False``: a client that codes kernel change rows
+        pulls them packed (a batch's starting state; a model read stays exact)."""
         keys = np.asarray(keys, dtype=np.int64)
         shard, local = self.slicer.route(keys)
-        parts = [(self.transport.call(self.hosts[s], host.pull, int(s), local[pos]), pos)
+        packed = self.packs and not exact
+        parts = [(self.transport.call(self.hosts[s], host.pull, int(s), local[pos], packed), pos)
                  for s, pos in group(shard, len(self.hosts))]
         self.keys_pulled += keys.size
-        return Handle("pull", parts, keys.size)
+        return Handle("pull", parts, keys.size, packed)
 
     def wait(self, handle: Handle):
         if handle.kind == "push":
@@ -158,6 +165,8 @@ class Client:
         out = None
         for fut, pos in handle.parts:
             part = self.transport.wait(fut)
+            if handle.packed:
+                part = kernel_shard.unpacked(part, np.size(pos))
             if out is None:  # a value per key, or a row per key (the per-example kernel's state)
                 out = np.empty((handle.n,) + np.shape(part)[1:])
             out[pos] = part

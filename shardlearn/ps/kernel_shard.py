@@ -66,6 +66,11 @@ class KernelShard(Shard):
         with self.lock:
             return np.asarray(self.ws[idx], dtype=np.float64)  # a float64 shard's rows: gathered once, not copied again
 
+    def pull_packed(self, idx: np.ndarray) -> np.ndarray:
+        """``pull`` as the bytes of ``packed`` (the free keys' rows whole)."""
+        rows = self.pull(idx)
+        return packed(rows, np.isin(idx, self.free))
+
     def finalize(self, t: float, nsum: float) -> None:
         """Every key takes the penalty up to weight seen ``t`` (FTRL: its weight from ``z``)."""
         with self.lock:
@@ -86,6 +91,44 @@ class KernelShard(Shard):
         with self.lock:
             self.ws[:] = 0.0
             self.ws[arrays["rows"]] = arrays["state_rows"]
+
+
+def packed(rows: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """Kernel state rows as a pull under a codec sends them (uint8): the weight, the adaptive
+    sum and the scale as float32, the clock as float64 (the lazy penalty compares clocks
+    exactly), and the rows marked ``whole`` (the scalars' key: weight seen, normalizer sum)
+    entirely as float64; 20 bytes a key instead of 32. The pulled values only start a
+    worker's batch, whose change is pushed as a difference, so the shard's own float64 state
+    loses nothing. ``unpacked`` reads it back.
+
+    >>> rows = np.array([[0.1, 2.0, 3.0, 5.0], [1e9 + 1, 16777217.0, 0.0, 0.0]])
+    >>> got = unpacked(packed(rows, np.array([False, True])), 2)
+    >>> got[1].tolist() == rows[1].tolist(), float(got[0, kernel.L]), float(got[0, 0]) == 0.1, round(float(got[0, 0]), 7)
+    (True, 5.0, False, 0.1)
+    """
+    pos = np.flatnonzero(whole)
+    k = rows.shape[0]
+    low = np.empty((k, 3), dtype=np.float32)
+    low[:, 0], low[:, 1], low[:, 2] = rows[:, kernel.W], rows[:, kernel.G], rows[:, kernel.S]
+    return np.concatenate([np.array([pos.size], dtype=np.int64).view(np.uint8), pos.astype(np.int64).view(np.uint8),
+                           np.ascontiguousarray(rows[pos], dtype=np.float64).view(np.uint8).ravel(),
+                           np.ascontiguousarray(rows[:, kernel.L], dtype=np.float64).view(np.uint8),
+                           low.view(np.uint8).ravel()])
+
+
+def unpacked(buf: np.ndarray, k: int) -> np.ndarray:
+    """The ``(k, 4)`` float64 rows ``packed`` sent."""
+    m = int(buf[:8].view(np.int64)[0])
+    at = 8 + 8 * m
+    pos = buf[8:at].view(np.int64)
+    whole = buf[at : at + 32 * m].view(np.float64).reshape(m, 4)
+    at += 32 * m
+    out = np.empty((k, 4))
+    out[:, kernel.L] = buf[at : at + 8 * k].view(np.float64)
+    low = buf[at + 8 * k : at + 20 * k].view(np.float32).reshape(k, 3)
+    out[:, kernel.W], out[:, kernel.G], out[:, kernel.S] = low[:, 0], low[:, 1], low[:, 2]
+    out[pos] = whole
+    return out
 
 
 def assemble(parts: list, slicer, n_keys: int) -> np.ndarray:
