@@ -456,7 +456,6 @@ def test_a_coding_worker_pulls_kernel_rows_packed_and_model_reads_stay_exact():
     host.reset()
     try:
         host.create(0, 1000, "normalized", 0.5, 0.0, 1e-4, "float64", free=[998, 999], power_t=0.5)
-        idx = np.arange(1000)
         state = np.column_stack([rng.normal(size=1000) / 3, rng.exponential(size=1000) * 50,
                                  rng.uniform(0.1, 9, size=1000), np.floor(rng.uniform(0, 3e7, size=1000))])
         state[999] = [3e7 + 0.5, 2.5e7 + 1.0 / 3, 0.0, 0.0]  # weight seen, normalizer sum

@@ -92,7 +92,6 @@ def push_pull(shard_id: int, push_idx, values: np.ndarray, pull_idx: np.ndarray,
     """Apply a push (``at`` as ``push``'s), then answer a pull (``packed`` as ``pull``'s): one
     round trip where a worker would make two. ``push_idx=None``: the keys this shard last
     answered ``worker`` here (key caching)."""
-    shard = HOSTED["shards"][shard_id]
     cache = HOSTED.setdefault("answered", {})
     if push_idx is None:
         push_idx = cache[(shard_id, worker)]
