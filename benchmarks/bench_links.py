@@ -39,7 +39,7 @@ PLANS = {  # strategy options, codecs, budgets by dataset (lbfgs iterations; epo
     # per example, merging the touched coordinates' changes every 256 rows a worker (coded_changes.py)
     "bsp": (["--strategy", "bsp"], ["none", "fp16", "int8"],
             ("--max-iter", {"D2": (1, 2, 4), "a9a": (1, 2, 4), "D1": (1, 2, 4)})),
-    # per example over the parameter server (a shard on each host): coded pushes, float64 pulls
+    # per example over the parameter server (a shard on each host): coded pushes, packed pulls
     "asp": (["--strategy", "asp"], ["none", "fp16", "int8"],
             ("--max-iter", {"D2": (1, 2, 4), "a9a": (1, 2, 4), "D1": (1, 2, 4)})),
 }
