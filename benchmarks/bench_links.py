@@ -172,6 +172,7 @@ def main() -> None:
                                 rec.update(seconds=secs, budget=b, held_out_over_L=ratio, bytes_sent_rank0=sent,
                                            wire_bytes_sent_rank0=sum(s.get("wire_bytes_sent", 0) for s in steps),
                                            setup_bytes_rank0=setup, steps=len(steps),
+                                           calls_rank0=sum(s.get("calls", 0) for s in steps),
                                            comm_seconds=sum(s["comm_seconds"] for s in steps),
                                            wait_seconds=waited(steps),
                                            compute_seconds=sum(s.get("compute_seconds", 0.0) for s in steps),

@@ -12,7 +12,9 @@ Gropp 2005) whose constants are fitted to this machine's measurements
   ``n / p`` coordinates): ``(p - 1) (alpha + n beta)`` twice, the all-to-all's constants
   and the allgather's;
 - parameter-server push or pull of n bytes split over s shards: ``alpha + n beta``, with the
-  servers' links carrying ``p n / s`` bytes per round.
+  servers' links carrying ``p n / s`` bytes per round;
+- every other collective of a run (a loss, a count, a line search's flag: the metrics' ``calls``
+  less the big ones) a small allreduce: its latency terms alone.
 
 The model is checked against the runs of ``bench_links.py`` (4 hosts): its transfer seconds
 against the collectives' measured seconds less the wait for the slowest rank's compute
@@ -103,18 +105,34 @@ def seconds(c, op: str, p: int, n: float, tree=False) -> float:
     return (p - 1) * (a + n * b) + allgather(c, p, n)
 
 
+SMALL = 16.0  # bytes of a small collective (a loss, a count, a flag): its cost is its latency
+
+
+def small_calls(rec, big: float) -> float:
+    """The run's collectives beyond its ``big`` ones and the setup's agreement (the losses,
+    counts and flags an iteration also exchanges; a two-phase sum is two calls): each costs a
+    latency whatever its size. 0 for a record from before calls were counted."""
+    if "calls_rank0" not in rec:
+        return 0.0
+    op, _ = per_call(rec, rec.get("workers", 4))
+    per_big = 2 if op == "two_phase" else 1
+    return max(rec["calls_rank0"] - big * per_big - (1 if rec.get("setup_bytes_rank0") else 0), 0.0)
+
+
 def model_comm(c, rec, p, tree=False) -> float:
-    """Transfer seconds of a run's collectives at ``p`` workers: its calls (counted from the
-    bytes rank 0 sent in the measured run, less the setup's agreements) and the setup's allreduce."""
+    """Transfer seconds of a run's collectives at ``p`` workers: its big calls (counted from the
+    bytes rank 0 sent in the measured run, less the setup's agreements), its small ones (each a
+    latency: ``small_calls``) and the setup's allreduce."""
     q = rec.get("workers", 4)  # the measured run's workers
     op_q, n_q = per_call(rec, q)
     setup = rec.get("setup_bytes_rank0", 0.0)  # sent by the setup's allreduces: their payload is setup / ring share
     calls = (rec["bytes_sent_rank0"] - setup) / sent(op_q, q, n_q)
+    small = small_calls(rec, calls)
     if rec["strategy"] == "local_sgd":  # averaging rounds per epoch fall as 1/p (each worker's shard shrinks)
-        calls *= q / p
+        calls, small = calls * q / p, small * q / p
     op, n = per_call(rec, p)
-    return calls * seconds(c, op, p, n, tree) + (allreduce(c, p, setup / sent("allreduce", q, 1.0), tree)
-                                                 if setup else 0.0)
+    return calls * seconds(c, op, p, n, tree) + small * allreduce(c, p, SMALL, tree) + (
+        allreduce(c, p, setup / sent("allreduce", q, 1.0), tree) if setup else 0.0)
 
 
 def framing(probes: dict) -> list:
@@ -178,9 +196,11 @@ def main() -> None:
                 # rows averages the touched union (strategies/sparse_average.py: three collectives of
                 # varying widths a window): none is priced here
                 sparse_average = r["strategy"] == "local_sgd" and r["codec"] == "none" and r["dataset"] == "D2"
+                key = (r["dataset"], r["link"], r["strategy"], r["codec"])
+                counted = "calls_rank0" in r or "calls_rank0" not in reached.get(key, {})  # a run with calls first
                 if (r.get("target_seconds") is not None and "width" in r and r["strategy"] not in ("bsp", "asp")
-                        and not sparse_average):
-                    reached[(r["dataset"], r["link"], r["strategy"], r["codec"])] = r
+                        and not sparse_average and counted):
+                    reached[key] = r
     runs = list(reached.values())
     lines = ["# Cost model (benchmarks/cost_model.py)", "", "Fitted constants (alpha: seconds per message hop; "
              "beta: seconds per byte, as bandwidth):", "", "| link | op | alpha (us) | bandwidth (MB/s) |",
@@ -192,8 +212,8 @@ def main() -> None:
     lines += ["", "Check against the measured 4-host runs: rank 0's communication seconds less its waiting for "
               "a slower rank's compute (the slowest rank's compute less its own, summed over steps) is the "
               "measured transfer, against the model's:", "",
-              "| dataset | link | strategy | codec | comm s | of which waiting | transfer s | model s | error |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| dataset | link | strategy | codec | collectives (small) | comm s | of which waiting | transfer s | "
+              "model s | error |", "|---|---|---|---|---|---|---|---|---|---|"]
     errors, rows = [], []
     for r in runs:
         c = consts.get(r["link"])
@@ -204,7 +224,11 @@ def main() -> None:
         transfer = max(r["comm_seconds"] - wait, 1e-9)
         err = (m - transfer) / transfer
         errors.append((abs(err), transfer > 0.5))
-        lines.append(f"| {r['dataset']} | {r['link']} | {r['strategy']} | {r['codec']} | {r['comm_seconds']:.2f} | "
+        q = r.get("workers", 4)
+        big = (r["bytes_sent_rank0"] - r.get("setup_bytes_rank0", 0.0)) / sent(*per_call(r, q)[:1], q, per_call(r, q)[1])
+        called = f"{r['calls_rank0']} ({small_calls(r, big):.0f})" if "calls_rank0" in r else "-"
+        lines.append(f"| {r['dataset']} | {r['link']} | {r['strategy']} | {r['codec']} | {called} | "
+                     f"{r['comm_seconds']:.2f} | "
                      f"{wait:.2f} | {transfer:.2f} | {m:.2f} | {err:+.0%} |")
         compute = max(r["target_seconds"] - r["comm_seconds"], 0.0)
         for p in WORKERS:

@@ -3,15 +3,16 @@
 A ``StepLog`` turns each step (an L-BFGS or GD iteration, an SGD epoch) into one
 record: wall time, loss, rows processed, bytes sent and received (as the collectives
 counted them, and in a group as this process's TCP connections carried them,
-``wire_bytes_*``: ``comm/wire.py``), compute and communication seconds (``--metrics FILE``
-writes them as JSON lines). The bar is
-tqdm's, shown only on a terminal and only for runs longer than two seconds.
+``wire_bytes_*``: ``comm/wire.py``), the collective calls made, compute and communication
+seconds (``--metrics FILE`` writes them as JSON lines). The bar is tqdm's, shown only on a
+terminal and only for runs longer than two seconds.
 
 >>> from shardlearn.comm import local
->>> log = StepLog(local(), total=3, show=False)
->>> log.step(1, 0.5); log.step(2, 0.4)
->>> [r["loss"] for r in log.records], sorted(log.records[0])[:3]
-([0.5, 0.4], ['bytes_received', 'bytes_sent', 'comm_seconds'])
+>>> comm = local()
+>>> log = StepLog(comm, total=3, show=False)
+>>> _ = comm.allreduce(np.ones(2)), comm.allreduce(np.ones(2)); log.step(1, 0.5); log.step(2, 0.4)
+>>> [r["loss"] for r in log.records], [r["calls"] for r in log.records], sorted(log.records[0])[:3]
+([0.5, 0.4], [2, 0], ['bytes_received', 'bytes_sent', 'calls'])
 
 Each rank logs its own steps; the metrics file holds rank 0's records, each with every
 rank's bytes of that step (``by_rank``; under torchrun gathered once at the end, ``gathered``):
@@ -73,7 +74,7 @@ class StepLog:
         if examples is not None:
             rec["examples"] = int(examples)
         snap = self.comm.stats.snapshot() if self.comm is not None else {}
-        for k in ("bytes_sent", "bytes_received", "comm_seconds"):
+        for k in ("bytes_sent", "bytes_received", "comm_seconds", "calls"):  # calls: collectives, each paying a latency
             rec[k] = snap.get(k, 0) - (self.last_comm or {}).get(k, 0)
         if self.last_wire is not None:
             wire = tcp_bytes()
