@@ -17,9 +17,9 @@ from shardlearn.ps.slicer import group
 
 
 class Handle:
-    def __init__(self, kind, parts, n=0, packed=False):
+    def __init__(self, kind, parts, n=0, packed=()):
         self.kind, self.parts, self.n = kind, parts, n  # parts: [(future, positions)]
-        self.packed = packed  # answers are kernel state rows as ``kernel_shard.packed`` bytes
+        self.packed = list(packed) or [False] * len(parts)  # by part: kernel rows as ``kernel_shard.packed`` bytes
 
 
 class Client:
@@ -32,7 +32,8 @@ class Client:
         through the codec, the others as float32, the rows' order sent beside them; the rows of
         the keys in ``whole`` (counters, not changes of a weight) as float64. Such a client
         pulls the kernel state packed too in ``push_pull`` and ``pull(exact=False)``
-        (``kernel_shard.packed``: float32 weights, sums and scales; clocks and counters whole)."""
+        (``kernel_shard.packed``: float32 weights, sums and scales; clocks and counters whole)
+        from the shards of other processes (its own process's answer in place, exact)."""
         self.transport, self.slicer, self.hosts, self.worker = transport, slicer, list(hosts), worker
         self.keys_pushed = self.keys_pulled = self.keys_elided = 0
         self.cached: dict = {}  # shard -> the local keys it last answered in a push_pull
@@ -40,6 +41,7 @@ class Client:
             codecs.init(codec._replace(error_feedback=False), 0)
         self.columns = None if columns is None else (list(columns[0]), list(columns[1]))
         self.packs = codec is not None and columns is not None
+        self.rank = getattr(transport, "rank", None)  # this process's rank: its shards answer here
         self.whole = np.asarray(whole, dtype=np.int64)
 
     def arrays(self) -> dict:
@@ -131,29 +133,31 @@ class Client:
         pull_shard, pull_local = self.slicer.route(pull_keys)
         pushes, pulls = dict(group(push_shard, len(self.hosts))), dict(group(pull_shard, len(self.hosts)))
         none = np.zeros(0, dtype=np.int64)
-        parts = []
+        parts, packed = [], []
         for s in sorted(set(pushes) | set(pulls)):
             out, back = pushes.get(s, none), pulls.get(s, none)
             idx = push_local[out]
             same = s in self.cached and np.array_equal(self.cached[s], idx)  # what this shard last sent us
             self.cached[s] = pull_local[back]
             fn = host.push_pull if self.codec is None else host.push_pull_coded
+            packed.append(self.packs and self.hosts[s] != self.rank)
             parts.append((self.transport.call(self.hosts[s], fn, int(s), None if same else idx,
                                               *self._send(uniq[out], vals[out]), pull_local[back], self.worker,
-                                              at, self.packs), back))
+                                              at, packed[-1]), back))
             self.keys_elided += idx.size if same else 0
         self.keys_pushed += uniq.size
         self.keys_pulled += pull_keys.size
-        return Handle("pull", parts, pull_keys.size, self.packs)
+        return Handle("pull", parts, pull_keys.size, packed)
 
     def pull(self, keys: np.ndarray, exact: bool = True) -> Handle:
         """The values (rows) of ``keys``; ``exact=False``: a client that codes kernel change rows
         pulls them packed (a batch's starting state; a model read stays exact)."""
         keys = np.asarray(keys, dtype=np.int64)
         shard, local = self.slicer.route(keys)
-        packed = self.packs and not exact
-        parts = [(self.transport.call(self.hosts[s], host.pull, int(s), local[pos], packed), pos)
-                 for s, pos in group(shard, len(self.hosts))]
+        routed = group(shard, len(self.hosts))
+        packed = [self.packs and not exact and self.hosts[s] != self.rank for s, _ in routed]
+        parts = [(self.transport.call(self.hosts[s], host.pull, int(s), local[pos], p), pos)
+                 for (s, pos), p in zip(routed, packed)]
         self.keys_pulled += keys.size
         return Handle("pull", parts, keys.size, packed)
 
@@ -163,9 +167,9 @@ class Client:
                 self.transport.wait(fut)
             return None
         out = None
-        for fut, pos in handle.parts:
+        for (fut, pos), packed in zip(handle.parts, handle.packed):
             part = self.transport.wait(fut)
-            if handle.packed:
+            if packed:
                 part = kernel_shard.unpacked(part, np.size(pos))
             if out is None:  # a value per key, or a row per key (the per-example kernel's state)
                 out = np.empty((handle.n,) + np.shape(part)[1:])
