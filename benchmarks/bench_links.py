@@ -86,6 +86,8 @@ def main() -> None:
     ap.add_argument("--codecs", default="none,int8")
     ap.add_argument("--name", default="links")
     ap.add_argument("--links", default="1gbit,100mbit")
+    ap.add_argument("--hosts", type=int, default=4, help="namespaced hosts (2: one per core of this machine, "
+                    "so no host waits for another's compute to be scheduled)")
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
     ap.add_argument("--render", action="store_true", help="only redraw OUT/NAME.md from its .jsonl")
     args = ap.parse_args()
@@ -93,7 +95,8 @@ def main() -> None:
         path = os.path.join(args.out, f"{args.name}.jsonl")
         recs = [json.loads(line) for line in open(path)]
         with open(os.path.join(args.out, f"{args.name}.md"), "w") as f:
-            f.write("\n".join(render(recs, recs[0].get("machine", {}), args.rows, args.d1_rows)) + "\n")
+            f.write("\n".join(render(recs, recs[0].get("machine", {}), args.rows, args.d1_rows,
+                                     recs[0].get("workers", 4))) + "\n")
         return
     os.makedirs(args.out, exist_ok=True)
     warnings.simplefilter("ignore")
@@ -135,7 +138,7 @@ def main() -> None:
             lstar = log_loss(yt_, best.predict_proba(Xt_[:, : Xr.shape[1]])[:, 1])
             print(f"{name}: L* {lstar:.5f}", flush=True)
             for link in args.links.split(","):
-                with Hosts(4, rate=link) as hosts:
+                with Hosts(args.hosts, rate=link) as hosts:
                     if name == "D2" and only is None:  # the collectives' own seconds on this link, for the cost model
                         port += 1
                         probe_out = os.path.join(args.out, f"probe-{link}.json")
@@ -146,7 +149,7 @@ def main() -> None:
                             continue
                         budgets = by_set[name] if only is None else [int(b) for b in args.budgets.split(",")]
                         for codec in codecs if only is None else args.codecs.split(","):
-                            rec = {"dataset": name, "link": link, "strategy": plan, "codec": codec, "workers": 4,
+                            rec = {"dataset": name, "link": link, "strategy": plan, "codec": codec, "workers": args.hosts,
                                    "target_budget": None, "target_seconds": None}
                             for b in budgets:
                                 port += 1
@@ -157,7 +160,7 @@ def main() -> None:
                                      "--compression", codec, flag, str(b), "--metrics", metrics, "--out", out, *opts,
                                      *read],
                                     port=port, timeout=900)
-                                if codes != [0, 0, 0, 0]:
+                                if codes != [0] * args.hosts:
                                     print(f"  {link} {plan} {codec} {b}: failed {codes}\n{logs[0][-1500:]}", flush=True)
                                     break
                                 steps = [json.loads(line) for line in open(metrics)]
@@ -186,17 +189,17 @@ def main() -> None:
                                     break
                             rows.append(rec)
     machine = facts()
-    save(args.out, args.name, rows, machine, render(rows, machine, args.rows, args.d1_rows))
+    save(args.out, args.name, rows, machine, render(rows, machine, args.rows, args.d1_rows, args.hosts))
 
 
 def _size(n: float) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} KB"
 
 
-def render(rows: list, machine: dict, d2_rows: int, d1_rows: int) -> list:
+def render(rows: list, machine: dict, d2_rows: int, d1_rows: int, hosts: int = 4) -> list:
     """The Markdown table of a run's records (``--render`` redraws it from a saved ``.jsonl``)."""
     lines = ["# Compression on shaped links (benchmarks/bench_links.py)", "",
-             f"4 hosts (network namespaces, veth on a bridge, egress of each host limited by tc tbf), the README's "
+             f"{hosts} hosts (network namespaces, veth on a bridge, egress of each host limited by tc tbf), the README's "
              f"torchrun line on each; D2 first {d2_rows:,} rows (LIBSVM, 2^22 columns; test: a tenth as many), "
              f"a9a whole, D1 first {d1_rows:,} rows (Parquet); L* the held-out log-loss of a tight one-process fit "
              f"on the same rows. Time to {TARGET} x L* held out: the first budget of the sweep that reaches it, the "
@@ -204,8 +207,8 @@ def render(rows: list, machine: dict, d2_rows: int, d1_rows: int) -> list:
              "active columns and scaling included). Bytes: sent by rank 0 over that fit, as its collectives "
              "counted them and as its TCP connections carried them (TCP_INFO). Communication seconds: rank 0's "
              "time in collectives, of which waiting: the slowest rank's compute less rank 0's, summed over steps. "
-             "One run each; this machine has 2 cores for the 4 hosts, so each host's compute runs at about half "
-             "speed.",
+             f"One run each; this machine has 2 cores for the {hosts} hosts"
+             + (", so each host's compute runs at about half speed." if hosts > 2 else "."),
              f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores.", "",
              "| dataset | link | strategy | codec | time to 1.01 x L* (s) | budget | sent by rank 0, counted | "
              "on the wire | comm s | of which waiting | held-out / L* |",
