@@ -13,9 +13,12 @@ import time
 import numpy as np
 import pytest
 from sklearn.datasets import load_svmlight_file
+from sklearn.metrics import log_loss
 
 from shardlearn import ConfigError, LogisticRegression
+from shardlearn.data.partition import rows_for
 from shardlearn.runtime import distributed, group, launch
+from shardlearn.runtime.config import TrainConfig
 from shardlearn.runtime.group import WorkerError
 from tests.conftest import byte_range_rows, data_path
 
@@ -42,8 +45,9 @@ def test_full_batch_strategies_equal_one_process(a9a, workers, strategy):
 
 
 def _bsp_reference_order(n, workers, batch):
-    """Row order in which one process sees, batch by batch, the union of every worker's batch."""
-    shards = [np.arange(r * n // workers, (r + 1) * n // workers) for r in range(workers)]
+    """Row order in which one process sees, batch by batch, the union of every worker's batch
+    (each worker's shard the default split's: seeded random rows, in file order)."""
+    shards = [rows_for("random", workers, r, n=n, seed=0) for r in range(workers)]
     steps = len(shards[0]) // batch
     return np.concatenate([s[t * batch : (t + 1) * batch] for t in range(steps) for s in shards])
 
@@ -69,6 +73,36 @@ def test_local_sgd_with_one_step_equals_bsp(a9a):
     h8 = LogisticRegression(strategy="local_sgd", sync_every=8, **kw).fit(X, y)
     assert not np.allclose(h8.coef_, bsp.coef_)
     assert h8.fit_result_.reports[0]["calls"] < 0.5 * 4000 / 64  # fewer rounds of communication
+
+
+@pytest.mark.parametrize("strategy", ["asp", "ssp", "hogwild", "local_sgd", "bsp", "average"])
+def test_rows_sorted_by_label_train_as_well_by_default(a9a, strategy):
+    """Users' rows often come grouped by class. The default split gives every strategy whose
+    model depends on it seeded random shards, so each worker sees both labels: on a9a sorted
+    by label, every strategy's held-out loss is the shuffled data's (measured 1.0006-1.0058 x
+    L* over 3 seeds). Contiguous shards there (one worker all negatives) ended at 1.03-1.20 x
+    L* under asp, 1.14-2.19 under hogwild and 2.6-2.7 under local_sgd."""
+    X, y = a9a
+    Xt, yt = load_svmlight_file(data_path("a9a", "a9a.t"), n_features=123)
+    yt = (yt > 0).astype(int)
+    order = np.argsort(y, kind="stable")
+    Xs, ys = X[order], y[order]
+    lstar = log_loss(yt, LogisticRegression(alpha=1e-4, tol=1e-10, max_iter=2000).fit(X, y).predict_proba(Xt)[:, 1])
+    kw = dict(strategy=strategy, workers=2, random_state=0, **({} if strategy == "average" else {"max_iter": 2}))
+    est = LogisticRegression(**kw).fit(Xs, ys)
+    assert est.train_config().partition == "random"
+    assert log_loss(yt, est.predict_proba(Xt)[:, 1]) <= 1.01 * lstar
+    if strategy == "local_sgd":  # the same fit on contiguous shards: what the default avoids
+        bad = LogisticRegression(partition="contiguous", **kw).fit(Xs, ys)
+        assert log_loss(yt, bad.predict_proba(Xt)[:, 1]) > 1.5 * lstar
+
+
+def test_the_default_split_is_contiguous_only_where_the_gradient_sums_every_row():
+    assert TrainConfig().partition == TrainConfig(strategy="gd").partition == "contiguous"
+    assert {TrainConfig(strategy=s).partition for s in ("bsp", "local_sgd", "ssp", "asp", "hogwild", "average")} \
+        == {"random"}
+    assert TrainConfig(solver="sgd").partition == "random"
+    assert TrainConfig(strategy="asp", partition="contiguous").partition == "contiguous"
 
 
 def test_one_shot_averaging_is_close(a9a):

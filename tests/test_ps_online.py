@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 import shardlearn
 from shardlearn import models
-from shardlearn.data.partition import bounds
+from shardlearn.data.partition import rows_for
 from shardlearn.kernels import delta, sgd as kernel
 from shardlearn.ps.kernel_shard import KernelShard
 from shardlearn.runtime import checkpoint as ck, distributed
@@ -29,15 +29,16 @@ def _data(n=600, d=6, seed=0, sparse=False):
     return X, y, rng.uniform(0.2, 3.0, n)
 
 
-def _reference_bsp(X, y, sw, workers, batch, epochs, seed, loss, fit_intercept, opts):
+def _reference_bsp(X, y, sw, workers, batch, epochs, seed, loss, fit_intercept, opts, partition="random"):
     """bsp as the docstrings state it, in one process: each worker's next ``batch`` rows of its
-    contiguous shard (in its epoch order) learned from the same state, whose coordinates the
+    shard (``partition``'s, seeded by ``seed``: the default splits per-example bsp's rows
+    at random; in its epoch order) learned from the same state, whose coordinates the
     rows touch are first brought up to date with the penalty (the decay of the rows before
     the exchange, taken once), the changes merged in rank order; every coordinate's change
     (an untouched one changes nothing)."""
     d = X.shape[1]
     state = kernel.new_state(d, opts["rule"])
-    parts = [np.arange(*bounds(X.shape[0], workers, r)) for r in range(workers)]
+    parts = [rows_for(partition, workers, r, n=X.shape[0], seed=seed) for r in range(workers)]
     keys = np.arange(d + 1)
     for epoch in range(epochs):
         orders = [p[epoch_order(p.size, epoch, seed, True, r)] for r, p in enumerate(parts)]
@@ -65,6 +66,7 @@ def test_bsp_over_two_workers_is_the_merge_of_their_changes(fit_intercept, weigh
     est.fit(X, y, sample_weight=sw)
     cfg = est.train_config()
     assert cfg.optimizer == "normalized" and cfg.per_example  # the default under bsp over workers
+    assert cfg.partition == "random"  # ... and its split
     ref = _reference_bsp(X, y, sw, 2, 32 * (sync_every or 1), 2, 4, "logistic", fit_intercept,
                          dict(rule="normalized", lr=0.5, l1=alpha * l1_ratio, l2=alpha * (1 - l1_ratio)))
     np.testing.assert_allclose(est.coef_.ravel(), ref[:-1], rtol=1e-9, atol=1e-12)

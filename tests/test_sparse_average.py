@@ -17,7 +17,8 @@ def _by_hand(X, y, sw, workers, window, epochs, cfg, loss):
     opts = dict(rule=cfg.optimizer, lr=cfg.base_lr(), power_t=cfg.power_t, l1=cfg.alpha * cfg.l1_ratio,
                 l2=cfg.alpha * (1 - cfg.l1_ratio))
     d = X.shape[1]
-    shards = [partition.contiguous(X.shape[0], workers, r) for r in range(workers)]
+    shards = [partition.rows_for(cfg.partition, workers, r, n=X.shape[0], seed=cfg.random_state or 0)
+              for r in range(workers)]
     states = [kernel.new_state(d, opts["rule"]) for _ in shards]
     cols = [kernel.W, kernel.S] if opts["rule"] == "ftrl" else [kernel.W]
     chunks = max(-(-len(s) // window) for s in shards)
