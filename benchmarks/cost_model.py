@@ -48,11 +48,11 @@ WORKERS = (8, 64, 256)
 
 
 def fit(probe: dict) -> dict:
-    """``{op: (alpha seconds, beta seconds per byte)}``, each where it dominates (Hockney's
-    two points): alpha from the probe's smallest call (its latency terms), beta from its
-    largest (the time left after them, over its volume). A least-squares fit in relative error
-    over all sizes, used before, put the 100 Mbit/s link at 17 MB/s, above its shaped 12.5:
-    the small calls outnumber the large ones and pulled the slope down."""
+    """``{op: (alpha seconds, beta seconds per byte)}`` through the probe's smallest and largest
+    calls (Hockney's two points: each constant read where it dominates, the latency at the
+    small end, the bandwidth at the large). A least-squares fit in relative error over all
+    sizes, used before, put the 100 Mbit/s link at 17 MB/s, above its shaped 12.5: the small
+    calls outnumber the large ones and pulled the slope down."""
     p = probe["world_size"]
     out = {}
     for op, terms in (("allreduce", lambda n: (2 * (p - 1), 2 * (p - 1) / p * n)),
@@ -62,9 +62,9 @@ def fit(probe: dict) -> dict:
             continue
         sizes = sorted(int(k) for k in probe[op])
         t = {n: probe[op][str(n)] if str(n) in probe[op] else probe[op][n] for n in sizes}
-        (hops, _), (hops_big, volume) = terms(sizes[0]), terms(sizes[-1])
-        alpha = t[sizes[0]] / hops
-        out[op] = (alpha, max((t[sizes[-1]] - hops_big * alpha) / volume, 0.0))
+        A = np.array([terms(sizes[0]), terms(sizes[-1])], dtype=np.float64)
+        alpha, beta = np.linalg.solve(A, np.array([t[sizes[0]], t[sizes[-1]]]))
+        out[op] = (max(float(alpha), 0.0), max(float(beta), 0.0))
     return out
 
 

@@ -211,7 +211,8 @@ def test_gpu_check_runs_its_whole_path_on_the_cpu_device(tmp_path):
 
 def test_cost_model_fits_the_probes_it_is_given_and_prices_what_it_extrapolates(tmp_path):
     """Probes made from known constants give those constants back; the table's extrapolations
-    are the alpha-beta formulas of those constants."""
+    are the alpha-beta formulas of those constants, the big calls (the bytes') and every other
+    collective the run made (its latency)."""
     sys.path.insert(0, os.path.dirname(BENCH))
     from benchmarks import cost_model
 
@@ -225,11 +226,12 @@ def test_cost_model_fits_the_probes_it_is_given_and_prices_what_it_extrapolates(
         assert abs(c[op][0] - alpha) < 1e-9 and abs(1 / c[op][1] - 50e6) < 1.0
     (tmp_path / "probe-slow.json").write_text(json.dumps(probe))
     run = {"dataset": "D2", "link": "slow", "strategy": "lbfgs", "codec": "none", "workers": 4, "width": 9999,
-           "target_seconds": 10.0, "comm_seconds": 4.0, "bytes_sent_rank0": int(2 * 3 / 4 * 80_000 * 50)}
+           "target_seconds": 10.0, "comm_seconds": 4.0, "bytes_sent_rank0": int(2 * 3 / 4 * 80_000 * 50),
+           "calls_rank0": 57}
     (tmp_path / "links.jsonl").write_text(json.dumps(run) + "\n")
     _run("cost_model.py", str(tmp_path), "--out", str(tmp_path), "--engines", "none", cwd=tmp_path)
     out = json.load(open(tmp_path / "cost_model.json"))
     at64 = next(r for r in out["extrapolated"] if r["workers"] == 64)
-    expected = (10.0 - 4.0) * 4 / 64 + 50 * cost_model.allreduce(c, 64, 80_000)
+    expected = (10.0 - 4.0) * 4 / 64 + 50 * cost_model.allreduce(c, 64, 80_000) + 7 * cost_model.allreduce(c, 64, 16)
     assert abs(at64["ring"] - expected) < 1e-9
-    assert "| D2 | slow | lbfgs | none | 4.00 |" in (tmp_path / "cost_model.md").read_text()
+    assert "| D2 | slow | 4 | lbfgs | none | 57 (7) | 4.00 |" in (tmp_path / "cost_model.md").read_text()

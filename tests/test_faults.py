@@ -79,7 +79,7 @@ def test_a_checkpoint_of_another_run_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("change, said", [
-    (dict(partition="random"), "partition was 'contiguous' there and is 'random' here"),
+    (dict(partition="contiguous"), "partition was 'random' there and is 'contiguous' here"),
     (dict(optimizer="adam"), "optimizer was 'normalized' there and is 'adam' here"),
     (dict(alpha=0.5), "alpha was 0.01 there and is 0.5 here"),
     (dict(shuffle=False), "shuffle was True there and is False here"),

@@ -116,6 +116,19 @@ def test_bsp_over_the_parameter_server_equals_bsp_over_allreduce_per_example(cas
     assert [s["examples"] for s in ps.steps] == [500, 500]
 
 
+@pytest.mark.parametrize("compression", ["none", "int8"])
+def test_bsp_over_a_server_ends_bit_for_bit_the_same_in_every_run(compression):
+    """A clock's pushes are merged in an order of their own, not their arrival's, and the
+    workers pull exact rows: two runs end equal to the last bit (pulling float32-packed rows,
+    two int8 runs ended 1.5e-4 apart)."""
+    X, y, _ = _data(800, sparse=True)
+    cfg = TrainConfig(solver="sgd", strategy="bsp", workers=2, servers=1, max_iter=2, tol=None, random_state=3,
+                      batch_size=16, alpha=1e-4, compression=compression)
+    a, b = (distributed.train_arrays(models.get("logistic"), X, y, None, cfg, 1).params for _ in range(2))
+    for k in ("w", "b"):
+        np.testing.assert_array_equal(a[k], b[k])
+
+
 def test_asp_over_two_workers_learns_as_well_as_one_process():
     from sklearn.metrics import log_loss
 

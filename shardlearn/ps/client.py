@@ -31,9 +31,12 @@ class Client:
         change rows (``(coded, plain)`` column lists, ``comm/rows.py``): the additive columns
         through the codec, the others as float32, the rows' order sent beside them; the rows of
         the keys in ``whole`` (counters, not changes of a weight) as float64. Such a client
-        pulls the kernel state packed too in ``push_pull`` and ``pull(exact=False)``
-        (``kernel_shard.packed``: float32 weights, sums and scales; clocks and counters whole)
-        from the shards of other processes (its own process's answer in place, exact)."""
+        pulls the kernel state packed too in ``push_pull`` (asp's and ssp's step:
+        ``kernel_shard.packed``, float32 weights, sums and scales; clocks and counters whole)
+        from the shards of other processes (its own process's answer in place, exact). ``pull``
+        stays exact: per-example bsp over a server pulling packed rows ended 1.5e-4 apart in two
+        clean int8 runs (deterministic with exact pulls; the cause not found), which broke its
+        exact resume."""
         self.transport, self.slicer, self.hosts, self.worker = transport, slicer, list(hosts), worker
         self.keys_pushed = self.keys_pulled = self.keys_elided = 0
         self.cached: dict = {}  # shard -> the local keys it last answered in a push_pull
@@ -149,17 +152,13 @@ class Client:
         self.keys_pulled += pull_keys.size
         return Handle("pull", parts, pull_keys.size, packed)
 
-    def pull(self, keys: np.ndarray, exact: bool = True) -> Handle:
-        """The values (rows) of ``keys``; ``exact=False``: a client that codes kernel change rows
-        pulls them packed (a batch's starting state; a model read stays exact)."""
+    def pull(self, keys: np.ndarray) -> Handle:
         keys = np.asarray(keys, dtype=np.int64)
         shard, local = self.slicer.route(keys)
-        routed = group(shard, len(self.hosts))
-        packed = [self.packs and not exact and self.hosts[s] != self.rank for s, _ in routed]
-        parts = [(self.transport.call(self.hosts[s], host.pull, int(s), local[pos], p), pos)
-                 for (s, pos), p in zip(routed, packed)]
+        parts = [(self.transport.call(self.hosts[s], host.pull, int(s), local[pos]), pos)
+                 for s, pos in group(shard, len(self.hosts))]
         self.keys_pulled += keys.size
-        return Handle("pull", parts, keys.size, packed)
+        return Handle("pull", parts, keys.size)
 
     def wait(self, handle: Handle):
         if handle.kind == "push":

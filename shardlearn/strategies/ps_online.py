@@ -65,7 +65,7 @@ class Learner:
             rows = client.wait(client.push_pull(*self.pending[:2], keys, at=self.pending[2]))
             self.pending = None
         else:
-            rows = client.wait(client.pull(keys, exact=False))
+            rows = client.wait(client.pull(keys))
         state = {"ws": np.ascontiguousarray(rows[:-1]), "scalars": rows[-1, [W, G]].copy()}
         at = None if self.alone else state["scalars"].copy()
         if at is not None:  # the rows up to date at the pulled clock (the intercept, last, is never penalised)
