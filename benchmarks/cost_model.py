@@ -17,7 +17,7 @@ Gropp 2005) whose constants are fitted to this machine's measurements
   make: a loss, a count, a line search's flag, a gradient narrower than the full width) a
   small allreduce: its latency terms alone.
 
-The model is checked against the runs of ``bench_links.py`` (4 hosts): its transfer seconds
+The model is checked against the runs of ``bench_links.py`` (4 hosts, and 2 with ``--hosts 2``): its transfer seconds
 against the collectives' measured seconds less the wait for the slowest rank's compute
 (per step, from every rank's compute seconds in the metrics; the error is stated), and then
 extrapolates time to 1.01 x L* to 8, 64 and 256 workers (D2 and a9a from those runs; D1 from
@@ -113,6 +113,13 @@ def seconds(c, op: str, p: int, n: float, tree=False) -> float:
 SMALL = 16.0  # bytes of a small collective (a loss, a count, a flag): its cost is its latency
 
 
+def full_calls(rec) -> float:
+    """The full-width calls the measured run's bytes make (rank 0's, less the setup's agreements)."""
+    q = rec.get("workers", 4)
+    op, n = per_call(rec, q)
+    return (rec["bytes_sent_rank0"] - rec.get("setup_bytes_rank0", 0.0)) / sent(op, q, n)
+
+
 def small_calls(rec, big: float) -> float:
     """The run's collectives beyond its ``big`` ones (the full-width calls its bytes make) and
     the setup's agreement: the losses, counts and flags an iteration also exchanges (a
@@ -132,9 +139,8 @@ def model_comm(c, rec, p, tree=False) -> float:
     bytes rank 0 sent in the measured run, less the setup's agreements), its small ones (each a
     latency: ``small_calls``) and the setup's allreduce."""
     q = rec.get("workers", 4)  # the measured run's workers
-    op_q, n_q = per_call(rec, q)
     setup = rec.get("setup_bytes_rank0", 0.0)  # sent by the setup's allreduces: their payload is setup / ring share
-    calls = (rec["bytes_sent_rank0"] - setup) / sent(op_q, q, n_q)
+    calls = full_calls(rec)
     small = small_calls(rec, calls)
     if rec["strategy"] == "local_sgd":  # averaging rounds per epoch fall as 1/p (each worker's shard shrinks)
         calls, small = calls * q / p, small * q / p
@@ -234,9 +240,7 @@ def main() -> None:
         transfer = max(r["comm_seconds"] - wait, 1e-9)
         err = (m - transfer) / transfer
         errors.append((abs(err), transfer > 0.5, q))
-        op_q, n_q = per_call(r, q)
-        big = (r["bytes_sent_rank0"] - r.get("setup_bytes_rank0", 0.0)) / sent(op_q, q, n_q)
-        called = f"{r['calls_rank0']} ({small_calls(r, big):.0f})" if "calls_rank0" in r else "-"
+        called = f"{r['calls_rank0']} ({small_calls(r, full_calls(r)):.0f})" if "calls_rank0" in r else "-"
         lines.append(f"| {r['dataset']} | {r['link']} | {q} | {r['strategy']} | {r['codec']} | {called} | "
                      f"{r['comm_seconds']:.2f} | {wait:.2f} | {transfer:.2f} | {m:.2f} | {err:+.0%} |")
         compute = max(r["target_seconds"] - r["comm_seconds"], 0.0)

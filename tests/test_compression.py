@@ -445,7 +445,8 @@ def test_change_rows_travel_coded_and_come_back_in_their_order(spec, fewer):
 
 
 def test_a_coding_worker_pulls_kernel_rows_packed_and_model_reads_stay_exact():
-    """What a worker that codes its pushes pulls back (ps/host.py, ps/kernel_shard.py): weights,
+    """What an asp/ssp worker that codes its pushes pulls back in its push-pull (ps/host.py,
+    ps/kernel_shard.py): weights,
     sums and scales as float32, clocks and the free keys' rows (the intercept, the scalars
     weight seen and normalizer sum, past float32's 2^24) whole; 20 bytes a key against 32.
     A pull that is not packed (the model read at the end) is the shard's float64 rows."""
@@ -462,7 +463,7 @@ def test_a_coding_worker_pulls_kernel_rows_packed_and_model_reads_stay_exact():
         host.HOSTED["shards"][0].ws[:] = state
         keys = rng.permutation(1000)[:400]
         keys[-1] = 999
-        payload = host.pull(0, keys, True)
+        payload = host.push_pull(0, np.zeros(0, dtype=np.int64), np.zeros((0, 4)), keys, 0, None, True)
         assert payload.nbytes == 20 * keys.size + 8 + 40 * np.isin(keys, [998, 999]).sum()
         got = kernel_shard.unpacked(payload, keys.size)
         np.testing.assert_array_equal(got[:, L], state[keys, L])
@@ -470,8 +471,7 @@ def test_a_coding_worker_pulls_kernel_rows_packed_and_model_reads_stay_exact():
         np.testing.assert_allclose(got[:, :L], state[keys, :L], rtol=6e-8, atol=0)
         assert not np.array_equal(got[:, :L], state[keys, :L])
         np.testing.assert_array_equal(host.pull(0, keys), state[keys])
-        np.testing.assert_array_equal(host.push_pull(0, np.zeros(0, dtype=np.int64), np.zeros((0, 4)), keys, 0, None,
-                                                     True), payload)
+        np.testing.assert_array_equal(host.HOSTED["shards"][0].pull_packed(keys), payload)
     finally:
         host.reset()
 

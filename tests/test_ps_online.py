@@ -29,16 +29,16 @@ def _data(n=600, d=6, seed=0, sparse=False):
     return X, y, rng.uniform(0.2, 3.0, n)
 
 
-def _reference_bsp(X, y, sw, workers, batch, epochs, seed, loss, fit_intercept, opts, partition="random"):
+def _reference_bsp(X, y, sw, workers, batch, epochs, seed, loss, fit_intercept, opts):
     """bsp as the docstrings state it, in one process: each worker's next ``batch`` rows of its
-    shard (``partition``'s, seeded by ``seed``: the default splits per-example bsp's rows
-    at random; in its epoch order) learned from the same state, whose coordinates the
+    shard (the default split's: seeded random rows, seeded by ``seed``; in its epoch order)
+    learned from the same state, whose coordinates the
     rows touch are first brought up to date with the penalty (the decay of the rows before
     the exchange, taken once), the changes merged in rank order; every coordinate's change
     (an untouched one changes nothing)."""
     d = X.shape[1]
     state = kernel.new_state(d, opts["rule"])
-    parts = [rows_for(partition, workers, r, n=X.shape[0], seed=seed) for r in range(workers)]
+    parts = [rows_for("random", workers, r, n=X.shape[0], seed=seed) for r in range(workers)]
     keys = np.arange(d + 1)
     for epoch in range(epochs):
         orders = [p[epoch_order(p.size, epoch, seed, True, r)] for r, p in enumerate(parts)]

@@ -80,25 +80,24 @@ def _decoded(spec: str, payload: np.ndarray, shape: tuple, rest: tuple) -> tuple
     return codecs.decode(codec, payload, int(np.prod(shape)), 0).reshape(shape), rest
 
 
-def pull(shard_id: int, idx: np.ndarray, packed: bool = False) -> np.ndarray:
-    """The shard's values (rows) of ``idx``; ``packed``: a kernel shard's rows as the bytes of
-    ``kernel_shard.packed`` (what a worker that codes its pushes pulls)."""
-    shard = HOSTED["shards"][shard_id]
-    return shard.pull_packed(idx) if packed else shard.pull(idx)
+def pull(shard_id: int, idx: np.ndarray) -> np.ndarray:
+    return HOSTED["shards"][shard_id].pull(idx)
 
 
 def push_pull(shard_id: int, push_idx, values: np.ndarray, pull_idx: np.ndarray, worker: int = 0,
               at=None, packed: bool = False) -> np.ndarray:
-    """Apply a push (``at`` as ``push``'s), then answer a pull (``packed`` as ``pull``'s): one
-    round trip where a worker would make two. ``push_idx=None``: the keys this shard last
-    answered ``worker`` here (key caching)."""
+    """Apply a push (``at`` as ``push``'s), then answer a pull: one round trip where a worker
+    would make two. ``push_idx=None``: the keys this shard last answered ``worker`` here (key
+    caching). ``packed``: a kernel shard's rows as the bytes of ``kernel_shard.packed`` (what
+    an asp/ssp worker that codes its pushes pulls)."""
     cache = HOSTED.setdefault("answered", {})
     if push_idx is None:
         push_idx = cache[(shard_id, worker)]
     if push_idx.size:
         push(shard_id, push_idx, values, at=at)
     cache[(shard_id, worker)] = pull_idx
-    return pull(shard_id, pull_idx, packed)
+    shard = HOSTED["shards"][shard_id]
+    return shard.pull_packed(pull_idx) if packed else shard.pull(pull_idx)
 
 
 def create_clock(n_workers: int, start: int = 0) -> None:
