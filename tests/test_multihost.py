@@ -97,9 +97,10 @@ def test_bytes_counted_match_the_bytes_on_the_wire(hosts, tmp_path):
     extra_wire, extra_counted = wire[1][0] - wire[0][0], counted[1] - counted[0]
     assert extra_counted > 10e6  # the model's traffic dominates what is compared
     assert 0.98 <= extra_wire / extra_counted <= 1.12, (extra_wire, extra_counted)
-    # each rank's measured payload against its own host's interface (which adds TCP/IP headers)
+    # each rank's measured payload against its own host's interface (which adds TCP/IP headers and
+    # ACKs: 1.0050-1.0057 in 8 runs, once bytes written replaced bytes acknowledged, which read up to 60 KB short)
     ratio = (wire[1] - wire[0]) / (measured[1] - measured[0])
-    assert np.all((ratio >= 1.0) & (ratio <= 1.08)), ratio
+    assert np.all((ratio >= 1.0) & (ratio <= 1.03)), ratio
     assert os.path.getsize(path) > 0
 
 

@@ -49,3 +49,35 @@ def test_parameter_server_traffic_shows_on_the_wire(a9a):
     steps = distributed.train_arrays(models.get("logistic"), X, y, None, cfg, 1).steps
     for s in steps:  # the collectives see next to nothing; the pushes and pulls are there
         assert min(s["wire_bytes_sent_by_rank"]) > 20 * max(s["bytes_sent_by_rank"]) + 10_000, s
+
+
+def test_bytes_written_count_before_the_peer_acknowledges_them():
+    """A receiver that does not read: what the kernel took from send() is counted at once, the
+    part still in the send buffer (unsent or unacknowledged) too. Counting acknowledged bytes
+    read a collective's last chunk short until its ACK came back."""
+    import socket
+
+    from shardlearn.comm.wire import tcp_bytes
+
+    lst, snd = socket.socket(), socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(1)
+    snd.connect(lst.getsockname())
+    rcv, _ = lst.accept()
+    rcv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        before = tcp_bytes()
+        snd.setblocking(False)
+        written, chunk = 0, b"x" * 65536
+        while True:  # fill the peer's window and our send buffer
+            try:
+                written += snd.send(chunk)
+            except BlockingIOError:
+                break
+        after = tcp_bytes()
+        # the receiving socket has the bytes that reached it: sent - received is what is still queued
+        assert after[0] - before[0] == written, (after[0] - before[0], written)
+        assert 0 < after[1] - before[1] < written
+    finally:
+        for s in (snd, rcv, lst):
+            s.close()
