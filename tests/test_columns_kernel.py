@@ -111,3 +111,14 @@ def test_touched_is_numpys_unique_columns_of_the_rows(rows):
     want = np.unique(X[np.array(rows, dtype=np.int64)].indices) if rows else np.zeros(0)
     np.testing.assert_array_equal(got, want)
     assert got.dtype == np.int64 and not seen.any()  # the scratch is left all False
+
+
+@pytest.mark.parametrize("n", [0, 1, 63, 64, 5000])
+@pytest.mark.parametrize("top", [2, 2**11, 2**22, 2**45])
+def test_the_radix_order_sorts_distinct_keys_like_argsort(n, top):
+    """The batch's keys are sorted by a radix pass per 11 bits: the permutation equals a stable
+    argsort's for keys of one digit, of two (a 4M-wide model), of five, and below the size
+    where a comparison sort is used instead."""
+    rng = np.random.default_rng(n + top)
+    keys = rng.choice(top, size=min(n, top), replace=False).astype(np.int64)
+    np.testing.assert_array_equal(columns._radix_order(keys), np.argsort(keys, kind="stable"))
