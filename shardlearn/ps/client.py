@@ -47,6 +47,12 @@ class Client:
         self.rank = getattr(transport, "rank", None)  # this process's rank: its shards answer here
         self.whole = np.asarray(whole, dtype=np.int64)
 
+    def _route(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(shard, local index)`` of each key, the local indices as int32 where every shard's
+        fit (4 bytes a key on the wire instead of 8: a pulled kernel row packed is 20)."""
+        shard, local = self.slicer.route(keys)
+        return shard, local.astype(np.int32) if self.slicer.n_keys < 2**31 else local
+
     def arrays(self) -> dict:
         """The coded pushes' state as checkpoint arrays: the per-key residuals and the encodings'
         step (the stochastic rounding follows it); empty without a codec."""
@@ -104,7 +110,7 @@ class Client:
         none of the keys is its own, and applies the sum once ``expect`` workers pushed that clock. ``at``: kernel
         changes learned from rows brought up to date at these scalars ``[t, N]`` (``ps.kernel_shard``), or None."""
         uniq, vals = sum_by_key(keys, values)
-        shard, local = self.slicer.route(uniq)
+        shard, local = self._route(uniq)
         routed = group(shard, len(self.hosts))
         if clock is not None:
             have = {s for s, _ in routed}
@@ -119,7 +125,7 @@ class Client:
         """Send this worker's per-key sums of ``x^2`` and of rows present (the preconditioner's moments)."""
         uniq, vals = sum_by_key(keys, sums)
         _, cnts = sum_by_key(keys, counts)
-        shard, local = self.slicer.route(uniq)
+        shard, local = self._route(uniq)
         parts = [(self.transport.call(self.hosts[s], host.add_stats, int(s), local[pos], vals[pos], cnts[pos]), None)
                  for s, pos in group(shard, len(self.hosts))]
         return Handle("push", parts)
@@ -131,9 +137,9 @@ class Client:
         ``push_pull``, and a push for exactly those keys (a batch's change after its pull) goes
         without them; ``keys_elided`` counts the keys not sent. ``at``: as ``push``'s."""
         uniq, vals = sum_by_key(push_keys, values)
-        push_shard, push_local = self.slicer.route(uniq)
+        push_shard, push_local = self._route(uniq)
         pull_keys = np.asarray(pull_keys, dtype=np.int64)
-        pull_shard, pull_local = self.slicer.route(pull_keys)
+        pull_shard, pull_local = self._route(pull_keys)
         pushes, pulls = dict(group(push_shard, len(self.hosts))), dict(group(pull_shard, len(self.hosts)))
         none = np.zeros(0, dtype=np.int64)
         parts, packed = [], []
@@ -154,7 +160,7 @@ class Client:
 
     def pull(self, keys: np.ndarray) -> Handle:
         keys = np.asarray(keys, dtype=np.int64)
-        shard, local = self.slicer.route(keys)
+        shard, local = self._route(keys)
         parts = [(self.transport.call(self.hosts[s], host.pull, int(s), local[pos]), pos)
                  for s, pos in group(shard, len(self.hosts))]
         self.keys_pulled += keys.size
