@@ -67,7 +67,7 @@ def _gather(indices, pos, out):
 _DIGIT = 11  # bits a radix pass sorts: 2,048 buckets, which sit in L1 with their counts
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _radix_order(keys):
     """The permutation that sorts ``keys`` (distinct, non-negative int64): a stable LSD radix
     sort, ``_DIGIT`` bits a pass, as many passes as the largest key needs. For a step's ~12,000
@@ -99,7 +99,7 @@ def _radix_order(keys):
     return order
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # the shard's RPC threads run meanwhile (asp)
 def _batch(indptr, indices, data, rows, pos, keys, sub_indptr, sub_indices, sub_data):
     n = 0
     out = 0

@@ -59,7 +59,7 @@ def change(before: np.ndarray, after: np.ndarray, rule: str) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # other RPC threads and the learner run meanwhile
 def _merge(ws, keys, rows, s_adds):
     for j in range(keys.size):
         c = ws[keys[j]]

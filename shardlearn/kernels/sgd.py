@@ -138,7 +138,7 @@ def catch_up(state: dict, keys: np.ndarray, *, rule: str, lr: float, power_t: fl
                    float(l2), free)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _catch_up_keys(rule, ws, scalars, keys, lr, power_t, beta, l1, l2, free):
     t = scalars[0]
     base = _base(rule, lr, power_t, t, scalars[1])
