@@ -244,6 +244,44 @@ def test_the_compiled_batch_step_equals_numpys(order, monkeypatch):
     assert np.count_nonzero(states[0][0][:d, kernel.W]) == d  # every column learned
 
 
+@pytest.mark.parametrize("order", ["slices", "shuffled"])
+def test_a_batch_gathered_ahead_is_the_batch_gathered_on_time(order, monkeypatch):
+    """A step given the next step's rows gathers them while its pull is in flight; the next
+    step uses that gather (one gather a step, not two) and learns to the bit what it learns
+    without it. Rows that are not the announced ones are gathered afresh."""
+    from shardlearn.kernels import columns
+    from shardlearn.strategies import hogwild, ps_online
+
+    X, y, sw = _data(sparse=True, n=700, d=40, seed=3)
+    d = X.shape[1]
+    batches = [slice(lo, lo + 64) for lo in range(0, 700, 64)] if order == "slices" else \
+        np.array_split(np.random.default_rng(0).permutation(700), 11)
+    gathers = [0]
+    real = columns.batch
+
+    def counted(*a):
+        gathers[0] += 1
+        return real(*a)
+
+    monkeypatch.setattr(columns, "batch", counted)
+    states = []
+    for ahead in (False, True):
+        gathers[0] = 0
+        shard = KernelShard(d + 2, rule="normalized", learning_rate=0.5, l2=1e-3, free=(d, d + 1))
+        client = hogwild.LocalClient(shard)
+        learner = ps_online.Learner(d, "logistic", True, "normalized", 0.5, l2=1e-3)
+        losses = []
+        for i, b in enumerate(batches):
+            nxt = batches[i + 1] if ahead and i + 1 < len(batches) else None
+            if ahead and i == 5:  # announced rows 6 are not the ones that come: gathered again
+                nxt = batches[0]
+            losses.append(learner(client, X, b, y[b], sw[b], {}, upcoming=nxt)[0])
+        states.append((shard.ws.copy(), losses, gathers[0]))
+    np.testing.assert_array_equal(states[0][0], states[1][0])
+    assert states[0][1] == states[1][1]
+    assert states[0][2] == len(batches) and states[1][2] == len(batches) + 1
+
+
 @pytest.mark.parametrize("plan,extra,n_rows,want", [
     ("asp", {}, 1_000_000, 15 * 256),  # D2 on 2 workers: 256 steps an epoch, 15 batches each
     ("ssp", {}, 10_000_000, 16 * 256),  # at most 16 batches a step

@@ -43,29 +43,43 @@ class Learner:
         self.opts = dict(rule=rule, lr=lr, power_t=power_t, l1=l1, l2=l2)
         self.fuse, self.pending, self.alone = fuse, None, workers == 1
         self.pos = None  # the compiled batch's scratch: -1 for every column of the data
+        self.ahead = None  # (X, rows, keys, Xc): the next batch, gathered while a round trip was in flight
 
-    def __call__(self, client, X, which, yb, swb, held, predictions=None):
+    def _gather(self, X, which) -> tuple:
+        """``(keys, Xc)``: rows ``which`` of ``X`` on the sorted columns they touch. In one
+        compiled pass where the data is CSR and at most ``SCRATCH_WIDTH`` wide (its scratch
+        holds an int32 per column); a wider hashed space takes numpy's way, so a worker's
+        memory never grows with it."""
+        if sp.issparse(X) and X.format == "csr" and X.shape[1] <= SCRATCH_WIDTH:
+            if self.pos is None or self.pos.size != X.shape[1]:
+                self.pos = np.full(X.shape[1], -1, dtype=np.int32)
+            which = np.arange(*which.indices(X.shape[0])) if isinstance(which, slice) else which
+            return columns.batch(X, which, self.pos)
+        return batch_columns(X[which])
+
+    def __call__(self, client, X, which, yb, swb, held, predictions=None, upcoming=None):
         """Learn rows ``which`` (a slice or indices) of ``X``, whose labels and weights are ``yb``
         and ``swb`` (or None). ``predictions`` (or None) receives each row's score before its
         update. With ``fuse`` (asp, ssp) a batch's change is not pushed at once: it travels
         with the next batch's pull (``Client.push_pull``, one round trip a step, the shard
         applying the push before it answers), or with ``flush``; the push handle returned is
-        then None. The batch is gathered and compacted in one compiled pass where the data
-        is CSR and at most ``SCRATCH_WIDTH`` wide (its scratch holds an int32 per column);
-        a wider hashed space takes numpy's way, so a worker's memory never grows with it."""
-        if sp.issparse(X) and X.format == "csr" and X.shape[1] <= SCRATCH_WIDTH:
-            if self.pos is None or self.pos.size != X.shape[1]:
-                self.pos = np.full(X.shape[1], -1, dtype=np.int32)
-            which = np.arange(*which.indices(X.shape[0])) if isinstance(which, slice) else which
-            keys, Xc = columns.batch(X, which, self.pos)
+        then None. ``upcoming`` (or None): the rows of the next call, gathered while this
+        call's pull is in flight (the compiled gather releases the GIL, and the answer
+        arrives meanwhile), so the next call starts with its request."""
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None and ahead[0] is X and _same(ahead[1], which):
+            keys, Xc = ahead[2], ahead[3]
         else:
-            keys, Xc = batch_columns(X[which])
+            keys, Xc = self._gather(X, which)
         keys = np.concatenate([keys, self.extra])
         if self.pending is not None:
-            rows = client.wait(client.push_pull(*self.pending[:2], keys, at=self.pending[2]))
+            handle = client.push_pull(*self.pending[:2], keys, at=self.pending[2])
             self.pending = None
         else:
-            rows = client.wait(client.pull(keys))
+            handle = client.pull(keys)
+        if upcoming is not None:
+            self.ahead = (X, upcoming, *self._gather(X, upcoming))
+        rows = client.wait(handle)
         state = {"ws": np.ascontiguousarray(rows[:-1]), "scalars": rows[-1, [W, G]].copy()}
         at = None if self.alone else state["scalars"].copy()
         if at is not None:  # the rows up to date at the pulled clock (the intercept, last, is never penalised)
@@ -86,3 +100,10 @@ class Learner:
         if self.pending is not None:
             client.wait(client.push(*self.pending[:2], at=self.pending[2]))
             self.pending = None
+
+
+def _same(a, b) -> bool:
+    """Rows ``a`` and ``b`` (slices or index arrays) are the same rows in the same order."""
+    if isinstance(a, slice) or isinstance(b, slice):
+        return a == b
+    return a.shape == b.shape and np.array_equal(a, b)

@@ -143,7 +143,8 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
             weight = float(rows if sw is None else sw[idx].sum())
             pushed = None
             if rows and weight > 0 and learn is not None:
-                loss_sum, pushed = learn(client, X, idx, y[idx], None if sw is None else sw[idx], held)
+                loss_sum, pushed = learn(client, X, idx, y[idx], None if sw is None else sw[idx], held,
+                                         upcoming=_rows_of(step + 1, steps, batch_size, n, order))
             elif rows and weight > 0:
                 keys, Xc = batch_columns(X[idx])
                 keys = np.concatenate([keys, bias])
@@ -194,3 +195,12 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
         if checkpoint is not None and (cur["epoch"] >= epochs or cur["stopped"] or checkpoint.due(cur["t"])):
             save()
     return cur["t"], log
+
+
+def _rows_of(step: int, steps: int, batch_size: int, n: int, order):
+    """Step ``step``'s rows of this worker's ``n`` (a slice, or indices of ``order``); None
+    past the epoch's last step or where the step has none."""
+    lo = step * batch_size
+    if step >= steps or lo >= n:
+        return None
+    return slice(lo, min(lo + batch_size, n)) if order is None else order[lo : lo + batch_size]
