@@ -48,8 +48,8 @@ class Client:
         self.whole = np.asarray(whole, dtype=np.int64)
 
     def _route(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(shard, local index)`` of each key, the local indices as int32 where every shard's
-        fit (4 bytes a key on the wire instead of 8: a pulled kernel row packed is 20)."""
+        """``(shard, local index)`` of each key, the local indices as int32 where the model has
+        fewer than 2^31 keys (4 bytes a key on the wire instead of 8; a packed kernel row is 20)."""
         shard, local = self.slicer.route(keys)
         return shard, local.astype(np.int32) if self.slicer.n_keys < 2**31 else local
 
