@@ -105,5 +105,5 @@ class Learner:
 def _same(a, b) -> bool:
     """Rows ``a`` and ``b`` (slices or index arrays) are the same rows in the same order."""
     if isinstance(a, slice) or isinstance(b, slice):
-        return a == b
+        return isinstance(a, slice) and isinstance(b, slice) and a == b
     return a.shape == b.shape and np.array_equal(a, b)
