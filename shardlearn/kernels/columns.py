@@ -33,7 +33,8 @@ numba region is not safe in a process that forks afterwards (GNU OpenMP).
 a batch gathered and their columns renumbered onto the sorted keys they touch, in one pass
 (numpy's ``X[rows]``, ``np.unique`` and a new CSR matrix took a third of a one-worker
 ``asp`` step on D2); the keys are sorted by radix (LSD, 11 bits a pass; Knuth, TAOCP vol. 3,
-5.2.5), which took a 2,048-row step of D2 from 0.99 to 0.69 us a row.
+5.2.5), which took a 2,048-row step of D2 from 0.99 to 0.69 us a row (by hand,
+``benchmarks/README.md``).
 """
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def _radix_order(keys):
     """The permutation that sorts ``keys`` (distinct, non-negative int64): a stable LSD radix
     sort, ``_DIGIT`` bits a pass, as many passes as the largest key needs. For a step's ~12,000
     keys of a 4M-wide model: 2 passes of ~25,000 operations, against a comparison sort's
-    ~170,000 compares (numba's argsort took 0.76 ms of a 2,048-row step's 2.6 ms)."""
+    ~170,000 compares (numba's argsort took 0.76 ms of a 2,048-row step's 2.6 ms, by hand)."""
     n = keys.size
     if n < 64:
         return np.argsort(keys)
