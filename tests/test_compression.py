@@ -44,10 +44,20 @@ def test_quantizers_round_trip_within_their_stated_error():
     small = np.abs(v) > 1e-4  # fp16's normal range
     assert np.all(np.abs(dec["fp16"] - v)[small] <= 2.0 ** -11 * np.abs(v)[small])
     assert np.all(np.abs(dec["bf16"] - v) <= 2.0 ** -8 * np.abs(v))
-    blocks = np.abs(np.pad(v, (0, -v.size % codecs.INT8_BLOCK))).reshape(-1, codecs.INT8_BLOCK).max(axis=1)
-    bound = np.repeat(blocks / 127.0, codecs.INT8_BLOCK)[: v.size] * (1 + 1e-6)
+    blocks = np.abs(np.pad(v, (0, -v.size % codecs.BLOCK))).reshape(-1, codecs.BLOCK).max(axis=1)
+    bound = np.repeat(blocks / 127.0, codecs.BLOCK)[: v.size] * (1 + 1e-6)
     assert np.all(np.abs(dec["int8"] - v) <= bound)
-    np.testing.assert_allclose(dec["sign"], np.sign(v) * np.float32(np.abs(v).mean()), rtol=1e-7)
+    per_block = np.repeat([np.float32(np.abs(v[i : i + codecs.BLOCK]).mean()) for i in range(0, v.size, codecs.BLOCK)],
+                          codecs.BLOCK)[: v.size]  # the last block's mean over its own values only
+    assert v.size % codecs.BLOCK and np.ptp(per_block) > 0
+    np.testing.assert_allclose(dec["sign"], np.sign(v) * per_block, rtol=1e-7)
+    sparse = np.zeros(3 * codecs.BLOCK)  # a wide sparse change: a block of zeros decodes to zeros
+    sparse[[5, 1400]] = [2.0, -4.0]
+    out = codecs.decode(codecs.parse("sign"), codecs.encode(codecs.parse("sign"), sparse,
+                                                            codecs.init(codecs.parse("sign"), sparse.size))[0],
+                        sparse.size, 0)
+    assert np.count_nonzero(out[codecs.BLOCK : 2 * codecs.BLOCK]) == 0
+    assert out[5] == 2.0 / codecs.BLOCK and out[1400] == -4.0 / codecs.BLOCK
     big = np.array([1e6, -2e5, 3.0])  # beyond fp16: clipped, the rest left to error feedback
     assert codecs.decode(codecs.parse("fp16"), codecs.encode(codecs.parse("fp16"), big,
                                                              codecs.init(codecs.parse("fp16"), 3))[0], 3, 0).tolist() \

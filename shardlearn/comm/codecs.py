@@ -9,8 +9,9 @@ A spec is at most one *sparsifier* then at most one *quantizer*, joined by ``+``
   seed shared by every worker and the step, so no index travels: BytePS's random-k);
 - quantizers: ``fp16`` (clipped to +-65504), ``bf16`` (round to nearest even), ``int8``
   (a float32 scale per block of 512 values, stochastic rounding: QSGD, Alistarh et al.
-  2017), ``sign`` (one bit per value and one scale, ``||x||_1 / n``: scaled signSGD,
-  Karimireddy et al. 2019);
+  2017), ``sign`` (one bit per value and a float32 scale per block of 512, the block's
+  ``||x||_1 / n``: scaled signSGD, Karimireddy et al. 2019, blockwise so that a block of
+  zeros, as most of a wide sparse model's change is, decodes to zeros);
 - ``powersgd:R``: a rank-R approximation of each matrix-shaped gradient (a softmax's
   weights), by one step of subspace iteration over two allreduces (``comm/powersgd.py``);
   alone, not composed;
@@ -44,7 +45,7 @@ from shardlearn.core.errors import ConfigError
 
 SPARSIFIERS = ("topk", "randk")
 QUANTIZERS = ("fp16", "bf16", "int8", "sign")
-INT8_BLOCK = 512
+BLOCK = 512  # values sharing one float32 scale under int8 and sign
 FP16_MAX = 65504.0
 # bytes per kept value (float64 when no quantizer follows a sparsifier)
 VALUE_BYTES = {None: 8, "fp16": 2, "bf16": 2, "int8": 1}
@@ -125,9 +126,9 @@ def payload_bytes(codec: Codec, n: int) -> int:
     m = kept(codec, n)
     q = codec.quantizer
     if q == "sign":
-        values = -(-m // 8) + 4
+        values = -(-m // 8) + 4 * -(-m // BLOCK)
     elif q == "int8":
-        values = m + 4 * -(-m // INT8_BLOCK)
+        values = m + 4 * -(-m // BLOCK)
     else:
         values = VALUE_BYTES[q] * m
     return values + (index_bytes(n, m) if codec.sparsifier == "topk" else 0)
@@ -172,14 +173,16 @@ def _quantize(q: str | None, x: np.ndarray, rng) -> bytes:
     if q == "bf16":
         u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
         return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16).tobytes()
-    if q == "sign":
-        scale = np.float32(np.abs(x).mean() if x.size else 0.0)
-        return np.packbits(x >= 0).tobytes() + scale.tobytes()
-    m = x.size  # int8: a scale per block, q = round(127 x / scale) rounded up with probability of the remainder
-    blocks = -(-m // INT8_BLOCK)
-    padded = np.zeros(blocks * INT8_BLOCK)
+    m = x.size
+    blocks = -(-m // BLOCK)
+    padded = np.zeros(blocks * BLOCK)
     padded[:m] = x
-    padded = padded.reshape(blocks, INT8_BLOCK)
+    padded = padded.reshape(blocks, BLOCK)
+    if q == "sign":  # a block's mean magnitude (over its own values: the last block may be short)
+        per = np.minimum(BLOCK, m - BLOCK * np.arange(blocks))
+        scale = (np.abs(padded).sum(axis=1) / np.maximum(per, 1)).astype(np.float32)
+        return np.packbits(x >= 0).tobytes() + scale.tobytes()
+    # int8: a scale per block, q = round(127 x / scale) rounded up with probability of the remainder
     scale = np.abs(padded).max(axis=1).astype(np.float32)
     unit = np.where(scale > 0, 127.0 / np.where(scale > 0, scale, 1.0), 0.0)[:, None]
     scaled = padded * unit
@@ -194,13 +197,13 @@ def _dequantize(q: str | None, buf: np.ndarray, m: int) -> np.ndarray:
         return buf.view(np.float16)[:m].astype(np.float64)
     if q == "bf16":
         return (buf.view(np.uint16)[:m].astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    blocks = -(-m // BLOCK)
     if q == "sign":
         nb = -(-m // 8)
-        scale = float(buf[nb : nb + 4].view(np.float32)[0])
+        scale = np.repeat(buf[nb : nb + 4 * blocks].view(np.float32).astype(np.float64), BLOCK)[:m]
         return np.where(np.unpackbits(buf[:nb], count=m).astype(bool), scale, -scale)
-    blocks = -(-m // INT8_BLOCK)
     scale = buf[m : m + 4 * blocks].view(np.float32).astype(np.float64)
-    per = np.repeat(scale / 127.0, INT8_BLOCK)[:m]
+    per = np.repeat(scale / 127.0, BLOCK)[:m]
     return buf[:m].view(np.int8).astype(np.float64) * per
 
 
