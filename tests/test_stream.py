@@ -29,6 +29,7 @@ from tests.conftest import data_path
     dict(solver="sgd", strategy="local_sgd", max_iter=2, shuffle=False, tol=None, sync_every=9, alpha=1e-3,
          l1_ratio=0.5),
     dict(solver="sgd", strategy="bsp", max_iter=2, shuffle=False, tol=None, alpha=1e-3, l1_ratio=0.5),
+    dict(solver="sgd", strategy="local_sgd", max_iter=2, shuffle=False, tol=None, sync_every=9, compression="sign"),
 ])
 def test_a_streamed_fit_equals_the_in_memory_one(kw):
     path = data_path("a9a", "a9a")

@@ -30,6 +30,7 @@ import numpy as np
 from shardlearn.comm.compressed import Compressed
 from shardlearn.core.errors import ConfigError
 from shardlearn.kernels import delta, sgd as kernel
+from shardlearn.strategies.coded_average import CodedAverage
 from shardlearn.strategies.coded_changes import Coded, apply, taken
 from shardlearn.strategies.result import Result
 from shardlearn.strategies.sparse_average import SparseAverage
@@ -71,11 +72,12 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         else:
             state = {"ws": resume["kernel/ws"].copy(), "scalars": resume["kernel/scalars"].copy()}
         cur.update({k: resume[f"cursor/{k}"].item() for k in cur})
-    # local SGD over a compressed collective: the averaged columns at the last average
-    anchor = state["ws"][:, _averaged(rule)].copy() if isinstance(comm, Compressed) and not changes else None
+    # local SGD over a compressed collective: the agreed weights and units (strategies/coded_average.py)
+    anchor = CodedAverage(comm, state, _averaged(rule), rule) if isinstance(comm, Compressed) and not changes \
+        else None
     if anchor is not None and resume is not None:
         comm.restore(resume)
-        anchor = np.array(resume["codec/anchor"]) if "codec/anchor" in resume else anchor
+        anchor.restore(resume)
     # bsp over a compressed collective: changes through the codec, residuals per coordinate
     coded = Coded(comm.codec, d, opts) if isinstance(comm, Compressed) and changes else None
     if coded is not None and resume is not None:
@@ -100,7 +102,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
     def save(step):
         if shared:  # Hogwild: every worker stops writing the shared state before any saves it
             comm.barrier()
-        extra = dict(comm.arrays(), **{"codec/anchor": anchor}) if anchor is not None else {}
+        extra = dict(comm.arrays(), **anchor.arrays()) if anchor is not None else {}
         extra.update(coded.arrays() if coded is not None else {})
         checkpoint.save(step, {"kernel/ws": state["ws"], "kernel/scalars": state["scalars"], **extra,
                                **{f"cursor/{k}": np.array(v) for k, v in cur.items()}})
@@ -134,8 +136,8 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
                 cur["since_sync"] = 0.0
             if checkpoint is not None and cur["pos"] < chunks and checkpoint.due(epoch * chunks + cur["pos"]):
                 save(epoch * chunks + cur["pos"])
-        if distributed and not shared and not changes and stream_sync is None:
-            _average(comm, state, cur["since_sync"], opts, anchor)
+        if distributed and not shared and not changes and (stream_sync is None or anchor is not None):
+            _average(comm, state, cur["since_sync"], opts, anchor, last=True)
             cur["since_sync"] = 0.0
         theta = _finalized(state, d, opts)
         loss, seen = cur["loss"], cur["seen"]
@@ -274,23 +276,20 @@ def _averaged(rule: str) -> list:
     return [kernel.W, kernel.S] if rule == "ftrl" else [kernel.W]
 
 
-def _average(comm, state, used: float, opts, anchor=None) -> float:
+def _average(comm, state, used: float, opts, coded=None, last: bool = False) -> float:
     """Every worker's weights averaged, weighted by the examples each used since the last
     average (each keeps its own adaptive sums, as Vowpal Wabbit's allreduce does); returns the
     weight all used (0: nobody learned since, nothing changes). Over a compressed collective
-    the changes since the last average (``anchor``, the same on every worker, updated in
-    place) travel through the codec."""
+    ``coded`` (a ``CodedAverage``) sends the changes since the last average through the codec
+    (``last``: the epoch's last average)."""
     kernel.finalize(state, **opts)  # the penalty up to now, on every coordinate, before averaging
+    if coded is not None:
+        return coded(state, used, last)
     total = float(comm.allreduce(np.array([used]))[0])
     if total <= 0:
         return 0.0
     share = used / total
     ws, cols = state["ws"], _averaged(opts["rule"])
-    if isinstance(comm, Compressed):
-        change = (ws[:, cols] - anchor) * share
-        anchor += comm.sum(change.ravel()).reshape(anchor.shape)
-        ws[:, cols] = anchor
-        return total
     for c in cols:
         ws[:, c] = comm.allreduce(ws[:, c] * share)
     return total
