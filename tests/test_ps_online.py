@@ -118,9 +118,11 @@ def test_bsp_over_the_parameter_server_equals_bsp_over_allreduce_per_example(cas
 
 @pytest.mark.parametrize("compression", ["none", "int8"])
 def test_bsp_over_a_server_ends_bit_for_bit_the_same_in_every_run(compression):
-    """A clock's pushes are merged in an order of their own, not their arrival's, and the
-    workers pull exact rows: two runs end equal to the last bit (pulling float32-packed rows,
-    two int8 runs ended 1.5e-4 apart)."""
+    """A clock's pushes are merged in an order of their own, not their arrival's, and their
+    catch-ups are held with them: two runs end equal to the last bit, int8's included, whose
+    workers pull float32-packed rows (with each push's keys caught up on arrival, a fast
+    worker's next push moved rows a slow worker had yet to pull: three of three int8 runs
+    failed)."""
     X, y, _ = _data(800, sparse=True)
     cfg = TrainConfig(solver="sgd", strategy="bsp", workers=2, servers=1, max_iter=2, tol=None, random_state=3,
                       batch_size=16, alpha=1e-4, compression=compression)

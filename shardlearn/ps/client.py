@@ -31,12 +31,10 @@ class Client:
         change rows (``(coded, plain)`` column lists, ``comm/rows.py``): the additive columns
         through the codec, the others as float32, the rows' order sent beside them; the rows of
         the keys in ``whole`` (counters, not changes of a weight) as float64. Such a client
-        pulls the kernel state packed too in ``push_pull`` (asp's and ssp's step:
-        ``kernel_shard.packed``, float32 weights, sums and scales; clocks and counters whole)
-        from the shards of other processes (its own process's answer in place, exact). ``pull``
-        stays exact: per-example bsp over a server pulling packed rows ended 1.5e-4 apart in two
-        clean int8 runs (deterministic with exact pulls; the cause not found), which broke its
-        exact resume."""
+        pulls the kernel state packed too (``kernel_shard.packed``, float32 weights, sums and
+        scales; clocks and counters whole) from the shards of other processes (its own
+        process's answer in place, exact), in ``push_pull`` (asp's and ssp's step) and in
+        ``pull`` (bsp's)."""
         self.transport, self.slicer, self.hosts, self.worker = transport, slicer, list(hosts), worker
         self.keys_pushed = self.keys_pulled = self.keys_elided = 0
         self.cached: dict = {}  # shard -> the local keys it last answered in a push_pull
@@ -161,10 +159,12 @@ class Client:
     def pull(self, keys: np.ndarray) -> Handle:
         keys = np.asarray(keys, dtype=np.int64)
         shard, local = self._route(keys)
-        parts = [(self.transport.call(self.hosts[s], host.pull, int(s), local[pos]), pos)
-                 for s, pos in group(shard, len(self.hosts))]
+        routed = group(shard, len(self.hosts))
+        packed = [self.packs and self.hosts[s] != self.rank for s, _ in routed]
+        parts = [(self.transport.call(self.hosts[s], host.pull, int(s), local[pos], pk), pos)
+                 for (s, pos), pk in zip(routed, packed)]
         self.keys_pulled += keys.size
-        return Handle("pull", parts, keys.size)
+        return Handle("pull", parts, keys.size, packed)
 
     def wait(self, handle: Handle):
         if handle.kind == "push":

@@ -49,11 +49,12 @@ def precondition(shard_id: int, curvature: float, ridge: float) -> None:
 
 def push(shard_id: int, idx: np.ndarray, values: np.ndarray, clock=None, expect: int = 1, at=None) -> None:
     """Apply (bsp: hold) a push; ``at``: kernel changes made from rows brought up to date at
-    these scalars, which the shard's rows of ``idx`` are brought to first (``KernelShard.catch_up``)."""
+    these scalars, which the shard's rows of ``idx`` are brought to first (``KernelShard.push``)."""
     shard = HOSTED["shards"][shard_id]
-    if at is not None:
-        shard.catch_up(idx, at)
-    shard.push(idx, values, clock, expect)
+    if at is None:
+        shard.push(idx, values, clock, expect)
+    else:
+        shard.push(idx, values, clock, expect, at)
 
 
 def push_coded(shard_id: int, idx: np.ndarray, spec: str, payload: np.ndarray, shape: tuple, *rest) -> None:
@@ -80,8 +81,10 @@ def _decoded(spec: str, payload: np.ndarray, shape: tuple, rest: tuple) -> tuple
     return codecs.decode(codec, payload, int(np.prod(shape)), 0).reshape(shape), rest
 
 
-def pull(shard_id: int, idx: np.ndarray) -> np.ndarray:
-    return HOSTED["shards"][shard_id].pull(idx)
+def pull(shard_id: int, idx: np.ndarray, packed: bool = False) -> np.ndarray:
+    """A shard's rows of ``idx`` (``packed``: as ``push_pull``'s)."""
+    shard = HOSTED["shards"][shard_id]
+    return shard.pull_packed(idx) if packed else shard.pull(idx)
 
 
 def push_pull(shard_id: int, push_idx, values: np.ndarray, pull_idx: np.ndarray, worker: int = 0,

@@ -48,14 +48,38 @@ class KernelShard(Shard):
         if idx.size:  # a change decoded from a quantizer may undershoot: an adaptive sum stays >= 0
             self.ws[idx, kernel.G] = np.maximum(self.ws[idx, kernel.G], 0.0)
 
+    def push(self, idx: np.ndarray, rows: np.ndarray, clock: int | None = None, expect: int = 1, at=None) -> None:
+        """Merge a change (``at``: learned from rows brought up to date at these scalars, which
+        the keys are brought to first). With ``clock`` (bsp) the change *and its catch-up* are
+        held until the clock's ``expect`` pushes arrived: a pull between two clocks then sees no
+        row moved by the next clock's pushes. (Caught up on arrival, a row a fast worker's push
+        had already decayed reached a slower worker's pull caught up by the shard rather than
+        by the worker: the same value in float64, but rounded to float32 at a different point
+        when pulls are packed, and two int8 runs of bsp over a server ended 1e-4 apart.)"""
+        with self.lock:
+            self.pushes += 1
+            if clock is None:
+                if at is not None:
+                    self._catch_up(idx, at)
+                self._apply(idx, rows)
+                return
+            held = self.held.setdefault(clock, [])
+            held.append((idx, rows, at))
+            if len(held) < expect:
+                return
+            del self.held[clock]
+            self._apply_held(held)
+
     def _apply_held(self, held) -> None:
         """A bsp clock's pushes merged in an order of their own (by key, then values), not their
         arrival's: the sums of a key's differences round the same way in every run, so two
         runs of per-example bsp over a server end bit for bit equal (they differed in the last
-        bits before)."""
-        idx = np.concatenate([i for i, _ in held])
+        bits before). Each push's keys are caught up first, the pushes by their scalars."""
+        for i, _, at in sorted((h for h in held if h[2] is not None), key=lambda h: tuple(np.ravel(h[2]))):
+            self._catch_up(i, at)
+        idx = np.concatenate([i for i, _, _ in held])
         if idx.size:
-            rows = np.concatenate([r.reshape(-1, 4) for _, r in held])
+            rows = np.concatenate([r.reshape(-1, 4) for _, r, _ in held])
             order = np.lexsort((rows[:, 3], rows[:, 2], rows[:, 1], rows[:, 0], idx))
             self._apply(idx[order], rows[order])
 
@@ -64,9 +88,12 @@ class KernelShard(Shard):
         where a change learned from rows brought up to date at ``at`` starts, so the decay of
         the rows before it is taken once however many workers' changes touch a key."""
         with self.lock:
-            delta.start({"ws": self.ws, "scalars": np.asarray(at, dtype=np.float64)}, idx,
-                        dict(rule=self.rule, lr=self.learning_rate, power_t=self.power_t, l1=self.l1, l2=self.l2,
-                             free=self.free))
+            self._catch_up(idx, at)
+
+    def _catch_up(self, idx: np.ndarray, at) -> None:
+        delta.start({"ws": self.ws, "scalars": np.asarray(at, dtype=np.float64)}, idx,
+                    dict(rule=self.rule, lr=self.learning_rate, power_t=self.power_t, l1=self.l1, l2=self.l2,
+                         free=self.free))
 
     def pull(self, idx: np.ndarray) -> np.ndarray:
         with self.lock:
