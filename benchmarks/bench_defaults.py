@@ -88,11 +88,15 @@ def main(argv=None):
     p.add_argument("--rows", type=int, default=500_000, help="training rows of D1 and D2 (BENCHMARKS.md: 2,000,000)")
     p.add_argument("--data", default=",".join(list(FILES) + ["kddcup99"] + list(SYNTHETIC)),
                    help="comma-separated datasets")
+    p.add_argument("--learning-rate", type=float, default=None,
+                   help="every estimator's learning_rate (default: the estimator's own)")
     p.add_argument("--sync-every", type=int, default=None,
                    help="batches per exchange of the per-example bsp, ssp and asp (default: theirs)")
     args = p.parse_args(argv)
     strategies = {k: dict(v, sync_every=args.sync_every) if args.sync_every and v.get("strategy") in ("bsp", "ssp", "asp")
                   else v for k, v in STRATEGIES.items()}
+    if args.learning_rate is not None:
+        strategies = {k: dict(v, learning_rate=args.learning_rate) for k, v in strategies.items()}
     os.makedirs(args.out, exist_ok=True)
     warnings.simplefilter("ignore", RuntimeWarning)
     rows = []
@@ -106,7 +110,8 @@ def main(argv=None):
             est = LogisticRegression(max_iter=2, random_state=0, **kw).fit(X, y)
             row["seconds"][label] = round(time.perf_counter() - t, 2)  # fit, with worker start-up and data transfer
             row[label] = log_loss(yt, est.predict_proba(Xt)) / best
-        ten = LogisticRegression(solver="sgd", workers=1, max_iter=10, tol=None, random_state=0).fit(X, y)
+        ten = LogisticRegression(solver="sgd", workers=1, max_iter=10, tol=None, random_state=0,
+                                 **({} if args.learning_rate is None else {"learning_rate": args.learning_rate})).fit(X, y)
         row["sgd, 1 process, 10 epochs"] = log_loss(yt, ten.predict_proba(Xt)) / best
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -114,6 +119,7 @@ def main(argv=None):
     cols = list(STRATEGIES) + ["sgd, 1 process, 10 epochs"]
     title = "# Defaults, untuned: held-out log-loss / L* after max_iter=2"
     title += f" (bsp, ssp, asp: sync_every={args.sync_every})" if args.sync_every else ""
+    title += f" (learning_rate={args.learning_rate})" if args.learning_rate is not None else ""
     lines = [title, "", f"Machine: {json.dumps(machine)}", "",
              "| data | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     lines += [f"| {r['data']} ({r['rows']:,} rows, L* {r['lstar']:.4f}) | " + " | ".join(f"{r[c]:.4f}" for c in cols)

@@ -29,7 +29,7 @@ from shardlearn.data.partition import PARTITIONERS
 from shardlearn.runtime.checkpoint import parse_every
 
 DEFAULT_LEARNING_RATE = {"sgd": 0.05, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.1, "adam": 0.01, "ftrl": 0.5,
-                         "normalized": 0.5}
+                         "normalized": 0.75}
 PER_EXAMPLE_RULES = ("normalized", "adagrad", "ftrl", "sgd")  # what the compiled kernel runs (kernels/sgd.py)
 SOLVER_STRATEGY = {"lbfgs": "lbfgs", "gd": "gd", "sgd": "bsp"}
 
