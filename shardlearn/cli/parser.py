@@ -131,7 +131,7 @@ def _learn(t):
     t.add_argument("--rule", choices=PER_EXAMPLE_RULES, default="normalized",
                    help="update rule: normalized (VW's default: adaptive, scale-free, importance-invariant), "
                         "adagrad, ftrl, sgd")
-    t.add_argument("--learning-rate", type=float, help="the rule's learning rate (default: 1.0 for normalized, 0.5 "
+    t.add_argument("--learning-rate", type=float, help="the rule's learning rate (default: 0.75 for normalized, 0.5 "
                                                        "ftrl, 0.1 adagrad, 0.05 sgd)")
     t.add_argument("--power-t", type=float, default=0.0, help="sgd: step lr / t^power_t")
     t.add_argument("--l1", type=float, default=0.0, help="L1 strength per unit of importance weight (VW's --l1)")
