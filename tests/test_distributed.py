@@ -79,9 +79,11 @@ def test_local_sgd_with_one_step_equals_bsp(a9a):
 def test_rows_sorted_by_label_train_as_well_by_default(a9a, strategy):
     """Users' rows often come grouped by class. The default split gives every strategy whose
     model depends on it seeded random shards, so each worker sees both labels: on a9a sorted
-    by label, every strategy's held-out loss is the shuffled data's (measured 1.0006-1.0058 x
-    L* over 3 seeds). Contiguous shards there (one worker all negatives) ended at 1.03-1.20 x
-    L* under asp, 1.14-2.19 under hogwild and 2.6-2.7 under local_sgd."""
+    by label, every strategy ends near the optimum (measured 1.0006-1.0058 x L* over 3 seeds at
+    the rate of 0.5; at the default 0.75, asp, ssp and hogwild 1.0065-1.0083 in 18 fits by
+    hand and hogwild 1.0101 once in CI, so the bound is 1.015). Contiguous shards there (one
+    worker all negatives) ended at 1.03-1.20 x L* under asp, 1.14-2.19 under hogwild and
+    2.6-2.7 under local_sgd."""
     X, y = a9a
     Xt, yt = load_svmlight_file(data_path("a9a", "a9a.t"), n_features=123)
     yt = (yt > 0).astype(int)
@@ -91,7 +93,7 @@ def test_rows_sorted_by_label_train_as_well_by_default(a9a, strategy):
     kw = dict(strategy=strategy, workers=2, random_state=0, **({} if strategy == "average" else {"max_iter": 2}))
     est = LogisticRegression(**kw).fit(Xs, ys)
     assert est.train_config().partition == "random"
-    assert log_loss(yt, est.predict_proba(Xt)[:, 1]) <= 1.01 * lstar
+    assert log_loss(yt, est.predict_proba(Xt)[:, 1]) <= 1.015 * lstar
     if strategy == "local_sgd":  # the same fit on contiguous shards: what the default avoids
         bad = LogisticRegression(partition="contiguous", **kw).fit(Xs, ys)
         assert log_loss(yt, bad.predict_proba(Xt)[:, 1]) > 1.5 * lstar
