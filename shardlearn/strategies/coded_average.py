@@ -4,8 +4,9 @@ example): what ``strategies.online`` does instead of averaging float64 weights.
 At each average a worker sends its weight change since the last one, weighted by its share
 of the window's examples, through the compressed sum (``comm.compressed``) and every
 worker adds the decoded sum to the *anchor*, the agreed weights, the same on every worker.
-Two things make this converge where coding the change alone did not (D1, 2 workers,
-``sign``: 2.84 x L*, ``topk:0.1+int8``: 2.41 x L*, benchmarks/README.md):
+Two things make this converge where coding the change alone did not (D1, 2 workers:
+``sign`` at 2.64x the plain loss, ``topk:0.1+int8`` at 2.81x in ``results/compression``; 1.0053x
+and 1.0008x in ``results/compression-local-sgd``, benchmarks/README.md):
 
 - **The worker keeps what its codec left out.** A worker resumes learning from the anchor
   *plus its own residual* (what the codec has not sent yet, in weight units, at full weight:

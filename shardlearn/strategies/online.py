@@ -73,11 +73,11 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
             state = {"ws": resume["kernel/ws"].copy(), "scalars": resume["kernel/scalars"].copy()}
         cur.update({k: resume[f"cursor/{k}"].item() for k in cur})
     # local SGD over a compressed collective: the agreed weights and units (strategies/coded_average.py)
-    anchor = CodedAverage(comm, state, _averaged(rule), rule) if isinstance(comm, Compressed) and not changes \
+    coded_avg = CodedAverage(comm, state, _averaged(rule), rule) if isinstance(comm, Compressed) and not changes \
         else None
-    if anchor is not None and resume is not None:
+    if coded_avg is not None and resume is not None:
         comm.restore(resume)
-        anchor.restore(resume)
+        coded_avg.restore(resume)
     # bsp over a compressed collective: changes through the codec, residuals per coordinate
     coded = Coded(comm.codec, d, opts) if isinstance(comm, Compressed) and changes else None
     if coded is not None and resume is not None:
@@ -86,7 +86,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
                                                    _merge_changes(c, st, keys, before, opts, width))
     # local SGD on wide sparse rows in memory: the windows average what the workers touched (the epoch's last: all)
     sparse = (SparseAverage(comm, X, opts, _averaged(rule)) if distributed and sync_rows and not shared and not changes
-              and anchor is None and not hasattr(X, "blocks") and getattr(X, "format", None) == "csr" else None)
+              and coded_avg is None and not hasattr(X, "blocks") and getattr(X, "format", None) == "csr" else None)
     chunk = CHUNK_ROWS if not distributed or not sync_rows else max(1, int(sync_rows))
     chunks, width = -(-n // chunk), None
     stream_sync = None
@@ -95,14 +95,14 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         if changes:
             stream_sync = lambda st, window, used: merge(comm, st, *window)  # noqa: E731
         elif distributed and not shared and sync_rows:
-            stream_sync = lambda st, window, used: _average(comm, st, used, opts, anchor)  # noqa: E731
+            stream_sync = lambda st, window, used: _average(comm, st, used, opts, coded_avg)  # noqa: E731
     elif distributed:  # every worker averages (checkpoints) at the same points: as many chunks as the largest shard
         chunks, width = (int(v) for v in comm.allreduce(np.array([float(chunks), _widest(X, chunk)]), op="max"))
 
     def save(step):
         if shared:  # Hogwild: every worker stops writing the shared state before any saves it
             comm.barrier()
-        extra = dict(comm.arrays(), **anchor.arrays()) if anchor is not None else {}
+        extra = dict(comm.arrays(), **coded_avg.arrays()) if coded_avg is not None else {}
         extra.update(coded.arrays() if coded is not None else {})
         checkpoint.save(step, {"kernel/ws": state["ws"], "kernel/scalars": state["scalars"], **extra,
                                **{f"cursor/{k}": np.array(v) for k, v in cur.items()}})
@@ -132,12 +132,12 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
                 if keys is not None and cur["pos"] < chunks:
                     sparse(state, keys, cur["since_sync"], lambda st, used: _average(comm, st, used, opts))
                 else:
-                    _average(comm, state, cur["since_sync"], opts, anchor)
+                    _average(comm, state, cur["since_sync"], opts, coded_avg)
                 cur["since_sync"] = 0.0
             if checkpoint is not None and cur["pos"] < chunks and checkpoint.due(epoch * chunks + cur["pos"]):
                 save(epoch * chunks + cur["pos"])
-        if distributed and not shared and not changes and (stream_sync is None or anchor is not None):
-            _average(comm, state, cur["since_sync"], opts, anchor, last=True)
+        if distributed and not shared and not changes and (stream_sync is None or coded_avg is not None):
+            _average(comm, state, cur["since_sync"], opts, coded_avg, last=True)
             cur["since_sync"] = 0.0
         theta = _finalized(state, d, opts)
         loss, seen = cur["loss"], cur["seen"]
