@@ -139,7 +139,8 @@ def coded_changes(comm, *, spec: str, rule: str, rounds: int, progress=None):
     """``rounds`` per-example bsp merges through ``spec`` of rank-seeded sparse rows: the final
     state, this rank's exact changes summed over rounds (weights and adaptive sums, by
     coordinate), its residuals, and the bytes each merge counted. No penalty: a merge's
-    catch-up of the lazy penalty would move the weights too (``kernels.delta.start``)."""
+    catch-up of the lazy penalty would move the weights too (``kernels.delta.start``); every
+    value 10, so no scale grows (a merge rescales a weight to a larger scale: not additive)."""
     import scipy.sparse as sp
 
     from shardlearn.comm import compressed
@@ -150,7 +151,8 @@ def coded_changes(comm, *, spec: str, rule: str, rounds: int, progress=None):
     c = compressed.wrap(comm, spec)
     d = 300
     rng = np.random.default_rng(comm.rank)
-    X = sp.random(rounds * 40, d, density=0.05, format="csr", random_state=rng) * 10
+    X = sp.random(rounds * 40, d, density=0.05, format="csr", random_state=rng)
+    X.data[:] = 10.0
     y = (rng.random(X.shape[0]) < 0.4).astype(float)
     state = kernel.new_state(d, rule)
     opts = dict(rule=rule, lr=0.5)

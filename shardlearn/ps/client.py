@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from shardlearn.comm import codecs, rows
+from shardlearn.kernels import delta
 from shardlearn.ps import host, kernel_shard
 from shardlearn.ps.server import sum_by_key
 from shardlearn.ps.slicer import group
@@ -23,7 +24,8 @@ class Handle:
 
 
 class Client:
-    def __init__(self, transport, slicer, hosts: list[int], worker: int, codec=None, columns=None, whole=()):
+    def __init__(self, transport, slicer, hosts: list[int], worker: int, codec=None, columns=None, whole=(),
+                 scale=None):
         """``hosts[s]``: the rank hosting shard ``s``; the clock lives with shard 0. ``codec``:
         a quantizer (``comm.codecs``: fp16, bf16, int8, sign) the pushed values go through,
         with error feedback per key: what a push of a key leaves out is added to that key's
@@ -34,7 +36,9 @@ class Client:
         pulls the kernel state packed too (``kernel_shard.packed``, float32 weights, sums and
         scales; clocks and counters whole) from the shards of other processes (its own
         process's answer in place, exact), in ``push_pull`` (asp's and ssp's step) and in
-        ``pull`` (bsp's)."""
+        ``pull`` (bsp's). ``scale``: the rows' column holding the scale their first coded
+        column (a weight) is in units of (the normalized rule's), which its residual follows
+        (``kernels.delta.carry``)."""
         self.transport, self.slicer, self.hosts, self.worker = transport, slicer, list(hosts), worker
         self.keys_pushed = self.keys_pulled = self.keys_elided = 0
         self.cached: dict = {}  # shard -> the local keys it last answered in a push_pull
@@ -44,6 +48,7 @@ class Client:
         self.packs = codec is not None and columns is not None
         self.rank = getattr(transport, "rank", None)  # this process's rank: its shards answer here
         self.whole = np.asarray(whole, dtype=np.int64)
+        self.scale, self.units = scale, None
 
     def _route(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(shard, local index)`` of each key, the local indices as int32 where the model has
@@ -59,6 +64,8 @@ class Client:
         out = {"codec/step": self.coded.step}
         if self.residual is not None:
             out["codec/residual"] = self.residual
+        if self.units is not None:
+            out["codec/units"] = self.units
         return out
 
     def restore(self, arrays) -> None:
@@ -67,6 +74,8 @@ class Client:
             self.coded = self.coded._replace(step=np.array(arrays["codec/step"], dtype=np.int64))
             if "codec/residual" in arrays:
                 self.residual = np.array(arrays["codec/residual"], dtype=np.float64)
+            if "codec/units" in arrays:
+                self.units = np.array(arrays["codec/units"], dtype=np.float64)
 
     def _send(self, keys: np.ndarray, vals: np.ndarray) -> tuple:
         """What a push of ``vals`` for global ``keys`` sends: ``(values,)`` plain, or, coded,
@@ -92,6 +101,10 @@ class Client:
         feedback = self.codec.error_feedback
         if feedback and self.residual is None:
             self.residual = np.zeros((self.slicer.n_keys, len(coded)))
+        if feedback and self.scale is not None:
+            if self.units is None:
+                self.units = np.zeros(self.slicer.n_keys)
+            delta.carry(self.residual, self.units, np.asarray(keys, dtype=np.int64), np.asarray(vals)[:, self.scale])
         step = int(self.coded.step)
         order, payload, left = rows.encode(self.codec, np.asarray(vals, dtype=np.float64), coded, plain,
                                            self.residual[keys] if feedback else None, step, self.worker,

@@ -32,7 +32,7 @@ import numpy as np
 
 from shardlearn.comm import codecs, rows
 from shardlearn.kernels import delta
-from shardlearn.kernels.sgd import G
+from shardlearn.kernels.sgd import G, S
 
 HEAD = 3  # float64: rows, the change of the scalars [t, N]
 
@@ -67,12 +67,14 @@ def apply(state, parts, opts) -> int:
 
 class Coded:
     """The codec's state for one worker's merges: a residual per coordinate (the intercept
-    last) for each additive column, and the count of merges (the stochastic rounding's draw)."""
+    last) for each additive column (under the normalized rule with the scale its weight is
+    at, ``delta.carry``), and the count of merges (the stochastic rounding's draw)."""
 
     def __init__(self, codec: codecs.Codec, d: int, opts: dict):
         self.codec, self.opts, self.rule = codec, opts, opts["rule"]
         self.coded, self.plain = delta.columns(self.rule)  # additive: through the codec; maxima: as float32
         self.residual = np.zeros((d + 1, len(self.coded)))
+        self.units = np.zeros(d + 1) if self.rule == "normalized" else None  # the scales residual weights are at
         self.step = 0
 
     def bytes_per_row(self, width: int) -> int:
@@ -91,6 +93,8 @@ class Coded:
             return 0
         k = keys.size
         feedback = self.codec.error_feedback
+        if feedback and self.units is not None:
+            delta.carry(self.residual, self.units, keys, ch[:, S])
         order, payload, left = rows.encode(self.codec, ch, self.coded, self.plain,
                                            self.residual[keys] if feedback else None, self.step, comm.rank, width)
         if feedback:
@@ -113,9 +117,12 @@ class Coded:
 
     def arrays(self) -> dict:
         """What a checkpoint keeps: the residuals and the merge count."""
-        return {"codec/rows_residual": self.residual, "codec/rows_step": np.array(self.step)}
+        out = {"codec/rows_residual": self.residual, "codec/rows_step": np.array(self.step)}
+        return out if self.units is None else dict(out, **{"codec/rows_units": self.units})
 
     def restore(self, arrays) -> None:
         if "codec/rows_residual" in arrays:
             self.residual = np.array(arrays["codec/rows_residual"], dtype=np.float64)
             self.step = int(arrays["codec/rows_step"])
+            if self.units is not None and "codec/rows_units" in arrays:
+                self.units = np.array(arrays["codec/rows_units"], dtype=np.float64)
