@@ -56,30 +56,24 @@ class KernelShard(Shard):
         had already decayed reached a slower worker's pull caught up by the shard rather than
         by the worker: the same value in float64, but rounded to float32 at a different point
         when pulls are packed, and two int8 runs of bsp over a server ended 1e-4 apart.)"""
-        with self.lock:
-            self.pushes += 1
-            if clock is None:
-                if at is not None:
-                    self._catch_up(idx, at)
-                self._apply(idx, rows)
-                return
-            held = self.held.setdefault(clock, [])
-            held.append((idx, rows, at))
-            if len(held) < expect:
-                return
-            del self.held[clock]
-            self._apply_held(held)
+        super().push(idx, (rows, at), clock, expect)  # held as Shard holds pushes, merged below
+
+    def _arrived(self, idx, change) -> None:
+        rows, at = change
+        if at is not None:
+            self._catch_up(idx, at)
+        self._apply(idx, rows)
 
     def _apply_held(self, held) -> None:
         """A bsp clock's pushes merged in an order of their own (by key, then values), not their
         arrival's: the sums of a key's differences round the same way in every run, so two
         runs of per-example bsp over a server end bit for bit equal (they differed in the last
         bits before). Each push's keys are caught up first, the pushes by their scalars."""
-        for i, _, at in sorted((h for h in held if h[2] is not None), key=lambda h: tuple(np.ravel(h[2]))):
+        for i, (_, at) in sorted((h for h in held if h[1][1] is not None), key=lambda h: tuple(np.ravel(h[1][1]))):
             self._catch_up(i, at)
-        idx = np.concatenate([i for i, _, _ in held])
+        idx = np.concatenate([i for i, _ in held])
         if idx.size:
-            rows = np.concatenate([r.reshape(-1, 4) for _, r, _ in held])
+            rows = np.concatenate([r.reshape(-1, 4) for _, (r, _) in held])
             order = np.lexsort((rows[:, 3], rows[:, 2], rows[:, 1], rows[:, 0], idx))
             self._apply(idx[order], rows[order])
 

@@ -151,7 +151,7 @@ class Shard:
         with self.lock:
             self.pushes += 1
             if clock is None:
-                self._apply(idx, grads)
+                self._arrived(idx, grads)
                 return
             held = self.held.setdefault(clock, [])
             held.append((idx, grads))
@@ -159,6 +159,10 @@ class Shard:
                 return
             del self.held[clock]
             self._apply_held(held)
+
+    def _arrived(self, idx, grads) -> None:
+        """A push with no clock, applied as it arrives."""
+        self._apply(idx, grads)
 
     def _apply_held(self, held) -> None:
         """A clock's pushes, summed by key, as one update."""

@@ -136,11 +136,10 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
                 if slowest[0] < t - staleness:
                     slowest[0] = client.wait_min(t - staleness)
                 log.append((t, slowest[0]))
-            lo = step * batch_size
-            rows = max(0, min(lo + batch_size, n) - lo)
             held = {"clock": t, "expect": comm.size} if share_rows else {}
-            idx = slice(lo, lo + rows) if order is None else order[lo : lo + rows]
-            weight = float(rows if sw is None else sw[idx].sum())
+            idx = _rows_of(step, steps, batch_size, n, order)
+            rows = 0 if idx is None else idx.stop - idx.start if isinstance(idx, slice) else idx.size
+            weight = 0.0 if idx is None else float(rows if sw is None else sw[idx].sum())
             pushed = None
             if rows and weight > 0 and learn is not None:
                 loss_sum, pushed = learn(client, X, idx, y[idx], None if sw is None else sw[idx], held,
