@@ -443,6 +443,33 @@ def test_per_example_bsp_through_a_quantizer_ends_within_half_a_percent(a9a, kw,
     assert _sent(plain) >= fewer * _sent(packed), (_sent(plain), _sent(packed))
 
 
+def test_change_rows_are_coded_in_units_of_their_scale():
+    """Normalized-rule changes of features whose scales span 1 to 1e8: int8 codes each weight
+    change times its scale and each adaptive sum over its square (``delta.columns``' units),
+    so a block of 512 no longer rounds a small sum to nothing beside one 1e16 times larger;
+    the residual still holds exactly what was left out, in the rows' own units."""
+    from shardlearn.comm import rows
+    from shardlearn.kernels import delta
+
+    rng = np.random.default_rng(0)
+    k = 4096
+    s = 10 ** rng.uniform(0, 8, k)
+    ch = np.column_stack([10 ** rng.uniform(-3, 0, k) * rng.choice([-1, 1], k) / s, rng.uniform(0.1, 1, k) * s**2,
+                          s, np.full(k, 5.0)])
+    coded, plain, units = delta.columns("normalized")
+    err = {}
+    for u in (None, units):
+        order, payload, left = rows.encode(codecs.parse("int8"), ch, coded, plain, np.zeros((k, 2)), step=0, rank=0,
+                                           units=u)
+        got = np.empty_like(ch)
+        got[order] = rows.decode(codecs.parse("int8"), payload, k, 4, coded, plain, 0, units=u)
+        np.testing.assert_allclose(got[:, :2] + left, ch[:, :2], rtol=1e-12)
+        np.testing.assert_allclose(got[:, 2:], ch[:, 2:], rtol=2e-7)  # float32 offsets from the smallest
+        err[u is None] = np.median(np.abs(got[:, :2] - ch[:, :2]) / np.abs(ch[:, :2]), axis=0)
+    assert (err[False] < 0.006).all(), err  # int8 at its 1/127 per block
+    assert err[True][1] > 0.9, err  # raw: most adaptive sums decoded as 0
+
+
 @pytest.mark.parametrize("spec,fewer", [("int8", 2.6), ("fp16", 2.2)])
 def test_change_rows_travel_coded_and_come_back_in_their_order(spec, fewer):
     """What a per-example worker pushes to a shard (ps/client.py -> ps/host.py): the weight and

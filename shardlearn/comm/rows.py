@@ -10,6 +10,9 @@ has run past 2^24 stays exact within a batch. Before coding, the rows are ordere
 size of the first additive column (plus its residual), so int8's blocks of 512 values share
 a scale with values of their own size (a rare key's small change is not rounded against a
 frequent key's large one); the caller sends that order (as the keys, or as a permutation).
+With ``units`` the additive columns are coded times a power of a plain column (the
+normalized rule's scale: a weight times it, an adaptive sum over its square), so values of
+features whose raw magnitudes differ by orders share a block as well.
 Rows unlike the rest (a worker's counters of weight seen, pushed beside its keys' changes)
 can be sent whole as float64: one such row would set the first block's scale.
 
@@ -36,15 +39,24 @@ def nbytes(codec: codecs.Codec, width: int, n_coded: int, n_plain: int) -> int:
     return 8 + n_coded * codecs.payload_bytes(codec, width) + n_plain * (8 + 4 * width)
 
 
+def _factors(scales: np.ndarray, powers: list) -> np.ndarray:
+    """``(k, len(powers))``: each row's scale (1 where it has none) to each power."""
+    s = np.where(scales > 0, scales, 1.0)
+    return np.column_stack([s**p for p in powers])
+
+
 def encode(codec: codecs.Codec, rows: np.ndarray, coded: list, plain: list, residual: np.ndarray | None,
            step: int, rank: int, width: int | None = None,
-           exact: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+           exact: np.ndarray | None = None, units=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``(order, payload, residual')``: the rows' order in the payload, the payload (uint8,
     ``nbytes`` for ``width`` rows, padded with zero rows beyond ``len(rows)``), and the new
     residual of each row (in the rows' own order; None without error feedback). ``residual``:
     ``(len(rows), len(coded))``, what earlier encodings of these rows left out. ``exact``: a
     mask of rows sent whole as float64, first (counters unlike the rest, which would set a
-    block's scale); their residual stays as it was."""
+    block's scale); their residual stays as it was. ``units``: ``(plain column, powers)``, the
+    additive columns coded times the row's value in that column (as the decoder will read it:
+    float32 from the smallest) to those powers (``kernels.delta.columns``); residuals stay in
+    the rows' own units."""
     exact = np.zeros(rows.shape[0], dtype=bool) if exact is None else np.asarray(exact, dtype=bool)
     whole = np.flatnonzero(exact)
     rest = np.flatnonzero(~exact)
@@ -52,9 +64,15 @@ def encode(codec: codecs.Codec, rows: np.ndarray, coded: list, plain: list, resi
     width = k if width is None else width - whole.size
     feedback = codec.error_feedback and residual is not None
     x = rows[rest][:, coded] + residual[rest] if feedback else rows[rest][:, coded]
+    factor = np.ones_like(x)
+    if units is not None and k:
+        col = rows[rest, units[0]]
+        base = float(col.min())
+        factor = _factors((col - base).astype(np.float32).astype(np.float64) + base, units[1])
+    x = x * factor
     sort = np.argsort(-np.abs(x[:, 0]), kind="stable") if coded and k else np.arange(k)
     order = np.concatenate([whole, rest[sort]])
-    x = x[sort]
+    x, factor = x[sort], factor[sort]
     parts = [np.frombuffer(np.float64(whole.size).tobytes(), dtype=np.uint8),
              np.frombuffer(np.ascontiguousarray(rows[whole], dtype=np.float64).tobytes(), dtype=np.uint8)]
     left = np.zeros_like(x) if feedback else None
@@ -76,13 +94,14 @@ def encode(codec: codecs.Codec, rows: np.ndarray, coded: list, plain: list, resi
     out_residual = None
     if feedback:
         out_residual = np.array(residual, dtype=np.float64)
-        out_residual[rest[sort]] = left
+        out_residual[rest[sort]] = left / factor
     return order, np.concatenate(parts), out_residual
 
 
 def decode(codec: codecs.Codec, payload: np.ndarray, k: int, n_cols: int, coded: list, plain: list, step: int,
-           width: int | None = None) -> np.ndarray:
-    """The ``k`` rows (``n_cols`` wide, other columns zero) a payload stands for, in its order."""
+           width: int | None = None, units=None) -> np.ndarray:
+    """The ``k`` rows (``n_cols`` wide, other columns zero) a payload stands for, in its order
+    (``units`` as ``encode`` was given)."""
     m = int(payload[:8].view(np.float64)[0])  # rows sent whole, first
     out = np.zeros((k, n_cols))
     out[:m] = payload[8 : 8 + 8 * m * n_cols].view(np.float64).reshape(m, n_cols)
@@ -96,4 +115,6 @@ def decode(codec: codecs.Codec, payload: np.ndarray, k: int, n_cols: int, coded:
         base = float(payload[at : at + 8].view(np.float64)[0])
         out[m:, c] = payload[at + 8 : at + 8 + 4 * (k - m)].view(np.float32).astype(np.float64) + base
         at += 8 + 4 * width
+    if units is not None and k > m:
+        out[m:, coded] /= _factors(out[m:, units[0]], units[1])
     return out

@@ -40,14 +40,20 @@ from shardlearn.kernels import sgd
 from shardlearn.kernels.sgd import G, L, S, W
 
 
-def columns(rule: str) -> tuple[list, list]:
-    """``(additive, maxima)``: the columns of a change that are differences (they add when
-    merged) and those that are values (merged by their maximum).
+def columns(rule: str) -> tuple[list, list, tuple | None]:
+    """``(additive, maxima, units)``: the columns of a change that are differences (they add
+    when merged), those that are values (merged by their maximum), and how a codec should see
+    the differences (``comm.rows``): under the normalized rule ``(S, [1, -2])``, each additive
+    column times that power of the row's scale (a weight times its feature's scale is the
+    feature's effect on a score; a sum of squared gradients over the scale squared is free of
+    it), so one int8 block serves raw byte counts and 0/1 features alike; None: as they are.
 
     >>> columns("normalized"), columns("ftrl")
-    (([0, 1], [2, 3]), ([0, 1, 2], [3]))
+    (([0, 1], [2, 3], (2, [1, -2])), ([0, 1, 2], [3], None))
     """
-    return ([W, G, S], [L]) if rule == "ftrl" else ([W, G], [S, L])
+    if rule == "ftrl":
+        return [W, G, S], [L], None
+    return [W, G], [S, L], ((S, [1, -2]) if rule == "normalized" else None)
 
 
 def start(state: dict, keys: np.ndarray, opts: dict) -> None:

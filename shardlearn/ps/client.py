@@ -24,8 +24,7 @@ class Handle:
 
 
 class Client:
-    def __init__(self, transport, slicer, hosts: list[int], worker: int, codec=None, columns=None, whole=(),
-                 scale=None):
+    def __init__(self, transport, slicer, hosts: list[int], worker: int, codec=None, columns=None, whole=()):
         """``hosts[s]``: the rank hosting shard ``s``; the clock lives with shard 0. ``codec``:
         a quantizer (``comm.codecs``: fp16, bf16, int8, sign) the pushed values go through,
         with error feedback per key: what a push of a key leaves out is added to that key's
@@ -36,19 +35,20 @@ class Client:
         pulls the kernel state packed too (``kernel_shard.packed``, float32 weights, sums and
         scales; clocks and counters whole) from the shards of other processes (its own
         process's answer in place, exact), in ``push_pull`` (asp's and ssp's step) and in
-        ``pull`` (bsp's). ``scale``: the rows' column holding the scale their first coded
-        column (a weight) is in units of (the normalized rule's), which its residual follows
-        (``kernels.delta.carry``)."""
+        ``pull`` (bsp's). ``columns`` may name the units the codec sees the additive columns
+        in (``kernels.delta.columns``: the normalized rule's scale), which a weight's residual
+        then follows (``kernels.delta.carry``)."""
         self.transport, self.slicer, self.hosts, self.worker = transport, slicer, list(hosts), worker
         self.keys_pushed = self.keys_pulled = self.keys_elided = 0
         self.cached: dict = {}  # shard -> the local keys it last answered in a push_pull
         self.codec, self.residual, self.coded = codec, None, None if codec is None else \
             codecs.init(codec._replace(error_feedback=False), 0)
-        self.columns = None if columns is None else (list(columns[0]), list(columns[1]))
+        self.columns = None if columns is None else (list(columns[0]), list(columns[1]),
+                                                     columns[2] if len(columns) > 2 else None)
         self.packs = codec is not None and columns is not None
         self.rank = getattr(transport, "rank", None)  # this process's rank: its shards answer here
         self.whole = np.asarray(whole, dtype=np.int64)
-        self.scale, self.units = scale, None
+        self.units = None  # the scale each key's weight residual is at (columns with units)
 
     def _route(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(shard, local index)`` of each key, the local indices as int32 where the model has
@@ -97,18 +97,18 @@ class Client:
 
     def _send_rows(self, keys: np.ndarray, vals: np.ndarray) -> tuple:
         """``(spec, payload, shape, columns, order)`` of change rows through the codec."""
-        coded, plain = self.columns
+        coded, plain, per_scale = self.columns
         feedback = self.codec.error_feedback
         if feedback and self.residual is None:
             self.residual = np.zeros((self.slicer.n_keys, len(coded)))
-        if feedback and self.scale is not None:
+        if feedback and per_scale is not None:
             if self.units is None:
                 self.units = np.zeros(self.slicer.n_keys)
-            delta.carry(self.residual, self.units, np.asarray(keys, dtype=np.int64), np.asarray(vals)[:, self.scale])
+            delta.carry(self.residual, self.units, np.asarray(keys, dtype=np.int64), np.asarray(vals)[:, per_scale[0]])
         step = int(self.coded.step)
         order, payload, left = rows.encode(self.codec, np.asarray(vals, dtype=np.float64), coded, plain,
                                            self.residual[keys] if feedback else None, step, self.worker,
-                                           exact=np.isin(keys, self.whole))
+                                           exact=np.isin(keys, self.whole), units=per_scale)
         if feedback:
             self.residual[keys] = left
         self.coded = self.coded._replace(step=np.array(step + 1, dtype=np.int64))

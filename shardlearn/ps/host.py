@@ -73,10 +73,10 @@ def push_pull_coded(shard_id: int, push_idx, spec: str, payload: np.ndarray, sha
 def _decoded(spec: str, payload: np.ndarray, shape: tuple, rest: tuple) -> tuple:
     """The pushed values, and the call's arguments after them."""
     codec = codecs.parse(spec)
-    if rest and isinstance(rest[0], tuple):  # change rows: (coded, plain) columns, the rows' order
-        (coded, plain), order = rest[0], np.asarray(rest[1], dtype=np.int64)
+    if rest and isinstance(rest[0], tuple):  # change rows: (coded, plain, units) columns, the rows' order
+        (coded, plain, units), order = rest[0], np.asarray(rest[1], dtype=np.int64)
         out = np.empty(shape)
-        out[order] = rows.decode(codec, payload, shape[0], shape[1], coded, plain, 0)
+        out[order] = rows.decode(codec, payload, shape[0], shape[1], coded, plain, 0, units=units)
         return out, rest[2:]
     return codecs.decode(codec, payload, int(np.prod(shape)), 0).reshape(shape), rest
 

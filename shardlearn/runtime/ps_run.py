@@ -125,8 +125,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
     client = Client(ctx.transport, slicer, ctx.hosts, comm.rank,
                     codecs.parse(cfg.compression, cfg.error_feedback, cfg.random_state or 0),
                     columns=delta.columns(cfg.optimizer) if per_example else None,  # kernel change rows
-                    whole=[d + 1] if per_example else (),  # the scalars: weight seen, normalizer
-                    scale=delta.S if per_example and cfg.optimizer == "normalized" else None)
+                    whole=[d + 1] if per_example else ())  # the scalars: weight seen, normalizer
     if cfg.precondition and not per_example:  # the shards' scale, from the moments every worker pushes for its keys
         ps_sgd.push_moments(client, X, sw)
         comm.barrier()

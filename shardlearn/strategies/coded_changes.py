@@ -7,7 +7,9 @@ the kernel's state (``kernels.delta``): the weight and the adaptive sum as diffe
 through the codec with error feedback kept per coordinate (what a merge left out of
 coordinate j is added to j's next change: Seide et al. 2014; Karimireddy et al. 2019), the
 keys travel as int32 (ordered by the size of their weight change, so int8's blocks of 512
-values share a scale with values of their size), the scale and the clock as float32 offsets
+values share a scale with values of their size; under the normalized rule the codec sees a
+weight's change times its scale and an adaptive sum's over its square: ``delta.columns``),
+the scale and the clock as float32 offsets
 from their smallest value in the merge (``comm/rows.py``). Each worker then puts back the
 state it started from and merges every worker's *decoded* change, its own included, so the
 replicas stay identical, and nothing a worker learned is lost: its applied changes plus its
@@ -72,7 +74,8 @@ class Coded:
 
     def __init__(self, codec: codecs.Codec, d: int, opts: dict):
         self.codec, self.opts, self.rule = codec, opts, opts["rule"]
-        self.coded, self.plain = delta.columns(self.rule)  # additive: through the codec; maxima: as float32
+        # additive: through the codec (in scale-free units under the normalized rule); maxima: as float32
+        self.coded, self.plain, self.per_scale = delta.columns(self.rule)
         self.residual = np.zeros((d + 1, len(self.coded)))
         self.units = np.zeros(d + 1) if self.rule == "normalized" else None  # the scales residual weights are at
         self.step = 0
@@ -96,7 +99,8 @@ class Coded:
         if feedback and self.units is not None:
             delta.carry(self.residual, self.units, keys, ch[:, S])
         order, payload, left = rows.encode(self.codec, ch, self.coded, self.plain,
-                                           self.residual[keys] if feedback else None, self.step, comm.rank, width)
+                                           self.residual[keys] if feedback else None, self.step, comm.rank, width,
+                                           units=self.per_scale)
         if feedback:
             self.residual[keys] = left
         head = np.zeros(HEAD + width // 2 + 1)  # float64: rows, the scalars' change, then the keys as int32
@@ -108,7 +112,7 @@ class Coded:
             m = int(h[0])
             pk = h[HEAD:].view(np.int32)[:m].astype(np.int64)
             parts.append((pk, rows.decode(self.codec, part[head.nbytes :], m, 4, self.coded, self.plain, self.step,
-                                          width), h[1:3]))
+                                          width, self.per_scale), h[1:3]))
         widest = apply(state, parts, self.opts)
         self.step += 1
         hit = np.concatenate([pk for pk, _, _ in parts])
