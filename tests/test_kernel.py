@@ -316,3 +316,32 @@ def test_catching_up_to_an_earlier_clock_leaves_later_rows_and_free_keys_alone(r
     moved = ~late & (np.arange(31) != 3) & (np.arange(31) != 30) & (st["ws"][:, kernel.W] != 0)
     assert moved.sum() >= 5 and np.all(early["ws"][moved, kernel.L] == at)
     assert np.all(np.abs(early["ws"][moved, kernel.W]) < np.abs(st["ws"][moved, kernel.W]))
+
+
+def test_a_merge_adds_each_workers_change_of_contribution_at_the_largest_scale():
+    """Under the normalized rule a weight times its scale is what the kernel keeps when a
+    larger |x| arrives, so merged changes add in those terms: after merging three workers'
+    changes of the same coordinates, weight x scale equals the start's plus each worker's
+    change of weight x scale, at the largest scale any of them saw (kernels.delta)."""
+    from shardlearn.kernels import delta
+
+    rng = np.random.default_rng(0)
+    k = 50
+    before = np.column_stack([rng.normal(size=k), rng.uniform(1, 2, k), 10 ** rng.uniform(0, 3, k), np.zeros(k)])
+    afters = []
+    for _ in range(3):
+        a = before.copy()
+        a[:, kernel.S] *= np.where(rng.random(k) < 0.5, 10 ** rng.uniform(0, 4, k), 1.0)  # some saw a larger |x|
+        a[:, kernel.W] = rng.normal(size=k)
+        a[:, kernel.G] += rng.uniform(0, 1, k)
+        afters.append(a)
+    ws = before.copy()
+    keys = np.arange(k)
+    delta.merge(ws, np.concatenate([keys] * 3), np.vstack([delta.change(before, a, "normalized") for a in afters]),
+                "normalized")
+    contribution = lambda rows: rows[:, kernel.W] * rows[:, kernel.S]  # noqa: E731
+    expect = contribution(before) + sum(contribution(a) - contribution(before) for a in afters)
+    np.testing.assert_allclose(contribution(ws), expect, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(ws[:, kernel.S], np.max([a[:, kernel.S] for a in afters], axis=0))
+    np.testing.assert_allclose(ws[:, kernel.G], before[:, kernel.G] + sum(a[:, kernel.G] - before[:, kernel.G]
+                                                                          for a in afters), rtol=1e-12)
