@@ -112,17 +112,17 @@ def merge(ws: np.ndarray, keys: np.ndarray, rows: np.ndarray, rule: str) -> None
            rule == "normalized")
 
 
-def carry(residual: np.ndarray, units: np.ndarray, keys: np.ndarray, scales: np.ndarray) -> None:
+def carry(residual: np.ndarray, at: np.ndarray, keys: np.ndarray, scales: np.ndarray) -> None:
     """Error feedback under the normalized rule: the residual weights of ``keys`` (column 0 of
-    ``residual``), left over at the scales ``units[keys]``, brought in place to ``scales``,
+    ``residual``), left over at the scales ``at[keys]``, brought in place to ``scales``,
     those of the change they join (a weight at a grown scale shrinks by ``s_old/s_new``, as
-    the kernel and ``merge`` do); ``units`` records the scales. Keys distinct.
+    the kernel and ``merge`` do); ``at`` records the scales. Keys distinct.
 
-    >>> res = np.array([[0.4, 1.0], [0.4, 1.0]]); units = np.array([2.0, 0.0])
-    >>> carry(res, units, np.array([0, 1]), np.array([8.0, 3.0])); res.tolist(), units.tolist()
+    >>> res = np.array([[0.4, 1.0], [0.4, 1.0]]); at = np.array([2.0, 0.0])
+    >>> carry(res, at, np.array([0, 1]), np.array([8.0, 3.0])); res.tolist(), at.tolist()
     ([[0.1, 1.0], [0.4, 1.0]], [8.0, 3.0])
     """
-    u = units[keys]
+    u = at[keys]
     grown = (u > 0) & (scales > u)
     residual[keys[grown], 0] *= u[grown] / scales[grown]
-    units[keys] = np.maximum(u, scales)
+    at[keys] = np.maximum(u, scales)

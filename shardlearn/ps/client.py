@@ -48,7 +48,7 @@ class Client:
         self.packs = codec is not None and columns is not None
         self.rank = getattr(transport, "rank", None)  # this process's rank: its shards answer here
         self.whole = np.asarray(whole, dtype=np.int64)
-        self.units = None  # the scale each key's weight residual is at (columns with units)
+        self.residual_scale = None  # the scale each key's weight residual is at (columns with units)
 
     def _route(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(shard, local index)`` of each key, the local indices as int32 where the model has
@@ -64,8 +64,8 @@ class Client:
         out = {"codec/step": self.coded.step}
         if self.residual is not None:
             out["codec/residual"] = self.residual
-        if self.units is not None:
-            out["codec/units"] = self.units
+        if self.residual_scale is not None:
+            out["codec/residual_scale"] = self.residual_scale
         return out
 
     def restore(self, arrays) -> None:
@@ -74,8 +74,8 @@ class Client:
             self.coded = self.coded._replace(step=np.array(arrays["codec/step"], dtype=np.int64))
             if "codec/residual" in arrays:
                 self.residual = np.array(arrays["codec/residual"], dtype=np.float64)
-            if "codec/units" in arrays:
-                self.units = np.array(arrays["codec/units"], dtype=np.float64)
+            if "codec/residual_scale" in arrays:
+                self.residual_scale = np.array(arrays["codec/residual_scale"], dtype=np.float64)
 
     def _send(self, keys: np.ndarray, vals: np.ndarray) -> tuple:
         """What a push of ``vals`` for global ``keys`` sends: ``(values,)`` plain, or, coded,
@@ -102,9 +102,10 @@ class Client:
         if feedback and self.residual is None:
             self.residual = np.zeros((self.slicer.n_keys, len(coded)))
         if feedback and per_scale is not None:
-            if self.units is None:
-                self.units = np.zeros(self.slicer.n_keys)
-            delta.carry(self.residual, self.units, np.asarray(keys, dtype=np.int64), np.asarray(vals)[:, per_scale[0]])
+            if self.residual_scale is None:
+                self.residual_scale = np.zeros(self.slicer.n_keys)
+            delta.carry(self.residual, self.residual_scale, np.asarray(keys, dtype=np.int64),
+                        np.asarray(vals)[:, per_scale[0]])
         step = int(self.coded.step)
         order, payload, left = rows.encode(self.codec, np.asarray(vals, dtype=np.float64), coded, plain,
                                            self.residual[keys] if feedback else None, step, self.worker,

@@ -77,7 +77,7 @@ class Coded:
         # additive: through the codec (in scale-free units under the normalized rule); maxima: as float32
         self.coded, self.plain, self.per_scale = delta.columns(self.rule)
         self.residual = np.zeros((d + 1, len(self.coded)))
-        self.units = np.zeros(d + 1) if self.rule == "normalized" else None  # the scales residual weights are at
+        self.residual_scale = np.zeros(d + 1) if self.rule == "normalized" else None  # where residual weights are
         self.step = 0
 
     def bytes_per_row(self, width: int) -> int:
@@ -96,8 +96,8 @@ class Coded:
             return 0
         k = keys.size
         feedback = self.codec.error_feedback
-        if feedback and self.units is not None:
-            delta.carry(self.residual, self.units, keys, ch[:, S])
+        if feedback and self.residual_scale is not None:
+            delta.carry(self.residual, self.residual_scale, keys, ch[:, S])
         order, payload, left = rows.encode(self.codec, ch, self.coded, self.plain,
                                            self.residual[keys] if feedback else None, self.step, comm.rank, width,
                                            units=self.per_scale)
@@ -122,11 +122,11 @@ class Coded:
     def arrays(self) -> dict:
         """What a checkpoint keeps: the residuals and the merge count."""
         out = {"codec/rows_residual": self.residual, "codec/rows_step": np.array(self.step)}
-        return out if self.units is None else dict(out, **{"codec/rows_units": self.units})
+        return out if self.residual_scale is None else dict(out, **{"codec/rows_residual_scale": self.residual_scale})
 
     def restore(self, arrays) -> None:
         if "codec/rows_residual" in arrays:
             self.residual = np.array(arrays["codec/rows_residual"], dtype=np.float64)
             self.step = int(arrays["codec/rows_step"])
-            if self.units is not None and "codec/rows_units" in arrays:
-                self.units = np.array(arrays["codec/rows_units"], dtype=np.float64)
+            if self.residual_scale is not None and "codec/rows_residual_scale" in arrays:
+                self.residual_scale = np.array(arrays["codec/rows_residual_scale"], dtype=np.float64)
