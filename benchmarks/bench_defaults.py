@@ -95,8 +95,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     strategies = {k: dict(v, sync_every=args.sync_every) if args.sync_every and v.get("strategy") in ("bsp", "ssp", "asp")
                   else v for k, v in STRATEGIES.items()}
-    if args.learning_rate is not None:
-        strategies = {k: dict(v, learning_rate=args.learning_rate) for k, v in strategies.items()}
+    rate = {} if args.learning_rate is None else {"learning_rate": args.learning_rate}
+    strategies = {k: dict(v, **rate) for k, v in strategies.items()}
     os.makedirs(args.out, exist_ok=True)
     warnings.simplefilter("ignore", RuntimeWarning)
     rows = []
@@ -110,8 +110,7 @@ def main(argv=None):
             est = LogisticRegression(max_iter=2, random_state=0, **kw).fit(X, y)
             row["seconds"][label] = round(time.perf_counter() - t, 2)  # fit, with worker start-up and data transfer
             row[label] = log_loss(yt, est.predict_proba(Xt)) / best
-        ten = LogisticRegression(solver="sgd", workers=1, max_iter=10, tol=None, random_state=0,
-                                 **({} if args.learning_rate is None else {"learning_rate": args.learning_rate})).fit(X, y)
+        ten = LogisticRegression(solver="sgd", workers=1, max_iter=10, tol=None, random_state=0, **rate).fit(X, y)
         row["sgd, 1 process, 10 epochs"] = log_loss(yt, ten.predict_proba(Xt)) / best
         rows.append(row)
         print(json.dumps(row), flush=True)

@@ -34,6 +34,8 @@ from benchmarks.bench_defaults import DATA, save  # noqa: E402
 from benchmarks.machine import facts  # noqa: E402
 from benchmarks.systems import write_vw  # noqa: E402
 
+VW_RATE = 0.5  # VW's learning rate (shardlearn's default is 0.75): the same rule at the same settings
+
 
 def _csv_to_vw(src: str, dst: str, label: str = "class") -> int:
     import pandas as pd
@@ -75,13 +77,12 @@ def shardlearn_pass(path: str, bits: int, folder: str) -> dict:
     warm = os.path.join(folder, "warm.vw")  # load the compiled parser and kernel first (numba's cache)
     with open(path, "rb") as f, open(warm, "wb") as w:
         w.write(b"".join(f.readline() for _ in range(100)))
-    learn(warm, OnlineLogisticRegression(hash_bits=bits, learning_rate=0.5), fmt="vw",
+    learn(warm, OnlineLogisticRegression(hash_bits=bits, learning_rate=VW_RATE), fmt="vw",
           model_dir=os.path.join(folder, "warm-model"))
     shutil.rmtree(os.path.join(folder, "warm-model"))
     model = os.path.join(folder, "sl-model")
     t = time.perf_counter()
-    # VW's rate (0.5; shardlearn's default is 0.75): the same rule at the same settings
-    out = learn(path, OnlineLogisticRegression(hash_bits=bits, learning_rate=0.5), fmt="vw", model_dir=model)
+    out = learn(path, OnlineLogisticRegression(hash_bits=bits, learning_rate=VW_RATE), fmt="vw", model_dir=model)
     secs = time.perf_counter() - t
     shutil.rmtree(model, ignore_errors=True)
     return {"system": "shardlearn learn (normalized, parsing included)", "seconds": secs,
@@ -117,7 +118,7 @@ def recovery(path: str, bits: int, folder: str, every: int) -> dict:
     ckdir = os.path.join(model, "checkpoints")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     call = (f"from shardlearn import OnlineLogisticRegression as O; from shardlearn.online.learn import learn; "
-            f"learn({path!r}, O(hash_bits={bits}, learning_rate=0.5), fmt='vw', model_dir={model!r}, "
+            f"learn({path!r}, O(hash_bits={bits}, learning_rate={VW_RATE}), fmt='vw', model_dir={model!r}, "
             f"checkpoint_every={every})")
     env = dict(os.environ, PYTHONPATH=root)
 

@@ -485,7 +485,7 @@ def test_change_rows_travel_coded_and_come_back_in_their_order(spec, fewer):
     keys = np.sort(rng.choice(100_000, k, replace=False))
     vals = np.column_stack([rng.normal(size=k) * np.exp(rng.normal(size=k) * 2), rng.exponential(size=k),
                             rng.uniform(1, 3, size=k), 3e7 + rng.integers(0, 256, size=k)])
-    c = Client(None, RangeSlicer(100_000, 1), [0], 0, codecs.parse(spec), columns=([0, 1], [2, 3]))
+    c = Client(None, RangeSlicer(100_000, 1), [0], 0, codecs.parse(spec), columns=([0, 1], [2, 3], None))
     spec_, payload, shape, cols, order = c._send(keys, vals)
     got, rest = host._decoded(spec_, payload, shape, (cols, order, "next"))
     assert rest == ("next",)

@@ -64,15 +64,15 @@ def encode(codec: codecs.Codec, rows: np.ndarray, coded: list, plain: list, resi
     width = k if width is None else width - whole.size
     feedback = codec.error_feedback and residual is not None
     x = rows[rest][:, coded] + residual[rest] if feedback else rows[rest][:, coded]
-    factor = np.ones_like(x)
+    factor = None  # the units' factor of each row, where there are units
     if units is not None and k:
         col = rows[rest, units[0]]
         base = float(col.min())
         factor = _factors((col - base).astype(np.float32).astype(np.float64) + base, units[1])
-    x = x * factor
+        x = x * factor
     sort = np.argsort(-np.abs(x[:, 0]), kind="stable") if coded and k else np.arange(k)
     order = np.concatenate([whole, rest[sort]])
-    x, factor = x[sort], factor[sort]
+    x = x[sort]
     parts = [np.frombuffer(np.float64(whole.size).tobytes(), dtype=np.uint8),
              np.frombuffer(np.ascontiguousarray(rows[whole], dtype=np.float64).tobytes(), dtype=np.uint8)]
     left = np.zeros_like(x) if feedback else None
@@ -94,7 +94,7 @@ def encode(codec: codecs.Codec, rows: np.ndarray, coded: list, plain: list, resi
     out_residual = None
     if feedback:
         out_residual = np.array(residual, dtype=np.float64)
-        out_residual[rest[sort]] = left / factor
+        out_residual[rest[sort]] = left if factor is None else left / factor[sort]
     return order, np.concatenate(parts), out_residual
 
 

@@ -29,7 +29,7 @@ class Client:
         a quantizer (``comm.codecs``: fp16, bf16, int8, sign) the pushed values go through,
         with error feedback per key: what a push of a key leaves out is added to that key's
         next push (the residuals live here, one per key of the model). ``columns``: pushes are
-        change rows (``(coded, plain)`` column lists, ``comm/rows.py``): the additive columns
+        change rows (``(coded, plain, units)`` as ``kernels.delta.columns`` gives them, ``comm/rows.py``): the additive columns
         through the codec, the others as float32, the rows' order sent beside them; the rows of
         the keys in ``whole`` (counters, not changes of a weight) as float64. Such a client
         pulls the kernel state packed too (``kernel_shard.packed``, float32 weights, sums and
@@ -43,8 +43,7 @@ class Client:
         self.cached: dict = {}  # shard -> the local keys it last answered in a push_pull
         self.codec, self.residual, self.coded = codec, None, None if codec is None else \
             codecs.init(codec._replace(error_feedback=False), 0)
-        self.columns = None if columns is None else (list(columns[0]), list(columns[1]),
-                                                     columns[2] if len(columns) > 2 else None)
+        self.columns = None if columns is None else (list(columns[0]), list(columns[1]), columns[2])
         self.packs = codec is not None and columns is not None
         self.rank = getattr(transport, "rank", None)  # this process's rank: its shards answer here
         self.whole = np.asarray(whole, dtype=np.int64)
