@@ -67,6 +67,12 @@ PLANS = {p.name: p for p in (
 # it STEPS_PER_EPOCH exchanges an epoch, 1 to MAX_SYNC_EVERY (D2, 1M rows a worker: 15 batches, 3,840 rows)
 STEPS_PER_EPOCH = 256
 MAX_SYNC_EVERY = 16
+# per-example local_sgd averages every LOCAL_SGD_SYNC_EVERY batches (16,384 rows a worker at the default
+# batch_size): once an epoch let kddcup99's sorted, contiguous shards drift apart (1.027 x L* after 2 epochs;
+# 0.973 every 64 batches; a9a, w8a, D1, D2 unchanged: benchmarks/README.md); under a coarse codec (sign, a
+# sparsifier) at least COARSE_AVERAGES times an epoch (see ``average_rows``)
+LOCAL_SGD_SYNC_EVERY = 64
+COARSE_AVERAGES = 64
 STOCHASTIC_EPOCHS = 5  # solver="sgd"'s default max_iter: epochs (full-batch solvers: 300 iterations)
 
 
@@ -287,6 +293,36 @@ class TrainConfig:
         if self.plan == "bsp":
             return self.batch_size
         return self.batch_size * min(MAX_SYNC_EVERY, max(1, int(most_rows) // (STEPS_PER_EPOCH * self.batch_size)))
+
+    def average_rows(self, most_rows: int = 0) -> int:
+        """Rows a worker learns between two averages under per-example ``local_sgd``, given the
+        largest worker's rows: ``sync_every`` batches; by default ``LOCAL_SGD_SYNC_EVERY``, and
+        under ``sign`` or a sparsifier few enough for ``COARSE_AVERAGES`` averages an epoch (down
+        to one batch). A 1-bit or sparse code of a window's whole change loses most of it, and
+        error feedback needs rounds to pay it back: on D2 (200,000 rows, 2 epochs) ``sign`` ended
+        at 1.027 and 1.175 x the plain held-out loss on 2 and 4 workers averaging every 64
+        batches (6 and 3 averages an epoch), 1.0010 and 1.044 every 16, 1.0003 and 1.0025 every 4
+        (``benchmarks/README.md``); a quantizer (``int8``, ``fp16``) needs no more averages.
+
+        >>> TrainConfig(strategy="local_sgd", workers=2).average_rows(100_000)
+        16384
+        >>> TrainConfig(strategy="local_sgd", workers=2, compression="sign").average_rows(100_000)
+        1536
+        >>> TrainConfig(strategy="local_sgd", workers=2, compression="topk:0.1+int8").average_rows(5_000)
+        256
+        """
+        if self.sync_every is not None:
+            return self.batch_size * self.sync_every
+        batches = LOCAL_SGD_SYNC_EVERY
+        if self.coarse_codec:
+            batches = min(batches, max(1, int(most_rows) // (COARSE_AVERAGES * self.batch_size)))
+        return self.batch_size * batches
+
+    @property
+    def coarse_codec(self) -> bool:
+        """The codec sends a sign or a share of the coordinates (not every value, quantized)."""
+        codec = codecs.parse(self.compression)
+        return codec is not None and (codec.sparsifier is not None or codec.quantizer == "sign")
 
     def base_lr(self) -> float:
         """The learning rate given, or the optimizer's default."""

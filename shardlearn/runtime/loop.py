@@ -35,12 +35,6 @@ from shardlearn.strategies.objective import l1_weights
 from shardlearn.strategies.precond import Affine
 
 
-# per-example local_sgd averages every 64 batches (16,384 rows a worker at the default batch_size):
-# once an epoch let kddcup99's sorted, contiguous shards drift apart (1.027 x L* after 2 epochs;
-# 0.973 every 64 batches; a9a, w8a, D1, D2 unchanged: benchmarks/README.md)
-LOCAL_SGD_SYNC_EVERY = 64
-
-
 class TrainState(NamedTuple):
     """What ``partial_fit`` needs to continue: scaled parameters, preconditioner,
     optimizer state and the number of epochs done."""
@@ -214,8 +208,9 @@ def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, call
                          power_t=cfg.power_t, opt_state=opt_state,
                          epochs=cfg.max_iter if epochs is None else epochs, start_epoch=epoch, shuffle=cfg.shuffle,
                          seed=cfg.random_state, tol=cfg.tol,
-                         sync_rows=(cfg.step_rows() if plan == "bsp"
-                                    else cfg.batch_size * (cfg.sync_every or LOCAL_SGD_SYNC_EVERY)),
+                         sync_rows=(cfg.step_rows() if plan == "bsp" else
+                                    cfg.average_rows(agree.most_rows(comm, X.shape[0]) if cfg.coarse_codec
+                                                     else X.shape[0])),
                          sync="changes" if plan == "bsp" else "average",
                          **{k: v for k, v in common.items() if k != "affine"})
     elif cfg.stochastic or state is not None:
