@@ -268,7 +268,8 @@ def _train(t):
                    help="dedicated parameter-server processes (0: every worker hosts one shard)")
     g.add_argument("--slicer", choices=("range", "hash"), default="range", help="parameter-server key -> shard")
     g.add_argument("--sync-every", type=int,
-                   help="local_sgd: average parameters every H batches (default 64 per example, 8 mini-batch); "
+                   help="local_sgd: average parameters every H batches (default 64 per example, fewer under sign or a "
+                        "sparsifier: at least 64 averages an epoch; 8 mini-batch); "
                         "bsp/asp/ssp per example: merge, or pull and push, every H batches (default: bsp 1; "
                         "asp/ssp as many as leave a worker 256 steps an epoch, 1 to 16)")
     g.add_argument("--device", help="lbfgs, gd: the full-batch products on a torch device, cpu or cuda[:N] (default: "
