@@ -204,13 +204,14 @@ def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, call
     plan = cfg.plan
     common.update(checkpoint=ckpt, resume=resume)
     if cfg.per_example:
+        most = X.shape[0]  # a coarse codec's averaging window follows the largest worker's rows, alike on all
+        if plan == "local_sgd" and cfg.coarse_codec and cfg.sync_every is None:
+            most = agree.most_rows(comm, most)
         res = online.fit(model, X, y, sample_weight, rule=cfg.optimizer, lr=cfg.base_lr(),
                          power_t=cfg.power_t, opt_state=opt_state,
                          epochs=cfg.max_iter if epochs is None else epochs, start_epoch=epoch, shuffle=cfg.shuffle,
                          seed=cfg.random_state, tol=cfg.tol,
-                         sync_rows=(cfg.step_rows() if plan == "bsp" else
-                                    cfg.average_rows(agree.most_rows(comm, X.shape[0]) if cfg.coarse_codec
-                                                     else X.shape[0])),
+                         sync_rows=cfg.step_rows() if plan == "bsp" else cfg.average_rows(most),
                          sync="changes" if plan == "bsp" else "average",
                          **{k: v for k, v in common.items() if k != "affine"})
     elif cfg.stochastic or state is not None:
