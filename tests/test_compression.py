@@ -464,7 +464,7 @@ def test_change_rows_are_coded_in_units_of_their_scale():
     """Normalized-rule changes of features whose scales span 1 to 1e8: int8 codes each weight
     change times its scale and each adaptive sum over its square (``delta.columns``' units),
     so a block of 512 no longer rounds a small sum to nothing beside one 1e16 times larger;
-    the residual still holds exactly what was left out, in the rows' own units."""
+    the residual still holds exactly what was left out (a weight's kept times its scale)."""
     from shardlearn.comm import rows
     from shardlearn.kernels import delta
 
@@ -480,7 +480,8 @@ def test_change_rows_are_coded_in_units_of_their_scale():
                                            units=u)
         got = np.empty_like(ch)
         got[order] = rows.decode(codecs.parse("int8"), payload, k, 4, coded, plain, 0, units=u)
-        np.testing.assert_allclose(got[:, :2] + left, ch[:, :2], rtol=1e-12)
+        kept = np.ones((k, 2)) if u is None else np.column_stack([got[:, 2], np.ones(k)])  # a weight's times s
+        np.testing.assert_allclose(got[:, :2] + left / kept, ch[:, :2], rtol=1e-12)
         np.testing.assert_allclose(got[:, 2:], ch[:, 2:], rtol=2e-7)  # float32 offsets from the smallest
         err[u is None] = np.median(np.abs(got[:, :2] - ch[:, :2]) / np.abs(ch[:, :2]), axis=0)
     assert (err[False] < 0.006).all(), err  # int8 at its 1/127 per block

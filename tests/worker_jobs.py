@@ -167,7 +167,10 @@ def coded_changes(comm, *, spec: str, rule: str, rounds: int, progress=None):
         at = comm.stats.bytes_sent
         coded.merge(c, state, keys, before, width=d + 1)
         sent.append(comm.stats.bytes_sent - at)
-    return {"ws": state["ws"], "scalars": state["scalars"], "exact": exact, "residual": coded.residual[:, :2],
+    left = coded.residual[:, :2].copy()
+    if rule == "normalized":  # a weight's residual is kept times its scale (delta.columns)
+        left[:, 0] /= np.where(state["ws"][:, kernel.S] > 0, state["ws"][:, kernel.S], 1.0)
+    return {"ws": state["ws"], "scalars": state["scalars"], "exact": exact, "residual": left,
             "sent": sent, "message": coded.message_bytes(d + 1)}
 
 

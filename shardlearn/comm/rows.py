@@ -53,22 +53,24 @@ def encode(codec: codecs.Codec, rows: np.ndarray, coded: list, plain: list, resi
     residual of each row (in the rows' own order; None without error feedback). ``residual``:
     ``(len(rows), len(coded))``, what earlier encodings of these rows left out. ``exact``: a
     mask of rows sent whole as float64, first (counters unlike the rest, which would set a
-    block's scale); their residual stays as it was. ``units``: ``(plain column, powers)``, the
-    additive columns coded times the row's value in that column (as the decoder will read it:
-    float32 from the smallest) to those powers (``kernels.delta.columns``); residuals stay in
-    the rows' own units."""
+    block's scale); their residual stays as it was. ``units``: ``(plain column, coded powers,
+    kept powers)`` (``kernels.delta.columns``): the additive columns coded times the row's value
+    in that column (as the decoder will read it: float32 from the smallest) to the coded powers,
+    and their residuals, given and returned, times it to the kept powers."""
     exact = np.zeros(rows.shape[0], dtype=bool) if exact is None else np.asarray(exact, dtype=bool)
     whole = np.flatnonzero(exact)
     rest = np.flatnonzero(~exact)
     k = rest.size
     width = k if width is None else width - whole.size
     feedback = codec.error_feedback and residual is not None
-    x = rows[rest][:, coded] + residual[rest] if feedback else rows[rest][:, coded]
-    factor = None  # the units' factor of each row, where there are units
+    factor, kept = None, 1.0  # each row's factor of the coded and the kept units, where there are units
     if units is not None and k:
         col = rows[rest, units[0]]
         base = float(col.min())
-        factor = _factors((col - base).astype(np.float32).astype(np.float64) + base, units[1])
+        scale = (col - base).astype(np.float32).astype(np.float64) + base
+        factor, kept = _factors(scale, units[1]), _factors(scale, units[2])
+    x = rows[rest][:, coded] + residual[rest] / kept if feedback else rows[rest][:, coded]
+    if factor is not None:
         x = x * factor
     sort = np.argsort(-np.abs(x[:, 0]), kind="stable") if coded and k else np.arange(k)
     order = np.concatenate([whole, rest[sort]])
@@ -94,7 +96,7 @@ def encode(codec: codecs.Codec, rows: np.ndarray, coded: list, plain: list, resi
     out_residual = None
     if feedback:
         out_residual = np.array(residual, dtype=np.float64)
-        out_residual[rest[sort]] = left if factor is None else left / factor[sort]
+        out_residual[rest[sort]] = left if factor is None else left / factor[sort] * kept[sort]
     return order, np.concatenate(parts), out_residual
 
 

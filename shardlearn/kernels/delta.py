@@ -42,18 +42,21 @@ from shardlearn.kernels.sgd import G, L, S, W
 
 def columns(rule: str) -> tuple[list, list, tuple | None]:
     """``(additive, maxima, units)``: the columns of a change that are differences (they add
-    when merged), those that are values (merged by their maximum), and how a codec should see
-    the differences (``comm.rows``): under the normalized rule ``(S, [1, -2])``, each additive
-    column times that power of the row's scale (a weight times its feature's scale is the
-    feature's effect on a score; a sum of squared gradients over the scale squared is free of
-    it), so one int8 block serves raw byte counts and 0/1 features alike; None: as they are.
+    when merged), those that are values (merged by their maximum), and the units the codec
+    (``comm.rows``) sees the differences in and keeps their error-feedback residuals in, as
+    powers of a column: under the normalized rule ``(S, [1, -2], [1, 0])``. Coded: a weight
+    times its scale (its feature's effect on a score) and a sum of squared gradients over the
+    scale squared (free of it), so one int8 block serves raw byte counts and 0/1 features
+    alike. Kept: a weight times its scale, which a grown scale leaves as it is (the kernel
+    shrinks the weight by ``s_old/s_new``), and the sum raw, which it leaves alike; so a
+    residual needs no record of the scale it was left at. None: as they are.
 
     >>> columns("normalized"), columns("ftrl")
-    (([0, 1], [2, 3], (2, [1, -2])), ([0, 1, 2], [3], None))
+    (([0, 1], [2, 3], (2, [1, -2], [1, 0])), ([0, 1, 2], [3], None))
     """
     if rule == "ftrl":
         return [W, G, S], [L], None
-    return [W, G], [S, L], ((S, [1, -2]) if rule == "normalized" else None)
+    return [W, G], [S, L], ((S, [1, -2], [1, 0]) if rule == "normalized" else None)
 
 
 def start(state: dict, keys: np.ndarray, opts: dict) -> None:
@@ -110,19 +113,3 @@ def merge(ws: np.ndarray, keys: np.ndarray, rows: np.ndarray, rule: str) -> None
     place; repeated keys (several workers' changes) all apply, in order."""
     _merge(ws, np.ascontiguousarray(keys, dtype=np.int64), np.ascontiguousarray(rows, dtype=ws.dtype), rule == "ftrl",
            rule == "normalized")
-
-
-def carry(residual: np.ndarray, at: np.ndarray, keys: np.ndarray, scales: np.ndarray) -> None:
-    """Error feedback under the normalized rule: the residual weights of ``keys`` (column 0 of
-    ``residual``), left over at the scales ``at[keys]``, brought in place to ``scales``,
-    those of the change they join (a weight at a grown scale shrinks by ``s_old/s_new``, as
-    the kernel and ``merge`` do); ``at`` records the scales. Keys distinct.
-
-    >>> res = np.array([[0.4, 1.0], [0.4, 1.0]]); at = np.array([2.0, 0.0])
-    >>> carry(res, at, np.array([0, 1]), np.array([8.0, 3.0])); res.tolist(), at.tolist()
-    ([[0.1, 1.0], [0.4, 1.0]], [8.0, 3.0])
-    """
-    u = at[keys]
-    grown = (u > 0) & (scales > u)
-    residual[keys[grown], 0] *= u[grown] / scales[grown]
-    at[keys] = np.maximum(u, scales)

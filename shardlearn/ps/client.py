@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from shardlearn.comm import codecs, rows
-from shardlearn.kernels import delta
 from shardlearn.ps import host, kernel_shard
 from shardlearn.ps.server import sum_by_key
 from shardlearn.ps.slicer import group
@@ -36,8 +35,7 @@ class Client:
         scales; clocks and counters whole) from the shards of other processes (its own
         process's answer in place, exact), in ``push_pull`` (asp's and ssp's step) and in
         ``pull`` (bsp's). ``columns`` may name the units the codec sees the additive columns
-        in (``kernels.delta.columns``: the normalized rule's scale), which a weight's residual
-        then follows (``kernels.delta.carry``)."""
+        and keeps their residuals in (``kernels.delta.columns``: the normalized rule's scale)."""
         self.transport, self.slicer, self.hosts, self.worker = transport, slicer, list(hosts), worker
         self.keys_pushed = self.keys_pulled = self.keys_elided = 0
         self.cached: dict = {}  # shard -> the local keys it last answered in a push_pull
@@ -47,7 +45,6 @@ class Client:
         self.packs = codec is not None and columns is not None
         self.rank = getattr(transport, "rank", None)  # this process's rank: its shards answer here
         self.whole = np.asarray(whole, dtype=np.int64)
-        self.residual_scale = None  # the scale each key's weight residual is at (columns with units)
 
     def _route(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(shard, local index)`` of each key, the local indices as int32 where the model has
@@ -63,8 +60,6 @@ class Client:
         out = {"codec/step": self.coded.step}
         if self.residual is not None:
             out["codec/residual"] = self.residual
-        if self.residual_scale is not None:
-            out["codec/residual_scale"] = self.residual_scale
         return out
 
     def restore(self, arrays) -> None:
@@ -73,8 +68,6 @@ class Client:
             self.coded = self.coded._replace(step=np.array(arrays["codec/step"], dtype=np.int64))
             if "codec/residual" in arrays:
                 self.residual = np.array(arrays["codec/residual"], dtype=np.float64)
-            if "codec/residual_scale" in arrays:
-                self.residual_scale = np.array(arrays["codec/residual_scale"], dtype=np.float64)
 
     def _send(self, keys: np.ndarray, vals: np.ndarray) -> tuple:
         """What a push of ``vals`` for global ``keys`` sends: ``(values,)`` plain, or, coded,
@@ -96,19 +89,14 @@ class Client:
 
     def _send_rows(self, keys: np.ndarray, vals: np.ndarray) -> tuple:
         """``(spec, payload, shape, columns, order)`` of change rows through the codec."""
-        coded, plain, per_scale = self.columns
+        coded, plain, units = self.columns
         feedback = self.codec.error_feedback
         if feedback and self.residual is None:
             self.residual = np.zeros((self.slicer.n_keys, len(coded)))
-        if feedback and per_scale is not None:
-            if self.residual_scale is None:
-                self.residual_scale = np.zeros(self.slicer.n_keys)
-            delta.carry(self.residual, self.residual_scale, np.asarray(keys, dtype=np.int64),
-                        np.asarray(vals)[:, per_scale[0]])
         step = int(self.coded.step)
         order, payload, left = rows.encode(self.codec, np.asarray(vals, dtype=np.float64), coded, plain,
                                            self.residual[keys] if feedback else None, step, self.worker,
-                                           exact=np.isin(keys, self.whole), units=per_scale)
+                                           exact=np.isin(keys, self.whole), units=units)
         if feedback:
             self.residual[keys] = left
         self.coded = self.coded._replace(step=np.array(step + 1, dtype=np.int64))

@@ -34,7 +34,7 @@ import numpy as np
 
 from shardlearn.comm import codecs, rows
 from shardlearn.kernels import delta
-from shardlearn.kernels.sgd import G, S
+from shardlearn.kernels.sgd import G
 
 HEAD = 3  # float64: rows, the change of the scalars [t, N]
 
@@ -69,15 +69,14 @@ def apply(state, parts, opts) -> int:
 
 class Coded:
     """The codec's state for one worker's merges: a residual per coordinate (the intercept
-    last) for each additive column (under the normalized rule with the scale its weight is
-    at, ``delta.carry``), and the count of merges (the stochastic rounding's draw)."""
+    last) for each additive column (under the normalized rule a weight's times its scale,
+    ``delta.columns``), and the count of merges (the stochastic rounding's draw)."""
 
     def __init__(self, codec: codecs.Codec, d: int, opts: dict):
         self.codec, self.opts, self.rule = codec, opts, opts["rule"]
         # additive: through the codec (in scale-free units under the normalized rule); maxima: as float32
-        self.coded, self.plain, self.per_scale = delta.columns(self.rule)
+        self.coded, self.plain, self.units = delta.columns(self.rule)
         self.residual = np.zeros((d + 1, len(self.coded)))
-        self.residual_scale = np.zeros(d + 1) if self.rule == "normalized" else None  # where residual weights are
         self.step = 0
 
     def bytes_per_row(self, width: int) -> int:
@@ -96,11 +95,9 @@ class Coded:
             return 0
         k = keys.size
         feedback = self.codec.error_feedback
-        if feedback and self.residual_scale is not None:
-            delta.carry(self.residual, self.residual_scale, keys, ch[:, S])
         order, payload, left = rows.encode(self.codec, ch, self.coded, self.plain,
                                            self.residual[keys] if feedback else None, self.step, comm.rank, width,
-                                           units=self.per_scale)
+                                           units=self.units)
         if feedback:
             self.residual[keys] = left
         head = np.zeros(HEAD + width // 2 + 1)  # float64: rows, the scalars' change, then the keys as int32
@@ -112,7 +109,7 @@ class Coded:
             m = int(h[0])
             pk = h[HEAD:].view(np.int32)[:m].astype(np.int64)
             parts.append((pk, rows.decode(self.codec, part[head.nbytes :], m, 4, self.coded, self.plain, self.step,
-                                          width, self.per_scale), h[1:3]))
+                                          width, self.units), h[1:3]))
         widest = apply(state, parts, self.opts)
         self.step += 1
         hit = np.concatenate([pk for pk, _, _ in parts])
@@ -122,11 +119,9 @@ class Coded:
     def arrays(self) -> dict:
         """What a checkpoint keeps: the residuals and the merge count."""
         out = {"codec/rows_residual": self.residual, "codec/rows_step": np.array(self.step)}
-        return out if self.residual_scale is None else dict(out, **{"codec/rows_residual_scale": self.residual_scale})
+        return out
 
     def restore(self, arrays) -> None:
         if "codec/rows_residual" in arrays:
             self.residual = np.array(arrays["codec/rows_residual"], dtype=np.float64)
             self.step = int(arrays["codec/rows_step"])
-            if self.residual_scale is not None and "codec/rows_residual_scale" in arrays:
-                self.residual_scale = np.array(arrays["codec/rows_residual_scale"], dtype=np.float64)
