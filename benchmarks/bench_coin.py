@@ -63,14 +63,14 @@ def _pass(indptr, indices, data, y, order, ws, scalars, bets, out, lr, l2, learn
     rates = np.empty(ws.shape[0])
     for j in range(order.shape[0]):
         r = order[j]
-        t, base = _tick(scalars, 1.0, 2, lr, 0.0)
+        t, base = _tick(scalars, 1.0, 2, 0.0)
         lo, hi = indptr[r], indptr[r + 1]
         ws[d, S] = 1.0
         p, norm = ws[d, W], 1.0
         for k in range(lo, hi + 1):
             i, x = (indices[k], data[k]) if k < hi else (d, 1.0)
             if k < hi:
-                norm += _touch(2, ws[i], x, lr, 0.0, 1.0, base, t, 0.0, l2)
+                norm += _touch(2, ws[i], x, lr, 0.0, 1.0, base, t, 0.0, l2, 0.0, 0.0)
                 p += ws[i, W] * x
             if learn_bets:
                 b = bets[i]

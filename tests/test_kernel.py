@@ -36,9 +36,16 @@ def _flow(loss, p, y, a):
     return sol.y[0, -1]
 
 
-def _reference(X, y, h, order, loss, rule, lr, power_t, beta, l1, l2, intercept):
+def _reference(X, y, h, order, loss, rule, lr, power_t, beta, l1, l2, intercept, end=0.0, span=0.0):
     """The rules as the module docstring states them, one row and one coordinate at a time
-    (a dense row touches every coordinate, a sparse one those it holds)."""
+    (a dense row touches every coordinate, a sparse one those it holds). ``end``, ``span``: the
+    linear schedule, each row's rate times its factor, a penalty catch-up's steps at the mean
+    factor of the rows it stands for (integrated numerically here)."""
+    from scipy.integrate import quad
+
+    def factor(tt):
+        return 1.0 if span <= 0 else min(1.0, max(0.0, (end - tt) / span))
+
     dense = not sp.issparse(X)
     X = sp.csr_matrix(X)
     d = X.shape[1]
@@ -46,14 +53,15 @@ def _reference(X, y, h, order, loss, rule, lr, power_t, beta, l1, l2, intercept)
     t = nsum = 0.0
     prog = 0.0
 
-    def rate(i):
+    def rate(i, m=None):
+        m = lr * (factor(t) if m is None else m)
         if rule == "sgd":
-            return lr / t ** power_t if power_t > 0 else lr
+            return m / t ** power_t if power_t > 0 else m
         if g2[i] <= 0:
             return 0.0
         if rule == "adagrad":
-            return lr / math.sqrt(g2[i])
-        return lr * math.sqrt(t / nsum) / (s[i] * math.sqrt(g2[i]))
+            return m / math.sqrt(g2[i])
+        return m * math.sqrt(t / nsum) / (s[i] * math.sqrt(g2[i]))
 
     def ftrl_w(i):
         if abs(z[i]) <= l1 * t:
@@ -62,12 +70,13 @@ def _reference(X, y, h, order, loss, rule, lr, power_t, beta, l1, l2, intercept)
 
     def catch_up(i):
         k = t - last[i]
+        m = (quad(factor, last[i], t, points=[end - span, end])[0] / k if k > 0 else factor(t)) if span > 0 else 1.0
         last[i] = t
-        if k <= 0 or (l1 == 0 and l2 == 0) or w[i] == 0 or rate(i) <= 0:
+        if k <= 0 or (l1 == 0 and l2 == 0) or w[i] == 0 or rate(i, m) <= 0:
             return
-        x = rate(i) * l2  # (1 - x)^k
+        x = rate(i, m) * l2  # (1 - x)^k
         v = (w[i] * math.exp(k * math.log1p(-x)) if x < 1 else 0.0) if l2 > 0 else w[i]
-        cut = rate(i) * l1 * k
+        cut = rate(i, m) * l1 * k
         w[i] = (v - cut if v > cut else v + cut if v < -cut else 0.0) if l1 > 0 else v
 
     def step(i, gi, pen=True):
@@ -118,7 +127,7 @@ def _reference(X, y, h, order, loss, rule, lr, power_t, beta, l1, l2, intercept)
             for i, x in touched:
                 g2[i] += h[r] * (g * x) ** 2
             ppu = sum(x * x * rate(i) for i, x in touched)
-            u = (p - _flow(loss, p, y[r], h[r] * ppu)) / ppu
+            u = (p - _flow(loss, p, y[r], h[r] * ppu)) / ppu if ppu > 0 else 0.0  # a rate of 0: no step
             for i, x in touched:
                 w[i] -= rate(i) * x * u
             continue
@@ -172,6 +181,35 @@ def test_kernel_equals_the_reference(rule, loss, penalty, intercept, weighted, d
     np.testing.assert_allclose(w, ref, rtol=tol, atol=1e-11)
     assert out[0] == pytest.approx(prog, rel=tol, abs=1e-11)
     assert out[1] == pytest.approx(h[order].sum(), rel=1e-12)
+
+
+@pytest.mark.parametrize("rule", ["normalized", "adagrad", "sgd"])
+@pytest.mark.parametrize("penalty", [(0.0, 0.0), (0.01, 0.05), (0.0, 0.2)])
+@pytest.mark.parametrize("intercept, weighted, dense", [(True, False, False), (False, True, False),
+                                                        (True, True, True)])
+@pytest.mark.parametrize("share", [1.0, 0.6])  # the run ends as the rate reaches 0, or after it does
+def test_the_linear_schedule_equals_the_reference(rule, penalty, intercept, weighted, dense, share):
+    """Each row steps at ``lr`` times its factor and a catch-up's penalty at its gap's mean
+    factor: a coordinate untouched for rows of full rate and rows of none takes the first only."""
+    X, y = _data(3, dense)
+    h = np.linspace(0.5, 2.0, 12) if weighted else np.ones(12)
+    order = np.random.default_rng(1).permutation(np.r_[np.arange(12), np.arange(12)])
+    lr, power_t = (0.05, 0.5) if rule == "sgd" else (0.3, 0.0)
+    end = share * h[order].sum()
+    span = 0.7 * end
+    l1, l2 = penalty
+    opts = dict(rule=rule, lr=lr, power_t=power_t, l1=l1, l2=l2, end=end, span=span)
+    st = kernel.new_state(6, rule)
+    out = kernel.run(st, X, y, h if weighted else None, order, loss="logistic", fit_intercept=intercept, **opts)
+    w = kernel.finalize(st, **opts)
+    ref, prog = _reference(X, y, h, order, "logistic", rule, lr, power_t, 1.0, l1, l2, intercept, end, span)
+    tol = 1e-8 if rule == "normalized" else 1e-9
+    np.testing.assert_allclose(w, ref, rtol=tol, atol=1e-11)
+    assert out[0] == pytest.approx(prog, rel=tol, abs=1e-11)
+    plain = kernel.new_state(6, rule)
+    kernel.run(plain, X, y, h if weighted else None, order, loss="logistic", fit_intercept=intercept,
+               **dict(opts, end=0.0, span=0.0))
+    assert np.abs(kernel.finalize(plain, **dict(opts, end=0.0, span=0.0)) - w).max() > 1e-3  # it does anneal
 
 
 def test_chunks_equal_one_call():

@@ -10,7 +10,7 @@ the losses and the papers behind them are described in ``sgd.py``.
 >>> import numpy as np
 >>> ws = np.zeros((2, 4)); sc = np.zeros(2); out = np.zeros(2)
 >>> _rows_dense(np.array([[1.0]]), np.array([1.0]), np.ones(1), np.arange(1), np.ones(1), ws, sc, out,
-...             1, 2, 0.5, 0.0, 1.0, 0.0, 0.0, True, np.zeros(0))
+...             1, 2, 0.5, 0.0, 1.0, 0.0, 0.0, True, 0.0, 0.0, np.zeros(0))
 >>> round(float(out[0]), 6), float(sc[0])   # log 2 before the first update; one row seen
 (0.693147, 1.0)
 """
@@ -91,6 +91,39 @@ def _dloss(loss, p, y):
 
 
 @njit(cache=True, inline="always")
+def _anneal(end, span, t):
+    """The linear schedule's factor of the rate at clock ``t``: 1 until ``end - span``, then
+    straight down to 0 at ``end`` (``span`` 0: no schedule, always 1). A last iterate annealed
+    to 0 over the run gets what averaging the iterates would (Defazio et al. 2023, "When, why
+    and how much? Adaptive learning rate scheduling by refinement"), with no state to keep."""
+    if span <= 0:
+        return 1.0
+    return min(1.0, max(0.0, (end - t) / span))
+
+
+@njit(cache=True, inline="always")
+def _anneal_area(end, span, t):
+    """The integral of ``_anneal`` from clock 0 to ``t`` (``span`` > 0)."""
+    s0 = end - span
+    if t <= s0:
+        return t
+    if t >= end:
+        return s0 + 0.5 * span
+    return s0 + 0.5 * (span - (end - t) ** 2 / span)
+
+
+@njit(cache=True, inline="always")
+def _anneal_mean(end, span, a, b):
+    """The mean factor over the rows of clocks ``(a, b]``: the lazy penalty of a coordinate
+    untouched since ``a`` takes each row's rate, not the rate now."""
+    if span <= 0:
+        return 1.0
+    if b <= a:
+        return _anneal(end, span, b)
+    return (_anneal_area(end, span, b) - _anneal_area(end, span, a)) / (b - a)
+
+
+@njit(cache=True, inline="always")
 def _rate(rule, c, lr, power_t, base):
     """The step size per unit gradient of coordinate row ``c`` now (0 before its first
     gradient); ``base``: ``lr * sqrt(t / N)`` for the normalized rule, ``lr / t^power_t`` for sgd."""
@@ -129,13 +162,16 @@ def _decay(x, k):
 
 
 @njit(cache=True, inline="always")
-def _catch_up(rule, c, lr, power_t, base, t, l1, l2):
-    """Coordinate row ``c`` takes the penalty steps of the weight seen since it was last touched."""
+def _catch_up(rule, c, lr, power_t, base1, t, l1, l2, end, span):
+    """Coordinate row ``c`` takes the penalty steps of the weight seen since it was last touched
+    (``base1``: the rule's base rate per unit of ``lr`` at clock ``t``; under the linear schedule
+    each step at its row's rate: the gap's mean factor)."""
     k = t - c[L]
+    m = lr * _anneal_mean(end, span, c[L], t)
     c[L] = t
     if k <= 0 or (l1 == 0 and l2 == 0) or c[W] == 0:
         return
-    eta = _rate(rule, c, lr, power_t, base)
+    eta = _rate(rule, c, m, power_t, base1 * m)
     if eta <= 0:
         return
     v = c[W]
@@ -170,9 +206,9 @@ def _step(rule, c, gi, lr, power_t, beta, base, t, l1, l2):
 
 
 @njit(cache=True, inline="always")
-def _touch(rule, c, x, lr, power_t, beta, base, t, l1, l2):
+def _touch(rule, c, x, lr, power_t, beta, base1, t, l1, l2, end, span):
     """Before predicting: coordinate row ``c`` with value ``x`` rescales (normalized) and catches
-    up; returns its term of the normalizer sum."""
+    up (``base1``: the base rate per unit of ``lr``); returns its term of the normalizer sum."""
     norm = 0.0
     if rule == 2:
         ax = abs(x)
@@ -185,18 +221,19 @@ def _touch(rule, c, x, lr, power_t, beta, base, t, l1, l2):
     if rule == 3:
         c[W] = _ftrl_weight(c[S], c[G], lr, beta, l1 * t, l2 * t)
     else:
-        _catch_up(rule, c, lr, power_t, base, t, l1, l2)
+        _catch_up(rule, c, lr, power_t, base1, t, l1, l2, end, span)
     return norm
 
 
 @njit(cache=True, inline="always")
-def _tick(scalars, hr, rule, lr, power_t):
-    """A row of weight ``hr`` moves the clock: ``(t, the base rate of its catch-ups)``. The clock and the
+def _tick(scalars, hr, rule, power_t):
+    """A row of weight ``hr`` moves the clock: ``(t, the base rate of its catch-ups per unit of
+    the learning rate)``. The clock and the
     normalizer are read and written at every row, not kept in registers for a call: Hogwild's
     workers share them (``scalars`` in /dev/shm); one process gets the same numbers."""
     t = scalars[0] + hr
     scalars[0] = t
-    return t, _base(rule, lr, power_t, t, scalars[1])
+    return t, _base(rule, 1.0, power_t, t, scalars[1])
 
 
 @njit(cache=True, inline="always")
@@ -233,7 +270,7 @@ def _rate_normalized(c, x, h, dl, base, rates, j):
 
 @njit(cache=True, nogil=True)  # a stream parses its next block in another thread meanwhile
 def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t, beta, l1, l2,
-              intercept, preds):
+              intercept, end, span, preds):
     d = ws.shape[0] - 1
     width = 0
     for r in order:  # the widest row this call reads (not the matrix's: a call may read a few rows of many)
@@ -246,20 +283,21 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
         if hr <= 0:  # not learned from; scored when asked (a held-out example of a stream)
             if preds.shape[0]:
                 preds[j] = _peek_csr(indptr, indices, data, scale, ws, scalars, r, rule, lr, power_t, beta, l1, l2,
-                                     intercept, peek)
+                                     intercept, end, span, peek)
             continue
-        t, base = _tick(scalars, hr, rule, lr, power_t)
+        t, base = _tick(scalars, hr, rule, power_t)
+        lr_t = lr if rule == 3 else lr * _anneal(end, span, t)
         lo, hi = indptr[r], indptr[r + 1]
         p = ws[d, W] if intercept else 0.0
         norm = 1.0 if intercept else 0.0
         for k in range(lo, hi):
             i = indices[k]
             x = data[k] * scale[i] if scaled else data[k]
-            norm += _touch(rule, ws[i], x, lr, power_t, beta, base, t, l1, l2)
+            norm += _touch(rule, ws[i], x, lr, power_t, beta, base, t, l1, l2, end, span)
             p += ws[i, W] * x
         if preds.shape[0]:
             preds[j] = p
-        g, base = _row_gradient(scalars, hr, norm, loss, p, y[r], out, rule, lr, power_t, t)
+        g, base = _row_gradient(scalars, hr, norm, loss, p, y[r], out, rule, lr_t, power_t, t)
         if g == 0:
             continue
         if rule == 2:
@@ -279,13 +317,15 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
             continue
         for k in range(lo, hi):
             i = indices[k]
-            _step(rule, ws[i], g * (data[k] * scale[i] if scaled else data[k]), lr, power_t, beta, base, t, l1, l2)
+            _step(rule, ws[i], g * (data[k] * scale[i] if scaled else data[k]), lr_t, power_t, beta, base, t, l1,
+                  l2)
         if intercept:
-            _step_intercept(rule, ws[d], g, lr, power_t, beta, base, t)
+            _step_intercept(rule, ws[d], g, lr_t, power_t, beta, base, t)
 
 
 @njit(cache=True, nogil=True)  # a stream parses its next block in another thread meanwhile
-def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t, beta, l1, l2, intercept, preds):
+def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t, beta, l1, l2, intercept, end, span,
+                preds):
     d = ws.shape[0] - 1
     rates, peek = np.empty(d + 1), np.empty(4)
     scaled = scale.shape[0] > 0
@@ -294,18 +334,20 @@ def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t
         hr = h[r]
         if hr <= 0:
             if preds.shape[0]:
-                preds[j] = _peek_dense(X, scale, ws, scalars, r, rule, lr, power_t, beta, l1, l2, intercept, peek)
+                preds[j] = _peek_dense(X, scale, ws, scalars, r, rule, lr, power_t, beta, l1, l2, intercept, end,
+                                       span, peek)
             continue
-        t, base = _tick(scalars, hr, rule, lr, power_t)
+        t, base = _tick(scalars, hr, rule, power_t)
+        lr_t = lr if rule == 3 else lr * _anneal(end, span, t)
         p = ws[d, W] if intercept else 0.0
         norm = 1.0 if intercept else 0.0
         for i in range(d):
             x = X[r, i] * scale[i] if scaled else X[r, i]
-            norm += _touch(rule, ws[i], x, lr, power_t, beta, base, t, l1, l2)
+            norm += _touch(rule, ws[i], x, lr, power_t, beta, base, t, l1, l2, end, span)
             p += ws[i, W] * x
         if preds.shape[0]:
             preds[j] = p
-        g, base = _row_gradient(scalars, hr, norm, loss, p, y[r], out, rule, lr, power_t, t)
+        g, base = _row_gradient(scalars, hr, norm, loss, p, y[r], out, rule, lr_t, power_t, t)
         if g == 0:
             continue
         if rule == 2:
@@ -327,17 +369,17 @@ def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t
         for i in range(d):
             x = X[r, i] * scale[i] if scaled else X[r, i]
             if x != 0:
-                _step(rule, ws[i], g * x, lr, power_t, beta, base, t, l1, l2)
+                _step(rule, ws[i], g * x, lr_t, power_t, beta, base, t, l1, l2)
         if intercept:
-            _step_intercept(rule, ws[d], g, lr, power_t, beta, base, t)
+            _step_intercept(rule, ws[d], g, lr_t, power_t, beta, base, t)
 
 
 @njit(cache=True)
-def _finalize(rule, ws, scalars, lr, power_t, beta, l1, l2, free, out):
+def _finalize(rule, ws, scalars, lr, power_t, beta, l1, l2, end, span, free, out):
     """Every coordinate brought up to date with the penalty: in ``ws`` itself when ``out`` is
     empty, else only into ``out`` (the weights), ``ws`` left as it is (its clocks unchanged)."""
     t, nsum = scalars[0], scalars[1]
-    base = _base(rule, lr, power_t, t, nsum)
+    base = _base(rule, 1.0, power_t, t, nsum)
     skip = np.zeros(ws.shape[0], dtype=np.bool_)
     skip[free] = True
     apart = out.shape[0] > 0
@@ -352,47 +394,48 @@ def _finalize(rule, ws, scalars, lr, power_t, beta, l1, l2, free, out):
         elif rule == 3:
             c[W] = _ftrl_weight(c[S], c[G], lr, beta, l1 * t, l2 * t)
         else:
-            _catch_up(rule, c, lr, power_t, base, t, l1, l2)
+            _catch_up(rule, c, lr, power_t, base, t, l1, l2, end, span)
         if apart:
             out[i] = c[W]
 
 
 @njit(cache=True, inline="always")
-def _peek_csr(indptr, indices, data, scale, ws, scalars, r, rule, lr, power_t, beta, l1, l2, intercept, c):
+def _peek_csr(indptr, indices, data, scale, ws, scalars, r, rule, lr, power_t, beta, l1, l2, intercept, end, span, c):
     """Row ``r``'s score as the next row learned would see it: rescale and penalty catch-up
     applied to a copy ``c`` of each coordinate's state row, so predicting changes nothing.
     ``scale`` empty: raw features."""
     d = ws.shape[0] - 1
     t = scalars[0]
-    base = _base(rule, lr, power_t, t, scalars[1])
+    base = _base(rule, 1.0, power_t, t, scalars[1])
     p = ws[d, W] if intercept else 0.0
     for k in range(indptr[r], indptr[r + 1]):
         i = indices[k]
         x = data[k] * scale[i] if scale.shape[0] else data[k]
         c[:] = ws[i]
-        _touch(rule, c, x, lr, power_t, beta, base, t, l1, l2)
+        _touch(rule, c, x, lr, power_t, beta, base, t, l1, l2, end, span)
         p += c[W] * x
     return p
 
 
 @njit(cache=True, inline="always")
-def _peek_dense(X, scale, ws, scalars, r, rule, lr, power_t, beta, l1, l2, intercept, c):
+def _peek_dense(X, scale, ws, scalars, r, rule, lr, power_t, beta, l1, l2, intercept, end, span, c):
     d = ws.shape[0] - 1
     t = scalars[0]
-    base = _base(rule, lr, power_t, t, scalars[1])
+    base = _base(rule, 1.0, power_t, t, scalars[1])
     p = ws[d, W] if intercept else 0.0
     for i in range(d):
         x = X[r, i] * scale[i] if scale.shape[0] else X[r, i]
         if x != 0:
             c[:] = ws[i]
-            _touch(rule, c, x, lr, power_t, beta, base, t, l1, l2)
+            _touch(rule, c, x, lr, power_t, beta, base, t, l1, l2, end, span)
             p += c[W] * x
     return p
 
 
 @njit(cache=True)
-def _scores_csr(indptr, indices, data, ws, scalars, out, rule, lr, power_t, beta, l1, l2, intercept):
+def _scores_csr(indptr, indices, data, ws, scalars, out, rule, lr, power_t, beta, l1, l2, intercept, end, span):
     """Each row's score, read-only (``_peek_csr``)."""
     c, raw = np.empty(4), np.empty(0)
     for r in range(indptr.shape[0] - 1):
-        out[r] = _peek_csr(indptr, indices, data, raw, ws, scalars, r, rule, lr, power_t, beta, l1, l2, intercept, c)
+        out[r] = _peek_csr(indptr, indices, data, raw, ws, scalars, r, rule, lr, power_t, beta, l1, l2, intercept, end,
+                           span, c)

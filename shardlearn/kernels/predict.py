@@ -27,7 +27,7 @@ from shardlearn.kernels.sgd import RULES, _values
 
 
 def scores(state: dict, X, *, rule: str, lr: float, power_t: float = 0.0, beta: float = 1.0, l1: float = 0.0,
-           l2: float = 0.0, fit_intercept: bool = True) -> np.ndarray:
+           l2: float = 0.0, fit_intercept: bool = True, end: float = 0.0, span: float = 0.0) -> np.ndarray:
     """The scores ``w . x (+ b)`` of CSR rows ``X`` under ``state``, with each touched weight
     brought up to date with the penalty (and, normalized, its scale) as learning would, but
     without writing: the state is left exactly as it was."""
@@ -35,5 +35,6 @@ def scores(state: dict, X, *, rule: str, lr: float, power_t: float = 0.0, beta: 
     # rows, ``online/instances.py``: no second check)
     out = np.empty(X.shape[0])
     _scores_csr(X.indptr, X.indices, _values(X.data), state["ws"], np.asarray(state["scalars"], dtype=np.float64),
-                out, RULES[rule], float(lr), float(power_t), float(beta), float(l1), float(l2), bool(fit_intercept))
+                out, RULES[rule], float(lr), float(power_t), float(beta), float(l1), float(l2), bool(fit_intercept),
+                float(end), float(span))
     return out

@@ -71,12 +71,14 @@ def weights(state: dict) -> np.ndarray:
 
 def run(state: dict, X, y, sample_weight, order, *, loss: str, rule: str, lr: float, power_t: float = 0.0,
         beta: float = 1.0, l1: float = 0.0, l2: float = 0.0, fit_intercept: bool = True, scale=None,
-        predictions=None) -> np.ndarray:
+        predictions=None, end: float = 0.0, span: float = 0.0) -> np.ndarray:
     """Learn from rows ``order`` of ``(X, y)`` in that order, updating ``state`` in place.
     ``scale`` multiplies each feature (a preconditioner; None: raw features). Returns
     ``[sum of h * loss before each update (progressive loss), sum of h]``. ``predictions`` (an
     array as long as ``order``, or None) receives each row's score before its update; a row of
-    weight 0 is not learned from, only scored then (read-only: a held-out example)."""
+    weight 0 is not learned from, only scored then (read-only: a held-out example). ``end``,
+    ``span``: the linear schedule (``span`` > 0): the rate falls from ``lr`` at clock
+    ``end - span`` to 0 at clock ``end`` (the clock: the weight of the rows seen)."""
     y = np.ascontiguousarray(y, dtype=np.float64)
     h = np.ones(X.shape[0]) if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
     scale = np.zeros(0) if scale is None else np.ascontiguousarray(scale, dtype=np.float64)  # empty: raw
@@ -84,7 +86,8 @@ def run(state: dict, X, y, sample_weight, order, *, loss: str, rule: str, lr: fl
     out = np.zeros(2)
     preds = np.zeros(0) if predictions is None else predictions
     args = (state["ws"], state["scalars"], out, LOSSES[loss],
-            RULES[rule], float(lr), float(power_t), float(beta), float(l1), float(l2), bool(fit_intercept))
+            RULES[rule], float(lr), float(power_t), float(beta), float(l1), float(l2), bool(fit_intercept), float(end),
+            float(span))
     if sp.issparse(X):
         X = X.tocsr()
         _rows_csr(X.indptr, X.indices, _values(X.data), y, h, order, scale, *args, preds)
@@ -103,25 +106,25 @@ def _values(a) -> np.ndarray:
 
 
 def finalize(state: dict, *, rule: str, lr: float, power_t: float = 0.0, beta: float = 1.0, l1: float = 0.0,
-             l2: float = 0.0, free=None) -> np.ndarray:
+             l2: float = 0.0, free=None, end: float = 0.0, span: float = 0.0) -> np.ndarray:
     """Bring every coordinate up to date with the penalty (one dense pass, when the weights
     are read: at an epoch's end); returns the weights ``w`` (intercept last). ``free``: the
     rows never penalised (None: the last, the intercept; a parameter-server slice names its own)."""
-    _finalize_call(state, rule, lr, power_t, beta, l1, l2, free, np.zeros(0))
+    _finalize_call(state, rule, lr, power_t, beta, l1, l2, end, span, free, np.zeros(0))
     return weights(state)
 
 
 def finalized(state: dict, *, rule: str, lr: float, power_t: float = 0.0, beta: float = 1.0, l1: float = 0.0,
-              l2: float = 0.0, free=None) -> np.ndarray:
+              l2: float = 0.0, free=None, end: float = 0.0, span: float = 0.0) -> np.ndarray:
     """The weights ``finalize`` would return, as a new array, with ``state`` left as it is (its
     clocks too, so where an epoch ends changes nothing): no copy of the whole state is made."""
     out = np.empty(state["ws"].shape[0])
-    _finalize_call(state, rule, lr, power_t, beta, l1, l2, free, out)
+    _finalize_call(state, rule, lr, power_t, beta, l1, l2, end, span, free, out)
     return out
 
 
 def catch_up(state: dict, keys: np.ndarray, *, rule: str, lr: float, power_t: float = 0.0, beta: float = 1.0,
-             l1: float = 0.0, l2: float = 0.0, free=None) -> None:
+             l1: float = 0.0, l2: float = 0.0, free=None, end: float = 0.0, span: float = 0.0) -> None:
     """``finalize`` on coordinates ``keys`` only: each takes the penalty of the weight seen
     since it was last touched, in place, as the next row touching it would; a coordinate
     whose clock is at or past ``state``'s already has it (a clock never moves back, so
@@ -135,13 +138,13 @@ def catch_up(state: dict, keys: np.ndarray, *, rule: str, lr: float, power_t: fl
     free = np.array([ws.shape[0] - 1] if free is None else free, dtype=np.int64)  # a few: looked up per key
     _catch_up_keys(RULES[rule], ws, np.asarray(state["scalars"], dtype=np.float64),
                    np.ascontiguousarray(keys, dtype=np.int64), float(lr), float(power_t), float(beta), float(l1),
-                   float(l2), free)
+                   float(l2), float(end), float(span), free)
 
 
 @njit(cache=True, nogil=True)
-def _catch_up_keys(rule, ws, scalars, keys, lr, power_t, beta, l1, l2, free):
+def _catch_up_keys(rule, ws, scalars, keys, lr, power_t, beta, l1, l2, end, span, free):
     t = scalars[0]
-    base = _base(rule, lr, power_t, t, scalars[1])
+    base = _base(rule, 1.0, power_t, t, scalars[1])
     for j in range(keys.size):
         c = ws[keys[j]]
         if c[L] >= t or _among(keys[j], free):
@@ -149,7 +152,7 @@ def _catch_up_keys(rule, ws, scalars, keys, lr, power_t, beta, l1, l2, free):
         if rule == 3:
             c[W] = _ftrl_weight(c[S], c[G], lr, beta, l1 * t, l2 * t)
         else:
-            _catch_up(rule, c, lr, power_t, base, t, l1, l2)
+            _catch_up(rule, c, lr, power_t, base, t, l1, l2, end, span)
 
 
 @njit(cache=True, inline="always")
@@ -160,10 +163,10 @@ def _among(k, few):
     return False
 
 
-def _finalize_call(state, rule, lr, power_t, beta, l1, l2, free, out):
+def _finalize_call(state, rule, lr, power_t, beta, l1, l2, end, span, free, out):
     ws = state["ws"]
     if ws.shape[0] == 0:  # nothing to bring up to date (and no last row to leave unpenalised)
         return
     free = np.array([ws.shape[0] - 1] if free is None else free, dtype=np.int64)
     _finalize(RULES[rule], ws, np.asarray(state["scalars"], dtype=np.float64), float(lr), float(power_t), float(beta),
-              float(l1), float(l2), free, out)
+              float(l1), float(l2), float(end), float(span), free, out)
