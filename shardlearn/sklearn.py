@@ -207,7 +207,7 @@ class LinearRegression(RegressorMixin, _Linear):
     """
 
     def __init__(self, *, alpha=0.0, l1_ratio=0.0, fit_intercept=True, solver=None, optimizer=None,
-                 learning_rate=None, schedule="constant", batch_size=256, max_iter=None, tol=1e-6, shuffle=True,
+                 learning_rate=None, schedule=None, batch_size=256, max_iter=None, tol=1e-6, shuffle=True,
                  random_state=None, workers=None, strategy=None, sync_every=None, partition=None,
                  checkpoint_dir=None, checkpoint_every=None, max_restarts=0, staleness=4, servers=0,
                  slicer="range", device=None, compression="none", error_feedback=True):
@@ -289,7 +289,7 @@ class LogisticRegression(_Classifier):
     """
 
     def __init__(self, *, alpha=1e-4, l1_ratio=0.0, fit_intercept=True, solver=None, optimizer=None,
-                 learning_rate=None, schedule="constant", batch_size=256, max_iter=None, tol=1e-6, shuffle=True,
+                 learning_rate=None, schedule=None, batch_size=256, max_iter=None, tol=1e-6, shuffle=True,
                  random_state=None, workers=None, strategy=None, sync_every=None, partition=None,
                  checkpoint_dir=None, checkpoint_every=None, max_restarts=0, staleness=4, servers=0,
                  slicer="range", device=None, compression="none", error_feedback=True):
@@ -317,7 +317,7 @@ class LinearSVC(_Classifier):
     """
 
     def __init__(self, *, loss="squared_hinge", alpha=1e-4, l1_ratio=0.0, fit_intercept=True, solver=None,
-                 optimizer=None, learning_rate=None, schedule="constant", batch_size=256, max_iter=None,
+                 optimizer=None, learning_rate=None, schedule=None, batch_size=256, max_iter=None,
                  tol=1e-6, shuffle=True, random_state=None, workers=None, strategy=None, sync_every=None, partition=None,
                  checkpoint_dir=None, checkpoint_every=None, max_restarts=0, staleness=4, servers=0,
                  slicer="range", device=None, compression="none", error_feedback=True):

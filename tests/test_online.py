@@ -89,17 +89,22 @@ def test_raw_amounts_in_the_millions_need_no_standardising():
     assert ratios[0] <= 1.035 and ratios[1] <= 1.02, ratios
 
 
-def test_partial_fit_twice_equals_two_epochs():
+@pytest.mark.parametrize("schedule", [None, "constant"])
+def test_partial_fit_twice_equals_two_epochs(schedule):
+    """At the constant schedule; ``partial_fit`` (no end known) runs the constant rate under the
+    default schedule too, while ``fit``'s default anneals over its ``max_iter`` epochs."""
     rng = np.random.default_rng(1)
     X = rng.normal(size=(500, 4)) * [1, 10, 0.1, 1]
     y = (X @ [1, 0.1, 5, -1] + rng.normal(size=500) > 0).astype(int)
     opts = dict(alpha=1e-3, l1_ratio=0.3, solver="sgd", optimizer="normalized", random_state=3)
-    once = LogisticRegression(max_iter=2, tol=None, **opts).fit(X, y)
-    twice = LogisticRegression(**opts)
+    once = LogisticRegression(max_iter=2, tol=None, schedule="constant", **opts).fit(X, y)
+    twice = LogisticRegression(schedule=schedule, **opts)
     twice.partial_fit(X, y, classes=[0, 1])
     twice.partial_fit(X, y)
     np.testing.assert_array_equal(twice.coef_, once.coef_)
     assert twice.intercept_ == once.intercept_
+    annealed = LogisticRegression(max_iter=2, tol=None, **opts).fit(X, y)
+    assert np.abs(annealed.coef_ - once.coef_).max() > 1e-2
 
 
 def test_checkpoint_and_resume_equal_an_uninterrupted_fit(tmp_path):

@@ -142,7 +142,8 @@ def test_linear_svc_separates_and_multiclass_is_one_vs_rest():
 def test_partial_fit_twice_equals_fit_with_two_epochs():
     X, y, _, _ = _a9a()
     X, y = X[:3000], y[:3000]
-    kw = dict(alpha=1e-4, solver="sgd", shuffle=False, random_state=0, batch_size=16, tol=None)
+    kw = dict(alpha=1e-4, solver="sgd", shuffle=False, random_state=0, batch_size=16, tol=None,
+              schedule="constant")  # fit's default anneals over max_iter: partial_fit knows no end (test_online)
     a = LogisticRegression(max_iter=2, **kw).fit(X, y)
     b = LogisticRegression(**kw)
     b.partial_fit(X, y, classes=[0, 1]).partial_fit(X, y)

@@ -248,7 +248,11 @@ def _train(t):
     g.add_argument("--optimizer", help="for --solver sgd: normalized (per example, scale-free; the default in one "
                                        "process, local_sgd and hogwild), adagrad (the default for bsp over workers, "
                                        "ssp, asp), ftrl, sgd, momentum, nesterov, adam")
-    g.add_argument("--learning-rate", type=float, help="for --solver sgd (default: the optimizer's)")
+    g.add_argument("--learning-rate", type=float, help="for --solver sgd (default: the optimizer's; 6 for normalized "
+                                                       "under the linear schedule)")
+    g.add_argument("--schedule", choices=("constant", "invscaling", "linear"),
+                   help="for --solver sgd: the rate over the fit (default: linear for the normalized rule, falling "
+                        "from the rate to 0 over --max-iter epochs; else constant)")
     g.add_argument("--batch-size", type=int, default=256, help="for mini-batch sgd: rows per step (1: per example)")
     g.add_argument("--max-iter", type=int, help="iterations (lbfgs, gd; default 300) or epochs (sgd; default 5)")
     g.add_argument("--tol", type=_tol, default=1e-6, help="stop when the objective improves less than this "

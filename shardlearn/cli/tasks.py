@@ -11,6 +11,7 @@ import json
 from shardlearn.core.errors import ConfigError
 
 NOT_FOR_TASKS = {"strategy": "--strategy", "optimizer": "--optimizer", "learning_rate": "--learning-rate",
+                 "schedule": "--schedule",
                  "checkpoint_dir": "--checkpoint-dir", "checkpoint_every": "--checkpoint-every",
                  "resume": "--resume", "stream": "--stream", "sync_every": "--sync-every"}
 

@@ -114,7 +114,8 @@ def _estimator(args):
     from shardlearn.sklearn import LinearRegression, LinearSVC, LogisticRegression
 
     common = dict(alpha=args.alpha, l1_ratio=args.l1_ratio, fit_intercept=not args.no_intercept, solver=args.solver,
-                  optimizer=args.optimizer, learning_rate=args.learning_rate, batch_size=args.batch_size,
+                  optimizer=args.optimizer, learning_rate=args.learning_rate, schedule=args.schedule,
+                  batch_size=args.batch_size,
                   max_iter=args.max_iter, tol=args.tol, random_state=args.random_state, workers=args.workers,
                   strategy=args.strategy, sync_every=args.sync_every, partition=args.partition,
                   checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,

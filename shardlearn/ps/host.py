@@ -25,11 +25,12 @@ def reset() -> None:
 
 
 def create(shard_id: int, size: int, rule: str, learning_rate: float, l1: float, l2: float, dtype: str,
-           free=(), schedule: str = "constant", power_t: float | None = None) -> int:
-    """A shard: ``power_t`` given, of the per-example kernel's state (``KernelShard``), else
-    of values with a mini-batch optimizer's state (``Shard``)."""
+           free=(), schedule: str = "constant", power_t: float | None = None, anneal: dict | None = None) -> int:
+    """A shard: ``power_t`` given, of the per-example kernel's state (``KernelShard``; ``anneal``:
+    the linear schedule's ``end`` and ``span``), else of values with a mini-batch optimizer's
+    state (``Shard``)."""
     if power_t is not None:
-        HOSTED["shards"][shard_id] = KernelShard(size, rule, learning_rate, l1, l2, dtype, free, power_t)
+        HOSTED["shards"][shard_id] = KernelShard(size, rule, learning_rate, l1, l2, dtype, free, power_t, anneal)
     else:
         HOSTED["shards"][shard_id] = Shard(size, rule, learning_rate, l1, l2, dtype, free, schedule)
     return os.getpid()

@@ -32,11 +32,12 @@ class KernelShard(Shard):
     merged together once all ``expect`` arrived, as ``Shard`` does."""
 
     def __init__(self, size: int, rule: str = "normalized", learning_rate: float = 0.5, l1: float = 0.0,
-                 l2: float = 0.0, dtype="float64", free=(), power_t: float = 0.0):
+                 l2: float = 0.0, dtype="float64", free=(), power_t: float = 0.0, anneal: dict | None = None):
         if rule not in kernel.RULES:
             raise ConfigError(f"per-example server rule {rule!r}: expected one of {', '.join(kernel.RULES)}")
         self.size, self.rule, self.learning_rate, self.power_t = int(size), rule, float(learning_rate), float(power_t)
         self.l1, self.l2 = float(l1), float(l2)
+        self.anneal = dict(anneal or {})  # the linear schedule's end and span: the penalty's catch-ups follow it
         self.free = np.asarray(free, dtype=np.int64)
         self.ws = np.zeros((self.size, 4), dtype=np.dtype(dtype))
         self.scale = self.stats = None
@@ -88,7 +89,7 @@ class KernelShard(Shard):
     def _catch_up(self, idx: np.ndarray, at) -> None:
         delta.start({"ws": self.ws, "scalars": np.asarray(at, dtype=np.float64)}, idx,
                     dict(rule=self.rule, lr=self.learning_rate, power_t=self.power_t, l1=self.l1, l2=self.l2,
-                         free=self.free))
+                         free=self.free, **self.anneal))
 
     def pull(self, idx: np.ndarray) -> np.ndarray:
         with self.lock:
@@ -103,7 +104,7 @@ class KernelShard(Shard):
         """Every key takes the penalty up to weight seen ``t`` (FTRL: its weight from ``z``)."""
         with self.lock:
             kernel.finalize({"ws": self.ws, "scalars": np.array([t, nsum])}, rule=self.rule, lr=self.learning_rate,
-                            power_t=self.power_t, l1=self.l1, l2=self.l2, free=self.free)
+                            power_t=self.power_t, l1=self.l1, l2=self.l2, free=self.free, **self.anneal)
 
     def weights(self) -> np.ndarray:
         return np.ascontiguousarray(self.ws[:, kernel.W])

@@ -30,6 +30,10 @@ from shardlearn.runtime.checkpoint import parse_every
 
 DEFAULT_LEARNING_RATE = {"sgd": 0.05, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.1, "adam": 0.01, "ftrl": 0.5,
                          "normalized": 0.75}
+# The normalized rule's default rate under the linear schedule (its default there): the rate falls from it to 0 over
+# the fit, so it starts higher than a constant rate can stay (benchmarks/README.md, "The linear schedule").
+ANNEALED_NORMALIZED_RATE = 6.0
+ANNEALED_RULES = ("normalized", "adagrad", "sgd")  # the per-example rules schedule="linear" anneals (not FTRL)
 PER_EXAMPLE_RULES = ("normalized", "adagrad", "ftrl", "sgd")  # what the compiled kernel runs (kernels/sgd.py)
 SOLVER_STRATEGY = {"lbfgs": "lbfgs", "gd": "gd", "sgd": "bsp"}
 
@@ -84,7 +88,7 @@ class TrainConfig:
     fit_intercept: bool = True
     optimizer: str | None = None  # None: "normalized" (per example) with solver="sgd", else "adagrad"
     learning_rate: float | None = None
-    schedule: str = "constant"
+    schedule: str | None = None  # None: "linear" for the normalized rule, else "constant"
     batch_size: int = 256
     max_iter: int | None = None  # None: 300 iterations (lbfgs, gd) or STOCHASTIC_EPOCHS epochs (sgd)
     tol: float | None = 1e-6
@@ -108,6 +112,7 @@ class TrainConfig:
     compression: str = "none"  # codec of what the workers exchange (comm.codecs): "int8", "topk:0.1+int8", ...
     error_feedback: bool = True  # keep what a lossy codec left out and send it later
     optimizer_given: bool | None = None  # set by __post_init__: False when the optimizer was chosen by default
+    schedule_given: bool | None = None  # set by __post_init__: False when the schedule was chosen by default
 
     def __post_init__(self):
         """The defaults that depend on the job (``None``): a stochastic strategy implies
@@ -127,6 +132,11 @@ class TrainConfig:
             object.__setattr__(self, "optimizer_given", False)
         elif self.optimizer_given is None:
             object.__setattr__(self, "optimizer_given", True)
+        if self.schedule is None:  # the normalized rule anneals its rate to 0 over the fit (schedule="linear")
+            object.__setattr__(self, "schedule", "linear" if self.optimizer == "normalized" else "constant")
+            object.__setattr__(self, "schedule_given", False)
+        elif self.schedule_given is None:
+            object.__setattr__(self, "schedule_given", True)
         if self.max_iter is None:
             object.__setattr__(self, "max_iter", STOCHASTIC_EPOCHS if self.solver == "sgd" else 300)
         if self.partition is None:
@@ -246,8 +256,13 @@ class TrainConfig:
             raise ConfigError(f"compression={self.compression!r}: {self.plan}'s line search needs a gradient close "
                               "to the true one; use fp16, bf16 or int8 there, or sparsify, sign-compress or "
                               "low-rank (powersgd) under bsp or local_sgd")
-        if self.schedule not in optim.SCHEDULES:
-            raise ConfigError(f"schedule={self.schedule!r} is not known; expected one of {', '.join(optim.SCHEDULES)}")
+        if self.schedule == "linear":
+            if not (self.per_example and self.optimizer in ANNEALED_RULES):
+                raise ConfigError(f"schedule='linear' anneals the per-example rules (normalized, or adagrad or sgd with "
+                                  f"batch_size=1), not {self._rule_words()}; use 'constant' or 'invscaling' there")
+        elif self.schedule not in optim.SCHEDULES:
+            raise ConfigError(f"schedule={self.schedule!r} is not known; expected one of "
+                              f"{', '.join([*optim.SCHEDULES, 'linear'])}")
 
     @property
     def compresses_collectives(self) -> bool:
@@ -255,6 +270,13 @@ class TrainConfig:
         SGD's changes, bsp's mini-batch gradients or per-example changes (quantizers only there,
         ``validate``). The parameter server's pushes are a separate path, checked in ``validate``."""
         return self.plan in ("gd", "lbfgs", "local_sgd", "bsp") and not self.uses_ps
+
+    def _rule_words(self) -> str:
+        if self.optimizer == "ftrl" and self.per_example:
+            return "FTRL (its rate is in its closed form)"
+        if self.solver != "sgd":
+            return f"solver={self.solver!r}"
+        return f"optimizer={self.optimizer!r} on mini-batches of {self.batch_size}"
 
     def _plan_words(self) -> str:
         if self.uses_ps:
@@ -267,13 +289,20 @@ class TrainConfig:
         from shardlearn.kernels.sgd import MODEL_LOSS
 
         if self.per_example and name not in MODEL_LOSS and not self.optimizer_given:
-            return replace(self, optimizer="adagrad")
+            return replace(self, optimizer="adagrad", schedule=self.schedule if self.schedule_given else None,
+                           schedule_given=self.schedule_given or None)
         return self
 
     @property
     def power_t(self) -> float:
         """The per-example kernel's step decay ``lr / t^power_t``: 0.5 under ``invscaling``."""
         return 0.5 if self.schedule == "invscaling" else 0.0
+
+    def anneals(self, epochs: int | None) -> bool:
+        """The kernel's rate falls linearly to 0 over this fit: ``schedule="linear"`` in a fit
+        whose epochs are known (``epochs`` None: ``max_iter``), not ``partial_fit`` (one more
+        epoch of an open-ended run, at the full rate)."""
+        return self.schedule == "linear" and epochs is None
 
     def step_rows(self, most_rows: int = 0) -> int:
         """Rows a worker learns between two exchanges (its pull and push, or its merge), given
@@ -324,9 +353,12 @@ class TrainConfig:
         codec = codecs.parse(self.compression)
         return codec is not None and (codec.sparsifier is not None or codec.quantizer == "sign")
 
-    def base_lr(self) -> float:
-        """The learning rate given, or the optimizer's default."""
+    def base_lr(self, epochs: int | None = None) -> float:
+        """The learning rate given, or the optimizer's default: for the normalized rule
+        ``ANNEALED_NORMALIZED_RATE`` where it anneals (``anneals(epochs)``), else 0.75."""
         base = DEFAULT_LEARNING_RATE[self.optimizer] if self.learning_rate is None else float(self.learning_rate)
+        if self.learning_rate is None and self.optimizer == "normalized" and self.anneals(epochs):
+            base = ANNEALED_NORMALIZED_RATE
         if not base > 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         return base

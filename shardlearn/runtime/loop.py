@@ -207,8 +207,10 @@ def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, call
         most = X.shape[0]  # a coarse codec's averaging window follows the largest worker's rows, alike on all
         if plan == "local_sgd" and cfg.coarse_codec and cfg.sync_every is None:
             most = agree.most_rows(comm, most)
-        res = online.fit(model, X, y, sample_weight, rule=cfg.optimizer, lr=cfg.base_lr(),
-                         power_t=cfg.power_t, opt_state=opt_state,
+        anneal = (online.anneal_span(comm, X, sample_weight, cfg.max_iter, merged=plan == "bsp")
+                  if cfg.anneals(epochs) else None)
+        res = online.fit(model, X, y, sample_weight, rule=cfg.optimizer, lr=cfg.base_lr(epochs),
+                         power_t=cfg.power_t, opt_state=opt_state, anneal=anneal,
                          epochs=cfg.max_iter if epochs is None else epochs, start_epoch=epoch, shuffle=cfg.shuffle,
                          seed=cfg.random_state, tol=cfg.tol,
                          sync_rows=cfg.step_rows() if plan == "bsp" else cfg.average_rows(most),

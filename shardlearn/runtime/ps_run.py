@@ -112,11 +112,14 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
     log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
     ckpt, resume = checkpointer_for(model, X, cfg, comm, log, report)
     free_shard, free_local = slicer.route(np.arange(d, n_keys, dtype=np.int64))
+    from shardlearn.strategies.online import anneal_span  # the shards' clock counts every worker's rows
+
+    anneal = anneal_span(comm, X, sw, cfg.max_iter, merged=True) if per_example and cfg.anneals(None) else None
     if comm.rank == 0:
         start = 0 if resume is None else int(resume["cursor/t"])
         made = [ctx.transport.call(h, host.create, s, slicer.size(s), cfg.optimizer, cfg.base_lr(), alpha * l1r,
                                    alpha * (1 - l1r), cfg.ps_dtype, free_local[free_shard == s].tolist(),
-                                   cfg.schedule, cfg.power_t if per_example else None)
+                                   cfg.schedule, cfg.power_t if per_example else None, anneal)
                 for s, h in enumerate(ctx.hosts)]
         made.append(ctx.transport.call(ctx.hosts[0], host.create_clock, ctx.trainers, start))
         for f in made:
@@ -154,7 +157,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
                                   fit_intercept=cfg.fit_intercept, callback=cb,
                                   on_step=snapshot if snapshot_every and comm.rank == 0 else None,
                                   checkpoint=None if ckpt is None else ShardCheckpoint(ckpt, comm, ctx), resume=resume,
-                                  tol=cfg.tol, learn=_learner(model, d, cfg) if per_example else None)
+                                  tol=cfg.tol, learn=_learner(model, d, cfg, anneal) if per_example else None)
     comm.barrier()  # every push is applied before anyone reads the result
     if per_example:  # rank 0 brings the lazy penalty up to date on every key, then all read
         if comm.rank == 0:
@@ -180,7 +183,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
     return out
 
 
-def _learner(model, d: int, cfg):
+def _learner(model, d: int, cfg, anneal=None):
     from shardlearn.kernels.sgd import MODEL_LOSS
     from shardlearn.strategies.ps_online import Learner
 
@@ -188,7 +191,8 @@ def _learner(model, d: int, cfg):
         raise ConfigError(f"the per-example rules hold one weight per feature: not for model {model.name!r}")
     fuse = cfg.plan == "asp" or (cfg.plan == "ssp" and cfg.staleness >= 1)
     return Learner(d, MODEL_LOSS[model.name], cfg.fit_intercept, cfg.optimizer, cfg.base_lr(), cfg.power_t,
-                   cfg.alpha * cfg.l1_ratio, cfg.alpha * (1 - cfg.l1_ratio), fuse=fuse, workers=cfg.workers)
+                   cfg.alpha * cfg.l1_ratio, cfg.alpha * (1 - cfg.l1_ratio), fuse=fuse, workers=cfg.workers,
+                   anneal=anneal)
 
 
 def _epoch_logger(comm, log, n_rows: int):
@@ -320,8 +324,9 @@ def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report=No
     log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
     ckpt, resume = checkpointer_for(model, X, cfg, comm, log, report)
     t0 = time.perf_counter()
+    anneal = online.anneal_span(comm, X, sw, cfg.max_iter, merged=True) if cfg.anneals(None) else {}
     res = online.fit(model, X, y, sw, theta0=model.init(d), rule=cfg.optimizer, lr=cfg.base_lr(),
-                     power_t=cfg.power_t, alpha=cfg.alpha, l1_ratio=cfg.l1_ratio,
+                     power_t=cfg.power_t, alpha=cfg.alpha, l1_ratio=cfg.l1_ratio, anneal=anneal,
                      fit_intercept=cfg.fit_intercept, epochs=cfg.max_iter, shuffle=cfg.shuffle, seed=cfg.random_state,
                      tol=cfg.tol, comm=comm, opt_state=state, shared=True, checkpoint=ckpt, resume=resume,
                      callback=lambda th, epoch, loss, examples: log.step(epoch, loss, examples))
@@ -329,7 +334,8 @@ def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report=No
     params = None
     if comm.rank == 0:  # every worker is done writing: the lazy penalty brought up to date
         w = np.array(kernel.finalize(state, rule=cfg.optimizer, lr=cfg.base_lr(), power_t=cfg.power_t,
-                                     l1=cfg.alpha * cfg.l1_ratio, l2=cfg.alpha * (1 - cfg.l1_ratio)), dtype=np.float64)
+                                     l1=cfg.alpha * cfg.l1_ratio, l2=cfg.alpha * (1 - cfg.l1_ratio), **anneal),
+                     dtype=np.float64)
         params = {"w": w[:d], "b": np.asarray(w[d])}
     del state
     return {"params": params, "n_iter": int(res.n_iter), "steps": log.records,

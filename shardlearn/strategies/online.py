@@ -42,19 +42,21 @@ CHUNK_ROWS = 1 << 16  # rows per kernel call: checkpoints, progress and averagin
 def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha=0.0, l1_ratio=0.0,
         fit_intercept=True, epochs=1, start_epoch=0, shuffle=True, seed=None, tol=None, n_iter_no_change=5,
         callback=None, comm=None, sync_rows=None, sync="average", opt_state=None, checkpoint=None, resume=None,
-        shared=False) -> Result:
+        shared=False, anneal=None) -> Result:
     """``epochs`` passes over ``(X, y)`` from epoch ``start_epoch``, one kernel update per row;
     stops early when the epoch's progressive loss improves by less than ``tol`` for
     ``n_iter_no_change`` epochs. ``callback(theta, epoch, progressive_loss, examples)`` after
     each epoch. ``opt_state`` (the kernel's state) continues a previous fit. ``shared``: every
     worker's ``opt_state`` is the same memory (Hogwild): nothing to average; the workers
     agree on each epoch's loss only. ``sync``: how workers combine every ``sync_rows`` rows:
-    ``"average"`` their weights (local SGD) or ``"changes"`` merge their changes (bsp)."""
+    ``"average"`` their weights (local SGD) or ``"changes"`` merge their changes (bsp).
+    ``anneal``: the linear schedule's ``end`` and ``span`` (``anneal_span``), or None."""
     if model.name not in kernel.MODEL_LOSS:
         raise ConfigError(f"the per-example rules hold one weight per feature: not for model {model.name!r} "
                           "(softmax trains with optimizer='adagrad' and mini-batches)")
     n, d = X.shape
-    opts = dict(rule=rule, lr=float(lr), power_t=float(power_t), l1=alpha * l1_ratio, l2=alpha * (1.0 - l1_ratio))
+    opts = dict(rule=rule, lr=float(lr), power_t=float(power_t), l1=alpha * l1_ratio, l2=alpha * (1.0 - l1_ratio),
+                **(anneal or {}))
     state = opt_state if opt_state is not None else _state_from(theta0, d, rule)
     distributed = comm is not None and comm.size > 1
     rank = comm.rank if distributed else 0
@@ -157,6 +159,24 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
             save(cur["epoch"] * chunks)
     theta = _finalized(state, d, opts) if theta is None else theta
     return Result(theta, cur["done"], bool(cur["stopped"]), float("nan"), state)
+
+
+def anneal_span(comm, X, sample_weight, epochs: int, merged: bool) -> dict:
+    """The linear schedule (``kernels.sgd.run``'s ``end`` and ``span``) of a fit of ``epochs``
+    passes from a fresh state: the rate falls from ``lr`` to 0 as the clock, the weight of the
+    rows a state has seen, goes from 0 to ``epochs`` times an epoch's weight. ``merged``: the
+    clock counts every worker's rows (bsp's merged changes, Hogwild's one state, the parameter
+    server's); else a worker's own (local SGD averages weights, each keeps its clock). Every
+    worker calls it when ``merged`` (one allreduce).
+
+    >>> import numpy as np
+    >>> anneal_span(None, np.zeros((10, 2)), np.full(10, 0.5), 2, merged=False)
+    {'end': 10.0, 'span': 10.0}
+    """
+    weight = float(X.shape[0]) if sample_weight is None else float(np.sum(sample_weight))
+    if merged and comm is not None and comm.size > 1:
+        weight = float(comm.allreduce(np.array([weight]))[0])
+    return {"end": weight * epochs, "span": weight * epochs}
 
 
 def _stream_epoch(stream, state, cur, loss_name, fit_intercept, opts, seed, sync=None, rows=None,

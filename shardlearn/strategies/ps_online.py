@@ -37,10 +37,10 @@ class Learner:
     ``d + 1`` the scalars."""
 
     def __init__(self, d: int, loss: str, fit_intercept: bool, rule: str, lr: float, power_t: float = 0.0,
-                 l1: float = 0.0, l2: float = 0.0, fuse: bool = False, workers: int = 1):
+                 l1: float = 0.0, l2: float = 0.0, fuse: bool = False, workers: int = 1, anneal=None):
         self.extra = np.array([d, d + 1], dtype=np.int64)
         self.loss, self.fit_intercept = loss, fit_intercept
-        self.opts = dict(rule=rule, lr=lr, power_t=power_t, l1=l1, l2=l2)
+        self.opts = dict(rule=rule, lr=lr, power_t=power_t, l1=l1, l2=l2, **(anneal or {}))  # anneal: end, span
         self.fuse, self.pending, self.alone = fuse, None, workers == 1
         self.pos = None  # the compiled batch's scratch: -1 for every column of the data
         self.ahead = None  # (X, rows, keys, Xc): the next batch, gathered while a round trip was in flight
