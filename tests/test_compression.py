@@ -336,16 +336,22 @@ def test_local_sgd_under_a_coarse_codec_averages_often_enough_by_default(spec):
     """D2's sparse hashed rows, 2 workers of 30,000 rows: by default a 1-bit or sparse code
     averages at least 64 times an epoch (``TrainConfig.average_rows``) and ends within 0.5% of
     the plain held-out loss; at the window the other codecs keep (64 batches: 2 averages an
-    epoch here) error feedback has too few rounds and it ends 7-8% above (by hand)."""
+    epoch here) error feedback has too few rounds and it ends 7-8% above (by hand), at the
+    constant rate the window was measured at. Under the default linear schedule, whose last
+    steps are small, the old window costs less (sign: 0.2% above plain, measured)."""
     from shardlearn.data.synthetic import make_d2
 
     X, y = make_d2(60_000)
     Xt, yt = make_d2(20_000, split="test")
-    kw = dict(strategy="local_sgd", max_iter=2, alpha=1e-6, workers=2, random_state=0)
-    plain = log_loss(yt, LogisticRegression(**kw).fit(X, y).predict_proba(Xt)[:, 1])
-    coded = log_loss(yt, LogisticRegression(compression=spec, **kw).fit(X, y).predict_proba(Xt)[:, 1])
-    rare = log_loss(yt, LogisticRegression(compression=spec, sync_every=64, **kw).fit(X, y).predict_proba(Xt)[:, 1])
+
+    def held_out(**kw):
+        est = LogisticRegression(strategy="local_sgd", max_iter=2, alpha=1e-6, workers=2, random_state=0, **kw)
+        return log_loss(yt, est.fit(X, y).predict_proba(Xt)[:, 1])
+
+    plain, coded = held_out(schedule="constant"), held_out(schedule="constant", compression=spec)
+    rare = held_out(schedule="constant", compression=spec, sync_every=64)
     assert coded <= 1.005 * plain < rare / 1.03, (coded, rare, plain)
+    assert held_out(compression=spec) <= 1.005 * held_out()  # the default schedule
 
 
 @pytest.mark.parametrize("strategy", ["asp", "ssp"])

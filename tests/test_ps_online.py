@@ -67,8 +67,11 @@ def test_bsp_over_two_workers_is_the_merge_of_their_changes(fit_intercept, weigh
     cfg = est.train_config()
     assert cfg.optimizer == "normalized" and cfg.per_example  # the default under bsp over workers
     assert cfg.partition == "random"  # ... and its split
+    assert cfg.schedule == "linear"  # the rate falls to 0 as the merged clock reaches both workers' 2 epochs
+    end = 2 * (X.shape[0] if sw is None else float(sw.sum()))
     ref = _reference_bsp(X, y, sw, 2, 32 * (sync_every or 1), 2, 4, "logistic", fit_intercept,
-                         dict(rule="normalized", lr=cfg.base_lr(), l1=alpha * l1_ratio, l2=alpha * (1 - l1_ratio)))
+                         dict(rule="normalized", lr=cfg.base_lr(), l1=alpha * l1_ratio, l2=alpha * (1 - l1_ratio),
+                              end=end, span=end))
     np.testing.assert_allclose(est.coef_.ravel(), ref[:-1], rtol=1e-9, atol=1e-12)
     assert float(np.ravel(est.intercept_)[0]) == pytest.approx(ref[-1] if fit_intercept else 0.0, abs=1e-12)
 

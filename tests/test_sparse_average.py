@@ -13,29 +13,32 @@ from shardlearn.kernels import sgd as kernel
 
 
 def _by_hand(X, y, sw, workers, window, epochs, cfg, loss):
-    """Local SGD with a dense average after every window of ``window`` rows a worker."""
+    """Local SGD with a dense average after every window of ``window`` rows a worker (under the
+    linear schedule each worker's rate falls to 0 as its own clock reaches its rows' epochs)."""
     opts = dict(rule=cfg.optimizer, lr=cfg.base_lr(), power_t=cfg.power_t, l1=cfg.alpha * cfg.l1_ratio,
                 l2=cfg.alpha * (1 - cfg.l1_ratio))
     d = X.shape[1]
     shards = [partition.rows_for(cfg.partition, workers, r, n=X.shape[0], seed=cfg.random_state or 0)
               for r in range(workers)]
     states = [kernel.new_state(d, opts["rule"]) for _ in shards]
+    ends = [epochs * float(sw[rows].sum()) if cfg.schedule == "linear" else 0.0 for rows in shards]
+    own = [dict(opts, end=e, span=e) for e in ends]
     cols = [kernel.W, kernel.S] if opts["rule"] == "ftrl" else [kernel.W]
     chunks = max(-(-len(s) // window) for s in shards)
     for _ in range(epochs):
         for pos in range(chunks):
             used = []
-            for st, rows in zip(states, shards):
+            for st, rows, o in zip(states, shards, own):
                 part = np.arange(len(rows))[pos * window : (pos + 1) * window]
                 out = kernel.run(st, X[rows], y[rows], sw[rows], part, loss=loss, fit_intercept=cfg.fit_intercept,
-                                 **opts)
+                                 **o)
                 used.append(out[1])
-            for st in states:
-                kernel.finalize(st, **opts)
+            for st, o in zip(states, own):
+                kernel.finalize(st, **o)
             mean = sum(st["ws"][:, cols] * (u / sum(used)) for st, u in zip(states, used))
             for st in states:
                 st["ws"][:, cols] = mean
-    return kernel.finalized(states[0], **opts)
+    return kernel.finalized(states[0], **own[0])
 
 
 def _d2(n, weighted):

@@ -24,12 +24,20 @@ Update rules (``RULES``), each per coordinate ``i`` with the row's gradient
 - ``ftrl``: FTRL-Proximal (McMahan et al. 2013, "Ad click prediction"), with
   ``z_i``, ``n_i`` and ``w_i`` computed at touch time in closed form.
 
+The linear schedule (``end``, ``span``; every rule but FTRL, whose rate sits in its closed
+form): each row's rate is the rule's times ``min(1, max(0, (end - t) / span))`` at its clock
+``t``, so it falls to 0 as the clock reaches ``end`` (the weight of a fit's rows); a fit
+that knows its length anneals to its end, as averaging the iterates would without keeping
+them (Defazio et al. 2023, "When, why and how much? Adaptive learning rate scheduling by
+refinement").
+
 Penalty ``alpha * ((1 - l1_ratio)/2 ||w||^2 + l1_ratio ||w||_1)`` per unit of weight, as
 in the mean objective every strategy minimises, applied lazily: a coordinate catches up
 on the decay and soft threshold of every row since it was last touched when a row touches
 it again (and all at once in ``finalize``), so a row costs what it touches, never a dense
 decay per row (Langford, Li & Zhang 2009, "Sparse online learning via truncated
-gradient"; FTRL's closed form counts ``t * l1`` and ``t * l2`` itself). The intercept
+gradient"; FTRL's closed form counts ``t * l1`` and ``t * l2`` itself); under the linear
+schedule a catch-up's steps take the mean factor of the rows they stand for. The intercept
 (the last coordinate) is never penalised.
 
 >>> import numpy as np
