@@ -166,11 +166,12 @@ def _catch_up(rule, c, lr, power_t, base1, t, l1, l2, end, span):
     """Coordinate row ``c`` takes the penalty steps of the weight seen since it was last touched
     (``base1``: the rule's base rate per unit of ``lr`` at clock ``t``; under the linear schedule
     each step at its row's rate: the gap's mean factor)."""
-    k = t - c[L]
-    m = lr * _anneal_mean(end, span, c[L], t)
+    last = c[L]
+    k = t - last
     c[L] = t
     if k <= 0 or (l1 == 0 and l2 == 0) or c[W] == 0:
         return
+    m = lr * _anneal_mean(end, span, last, t)
     eta = _rate(rule, c, m, power_t, base1 * m)
     if eta <= 0:
         return
