@@ -111,7 +111,7 @@ def test_the_default_schedule_anneals_the_normalized_rule_in_fit_only():
     from shardlearn.runtime.config import TrainConfig
 
     cfg = TrainConfig(solver="sgd")
-    assert (cfg.schedule, cfg.base_lr(), cfg.base_lr(epochs=1)) == ("linear", 6.0, 0.75)  # fit, partial_fit
+    assert (cfg.schedule, cfg.base_lr(), cfg.base_lr(epochs=1)) == ("linear", 3.0, 0.75)  # fit, partial_fit
     assert TrainConfig(solver="sgd", learning_rate=2.0).base_lr() == 2.0
     assert TrainConfig(solver="sgd", optimizer="adagrad").schedule == TrainConfig().schedule == "constant"
     soft = TrainConfig(solver="sgd").for_model("softmax")  # falls back to AdaGrad mini-batches: a constant rate

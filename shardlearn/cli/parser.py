@@ -248,7 +248,7 @@ def _train(t):
     g.add_argument("--optimizer", help="for --solver sgd: normalized (per example, scale-free; the default in one "
                                        "process, local_sgd and hogwild), adagrad (the default for bsp over workers, "
                                        "ssp, asp), ftrl, sgd, momentum, nesterov, adam")
-    g.add_argument("--learning-rate", type=float, help="for --solver sgd (default: the optimizer's; 6 for normalized "
+    g.add_argument("--learning-rate", type=float, help="for --solver sgd (default: the optimizer's; 3 for normalized "
                                                        "under the linear schedule)")
     g.add_argument("--schedule", choices=("constant", "invscaling", "linear"),
                    help="for --solver sgd: the rate over the fit (default: linear for the normalized rule, falling "

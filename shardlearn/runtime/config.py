@@ -32,7 +32,7 @@ DEFAULT_LEARNING_RATE = {"sgd": 0.05, "momentum": 0.01, "nesterov": 0.01, "adagr
                          "normalized": 0.75}
 # The normalized rule's default rate under the linear schedule (its default there): the rate falls from it to 0 over
 # the fit, so it starts higher than a constant rate can stay (benchmarks/README.md, "The linear schedule").
-ANNEALED_NORMALIZED_RATE = 6.0
+ANNEALED_NORMALIZED_RATE = 3.0
 ANNEALED_RULES = ("normalized", "adagrad", "sgd")  # the per-example rules schedule="linear" anneals (not FTRL)
 PER_EXAMPLE_RULES = ("normalized", "adagrad", "ftrl", "sgd")  # what the compiled kernel runs (kernels/sgd.py)
 SOLVER_STRATEGY = {"lbfgs": "lbfgs", "gd": "gd", "sgd": "bsp"}
