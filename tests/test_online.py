@@ -125,7 +125,8 @@ def test_the_default_schedule_anneals_the_normalized_rule_in_fit_only():
                                       dict(strategy="local_sgd", workers=2), dict(strategy="asp", workers=2)])
 def test_the_linear_schedule_reaches_w8a_where_a_constant_rate_stalls(strategy):
     """w8a (3% positives) after 2 epochs: the constant rate ends at 1.06-1.12 x L*, the linear
-    schedule from 6 at 1.00-1.02 (measured, 2 seeds). The schedule ends where each strategy's
+    schedule from 3 at 1.010-1.038 (local SGD the 1.038: each worker anneals over its half;
+    benchmarks/results/defaults-linear). The schedule ends where each strategy's
     clock does: every worker's rows under bsp and asp (merged), a worker's own under local SGD;
     ended at half the run, the second epoch would learn nothing."""
     from sklearn.datasets import load_svmlight_file
@@ -138,7 +139,7 @@ def test_the_linear_schedule_reaches_w8a_where_a_constant_rate_stalls(strategy):
     lstar = log_loss(yt, LogisticRegression(tol=1e-10).fit(X, y).predict_proba(Xt))
     got = {s: log_loss(yt, LogisticRegression(max_iter=2, random_state=0, schedule=s, **strategy).fit(X, y)
                        .predict_proba(Xt)) / lstar for s in (None, "constant")}
-    assert got[None] <= 1.03
+    assert got[None] <= 1.045
     assert got["constant"] >= 1.05
 
 
