@@ -23,6 +23,7 @@ from shardlearn.ps.client import Client
 from shardlearn.ps.slicer import make as make_slicer
 from shardlearn.optim.scaling import where_present
 from shardlearn.strategies import precond, ps_sgd
+from shardlearn.strategies.online import anneal_span
 
 class Context:
     def __init__(self, transport, trainers: int, hosts: list[int], rank: int):
@@ -112,8 +113,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
     log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
     ckpt, resume = checkpointer_for(model, X, cfg, comm, log, report)
     free_shard, free_local = slicer.route(np.arange(d, n_keys, dtype=np.int64))
-    from shardlearn.strategies.online import anneal_span  # the shards' clock counts every worker's rows
-
+    # the linear schedule: the shards' clock counts every worker's rows
     anneal = anneal_span(comm, X, sw, cfg.max_iter, merged=True) if per_example and cfg.anneals(None) else None
     if comm.rank == 0:
         start = 0 if resume is None else int(resume["cursor/t"])
