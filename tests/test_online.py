@@ -119,6 +119,7 @@ def test_the_default_schedule_anneals_the_normalized_rule_in_fit_only():
     soft.validate()
     assert TrainConfig(strategy="bsp", compression="int8").schedule == "constant"  # int8's rounding: README
     assert TrainConfig(strategy="bsp", compression="fp16").schedule == "linear"
+    assert TrainConfig(strategy="hogwild").schedule == "constant"  # a racy shared clock: README
 
 
 @pytest.mark.parametrize("strategy", [dict(solver="sgd", workers=1), dict(strategy="bsp", workers=2),
