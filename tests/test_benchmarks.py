@@ -179,6 +179,19 @@ def test_defaults_sweep_table_is_its_measurements(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.exists(MUSHROOMS), reason="the real mushrooms data (../shared/data) is not here")
+def test_rate_sweep_table_is_its_measurements_and_local_sgd_x2_defaults_to_3_sqrt_2(tmp_path):
+    _run("bench_rates.py", "--out", str(tmp_path), "--data", "mushrooms", "--workers", "2",
+         "--rates", f"3,{3 * 2 ** 0.5!r}", "--seeds", "0,1", cwd=tmp_path)
+    row = json.loads(open(tmp_path / "rates.jsonl").read())
+    table = open(tmp_path / "rates.md").read()
+    assert row["rows"] == 6513 and row["workers"] == 2 and list(row["ratios"]) == ["default", "3", "4.24264"]
+    for values in row["ratios"].values():
+        assert len(values) == 2 and f"{np.mean(values):.4f} ({min(values):.4f}-" in table
+    assert row["ratios"]["default"] == row["ratios"]["4.24264"]  # the default rate is the scaled one, exactly
+    assert np.mean(row["ratios"]["4.24264"]) < np.mean(row["ratios"]["3"])
+
+
+@pytest.mark.skipif(not os.path.exists(MUSHROOMS), reason="the real mushrooms data (../shared/data) is not here")
 def test_rule_against_vw_table_is_its_measurements(tmp_path):
     pytest.importorskip("vowpalwabbit")
     _run("bench_rule_vs_vw.py", "--out", str(tmp_path), "--data", "mushrooms", cwd=tmp_path)

@@ -14,8 +14,9 @@ from shardlearn.kernels import sgd as kernel
 
 def _by_hand(X, y, sw, workers, window, epochs, cfg, loss):
     """Local SGD with a dense average after every window of ``window`` rows a worker (under the
-    linear schedule each worker's rate falls to 0 as its own clock reaches its rows' epochs)."""
-    opts = dict(rule=cfg.optimizer, lr=cfg.base_lr(), power_t=cfg.power_t, l1=cfg.alpha * cfg.l1_ratio,
+    linear schedule each worker's rate falls to 0 as its own clock reaches its rows' epochs; an
+    adaptive rule's default rate grows by sqrt(workers), ``TrainConfig.base_lr``)."""
+    opts = dict(rule=cfg.optimizer, lr=cfg.base_lr(averaged=workers), power_t=cfg.power_t, l1=cfg.alpha * cfg.l1_ratio,
                 l2=cfg.alpha * (1 - cfg.l1_ratio))
     d = X.shape[1]
     shards = [partition.rows_for(cfg.partition, workers, r, n=X.shape[0], seed=cfg.random_state or 0)

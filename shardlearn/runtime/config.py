@@ -18,6 +18,7 @@ shardlearn.core.errors.ConfigError: strategy='sssp' is not known; expected one o
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -366,12 +367,26 @@ class TrainConfig:
         codec = codecs.parse(self.compression)
         return codec is not None and (codec.sparsifier is not None or codec.quantizer == "sign")
 
-    def base_lr(self, epochs: int | None = None) -> float:
+    def base_lr(self, epochs: int | None = None, averaged: int = 1) -> float:
         """The learning rate given, or the optimizer's default: for the normalized rule
-        ``ANNEALED_NORMALIZED_RATE`` where it anneals (``anneals(epochs)``), else 0.75."""
+        ``ANNEALED_NORMALIZED_RATE`` where it anneals (``anneals(epochs)``), else 0.75.
+        ``averaged``: the workers whose weights per-example local SGD averages. Each learns
+        its steps from its own adaptive sums over 1/K of the rows (sqrt(K) larger steps than
+        one state's over all of them) and the average keeps 1/K of every worker's change, so
+        an adaptive rule's default rate grows by sqrt(K) to step as one process does (the
+        linear scaling rule, Goyal et al. 2017, with the sqrt(K) the local sums already
+        give): w8a x2 after 2 epochs 1.038 -> 1.023 x L*, x4 1.074 -> 1.037, D2 unchanged
+        (``benchmarks/bench_rates.py``, ``benchmarks/README.md``). A rate given is kept.
+
+        >>> cfg = TrainConfig(strategy="local_sgd")
+        >>> cfg.base_lr(), round(cfg.base_lr(averaged=4), 2), TrainConfig(learning_rate=1.0).base_lr(averaged=4)
+        (3.0, 6.0, 1.0)
+        """
         base = DEFAULT_LEARNING_RATE[self.optimizer] if self.learning_rate is None else float(self.learning_rate)
         if self.learning_rate is None and self.optimizer == "normalized" and self.anneals(epochs):
             base = ANNEALED_NORMALIZED_RATE
+        if self.learning_rate is None and self.optimizer in ("normalized", "adagrad"):
+            base *= math.sqrt(max(int(averaged), 1))
         if not base > 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         return base

@@ -209,7 +209,8 @@ def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, call
             most = agree.most_rows(comm, most)
         anneal = (online.anneal_span(comm, X, sample_weight, cfg.max_iter, merged=plan == "bsp")
                   if cfg.anneals(epochs) else None)
-        res = online.fit(model, X, y, sample_weight, rule=cfg.optimizer, lr=cfg.base_lr(epochs),
+        res = online.fit(model, X, y, sample_weight, rule=cfg.optimizer,
+                         lr=cfg.base_lr(epochs, averaged=comm.size if plan == "local_sgd" and comm is not None else 1),
                          power_t=cfg.power_t, opt_state=opt_state, anneal=anneal,
                          epochs=cfg.max_iter if epochs is None else epochs, start_epoch=epoch, shuffle=cfg.shuffle,
                          seed=cfg.random_state, tol=cfg.tol,
