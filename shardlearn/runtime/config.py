@@ -133,9 +133,8 @@ class TrainConfig:
             object.__setattr__(self, "optimizer_given", False)
         elif self.optimizer_given is None:
             object.__setattr__(self, "optimizer_given", True)
-        if self.schedule is None:  # the normalized rule anneals its rate to 0 over the fit (schedule="linear")
-            object.__setattr__(self, "schedule", "linear" if self.optimizer == "normalized" and not self._int8()
-                               and self.strategy != "hogwild" else "constant")
+        if self.schedule is None:
+            object.__setattr__(self, "schedule", self._default_schedule())
             object.__setattr__(self, "schedule_given", False)
         elif self.schedule_given is None:
             object.__setattr__(self, "schedule_given", True)
@@ -145,17 +144,25 @@ class TrainConfig:
             plan = self.strategy if self.strategy is not None else SOLVER_STRATEGY.get(self.solver)
             object.__setattr__(self, "partition", "contiguous" if plan in ("gd", "lbfgs") else "random")
 
-    def _int8(self) -> bool:
-        """The exchanges go through int8 (whose rounding the linear schedule's large first steps
-        make cost 0.5-0.6% of held-out loss on a9a, against 0.03% at the constant rate: so the
-        default schedule stays constant there, as under ``hogwild``, whose workers race on the
-        shared clock the schedule reads: kddcup99 1.009-1.028 x L* over 6 draws, 0.92-0.97 at
-        the constant rate; ``benchmarks/README.md``)."""
+    def _default_schedule(self) -> str:
+        """``linear`` for the normalized rule (its rate falls to 0 over the fit), ``constant``
+        for every other rule and in two places where the schedule cost accuracy
+        (``benchmarks/README.md``, "The linear schedule"): under ``int8``, whose rounding of
+        the schedule's large first steps cost 0.5-0.6% of held-out loss on a9a (0.03% at the
+        constant rate), and under ``hogwild``, whose workers race on the shared clock the
+        schedule reads (kddcup99 1.009-1.028 x L* over 6 draws, 0.92-0.97 at the constant rate).
+
+        >>> [TrainConfig(strategy=s, compression=c).schedule for s, c in
+        ...  [("bsp", None), ("bsp", "int8"), ("hogwild", None), ("lbfgs", None)]]
+        ['linear', 'constant', 'constant', 'constant']
+        """
+        if self.optimizer != "normalized" or self.strategy == "hogwild":
+            return "constant"
         try:
             codec = codecs.parse(self.compression)
         except ConfigError:  # said by validate
-            return False
-        return codec is not None and codec.quantizer == "int8"
+            return "linear"
+        return "constant" if codec is not None and codec.quantizer == "int8" else "linear"
 
     @property
     def plan(self) -> str:
