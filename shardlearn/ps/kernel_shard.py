@@ -3,7 +3,7 @@ for each of its keys the weight, the sum of squared gradients, the scale (FTRL: 
 and the penalty clock, side by side, so the per-coordinate state lives where the
 coordinate lives. Workers pull these rows for the keys of a batch, run the kernel over
 the batch, and push the *change* (``kernels.delta``); the shard merges it (differences
-add, scales and clocks take the largest; a weight change learned at a smaller scale than
+and the clocks' advances add, scales take the largest; a weight change learned at a smaller scale than
 the key's moves it that much less). One key of the model's key space, after the
 intercept, holds the kernel's scalars ``[t, N]`` (weight seen, normalizer sum) in its
 weight and sum slots, so they travel and merge with the same pulls and pushes.
@@ -12,7 +12,7 @@ weight and sum slots, so they travel and merge with the same pulls and pushes.
 >>> s = KernelShard(3, rule="normalized", learning_rate=0.5)
 >>> s.push(np.array([1]), np.array([[0.5, 1.0, 2.0, 7.0]])); s.push(np.array([1]), np.array([[0.5, 1.0, 1.0, 3.0]]))
 >>> s.pull(np.array([1])).tolist()   # the second change, learned at scale 1, counts half at scale 2
-[[0.75, 2.0, 2.0, 7.0]]
+[[0.75, 2.0, 2.0, 10.0]]
 """
 from __future__ import annotations
 
