@@ -65,12 +65,14 @@ def test_merged_changes_keep_to_the_scale_on_kddcup99(kddcup99, strategy, compre
     # value: asp x2 with int8 ended at 1.2-2.3 x L* (three seeds) until the codec saw weights
     # times their scale and adaptive sums over its square (comm.rows, units). One process,
     # local_sgd and hogwild end at 0.96-0.97 (the test file is another distribution: L-BFGS's
-    # optimum is not the best there)
+    # optimum is not the best there). Since merged clocks add (the penalty taken once), bsp and
+    # asp x2 end at 0.984-0.991 plain, 0.965-0.969 int8 at this seed (0.98-1.009 over 3 seeds,
+    # results/seeds-kddcup99-clock): closer to the optimum, which is not the best held out
     X, y, Xt, yt = kddcup99
     best = 0.349436  # log_loss(yt, LogisticRegression(tol=1e-10).fit(X, y).predict_proba(Xt)), 20 s
     clf = LogisticRegression(max_iter=2, random_state=0, strategy=strategy, workers=2,
                              compression=compression).fit(X, y)
-    assert log_loss(yt, clf.predict_proba(Xt)) <= 0.99 * best
+    assert log_loss(yt, clf.predict_proba(Xt)) <= 1.01 * best
 
 
 def test_raw_amounts_in_the_millions_need_no_standardising():
