@@ -4,9 +4,9 @@
 
 A change row holds some *additive* columns (differences: a weight's, an adaptive sum's),
 which go through the codec (``comm.codecs``) with error feedback per row, and some *plain*
-columns (values that merge by a maximum: a scale, a clock), which travel as float32 after
-subtracting the column's smallest value (a float64 offset in the payload), so a clock that
-has run past 2^24 stays exact within a batch. Before coding, the rows are ordered by the
+columns (sent as they are: a scale, merged by its maximum; a penalty clock's advance, added),
+which travel as float32 after subtracting the column's smallest value (a float64 offset in
+the payload), so a value that has run past 2^24 (FTRL's clock) stays exact within a batch. Before coding, the rows are ordered by the
 size of the first additive column (plus its residual), so int8's blocks of 512 values share
 a scale with values of their own size (a rare key's small change is not rounded against a
 frequent key's large one); the caller sends that order (as the keys, or as a permutation).
