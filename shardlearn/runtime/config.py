@@ -149,8 +149,8 @@ class TrainConfig:
         for every other rule and in two places where the schedule cost accuracy
         (``benchmarks/README.md``, "The linear schedule"): under ``int8``, whose rounding of
         the schedule's large first steps cost 0.5-0.6% of held-out loss on a9a (0.03% at the
-        constant rate), and under ``hogwild``, whose workers race on the shared clock the
-        schedule reads (kddcup99 1.009-1.028 x L* over 6 draws, 0.92-0.97 at the constant rate).
+        constant rate), and under ``hogwild`` (kddcup99 1.009-1.028 x L* over 6 draws, 0.92-0.97
+        at the constant rate; why is not known, and the constant rate costs it w8a and mushrooms).
 
         >>> [TrainConfig(strategy=s, compression=c).schedule for s, c in
         ...  [("bsp", None), ("bsp", "int8"), ("hogwild", None), ("lbfgs", None)]]
