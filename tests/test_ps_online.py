@@ -394,17 +394,19 @@ def test_merged_changes_owe_no_decay_on_keys_every_worker_touched():
     np.testing.assert_allclose(shard.ws[:d], merged["ws"][:d], rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("servers", [0, 1])
-def test_bsp_with_a_penalty_on_dense_rows_reaches_the_optimum(servers):
+@pytest.mark.parametrize("workers,servers,bound", [(2, 0, 0.02), (2, 1, 0.02), (4, 0, 0.06)])
+def test_bsp_with_a_penalty_on_dense_rows_reaches_the_optimum(workers, servers, bound):
     """Six dense features in [0, 1] (elec2's shape), alpha 1e-3: per-example bsp x2 ends within
-    2% of the L-BFGS optimum's largest coefficient after 4 epochs (measured 0.6%; with the
-    penalty taken 1.5 times over, 11%: its weights shrunk towards 0), as one process (0.2%)."""
+    2% of the L-BFGS optimum's weights after 4 epochs (measured 0.6%; with the penalty taken
+    1.5 times over, 11%: its weights shrunk towards 0), as one process (0.2%). On 4 workers
+    each learns a third of a batch an exchange (``TrainConfig.step_rows``): 4.5%, where four
+    blind changes of a batch each summed to 11.7% (22% on 3 before the clocks added)."""
     rng = np.random.default_rng(0)
     X = rng.random((20_000, 6))
     z = X @ np.array([0.2, 20.0, 3.0, 0.4, 0.2, 0.6]) - 12.0
     y = (rng.random(X.shape[0]) < 1 / (1 + np.exp(-z))).astype(int)
     opt = shardlearn.LogisticRegression(alpha=1e-3, tol=1e-10).fit(X, y)
-    est = shardlearn.LogisticRegression(alpha=1e-3, strategy="bsp", workers=2, servers=servers, max_iter=4,
+    est = shardlearn.LogisticRegression(alpha=1e-3, strategy="bsp", workers=workers, servers=servers, max_iter=4,
                                         random_state=0).fit(X, y)
     err = np.abs(est.coef_ - opt.coef_).max() / np.abs(opt.coef_).max()
-    assert err < 0.02, (est.coef_, opt.coef_)
+    assert err < bound, (est.coef_, opt.coef_)

@@ -214,7 +214,8 @@ def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, call
                          power_t=cfg.power_t, opt_state=opt_state, anneal=anneal,
                          epochs=cfg.max_iter if epochs is None else epochs, start_epoch=epoch, shuffle=cfg.shuffle,
                          seed=cfg.random_state, tol=cfg.tol,
-                         sync_rows=cfg.step_rows() if plan == "bsp" else cfg.average_rows(most),
+                         sync_rows=(cfg.step_rows(workers=comm.size if comm is not None else 1) if plan == "bsp"
+                                    else cfg.average_rows(most)),
                          sync="changes" if plan == "bsp" else "average",
                          **{k: v for k, v in common.items() if k != "affine"})
     elif cfg.stochastic or state is not None:

@@ -149,7 +149,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
         if t % snapshot_every == 0:
             snapshots.append((time.perf_counter() - t0, t, _pull_vector(client, d + 1)))
 
-    rows = cfg.step_rows(agree.most_rows(comm, X.shape[0]))
+    rows = cfg.step_rows(agree.most_rows(comm, X.shape[0]), workers=comm.size)
     t0, calls = time.perf_counter(), comm.stats.calls
     steps, clock_log = ps_sgd.fit(model, X, y, sw, client=client, comm=comm, batch_size=rows,
                                   epochs=cfg.max_iter, seed=cfg.random_state, shuffle=cfg.shuffle,
