@@ -28,6 +28,7 @@ from shardlearn.comm import codecs
 from shardlearn.core.errors import ConfigError
 from shardlearn.data.partition import PARTITIONERS
 from shardlearn.runtime.checkpoint import parse_every
+from shardlearn.runtime.plans import PLANS
 
 DEFAULT_LEARNING_RATE = {"sgd": 0.05, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.1, "adam": 0.01, "ftrl": 0.5,
                          "normalized": 0.75}
@@ -37,35 +38,6 @@ ANNEALED_NORMALIZED_RATE = 3.0
 ANNEALED_RULES = ("normalized", "adagrad", "sgd")  # the per-example rules schedule="linear" anneals (not FTRL)
 PER_EXAMPLE_RULES = ("normalized", "adagrad", "ftrl", "sgd")  # what the compiled kernel runs (kernels/sgd.py)
 SOLVER_STRATEGY = {"lbfgs": "lbfgs", "gd": "gd", "sgd": "bsp"}
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What the runtime must know of a strategy: how it optimises and where it runs."""
-
-    name: str
-    stochastic: bool  # mini-batch steps with an optimizer (else full-batch gradients)
-    needs_sgd: bool = False  # only with solver="sgd"
-    group_only: bool = False  # runs on the worker group even with one worker
-    parameter_server: bool = False  # always over the parameter server
-    takes_servers: bool = False  # may run over dedicated server processes
-    softmax: bool = True  # can hold one weight vector per class
-    streams: bool = False  # can train on a shard streamed from its file (``stream=True``, out of core)
-
-
-# the one table the CLI's choices, validation and dispatch all read
-PLANS = {p.name: p for p in (
-    Plan("gd", stochastic=False, streams=True),
-    Plan("lbfgs", stochastic=False, streams=True),
-    Plan("bsp", stochastic=True, takes_servers=True, streams=True),
-    Plan("local_sgd", stochastic=True, streams=True),
-    Plan("average", stochastic=False),
-    Plan("ssp", stochastic=True, needs_sgd=True, group_only=True, parameter_server=True, takes_servers=True,
-         softmax=False),
-    Plan("asp", stochastic=True, needs_sgd=True, group_only=True, parameter_server=True, takes_servers=True,
-         softmax=False),
-    Plan("hogwild", stochastic=True, needs_sgd=True, group_only=True, softmax=False),
-)}
 
 
 # per example under asp and ssp, a worker pulls and pushes every sync_every batches; by default as many as leave
