@@ -48,6 +48,7 @@ def main(argv=None):
     p.add_argument("--rows", type=int, default=500_000, help="training rows of D1 and D2 (BENCHMARKS.md: 2,000,000)")
     p.add_argument("--max-iter", type=int, default=2, help="epochs of every fit")
     p.add_argument("--seeds", default="0,1", help="comma-separated random_state values")
+    p.add_argument("--sync-every", type=int, default=None, help="batches per exchange (default: the strategy's own)")
     args = p.parse_args(argv)
     rates = [float(r) for r in args.rates.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -63,13 +64,14 @@ def main(argv=None):
         for workers in [int(w) for w in args.workers.split(",")]:
             row = {"data": name, "rows": int(X.shape[0]), "lstar": best, "workers": workers, "ratios": {}}
             for col, rate in zip(cols, [None] + rates):
-                kw = dict(kind, workers=workers, max_iter=args.max_iter, learning_rate=rate)
+                kw = dict(kind, workers=workers, max_iter=args.max_iter, learning_rate=rate, sync_every=args.sync_every)
                 row["ratios"][col] = [log_loss(yt, LogisticRegression(random_state=s, **kw).fit(X, y).predict_proba(Xt))
                                       / best for s in seeds]
             rows.append(row)
             print(json.dumps(row), flush=True)
     machine = facts()
-    lines = [f"# Learning rates: held-out log-loss / L* after max_iter={args.max_iter}, {args.strategy}, "
+    every = f", sync_every={args.sync_every}" if args.sync_every else ""
+    lines = [f"# Learning rates: held-out log-loss / L* after max_iter={args.max_iter}, {args.strategy}{every}, "
              f"seeds {args.seeds} (mean, range)", "", f"Machine: {json.dumps(machine)}", "",
              "| data | workers | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     lines += [f"| {r['data']} ({r['rows']:,} rows, L* {r['lstar']:.4f}) | {r['workers']} | "

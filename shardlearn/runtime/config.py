@@ -307,8 +307,8 @@ class TrainConfig:
         2 ``workers``, and on K > 2 a batch over K - 1: the K changes of an exchange add up to
         K steps on a coordinate every worker touched, each blind to the others' rows, so the
         rows a worker's change does not see stay at one batch (elec2's 6 dense features, 2
-        epochs: x4 at a batch each 1.076-1.094 x L*, at a third 0.994; x3 1.000, 0.993); else
-        a batch.
+        epochs: x4 at a batch each 1.076-1.094 x L*, at a third 0.993-0.994; x8 1.87-1.90,
+        0.994-0.995; ``benchmarks/results/rates-bsp-elec2*``); else a batch.
 
         >>> TrainConfig(strategy="asp", workers=2).step_rows(1_000_000), TrainConfig(strategy="bsp").step_rows(10**6)
         (3840, 256)
