@@ -18,7 +18,8 @@ Two workers that touched it in every row of a 256-row exchange each bring 256 ro
 the merged clock moved 512 rows, and the coordinate has taken all 512. Merged by their
 largest clock it would say 256, and the next catch-up would decay it by 256 rows again:
 the penalty taken 1.5 times over on 2 workers' dense rows (``bsp`` x2 on elec2 at alpha 1e-4
-ended at 1.020 x L* however many epochs, its largest weight 17.8 against the optimum's 22.2).
+ended at 1.021 x L*, ``benchmarks/results/defaults-elec2-before``; by hand 1.020 after 4
+epochs too, its largest weight 17.8 against the optimum's 22.2).
 Added, the clock counts every row's decay once.
 
 Under the normalized rule a weight lives in its scale's units: a row with a larger ``|x|``

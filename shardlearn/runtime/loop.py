@@ -209,13 +209,13 @@ def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, call
             most = agree.most_rows(comm, most)
         anneal = (online.anneal_span(comm, X, sample_weight, cfg.max_iter, merged=plan == "bsp")
                   if cfg.anneals(epochs) else None)
+        size = comm.size if comm is not None else 1
         res = online.fit(model, X, y, sample_weight, rule=cfg.optimizer,
-                         lr=cfg.base_lr(epochs, averaged=comm.size if plan == "local_sgd" and comm is not None else 1),
+                         lr=cfg.base_lr(epochs, averaged=size if plan == "local_sgd" else 1),
                          power_t=cfg.power_t, opt_state=opt_state, anneal=anneal,
                          epochs=cfg.max_iter if epochs is None else epochs, start_epoch=epoch, shuffle=cfg.shuffle,
                          seed=cfg.random_state, tol=cfg.tol,
-                         sync_rows=(cfg.step_rows(workers=comm.size if comm is not None else 1) if plan == "bsp"
-                                    else cfg.average_rows(most)),
+                         sync_rows=cfg.step_rows(workers=size) if plan == "bsp" else cfg.average_rows(most),
                          sync="changes" if plan == "bsp" else "average",
                          **{k: v for k, v in common.items() if k != "affine"})
     elif cfg.stochastic or state is not None:
