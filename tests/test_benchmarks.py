@@ -192,6 +192,20 @@ def test_rate_sweep_table_is_its_measurements_and_local_sgd_x2_defaults_to_3_sqr
 
 
 @pytest.mark.skipif(not os.path.exists(MUSHROOMS), reason="the real mushrooms data (../shared/data) is not here")
+def test_seeds_table_holds_held_out_and_training_objective_ratios(tmp_path):
+    _run("bench_seeds.py", "--out", str(tmp_path), "--data", "mushrooms", "--strategies", "bsp",
+         "--partitions", "random", "--compression", "none", "--seeds", "0,1", "--schedule", "constant", cwd=tmp_path)
+    row = json.loads(open(tmp_path / "seeds.jsonl").read())
+    table = open(tmp_path / "seeds.md").read()
+    assert (row["strategy"], row["schedule"], row["seeds"]) == ("bsp", "constant", [0, 1])
+    assert "schedule=constant" in table.splitlines()[0]
+    for key in ("ratios", "objective_ratios"):
+        assert len(row[key]) == 2 and all(f"| {v:.4f} |" in table for v in row[key])
+    # the L-BFGS optimum minimises the training objective: 2 epochs of sgd cannot be below it
+    assert all(r > 1 for r in row["objective_ratios"])
+
+
+@pytest.mark.skipif(not os.path.exists(MUSHROOMS), reason="the real mushrooms data (../shared/data) is not here")
 def test_rule_against_vw_table_is_its_measurements(tmp_path):
     pytest.importorskip("vowpalwabbit")
     _run("bench_rule_vs_vw.py", "--out", str(tmp_path), "--data", "mushrooms", cwd=tmp_path)

@@ -75,6 +75,22 @@ def test_merged_changes_keep_to_the_scale_on_kddcup99(kddcup99, strategy, compre
     assert log_loss(yt, clf.predict_proba(Xt)) <= 1.01 * best
 
 
+def test_hogwild_anneals_nearer_the_optimum_than_at_a_constant_rate_on_kddcup99(kddcup99):
+    """hogwild kept the constant rate by default for a while because it scored lower held out
+    on kddcup99 (0.92-0.97 x L* against 1.009-1.028 annealed). Its training objective says
+    why: at the constant rate it stopped further from the optimum (1.49-1.54 x F*, against
+    1.425-1.430 annealed, as bsp's 1.43), and kddcup99's test file, another distribution,
+    scores such a model better (benchmarks/results/seeds-kddcup99-hogwild)."""
+    X, y, Xt, yt = kddcup99
+    best = 0.349436  # as in the test above
+    fits = {s: LogisticRegression(max_iter=2, random_state=0, strategy="hogwild", workers=2, schedule=s).fit(X, y)
+            for s in (None, "constant")}
+    assert fits[None].train_config().schedule == "linear"
+    objective = {s: f.objective(X, y) for s, f in fits.items()}
+    assert objective[None] <= 0.98 * objective["constant"]
+    assert log_loss(yt, fits[None].predict_proba(Xt)) <= 1.01 * best
+
+
 def test_raw_amounts_in_the_millions_need_no_standardising():
     # the credit-table case: unscaled columns made the stochastic strategies diverge (1,187 x L*)
     rng = np.random.default_rng(0)
@@ -121,11 +137,12 @@ def test_the_default_schedule_anneals_the_normalized_rule_in_fit_only():
     soft.validate()
     assert TrainConfig(strategy="bsp", compression="int8").schedule == "constant"  # int8's rounding: README
     assert TrainConfig(strategy="bsp", compression="fp16").schedule == "linear"
-    assert TrainConfig(strategy="hogwild").schedule == "constant"  # a racy shared clock: README
+    assert TrainConfig(strategy="hogwild").schedule == "linear"  # README: its constant rate only stopped early
 
 
 @pytest.mark.parametrize("strategy", [dict(solver="sgd", workers=1), dict(strategy="bsp", workers=2),
-                                      dict(strategy="local_sgd", workers=2), dict(strategy="asp", workers=2)])
+                                      dict(strategy="local_sgd", workers=2), dict(strategy="asp", workers=2),
+                                      dict(strategy="hogwild", workers=2)])
 def test_the_linear_schedule_reaches_w8a_where_a_constant_rate_stalls(strategy):
     """w8a (3% positives) after 2 epochs: the constant rate ends at 1.06-1.12 x L*, the linear
     schedule from 3 at 1.010-1.019 (benchmarks/results/defaults-linear), local SGD x2 from

@@ -118,17 +118,17 @@ class TrainConfig:
 
     def _default_schedule(self) -> str:
         """``linear`` for the normalized rule (its rate falls to 0 over the fit), ``constant``
-        for every other rule and in two places where the schedule cost accuracy
-        (``benchmarks/README.md``, "The linear schedule"): under ``int8``, whose rounding of
-        the schedule's large first steps cost 0.5-0.6% of held-out loss on a9a (0.03% at the
-        constant rate), and under ``hogwild`` (kddcup99 1.009-1.028 x L* over 6 draws, 0.92-0.97
-        at the constant rate; why is not known, and the constant rate costs it w8a and mushrooms).
+        for every other rule and under ``int8``, whose rounding of the schedule's large first
+        steps cost 0.5-0.6% of held-out loss on a9a (0.03% at the constant rate;
+        ``benchmarks/README.md``, "The linear schedule"). ``hogwild`` anneals too: its
+        constant default ended lower held out on kddcup99 only by stopping further from the
+        optimum (README).
 
         >>> [TrainConfig(strategy=s, compression=c).schedule for s, c in
         ...  [("bsp", None), ("bsp", "int8"), ("hogwild", None), ("lbfgs", None)]]
-        ['linear', 'constant', 'constant', 'constant']
+        ['linear', 'constant', 'linear', 'constant']
         """
-        if self.optimizer != "normalized" or self.strategy == "hogwild":
+        if self.optimizer != "normalized":
             return "constant"
         try:
             codec = codecs.parse(self.compression)
