@@ -88,7 +88,9 @@ def test_hogwild_anneals_nearer_the_optimum_than_at_a_constant_rate_on_kddcup99(
     assert fits[None].train_config().schedule == "linear"
     objective = {s: f.objective(X, y) for s, f in fits.items()}
     assert objective[None] <= 0.98 * objective["constant"]
-    assert log_loss(yt, fits[None].predict_proba(Xt)) <= 1.01 * best
+    # held out, hogwild's races move a fit more than its objective: 0.94-1.02 x L* over 6 draws at
+    # bsp's objective (1.43-1.45 x F*; bsp 0.986-1.009), so only a loose guard against a wrong answer
+    assert log_loss(yt, fits[None].predict_proba(Xt)) <= 1.03 * best
 
 
 def test_raw_amounts_in_the_millions_need_no_standardising():
