@@ -77,10 +77,10 @@ def test_merged_changes_keep_to_the_scale_on_kddcup99(kddcup99, strategy, compre
 
 def test_hogwild_anneals_nearer_the_optimum_than_at_a_constant_rate_on_kddcup99(kddcup99):
     """hogwild kept the constant rate by default for a while because it scored lower held out
-    on kddcup99 (0.92-0.97 x L* against 1.009-1.028 annealed). Its training objective says
-    why: at the constant rate it stopped further from the optimum (1.49-1.54 x F*, against
-    1.425-1.430 annealed, as bsp's 1.43), and kddcup99's test file, another distribution,
-    scores such a model better (benchmarks/results/seeds-kddcup99-hogwild)."""
+    on kddcup99 (0.92-0.97 x L* against 1.009-1.028 annealed, in one run). Its training
+    objective says why: at the constant rate it stopped further from the optimum (1.49-1.51 x
+    F*, against 1.43-1.45 annealed, where bsp ends), and kddcup99's test file, another
+    distribution, scores such a model better (benchmarks/results/seeds-kddcup99-hogwild*)."""
     X, y, Xt, yt = kddcup99
     best = 0.349436  # as in the test above
     fits = {s: LogisticRegression(max_iter=2, random_state=0, strategy="hogwild", workers=2, schedule=s).fit(X, y)
