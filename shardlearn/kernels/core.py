@@ -168,8 +168,10 @@ def _catch_up(rule, c, lr, power_t, base1, t, l1, l2, end, span):
     each step at its row's rate: the gap's mean factor)."""
     last = c[L]
     k = t - last
+    if k <= 0:  # never back: a Hogwild worker's clock may trail the row's (strategies/hogwild.py)
+        return
     c[L] = t
-    if k <= 0 or (l1 == 0 and l2 == 0) or c[W] == 0:
+    if (l1 == 0 and l2 == 0) or c[W] == 0:
         return
     m = lr * _anneal_mean(end, span, last, t)
     eta = _rate(rule, c, m, power_t, base1 * m)
@@ -230,8 +232,8 @@ def _touch(rule, c, x, lr, power_t, beta, base1, t, l1, l2, end, span):
 def _tick(scalars, hr, rule, power_t):
     """A row of weight ``hr`` moves the clock: ``(t, the base rate of its catch-ups per unit of
     the learning rate)``. The clock and the
-    normalizer are read and written at every row, not kept in registers for a call: Hogwild's
-    workers share them (``scalars`` in /dev/shm); one process gets the same numbers."""
+    normalizer are read and written at every row (``scalars``; a Hogwild worker's own pair,
+    ``strategies.hogwild.Counters``)."""
     t = scalars[0] + hr
     scalars[0] = t
     return t, _base(rule, 1.0, power_t, t, scalars[1])

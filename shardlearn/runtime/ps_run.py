@@ -309,18 +309,21 @@ def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report=No
     from shardlearn.kernels import sgd as kernel
     from shardlearn.runtime.loop import checkpointer_for
     from shardlearn.runtime.progress import StepLog
-    from shardlearn.strategies import online
+    from shardlearn.strategies import hogwild, online
 
     d = X.shape[1]
-    paths = {k: os.path.join(folder, f"{k}.npy") for k in ("ws", "scalars")}
+    paths = {k: os.path.join(folder, f"{k}.npy") for k in ("ws", "counts")}
     if comm.rank == 0:
-        for k, a in kernel.new_state(d, cfg.optimizer).items():
+        shapes = {"ws": kernel.new_state(d, cfg.optimizer)["ws"], "counts": np.zeros((comm.size, 2))}
+        for k, a in shapes.items():
             m = np.lib.format.open_memmap(paths[k], mode="w+", dtype=a.dtype, shape=a.shape)
             m[:] = a
             m.flush()
             del m
     comm.barrier()
-    state = {k: np.load(p, mmap_mode="r+") for k, p in paths.items()}
+    # the weights and adaptive sums shared; the clock and normalizer per worker (hogwild.Counters)
+    state = {"ws": np.load(paths["ws"], mmap_mode="r+"), "scalars": np.zeros(2)}
+    counters = hogwild.Counters(np.load(paths["counts"], mmap_mode="r+"), comm.rank)
     log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
     ckpt, resume = checkpointer_for(model, X, cfg, comm, log, report)
     t0 = time.perf_counter()
@@ -328,15 +331,16 @@ def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report=No
     res = online.fit(model, X, y, sw, theta0=model.init(d), rule=cfg.optimizer, lr=cfg.base_lr(),
                      power_t=cfg.power_t, alpha=cfg.alpha, l1_ratio=cfg.l1_ratio, anneal=anneal,
                      fit_intercept=cfg.fit_intercept, epochs=cfg.max_iter, shuffle=cfg.shuffle, seed=cfg.random_state,
-                     tol=cfg.tol, comm=comm, opt_state=state, shared=True, checkpoint=ckpt, resume=resume,
+                     tol=cfg.tol, comm=comm, opt_state=state, shared=counters, checkpoint=ckpt, resume=resume,
                      callback=lambda th, epoch, loss, examples: log.step(epoch, loss, examples))
     comm.barrier()
     params = None
-    if comm.rank == 0:  # every worker is done writing: the lazy penalty brought up to date
+    if comm.rank == 0:  # every worker is done writing: the lazy penalty brought up to date at the exact clock
+        state["scalars"][:] = counters.total()
         w = np.array(kernel.finalize(state, rule=cfg.optimizer, lr=cfg.base_lr(), power_t=cfg.power_t,
                                      l1=cfg.alpha * cfg.l1_ratio, l2=cfg.alpha * (1 - cfg.l1_ratio), **anneal),
                      dtype=np.float64)
         params = {"w": w[:d], "b": np.asarray(w[d])}
-    del state
+    del state, counters
     return {"params": params, "n_iter": int(res.n_iter), "steps": log.records,
             "report": {"rank": comm.rank, "fit_seconds": time.perf_counter() - t0, "rows": int(X.shape[0])}}

@@ -42,13 +42,14 @@ CHUNK_ROWS = 1 << 16  # rows per kernel call: checkpoints, progress and averagin
 def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha=0.0, l1_ratio=0.0,
         fit_intercept=True, epochs=1, start_epoch=0, shuffle=True, seed=None, tol=None, n_iter_no_change=5,
         callback=None, comm=None, sync_rows=None, sync="average", opt_state=None, checkpoint=None, resume=None,
-        shared=False, anneal=None) -> Result:
+        shared=None, anneal=None) -> Result:
     """``epochs`` passes over ``(X, y)`` from epoch ``start_epoch``, one kernel update per row;
     stops early when the epoch's progressive loss improves by less than ``tol`` for
     ``n_iter_no_change`` epochs. ``callback(theta, epoch, progressive_loss, examples)`` after
     each epoch. ``opt_state`` (the kernel's state) continues a previous fit. ``shared``: every
-    worker's ``opt_state`` is the same memory (Hogwild): nothing to average; the workers
-    agree on each epoch's loss only. ``sync``: how workers combine every ``sync_rows`` rows:
+    worker's ``opt_state["ws"]`` is the same memory (Hogwild) and ``shared`` its counters
+    (``strategies.hogwild.Counters``, which learn in its place): nothing to average; the
+    workers agree on each epoch's loss only. ``sync``: how workers combine every ``sync_rows`` rows:
     ``"average"`` their weights (local SGD) or ``"changes"`` merge their changes (bsp).
     ``anneal``: the linear schedule's ``end`` and ``span`` (``anneal_span``), or None."""
     if model.name not in kernel.MODEL_LOSS:
@@ -60,16 +61,17 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
     state = opt_state if opt_state is not None else _state_from(theta0, d, rule)
     distributed = comm is not None and comm.size > 1
     rank = comm.rank if distributed else 0
-    changes = distributed and sync == "changes" and not shared
+    changes = distributed and sync == "changes" and shared is None
     y = None if y is None else np.ascontiguousarray(y, dtype=np.float64)
     if not hasattr(X, "blocks"):  # once, not at every kernel call
         sample_weight = np.ones(n) if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
     cur = {"epoch": start_epoch, "pos": 0, "loss": 0.0, "seen": 0.0, "best": np.inf, "stall": 0, "done": 0,
            "stopped": 0, "since_sync": 0.0}
     if resume is not None:
-        if shared:  # Hogwild: rank 0 puts the saved state back into the shared arrays before anyone learns
+        if shared is not None:  # Hogwild: rank 0 puts the saved state back into the shared arrays before anyone learns
             if rank == 0:
-                state["ws"][:], state["scalars"][:] = resume["kernel/ws"], resume["kernel/scalars"]
+                state["ws"][:] = resume["kernel/ws"]
+                shared.restore(resume["kernel/scalars"])
             comm.barrier()
         else:
             state = {"ws": resume["kernel/ws"].copy(), "scalars": resume["kernel/scalars"].copy()}
@@ -87,7 +89,8 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
     merge = coded.merge if coded is not None else (lambda c, st, keys, before, width=None:  # noqa: E731
                                                    _merge_changes(c, st, keys, before, opts, width))
     # local SGD on wide sparse rows in memory: the windows average what the workers touched (the epoch's last: all)
-    sparse = (SparseAverage(comm, X, opts, _averaged(rule)) if distributed and sync_rows and not shared and not changes
+    solo = shared is None and not changes  # local SGD and average: each worker its own state, averaged
+    sparse = (SparseAverage(comm, X, opts, _averaged(rule)) if distributed and sync_rows and solo
               and coded_avg is None and not hasattr(X, "blocks") and getattr(X, "format", None) == "csr" else None)
     chunk = CHUNK_ROWS if not distributed or not sync_rows else max(1, int(sync_rows))
     chunks, width = -(-n // chunk), None
@@ -96,33 +99,35 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         chunks = 1
         if changes:
             stream_sync = lambda st, window, used: merge(comm, st, *window)  # noqa: E731
-        elif distributed and not shared and sync_rows:
+        elif distributed and solo and sync_rows:
             stream_sync = lambda st, window, used: _average(comm, st, used, opts, coded_avg)  # noqa: E731
     elif distributed:  # every worker averages (checkpoints) at the same points: as many chunks as the largest shard
         chunks, width = (int(v) for v in comm.allreduce(np.array([float(chunks), _widest(X, chunk)]), op="max"))
 
     def save(step):
-        if shared:  # Hogwild: every worker stops writing the shared state before any saves it
+        if shared is not None:  # Hogwild: every worker stops writing the shared state before any saves it
             comm.barrier()
         extra = dict(comm.arrays(), **coded_avg.arrays()) if coded_avg is not None else {}
         extra.update(coded.arrays() if coded is not None else {})
-        checkpoint.save(step, {"kernel/ws": state["ws"], "kernel/scalars": state["scalars"], **extra,
+        scalars = state["scalars"] if shared is None else shared.total()
+        checkpoint.save(step, {"kernel/ws": state["ws"], "kernel/scalars": scalars, **extra,
                                **{f"cursor/{k}": np.array(v) for k, v in cur.items()}})
 
     loss_name = kernel.MODEL_LOSS[model.name]
+    learn = kernel.run if shared is None else shared.run
     theta = None
     while cur["epoch"] < start_epoch + epochs and not cur["stopped"]:
         epoch = cur["epoch"]
         if hasattr(X, "blocks"):  # a streamed shard: its blocks in file order, rows shuffled within each
             _stream_epoch(X, state, cur, loss_name, fit_intercept, opts, [seed or 0, epoch, rank] if shuffle else None,
-                          stream_sync, sync_rows, track=changes)
+                          stream_sync, sync_rows, track=changes, learn=learn)
         else:
             order = epoch_order(n, epoch, seed, shuffle, rank)
             order = np.arange(n) if order is None else order
         while not hasattr(X, "blocks") and cur["pos"] < chunks:
             part = order[cur["pos"] * chunk : (cur["pos"] + 1) * chunk]
             before = _before(state, X, part, opts) if changes else None
-            out = kernel.run(state, X, y, sample_weight, part, loss=loss_name, fit_intercept=fit_intercept, **opts)
+            out = learn(state, X, y, sample_weight, part, loss=loss_name, fit_intercept=fit_intercept, **opts)
             keys = sparse.keys(part) if sparse is not None else None  # after: the rows are in the cache now
             if changes:
                 merge(comm, state, *before, width)
@@ -130,7 +135,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
             cur["seen"] += out[1]
             cur["since_sync"] += out[1]
             cur["pos"] += 1
-            if distributed and sync_rows and not shared and not changes:
+            if distributed and sync_rows and solo:
                 if keys is not None and cur["pos"] < chunks:
                     sparse(state, keys, cur["since_sync"], lambda st, used: _average(comm, st, used, opts))
                 else:
@@ -138,7 +143,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
                 cur["since_sync"] = 0.0
             if checkpoint is not None and cur["pos"] < chunks and checkpoint.due(epoch * chunks + cur["pos"]):
                 save(epoch * chunks + cur["pos"])
-        if distributed and not shared and not changes and (stream_sync is None or coded_avg is not None):
+        if distributed and solo and (stream_sync is None or coded_avg is not None):
             _average(comm, state, cur["since_sync"], opts, coded_avg, last=True)
             cur["since_sync"] = 0.0
         theta = _finalized(state, d, opts)
@@ -180,7 +185,7 @@ def anneal_span(comm, X, sample_weight, epochs: int, merged: bool) -> dict:
 
 
 def _stream_epoch(stream, state, cur, loss_name, fit_intercept, opts, seed, sync=None, rows=None,
-                  track=False) -> None:
+                  track=False, learn=kernel.run) -> None:
     """One pass over a streamed shard (``data.stream.Stream``), block by block. With ``sync``
     the workers combine every ``rows`` rows, counted across blocks as the in-memory loop counts
     them: ``sync(state, before, used)`` (``before``: with ``track``, the touched keys' rows
@@ -198,7 +203,7 @@ def _stream_epoch(stream, state, cur, loss_name, fit_intercept, opts, seed, sync
             pos += take
             if track:
                 window = _widen(window, state, Xb, part, opts)
-            out = kernel.run(state, Xb, yb, None, part, loss=loss_name, fit_intercept=fit_intercept, **opts)
+            out = learn(state, Xb, yb, None, part, loss=loss_name, fit_intercept=fit_intercept, **opts)
             cur["loss"] += out[0]
             cur["seen"] += out[1]
             cur["since_sync"] += out[1]
