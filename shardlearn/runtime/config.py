@@ -303,25 +303,30 @@ class TrainConfig:
         batches; by default under ``asp`` and ``ssp`` as many as leave every worker
         ``STEPS_PER_EPOCH`` exchanges an epoch (1 to ``MAX_SYNC_EVERY``: D2 on 2 workers, 15
         batches, 3x faster than a batch a step at 1.0045-1.0055 x L* against 1.0027-1.0029,
-        ``benchmarks/README.md``), under ``bsp`` one (15 batches: 1.0108 against 1.0033) on 1 or
-        2 ``workers``, and on K > 2 a batch over K - 1: the K changes of an exchange add up to
-        K steps on a coordinate every worker touched, each blind to the others' rows, so the
-        rows a worker's change does not see stay at one batch (elec2's 6 dense features, 2
-        epochs: x4 at a batch each 1.076-1.094 x L*, at a third 0.993-0.994; x8 1.87-1.90,
-        0.994-0.995; ``benchmarks/results/rates-bsp-elec2*``); else a batch.
+        ``benchmarks/README.md``), under ``bsp`` one (15 batches: 1.0108 against 1.0033); on
+        K > 2 ``workers`` either over K - 1: a step is blind to the K - 1 other workers' steps
+        in flight (bsp: the K changes of an exchange add up to K steps on a coordinate every
+        worker touched), so the rows a worker's change does not see stay at what 2 workers
+        see (elec2's 6 dense features, 2 epochs: bsp x4 at a batch each 1.076-1.094 x L*, at a
+        third 0.993-0.994; x8 1.87-1.90, 0.994-0.995, ``benchmarks/results/rates-bsp-elec2*``;
+        asp and ssp x4 1.054-1.058 x the optimum's training objective, at a third
+        1.0011-1.0019, ``benchmarks/results/rates-asp-elec2*``); else a batch.
 
         >>> TrainConfig(strategy="asp", workers=2).step_rows(1_000_000), TrainConfig(strategy="bsp").step_rows(10**6)
         (3840, 256)
         >>> [TrainConfig(strategy="bsp").step_rows(workers=k) for k in (2, 3, 4, 8)]
         [256, 128, 85, 36]
+        >>> [TrainConfig(strategy="asp").step_rows(1_000_000, workers=k) for k in (2, 4)]
+        [3840, 1280]
         """
         if not self.per_example or self.plan not in ("bsp", "asp", "ssp"):
             return self.batch_size
         if self.sync_every is not None:
             return self.batch_size * self.sync_every
-        if self.plan == "bsp":
-            return max(1, self.batch_size // max(int(workers) - 1, 1))
-        return self.batch_size * min(MAX_SYNC_EVERY, max(1, int(most_rows) // (STEPS_PER_EPOCH * self.batch_size)))
+        rows = self.batch_size
+        if self.plan != "bsp":
+            rows *= min(MAX_SYNC_EVERY, max(1, int(most_rows) // (STEPS_PER_EPOCH * self.batch_size)))
+        return max(1, rows // max(int(workers) - 1, 1))
 
     def average_rows(self, most_rows: int = 0) -> int:
         """Rows a worker learns between two averages under per-example ``local_sgd``, given the
