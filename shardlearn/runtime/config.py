@@ -309,8 +309,8 @@ class TrainConfig:
         worker touched), so the rows a worker's change does not see stay at what 2 workers
         see (elec2's 6 dense features, 2 epochs: bsp x4 at a batch each 1.076-1.094 x L*, at a
         third 0.993-0.994; x8 1.87-1.90, 0.994-0.995, ``benchmarks/results/rates-bsp-elec2*``;
-        asp and ssp x4 1.054-1.058 x the optimum's training objective, at a third
-        1.0011-1.0019, ``benchmarks/results/rates-asp-elec2*``); else a batch.
+        asp x4 1.012-1.021 x L*, at a third 0.993-0.994, ``benchmarks/results/rates-asp-elec2*``,
+        ssp alike); else a batch.
 
         >>> TrainConfig(strategy="asp", workers=2).step_rows(1_000_000), TrainConfig(strategy="bsp").step_rows(10**6)
         (3840, 256)
