@@ -304,13 +304,10 @@ class TrainConfig:
         ``STEPS_PER_EPOCH`` exchanges an epoch (1 to ``MAX_SYNC_EVERY``: D2 on 2 workers, 15
         batches, 3x faster than a batch a step at 1.0045-1.0055 x L* against 1.0027-1.0029,
         ``benchmarks/README.md``), under ``bsp`` one (15 batches: 1.0108 against 1.0033); on
-        K > 2 ``workers`` either over K - 1: a step is blind to the K - 1 other workers' steps
-        in flight (bsp: the K changes of an exchange add up to K steps on a coordinate every
-        worker touched), so the rows a worker's change does not see stay at what 2 workers
-        see (elec2's 6 dense features, 2 epochs: bsp x4 at a batch each 1.076-1.094 x L*, at a
-        third 0.993-0.994; x8 1.87-1.90, 0.994-0.995, ``benchmarks/results/rates-bsp-elec2*``;
-        asp x4 1.012-1.021 x L*, at a third 0.993-0.994, ``benchmarks/results/rates-asp-elec2*``,
-        ssp alike); else a batch.
+        K > 2 ``workers`` either over K - 1: a step is blind to the K - 1 others' in flight, so
+        the rows it does not see stay at 2 workers' (elec2's 6 dense features, 2 epochs: bsp
+        x4 at a batch each 1.076-1.094 x L*, at a third 0.993-0.994, x8 1.87-1.90 and 0.995;
+        asp x4 1.012-1.021, 0.993-0.994; ``benchmarks/results/rates-{bsp,asp}-elec2*``); else a batch.
 
         >>> TrainConfig(strategy="asp", workers=2).step_rows(1_000_000), TrainConfig(strategy="bsp").step_rows(10**6)
         (3840, 256)
