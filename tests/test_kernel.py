@@ -335,6 +335,28 @@ def test_catching_up_some_keys_is_finalize_on_those_keys(rule):
     assert not np.array_equal(done["ws"][keys[:-1], kernel.W], st["ws"][keys[:-1], kernel.W])  # it did catch up
 
 
+@pytest.mark.parametrize("rule", ["sgd", "adagrad", "normalized"])
+def test_a_row_whose_clock_trails_a_coordinate_leaves_its_stamp(rule):
+    """A Hogwild worker's clock may trail a coordinate's stamp, written by another worker a
+    slice ahead (strategies/hogwild.py): its row takes no penalty there and leaves the stamp,
+    so the next row at a later clock takes the decay of the gap from the stamp once. Moving
+    the stamp back (as the kernel did) made that row take the trailing part twice."""
+    opts = dict(rule=rule, lr=0.5, l2=0.05)
+    X, y = np.array([[1.0, 0.0]]), np.array([1.0])
+    st = kernel.new_state(2, rule)
+    st["ws"][0] = [0.8, 4.0, 1.0, 100.0]  # weight, adaptive sum, scale, stamp: caught up to clock 100
+    st["scalars"][:] = [60.0, 60.0]  # this worker's clock trails it by 40 rows
+    kernel.run(st, X, y, None, np.array([0]), loss="logistic", **opts)
+    assert st["ws"][0, kernel.L] == 100.0  # the old kernel left 61, this row's clock
+    st["scalars"][:] = [120.0, 120.0]  # later: 20 rows past the stamp
+    back = {k: v.copy() for k, v in st.items()}
+    back["ws"][0, kernel.L] = 61.0  # from the stamp moved back: 59 rows of decay, not 20
+    kernel.catch_up(st, np.array([0]), **opts)
+    kernel.catch_up(back, np.array([0]), **opts)
+    assert st["ws"][0, kernel.L] == back["ws"][0, kernel.L] == 120.0
+    assert abs(back["ws"][0, kernel.W]) < abs(st["ws"][0, kernel.W])
+
+
 @pytest.mark.parametrize("rule", ["sgd", "normalized"])
 def test_catching_up_to_an_earlier_clock_leaves_later_rows_and_free_keys_alone(rule):
     """An exchange's start clock may be earlier than a row's own (another worker's change

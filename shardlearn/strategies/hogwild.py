@@ -10,7 +10,7 @@ place, through the same per-coordinate optimizer code as a parameter-server
 shard, minus the lock. The training loop is the parameter server's with a
 local client and nobody waiting. On the per-example kernel the two counters every
 row moves (the clock, the normalizer) are kept per worker instead (``Counters``):
-unlocked adds to one shared pair lost 2.1% of a kddcup99 fit's rows.
+unlocked adds to one shared pair lost 2.1% of a kddcup99 fit's rows (by hand).
 
 >>> import numpy as np, tempfile
 >>> folder = tempfile.mkdtemp()
@@ -109,7 +109,7 @@ class Counters:
     (a ``(workers, 2)`` array every worker maps) holds in row ``rank`` what this worker's rows
     added. Every row reads and writes the pair, and unlocked read-add-writes to one shared
     pair lose another worker's adds (967,541 of 988,042 rows counted on kddcup99 x2, 2
-    epochs): the penalty and the linear schedule ran slow. Here a worker learns from slices
+    epochs, by hand): the penalty and the linear schedule ran slow. Here a worker learns from slices
     of at most ``slice_rows(n)`` rows, each from the sum of every worker's counters at its
     start, and adds what it moved to its own row only, so no add is lost; a worker sees the
     others' rows at most a slice late (a clock behind a row's stamp takes no penalty and
