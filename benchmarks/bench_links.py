@@ -42,7 +42,17 @@ PLANS = {  # strategy options, codecs, budgets by dataset (lbfgs iterations; epo
     # per example over the parameter server (a shard on each host): coded pushes, packed pulls
     "asp": (["--strategy", "asp"], ["none", "fp16", "int8"],
             ("--max-iter", {"D2": (1, 2, 4), "a9a": (1, 2, 4), "D1": (1, 2, 4)})),
+    # bsp over one dedicated server (the last host): rank 0 only learns, so its received bytes are
+    # the pulls' answers (exact state rows plain, packed ones under a codec); not in the full sweep
+    "bsp-server": (["--strategy", "bsp", "--servers", "1"], ["none", "fp16", "int8"],
+                   ("--max-iter", {"D2": (1, 2, 4), "a9a": (1, 2, 4), "D1": (1, 2, 4)})),
 }
+SWEEP = ("lbfgs", "local_sgd", "bsp", "asp")  # the plans of a run without --only
+
+
+def chosen(only) -> list:
+    """The plans a run sweeps: the one ``--only`` names (``[dataset, plan]``), else ``SWEEP``."""
+    return [only[1]] if only is not None else list(SWEEP)
 
 
 def waited(steps: list) -> float:
@@ -110,6 +120,8 @@ def main() -> None:
     probe = os.path.join(os.path.dirname(os.path.abspath(__file__)), "comm_probe.py")
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     only = args.only.split(":") if args.only else None  # one dataset and plan, budgets and codecs given
+    if only is not None and (len(only) != 2 or only[1] not in PLANS):
+        ap.error(f"--only {args.only}: expected DATASET:PLAN with PLAN one of {', '.join(PLANS)}")
     for p in (2, 4) if only is None else ():  # loopback: the same collectives between local processes
         subprocess.run([torchrun, "--standalone", "--nproc-per-node", str(p), probe,
                         os.path.join(args.out, f"probe-loopback-{p}.json")], capture_output=True, check=True)
@@ -144,9 +156,8 @@ def main() -> None:
                         probe_out = os.path.join(args.out, f"probe-{link}.json")
                         print(f"  {link}: probe", hosts.torchrun([probe, probe_out], port=port, timeout=600)[0],
                               flush=True)
-                    for plan, (opts, codecs, (flag, by_set)) in PLANS.items():
-                        if only is not None and plan != only[1]:
-                            continue
+                    for plan in chosen(only):
+                        opts, codecs, (flag, by_set) = PLANS[plan]
                         budgets = by_set[name] if only is None else [int(b) for b in args.budgets.split(",")]
                         for codec in codecs if only is None else args.codecs.split(","):
                             rec = {"dataset": name, "link": link, "strategy": plan, "codec": codec, "workers": args.hosts,
@@ -174,6 +185,8 @@ def main() -> None:
                                 setup = max(steps[0]["bytes_sent"] - steady, 0)
                                 rec.update(seconds=secs, budget=b, held_out_over_L=ratio, bytes_sent_rank0=sent,
                                            wire_bytes_sent_rank0=sum(s.get("wire_bytes_sent", 0) for s in steps),
+                                           wire_bytes_received_rank0=sum(s.get("wire_bytes_received", 0)
+                                                                         for s in steps),
                                            setup_bytes_rank0=setup, steps=len(steps),
                                            calls_rank0=sum(s.get("calls", 0) for s in steps),
                                            comm_seconds=sum(s["comm_seconds"] for s in steps),
@@ -182,7 +195,8 @@ def main() -> None:
                                            width=int(width))
                                 print(f"  {link} {plan} {codec} {flag} {b}: {secs:.1f} s, {ratio:.5f} x L*, "
                                       f"{sent / 1e6:.1f} MB sent by rank 0 ({rec['wire_bytes_sent_rank0'] / 1e6:.1f} "
-                                      f"on the wire), comm {rec['comm_seconds']:.2f} s of which waiting "
+                                      f"on the wire, {rec['wire_bytes_received_rank0'] / 1e6:.1f} received), "
+                                      f"comm {rec['comm_seconds']:.2f} s of which waiting "
                                       f"{rec['wait_seconds']:.2f}", flush=True)
                                 if ratio <= TARGET:
                                     rec.update(target_budget=b, target_seconds=secs)
@@ -205,18 +219,20 @@ def render(rows: list, machine: dict, d2_rows: int, d1_rows: int, hosts: int = 4
              f"on the same rows. Time to {TARGET} x L* held out: the first budget of the sweep that reaches it, the "
              "fit's own seconds (rank 0's metrics; start-up and file reading excluded, the setup's agreements of "
              "active columns and scaling included). Bytes: sent by rank 0 over that fit, as its collectives "
-             "counted them and as its TCP connections carried them (TCP_INFO). Communication seconds: rank 0's "
-             "time in collectives, of which waiting: the slowest rank's compute less rank 0's, summed over steps. "
+             "counted them and as its TCP connections carried them (TCP_INFO), and what they received (a dash: "
+             "not recorded by that run). Communication seconds: rank 0's time in collectives, of which waiting: "
+             "the slowest rank's compute less rank 0's, summed over steps. "
              f"One run each; this machine has 2 cores for the {hosts} hosts"
              + (", so each host's compute runs at about half speed." if hosts > 2 else "."),
              f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores.", "",
              "| dataset | link | strategy | codec | time to 1.01 x L* (s) | budget | sent by rank 0, counted | "
-             "on the wire | comm s | of which waiting | held-out / L* |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "on the wire | received on the wire | comm s | of which waiting | held-out / L* |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t = f"{r['target_seconds']:.1f}" if r["target_seconds"] is not None else "not reached"
         lines.append(f"| {r['dataset']} | {r['link']} | {r['strategy']} | {r['codec']} | {t} | {r.get('budget', '-')} | "
                      f"{_size(r.get('bytes_sent_rank0', 0))} | {_size(r.get('wire_bytes_sent_rank0', 0))} | "
+                     f"{_size(r['wire_bytes_received_rank0']) if 'wire_bytes_received_rank0' in r else '-'} | "
                      f"{r.get('comm_seconds', 0):.2f} | {r.get('wait_seconds', 0):.2f} | "
                      f"{r.get('held_out_over_L', float('nan')):.5f} |")
     return lines

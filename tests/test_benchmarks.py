@@ -264,3 +264,23 @@ def test_cost_model_fits_the_probes_it_is_given_and_prices_what_it_extrapolates(
     expected = (10.0 - 4.0) * 4 / 64 + 50 * cost_model.allreduce(c, 64, 80_000) + 7 * cost_model.allreduce(c, 64, 16)
     assert abs(at64["ring"] - expected) < 1e-9
     assert "| D2 | slow | 4 | lbfgs | none | 57 (7) | 4.00 |" in (tmp_path / "cost_model.md").read_text()
+
+
+def test_links_table_shows_received_wire_bytes_and_the_server_plan_only_when_named():
+    """bench_links: a run's table gives rank 0's received wire bytes (a dash for records made
+    before they were kept); bsp over a dedicated server runs only when --only names it."""
+    sys.path.insert(0, os.path.dirname(BENCH))
+    from benchmarks import bench_links
+
+    rec = {"dataset": "D2", "link": "100mbit", "strategy": "bsp-server", "codec": "int8", "target_seconds": 27.7,
+           "budget": 1, "bytes_sent_rank0": 20_900, "wire_bytes_sent_rank0": 44_900_000,
+           "wire_bytes_received_rank0": 42_900_000, "comm_seconds": 0.01, "wait_seconds": 0.0,
+           "held_out_over_L": 0.93638}
+    old = {k: v for k, v in rec.items() if k != "wire_bytes_received_rank0"}
+    lines = bench_links.render([rec, old], {"cpu": "x", "cores": 2}, 500_000, 200_000)
+    assert "| received on the wire |" in lines[5]
+    assert lines[-2] == "| D2 | 100mbit | bsp-server | int8 | 27.7 | 1 | 20.9 KB | 44.9 MB | 42.9 MB | 0.01 | 0.00 | 0.93638 |"
+    assert lines[-1].split(" | ")[8] == "-"
+    assert bench_links.chosen(None) == ["lbfgs", "local_sgd", "bsp", "asp"]
+    assert bench_links.chosen(["D2", "bsp-server"]) == ["bsp-server"]
+    assert bench_links.PLANS["bsp-server"][0] == ["--strategy", "bsp", "--servers", "1"]
