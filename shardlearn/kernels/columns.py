@@ -41,6 +41,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from shardlearn.kernels.prefetch import prefetch
+
 
 @njit(cache=True)
 def _sums(indptr, indices, data, sw, buf):
@@ -105,6 +107,13 @@ def _batch(indptr, indices, data, rows, pos, keys, sub_indptr, sub_indices, sub_
     n = 0
     out = 0
     for i in range(rows.size):
+        if i + 8 < rows.size:  # rows in a shuffled order: their values and scratch slots asked for ahead
+            q = indptr[rows[i + 8]]
+            prefetch(indices, q)
+            prefetch(data, q)
+        if i + 2 < rows.size:
+            for k in range(indptr[rows[i + 2]], indptr[rows[i + 2] + 1]):
+                prefetch(pos, indices[k])
         r = rows[i]
         for k in range(indptr[r], indptr[r + 1]):
             j = indices[k]
