@@ -21,7 +21,7 @@ import math
 import numpy as np
 from numba import njit
 
-from shardlearn.kernels.prefetch import prefetch
+from shardlearn.kernels.prefetch import prefetch, prefetch2
 
 W, G, S, L = 0, 1, 2, 3  # a coordinate's slots: weight, sum of squared gradients, scale (FTRL: z), clock
 AHEAD_ROWS, AHEAD_STATE = 8, 2  # prefetch distances in rows: a row's values, its columns' state rows
@@ -355,7 +355,11 @@ def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t
     d = ws.shape[0] - 1
     rates, peek = np.empty(d + 1), np.empty(4)
     scaled = scale.shape[0] > 0
+    line = max(64 // X.itemsize, 1)  # values a cache line holds
     for j in range(order.shape[0]):
+        if j + AHEAD_ROWS < order.shape[0]:  # the row 8 ahead, a line at a time (in a C-ordered X)
+            for q in range(0, d, line):
+                prefetch2(X, order[j + AHEAD_ROWS], q)
         r = order[j]
         hr = h[r]
         if hr <= 0:

@@ -6,7 +6,9 @@ rows in a shuffled order, so each row's values, and the state rows of the column
 are cache misses the out-of-order core cannot reach ahead for: the row loop asks for the
 row 8 ahead and for the state rows of the row 2 ahead. On D2's 2M rows (normalized rule,
 L2 1e-6, one pass) that took the shuffled pass from 3.3-4.1 s to 2.5-2.7 s and the in-order
-one from 2.2-2.3 s to 1.8 s, results unchanged to the bit (``benchmarks/README.md``).
+one from 2.2-2.3 s to 1.8 s, results unchanged to the bit (``benchmarks/README.md``). Dense
+rows (``prefetch2``, the row 8 ahead a line at a time) gain less: D1's shuffled pass is bound
+by its arithmetic, 2.21-2.33 s before and 2.14-2.19 s after over 1M rows (by hand).
 (Software prefetching for irregular, indirect accesses: Ainsworth & Jones, "Software
 prefetching for indirect memory accesses", CGO 2017.)
 
@@ -25,6 +27,12 @@ numba caches a compiled function keyed on its own file only: a change here reach
 ...     return s
 >>> float(total(np.arange(10.0), np.arange(10)[::-1].copy()))
 45.0
+>>> @njit
+... def first(X):
+...     prefetch2(X, 1, 2)
+...     return X[1, 2]
+>>> float(first(np.arange(6.0).reshape(2, 3)))
+5.0
 """
 from __future__ import annotations
 
@@ -34,24 +42,34 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 
+def _codegen(context, builder, signature, args):
+    """The ``llvm.prefetch`` of ``a[i, k, 0, ...]`` for the indices given, the rest 0."""
+    aryty, given = signature.args[0], signature.args[1:]
+    ary = context.make_array(aryty)(context, builder, args[0])
+    at = [context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], given)]
+    at += [context.get_constant(types.intp, 0)] * (aryty.ndim - len(at))
+    ptr = cgutils.get_item_pointer(context, builder, aryty, ary, at, wraparound=False)
+    byte = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+    i32 = ir.IntType(32)
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [byte.type, i32, i32, i32]),
+                                        "llvm.prefetch.p0")
+    builder.call(fn, [byte, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])  # read, keep, data
+    return context.get_dummy_value()
+
+
 @intrinsic
 def prefetch(typingctx, arr, idx):
     """``prefetch(a, i)``: the cache line of ``a[i]`` (``a[i, 0, ...]``) requested; no bounds check
     is needed (a prefetch of any address is harmless), none is made."""
     if not isinstance(arr, types.Array) or not isinstance(idx, types.Integer):
         return None
+    return types.void(arr, idx), _codegen
 
-    def codegen(context, builder, signature, args):
-        aryty, idxty = signature.args
-        ary = context.make_array(aryty)(context, builder, args[0])
-        first = context.cast(builder, args[1], idxty, types.intp)
-        at = [first] + [context.get_constant(types.intp, 0)] * (aryty.ndim - 1)
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, at, wraparound=False)
-        byte = builder.bitcast(ptr, ir.IntType(8).as_pointer())
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [byte.type, i32, i32, i32]),
-                                            "llvm.prefetch.p0")
-        builder.call(fn, [byte, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])  # read, keep, data
-        return context.get_dummy_value()
 
-    return types.void(arr, idx), codegen
+@intrinsic
+def prefetch2(typingctx, arr, idx, col):
+    """``prefetch2(a, i, k)``: the cache line of ``a[i, k]`` of a 2-d array, as ``prefetch``."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 2 and isinstance(idx, types.Integer)
+            and isinstance(col, types.Integer)):
+        return None
+    return types.void(arr, idx, col), _codegen
