@@ -47,6 +47,7 @@ import numpy as np
 from numba import njit
 
 from shardlearn.kernels import sgd
+from shardlearn.kernels.prefetch import prefetch
 from shardlearn.kernels.sgd import G, L, S, W
 
 
@@ -103,6 +104,8 @@ SAME = 1e-6  # scales closer than this (relative) are one: a pull packed as floa
 @njit(cache=True, nogil=True)  # other RPC threads and the learner run meanwhile
 def _merge(ws, keys, rows, s_adds, rescales):
     for j in range(keys.size):
+        if j + 8 < keys.size:  # a shard's rows are far apart in a wide model: asked for ahead
+            prefetch(ws, keys[j + 8])
         c = ws[keys[j]]
         r = rows[j]
         dw = r[W]
@@ -121,6 +124,28 @@ def _merge(ws, keys, rows, s_adds, rescales):
             if r[S] > c[S]:
                 c[S] = r[S]
             c[L] += r[L]
+
+
+@njit(cache=True, nogil=True)
+def _rows_at(ws, keys, out):
+    for j in range(keys.size):
+        if j + 8 < keys.size:
+            prefetch(ws, keys[j + 8])
+        for c in range(ws.shape[1]):
+            out[j, c] = ws[keys[j], c]
+
+
+def rows_at(ws: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """``ws[keys]`` as float64 (a shard's pull), gathered with the rows asked for ahead: numpy's
+    fancy index waits on each of a wide model's far-apart rows in turn (about 2.7x slower on
+    80,000 sorted keys of 4M, by hand).
+
+    >>> rows_at(np.arange(8.0).reshape(4, 2), np.array([3, 1])).tolist()
+    [[6.0, 7.0], [2.0, 3.0]]
+    """
+    out = np.empty((keys.size, ws.shape[1]))
+    _rows_at(ws, np.ascontiguousarray(keys, dtype=np.int64), out)
+    return out
 
 
 def merge(ws: np.ndarray, keys: np.ndarray, rows: np.ndarray, rule: str) -> None:

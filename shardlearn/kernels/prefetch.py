@@ -12,8 +12,14 @@ by its arithmetic, 2.21-2.33 s before and 2.14-2.19 s after over 1M rows (by han
 (Software prefetching for irregular, indirect accesses: Ainsworth & Jones, "Software
 prefetching for indirect memory accesses", CGO 2017.)
 
+A shard's merge, catch-up and pull (``delta._merge``, ``sgd._catch_up_keys``,
+``delta.rows_at``) walk a step's sorted keys, far apart in a wide model, and ask for the row
+8 keys ahead: on 50 steps of 80,000 keys of 4M, by hand, merge 0.18 -> 0.10 s, catch-up
+0.23 -> 0.10 s, the pull's gather 0.27 s (numpy's fancy index) -> 0.10 s.
+
 numba caches a compiled function keyed on its own file only: a change here reaches
-``core.py`` and ``columns.py`` only once their caches are rebuilt (touch them).
+``core.py``, ``columns.py``, ``delta.py`` and ``sgd.py`` only once their caches are rebuilt
+(touch them).
 
 >>> import numpy as np
 >>> from numba import njit

@@ -54,6 +54,7 @@ import scipy.sparse as sp
 from numba import njit
 
 from shardlearn.kernels.core import G, L, S, W, _base, _catch_up, _finalize, _ftrl_weight, _rows_csr, _rows_dense
+from shardlearn.kernels.prefetch import prefetch
 
 __all__ = ["G", "L", "S", "W", "LOSSES", "MODEL_LOSS", "RULES", "catch_up", "finalize", "finalized", "new_state", "run",
            "weights"]
@@ -154,6 +155,8 @@ def _catch_up_keys(rule, ws, scalars, keys, lr, power_t, beta, l1, l2, end, span
     t = scalars[0]
     base = _base(rule, 1.0, power_t, t, scalars[1])
     for j in range(keys.size):
+        if j + 8 < keys.size:  # far apart in a wide model: asked for ahead (``prefetch.py``)
+            prefetch(ws, keys[j + 8])
         c = ws[keys[j]]
         if c[L] >= t or _among(keys[j], free):
             continue

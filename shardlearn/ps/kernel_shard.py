@@ -93,7 +93,7 @@ class KernelShard(Shard):
 
     def pull(self, idx: np.ndarray) -> np.ndarray:
         with self.lock:
-            return np.asarray(self.ws[idx], dtype=np.float64)  # a float64 shard's rows: gathered once, not copied again
+            return delta.rows_at(self.ws, idx)  # float64 whatever the shard keeps; far-apart rows asked for ahead
 
     def pull_packed(self, idx: np.ndarray) -> np.ndarray:
         """``pull`` as the bytes of ``packed`` (the free keys' rows whole)."""
