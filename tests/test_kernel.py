@@ -405,3 +405,22 @@ def test_a_merge_adds_each_workers_change_of_contribution_at_the_largest_scale()
     np.testing.assert_array_equal(ws[:, kernel.S], np.max([a[:, kernel.S] for a in afters], axis=0))
     np.testing.assert_allclose(ws[:, kernel.G], before[:, kernel.G] + sum(a[:, kernel.G] - before[:, kernel.G]
                                                                           for a in afters), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_shards_prefetched_gather_equals_numpys_fancy_index_and_checks_its_bounds(dtype):
+    """``delta.rows_at`` (a shard's pull, its rows asked for ahead) returns ``ws[keys]`` as
+    float64 for int32 and int64 keys, repeats and empty lists included, and refuses a key
+    out of range as numpy's indexing would, never reading past the state."""
+    from shardlearn.kernels import delta
+
+    rng = np.random.default_rng(0)
+    ws = rng.normal(size=(5000, 4)).astype(dtype)
+    for keys in (np.sort(rng.choice(5000, 700, replace=False)), rng.integers(0, 5000, 50).astype(np.int32),
+                 np.array([4999, 0, 4999]), np.zeros(0, dtype=np.int64)):
+        got = delta.rows_at(ws, keys)
+        assert got.dtype == np.float64 and got.shape == (keys.size, 4)
+        assert np.array_equal(got, np.asarray(ws[keys], dtype=np.float64))
+    for bad, first in ((np.array([3, 5000]), 5000), (np.array([-1, 2]), -1)):
+        with pytest.raises(IndexError, match=f"index {first} is out of bounds for a state of 5000 rows"):
+            delta.rows_at(ws, bad)

@@ -143,8 +143,12 @@ def rows_at(ws: np.ndarray, keys: np.ndarray) -> np.ndarray:
     >>> rows_at(np.arange(8.0).reshape(4, 2), np.array([3, 1])).tolist()
     [[6.0, 7.0], [2.0, 3.0]]
     """
+    keys = np.ascontiguousarray(keys, dtype=np.int64)
+    if keys.size and (keys.min() < 0 or keys.max() >= ws.shape[0]):  # the compiled gather checks no bounds
+        bad = keys[(keys < 0) | (keys >= ws.shape[0])][0]
+        raise IndexError(f"index {bad} is out of bounds for a state of {ws.shape[0]} rows")
     out = np.empty((keys.size, ws.shape[1]))
-    _rows_at(ws, np.ascontiguousarray(keys, dtype=np.int64), out)
+    _rows_at(ws, keys, out)
     return out
 
 
