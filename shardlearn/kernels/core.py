@@ -21,31 +21,9 @@ import math
 import numpy as np
 from numba import njit
 
-from shardlearn.kernels.prefetch import prefetch, prefetch2
+from shardlearn.kernels.prefetch import AHEAD_ROWS, ahead, prefetch2
 
 W, G, S, L = 0, 1, 2, 3  # a coordinate's slots: weight, sum of squared gradients, scale (FTRL: z), clock
-AHEAD_ROWS, AHEAD_STATE = 8, 2  # prefetch distances in rows: a row's values, its columns' state rows
-
-
-@njit(cache=True, inline="always")
-def _ahead(indptr, indices, data, ws, order, j):
-    """Ask for what rows ``order[j + ...]`` will read (``prefetch.py``): the row pointer
-    ``2 AHEAD_ROWS`` ahead, the values ``AHEAD_ROWS`` ahead, the state rows ``AHEAD_STATE`` ahead."""
-    m = order.shape[0]
-    if j + 2 * AHEAD_ROWS < m:
-        prefetch(indptr, order[j + 2 * AHEAD_ROWS])
-    if j + AHEAD_ROWS < m:
-        q = indptr[order[j + AHEAD_ROWS]]
-        prefetch(indices, q)
-        prefetch(data, q)
-        prefetch(indices, q + 16)
-        prefetch(data, q + 16)
-    if j + AHEAD_STATE < m:
-        r = order[j + AHEAD_STATE]
-        for k in range(indptr[r], indptr[r + 1]):
-            prefetch(ws, indices[k])
-
-
 @njit(cache=True, inline="always")
 def _flow(loss, p, y, a):
     """The prediction after gradient flow ``dp/dtau = -dloss/dp`` for time ``a`` from ``p``:
@@ -303,7 +281,7 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
     rates, peek = np.empty(width + 1), np.empty(4)
     scaled = scale.shape[0] > 0  # an empty scale: raw features (no d-wide array of ones per call)
     for j in range(order.shape[0]):
-        _ahead(indptr, indices, data, ws, order, j)
+        ahead(indptr, indices, data, ws, order, j)
         r = order[j]
         hr = h[r]
         if hr <= 0:  # not learned from; scored when asked (a held-out example of a stream)
@@ -467,6 +445,6 @@ def _scores_csr(indptr, indices, data, ws, scalars, out, rule, lr, power_t, beta
     """Each row's score, read-only (``_peek_csr``)."""
     c, raw, rows = np.empty(4), np.empty(0), np.arange(indptr.shape[0] - 1)
     for r in range(indptr.shape[0] - 1):
-        _ahead(indptr, indices, data, ws, rows, r)
+        ahead(indptr, indices, data, ws, rows, r)
         out[r] = _peek_csr(indptr, indices, data, raw, ws, scalars, r, rule, lr, power_t, beta, l1, l2, intercept, end,
                            span, c)

@@ -1,7 +1,7 @@
 """A software prefetch for compiled loops: ``prefetch(a, i)`` asks the CPU to bring the cache
 line holding ``a[i]`` (``a[i, 0]`` of a 2-d array) into cache and returns at once; it never
 faults and changes no value (LLVM's ``llvm.prefetch``, read, high locality). The per-example
-kernel (``core._ahead``) and a parameter-server step's gather (``columns._batch``) visit CSR
+kernel (``ahead``, in ``core._rows_csr``) and a parameter-server step's gather (``columns._batch``) visit CSR
 rows in a shuffled order, so each row's values, and the state rows of the columns it names,
 are cache misses the out-of-order core cannot reach ahead for: the row loop asks for the
 row 8 ahead and for the state rows of the row 2 ahead. On D2's 2M rows (normalized rule,
@@ -43,7 +43,7 @@ numba caches a compiled function keyed on its own file only: a change here reach
 from __future__ import annotations
 
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -79,3 +79,26 @@ def prefetch2(typingctx, arr, idx, col):
             and isinstance(col, types.Integer)):
         return None
     return types.void(arr, idx, col), _codegen
+
+
+AHEAD_ROWS, AHEAD_STATE = 8, 2  # prefetch distances in rows: a row's values, its columns' state rows
+
+
+@njit(cache=True, inline="always")
+def ahead(indptr, indices, data, ws, order, j):
+    """At row ``j`` of a CSR pass in ``order``, ask for what later rows read: the row pointer
+    ``2 AHEAD_ROWS`` ahead, the values (two lines) ``AHEAD_ROWS`` ahead, and the state rows
+    ``ws[i]`` of the columns the row ``AHEAD_STATE`` ahead names."""
+    m = order.shape[0]
+    if j + 2 * AHEAD_ROWS < m:
+        prefetch(indptr, order[j + 2 * AHEAD_ROWS])
+    if j + AHEAD_ROWS < m:
+        q = indptr[order[j + AHEAD_ROWS]]
+        prefetch(indices, q)
+        prefetch(data, q)
+        prefetch(indices, q + 16)
+        prefetch(data, q + 16)
+    if j + AHEAD_STATE < m:
+        r = order[j + AHEAD_STATE]
+        for k in range(indptr[r], indptr[r + 1]):
+            prefetch(ws, indices[k])
