@@ -206,14 +206,15 @@ def main() -> None:
         if name.startswith("links") and name.endswith(".jsonl"):
             for r in map(json.loads, open(os.path.join(args.results, name))):
                 # per-example bsp merges changes of the rows' touched coordinates, allgathers of a width
-                # that varies per merge, asp's pushes and pulls go by RPC, and plain local_sgd on D2's sparse
-                # rows averages the touched union (strategies/sparse_average.py: three collectives of
-                # varying widths a window): none is priced here
+                # that varies per merge, asp's and bsp-server's pushes and pulls go by RPC, and plain
+                # local_sgd on D2's sparse rows averages the touched union (strategies/sparse_average.py:
+                # three collectives of varying widths a window): none is priced here
                 sparse_average = r["strategy"] == "local_sgd" and r["codec"] == "none" and r["dataset"] == "D2"
                 key = (r["dataset"], r["link"], r["strategy"], r["codec"], r.get("workers", 4))
                 counted = "calls_rank0" in r or "calls_rank0" not in reached.get(key, {})  # a run with calls first
-                if (r.get("target_seconds") is not None and "width" in r and r["strategy"] not in ("bsp", "asp")
-                        and not sparse_average and counted):
+                by_rpc = r["strategy"] in ("bsp", "asp", "bsp-server")
+                reached_target = r.get("target_seconds") is not None and "width" in r
+                if reached_target and not by_rpc and not sparse_average and counted:
                     reached[key] = r
     runs = list(reached.values())
     lines = ["# Cost model (benchmarks/cost_model.py)", "", "Fitted constants (alpha: seconds per message hop; "

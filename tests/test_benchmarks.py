@@ -257,13 +257,15 @@ def test_cost_model_fits_the_probes_it_is_given_and_prices_what_it_extrapolates(
     run = {"dataset": "D2", "link": "slow", "strategy": "lbfgs", "codec": "none", "workers": 4, "width": 9999,
            "target_seconds": 10.0, "comm_seconds": 4.0, "bytes_sent_rank0": int(2 * 3 / 4 * 80_000 * 50),
            "calls_rank0": 57}
-    (tmp_path / "links.jsonl").write_text(json.dumps(run) + "\n")
+    by_rpc = dict(run, strategy="bsp-server", calls_rank0=3)  # its pushes and pulls go by RPC: not priced
+    (tmp_path / "links.jsonl").write_text(json.dumps(run) + "\n" + json.dumps(by_rpc) + "\n")
     _run("cost_model.py", str(tmp_path), "--out", str(tmp_path), "--engines", "none", cwd=tmp_path)
     out = json.load(open(tmp_path / "cost_model.json"))
     at64 = next(r for r in out["extrapolated"] if r["workers"] == 64)
     expected = (10.0 - 4.0) * 4 / 64 + 50 * cost_model.allreduce(c, 64, 80_000) + 7 * cost_model.allreduce(c, 64, 16)
     assert abs(at64["ring"] - expected) < 1e-9
     assert "| D2 | slow | 4 | lbfgs | none | 57 (7) | 4.00 |" in (tmp_path / "cost_model.md").read_text()
+    assert "bsp-server" not in (tmp_path / "cost_model.md").read_text()
 
 
 def test_links_table_shows_received_wire_bytes_and_the_server_plan_only_when_named():
