@@ -24,6 +24,8 @@ from numba import njit
 from shardlearn.kernels.prefetch import AHEAD_ROWS, ahead, prefetch2
 
 W, G, S, L = 0, 1, 2, 3  # a coordinate's slots: weight, sum of squared gradients, scale (FTRL: z), clock
+
+
 @njit(cache=True, inline="always")
 def _flow(loss, p, y, a):
     """The prediction after gradient flow ``dp/dtau = -dloss/dp`` for time ``a`` from ``p``:
