@@ -5,8 +5,9 @@ kernel (``ahead``, in ``core._rows_csr``) and a parameter-server step's gather (
 rows in a shuffled order, so each row's values, and the state rows of the columns it names,
 are cache misses the out-of-order core cannot reach ahead for: the row loop asks for the
 row 8 ahead and for the state rows of the row 2 ahead. On D2's 2M rows (normalized rule,
-L2 1e-6, one pass) that took the shuffled pass from 3.3-4.1 s to 2.5-2.7 s and the in-order
-one from 2.2-2.3 s to 1.8 s, results unchanged to the bit (``benchmarks/README.md``). Dense
+L2 1e-6, one pass; ``benchmarks/profile_epoch.py``, two alternated runs each) that took the
+shuffled pass from 3.54-3.61 s to 2.69-2.81 s and the in-order one from 2.43-2.61 s to
+1.82-1.90 s, results unchanged to the bit (``benchmarks/README.md``). Dense
 rows (``prefetch2``, the row 8 ahead a line at a time) gain less: D1's shuffled pass is bound
 by its arithmetic, 2.21-2.33 s before and 2.14-2.19 s after over 1M rows (by hand).
 (Software prefetching for irregular, indirect accesses: Ainsworth & Jones, "Software
