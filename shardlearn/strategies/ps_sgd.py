@@ -10,7 +10,7 @@
   second moments the workers pushed, ``push_moments``);
 - ``ssp`` (``staleness=s``): a worker at clock ``t`` waits only while the slowest
   worker is below ``t - s`` (Ho et al., NIPS 2013);
-- ``asp`` (``staleness=None``): nobody waits (Dean et al., "Large Scale Distributed
+- ``asp`` (``staleness=None``): nobody waits, and no clock is ticked (Dean et al., "Large Scale Distributed
   Deep Networks", NIPS 2012; Li et al., OSDI 2014).
 
 A step pulls only the keys its batch touches (the batch's columns and the
@@ -106,7 +106,7 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
         client.restore(resume)  # coded pushes: the per-key residuals and the rounding's step
     log = []
 
-    inflight = []  # the last step's tick, at most (asp; ssp with a deferred change)
+    inflight = []  # the last step's tick, at most (ssp with a deferred change)
     fused = staleness != 0 and getattr(learn, "fuse", False)  # a change rides with the next pull
     owed = [0]  # ssp, fused: the tick of the clock whose change is still held back
     slowest = [-(1 << 62)]  # the slowest clock last heard of (a lower bound: clocks only grow)
@@ -163,16 +163,13 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
             if pushed is not None:  # applied before the next pull: a worker reads its own updates
                 client.wait(pushed)
             held_back = fused and rows and weight > 0  # this step's change waits for the next pull
-            if staleness is None:  # asp: nobody waits on clocks, so the tick flies while the next batch runs
-                for h in inflight:
-                    client.wait(h)
-                inflight[:] = [h for h in [client.tick(wait=False)] if h is not None]
-            elif held_back:  # ssp: the step before's change is applied now, so its clock ends now
+            # asp: nobody waits on clocks, so none is ticked (a worker's round trip to shard 0 a step saved)
+            if staleness is not None and held_back:  # ssp: the step before's change is applied now: its clock ends
                 for h in inflight:
                     client.wait(h)
                 inflight[:] = [client.tick(wait=False)] if owed[0] else []
                 owed[0] = 1
-            else:
+            elif staleness is not None:
                 settle()
                 client.tick()
             cur["t"], cur["step"] = t + 1, step + 1
