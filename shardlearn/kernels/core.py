@@ -21,7 +21,7 @@ import math
 import numpy as np
 from numba import njit
 
-from shardlearn.kernels.prefetch import AHEAD_ROWS, ahead, prefetch2
+from shardlearn.kernels.prefetch import AHEAD_ROWS, AHEAD_STATE, ahead, prefetch2, state_of
 
 W, G, S, L = 0, 1, 2, 3  # a coordinate's slots: weight, sum of squared gradients, scale (FTRL: z), clock
 
@@ -445,8 +445,9 @@ def _peek_dense(X, scale, ws, scalars, r, rule, lr, power_t, beta, l1, l2, inter
 @njit(cache=True)
 def _scores_csr(indptr, indices, data, ws, scalars, out, rule, lr, power_t, beta, l1, l2, intercept, end, span):
     """Each row's score, read-only (``_peek_csr``)."""
-    c, raw, rows = np.empty(4), np.empty(0), np.arange(indptr.shape[0] - 1)
-    for r in range(indptr.shape[0] - 1):
-        ahead(indptr, indices, data, ws, rows, r)
+    c, raw, m = np.empty(4), np.empty(0), indptr.shape[0] - 1
+    for r in range(m):
+        if r + AHEAD_STATE < m:
+            state_of(indptr, indices, ws, r + AHEAD_STATE)
         out[r] = _peek_csr(indptr, indices, data, raw, ws, scalars, r, rule, lr, power_t, beta, l1, l2, intercept, end,
                            span, c)

@@ -100,6 +100,12 @@ def ahead(indptr, indices, data, ws, order, j):
         prefetch(indices, q + 16)
         prefetch(data, q + 16)
     if j + AHEAD_STATE < m:
-        r = order[j + AHEAD_STATE]
-        for k in range(indptr[r], indptr[r + 1]):
-            prefetch(ws, indices[k])
+        state_of(indptr, indices, ws, order[j + AHEAD_STATE])
+
+
+@njit(cache=True, inline="always")
+def state_of(indptr, indices, ws, r):
+    """Ask for the state rows ``ws[i]`` of the columns CSR row ``r`` names (a pass in row order
+    needs no more: the hardware prefetcher follows its values)."""
+    for k in range(indptr[r], indptr[r + 1]):
+        prefetch(ws, indices[k])
