@@ -52,7 +52,7 @@ class RpcTransport:
     def __init__(self, rank: int, world_size: int, addr: str, port: int, timeout_s: float = 120.0, threads: int = 16):
         # ``_transports`` is TensorPipe's one knob for the transport, private in torch's API; it is
         # used here only: libuv TCP, since the shared-memory transport needs the same /dev/shm
-        # namespace on every host (and was slower on one machine: its reactor polls, docs/gotchas.md)
+        # namespace on every host (and measured slower on one machine, docs/gotchas.md)
         # and the IB transport hardware we do not have
         opts = rpc.TensorPipeRpcBackendOptions(init_method=f"tcp://{addr}:{port}", num_worker_threads=threads,
                                                rpc_timeout=timeout_s, _transports=["uv"])
