@@ -4,7 +4,8 @@ faults and changes no value (LLVM's ``llvm.prefetch``, read, high locality). The
 kernel (``ahead``, in ``core._rows_csr``) and a parameter-server step's gather (``columns._batch``) visit CSR
 rows in a shuffled order, so each row's values, and the state rows of the columns it names,
 are cache misses the out-of-order core cannot reach ahead for: the row loop asks for the
-row 8 ahead and for the state rows of the row 2 ahead. On D2's 2M rows (normalized rule,
+row 8 ahead and for the state rows of the row 2 ahead (``state_of``: all that scoring in
+row order asks for, the hardware following its values). On D2's 2M rows (normalized rule,
 L2 1e-6, one pass; ``benchmarks/profile_epoch.py``, two alternated runs each) that took the
 shuffled pass from 3.54-3.61 s to 2.69-2.81 s and the in-order one from 2.43-2.61 s to
 1.82-1.90 s, results unchanged to the bit (``benchmarks/README.md``). Dense

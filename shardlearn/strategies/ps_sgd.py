@@ -163,13 +163,14 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
             if pushed is not None:  # applied before the next pull: a worker reads its own updates
                 client.wait(pushed)
             held_back = fused and rows and weight > 0  # this step's change waits for the next pull
-            # asp: nobody waits on clocks, so none is ticked (a worker's round trip to shard 0 a step saved)
-            if staleness is not None and held_back:  # ssp: the step before's change is applied now: its clock ends
+            if staleness is None:  # asp: nobody waits on clocks, so none is ticked (a round trip a step saved)
+                pass
+            elif held_back:  # ssp: the step before's change is applied now, so its clock ends now
                 for h in inflight:
                     client.wait(h)
                 inflight[:] = [client.tick(wait=False)] if owed[0] else []
                 owed[0] = 1
-            elif staleness is not None:
+            else:
                 settle()
                 client.tick()
             cur["t"], cur["step"] = t + 1, step + 1
