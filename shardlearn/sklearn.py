@@ -243,7 +243,9 @@ class _Classifier(ClassifierMixin, _Linear):
                 raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; the data has "
                                  f"one class: {_plain_scalar(self.classes_[0])!r}")
         codes, model = self._encode_known(y)
-        if not partial and classes is None and len(np.unique(codes[sample_weight > 0])) < 2:
+        positive = sample_weight > 0
+        if (not partial and classes is None and not positive.all()
+                and np.count_nonzero(np.bincount(codes[positive], minlength=len(self.classes_))) < 2):
             raise ValueError("only one class has positive sample weight; at least 2 classes are needed")
         return codes, model, model.n_outputs(len(self.classes_))
 

@@ -28,3 +28,16 @@ EXPECTED = {
 )
 def test_sklearn_contract(estimator, check):
     check(estimator)
+
+
+def test_one_class_with_positive_weight_is_named_and_zero_weights_elsewhere_fit():
+    """The classes are every label given; a fit needs two of them with positive weight."""
+    import numpy as np
+    import pytest
+
+    X = np.arange(12.0).reshape(6, 2)
+    y = np.array([0, 1, 0, 1, 2, 2])
+    with pytest.raises(ValueError, match="^only one class has positive sample weight; at least 2 classes are needed$"):
+        LogisticRegression().fit(X, y, sample_weight=[1, 0, 1, 0, 0, 0])
+    m = LogisticRegression().fit(X, y, sample_weight=[1, 0, 1, 3, 0, 0])
+    assert m.classes_.tolist() == [0, 1, 2]

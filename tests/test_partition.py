@@ -28,6 +28,10 @@ def test_contiguous_and_random_cover_every_row_once(n, k, seed):
         _assert_partition(shards, n)
         sizes = [len(s) for s in shards]
         assert max(sizes) - min(sizes) <= 1
+    # random: the seeded permutation dealt round-robin, each shard's rows in file order
+    perm = np.random.default_rng([seed, 0x5EED]).permutation(n)
+    for r in range(k):
+        assert np.array_equal(sd.random(n, k, r, seed=seed), np.sort(perm[r::k]))
 
 
 @settings(max_examples=60, deadline=None)
