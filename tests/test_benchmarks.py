@@ -286,3 +286,15 @@ def test_links_table_shows_received_wire_bytes_and_the_server_plan_only_when_nam
     assert bench_links.chosen(None) == ["lbfgs", "local_sgd", "bsp", "asp"]
     assert bench_links.chosen(["D2", "bsp-server"]) == ["bsp-server"]
     assert bench_links.PLANS["bsp-server"][0] == ["--strategy", "bsp", "--servers", "1"]
+
+
+@pytest.mark.skipif(not os.path.exists(MUSHROOMS), reason="the real mushrooms data (../shared/data) is not here")
+def test_exchanges_table_is_its_measurements_and_applies_each_rule(tmp_path):
+    _run("bench_exchanges.py", "--out", str(tmp_path), "--data", "mushrooms", "--workers", "2", "--seeds", "0",
+         "--strategies", "asp", "--rules", "256:16,4:2", cwd=tmp_path)
+    rows = [json.loads(line) for line in open(tmp_path / "exchanges.jsonl")]
+    table = open(tmp_path / "exchanges.md").read()
+    # 3,256 rows a worker: 256 exchanges an epoch leave a batch a step; 4 would leave 3 (3,256 // 1,024), capped at 2
+    assert [(r["rule"], r["sync_every"]) for r in rows] == [("256:16", 1), ("4:2", 2)]
+    for r in rows:
+        assert f"| {r['sync_every']} | {r['fit_s']:.1f} | {r['ratio']:.4f} |" in table and 0.5 < r["ratio"] < 5

@@ -311,18 +311,20 @@ def test_a_batch_gathered_ahead_is_the_batch_gathered_on_time(order, monkeypatch
 
 
 @pytest.mark.parametrize("plan,extra,n_rows,want", [
-    ("asp", {}, 1_000_000, 15 * 256),  # D2 on 2 workers: 256 steps an epoch, 15 batches each
-    ("ssp", {}, 10_000_000, 16 * 256),  # at most 16 batches a step
+    ("asp", {}, 1_000_000, 30 * 256),  # D2 on 2 workers: 128 steps an epoch, 30 batches each
+    ("ssp", {}, 10_000_000, 32 * 256),  # at most 32 batches a step
     ("asp", {}, 40_000, 256),  # small shards keep the batch
-    ("asp", {"batch_size": 1000}, 1_000_000, 3 * 1000),
+    ("asp", {}, 65_535, 256),
+    ("asp", {}, 65_536, 2 * 256),
+    ("asp", {"batch_size": 1000}, 1_000_000, 7 * 1000),
     ("asp", {"sync_every": 2}, 1_000_000, 512),  # said, not guessed
-    ("asp", {"workers": 4}, 1_000_000, 5 * 256),  # a third on 4 workers: blind to 3 others' steps, not 1
+    ("asp", {"workers": 4}, 1_000_000, 10 * 256),  # a third on 4 workers: blind to 3 others' steps, not 1
     ("bsp", {}, 1_000_000, 256),  # bsp merges every batch unless said (15: 1.0108 x L* on D2, against 1.0033)
     ("bsp", {"servers": 1, "sync_every": 4}, 1_000_000, 4 * 256),  # the same rule over allreduce or the shards
     ("asp", {"optimizer": "adagrad", "sync_every": 4}, 1_000_000, 256),  # mini-batch gradients: a step is a batch
     ("local_sgd", {"sync_every": 4}, 1_000_000, 256),  # local_sgd averages every sync_every batches its own way
 ])
-def test_a_per_example_step_leaves_asp_workers_256_exchanges_an_epoch(plan, extra, n_rows, want):
+def test_a_per_example_step_leaves_asp_workers_128_exchanges_an_epoch(plan, extra, n_rows, want):
     cfg = TrainConfig(strategy=plan, **dict({"workers": 2}, **extra))
     assert cfg.step_rows(n_rows, workers=cfg.workers) == want
 

@@ -41,9 +41,9 @@ SOLVER_STRATEGY = {"lbfgs": "lbfgs", "gd": "gd", "sgd": "bsp"}
 
 
 # per example under asp and ssp, a worker pulls and pushes every sync_every batches; by default as many as leave
-# it STEPS_PER_EPOCH exchanges an epoch, 1 to MAX_SYNC_EVERY (D2, 1M rows a worker: 15 batches, 3,840 rows)
-STEPS_PER_EPOCH = 256
-MAX_SYNC_EVERY = 16
+# it STEPS_PER_EPOCH exchanges an epoch, 1 to MAX_SYNC_EVERY (D2, 1M rows a worker: 30 batches, 7,680 rows)
+STEPS_PER_EPOCH = 128
+MAX_SYNC_EVERY = 32
 # per-example local_sgd averages every LOCAL_SGD_SYNC_EVERY batches (16,384 rows a worker at the default
 # batch_size): once an epoch let kddcup99's sorted, contiguous shards drift apart (1.027 x L* after 2 epochs;
 # 0.973 every 64 batches; a9a, w8a, D1, D2 unchanged: benchmarks/README.md); under a coarse codec (sign, a
@@ -301,20 +301,21 @@ class TrainConfig:
         """Rows a worker learns between two exchanges (its pull and push, or its merge), given
         the largest worker's rows: per example under ``bsp``, ``asp`` and ``ssp``, ``sync_every``
         batches; by default under ``asp`` and ``ssp`` as many as leave every worker
-        ``STEPS_PER_EPOCH`` exchanges an epoch (1 to ``MAX_SYNC_EVERY``: D2 on 2 workers, 15
-        batches, 3x faster than a batch a step at 1.0045-1.0055 x L* against 1.0027-1.0029,
-        ``benchmarks/README.md``), under ``bsp`` one (15 batches: 1.0108 against 1.0033); on
+        ``STEPS_PER_EPOCH`` exchanges an epoch (1 to ``MAX_SYNC_EVERY``: D2 on 2 workers, 30
+        batches; 15 were 3x faster than a batch a step at 1.0045-1.0055 x L* against
+        1.0027-1.0029 after 2 epochs, 30 another 1.3x at 1.0084-1.0089 against 1.0079-1.0082
+        after one, ``benchmarks/README.md``), under ``bsp`` one (15 batches: 1.0108 against 1.0033); on
         K > 2 ``workers`` either over K - 1: a step is blind to the K - 1 others' in flight, so
         the rows it does not see stay at 2 workers' (elec2's 6 dense features, 2 epochs: bsp
         x4 at a batch each 1.076-1.094 x L*, at a third 0.993-0.994, x8 1.87-1.90 and 0.995;
         asp x4 1.012-1.021, 0.993-0.994; ``benchmarks/results/rates-{bsp,asp}-elec2*``); else a batch.
 
         >>> TrainConfig(strategy="asp", workers=2).step_rows(1_000_000), TrainConfig(strategy="bsp").step_rows(10**6)
-        (3840, 256)
+        (7680, 256)
         >>> [TrainConfig(strategy="bsp").step_rows(workers=k) for k in (2, 3, 4, 8)]
         [256, 128, 85, 36]
         >>> [TrainConfig(strategy="asp").step_rows(1_000_000, workers=k) for k in (2, 4)]
-        [3840, 1280]
+        [7680, 2560]
         """
         if not self.per_example or self.plan not in ("bsp", "asp", "ssp"):
             return self.batch_size
