@@ -1,4 +1,6 @@
 """The scikit-learn estimator contract, checked by scikit-learn's own suite."""
+import numpy as np
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from shardlearn import LinearRegression, LinearSVC, LogisticRegression
@@ -32,9 +34,6 @@ def test_sklearn_contract(estimator, check):
 
 def test_one_class_with_positive_weight_is_named_and_zero_weights_elsewhere_fit():
     """The classes are every label given; a fit needs two of them with positive weight."""
-    import numpy as np
-    import pytest
-
     X = np.arange(12.0).reshape(6, 2)
     y = np.array([0, 1, 0, 1, 2, 2])
     with pytest.raises(ValueError, match="^only one class has positive sample weight; at least 2 classes are needed$"):
