@@ -253,3 +253,23 @@ def test_free_ports_are_drawn_below_the_ephemeral_range_and_bindable():
     for p in ports[:3]:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind(("127.0.0.1", p))
+
+
+def test_the_rpc_store_listens_before_anyone_dials_and_torchs_rendezvous_shares_it():
+    """Rank 0's RPC store is bound when the port is announced: a rank dialling at once finds it
+    (no connect back-off), and the master store torch's ``tcp://`` rendezvous makes on that
+    port in the same process reuses its server instead of failing to bind."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    port, store = launch.rpc_store("127.0.0.1", 2)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # taken: bound and listening
+        assert s.connect_ex(("127.0.0.1", port)) == 0
+    client = dist.TCPStore("127.0.0.1", port, 2, is_master=False, timeout=timedelta(seconds=5))
+    client.set("k", b"v")
+    again = dist.TCPStore("127.0.0.1", port, 2, is_master=True, timeout=timedelta(seconds=5), wait_for_workers=False,
+                          multi_tenant=True)
+    assert again.get("k") == b"v"  # one server: what the client wrote, the rendezvous's master reads
+    del store
+    assert again.get("k") == b"v"  # and it outlives the store that made it

@@ -41,13 +41,15 @@ def enter(comm, cfg):
     trainers = cfg.workers
     if comm.size != trainers + cfg.servers:
         raise ConfigError(f"{comm.size} processes for {trainers} workers and {cfg.servers} servers")
-    # a port free on the address the RPC group meets at (rank 0's host: the master's), not on loopback
-    port = float(launch.free_port(launch.rpc_address())) if comm.rank == 0 else 0.0
-    port = int(comm.allreduce(np.array([port]), op="max")[0])
+    # a port free on the address the RPC group meets at (rank 0's host: the master's), not on loopback,
+    # its store listening before the others learn the port
+    port, store = launch.rpc_store(launch.rpc_address(), comm.size) if comm.rank == 0 else (0, None)
+    port = int(comm.allreduce(np.array([float(port)]), op="max")[0])
     sub = comm.subgroup(trainers) if cfg.servers else comm
     host.reset()
     with launch.own_store():
         transport = RpcTransport(comm.rank, comm.size, launch.rpc_address(), port)
+    del store  # the rendezvous's own store now holds the listening server
     hosts = list(range(trainers, trainers + cfg.servers)) if cfg.servers else list(range(trainers))
     return sub, Context(transport, trainers, hosts, comm.rank)
 
