@@ -302,10 +302,9 @@ class TrainConfig:
         the largest worker's rows: per example under ``bsp``, ``asp`` and ``ssp``, ``sync_every``
         batches; by default under ``asp`` and ``ssp`` as many as leave every worker
         ``STEPS_PER_EPOCH`` exchanges an epoch (1 to ``MAX_SYNC_EVERY``: D2 on 2 workers, 30
-        batches; 15 were 3x faster than a batch a step at 1.0045-1.0055 x L* against
-        1.0027-1.0029 after 2 epochs, 30 another 1.1-1.25x a fit at 1.0073-1.0082 against
-        1.0066-1.0082 after one, ``benchmarks/results/exchanges*``), under ``bsp`` one (15
-        batches: 1.0108 against 1.0033); on
+        batches; 15 were 3x faster than a batch a step at 1.0045-1.0055 x L* against 1.0027-1.0029,
+        30 another 1.1-1.25x at 1.0073-1.0082 against 1.0066-1.0082, ``benchmarks/results/exchanges*``),
+        under ``bsp`` one (15 batches: 1.0108 against 1.0033); on
         K > 2 ``workers`` either over K - 1: a step is blind to the K - 1 others' in flight, so
         the rows it does not see stay at 2 workers' (elec2's 6 dense features, 2 epochs: bsp
         x4 at a batch each 1.076-1.094 x L*, at a third 0.993-0.994, x8 1.87-1.90 and 0.995;

@@ -282,15 +282,16 @@ def join(rank: int, world_size: int, port: int, prefix: str, timeout_s: float = 
                               host_store=host_store)
 
 
-def host_store(addr: str, port: int, world_size: int, timeout_s: float = 60.0):
+def host_store(addr: str, port: int, world_size: int, timeout_s: float = 60.0, multi_tenant: bool = False):
     """A rendezvous store for ``world_size`` ranks, hosted by this process (the driver of a job
-    whose ranks another engine starts); keep it alive until they are done."""
+    whose ranks another engine starts); keep it alive until they are done. ``multi_tenant``:
+    a master store this process makes later on the same port shares its server."""
     from datetime import timedelta
 
     import torch.distributed as dist
 
     return dist.TCPStore(addr, port, world_size, is_master=True, timeout=timedelta(seconds=timeout_s),
-                         wait_for_workers=False)
+                         wait_for_workers=False, multi_tenant=multi_tenant)
 
 
 def rpc_store(addr: str, world_size: int, timeout_s: float = 120.0, tries: int = 8):
@@ -299,16 +300,11 @@ def rpc_store(addr: str, world_size: int, timeout_s: float = 120.0, tries: int =
     (multi-tenant) instead of binding its own inside ``init_rpc``, where a rank that dialled
     first waited out a back-off: 0.33-0.80 s in 7 of 30 local fits (docs/gotchas.md). Keep the
     store until the group has joined."""
-    from datetime import timedelta
-
-    import torch.distributed as dist
-
     last = None
     for _ in range(tries):  # a port taken between picking and binding: another one
         port = free_port(addr)
         try:
-            return port, dist.TCPStore(addr, port, world_size, is_master=True, timeout=timedelta(seconds=timeout_s),
-                                       wait_for_workers=False, multi_tenant=True)
+            return port, host_store(addr, port, world_size, timeout_s, multi_tenant=True)
         except RuntimeError as e:  # DistNetworkError: the address is in use
             last = e
     raise RuntimeError(f"no free port for the RPC group's store on {addr} after {tries} tries: {last}")
