@@ -24,23 +24,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.bench_defaults import load, save  # noqa: E402
 from benchmarks.machine import facts  # noqa: E402
 
-BATCH = 256  # the per-example rules' default batch_size
-
-
-def batches_a_step(rows_a_worker: int, steps: int, cap: int) -> int:
-    """The rule's ``sync_every`` for a worker of ``rows_a_worker`` rows (before the division
-    by K - 1 that ``step_rows`` applies beyond 2 workers, which it still applies here).
-
-    >>> batches_a_step(1_000_000, 256, 16), batches_a_step(1_000_000, 128, 32), batches_a_step(40_000, 128, 32)
-    (15, 30, 1)
-    """
-    return min(cap, max(1, rows_a_worker // (steps * BATCH)))
-
 
 def main(argv=None):
     from sklearn.metrics import log_loss
 
     from shardlearn import LogisticRegression
+    from shardlearn.runtime.config import TrainConfig, sync_batches
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="folder for exchanges.jsonl and exchanges.md")
@@ -65,7 +54,8 @@ def main(argv=None):
             for strategy in args.strategies.split(","):
                 for seed in (int(s) for s in args.seeds.split(",")):
                     for steps, cap in rules:
-                        h = batches_a_step(X.shape[0] // workers, steps, cap)
+                        # the rule's sync_every; step_rows still divides it by K - 1 beyond 2 workers
+                        h = sync_batches(X.shape[0] // workers, TrainConfig().batch_size, steps, cap)
                         t = time.perf_counter()
                         est = LogisticRegression(max_iter=args.epochs, alpha=args.alpha, random_state=seed,
                                                  strategy=strategy, workers=workers, sync_every=h).fit(X, y)

@@ -40,10 +40,7 @@ PER_EXAMPLE_RULES = ("normalized", "adagrad", "ftrl", "sgd")  # what the compile
 SOLVER_STRATEGY = {"lbfgs": "lbfgs", "gd": "gd", "sgd": "bsp"}
 
 
-# per example under asp and ssp, a worker pulls and pushes every sync_every batches; by default as many as leave
-# it STEPS_PER_EPOCH exchanges an epoch, 1 to MAX_SYNC_EVERY (D2, 1M rows a worker: 30 batches, 7,680 rows)
-STEPS_PER_EPOCH = 128
-MAX_SYNC_EVERY = 32
+STEPS_PER_EPOCH, MAX_SYNC_EVERY = 128, 32  # per-example asp/ssp exchanges an epoch by default (sync_batches)
 # per-example local_sgd averages every LOCAL_SGD_SYNC_EVERY batches (16,384 rows a worker at the default
 # batch_size): once an epoch let kddcup99's sorted, contiguous shards drift apart (1.027 x L* after 2 epochs;
 # 0.973 every 64 batches; a9a, w8a, D1, D2 unchanged: benchmarks/README.md); under a coarse codec (sign, a
@@ -51,6 +48,13 @@ MAX_SYNC_EVERY = 32
 LOCAL_SGD_SYNC_EVERY = 64
 COARSE_AVERAGES = 64
 STOCHASTIC_EPOCHS = 5  # solver="sgd"'s default max_iter: epochs (full-batch solvers: 300 iterations)
+
+
+def sync_batches(rows: int, batch_size: int, steps: int = STEPS_PER_EPOCH, cap: int = MAX_SYNC_EVERY) -> int:
+    """Batches a step that leave a worker of ``rows`` rows ``steps`` exchanges an epoch, 1 to ``cap``.
+    >>> sync_batches(1_000_000, 256), sync_batches(1_000_000, 256, steps=256, cap=16), sync_batches(40_000, 256)
+    (30, 15, 1)"""
+    return min(cap, max(1, int(rows) // (steps * batch_size)))
 
 
 @dataclass(frozen=True)
@@ -298,17 +302,15 @@ class TrainConfig:
         return self.schedule == "linear" and epochs is None
 
     def step_rows(self, most_rows: int = 0, workers: int = 1) -> int:
-        """Rows a worker learns between two exchanges (its pull and push, or its merge), given
-        the largest worker's rows: per example under ``bsp``, ``asp`` and ``ssp``, ``sync_every``
-        batches; by default under ``asp`` and ``ssp`` as many as leave every worker
-        ``STEPS_PER_EPOCH`` exchanges an epoch (1 to ``MAX_SYNC_EVERY``: D2 on 2 workers, 30
-        batches; 15 were 3x faster than a batch a step at 1.0045-1.0055 x L* against 1.0027-1.0029,
-        30 another 1.1-1.25x at 1.0073-1.0082 against 1.0066-1.0082, ``benchmarks/results/exchanges*``),
-        under ``bsp`` one (15 batches: 1.0108 against 1.0033); on
-        K > 2 ``workers`` either over K - 1: a step is blind to the K - 1 others' in flight, so
-        the rows it does not see stay at 2 workers' (elec2's 6 dense features, 2 epochs: bsp
-        x4 at a batch each 1.076-1.094 x L*, at a third 0.993-0.994, x8 1.87-1.90 and 0.995;
-        asp x4 1.012-1.021, 0.993-0.994; ``benchmarks/results/rates-{bsp,asp}-elec2*``); else a batch.
+        """Rows a worker learns between two exchanges (its pull and push, or its merge), given the largest worker's
+        rows: per example under ``bsp``, ``asp`` and ``ssp``, ``sync_every`` batches; by default under ``asp`` and
+        ``ssp`` as many as leave every worker ``STEPS_PER_EPOCH`` exchanges an epoch (``sync_batches``; D2 on 2
+        workers: 30 batches; 15 were 3x faster than a batch a step at 1.0045-1.0055 x L* against 1.0027-1.0029, 30
+        another 1.07-1.24x a fit at 1.0073-1.0088 against 1.0065-1.0082, ``results/exchanges*``), under ``bsp`` one
+        (15: 1.0108 against 1.0033); on K > 2 ``workers`` either over K - 1: a step is blind to the K - 1 others' in
+        flight, so the rows it does not see stay at 2 workers' (elec2's 6 dense features, 2 epochs: bsp x4 at a
+        batch each 1.076-1.094 x L*, at a third 0.993-0.994, x8 1.87-1.90 and 0.995; asp x4 1.012-1.021,
+        0.993-0.994; ``rates-*-elec2*``); else a batch.
 
         >>> TrainConfig(strategy="asp", workers=2).step_rows(1_000_000), TrainConfig(strategy="bsp").step_rows(10**6)
         (7680, 256)
@@ -321,9 +323,7 @@ class TrainConfig:
             return self.batch_size
         if self.sync_every is not None:
             return self.batch_size * self.sync_every
-        rows = self.batch_size
-        if self.plan != "bsp":
-            rows *= min(MAX_SYNC_EVERY, max(1, int(most_rows) // (STEPS_PER_EPOCH * self.batch_size)))
+        rows = self.batch_size * (sync_batches(most_rows, self.batch_size) if self.plan != "bsp" else 1)
         return max(1, rows // max(int(workers) - 1, 1))
 
     def average_rows(self, most_rows: int = 0) -> int:
