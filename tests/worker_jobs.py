@@ -128,7 +128,7 @@ def active_columns(comm, *, width: int, progress=None):
     below ``width`` // (r + 1)."""
     import scipy.sparse as sp
 
-    from shardlearn.runtime.loop import active_columns as active
+    from shardlearn.runtime.active import columns as active
 
     cols = np.arange(comm.rank, width // (comm.rank + 1), 5)
     X = sp.csr_matrix((np.ones(cols.size), (np.zeros(cols.size, dtype=int), cols)), shape=(1, width))

@@ -23,8 +23,7 @@ import scipy.sparse as sp
 from shardlearn import optim
 from shardlearn.comm import compressed
 from shardlearn.core.errors import ConfigError
-from shardlearn.kernels import columns
-from shardlearn.runtime import agree
+from shardlearn.runtime import active as columns_in_use, agree
 from shardlearn.runtime.checkpoint import Checkpointer
 from shardlearn.runtime.config import TrainConfig, resume_fingerprint
 from shardlearn.runtime.progress import RowCounter, StepLog
@@ -72,41 +71,6 @@ def _affine(model, X, sample_weight, cfg: TrainConfig, comm=None):
     return affine, (local_total / total if total > 0 else 0.0)
 
 
-def active_columns(X, comm=None):
-    """Columns of a sparse ``X`` that hold a value on some worker (None: dense, or all active).
-
-    A column that is zero in every row has a zero data gradient, so with the (L2 or
-    elastic-net) penalty its optimal weight is exactly 0: training on the active
-    columns only and scattering back gives the same model, with far smaller vectors
-    to optimise and allreduce (D2: 818,292 of 4,194,304 columns)."""
-    import scipy.sparse as sp
-
-    if not sp.issparse(X):
-        return None
-    mask = columns.present(X.indices, X.shape[1]) if X.format == "csr" else np.bincount(X.tocoo().col,
-                                                                                         minlength=X.shape[1]) > 0
-    if comm is not None and comm.size > 1:  # one bit a column, or-ed (D2: 512 KB, not 16 MB of float32)
-        mask = np.unpackbits(comm.allreduce(np.packbits(mask), op="bor"), count=X.shape[1])
-    active = np.flatnonzero(mask)
-    return None if active.size == X.shape[1] else active
-
-
-def _compact(X, active):
-    import scipy.sparse as sp
-
-    X = X.tocsr()
-    indices = columns.renumber(X.indices, active, X.shape[1])
-    indptr = X.indptr.astype(indices.dtype, copy=False) if X.nnz < 2**31 else X.indptr
-    return sp.csr_matrix((X.data, indices, indptr), shape=(X.shape[0], active.size))
-
-
-def _scatter(params, active, width):
-    w = params["w"]
-    full = np.zeros((width,) + w.shape[1:])
-    full[active] = w
-    return {"w": full, "b": params["b"]}
-
-
 def train_local(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, state: TrainState | None = None,
                 epochs: int | None = None, callback=None, comm=None, progress=None, show=None, compact=True,
                 report: dict | None = None):
@@ -116,25 +80,29 @@ def train_local(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1
     ``report`` (a dict) receives ``resumed_from`` (checkpoint step) and ``resumed_at`` (epoch seconds).
     Returns a ``FitResult`` (params in the original space, iterations, this worker's step log,
     and the state ``partial_fit`` continues from)."""
-    active = active_columns(X, comm) if compact and state is None else None
+    active = columns_in_use.columns(X, comm) if compact and state is None else None
     if active is not None:
-        width, X = X.shape[1], _compact(X, active)
+        width, X = X.shape[1], columns_in_use.compact(X, active)
         user_cb = callback
         callback = None if user_cb is None else (lambda p, it: user_cb(_scatter(p, active, width), it))
     result = _train_local_logged(model, X, y, sample_weight, cfg, n_outputs, state, epochs, callback, comm, progress,
-                                 show, report)
+                                 show, report, active)
     if active is not None:
         result.params, result.state = _scatter(result.params, active, width), None
     return result
 
 
+def _scatter(params, active, width):
+    return {"w": columns_in_use.scatter(params["w"], active, width), "b": params["b"]}
+
+
 def _train_local_logged(model, X, y, sample_weight, cfg, n_outputs, state, epochs, callback, comm, progress, show,
-                        report=None):
+                        report=None, active=None):
     cfg = cfg.for_model(model.name)
     counter = RowCounter(model)
     log = StepLog(comm, total=cfg.max_iter if epochs is None else epochs, counter=counter, show=show, sink=progress)
     try:
-        ckpt, resume = checkpointer_for(counter.model, X, cfg, comm, log, report)
+        ckpt, resume = checkpointer_for(counter.model, X, cfg, comm, log, report, active)
         params, n_iter, new_state = _train_local(counter.model, X, y, sample_weight, cfg, n_outputs, state, epochs,
                                                  callback, comm, log, ckpt, resume)
     finally:
@@ -142,12 +110,15 @@ def _train_local_logged(model, X, y, sample_weight, cfg, n_outputs, state, epoch
     return FitResult(params, int(n_iter), steps=log.records, state=new_state)
 
 
-def checkpointer_for(model, X, cfg: TrainConfig, comm, log: StepLog, report):
+def checkpointer_for(model, X, cfg: TrainConfig, comm, log: StepLog, report, active=None):
     """The run's checkpointer (None without a directory) and, with ``cfg.resume``, this rank's
-    arrays of the newest valid checkpoint (the metrics before it go back into ``log``)."""
+    arrays of the newest valid checkpoint (the metrics before it go back into ``log``).
+    ``active``: the columns ``X`` was narrowed to (``runtime.active``), or None."""
     if not cfg.checkpoint_dir:
         return None, None
     fingerprint = dict({"model": model.name, "features": int(X.shape[1])}, **resume_fingerprint(cfg))
+    if active is not None:  # the same width on other data would put every weight at another column
+        fingerprint["columns"] = columns_in_use.digest(active)
     if cfg.plan == "average":  # each worker solves its own shard to the end: its own checkpoints, no collective
         rank, size = (comm.rank, comm.size) if comm is not None else (0, 1)
         fingerprint.update(rows=int(X.shape[0]), workers=size)

@@ -18,7 +18,7 @@ from shardlearn.comm import codecs
 from shardlearn.core.errors import ConfigError
 from shardlearn.kernels import delta
 from shardlearn.ps import host
-from shardlearn.runtime import agree, launch
+from shardlearn.runtime import active as columns_in_use, agree, launch
 from shardlearn.ps.client import Client
 from shardlearn.ps.slicer import make as make_slicer
 from shardlearn.optim.scaling import where_present
@@ -107,13 +107,16 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
     if model.n_outputs(2) != 1:
         raise ConfigError(f"strategy={cfg.plan!r} runs over the parameter server, which holds one weight per "
                           "feature: binary or regression models only (use bsp for softmax)")
+    width = X.shape[1]
+    # per-example keys: the columns some worker's rows hold (the kernel keeps a column scratch already)
+    X, active = columns_in_use.narrow(X, comm) if cfg.per_example else (X, None)
     d = X.shape[1]
     per_example = cfg.per_example  # the shards hold the kernel's state; key d + 1 its scalars
     n_keys = d + 2 if per_example else d + 1
     slicer = make_slicer(cfg.slicer, n_keys, len(ctx.hosts), cfg.random_state or 0)
     alpha, l1r = cfg.alpha, cfg.l1_ratio
     log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
-    ckpt, resume = checkpointer_for(model, X, cfg, comm, log, report)
+    ckpt, resume = checkpointer_for(model, X, cfg, comm, log, report, active)
     free_shard, free_local = slicer.route(np.arange(d, n_keys, dtype=np.int64))
     # the linear schedule: the shards' clock counts every worker's rows
     anneal = anneal_span(comm, X, sw, cfg.max_iter, merged=True) if per_example and cfg.anneals(None) else None
@@ -147,9 +150,13 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
 
     snapshots = []
 
+    def model_now():
+        full = _pull_vector(client, d + 1)
+        return np.append(columns_in_use.scatter(full[:d], active, width), full[d])
+
     def snapshot(t):
         if t % snapshot_every == 0:
-            snapshots.append((time.perf_counter() - t0, t, _pull_vector(client, d + 1)))
+            snapshots.append((time.perf_counter() - t0, t, model_now()))
 
     rows = cfg.step_rows(agree.most_rows(comm, X.shape[0]), workers=comm.size)
     t0, calls = time.perf_counter(), comm.stats.calls
@@ -168,15 +175,19 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
                 ctx.transport.wait(f)
         comm.barrier()
     if snapshot_every and comm.rank == 0:
-        snapshots.append((time.perf_counter() - t0, steps, _pull_vector(client, d + 1)))
+        snapshots.append((time.perf_counter() - t0, steps, model_now()))
     grants = ctx.transport.wait(ctx.transport.call(ctx.hosts[0], host.grants)) if comm.rank == 0 else None
     under_torchrun = launch.from_env() is not None  # no driver to assemble slices: rank 0 pulls the model
-    params = _pull_model(client, d) if under_torchrun and comm.rank == 0 else None
+    params = None
+    if under_torchrun and comm.rank == 0:
+        full = model_now()
+        params = {"w": full[:width], "b": np.asarray(full[width])}
     ctx.transport.close()
     out = {"params": params, "n_iter": len(log.records), "steps": log.records, "snapshots": snapshots,
            "slices": host.save_slices(launch.scratch_dir()) if not cfg.servers and not under_torchrun else {},
            "ps": {"n_features": d, "keys": n_keys, "slicer": cfg.slicer, "shards": len(ctx.hosts),
-                  "seed": cfg.random_state or 0},
+                  "seed": cfg.random_state or 0, "width": width,
+                  "active": active if comm.rank == 0 else None},  # the driver's model: rank 0's
            "report": {"rank": comm.rank, "role": "worker", "ps_steps": steps, "clock_log": clock_log,
                       "grants": grants, "keys_pulled": client.keys_pulled, "keys_pushed": client.keys_pushed,
                       "keys_elided": client.keys_elided,
@@ -214,12 +225,6 @@ def _pull_vector(client, n: int, chunk: int = 1 << 20) -> np.ndarray:
     return full
 
 
-def _pull_model(client, d: int) -> dict:
-    """The whole model (torchrun's rank 0 writes the model file)."""
-    full = _pull_vector(client, d + 1)
-    return {"w": full[:d], "b": np.asarray(full[d])}
-
-
 def assemble(results: list) -> dict:
     """The driver: the model ``{"w", "b"}`` from the slices every host wrote (files removed after)."""
     import os
@@ -240,18 +245,12 @@ def assemble(results: list) -> dict:
                 full[keys] = vals[slicer.route(keys)[1]]
             del vals
             os.unlink(path)
-    return {"w": full[:d], "b": np.asarray(full[d])}
+    w = columns_in_use.scatter(full[:d], info.get("active"), info.get("width", d))  # keys: the active columns
+    return {"w": w, "b": np.asarray(full[d])}
 
 
 def train_hogwild(comm, model, X, y, sw, cfg, progress=None, report=None) -> dict:
     """Every worker of this machine updates one shared vector without locks (``hogwild``)."""
-    import shutil
-    import tempfile
-
-    from shardlearn.runtime.agree import union
-    from shardlearn.runtime.progress import StepLog
-    from shardlearn.strategies import hogwild
-
     if model.n_outputs(2) != 1:
         raise ConfigError("strategy='hogwild' holds one weight per feature: binary or regression models only")
     total, here = launch.ranks_here()
@@ -259,12 +258,29 @@ def train_hogwild(comm, model, X, y, sw, cfg, progress=None, report=None) -> dic
         raise ConfigError(f"strategy='hogwild' shares one vector in one machine's memory, but this job spans hosts "
                           f"({total} ranks, {here} here): run it with torchrun --nnodes 1, or use asp or ssp across "
                           "hosts")
+    width = X.shape[1]
+    X, active = columns_in_use.narrow(X, comm) if cfg.per_example else (X, None)  # a state row per column held
+    out = _hogwild(comm, model, X, y, sw, cfg, active, progress, report)
+    if out["params"] is not None:
+        out["params"]["w"] = columns_in_use.scatter(out["params"]["w"], active, width)
+    return out
+
+
+def _hogwild(comm, model, X, y, sw, cfg, active, progress=None, report=None) -> dict:
+    """``train_hogwild`` on rows whose columns are ``active`` (or all of them, None)."""
+    import shutil
+    import tempfile
+
+    from shardlearn.runtime.agree import union
+    from shardlearn.runtime.progress import StepLog
+    from shardlearn.strategies import hogwild
+
     d = X.shape[1]
     mine = [tempfile.mkdtemp(prefix="shardlearn-hogwild-", dir=launch.scratch_dir())] if comm.rank == 0 else []
     folder = union(comm, mine)[0]
     if cfg.per_example:
         try:
-            return _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report)
+            return _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report, active)
         finally:
             comm.barrier()
             if comm.rank == 0:
@@ -302,7 +318,7 @@ def train_hogwild(comm, model, X, y, sw, cfg, progress=None, report=None) -> dic
             "report": {"rank": comm.rank, "ps_steps": steps, "fit_seconds": time.perf_counter() - t0}}
 
 
-def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report=None) -> dict:
+def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report=None, active=None) -> dict:
     """Hogwild on the per-example kernel: every worker runs ``kernels.sgd`` over its rows on one
     state array (weights, adaptive sums, scales; 32 bytes a coordinate) mapped from ``folder``,
     without locks, so a row's update is seen by the others as soon as it is written."""
@@ -327,7 +343,7 @@ def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report=No
     state = {"ws": np.load(paths["ws"], mmap_mode="r+"), "scalars": np.zeros(2)}
     counters = hogwild.Counters(np.load(paths["counts"], mmap_mode="r+"), comm.rank)
     log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
-    ckpt, resume = checkpointer_for(model, X, cfg, comm, log, report)
+    ckpt, resume = checkpointer_for(model, X, cfg, comm, log, report, active)
     t0 = time.perf_counter()
     anneal = online.anneal_span(comm, X, sw, cfg.max_iter, merged=True) if cfg.anneals(None) else {}
     res = online.fit(model, X, y, sw, theta0=model.init(d), rule=cfg.optimizer, lr=cfg.base_lr(),
