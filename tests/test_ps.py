@@ -257,3 +257,45 @@ def test_keys_travel_as_int32_where_every_local_index_fits(n_keys, dtype, kind):
     assert local.dtype == dtype
     np.testing.assert_array_equal(shard, want_shard)
     np.testing.assert_array_equal(local, want_local)
+
+
+class _Recorder:
+    """A transport that notes which rank each call goes to and answers a pull with each key's
+    local index plus 1000 times its shard (so where an answer lands can be checked)."""
+
+    def __init__(self, rank):
+        self.rank, self.dests = rank, []
+
+    def call(self, dest, fn, *args):
+        self.dests.append(dest)
+        if fn.__name__ == "push_pull":
+            return args[0] * 1000.0 + np.asarray(args[3], dtype=float)
+        if fn.__name__ == "pull":
+            return args[0] * 1000.0 + np.asarray(args[1], dtype=float)
+        return None
+
+    @staticmethod
+    def wait(answer):
+        return answer
+
+
+def test_a_client_sends_to_other_processes_shards_before_its_own():
+    """A call to the process's own shard runs at once in the caller (``comm.rpc``): sent first,
+    it held back the requests to the other shards by its own merge and pull."""
+    from shardlearn.ps.client import Client
+    from shardlearn.ps.slicer import RangeSlicer
+
+    slicer = RangeSlicer(30, 3)
+    keys = np.array([1, 12, 25, 3], dtype=np.int64)
+    shard, local = slicer.route(keys)
+    want = shard * 1000.0 + local
+    rec = _Recorder(rank=1)
+    c = Client(rec, slicer, [0, 1, 2], worker=1)
+    np.testing.assert_array_equal(c.wait(c.pull(keys)), want)
+    assert rec.dests == [0, 2, 1]
+    rec.dests.clear()
+    np.testing.assert_array_equal(c.wait(c.push_pull(np.sort(keys), np.ones(4), keys)), want)
+    assert rec.dests == [0, 2, 1]
+    rec.dests.clear()
+    c.wait(c.push(keys, np.ones(4)))
+    assert rec.dests == [0, 2, 1]

@@ -52,6 +52,17 @@ class Client:
         shard, local = self.slicer.route(keys)
         return shard, local.astype(np.int32) if self.slicer.n_keys < 2**31 else local
 
+    def _remote_first(self, parts: list) -> list:
+        """``parts`` (shards, or ``(shard, ...)`` tuples) with this process's own shards last: a call
+        to one runs here at once (``comm.rpc``), so the others' requests are sent before it and
+        travel meanwhile. First, an own shard 0 held back worker 0's request to shard 1 by its
+        merge and pull: worker 0 waited on its answers twice as long as worker 1 (0.52 s against
+        0.26 s over 2 epochs of D2's 2M rows under asp, by hand)."""
+        def own(p):
+            return self.hosts[p if isinstance(p, (int, np.integer)) else p[0]] == self.rank
+
+        return [p for p in parts if not own(p)] + [p for p in parts if own(p)]
+
     def arrays(self) -> dict:
         """The coded pushes' state as checkpoint arrays: the per-key residuals and the encodings'
         step (the stochastic rounding follows it); empty without a codec."""
@@ -114,6 +125,7 @@ class Client:
         if clock is not None:
             have = {s for s, _ in routed}
             routed += [(s, np.zeros(0, dtype=np.int64)) for s in range(len(self.hosts)) if s not in have]
+        routed = self._remote_first(routed)
         fn = host.push if self.codec is None else host.push_coded
         parts = [(self.transport.call(self.hosts[s], fn, int(s), local[pos], *self._send(uniq[pos], vals[pos]), clock,
                                       expect, at), None) for s, pos in routed]
@@ -142,7 +154,7 @@ class Client:
         pushes, pulls = dict(group(push_shard, len(self.hosts))), dict(group(pull_shard, len(self.hosts)))
         none = np.zeros(0, dtype=np.int64)
         parts, packed = [], []
-        for s in sorted(set(pushes) | set(pulls)):
+        for s in self._remote_first(sorted(set(pushes) | set(pulls))):
             out, back = pushes.get(s, none), pulls.get(s, none)
             idx = push_local[out]
             same = s in self.cached and np.array_equal(self.cached[s], idx)  # what this shard last sent us
@@ -160,7 +172,7 @@ class Client:
     def pull(self, keys: np.ndarray) -> Handle:
         keys = np.asarray(keys, dtype=np.int64)
         shard, local = self._route(keys)
-        routed = group(shard, len(self.hosts))
+        routed = self._remote_first(group(shard, len(self.hosts)))
         packed = [self.packs and self.hosts[s] != self.rank for s, _ in routed]
         parts = [(self.transport.call(self.hosts[s], host.pull, int(s), local[pos], pk), pos)
                  for (s, pos), pk in zip(routed, packed)]
