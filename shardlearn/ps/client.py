@@ -13,7 +13,7 @@ import numpy as np
 from shardlearn.comm import codecs, rows
 from shardlearn.ps import host, kernel_shard
 from shardlearn.ps.server import sum_by_key
-from shardlearn.ps.slicer import group
+from shardlearn.ps.slicer import count, group
 
 
 class Handle:
@@ -188,7 +188,7 @@ class Client:
         for (fut, pos), packed in zip(handle.parts, handle.packed):
             part = self.transport.wait(fut)
             if packed:
-                part = kernel_shard.unpacked(part, np.size(pos))
+                part = kernel_shard.unpacked(part, count(pos))
             if out is None:  # a value per key, or a row per key (the per-example kernel's state)
                 out = np.empty((handle.n,) + np.shape(part)[1:])
             out[pos] = part
