@@ -107,11 +107,11 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
     if model.n_outputs(2) != 1:
         raise ConfigError(f"strategy={cfg.plan!r} runs over the parameter server, which holds one weight per "
                           "feature: binary or regression models only (use bsp for softmax)")
+    per_example = cfg.per_example  # the shards hold the kernel's state; key d + 1 its scalars
     width = X.shape[1]
     # per-example keys: the columns some worker's rows hold (the kernel keeps a column scratch already)
-    X, active = columns_in_use.narrow(X, comm) if cfg.per_example else (X, None)
+    X, active = columns_in_use.narrow(X, comm) if per_example else (X, None)
     d = X.shape[1]
-    per_example = cfg.per_example  # the shards hold the kernel's state; key d + 1 its scalars
     n_keys = d + 2 if per_example else d + 1
     slicer = make_slicer(cfg.slicer, n_keys, len(ctx.hosts), cfg.random_state or 0)
     alpha, l1r = cfg.alpha, cfg.l1_ratio
