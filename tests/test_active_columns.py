@@ -75,14 +75,15 @@ def test_hogwild_on_two_workers_returns_the_full_width():
     assert abs(est.score(wide, y) - ref.score(wide, y)) < 0.02  # races aside, the same fit
 
 
-def test_a_checkpoint_of_other_active_columns_is_refused(tmp_path):
+@pytest.mark.parametrize("strategy", ["asp", "local_sgd"])  # the shards' keys; the allreduce loop's columns
+def test_a_checkpoint_of_other_active_columns_is_refused(tmp_path, strategy):
     """Same rows, width and number of active columns, other columns: resuming would read every
     weight at another column's place, so the checkpoint names its columns and is refused."""
     X, y, _ = _data(600, sparse=True)
     a, at_a = _widened(X, seed=0)
     b, at_b = _widened(X, seed=1)
     assert at_a.size == at_b.size and not np.array_equal(at_a, at_b)
-    cfg = TrainConfig(solver="sgd", strategy="asp", workers=2, max_iter=1, tol=None, random_state=0,
+    cfg = TrainConfig(solver="sgd", strategy=strategy, workers=2, max_iter=1, tol=None, random_state=0,
                       checkpoint_dir=str(tmp_path), checkpoint_every=1)
     m = models.get("logistic")
     distributed.train_arrays(m, a, y, None, cfg, 1)

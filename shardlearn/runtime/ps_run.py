@@ -187,7 +187,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
            "slices": host.save_slices(launch.scratch_dir()) if not cfg.servers and not under_torchrun else {},
            "ps": {"n_features": d, "keys": n_keys, "slicer": cfg.slicer, "shards": len(ctx.hosts),
                   "seed": cfg.random_state or 0, "width": width,
-                  "active": active if comm.rank == 0 else None},  # the driver's model: rank 0's
+                  "active": _small(active) if comm.rank == 0 else None},  # the driver's model: rank 0's
            "report": {"rank": comm.rank, "role": "worker", "ps_steps": steps, "clock_log": clock_log,
                       "grants": grants, "keys_pulled": client.keys_pulled, "keys_pushed": client.keys_pushed,
                       "keys_elided": client.keys_elided,
@@ -213,6 +213,11 @@ def _epoch_logger(comm, log, n_rows: int):
     an allreduce at each epoch end would make asp/ssp workers wait for each other there."""
     total = int(comm.allreduce(np.array([float(n_rows)]))[0])
     return lambda epoch, loss, rows: log.step(epoch, loss, total)
+
+
+def _small(active):
+    """The active columns as the driver gets them: int32 (at most 2^23 of them; D2's 3.3 MB)."""
+    return None if active is None else active.astype(np.int32)
 
 
 def _pull_vector(client, n: int, chunk: int = 1 << 20) -> np.ndarray:
