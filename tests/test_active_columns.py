@@ -102,3 +102,31 @@ def test_wider_than_the_scratch_or_dense_rows_stay_as_they_are():
     assert at is None and X is wide
     X, at = active.narrow(wide[:, : active.WIDEST])
     assert at.tolist() == [0] and X.shape == (2, 1)
+
+
+def test_a_workers_own_rows_are_narrowed_in_place_and_nobody_elses():
+    """A worker's copy of its rows is renumbered in place (no second array of the stored
+    values' size); a read-only or caller's array never is, and a fit leaves the caller's rows as
+    they were: lbfgs on 2 workers (the allreduce loop compacts its copy in place) equals the
+    one-process fit, which compacts a new array."""
+    X, y, sw = _data(600, d=10, seed=4, sparse=True)
+    wide, at = _widened(X, seed=3)
+    before = wide.copy()
+    want = active.compact(wide, at)
+    assert not np.shares_memory(want.indices, wide.indices)
+    mine = wide.copy()
+    got = active.compact(mine, at, owned=True)
+    assert np.shares_memory(got.indices, mine.indices)
+    np.testing.assert_array_equal(got.toarray(), want.toarray())
+    frozen = wide.copy()
+    frozen.indices.flags.writeable = False  # as a worker's rows mapped from a read-only file would be
+    kept = active.compact(frozen, at, owned=True)
+    assert not np.shares_memory(kept.indices, frozen.indices)
+    np.testing.assert_array_equal(kept.toarray(), want.toarray())
+    opts = dict(alpha=1e-3, tol=1e-10, max_iter=200)
+    two = shardlearn.LogisticRegression(workers=2, **opts).fit(wide, y, sample_weight=sw)
+    one = shardlearn.LogisticRegression(workers=1, **opts).fit(wide, y, sample_weight=sw)
+    np.testing.assert_allclose(two.coef_, one.coef_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(two.intercept_, one.intercept_, rtol=1e-6, atol=1e-8)
+    for name in ("data", "indices", "indptr"):
+        np.testing.assert_array_equal(getattr(wide, name), getattr(before, name))

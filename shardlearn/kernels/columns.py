@@ -218,11 +218,12 @@ def present(indices: np.ndarray, width: int) -> np.ndarray:
     return seen
 
 
-def renumber(indices: np.ndarray, active: np.ndarray, width: int) -> np.ndarray:
+def renumber(indices: np.ndarray, active: np.ndarray, width: int, out: np.ndarray | None = None) -> np.ndarray:
     """``indices`` mapped to their positions in ``active`` (sorted columns that include all of
-    them), int32 when ``active`` is shorter than 2^31."""
+    them), int32 when ``active`` is shorter than 2^31; into ``out`` where given (``indices``
+    itself: renumbered in place, no second array of its size)."""
     pos = np.full(width, -1, dtype=np.int32 if active.size < 2**31 else np.int64)
     pos[active] = np.arange(active.size)
-    out = np.empty(indices.size, dtype=pos.dtype)
+    out = np.empty(indices.size, dtype=pos.dtype) if out is None else out
     _gather(indices, pos, out)
     return out

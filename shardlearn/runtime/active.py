@@ -17,6 +17,8 @@ than a worker: a worker's memory never grows with the key space.
 >>> active = columns(X)
 >>> active.tolist(), compact(X, active).toarray().tolist()
 ([1, 3], [[2.0, 1.0], [3.0, 0.0]])
+>>> mine = X.copy(); np.shares_memory(compact(mine, active, owned=True).indices, mine.indices)  # in place
+True
 >>> scatter(np.array([0.5, -1.0]), active, 4).tolist()
 [0.0, 0.5, 0.0, -1.0]
 >>> digest(active) == digest(np.array([1, 3])), digest(active) == digest(np.array([1, 2]))
@@ -46,19 +48,25 @@ def columns(X, comm=None):
     return None if active.size == X.shape[1] else active
 
 
-def narrow(X, comm=None):
+def narrow(X, comm=None, owned: bool = False):
     """``(X on its active columns, active)``, or ``(X, None)`` where it is dense, all active or
-    wider than ``WIDEST`` (every worker decides alike: the width is the data's, not the shard's)."""
+    wider than ``WIDEST`` (every worker decides alike: the width is the data's, not the shard's).
+    ``owned``: as in ``compact``."""
     if not sp.issparse(X) or X.shape[1] > WIDEST:
         return X, None
     active = columns(X, comm)
-    return (X, None) if active is None else (compact(X, active), active)
+    return (X, None) if active is None else (compact(X, active, owned), active)
 
 
-def compact(X, active):
-    """``X[:, active]`` for sorted ``active`` that hold every stored value, sharing ``X``'s values."""
+def compact(X, active, owned: bool = False):
+    """``X[:, active]`` for sorted ``active`` that hold every stored value, sharing ``X``'s values.
+    ``owned``: ``X`` is the fit's own copy (a worker's rows taken from a spill or read from a file),
+    whose column indices are renumbered in place, so ``X`` must not be used after: no second
+    array of the stored values' size (D2's 1M rows a worker: 104 MB less, written and faulted in
+    once, not twice)."""
     X = X.tocsr()
-    indices = compiled.renumber(X.indices, active, X.shape[1])
+    in_place = owned and X.indices.flags.writeable and (active.size < 2**31 or X.indices.dtype == np.int64)
+    indices = compiled.renumber(X.indices, active, X.shape[1], out=X.indices if in_place else None)
     indptr = X.indptr.astype(indices.dtype, copy=False) if X.nnz < 2**31 else X.indptr
     return sp.csr_matrix((X.data, indices, indptr), shape=(X.shape[0], active.size))
 

@@ -40,8 +40,9 @@ def fit_arrays(comm, *, model: str, cfg: dict, spill: dict, n_outputs: int, prog
         rows = _rows(cfg, comm, X.shape[0], labels=np.asarray(y) if cfg.partition == "stratified" else None)
     Xs, ys = X[rows], np.array(y[rows])
     sws = None if sw is None else np.array(sw[rows])
+    # sparse rows taken from the read-only map are this worker's copy: narrowed in place (runtime.active)
     return _train(comm, model, cfg, Xs, ys, sws, n_outputs, progress, ctx=ctx, snapshot_every=snapshot_every,
-                  rows=int(Xs.shape[0]))
+                  owned=True, rows=int(Xs.shape[0]))
 
 
 def fit_rows(comm, *, model: str, cfg: dict, X, y, sample_weight=None, n_outputs: int = 1, classes=None,
@@ -65,8 +66,10 @@ def _roles(comm, cfg):
     return ps_run.enter(comm, cfg)
 
 
-def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, ctx=None, snapshot_every=None, **facts):
-    """This worker's fit over its rows; ``facts`` go into its report."""
+def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, ctx=None, snapshot_every=None, owned=False,
+           **facts):
+    """This worker's fit over its rows; ``facts`` go into its report. ``owned``: ``X`` is this worker's
+    own copy, whose column indices may be renumbered in place (``runtime.active.compact``)."""
     reset_peak_rss()
     m = models.get(model)
     if ctx is not None or cfg.plan == "hogwild":
@@ -74,9 +77,9 @@ def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, ctx=None, snaps
         resumed = {}
         if ctx is not None:
             out = ps_run.train(comm, ctx, m, X, y, sw, cfg, progress=show, snapshot_every=snapshot_every,
-                               report=resumed)
+                               report=resumed, owned=owned)
         else:
-            out = ps_run.train_hogwild(comm, m, X, y, sw, cfg, progress=show, report=resumed)
+            out = ps_run.train_hogwild(comm, m, X, y, sw, cfg, progress=show, report=resumed, owned=owned)
         out["report"].update(resumed)
         out["report"].update(facts, peak_rss_mb=peak_rss_mb())
         return out
@@ -86,7 +89,7 @@ def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, ctx=None, snaps
     t = time.perf_counter()
     resumed = {}
     result = train_local(m, X, y, sw, cfg, n_outputs, comm=comm, show=False,
-                         progress=progress if comm.rank == 0 else None, report=resumed)
+                         progress=progress if comm.rank == 0 else None, report=resumed, owned=owned)
     params, n_iter, steps = result.params, result.n_iter, result.steps
     after = comm.stats.snapshot()
     report = {k: after[k] - before[k] for k in after}

@@ -73,16 +73,17 @@ def _affine(model, X, sample_weight, cfg: TrainConfig, comm=None):
 
 def train_local(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, state: TrainState | None = None,
                 epochs: int | None = None, callback=None, comm=None, progress=None, show=None, compact=True,
-                report: dict | None = None):
+                report: dict | None = None, owned: bool = False):
     """One worker's part: its rows ``X``, and ``comm`` to agree with the others (None: alone).
     ``progress(record)`` receives each step's metrics; ``show`` the progress bar (None: on a terminal);
     ``compact``: train on the active columns of sparse data only (not for continued sgd runs);
-    ``report`` (a dict) receives ``resumed_from`` (checkpoint step) and ``resumed_at`` (epoch seconds).
+    ``report`` (a dict) receives ``resumed_from`` (checkpoint step) and ``resumed_at`` (epoch seconds);
+    ``owned``: ``X`` is this fit's own copy of the rows, compacted in place (``runtime.active.compact``).
     Returns a ``FitResult`` (params in the original space, iterations, this worker's step log,
     and the state ``partial_fit`` continues from)."""
     active = columns_in_use.columns(X, comm) if compact and state is None else None
     if active is not None:
-        width, X = X.shape[1], columns_in_use.compact(X, active)
+        width, X = X.shape[1], columns_in_use.compact(X, active, owned)
         user_cb = callback
         callback = None if user_cb is None else (lambda p, it: user_cb(_scatter(p, active, width), it))
     result = _train_local_logged(model, X, y, sample_weight, cfg, n_outputs, state, epochs, callback, comm, progress,

@@ -96,11 +96,12 @@ def restore_shards(ctx: Context, ckpt, n_shards: int) -> None:
 
 
 def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_every=None,
-          report=None) -> dict:
+          report=None, owned: bool = False) -> dict:
     """A trainer rank: create the shards (rank 0), run the consistency policy, leave.
     ``snapshot_every``: rank 0 pulls the whole model every that many steps (loss-vs-time curves).
     With ``cfg.checkpoint_dir`` the shards and cursors are checkpointed and, with ``cfg.resume``,
-    restored from the newest valid checkpoint."""
+    restored from the newest valid checkpoint. ``owned``: ``X`` is this worker's own copy of its rows,
+    narrowed in place (``runtime.active.compact``)."""
     from shardlearn.runtime.progress import StepLog
     from shardlearn.runtime.loop import checkpointer_for
 
@@ -110,7 +111,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
     per_example = cfg.per_example  # the shards hold the kernel's state; key d + 1 its scalars
     width = X.shape[1]
     # per-example keys: the columns some worker's rows hold (the kernel keeps a column scratch already)
-    X, active = columns_in_use.narrow(X, comm) if per_example else (X, None)
+    X, active = columns_in_use.narrow(X, comm, owned) if per_example else (X, None)
     d = X.shape[1]
     n_keys = d + 2 if per_example else d + 1
     slicer = make_slicer(cfg.slicer, n_keys, len(ctx.hosts), cfg.random_state or 0)
@@ -254,8 +255,9 @@ def assemble(results: list) -> dict:
     return {"w": w, "b": np.asarray(full[d])}
 
 
-def train_hogwild(comm, model, X, y, sw, cfg, progress=None, report=None) -> dict:
-    """Every worker of this machine updates one shared vector without locks (``hogwild``)."""
+def train_hogwild(comm, model, X, y, sw, cfg, progress=None, report=None, owned: bool = False) -> dict:
+    """Every worker of this machine updates one shared vector without locks (``hogwild``). ``owned``:
+    as in ``train``."""
     if model.n_outputs(2) != 1:
         raise ConfigError("strategy='hogwild' holds one weight per feature: binary or regression models only")
     total, here = launch.ranks_here()
@@ -264,7 +266,7 @@ def train_hogwild(comm, model, X, y, sw, cfg, progress=None, report=None) -> dic
                           f"({total} ranks, {here} here): run it with torchrun --nnodes 1, or use asp or ssp across "
                           "hosts")
     width = X.shape[1]
-    X, active = columns_in_use.narrow(X, comm) if cfg.per_example else (X, None)  # a state row per column held
+    X, active = columns_in_use.narrow(X, comm, owned) if cfg.per_example else (X, None)  # a state row per column
     out = _hogwild(comm, model, X, y, sw, cfg, active, progress, report)
     if out["params"] is not None:
         out["params"]["w"] = columns_in_use.scatter(out["params"]["w"], active, width)
