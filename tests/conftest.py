@@ -9,6 +9,20 @@ DATA = os.environ.get("SHARDLEARN_TEST_DATA", os.path.join(os.path.dirname(__fil
 A9A_GROUPS = [9, 16, 7, 15, 6, 5, 2, 8, 5, 14, 2, 6, 17, 11]  # one-hot groups, 123 columns as in a9a
 
 
+def scaled_rows(n=600, d=6, seed=0, sparse=False):
+    """``(X, y, sample_weight)``: logistic rows whose columns' scales run from 0.1 to 100 (the
+    normalized rule's case), half the values zero when ``sparse`` (CSR)."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * np.geomspace(0.1, 100, d)
+    if sparse:
+        X = sp.csr_matrix(np.where(rng.random((n, d)) < 0.5, X, 0.0))
+    z = np.asarray(X @ (1.0 / np.geomspace(0.1, 100, d) * rng.normal(size=d))).ravel() + 0.3
+    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(float)
+    return X, y, rng.uniform(0.2, 3.0, n)
+
+
 def data_path(*parts, real: bool = False):
     """A file of ../shared/data. Without that folder a9a's two files are replaced by synthetic
     ones of the same shape and quirks (so the distributed core is always exercised), unless

@@ -14,7 +14,7 @@ from shardlearn import models
 from shardlearn.core.errors import ConfigError
 from shardlearn.runtime import active, distributed
 from shardlearn.runtime.config import TrainConfig
-from tests.test_ps_online import _data
+from tests.conftest import scaled_rows as _data
 
 WIDTH = 40
 

@@ -16,17 +16,7 @@ from shardlearn.ps.kernel_shard import KernelShard
 from shardlearn.runtime import checkpoint as ck, distributed
 from shardlearn.runtime.config import TrainConfig
 from shardlearn.strategies.sgd import epoch_order
-from tests.conftest import fit_killing
-
-
-def _data(n=600, d=6, seed=0, sparse=False):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d)) * np.geomspace(0.1, 100, d)  # scales 0.1 to 100: the normalized rule's case
-    if sparse:
-        X = sp.csr_matrix(np.where(rng.random((n, d)) < 0.5, X, 0.0))
-    z = np.asarray(X @ (1.0 / np.geomspace(0.1, 100, d) * rng.normal(size=d))).ravel() + 0.3
-    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(float)
-    return X, y, rng.uniform(0.2, 3.0, n)
+from tests.conftest import fit_killing, scaled_rows as _data
 
 
 def _reference_bsp(X, y, sw, workers, batch, epochs, seed, loss, fit_intercept, opts):
