@@ -47,10 +47,13 @@ def test_quantizers_round_trip_within_their_stated_error():
     blocks = np.abs(np.pad(v, (0, -v.size % codecs.BLOCK))).reshape(-1, codecs.BLOCK).max(axis=1)
     bound = np.repeat(blocks / 127.0, codecs.BLOCK)[: v.size] * (1 + 1e-6)
     assert np.all(np.abs(dec["int8"] - v) <= bound)
-    per_block = np.repeat([np.float32(np.abs(v[i : i + codecs.BLOCK]).mean()) for i in range(0, v.size, codecs.BLOCK)],
-                          codecs.BLOCK)[: v.size]  # the last block's mean over its own values only
+    means = np.array([np.abs(v[i : i + codecs.BLOCK]).mean() for i in range(0, v.size, codecs.BLOCK)])
+    per_block = np.repeat(means, codecs.BLOCK)[: v.size]  # the last block's mean over its own values only
     assert v.size % codecs.BLOCK and np.ptp(per_block) > 0
-    np.testing.assert_allclose(dec["sign"], np.sign(v) * per_block, rtol=1e-7)
+    got = np.abs(dec["sign"])  # the mean's sign-free scale, to bf16's precision (2^-8), each value's sign exact
+    assert np.all(np.abs(got - per_block) <= 2.0 ** -8 * per_block) and np.any(got != per_block)
+    assert np.array_equal(np.sign(dec["sign"]), np.where(v >= 0, 1.0, -1.0))
+    assert codecs.payload_bytes(codecs.parse("sign"), 26) == 4 + 2  # a 101-wide model's chunk at 4 workers
     sparse = np.zeros(3 * codecs.BLOCK)  # a wide sparse change: a block of zeros decodes to zeros
     sparse[[5, 1400]] = [2.0, -4.0]
     out = codecs.decode(codecs.parse("sign"), codecs.encode(codecs.parse("sign"), sparse,
