@@ -44,8 +44,42 @@ def test_a_streamed_fit_equals_the_in_memory_one(kw):
 
 
 def test_streaming_is_refused_where_it_is_not_built():
-    with pytest.raises(ConfigError, match="stream=True \\(out of core\\) runs gd, lbfgs, bsp and local_sgd, not 'asp'"):
+    with pytest.raises(ConfigError, match="stream=True \\(out of core\\) runs gd, lbfgs, bsp, local_sgd and per-example "
+                                          "hogwild, not 'asp'$"):
         TrainConfig(solver="sgd", strategy="asp", workers=2, stream=True).validate()
+    with pytest.raises(ConfigError, match="runs hogwild per example \\(optimizer='normalized', or adagrad/ftrl/sgd with "
+                                          "batch_size=1\\), not mini-batches of 256 with optimizer='adagrad'$"):
+        TrainConfig(solver="sgd", strategy="hogwild", optimizer="adagrad", workers=2, stream=True).validate()
+
+
+def _held_out_loss(params, Xt, yt):
+    z = Xt @ params["w"][: Xt.shape[1]] + float(params["b"])
+    return float(np.mean(np.logaddexp(0.0, z) - yt * z))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_hogwild_streams_its_blocks_into_the_shared_state(workers):
+    """Per-example hogwild out of core: each worker learns its blocks' rows into the one shared
+    state. One worker is its in-memory fit exactly (the same rows in the same order); two race
+    differently from run to run, so they are held to the in-memory fit's held-out loss."""
+    from sklearn.datasets import load_svmlight_file
+
+    path = data_path("a9a", "a9a")
+    cfg = TrainConfig(solver="sgd", strategy="hogwild", workers=workers, max_iter=2, shuffle=False, tol=None,
+                      alpha=1e-4, l1_ratio=0.3, random_state=0)
+    held = distributed.train_file("logistic", cfg, {"data": path})
+    streamed = distributed.train_file("logistic", TrainConfig(**dict(cfg.__dict__, stream=True)), {"data": path})
+    assert streamed.n_iter == held.n_iter == 2
+    assert [r["passes"] for r in streamed.reports] == [2] * workers and "passes" not in held.reports[0]
+    assert [r["rows"] for r in streamed.reports] == [r["rows"] for r in held.reports]
+    assert sum(r["rows"] for r in streamed.reports) == 32561
+    if workers == 1:
+        np.testing.assert_array_equal(streamed.params["w"], held.params["w"])
+        assert float(streamed.params["b"]) == float(held.params["b"])
+    else:
+        Xt, yt = load_svmlight_file(data_path("a9a", "a9a.t"), n_features=123)
+        Xt, yt = Xt.tocsr(), (yt > 0).astype(float)
+        assert _held_out_loss(streamed.params, Xt, yt) == pytest.approx(_held_out_loss(held.params, Xt, yt), rel=0.003)
 
 
 def _big_file(path, rows=400_000, per_row=40, width=1 << 14):

@@ -219,8 +219,12 @@ class TrainConfig:
         if not (isinstance(self.max_restarts, (int, np.integer)) and self.max_restarts >= 0):
             raise ConfigError(f"max_restarts must be an integer >= 0, got {self.max_restarts!r}")
         if self.stream and not (PLANS[self.plan].streams and not self.uses_ps):
-            raise ConfigError(f"stream=True (out of core) runs gd, lbfgs, bsp and local_sgd, not {self.plan!r}"
-                              + (" over servers" if self.uses_ps and self.plan == "bsp" else ""))
+            raise ConfigError(f"stream=True (out of core) runs gd, lbfgs, bsp, local_sgd and per-example hogwild, "
+                              f"not {self.plan!r}" + (" over servers" if self.uses_ps and self.plan == "bsp" else ""))
+        if self.stream and self.plan == "hogwild" and not self.per_example:  # its mini-batches index rows in memory
+            raise ConfigError(f"stream=True (out of core) runs hogwild per example (optimizer='normalized', or "
+                              f"{'/'.join(sorted(set(PER_EXAMPLE_RULES) - {'normalized'}))} with batch_size=1), not "
+                              f"mini-batches of {self.batch_size} with optimizer={self.optimizer!r}")
         if self.device is not None:
             if not (self.device == "cpu" or self.device == "cuda" or str(self.device).startswith("cuda:")):
                 raise ConfigError(f"device={self.device!r} is not known; expected 'cpu', 'cuda', 'cuda:N' or None "

@@ -34,5 +34,5 @@ PLANS = {p.name: p for p in (
          softmax=False),
     Plan("asp", stochastic=True, needs_sgd=True, group_only=True, parameter_server=True, takes_servers=True,
          softmax=False),
-    Plan("hogwild", stochastic=True, needs_sgd=True, group_only=True, softmax=False),
+    Plan("hogwild", stochastic=True, needs_sgd=True, group_only=True, softmax=False, streams=True),  # per example
 )}
