@@ -29,6 +29,7 @@ from tests.conftest import data_path
     dict(solver="sgd", strategy="local_sgd", max_iter=2, shuffle=False, tol=None, sync_every=9, alpha=1e-3,
          l1_ratio=0.5),
     dict(solver="sgd", strategy="bsp", max_iter=2, shuffle=False, tol=None, alpha=1e-3, l1_ratio=0.5),
+    dict(solver="sgd", strategy="bsp", servers=1, max_iter=2, shuffle=False, tol=None, alpha=1e-3, l1_ratio=0.5),
     dict(solver="sgd", strategy="local_sgd", max_iter=2, shuffle=False, tol=None, sync_every=9, compression="sign"),
 ])
 def test_a_streamed_fit_equals_the_in_memory_one(kw):
@@ -37,19 +38,23 @@ def test_a_streamed_fit_equals_the_in_memory_one(kw):
     held = distributed.train_file("logistic", cfg, {"data": path})
     streamed = distributed.train_file("logistic", TrainConfig(**dict(cfg.__dict__, stream=True)), {"data": path})
     assert streamed.n_iter == held.n_iter
-    assert all(r["passes"] >= 2 for r in streamed.reports) and "passes" not in held.reports[0]
-    assert [r["rows"] for r in streamed.reports] == [r["rows"] for r in held.reports]
+    readers = [r for r in streamed.reports if r.get("role") != "server"]  # a dedicated server reads no rows
+    assert len(readers) == 2 and all(r["passes"] >= 2 for r in readers) and "passes" not in held.reports[0]
+    assert [r["rows"] for r in readers] == [r["rows"] for r in held.reports if r.get("role") != "server"]
     np.testing.assert_allclose(streamed.params["w"], held.params["w"], rtol=1e-6, atol=1e-8)
     assert float(streamed.params["b"]) == pytest.approx(float(held.params["b"]), abs=1e-8)
 
 
 def test_streaming_is_refused_where_it_is_not_built():
-    with pytest.raises(ConfigError, match="stream=True \\(out of core\\) runs gd, lbfgs, bsp, local_sgd and per-example "
-                                          "hogwild, not 'asp'$"):
-        TrainConfig(solver="sgd", strategy="asp", workers=2, stream=True).validate()
+    with pytest.raises(ConfigError, match="stream=True \\(out of core\\) runs gd, lbfgs, bsp, local_sgd, ssp, asp and "
+                                          "hogwild, not 'average'$"):
+        TrainConfig(strategy="average", workers=2, stream=True).validate()
     with pytest.raises(ConfigError, match="runs hogwild per example \\(optimizer='normalized', or adagrad/ftrl/sgd with "
                                           "batch_size=1\\), not mini-batches of 256 with optimizer='adagrad'$"):
         TrainConfig(solver="sgd", strategy="hogwild", optimizer="adagrad", workers=2, stream=True).validate()
+    with pytest.raises(ConfigError, match="runs asp over the parameter server per example .* not mini-batches of 64 "
+                                          "with optimizer='adam'$"):
+        TrainConfig(solver="sgd", strategy="asp", optimizer="adam", batch_size=64, workers=2, stream=True).validate()
 
 
 def _held_out_loss(params, Xt, yt):
@@ -58,14 +63,16 @@ def _held_out_loss(params, Xt, yt):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_hogwild_streams_its_blocks_into_the_shared_state(workers):
-    """Per-example hogwild out of core: each worker learns its blocks' rows into the one shared
-    state. One worker is its in-memory fit exactly (the same rows in the same order); two race
-    differently from run to run, so they are held to the in-memory fit's held-out loss."""
+@pytest.mark.parametrize("strategy", ["hogwild", "asp", "ssp"])
+def test_asynchronous_strategies_stream_their_blocks(strategy, workers):
+    """Per-example hogwild, asp and ssp out of core: each worker learns its blocks' rows, into
+    the one shared state or through the shards, a step's batch cut from the stream. One worker is
+    its in-memory fit exactly (the same rows in the same order); two race differently from run to
+    run, so they are held to the in-memory fit's held-out loss."""
     from sklearn.datasets import load_svmlight_file
 
     path = data_path("a9a", "a9a")
-    cfg = TrainConfig(solver="sgd", strategy="hogwild", workers=workers, max_iter=2, shuffle=False, tol=None,
+    cfg = TrainConfig(solver="sgd", strategy=strategy, workers=workers, max_iter=2, shuffle=False, tol=None,
                       alpha=1e-4, l1_ratio=0.3, random_state=0)
     held = distributed.train_file("logistic", cfg, {"data": path})
     streamed = distributed.train_file("logistic", TrainConfig(**dict(cfg.__dict__, stream=True)), {"data": path})
@@ -113,3 +120,27 @@ def test_under_a_memory_cap_only_the_streamed_fit_trains(tmp_path):
     assert streamed.returncode == 0, streamed.stderr[-2000:]
     assert json.loads(streamed.stdout.strip().splitlines()[-1])["rows"] == 400_000
     assert os.path.getsize(path) > 100e6
+
+
+def test_a_streamed_parameter_server_fit_resumes_mid_epoch(tmp_path):
+    """A streamed asp fit's checkpoint mid-epoch holds the steps taken: resumed, the worker reads
+    past those batches of its stream (the same shuffle) and ends where the uninterrupted fit does."""
+    import dataclasses
+
+    from shardlearn.runtime import checkpoint as ck
+
+    path = data_path("a9a", "a9a")
+    cfg = TrainConfig(solver="sgd", strategy="asp", workers=1, max_iter=1, shuffle=True, tol=None, alpha=1e-4,
+                      random_state=0, stream=True, batch_size=64, sync_every=4)  # 128 steps of 256 rows
+    clean = distributed.train_file("logistic", cfg, {"data": path})
+    saving = dataclasses.replace(cfg, checkpoint_dir=str(tmp_path), checkpoint_every=37)
+    distributed.train_file("logistic", saving, {"data": path})
+    last, mid = ck.steps_on_disk(str(tmp_path))
+    assert (last, mid) == (128, 111)
+    import shutil
+
+    shutil.rmtree(tmp_path / f"ckpt-{last:09d}")  # as if the run had died in its last 17 steps
+    again = distributed.train_file("logistic", dataclasses.replace(saving, resume=True), {"data": path})
+    assert again.reports[0]["resumed_from"] == 111
+    np.testing.assert_allclose(again.params["w"], clean.params["w"], rtol=1e-9, atol=1e-12)
+    assert float(again.params["b"]) == pytest.approx(float(clean.params["b"]), abs=1e-12)

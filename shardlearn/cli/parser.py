@@ -286,7 +286,7 @@ def _train(t):
                    help="drop what a lossy codec leaves out instead of sending it at later steps")
     g.add_argument("--stream", action="store_true",
                    help="out of core: each worker reads its shard again at every pass instead of holding it "
-                        "(gd, lbfgs, bsp, local_sgd, per-example hogwild)")
+                        "(gd, lbfgs, bsp, local_sgd; ssp, asp, hogwild and bsp over servers per example)")
     g = t.add_argument_group("checkpoints and output")
     g.add_argument("--checkpoint-dir", help="write checkpoints here (and resume from here with --resume)")
     g.add_argument("--checkpoint-every", help="checkpoint every N steps (100) or every T seconds (30s, 5m); "

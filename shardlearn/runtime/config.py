@@ -218,11 +218,13 @@ class TrainConfig:
             raise ConfigError("resume needs a checkpoint directory (--checkpoint-dir)")
         if not (isinstance(self.max_restarts, (int, np.integer)) and self.max_restarts >= 0):
             raise ConfigError(f"max_restarts must be an integer >= 0, got {self.max_restarts!r}")
-        if self.stream and not (PLANS[self.plan].streams and not self.uses_ps):
-            raise ConfigError(f"stream=True (out of core) runs gd, lbfgs, bsp, local_sgd and per-example hogwild, "
-                              f"not {self.plan!r}" + (" over servers" if self.uses_ps and self.plan == "bsp" else ""))
-        if self.stream and self.plan == "hogwild" and not self.per_example:  # its mini-batches index rows in memory
-            raise ConfigError(f"stream=True (out of core) runs hogwild per example (optimizer='normalized', or "
+        if self.stream and not PLANS[self.plan].streams:
+            raise ConfigError(f"stream=True (out of core) runs gd, lbfgs, bsp, local_sgd, ssp, asp and hogwild, "
+                              f"not {self.plan!r}")
+        if self.stream and (self.uses_ps or self.plan == "hogwild") and not self.per_example:
+            # mini-batches over the shards agree on a preconditioner from the rows in memory; hogwild's index them
+            where = "hogwild" if self.plan == "hogwild" else f"{self.plan} over the parameter server"
+            raise ConfigError(f"stream=True (out of core) runs {where} per example (optimizer='normalized', or "
                               f"{'/'.join(sorted(set(PER_EXAMPLE_RULES) - {'normalized'}))} with batch_size=1), not "
                               f"mini-batches of {self.batch_size} with optimizer={self.optimizer!r}")
         if self.device is not None:

@@ -31,8 +31,8 @@ PLANS = {p.name: p for p in (
     Plan("local_sgd", stochastic=True, streams=True),
     Plan("average", stochastic=False),
     Plan("ssp", stochastic=True, needs_sgd=True, group_only=True, parameter_server=True, takes_servers=True,
-         softmax=False),
+         softmax=False, streams=True),  # per example (so are hogwild and bsp over servers)
     Plan("asp", stochastic=True, needs_sgd=True, group_only=True, parameter_server=True, takes_servers=True,
-         softmax=False),
-    Plan("hogwild", stochastic=True, needs_sgd=True, group_only=True, softmax=False, streams=True),  # per example
+         softmax=False, streams=True),
+    Plan("hogwild", stochastic=True, needs_sgd=True, group_only=True, softmax=False, streams=True),
 )}

@@ -89,7 +89,8 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
     it last heard of does not let it on.
     Returns ``(steps, clock_log)``: ``clock_log`` holds ``(t, slowest clock when allowed on)``."""
     n, d = X.shape
-    y = np.asarray(y)
+    streamed = hasattr(X, "blocks")  # out of core (data.stream.Stream): its batches in stream order, labels with them
+    y = None if streamed else np.asarray(y)
     sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     sizes = [int(v[0]) for v in comm.allgather(np.array([n], dtype=np.int64))]
     steps = max(-(-s // batch_size) for s in sizes)
@@ -127,7 +128,9 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
 
     while cur["epoch"] < epochs and not cur["stopped"]:
         epoch = cur["epoch"]
-        order = epoch_order(n, epoch, seed, shuffle, comm.rank)
+        order = None if streamed else epoch_order(n, epoch, seed, shuffle, comm.rank)
+        batches = _streamed(X, batch_size, [seed or 0, epoch, comm.rank] if shuffle else None, cur["step"]) \
+            if streamed else None
         if share_rows:  # bsp: every worker's weight in every step of this epoch
             step_totals = np.sum(comm.allgather(_step_weights(n, sw, order, batch_size, steps)), axis=0)
         while cur["step"] < steps:
@@ -137,19 +140,24 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
                     slowest[0] = client.wait_min(t - staleness)
                 log.append((t, slowest[0]))
             held = {"clock": t, "expect": comm.size} if share_rows else {}
-            idx = _rows_of(step, steps, batch_size, n, order)
+            Xs, ys = X, y  # the rows a step indexes: the shard's, or (streamed) the step's own batch
+            if streamed:
+                Xs, ys = next(batches, (None, None))
+                idx = None if Xs is None else slice(0, Xs.shape[0])
+            else:
+                idx = _rows_of(step, steps, batch_size, n, order)
             rows = 0 if idx is None else idx.stop - idx.start if isinstance(idx, slice) else idx.size
             weight = 0.0 if idx is None else float(rows if sw is None else sw[idx].sum())
             pushed = None
             if rows and weight > 0 and learn is not None:
-                loss_sum, pushed = learn(client, X, idx, y[idx], None if sw is None else sw[idx], held,
-                                         upcoming=_rows_of(step + 1, steps, batch_size, n, order))
+                loss_sum, pushed = learn(client, Xs, idx, ys[idx], None if sw is None else sw[idx], held,
+                                         upcoming=None if streamed else _rows_of(step + 1, steps, batch_size, n, order))
             elif rows and weight > 0:
-                keys, Xc = batch_columns(X[idx])
+                keys, Xc = batch_columns(Xs[idx])
                 keys = np.concatenate([keys, bias])
                 vals = client.wait(client.pull(keys))
                 b = vals[-1] if fit_intercept else 0.0
-                loss, g = model.loss_and_grad({"w": vals[: keys.size - bias.size], "b": np.asarray(b)}, Xc, y[idx],
+                loss, g = model.loss_and_grad({"w": vals[: keys.size - bias.size], "b": np.asarray(b)}, Xc, ys[idx],
                                               None if sw is None else sw[idx])
                 grad = np.concatenate([np.ravel(g["w"])] + ([np.ravel(g["b"])] if fit_intercept else []))
                 scale = weight / step_totals[step] if share_rows else weight / (rows * mean_weight)
@@ -192,6 +200,15 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
         if checkpoint is not None and (cur["epoch"] >= epochs or cur["stopped"] or checkpoint.due(cur["t"])):
             save()
     return cur["t"], log
+
+
+def _streamed(stream, batch_size: int, order_seed, skip: int):
+    """A streamed shard's ``(X, y)`` batches of ``batch_size`` rows for an epoch (rows permuted
+    within each block with ``order_seed``, the out-of-core shuffle), from batch ``skip`` on: a
+    run resumed mid-epoch reads past the steps it had taken."""
+    for k, (Xb, yb) in enumerate(stream.batches(batch_size, order_seed)):
+        if k >= skip:
+            yield (Xb.tocsr() if sp.issparse(Xb) else Xb), np.asarray(yb, dtype=np.float64)
 
 
 def _rows_of(step: int, steps: int, batch_size: int, n: int, order):
