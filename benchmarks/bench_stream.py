@@ -2,8 +2,11 @@
 ``--rows`` rows, trained with ``--stream`` on 2 local workers (bsp SGD, one epoch), each
 worker reading only its byte range again at every pass. Records each worker's peak RSS
 next to the size of its shard, the passes, the time and the held-out log-loss.
+``--strategy asp`` (or ``ssp``, ``hogwild``): that strategy per example at its defaults
+instead, written to ``stream-d2-STRATEGY.md``.
 
     python benchmarks/bench_stream.py --rows 10000000 --out benchmarks/results
+    python benchmarks/bench_stream.py --rows 2000000 --strategy asp --out benchmarks/results
 """
 from __future__ import annotations
 
@@ -48,6 +51,7 @@ def main() -> None:
     ap.add_argument("--test-rows", type=int, default=200_000)
     ap.add_argument("--batch-size", type=int, default=4096)
     ap.add_argument("--learning-rate", type=float, default=0.2)
+    ap.add_argument("--strategy", default=None, help="asp, ssp or hogwild per example (default: bsp mini-batch)")
     ap.add_argument("--cache", default=os.path.join(os.path.dirname(__file__), "cache"))
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = ap.parse_args()
@@ -59,12 +63,17 @@ def main() -> None:
         print(f"wrote {path}: {os.path.getsize(path) / 1e9:.2f} GB in {write_seconds:.0f} s", flush=True)
     size = os.path.getsize(path)
     Xt, yt = make_d2(args.test_rows, split="test")
-    cfg = TrainConfig(solver="sgd", strategy="bsp", workers=2, stream=True, alpha=1e-6, max_iter=1,
-                      batch_size=args.batch_size, learning_rate=args.learning_rate, random_state=0, tol=None)
+    if args.strategy:  # per example, at the strategy's defaults
+        cfg = TrainConfig(solver="sgd", strategy=args.strategy, workers=2, stream=True, alpha=1e-6, max_iter=1,
+                          random_state=0, tol=None, partition="contiguous")  # a byte range each, as the CLI's
+    else:
+        cfg = TrainConfig(solver="sgd", strategy="bsp", workers=2, stream=True, alpha=1e-6, max_iter=1,
+                          batch_size=args.batch_size, learning_rate=args.learning_rate, random_state=0, tol=None)
     group.shutdown()
     reset_peak_rss()
     t = time.perf_counter()
-    result = distributed.train_file("logistic", cfg, {"data": path, "n_features": 1 << 22})
+    # the file is 0-based: said, since "auto" reads a file whose rows never use column 0 as 1-based
+    result = distributed.train_file("logistic", cfg, {"data": path, "n_features": 1 << 22, "zero_based": True})
     seconds = time.perf_counter() - t
     rec = {"rows": args.rows, "file_bytes": size, "write_seconds": write_seconds, "fit_seconds": round(seconds, 1),
            "heldout_logloss": logloss(result.params, Xt, yt), "driver_peak_rss_mb": round(peak_rss_mb(), 1),
@@ -74,22 +83,30 @@ def main() -> None:
                                                    "alpha", "max_iter", "stream")},
            "machine": facts()}
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "stream-d2.jsonl"), "a") as f:
+    name = "stream-d2" + (f"-{args.strategy}" if args.strategy else "")
+    with open(os.path.join(args.out, f"{name}.jsonl"), "a") as f:
         f.write(json.dumps(rec) + "\n")
     lines = [f"# Out-of-core D2: {args.rows:,} rows, {size / 1e9:.2f} GB of LIBSVM, 2 workers streaming", "",
-             f"`python benchmarks/bench_stream.py --rows {args.rows}` on {rec['machine']['cpu']}, "
-             f"{rec['machine']['cores']} cores, {rec['machine']['memory_gib']} GiB; bsp SGD (AdaGrad, batch "
-             f"{args.batch_size} per worker, lr {args.learning_rate}), one epoch, `stream=True`.", "",
+             f"`python benchmarks/bench_stream.py --rows {args.rows}"
+             + (f" --strategy {args.strategy}" if args.strategy else "") + f"` on {rec['machine']['cpu']}, "
+             f"{rec['machine']['cores']} cores, {rec['machine']['memory_gib']} GiB; "
+             + (f"{args.strategy} per example (the normalized rule at its defaults)" if args.strategy else
+                f"bsp SGD (AdaGrad, batch {args.batch_size} per worker, lr {args.learning_rate})")
+             + ", one epoch, `stream=True`.", "",
              "| worker | rows | shard bytes per pass | passes | peak RSS (MB) |", "|---|---|---|---|---|"]
     for w in rec["workers"]:
+        if w["rows"] is None:  # a dedicated parameter-server process reads no rows
+            continue
         lines.append(f"| {w['rank']} | {w['rows']:,} | {w['bytes_read']:,} | {w['passes']} | {w['peak_rss_mb']:.0f} |")
+    passes = "the epoch" if args.strategy else "the preconditioner's moments, one epoch"
+    state = ("its shard of the kernel's 2^22-wide state (32 bytes a key; hogwild: the whole state, shared)"
+             if args.strategy else "the model's 2^22-wide vectors (parameters, AdaGrad state, dense gradients)")
     lines += ["", f"Whole fit {seconds:.0f} s: a survey pass (rows, index range, labels), then the passes "
-              "counted above (the preconditioner's moments, one epoch); "
+              f"counted above ({passes}); "
               f"held-out log-loss {rec['heldout_logloss']:.4f} on {args.test_rows:,} D2 test rows. "
               "Each worker's peak RSS counts its process (Python, numpy, torch, gloo: ~380 MB before any "
-              "data), its 8 MB text blocks and the model's 2^22-wide vectors (parameters, AdaGrad state, "
-              "dense gradients), not its shard."]
-    with open(os.path.join(args.out, "stream-d2.md"), "w") as f:
+              f"data), its 8 MB text blocks and {state}, not its shard."]
+    with open(os.path.join(args.out, f"{name}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines), flush=True)
 
