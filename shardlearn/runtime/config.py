@@ -28,7 +28,7 @@ from shardlearn.comm import codecs
 from shardlearn.core.errors import ConfigError
 from shardlearn.data.partition import PARTITIONERS
 from shardlearn.runtime.checkpoint import parse_every
-from shardlearn.runtime.plans import PLANS
+from shardlearn.runtime.plans import PLANS, stream_refusal
 
 DEFAULT_LEARNING_RATE = {"sgd": 0.05, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.1, "adam": 0.01, "ftrl": 0.5,
                          "normalized": 0.75}
@@ -218,15 +218,8 @@ class TrainConfig:
             raise ConfigError("resume needs a checkpoint directory (--checkpoint-dir)")
         if not (isinstance(self.max_restarts, (int, np.integer)) and self.max_restarts >= 0):
             raise ConfigError(f"max_restarts must be an integer >= 0, got {self.max_restarts!r}")
-        if self.stream and not PLANS[self.plan].streams:
-            raise ConfigError(f"stream=True (out of core) runs gd, lbfgs, bsp, local_sgd, ssp, asp and hogwild, "
-                              f"not {self.plan!r}")
-        if self.stream and (self.uses_ps or self.plan == "hogwild") and not self.per_example:
-            # mini-batches over the shards agree on a preconditioner from the rows in memory; hogwild's index them
-            where = "hogwild" if self.plan == "hogwild" else f"{self.plan} over the parameter server"
-            raise ConfigError(f"stream=True (out of core) runs {where} per example (optimizer='normalized', or "
-                              f"{'/'.join(sorted(set(PER_EXAMPLE_RULES) - {'normalized'}))} with batch_size=1), not "
-                              f"mini-batches of {self.batch_size} with optimizer={self.optimizer!r}")
+        if self.stream and stream_refusal(self) is not None:
+            raise ConfigError(stream_refusal(self))
         if self.device is not None:
             if not (self.device == "cpu" or self.device == "cuda" or str(self.device).startswith("cuda:")):
                 raise ConfigError(f"device={self.device!r} is not known; expected 'cpu', 'cuda', 'cuda:N' or None "

@@ -36,3 +36,22 @@ PLANS = {p.name: p for p in (
          softmax=False, streams=True),
     Plan("hogwild", stochastic=True, needs_sgd=True, group_only=True, softmax=False, streams=True),
 )}
+
+
+def stream_refusal(cfg) -> str | None:
+    """Why a job (``TrainConfig``) cannot stream its shard out of core, or None where it can: the
+    plan must stream, and over the parameter server or Hogwild only per example (mini-batches
+    over the shards agree on a preconditioner from the rows in memory; Hogwild's index them).
+
+    >>> from shardlearn.runtime.config import TrainConfig
+    >>> stream_refusal(TrainConfig(strategy="average")), stream_refusal(TrainConfig(strategy="asp", workers=2))
+    ("stream=True (out of core) runs gd, lbfgs, bsp, local_sgd, ssp, asp and hogwild, not 'average'", None)
+    """
+    streams = [name for name, plan in PLANS.items() if plan.streams]
+    if cfg.plan not in streams:
+        return f"stream=True (out of core) runs {', '.join(streams[:-1])} and {streams[-1]}, not {cfg.plan!r}"
+    if (cfg.uses_ps or cfg.plan == "hogwild") and not cfg.per_example:
+        where = f"{cfg.plan} over the parameter server" if cfg.uses_ps else cfg.plan
+        return (f"stream=True (out of core) runs {where} per example (optimizer='normalized', or adagrad/ftrl/sgd "
+                f"with batch_size=1), not mini-batches of {cfg.batch_size} with optimizer={cfg.optimizer!r}")
+    return None
