@@ -2,8 +2,10 @@
 again at every pass and never holds it. Equal to the in-memory fit; and under a memory
 cap (RLIMIT_DATA) on the workers, the in-memory fit of a file runs out of memory where
 the streamed one trains."""
+import dataclasses
 import json
 import os
+import shutil
 import resource
 import subprocess
 import sys
@@ -14,7 +16,7 @@ import scipy.sparse as sp
 from sklearn.datasets import dump_svmlight_file
 
 from shardlearn import ConfigError
-from shardlearn.runtime import distributed
+from shardlearn.runtime import checkpoint as ck, distributed
 from shardlearn.runtime.config import TrainConfig
 from tests.conftest import data_path
 
@@ -125,10 +127,6 @@ def test_under_a_memory_cap_only_the_streamed_fit_trains(tmp_path):
 def test_a_streamed_parameter_server_fit_resumes_mid_epoch(tmp_path):
     """A streamed asp fit's checkpoint mid-epoch holds the steps taken: resumed, the worker reads
     past those batches of its stream (the same shuffle) and ends where the uninterrupted fit does."""
-    import dataclasses
-
-    from shardlearn.runtime import checkpoint as ck
-
     path = data_path("a9a", "a9a")
     cfg = TrainConfig(solver="sgd", strategy="asp", workers=1, max_iter=1, shuffle=True, tol=None, alpha=1e-4,
                       random_state=0, stream=True, batch_size=64, sync_every=4)  # 128 steps of 256 rows
@@ -137,8 +135,6 @@ def test_a_streamed_parameter_server_fit_resumes_mid_epoch(tmp_path):
     distributed.train_file("logistic", saving, {"data": path})
     last, mid = ck.steps_on_disk(str(tmp_path))
     assert (last, mid) == (128, 111)
-    import shutil
-
     shutil.rmtree(tmp_path / f"ckpt-{last:09d}")  # as if the run had died in its last 17 steps
     again = distributed.train_file("logistic", dataclasses.replace(saving, resume=True), {"data": path})
     assert again.reports[0]["resumed_from"] == 111

@@ -86,7 +86,8 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
     batch's change rides with the next batch's pull (one round trip a step); under ``ssp``
     the clock of a step then ends when its change is applied, one step later, so the
     staleness bound holds as it is. A worker asks the clock table only when the slowest clock
-    it last heard of does not let it on.
+    it last heard of does not let it on. ``X`` may be a streamed shard (``data.stream.Stream``, out of
+    core; ``y`` then None): each step learns the stream's next batch, its labels with it.
     Returns ``(steps, clock_log)``: ``clock_log`` holds ``(t, slowest clock when allowed on)``."""
     n, d = X.shape
     streamed = hasattr(X, "blocks")  # out of core (data.stream.Stream): its batches in stream order, labels with them
