@@ -88,7 +88,8 @@ def test_asynchronous_strategies_stream_their_blocks(strategy, workers):
     else:
         Xt, yt = load_svmlight_file(data_path("a9a", "a9a.t"), n_features=123)
         Xt, yt = Xt.tocsr(), (yt > 0).astype(float)
-        assert _held_out_loss(streamed.params, Xt, yt) == pytest.approx(_held_out_loss(held.params, Xt, yt), rel=0.003)
+        # 8 fits each way on a quiet machine spread 0.04% (asp, ssp) and 0.09% (hogwild); a loaded one races more
+        assert _held_out_loss(streamed.params, Xt, yt) == pytest.approx(_held_out_loss(held.params, Xt, yt), rel=0.005)
 
 
 def _big_file(path, rows=400_000, per_row=40, width=1 << 14):
