@@ -60,7 +60,7 @@ def narrow(X, comm=None, owned: bool = False):
 
 def compact(X, active, owned: bool = False):
     """``X[:, active]`` for sorted ``active`` that hold every stored value, sharing ``X``'s values.
-    ``owned``: ``X`` is the fit's own copy (a worker's rows taken from a spill or read from a file),
+    ``owned``: ``X`` is the fit's own copy (a worker's rows copied out of the driver's spill),
     whose column indices are renumbered in place, so ``X`` must not be used after: no second
     array of the stored values' size (D2's 1M rows a worker: 104 MB less, written and faulted in
     once, not twice)."""

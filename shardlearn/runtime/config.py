@@ -28,7 +28,7 @@ from shardlearn.comm import codecs
 from shardlearn.core.errors import ConfigError
 from shardlearn.data.partition import PARTITIONERS
 from shardlearn.runtime.checkpoint import parse_every
-from shardlearn.runtime.plans import PLANS, stream_refusal
+from shardlearn.runtime.plans import PER_EXAMPLE_RULES, PLANS, stream_refusal  # noqa: F401 (PER_EXAMPLE_RULES: re-exported)
 
 DEFAULT_LEARNING_RATE = {"sgd": 0.05, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.1, "adam": 0.01, "ftrl": 0.5,
                          "normalized": 0.75}
@@ -36,7 +36,6 @@ DEFAULT_LEARNING_RATE = {"sgd": 0.05, "momentum": 0.01, "nesterov": 0.01, "adagr
 # the fit, so it starts higher than a constant rate can stay (benchmarks/README.md, "The linear schedule").
 ANNEALED_NORMALIZED_RATE = 3.0
 ANNEALED_RULES = ("normalized", "adagrad", "sgd")  # the per-example rules schedule="linear" anneals (not FTRL)
-PER_EXAMPLE_RULES = ("normalized", "adagrad", "ftrl", "sgd")  # what the compiled kernel runs (kernels/sgd.py)
 SOLVER_STRATEGY = {"lbfgs": "lbfgs", "gd": "gd", "sgd": "bsp"}
 
 

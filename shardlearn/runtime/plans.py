@@ -23,6 +23,8 @@ class Plan:
     streams: bool = False  # can train on a shard streamed from its file (``stream=True``, out of core)
 
 
+PER_EXAMPLE_RULES = ("normalized", "adagrad", "ftrl", "sgd")  # what the compiled kernel runs (kernels/sgd.py)
+
 # the one table the CLI's choices, validation and dispatch all read
 PLANS = {p.name: p for p in (
     Plan("gd", stochastic=False, streams=True),
@@ -52,6 +54,7 @@ def stream_refusal(cfg) -> str | None:
         return f"stream=True (out of core) runs {', '.join(streams[:-1])} and {streams[-1]}, not {cfg.plan!r}"
     if (cfg.uses_ps or cfg.plan == "hogwild") and not cfg.per_example:
         where = f"{cfg.plan} over the parameter server" if cfg.uses_ps else cfg.plan
-        return (f"stream=True (out of core) runs {where} per example (optimizer='normalized', or adagrad/ftrl/sgd "
+        others = "/".join(r for r in PER_EXAMPLE_RULES if r != "normalized")
+        return (f"stream=True (out of core) runs {where} per example (optimizer='normalized', or {others} "
                 f"with batch_size=1), not mini-batches of {cfg.batch_size} with optimizer={cfg.optimizer!r}")
     return None
