@@ -247,3 +247,21 @@ def test_parameter_server_fits_stop_when_they_stop_improving(strategy):
     assert 5 <= clf.n_iter_ < 40 and len(clf.fit_result_.steps) == clf.n_iter_
     default = LogisticRegression(strategy=strategy, workers=2, random_state=0).fit(X, y)
     assert default.n_iter_ <= 5
+
+
+def test_a_merges_keys_are_the_sorted_columns_its_rows_touch():
+    """Per-example bsp's keys of a merge (``online._keys``) through the compiled pass over a
+    scratch equal ``np.unique`` of the rows' columns with the intercept last, and leave the
+    scratch all False for the next merge; dense rows key every column."""
+    import scipy.sparse as sp
+
+    from shardlearn.strategies.online import _keys
+
+    X = sp.random(300, 5000, density=0.01, format="csr", random_state=2)
+    marks = np.zeros(X.shape[1], dtype=np.bool_)
+    for part in (np.arange(0, 300, 7), np.random.default_rng(1).permutation(300)[:64], np.array([5])):
+        got = _keys(X, part, marks)
+        assert np.array_equal(got, np.append(np.unique(X[part].indices), 5000)) and got.dtype == np.int64
+        assert not marks.any()
+    assert _keys(X, np.zeros(0, dtype=np.int64), marks).size == 0
+    assert np.array_equal(_keys(np.ones((3, 4)), np.arange(2)), np.arange(5))
