@@ -265,3 +265,32 @@ def test_a_merges_keys_are_the_sorted_columns_its_rows_touch():
         assert not marks.any()
     assert _keys(X, np.zeros(0, dtype=np.int64), marks).size == 0
     assert np.array_equal(_keys(np.ones((3, 4)), np.arange(2)), np.arange(5))
+
+
+def test_a_merge_wider_than_its_room_sends_the_rest_and_ends_the_same():
+    """The plain merge's allgather carries ``room`` rows (a quarter above the last merge's widest
+    change), not the width agreed from the rows' most stored columns; a change wider than the
+    room sends the rest in a second allgather, and the merged state is the same either way
+    (with L1/L2 and the intercept): the room decides the bytes, never the values."""
+    import scipy.sparse as sp
+
+    from shardlearn.comm import LocalCollective
+    from shardlearn.kernels import sgd as kernel
+    from shardlearn.strategies.online import _before, _merge_changes
+
+    X = sp.random(400, 3000, density=0.01, format="csr", random_state=3)
+    y = (np.random.default_rng(0).random(400) < 0.5).astype(float)
+    opts = dict(rule="normalized", lr=0.5, power_t=0.5, l1=1e-4, l2=1e-3)
+    marks, part = np.zeros(X.shape[1], dtype=np.bool_), np.arange(0, 400, 3)
+    ends, sent = [], []
+    for room in (None, [1], [10**9]):
+        comm, state = LocalCollective(), kernel.new_state(3000, "normalized")
+        keys, before = _before(state, X, part, opts, marks)
+        kernel.run(state, X, y, np.ones(400), part, loss="logistic", fit_intercept=True, **opts)
+        width = int(np.diff(X.indptr).max()) * part.size + 1
+        assert _merge_changes(comm, state, keys, before, opts, width, room) == keys.size
+        ends.append(state["ws"].copy())
+        sent.append((comm.stats.calls, room))
+    assert np.array_equal(ends[0], ends[1]) and np.array_equal(ends[0], ends[2]) and np.abs(ends[0]).max() > 0
+    assert sent[1][0] == 2 and sent[2][0] == 1  # too little room: a second allgather; enough: one
+    assert sent[1][1] == sent[2][1] == [keys.size + keys.size // 4 + 8]
