@@ -294,3 +294,36 @@ def test_a_merge_wider_than_its_room_sends_the_rest_and_ends_the_same():
     assert np.array_equal(ends[0], ends[1]) and np.array_equal(ends[0], ends[2]) and np.abs(ends[0]).max() > 0
     assert sent[1][0] == 2 and sent[2][0] == 1  # too little room: a second allgather; enough: one
     assert sent[1][1] == sent[2][1] == [keys.size + keys.size // 4 + 8]
+
+
+@pytest.mark.parametrize("spec", ["int8", "fp16"])
+def test_a_coded_merge_wider_than_its_room_is_sent_again_and_ends_the_same(spec):
+    """The coded merge (``coded_changes.Coded``) sizes its payloads to the room too; a change
+    wider than it has every worker send again at the widest, and the merged state and the
+    residuals kept are those of a merge sized to the agreed width (int8's draws fill in order,
+    so an encoding's rows do not depend on its padding)."""
+    import scipy.sparse as sp
+
+    from shardlearn.comm import LocalCollective, codecs
+    from shardlearn.kernels import sgd as kernel
+    from shardlearn.strategies.coded_changes import Coded
+    from shardlearn.strategies.online import _before
+
+    X = sp.random(400, 3000, density=0.01, format="csr", random_state=3)
+    y = (np.random.default_rng(0).random(400) < 0.5).astype(float)
+    opts = dict(rule="normalized", lr=0.5, power_t=0.5, l1=1e-4, l2=1e-3)
+    marks = np.zeros(X.shape[1], dtype=np.bool_)
+    ends, calls = [], []
+    for room in (None, [1], [10**9]):
+        comm, state = LocalCollective(), kernel.new_state(3000, "normalized")
+        coded = Coded(codecs.parse(spec), 3000, opts)
+        for part in (np.arange(0, 400, 3), np.arange(1, 400, 3)):  # two merges: the residuals carried
+            keys, before = _before(state, X, part, opts, marks)
+            kernel.run(state, X, y, np.ones(400), part, loss="logistic", fit_intercept=True, **opts)
+            coded.merge(comm, state, keys, before, int(np.diff(X.indptr).max()) * part.size + 1, room)
+        ends.append((state["ws"].copy(), coded.residual.copy()))
+        calls.append(comm.stats.calls)
+    for ws, res in ends[1:]:
+        assert np.array_equal(ws, ends[0][0]) and np.array_equal(res, ends[0][1])
+    assert np.abs(ends[0][1]).max() > 0  # the codec left something to carry
+    assert calls == [2, 3, 2]  # too little room: the first merge sent again, the second fits the room it set

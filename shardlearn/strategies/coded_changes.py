@@ -87,34 +87,57 @@ class Coded:
         """What one worker's part of a ``width``-row merge weighs: the header and keys, the payload."""
         return 8 * (HEAD + width // 2 + 1) + rows.nbytes(self.codec, width, len(self.coded), len(self.plain))
 
-    def merge(self, comm, state, keys, before, width=None) -> int:
-        """Like ``online._merge_changes``, through the codec; returns the widest change."""
+    def merge(self, comm, state, keys, before, width=None, room=None) -> int:
+        """Like ``online._merge_changes``, through the codec; returns the widest change. ``room``
+        as there: the payloads sized to it, not to ``width``; when a change is wider, every
+        worker sends its payload again, sized to the widest (an encoding's rows do not depend
+        on its padding: int8's draws fill in order), and only that encoding's residual is kept."""
         ws = state["ws"]
         ch, dscal, width = taken(comm, state, keys, before, self.rule, width)
         if width == 0:
             return 0
-        k = keys.size
+        k, w = keys.size, width if room is None else min(room[0], width)
         feedback = self.codec.error_feedback
-        order, payload, left = rows.encode(self.codec, ch, self.coded, self.plain,
-                                           self.residual[keys] if feedback else None, self.step, comm.rank, width,
-                                           units=self.units)
+        sent = self._message(ch, keys, dscal, w, comm.rank)
+        parts = comm.allgather(sent[0])
+        sizes = [int(p[:8].view(np.float64)[0]) for p in parts]
+        if max(sizes) > w:  # a change wider than the room: everyone again, at the widest
+            w = max(sizes)
+            sent = self._message(ch, keys, dscal, w, comm.rank)
+            parts = comm.allgather(sent[0])
         if feedback:
-            self.residual[keys] = left
-        head = np.zeros(HEAD + width // 2 + 1)  # float64: rows, the scalars' change, then the keys as int32
-        head[:HEAD] = [k, dscal[0], dscal[1]]
-        head[HEAD:].view(np.int32)[:k] = keys[order]
-        parts = []
-        for part in comm.allgather(np.concatenate([head.view(np.uint8), payload])):
-            h = part[: head.nbytes].view(np.float64)
+            self.residual[keys] = sent[1]
+        if room is not None:
+            room[0] = max(sizes) + max(sizes) // 4 + 8
+        at = 8 * (HEAD + w // 2 + 1)
+        decoded = []
+        for part in parts:
+            h = part[:at].view(np.float64)
             m = int(h[0])
             pk = h[HEAD:].view(np.int32)[:m].astype(np.int64)
-            parts.append((pk, rows.decode(self.codec, part[head.nbytes :], m, 4, self.coded, self.plain, self.step,
-                                          width, self.units), h[1:3]))
-        widest = apply(state, parts, self.opts)
+            decoded.append((pk, rows.decode(self.codec, part[at:], m, 4, self.coded, self.plain, self.step, w,
+                                            self.units), h[1:3]))
+        widest = apply(state, decoded, self.opts)
         self.step += 1
-        hit = np.concatenate([pk for pk, _, _ in parts])
+        hit = np.concatenate([pk for pk, _, _ in decoded])
         ws[hit, G] = np.maximum(ws[hit, G], 0.0)
         return widest
+
+    def _message(self, ch, keys, dscal, w: int, rank: int) -> tuple:
+        """``(message, residual of the keys)`` of a worker's change for a ``w``-row merge: the
+        header (rows, the scalars' change, the keys as int32) and the payload; a change wider
+        than ``w`` sends its header only (its row count says so) and a payload of zeros."""
+        k = keys.size
+        head = np.zeros(HEAD + w // 2 + 1)  # float64: rows, the scalars' change, then the keys as int32
+        head[:HEAD] = [k, dscal[0], dscal[1]]
+        if k > w:
+            return np.concatenate([head.view(np.uint8), np.zeros(rows.nbytes(self.codec, w, len(self.coded),
+                                                                              len(self.plain)), np.uint8)]), None
+        order, payload, left = rows.encode(self.codec, ch, self.coded, self.plain,
+                                           self.residual[keys] if self.codec.error_feedback else None, self.step,
+                                           rank, w, units=self.units)
+        head[HEAD:].view(np.int32)[:k] = keys[order]
+        return np.concatenate([head.view(np.uint8), payload]), left
 
     def arrays(self) -> dict:
         """What a checkpoint keeps: the residuals and the merge count."""

@@ -86,9 +86,10 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
     coded = Coded(comm.codec, d, opts) if isinstance(comm, Compressed) and changes else None
     if coded is not None and resume is not None:
         coded.restore(resume)
-    room = [1 << 62]  # the plain merges' allgather rows (``_merge_changes``): the agreed width at first
-    merge = coded.merge if coded is not None else (lambda c, st, keys, before, width=None:  # noqa: E731
-                                                   _merge_changes(c, st, keys, before, opts, width, room))
+    room = [1 << 62]  # the merges' allgather rows (``_merge_changes``): the agreed width at first
+    merge = (lambda c, st, keys, before, width=None:  # noqa: E731
+             coded.merge(c, st, keys, before, width, room) if coded is not None
+             else _merge_changes(c, st, keys, before, opts, width, room))
     # local SGD on wide sparse rows in memory: the windows average what the workers touched (the epoch's last: all)
     solo = shared is None and not changes  # local SGD and average: each worker its own state, averaged
     sparse = (SparseAverage(comm, X, opts, _averaged(rule)) if distributed and sync_rows and solo
