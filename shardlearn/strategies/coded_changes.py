@@ -53,6 +53,16 @@ def taken(comm, state, keys, before, rule, width=None) -> tuple:
     return ch, dscal, width
 
 
+def next_room(sizes) -> int:
+    """The rows a merge's allgather carries after one whose changes had ``sizes`` rows: a quarter
+    above the widest (the same on every worker, which all saw the same sizes).
+
+    >>> next_room([2700, 2650])
+    3383
+    """
+    return max(sizes) + max(sizes) // 4 + 8
+
+
 def apply(state, parts, opts) -> int:
     """Every worker's change ``(keys, rows, scalars' change)`` of ``parts`` merged into
     ``state`` in order, each key first brought up to date with the penalty at the exchange's
@@ -108,7 +118,7 @@ class Coded:
         if feedback:
             self.residual[keys] = sent[1]
         if room is not None:
-            room[0] = max(sizes) + max(sizes) // 4 + 8
+            room[0] = next_room(sizes)
         at = 8 * (HEAD + w // 2 + 1)
         decoded = []
         for part in parts:

@@ -31,7 +31,7 @@ from shardlearn.comm.compressed import Compressed
 from shardlearn.core.errors import ConfigError
 from shardlearn.kernels import columns, delta, sgd as kernel
 from shardlearn.strategies.coded_average import CodedAverage
-from shardlearn.strategies.coded_changes import Coded, apply, taken
+from shardlearn.strategies.coded_changes import Coded, apply, next_room, taken
 from shardlearn.strategies.result import Result
 from shardlearn.strategies.sparse_average import SparseAverage
 from shardlearn.strategies.sgd import epoch_order
@@ -299,7 +299,7 @@ def _merge_changes(comm, state, keys, before, opts, width=None, room=None) -> in
         rest[: k - m, 1:] = ch[m:]
         got = [np.vstack([g, r[: n - cap]]) if n > cap else g for g, r, n in zip(got, comm.allgather(rest), sizes)]
     if room is not None:
-        room[0] = max(sizes) + max(sizes) // 4 + 8
+        room[0] = next_room(sizes)
     return apply(state, [(g[:, 0].astype(np.int64), g[:, 1:], p[0, 1:3]) for g, p in zip(got, parts)], opts)
 
 
