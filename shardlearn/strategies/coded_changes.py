@@ -106,7 +106,7 @@ class Coded:
         ch, dscal, width = taken(comm, state, keys, before, self.rule, width)
         if width == 0:
             return 0
-        k, w = keys.size, width if room is None else min(room[0], width)
+        w = width if room is None else min(room[0], width)
         feedback = self.codec.error_feedback
         sent = self._message(ch, keys, dscal, w, comm.rank)
         parts = comm.allgather(sent[0])
