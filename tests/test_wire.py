@@ -34,6 +34,13 @@ def test_each_rank_counts_what_its_connections_carried(a9a, strategy, extra):
         # each rank's seconds on its own clock: rank 1 may wait in its first collective for rank 0
         # to start, longer than rank 0's own step took
         assert all(0 < c < t for c, t in zip(s["comm_seconds_by_rank"], s["step_seconds_by_rank"])), s
+        # a rank's own work, what a slower rank makes the others wait for (the cost model's check
+        # subtracts it); the per-example kernel's is its step outside collectives (it was 0)
+        assert all(c > 0 for c in s["compute_seconds_by_rank"]), s
+        if cfg.per_example:
+            assert ("rows" in s) is False
+            for c, m, t in zip(s["compute_seconds_by_rank"], s["comm_seconds_by_rank"], s["step_seconds_by_rank"]):
+                assert c + m == pytest.approx(t, rel=1e-9)
         counted, measured = np.array(s["bytes_sent_by_rank"]), np.array(s["wire_bytes_sent_by_rank"])
         assert counted.min() > 0
         # gloo's framing and the loss allreduce's small messages add a little; nothing else talks

@@ -100,8 +100,9 @@ def _scatter(params, active, width):
 def _train_local_logged(model, X, y, sample_weight, cfg, n_outputs, state, epochs, callback, comm, progress, show,
                         report=None, active=None):
     cfg = cfg.for_model(model.name)
-    counter = RowCounter(model)
-    log = StepLog(comm, total=cfg.max_iter if epochs is None else epochs, counter=counter, show=show, sink=progress)
+    counter = RowCounter(model)  # the per-example kernel learns outside loss_and_grad: its steps are timed whole
+    log = StepLog(comm, total=cfg.max_iter if epochs is None else epochs, counter=None if cfg.per_example else counter,
+                  show=show, sink=progress, outside=cfg.per_example)
     try:
         ckpt, resume = checkpointer_for(counter.model, X, cfg, comm, log, report, active)
         params, n_iter, new_state = _train_local(counter.model, X, y, sample_weight, cfg, n_outputs, state, epochs,

@@ -51,8 +51,21 @@ class RowCounter:
 
 
 class StepLog:
-    def __init__(self, comm, total=None, counter: RowCounter | None = None, show=None, sink=None):
+    """``counter``: counts the rows and seconds of the model's ``loss_and_grad`` (full-batch and
+    mini-batch steps: ``rows``, ``compute_seconds``). ``outside``: the rank learns outside any
+    counted call (the per-example kernel): a step's ``compute_seconds`` is then its seconds
+    outside collectives, what a slower rank makes the others wait for, and no rows are counted.
+
+    >>> from shardlearn.comm import local
+    >>> log = StepLog(local(), show=False, outside=True)
+    >>> log.step(1, 0.5, examples=10); rec = log.records[0]
+    >>> "rows" in rec, rec["compute_seconds"] == rec["step_seconds"] - rec["comm_seconds"]
+    (False, True)
+    """
+
+    def __init__(self, comm, total=None, counter: RowCounter | None = None, show=None, sink=None, outside=False):
         self.comm, self.counter, self.sink, self.records = comm, counter, sink, []
+        self.outside = outside
         self.t0 = self.t_last = time.perf_counter()
         self.last_comm = comm.stats.snapshot() if comm is not None else None
         self.last_wire = tcp_bytes() if comm is not None and comm.size > 1 else None
@@ -84,6 +97,8 @@ class StepLog:
             rec["rows"] = self.counter.rows - self.last_rows
             rec["compute_seconds"] = self.counter.seconds - self.last_compute
             self.last_rows, self.last_compute = self.counter.rows, self.counter.seconds
+        elif self.outside:
+            rec["compute_seconds"] = max(rec["step_seconds"] - rec["comm_seconds"], 0.0)
         self.last_comm, self.t_last = snap, now
         self.records.append(rec)
         if self.sink is not None:
