@@ -13,6 +13,8 @@ Gropp 2005) whose constants are fitted to this machine's measurements
   and the allgather's;
 - parameter-server push or pull of n bytes split over s shards: ``alpha + n beta``, with the
   servers' links carrying ``p n / s`` bytes per round;
+- per-example ``bsp``'s merges: allgathers of a width each merge sizes, priced from the run's
+  calls and bytes (``merges``);
 - every other collective of a run (the metrics' ``calls`` less the full-width calls its bytes
   make: a loss, a count, a line search's flag, a gradient narrower than the full width) a
   small allreduce: its latency terms alone.
@@ -134,10 +136,27 @@ def small_calls(rec, big: float) -> float:
     return max(rec["calls_rank0"] - big * per_big - (1 if rec.get("setup_bytes_rank0") else 0), 0.0)
 
 
+def merges(c, rec, p) -> float:
+    """Transfer seconds of per-example ``bsp``'s collectives at ``p`` workers: its merges of the
+    touched coordinates' changes are allgathers of a width each merge sizes (``next_room``), so
+    every call is priced as an allgather from the measured run's counts, ``(p - 1) (alpha + n beta)``
+    with ``n`` the bytes a rank hands one call (rank 0's bytes over its calls and the ``q - 1``
+    others; at ``p = q``: ``calls (q - 1) alpha + bytes beta``). A worker merges every
+    ``batch_size`` of its own rows, so the calls fall as ``q / p``; a merge's payload, one worker's
+    rows' changes, stays."""
+    q = rec.get("workers", 4)
+    a, b = c["allgather"]
+    calls = float(rec["calls_rank0"])
+    n = rec["bytes_sent_rank0"] / max(calls, 1.0) / max(q - 1, 1)
+    return calls * q / p * (p - 1) * (a + n * b)
+
+
 def model_comm(c, rec, p, tree=False) -> float:
     """Transfer seconds of a run's collectives at ``p`` workers: its big calls (counted from the
     bytes rank 0 sent in the measured run, less the setup's agreements), its small ones (each a
-    latency: ``small_calls``) and the setup's allreduce."""
+    latency: ``small_calls``) and the setup's allreduce; per-example ``bsp``: ``merges``."""
+    if rec["strategy"] == "bsp":
+        return merges(c, rec, p)
     q = rec.get("workers", 4)  # the measured run's workers
     setup = rec.get("setup_bytes_rank0", 0.0)  # sent by the setup's allreduces: their payload is setup / ring share
     calls = full_calls(rec)
@@ -205,14 +224,14 @@ def main() -> None:
     for name in sorted(os.listdir(args.results)):
         if name.startswith("links") and name.endswith(".jsonl"):
             for r in map(json.loads, open(os.path.join(args.results, name))):
-                # per-example bsp merges changes of the rows' touched coordinates, allgathers of a width
-                # that varies per merge, asp's and bsp-server's pushes and pulls go by RPC, and plain
-                # local_sgd on D2's sparse rows averages the touched union (strategies/sparse_average.py:
-                # three collectives of varying widths a window): none is priced here
+                # asp's and bsp-server's pushes and pulls go by RPC, and plain local_sgd on D2's sparse
+                # rows averages the touched union (strategies/sparse_average.py: three collectives of
+                # varying widths a window): neither is priced here; per-example bsp's merges, allgathers
+                # of varying widths, are (``merges``), from runs that counted their calls
                 sparse_average = r["strategy"] == "local_sgd" and r["codec"] == "none" and r["dataset"] == "D2"
                 key = (r["dataset"], r["link"], r["strategy"], r["codec"], r.get("workers", 4))
                 counted = "calls_rank0" in r or "calls_rank0" not in reached.get(key, {})  # a run with calls first
-                by_rpc = r["strategy"] in ("bsp", "asp", "bsp-server")
+                by_rpc = r["strategy"] in ("asp", "bsp-server") or (r["strategy"] == "bsp" and "calls_rank0" not in r)
                 reached_target = r.get("target_seconds") is not None and "width" in r
                 if reached_target and not by_rpc and not sparse_average and counted:
                     reached[key] = r
@@ -241,7 +260,8 @@ def main() -> None:
         transfer = max(r["comm_seconds"] - wait, 1e-9)
         err = (m - transfer) / transfer
         errors.append((abs(err), transfer > 0.5, q))
-        called = f"{r['calls_rank0']} ({small_calls(r, full_calls(r)):.0f})" if "calls_rank0" in r else "-"
+        small = 0.0 if r["strategy"] == "bsp" else small_calls(r, full_calls(r)) if "calls_rank0" in r else None
+        called = f"{r['calls_rank0']} ({small:.0f})" if small is not None else "-"  # bsp: every merge priced whole
         lines.append(f"| {r['dataset']} | {r['link']} | {q} | {r['strategy']} | {r['codec']} | {called} | "
                      f"{r['comm_seconds']:.2f} | {wait:.2f} | {transfer:.2f} | {m:.2f} | {err:+.0%} |")
         compute = max(r["target_seconds"] - r["comm_seconds"], 0.0)
@@ -267,7 +287,7 @@ def main() -> None:
                       "evaluation's copies), not separated here."]
     lines += ["", "Extrapolated time to 1.01 x L* (seconds; compute and waiting scaled by 4/p, communication by "
               "the model; plain: ring or tree allreduce of float64; quantizers: two phases of chunk payloads; "
-              "sparsifiers: allgather of payloads):", "",
+              "sparsifiers: allgather of payloads; per-example bsp: its merges' allgathers, at any codec):", "",
               "| dataset | link | strategy | codec | " + " | ".join(f"{p} workers (ring / tree)" for p in WORKERS) + " |",
               "|---|---|---|---|" + "---|" * len(WORKERS)]
     d1 = [] if any(r["dataset"] == "D1" for r in runs) else d1_rows(args.engines, consts)  # measured D1 first
@@ -276,7 +296,8 @@ def main() -> None:
     for r in rows:
         keyed.setdefault((r["dataset"], r["link"], r["strategy"], r["codec"]), {})[r["workers"]] = r
     for (ds, link, strategy, codec), by in keyed.items():
-        cells = [f"{by[p]['ring']:.1f} / {by[p]['tree']:.1f}" if codec == "none" else f"{by[p]['ring']:.1f}"
+        cells = [f"{by[p]['ring']:.1f} / {by[p]['tree']:.1f}" if codec == "none" and strategy != "bsp"
+                 else f"{by[p]['ring']:.1f}"
                  for p in WORKERS]
         lines.append(f"| {ds} | {link} | {strategy} | {codec} | " + " | ".join(cells) + " |")
     machine = facts()

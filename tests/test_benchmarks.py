@@ -258,14 +258,28 @@ def test_cost_model_fits_the_probes_it_is_given_and_prices_what_it_extrapolates(
            "target_seconds": 10.0, "comm_seconds": 4.0, "bytes_sent_rank0": int(2 * 3 / 4 * 80_000 * 50),
            "calls_rank0": 57}
     by_rpc = dict(run, strategy="bsp-server", calls_rank0=3)  # its pushes and pulls go by RPC: not priced
-    (tmp_path / "links.jsonl").write_text(json.dumps(run) + "\n" + json.dumps(by_rpc) + "\n")
+    # per-example bsp: 1,000 merges, allgathers of 30 KB a rank each; priced from its calls and bytes
+    merged = dict(run, strategy="bsp", codec="int8", calls_rank0=1000, bytes_sent_rank0=1000 * 3 * 30_000,
+                  comm_seconds=3.0)
+    uncounted = dict(merged, codec="fp16")
+    del uncounted["calls_rank0"]  # from before calls were counted: not priced
+    (tmp_path / "links.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (run, by_rpc, merged, uncounted)))
     _run("cost_model.py", str(tmp_path), "--out", str(tmp_path), "--engines", "none", cwd=tmp_path)
     out = json.load(open(tmp_path / "cost_model.json"))
-    at64 = next(r for r in out["extrapolated"] if r["workers"] == 64)
+    at64 = next(r for r in out["extrapolated"] if r["workers"] == 64 and r["strategy"] == "lbfgs")
     expected = (10.0 - 4.0) * 4 / 64 + 50 * cost_model.allreduce(c, 64, 80_000) + 7 * cost_model.allreduce(c, 64, 16)
     assert abs(at64["ring"] - expected) < 1e-9
-    assert "| D2 | slow | 4 | lbfgs | none | 57 (7) | 4.00 |" in (tmp_path / "cost_model.md").read_text()
-    assert "bsp-server" not in (tmp_path / "cost_model.md").read_text()
+    table = (tmp_path / "cost_model.md").read_text()
+    assert "| D2 | slow | 4 | lbfgs | none | 57 (7) | 4.00 |" in table
+    assert "bsp-server" not in table and "fp16" not in table
+    # at the measured 4 workers: every call an allgather's latencies, every byte at its bandwidth
+    assert cost_model.merges(c, merged, 4) == pytest.approx(1000 * 3 * alpha + 1000 * 3 * 30_000 * beta, rel=1e-6)
+    assert f"| D2 | slow | 4 | bsp | int8 | 1000 (0) | 3.00 | 0.00 | 3.00 | {1000 * 3 * (alpha + 30_000 * beta):.2f} |" \
+        in table
+    bsp64 = next(r for r in out["extrapolated"] if r["workers"] == 64 and r["strategy"] == "bsp")
+    # a worker's merges fall as 4/64 (each merges its own rows), each an allgather over 63 others
+    assert bsp64["ring"] == pytest.approx((10.0 - 3.0) * 4 / 64 + 1000 * 4 / 64 * 63 * (alpha + 30_000 * beta),
+                                          rel=1e-6)
 
 
 def test_links_table_shows_received_wire_bytes_and_the_server_plan_only_when_named():
