@@ -142,13 +142,17 @@ def merges(c, rec, p) -> float:
     every call is priced as an allgather from the measured run's counts, ``(p - 1) (alpha + n beta)``
     with ``n`` the bytes a rank hands one call (rank 0's bytes over its calls and the ``q - 1``
     others; at ``p = q``: ``calls (q - 1) alpha + bytes beta``). A worker merges every
-    ``batch_size`` of its own rows, so the calls fall as ``q / p``; a merge's payload, one worker's
-    rows' changes, stays."""
+    ``step_rows`` of its own rows (a batch over ``p - 1`` beyond 2 workers, ``TrainConfig``'s
+    rule), so at ``p`` its calls scale by its rows (``q / p``) over the rows of a merge, and a
+    merge's payload with those rows (linearly: an upper bound where rows share columns)."""
+    from shardlearn.runtime.config import TrainConfig
+
     q = rec.get("workers", 4)
     a, b = c["allgather"]
-    calls = float(rec["calls_rank0"])
-    n = rec["bytes_sent_rank0"] / max(calls, 1.0) / max(q - 1, 1)
-    return calls * q / p * (p - 1) * (a + n * b)
+    per_merge = {k: TrainConfig(strategy="bsp").step_rows(workers=k) for k in (p, q)}
+    calls = float(rec["calls_rank0"]) * q / p * per_merge[q] / per_merge[p]
+    n = rec["bytes_sent_rank0"] / max(float(rec["calls_rank0"]), 1.0) / max(q - 1, 1) * per_merge[p] / per_merge[q]
+    return calls * (p - 1) * (a + n * b)
 
 
 def model_comm(c, rec, p, tree=False) -> float:

@@ -277,9 +277,10 @@ def test_cost_model_fits_the_probes_it_is_given_and_prices_what_it_extrapolates(
     assert f"| D2 | slow | 4 | bsp | int8 | 1000 (0) | 3.00 | 0.00 | 3.00 | {1000 * 3 * (alpha + 30_000 * beta):.2f} |" \
         in table
     bsp64 = next(r for r in out["extrapolated"] if r["workers"] == 64 and r["strategy"] == "bsp")
-    # a worker's merges fall as 4/64 (each merges its own rows), each an allgather over 63 others
-    assert bsp64["ring"] == pytest.approx((10.0 - 3.0) * 4 / 64 + 1000 * 4 / 64 * 63 * (alpha + 30_000 * beta),
-                                          rel=1e-6)
+    # at 64 a worker has 4/64 of the rows and merges every 4 of them (256 // 63), not 85 (256 // 3):
+    # 1000 * 4/64 * 85/4 merges, each an allgather of 4/85 the payload over 63 others
+    calls, payload = 1000 * 4 / 64 * 85 / 4, 30_000 * 4 / 85
+    assert bsp64["ring"] == pytest.approx((10.0 - 3.0) * 4 / 64 + calls * 63 * (alpha + payload * beta), rel=1e-6)
 
 
 def test_links_table_shows_received_wire_bytes_and_the_server_plan_only_when_named():
