@@ -13,7 +13,11 @@ Strategies: ``bsp`` with AdaGrad mini-batches and per-example ``local_sgd`` (eve
     python benchmarks/bench_compression.py --datasets D2 --rows 2000000 --workers 2 \
         --strategies "local_sgd per example" --out benchmarks/results/compression-d2-2m
 
-D2's mini-batch ``bsp`` (a dense 4M-wide gradient a step) runs only when ``--strategies`` names it.
+D2's mini-batch ``bsp`` (a dense 4M-wide gradient a step) runs only when ``--strategies`` names it;
+``--codecs`` replaces the codecs swept (``none`` first), e.g. ``sign`` composed with a sparsifier:
+
+    python benchmarks/bench_compression.py --datasets D2 --strategies "bsp adagrad" \
+        --codecs none sign topk:0.005+sign topk:0.01+sign topk:0.01+int8 --out benchmarks/results/compression-d2-sign
 """
 from __future__ import annotations
 
@@ -96,6 +100,8 @@ def main() -> None:
     ap.add_argument("--render", action="store_true", help="only redraw OUT/compression.md from its .jsonl")
     ap.add_argument("--strategies", nargs="+", default=None, help="only these strategy labels (e.g. 'lbfgs')")
     ap.add_argument("--datasets", nargs="+", default=None, help="only these of a9a, D1, D2")
+    ap.add_argument("--codecs", nargs="+", default=None,
+                    help="these codecs instead of each strategy's list (none first: the others' reference)")
     args = ap.parse_args()
     if args.render:
         return redraw(os.path.join(args.out, "compression.jsonl"), args.rows)
@@ -113,6 +119,7 @@ def main() -> None:
         lstar = log_loss(yt, best.predict_proba(Xt)[:, 1])
         print(f"{name}: {X.shape[0]:,} x {X.shape[1]:,}, L* {lstar:.5f}", flush=True)
         for label, kw, specs in runs(name, args.strategies):
+            specs = args.codecs or specs
             for workers in [int(w) for w in args.workers.split(",")]:
                 # the worker group started (and its imports done) before any timed fit
                 shardlearn.LogisticRegression(alpha=alpha, workers=workers, **kw).fit(X[:2000], y[:2000])
