@@ -56,13 +56,16 @@ def chosen(only) -> list:
 
 
 def waited(steps: list) -> float:
-    """Seconds rank 0 spent in collectives waiting for a slower rank's compute: over the steps,
-    the slowest rank's compute seconds less rank 0's (the rest of its communication seconds
-    is transfer)."""
+    """Seconds rank 0 spent in collectives waiting for a slower rank: per call where every rank
+    timed its calls (rank 0's communication seconds less ``transfer_seconds``, each call's
+    shortest duration over the ranks: ``runtime/progress.by_rank``), else per step, the slowest
+    rank's compute seconds less rank 0's (the rest of its communication seconds is transfer)."""
     out = 0.0
     for s in steps:
         theirs = [c for c in s.get("compute_seconds_by_rank") or [] if c is not None]
-        if theirs:
+        if "transfer_seconds" in s:
+            out += max(s["comm_seconds"] - s["transfer_seconds"], 0.0)
+        elif theirs:
             out += max(max(theirs) - s["compute_seconds"], 0.0)
     return out
 
@@ -191,6 +194,7 @@ def main() -> None:
                                            calls_rank0=sum(s.get("calls", 0) for s in steps),
                                            comm_seconds=sum(s["comm_seconds"] for s in steps),
                                            wait_seconds=waited(steps),
+                                           wait_per_call=all("transfer_seconds" in s for s in steps),
                                            compute_seconds=sum(s.get("compute_seconds", 0.0) for s in steps),
                                            width=int(width))
                                 print(f"  {link} {plan} {codec} {flag} {b}: {secs:.1f} s, {ratio:.5f} x L*, "
@@ -221,7 +225,8 @@ def render(rows: list, machine: dict, d2_rows: int, d1_rows: int, hosts: int = 4
              "active columns and scaling included). Bytes: sent by rank 0 over that fit, as its collectives "
              "counted them and as its TCP connections carried them (TCP_INFO), and what they received (a dash: "
              "not recorded by that run). Communication seconds: rank 0's time in collectives, of which waiting: "
-             "the slowest rank's compute less rank 0's, summed over steps. "
+             "its seconds in them less each call's shortest duration over the ranks (runs since 2026-12-06; "
+             "before: the slowest rank's compute less rank 0's, summed over steps). "
              f"One run each; this machine has 2 cores for the {hosts} hosts"
              + (", so each host's compute runs at about half speed." if hosts > 2 else "."),
              f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores.", "",

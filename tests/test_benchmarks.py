@@ -263,18 +263,21 @@ def test_cost_model_fits_the_probes_it_is_given_and_prices_what_it_extrapolates(
                   comm_seconds=3.0)
     uncounted = dict(merged, codec="fp16")
     del uncounted["calls_rank0"]  # from before calls were counted: not priced
-    (tmp_path / "links.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (run, by_rpc, merged, uncounted)))
+    # the same configuration again, its waiting taken per call: chosen over the per-step one, whatever the order
+    per_call = dict(run, wait_seconds=1.5, wait_per_call=True)
+    (tmp_path / "links.jsonl").write_text("".join(json.dumps(r) + "\n"
+                                                  for r in (per_call, run, by_rpc, merged, uncounted)))
     _run("cost_model.py", str(tmp_path), "--out", str(tmp_path), "--engines", "none", cwd=tmp_path)
     out = json.load(open(tmp_path / "cost_model.json"))
     at64 = next(r for r in out["extrapolated"] if r["workers"] == 64 and r["strategy"] == "lbfgs")
-    expected = (10.0 - 4.0) * 4 / 64 + 50 * cost_model.allreduce(c, 64, 80_000) + 7 * cost_model.allreduce(c, 64, 16)
+    expected = (10.0 - 4.0 + 1.5) * 4 / 64 + 50 * cost_model.allreduce(c, 64, 80_000) + 7 * cost_model.allreduce(c, 64, 16)
     assert abs(at64["ring"] - expected) < 1e-9
     table = (tmp_path / "cost_model.md").read_text()
-    assert "| D2 | slow | 4 | lbfgs | none | 57 (7) | 4.00 |" in table
+    assert "| D2 | slow | 4 | lbfgs | none | 57 (7) | 4.00 | 1.50 | call | 2.50 |" in table
     assert "bsp-server" not in table and "fp16" not in table
     # at the measured 4 workers: every call an allgather's latencies, every byte at its bandwidth
     assert cost_model.merges(c, merged, 4) == pytest.approx(1000 * 3 * alpha + 1000 * 3 * 30_000 * beta, rel=1e-6)
-    assert f"| D2 | slow | 4 | bsp | int8 | 1000 (0) | 3.00 | 0.00 | 3.00 | {1000 * 3 * (alpha + 30_000 * beta):.2f} |" \
+    assert f"| D2 | slow | 4 | bsp | int8 | 1000 (0) | 3.00 | 0.00 | step | 3.00 | {1000 * 3 * (alpha + 30_000 * beta):.2f} |" \
         in table
     bsp64 = next(r for r in out["extrapolated"] if r["workers"] == 64 and r["strategy"] == "bsp")
     # at 64 a worker has 4/64 of the rows and merges every 4 of them (256 // 63), not 85 (256 // 3):
@@ -301,6 +304,10 @@ def test_links_table_shows_received_wire_bytes_and_the_server_plan_only_when_nam
     assert bench_links.chosen(None) == ["lbfgs", "local_sgd", "bsp", "asp"]
     assert bench_links.chosen(["D2", "bsp-server"]) == ["bsp-server"]
     assert bench_links.PLANS["bsp-server"][0] == ["--strategy", "bsp", "--servers", "1"]
+    # waiting: per call where the run timed every rank's calls, else the per-step compute difference
+    per_step = {"comm_seconds": 0.5, "compute_seconds": 1.0, "compute_seconds_by_rank": [1.0, 1.25]}
+    assert bench_links.waited([per_step]) == pytest.approx(0.25)
+    assert bench_links.waited([dict(per_step, transfer_seconds=0.125), per_step]) == pytest.approx(0.375 + 0.25)
 
 
 @pytest.mark.skipif(not os.path.exists(MUSHROOMS), reason="the real mushrooms data (../shared/data) is not here")

@@ -37,6 +37,8 @@ def test_each_rank_counts_what_its_connections_carried(a9a, strategy, extra):
         # a rank's own work, what a slower rank makes the others wait for (the cost model's check
         # subtracts it); the per-example kernel's is its step outside collectives (it was 0)
         assert all(c > 0 for c in s["compute_seconds_by_rank"]), s
+        # every rank timed the same calls: each call's shortest duration over the ranks, summed
+        assert 0 < s["transfer_seconds"] <= min(s["comm_seconds_by_rank"]) + 1e-9, s
         if cfg.per_example:
             assert ("rows" in s) is False
             for c, m, t in zip(s["compute_seconds_by_rank"], s["comm_seconds_by_rank"], s["step_seconds_by_rank"]):

@@ -19,13 +19,18 @@ import numpy as np
 
 @dataclass
 class CommStats:
-    """Running totals; ``snapshot()`` and differences give per-step figures."""
+    """Running totals; ``snapshot()`` and differences give per-step figures. ``durations``:
+    each call's seconds in order, kept only while a list is set there (a ``StepLog`` sets one
+    and takes its step's calls at every step) and dropped (None) past ``MAX_DURATIONS`` calls."""
+
+    MAX_DURATIONS = 1 << 20
 
     calls: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
     seconds: float = 0.0
     by_op: dict = field(default_factory=dict)
+    durations: list | None = None
 
     def add(self, op: str, sent: int, received: int, seconds: float) -> None:
         self.calls += 1
@@ -33,6 +38,10 @@ class CommStats:
         self.bytes_received += received
         self.seconds += seconds
         self.by_op[op] = self.by_op.get(op, 0) + 1
+        if self.durations is not None:
+            self.durations.append(seconds)
+            if len(self.durations) > self.MAX_DURATIONS:  # nobody is taking them: stop keeping them
+                self.durations = None
 
     def snapshot(self) -> dict:
         return {"calls": self.calls, "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received,

@@ -69,6 +69,8 @@ class StepLog:
         self.t0 = self.t_last = time.perf_counter()
         self.last_comm = comm.stats.snapshot() if comm is not None else None
         self.last_wire = tcp_bytes() if comm is not None and comm.size > 1 else None
+        if comm is not None and comm.size > 1:  # each call's seconds, for the per-call wait (``by_rank``)
+            comm.stats.durations = []
         self.last_rows, self.last_compute = 0, 0.0
         self.bar = None
         if show is not False:
@@ -99,10 +101,13 @@ class StepLog:
             self.last_rows, self.last_compute = self.counter.rows, self.counter.seconds
         elif self.outside:
             rec["compute_seconds"] = max(rec["step_seconds"] - rec["comm_seconds"], 0.0)
+        if self.comm is not None and self.comm.size > 1 and self.comm.stats.durations is not None:
+            rec["call_seconds"] = list(self.comm.stats.durations)  # this step's calls, in order
+            self.comm.stats.durations.clear()
         self.last_comm, self.t_last = snap, now
         self.records.append(rec)
         if self.sink is not None:
-            self.sink(rec)
+            self.sink({k: v for k, v in rec.items() if k != "call_seconds"})
         self.show(rec)
 
     def show(self, rec) -> None:
@@ -123,13 +128,30 @@ def by_rank(steps_of: list[list[dict]]) -> list[dict]:
     and its seconds (``step_seconds_by_rank``, ``compute_seconds_by_rank``, ``comm_seconds_by_rank``:
     each on the rank's own clock; a rank's communication seconds include waiting for a slower
     one's compute, so compare them with its own step seconds, not rank 0's): lists by rank, None for
-    a rank that logged no such step (a parameter-server shard: its bytes are not per step)."""
+    a rank that logged no such step (a parameter-server shard: its bytes are not per step).
+
+    ``transfer_seconds``: the step's collectives without the waiting, where every rank timed
+    the same calls (``call_seconds``, which the output leaves out): each call's shortest
+    duration over the ranks, summed. The rank that reached a collective last waited for
+    nobody, so its duration is the call's transfer; a step's slowest rank can change from one
+    call to the next, which a per-step difference of compute seconds cannot see.
+
+    >>> by_rank([[{"step": 1, "comm_seconds": 0.52, "call_seconds": [0.5, 0.02]}],
+    ...          [{"step": 1, "comm_seconds": 0.34, "call_seconds": [0.01, 0.33]}]])[0]["transfer_seconds"]
+    0.03
+    """
     index = [{r["step"]: r for r in steps} for steps in steps_of]
     out = []
     for rec in steps_of[0]:
         theirs = [ix.get(rec["step"]) for ix in index]
-        out.append(dict(rec, **{f"{k}_by_rank": [None if t is None else t.get(k) for t in theirs]
-                                for k in BYTES + SECONDS if k in rec}))
+        row = dict(rec, **{f"{k}_by_rank": [None if t is None else t.get(k) for t in theirs]
+                           for k in BYTES + SECONDS if k in rec})
+        row.pop("call_seconds", None)
+        calls = [None if t is None else t.get("call_seconds") for t in theirs]
+        if len(calls) > 1 and all(c is not None for c in calls) and len({len(c) for c in calls}) == 1:
+            row["transfer_seconds"] = round(float(np.min(np.array(calls, dtype=np.float64), axis=0).sum()), 9) \
+                if calls[0] else 0.0
+        out.append(row)
     return out
 
 
@@ -138,12 +160,25 @@ def gathered(comm, steps: list[dict]) -> list[list[dict]]:
     collective: all ranks call it, once, at the end of a run); this rank's own records come
     back whole."""
     keys = BYTES + SECONDS
-    mine = np.array([[r["step"]] + [r.get(k, 0) for k in keys] for r in steps],
-                    dtype=np.float64).reshape(-1, 1 + len(keys))
-    lengths = [int(n[0]) for n in comm.allgather(np.array([float(len(mine))]))]
-    padded = np.zeros((max(lengths), mine.shape[1]))
+    # a row a step: its number, its figures, and how many call durations it timed (-1: none)
+    mine = np.array([[r["step"]] + [r.get(k, 0) for k in keys] + [len(r.get("call_seconds", ())) if "call_seconds" in r
+                                                                  else -1] for r in steps],
+                    dtype=np.float64).reshape(-1, 2 + len(keys))
+    calls = np.array([c for r in steps for c in r.get("call_seconds", ())], dtype=np.float64)
+    lengths = [(int(n[0]), int(n[1])) for n in comm.allgather(np.array([float(len(mine)), float(len(calls))]))]
+    padded = np.zeros((max(n for n, _ in lengths), mine.shape[1]))
     padded[:len(mine)] = mine
-    out = [[dict(step=int(row[0]), **{k: int(v) if k in BYTES else float(v) for k, v in zip(keys, row[1:])})
-            for row in rows[:n]] for rows, n in zip(comm.allgather(padded), lengths)]
+    timed = np.zeros(max(1, *(m for _, m in lengths)))  # gloo gathers no empty buffers
+    timed[:len(calls)] = calls
+    out = []
+    for rows, flat, (n, _) in zip(comm.allgather(padded), comm.allgather(timed), lengths):
+        recs, at = [], 0
+        for row in rows[:n]:
+            rec = dict(step=int(row[0]), **{k: int(v) if k in BYTES else float(v) for k, v in zip(keys, row[1:-1])})
+            if row[-1] >= 0:
+                rec["call_seconds"] = flat[at:at + int(row[-1])].tolist()
+                at += int(row[-1])
+            recs.append(rec)
+        out.append(recs)
     out[comm.rank] = steps
     return out
