@@ -12,6 +12,13 @@ machine and hands tensors between them by cross-memory attach, past the sockets.
 their own boot ids the hosts' RPC traffic crosses their (shaped) links, as it would
 between machines.
 
+Each host's processes get their share of this machine's cores as ``OMP_NUM_THREADS``
+(unless the caller's environment sets it): with more BLAS threads than cores, OpenBLAS's
+idle threads spin (about 2^28 cycles, ~0.1 s, after each parallel call) on the cores the
+other hosts' collectives need. Four hosts of 2 threads each on 2 cores made each of a9a's
+1 KB lbfgs allreduces take 30-130 ms on every rank and a 40-iteration fit 2.6 s; with a
+thread each, 3-15 ms and 0.38 s (``docs/gotchas.md``).
+
     with Hosts(4, rate="100mbit") as h:
         codes, logs = h.torchrun(["-m", "shardlearn", "train", "d.csv", "--out", "m"], port=29500, timeout=300)
 """
@@ -51,6 +58,15 @@ def _end(p: subprocess.Popen) -> None:
 
 class HostsUnavailable(RuntimeError):
     """Namespaces cannot be made here (not root, no ``ip``, or a kernel without them)."""
+
+
+def share(processes: int) -> int:
+    """Threads each of ``processes`` processes gets of the cores this process may run on.
+
+    >>> share(1) == len(os.sched_getaffinity(0)) and share(10**6) == 1
+    True
+    """
+    return max(1, len(os.sched_getaffinity(0)) // processes)
 
 
 def _ip(*args, check=True):
@@ -125,6 +141,8 @@ class Hosts:
                 return ours
             return ["sh", "-c", 'mount -t tmpfs tmpfs "$0" && exec "$@"', own_dir, *ours]
 
+        env = dict(os.environ if env is None else env)
+        env.setdefault("OMP_NUM_THREADS", str(share(self.n * nproc)))
         procs = [self.start(i, argv(i), env=env, stdout=logs[i], stderr=subprocess.STDOUT) for i in range(self.n)]
         end = time.monotonic() + timeout
         while time.monotonic() < end and any(p.poll() is None for p in procs):
