@@ -291,14 +291,16 @@ def main() -> None:
                       "measured transfer is over 0.5 s: "
                       + (f"median {np.median(big):.0%}, largest {max(big):.0%}." if big else "none.")]
     if errors:
-        lines += ["", "The waiting is estimated per step (an lbfgs iteration holds several collectives), and with "
-                      "four hosts on two cores a message waits for its receiver to be scheduled while the others "
-                      "compute, so a hop costs a scheduler's turn rather than the probe's latency (the probe's "
-                      "ranks sit idle in the collective): both blur the small transfers. Two hosts, one a core, "
-                      "wait less (a9a's lbfgs: 11 collectives took 0.38 s of transfer on 4 hosts, 0.07-0.08 s on 2), "
-                      "yet their small calls still take 3-4x the probe's latency: per-call work the probe, "
-                      "calling gloo back to back, does not pay (the collective's Python wrapper, the loss "
-                      "evaluation's copies), not separated here."]
+        lines += ["", "Runs marked `call` (2026-12-06) took each collective's wait off per call and gave every "
+                      "host one BLAS thread, its share of the 2 cores (`benchmarks/hosts.py`). Runs marked `step` "
+                      "are older: waiting estimated per step (an lbfgs iteration holds several collectives, and "
+                      "the rank that waits can change from one to the next), and two OpenBLAS threads a host, "
+                      "whose idle spinning slowed every collective of the 4-host runs (a9a's 1 KB allreduces took "
+                      "30-130 ms on every rank, 3-15 ms with a thread each; `docs/gotchas.md`): the small "
+                      "exchanges of a9a's and D1's lbfgs were 58-88% below the model then. Where a run's transfer "
+                      "is tens of milliseconds (a9a and D1: 6-29 calls), what is left is a few milliseconds a "
+                      "call either way: a host's turn on the 2 cores, which the probe's ranks, calling gloo back "
+                      "to back and idle otherwise, do not wait for."]
     lines += ["", "Extrapolated time to 1.01 x L* (seconds; compute and waiting scaled by 4/p, communication by "
               "the model; plain: ring or tree allreduce of float64; quantizers: two phases of chunk payloads; "
               "sparsifiers: allgather of payloads; per-example bsp: its merges' allgathers, at any codec):", "",
