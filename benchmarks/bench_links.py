@@ -140,13 +140,17 @@ def main() -> None:
         sets.append(("D1", parquet(folder, "d1", X1, y1), X1t, y1t, 1e-6, ["--label", "target"]))
         refs = {"D2": (X, y), "a9a": (Xa, (ya > 0).astype(int)), "D1": (X1, y1)}
         # the compiled kernels built (numba caches them next to their source, for the hosts' processes too)
-        # before any timed run, so no codec's first run pays the compilation: on 2 workers, since what
-        # only a group runs (the sparse average's column marks, the dense rows' changes) is compiled
-        # there alone; one worker left D1's first local_sgd run 15 s of compiling
+        # before any timed run, so no codec's first run pays the compilation: by the same command on 2 local
+        # workers over a small file of each format, since what only a group runs (the sparse average's
+        # column marks) is compiled there alone and rows read from Parquet are typed apart from in-memory
+        # ones (an in-memory warm-up on one worker left D1's first local_sgd run 14 s of compiling)
+        small = [(write(folder, "a9a-warm", Xa[:2000], ya[:2000]), []),
+                 (parquet(folder, "d1-warm", X1[:2000], y1[:2000]), ["--label", "target"])]
         for plan in ("lbfgs", "local_sgd", "bsp", "asp"):  # sparse rows (a9a, D2) and dense ones (D1): two kernels each
-            for Xw, yw in ((Xa[:2000], ya[:2000] > 0), (X1[:2000], y1[:2000])):
-                shardlearn.LogisticRegression(solver="sgd" if plan != "lbfgs" else "lbfgs", strategy=plan, max_iter=1,
-                                              workers=2).fit(Xw, yw)
+            for warm, read in small:
+                subprocess.run([sys.executable, "-m", "shardlearn", "train", warm, *PLANS[plan][0], "--max-iter", "1",
+                                "--workers", "2", "--out", os.path.join(folder, "warm"), *read], check=True,
+                               capture_output=True)
         for name, path, Xt_, yt_, alpha, read in sets:
             if only is not None and name != only[0]:
                 continue
