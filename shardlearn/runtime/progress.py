@@ -164,7 +164,8 @@ def gathered(comm, steps: list[dict]) -> list[list[dict]]:
     mine = np.array([[r["step"]] + [r.get(k, 0) for k in keys] + [len(r.get("call_seconds", ())) if "call_seconds" in r
                                                                   else -1] for r in steps],
                     dtype=np.float64).reshape(-1, 2 + len(keys))
-    calls = np.array([c for r in steps for c in r.get("call_seconds", ())], dtype=np.float64)
+    calls = np.concatenate([np.zeros(0)] + [np.asarray(r["call_seconds"], dtype=np.float64) for r in steps
+                                            if "call_seconds" in r])
     lengths = [(int(n[0]), int(n[1])) for n in comm.allgather(np.array([float(len(mine)), float(len(calls))]))]
     padded = np.zeros((max(n for n, _ in lengths), mine.shape[1]))
     padded[:len(mine)] = mine
