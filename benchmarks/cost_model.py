@@ -300,7 +300,11 @@ def main() -> None:
                       "exchanges of a9a's and D1's lbfgs were 58-88% below the model then. Where a run's transfer "
                       "is tens of milliseconds (a9a and D1: 6-29 calls), what is left is a few milliseconds a "
                       "call either way: a host's turn on the 2 cores, which the probe's ranks, calling gloo back "
-                      "to back and idle otherwise, do not wait for."]
+                      "to back and idle otherwise, do not wait for. At the large end the per-call estimate is a "
+                      "lower bound: the ranks that came first have already sent into their peers' socket buffers "
+                      "while the last one computed, so its duration misses that part of the transfer (D2's "
+                      "`local_sgd` with `int8`, 413 calls and 159 MB sent by rank 0 at 100 Mbit/s: 9.0 s, under "
+                      "the 12.7 s its bytes need at the link's 12.5 MB/s; the model's +95% there is mostly that)."]
     lines += ["", "Extrapolated time to 1.01 x L* (seconds; compute and waiting scaled by 4/p, communication by "
               "the model; plain: ring or tree allreduce of float64; quantizers: two phases of chunk payloads; "
               "sparsifiers: allgather of payloads; per-example bsp: its merges' allgathers, at any codec):", "",
