@@ -7,6 +7,7 @@ import multiprocessing as mp
 import time
 
 import numpy as np
+
 from shardlearn.runtime import launch
 
 LATE = 0.4  # seconds a rank arrives late at one collective

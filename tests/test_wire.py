@@ -40,7 +40,7 @@ def test_each_rank_counts_what_its_connections_carried(a9a, strategy, extra):
         # every rank timed the same calls: each call's shortest duration over the ranks, summed
         assert 0 < s["transfer_seconds"] <= min(s["comm_seconds_by_rank"]) + 1e-9, s
         if cfg.per_example:
-            assert ("rows" in s) is False
+            assert "rows" not in s, s
             for c, m, t in zip(s["compute_seconds_by_rank"], s["comm_seconds_by_rank"], s["step_seconds_by_rank"]):
                 assert c + m == pytest.approx(t, rel=1e-9)
         counted, measured = np.array(s["bytes_sent_by_rank"]), np.array(s["wire_bytes_sent_by_rank"])
