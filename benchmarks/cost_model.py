@@ -296,7 +296,7 @@ def main() -> None:
                       "are older: waiting estimated per step (an lbfgs iteration holds several collectives, and "
                       "the rank that waits can change from one to the next), and two OpenBLAS threads a host, "
                       "whose idle spinning slowed every collective of the 4-host runs (a9a's 1 KB allreduces took "
-                      "30-130 ms on every rank, 3-15 ms with a thread each; `docs/gotchas.md`): the small "
+                      "a median 82 ms on every rank, 8.7 ms with a thread each: `call_times.py`): the small "
                       "exchanges of a9a's and D1's lbfgs were 58-88% below the model then. Where a run's transfer "
                       "is tens of milliseconds (a9a and D1: 6-29 calls), what is left is a few milliseconds a "
                       "call either way: a host's turn on the 2 cores, which the probe's ranks, calling gloo back "

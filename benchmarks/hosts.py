@@ -16,8 +16,8 @@ Each host's processes get their share of this machine's cores as ``OMP_NUM_THREA
 (unless the caller's environment sets it): with more BLAS threads than cores, OpenBLAS's
 idle threads spin (about 2^28 cycles, ~0.1 s, after each parallel call) on the cores the
 other hosts' collectives need. Four hosts of 2 threads each on 2 cores made each of a9a's
-1 KB lbfgs allreduces take 30-130 ms on every rank and a 40-iteration fit 2.6 s; with a
-thread each, 3-15 ms and 0.38 s (``docs/gotchas.md``).
+1 KB lbfgs allreduces take 82 ms on a rank (median) and a 40-iteration fit 3.5 s; with a
+thread each, 8.7 ms and 0.44 s (``benchmarks/call_times.py``, ``docs/gotchas.md``).
 
     with Hosts(4, rate="100mbit") as h:
         codes, logs = h.torchrun(["-m", "shardlearn", "train", "d.csv", "--out", "m"], port=29500, timeout=300)

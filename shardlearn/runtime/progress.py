@@ -149,8 +149,7 @@ def by_rank(steps_of: list[list[dict]]) -> list[dict]:
         row.pop("call_seconds", None)
         calls = [None if t is None else t.get("call_seconds") for t in theirs]
         if len(calls) > 1 and all(c is not None for c in calls) and len({len(c) for c in calls}) == 1:
-            row["transfer_seconds"] = round(float(np.min(np.array(calls, dtype=np.float64), axis=0).sum()), 9) \
-                if calls[0] else 0.0
+            row["transfer_seconds"] = float(np.min(np.array(calls, dtype=np.float64), axis=0).sum()) if calls[0] else 0.0
         out.append(row)
     return out
 
@@ -161,8 +160,8 @@ def gathered(comm, steps: list[dict]) -> list[list[dict]]:
     back whole."""
     keys = BYTES + SECONDS
     # a row a step: its number, its figures, and how many call durations it timed (-1: none)
-    mine = np.array([[r["step"]] + [r.get(k, 0) for k in keys] + [len(r.get("call_seconds", ())) if "call_seconds" in r
-                                                                  else -1] for r in steps],
+    mine = np.array([[r["step"]] + [r.get(k, 0) for k in keys] + [len(r["call_seconds"]) if "call_seconds" in r else -1]
+                     for r in steps],
                     dtype=np.float64).reshape(-1, 2 + len(keys))
     calls = np.concatenate([np.zeros(0)] + [np.asarray(r["call_seconds"], dtype=np.float64) for r in steps
                                             if "call_seconds" in r])
