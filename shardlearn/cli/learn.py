@@ -16,7 +16,7 @@ from shardlearn.core.errors import ConfigError
 
 def run(args) -> None:
     from shardlearn.online.estimators import OnlineLinearRegression, OnlineLogisticRegression
-    from shardlearn.online.formats import NEEDS_LABEL
+    from shardlearn.online import NEEDS_LABEL
     from shardlearn.online.learn import learn
 
     opts = dict(hash_bits=args.hash_bits, rule=args.rule, learning_rate=args.learning_rate, l1=args.l1, l2=args.l2,

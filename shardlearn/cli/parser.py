@@ -111,7 +111,7 @@ def build() -> argparse.ArgumentParser:
 
 
 def _learn(t):
-    from shardlearn.online.formats import FORMATS as STREAM_FORMATS
+    from shardlearn.online import FORMATS as STREAM_FORMATS
     from shardlearn.runtime.config import PER_EXAMPLE_RULES
 
     t.add_argument("source", help="a file of examples, one per line, '-' for standard input, a Redis stream "

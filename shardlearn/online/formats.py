@@ -35,10 +35,8 @@ import scipy.sparse as sp
 from shardlearn.core.errors import DataError
 from shardlearn.data import csvlines, jsonlines, libsvm, vwtext
 from shardlearn.data.interactions import expand as interactions_expand
-from shardlearn.online import features, fields
+from shardlearn.online import FORMATS, NEEDS_LABEL, features, fields
 
-FORMATS = ("vw", "libsvm", "jsonl", "csv")
-NEEDS_LABEL = ("jsonl", "csv")  # formats whose label is a named field
 
 
 class Block(NamedTuple):

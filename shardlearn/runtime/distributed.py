@@ -10,7 +10,7 @@ import time
 import warnings
 
 from shardlearn.core.errors import rebuild
-from shardlearn.runtime import group, launch, ps_run
+from shardlearn.runtime import group, launch
 from shardlearn.runtime.progress import StepLog, by_rank, gathered
 from shardlearn.runtime.result import FitResult
 from shardlearn.runtime.spill import Spill
@@ -80,6 +80,8 @@ def run_here(cfg, name, progress=None, **kwargs) -> FitResult:
 def _result(results, restarts) -> FitResult:
     """One ``FitResult`` from every rank's output: rank 0's model, every rank's report."""
     if any(r.get("slices") for r in results):  # parameter server: the model is in the shards' slices
+        from shardlearn.runtime import ps_run  # here: it imports torch's RPC (~1 s), which a launcher needs nowhere else
+
         results[0]["params"] = ps_run.assemble(results)
     first = results[0]
     if any("part" in r for r in results):  # a model partitioned by worker: every rank's part, by rank
