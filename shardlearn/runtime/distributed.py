@@ -108,14 +108,14 @@ def train_file(model_name, cfg, source: dict, positive_label=None, progress=None
     on torchrun ranks other than 0."""
     import numpy as np
 
-    from shardlearn.runtime import job
-
     cfg.validate()
     world = launch.from_env()
     if world is None:
         run = run_job if cfg.on_group else run_here
         return run(cfg, "fit_source", progress=progress, model=model_name, source=source,
                    positive_label=positive_label)
+    from shardlearn.runtime import job  # a torchrun rank runs the job itself; a launcher never imports it (torch, ~1 s)
+
     if world.restart_count > 0 and cfg.checkpoint_dir:  # torchrun restarted the group: continue, don't start over
         cfg = dataclasses.replace(cfg, resume=True)
     comm = launch.join_from_env()
