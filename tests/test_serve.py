@@ -226,22 +226,27 @@ def test_the_schema_documents_exactly_the_operations_fuzzed_below():
     assert sorted((r.ok().method.upper(), r.ok().path) for r in schema.get_all_operations()) == sorted(OPERATIONS)
 
 
-# One pytest id an operation: ``schema.parametrize()`` gives all five the same node id, which
-# pytest-xdist cannot tell apart (it ran one of the five).
-@pytest.mark.parametrize("method,path", OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
-def test_the_openapi_schema_holds_for_any_request(method, path):
-    """No 5xx, every status and body as the schema documents them. A schema-valid instance may
-    still be a bad VW line or a label that is no number: those get the documented 422, so the
-    check that schema-valid data is always accepted does not apply."""
-    from hypothesis import given, settings
+def _holds_for_any_request(method, path):
+    """A test of one operation, by schemathesis's phases (examples, coverage, fuzzing): no 5xx,
+    every status and body as the schema documents them. A schema-valid instance may still be a
+    bad VW line or a label that is no number: those get the documented 422, so the check that
+    schema-valid data is always accepted does not apply. A test function an operation, since
+    ``schema.parametrize()`` gives all operations one node id, which pytest-xdist cannot tell
+    apart (it ran one of the five)."""
     from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-    @settings(deadline=None)
-    @given(case=schema[path][method].as_strategy())
-    def holds(case):
+    @schema.include(method=method, path=path).parametrize()
+    def test(case):
         case.call_and_validate(excluded_checks=[positive_data_acceptance])
 
-    holds()
+    return test
+
+
+test_the_openapi_schema_holds_for_any_predict_request = _holds_for_any_request("POST", "/predict")
+test_the_openapi_schema_holds_for_any_feedback_request = _holds_for_any_request("POST", "/feedback")
+test_the_openapi_schema_holds_for_any_health_request = _holds_for_any_request("GET", "/health")
+test_the_openapi_schema_holds_for_any_model_request = _holds_for_any_request("GET", "/model")
+test_the_openapi_schema_holds_for_any_metrics_request = _holds_for_any_request("GET", "/metrics")
 
 
 def _start(args, env=None, **kw):

@@ -38,7 +38,6 @@ from shardlearn.data.interactions import expand as interactions_expand
 from shardlearn.online import FORMATS, NEEDS_LABEL, features, fields
 
 
-
 class Block(NamedTuple):
     X: sp.csr_matrix  # hashed rows, 2**bits columns
     y: np.ndarray  # labels as written
