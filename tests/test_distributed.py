@@ -126,6 +126,26 @@ def test_active_columns_are_the_union_of_every_workers_as_one_bit_each(workers):
     assert sent == [float(workers)] * workers
 
 
+@pytest.mark.parametrize("workers", [2, 3])
+def test_moments_under_a_codec_travel_in_float32_and_the_total_exactly(workers):
+    """The preconditioner's column moments: float64 in one allreduce without a codec, float32
+    under one (half the bytes: most of what an ``int8`` lbfgs fit of D2 sent), the weight total
+    apart and exact either way (1e8 + 0.1 + 0.2 + ... is not a float32)."""
+    n = 1001
+    exact = group.get(workers).run("tests.worker_jobs:agreed_moments", n=n, coarse=False)
+    coarse = group.get(workers).run("tests.worker_jobs:agreed_moments", n=n, coarse=True)
+    total = sum(1e8 + 0.1 * (r + 1) for r in range(workers))
+    ring = 2 * (workers - 1) / workers
+    for e, c in zip(exact, coarse):
+        assert np.array_equal(e["summed"], e["true"]) and e["total"] == c["total"] == pytest.approx(total, rel=1e-15)
+        assert e["sent"] == int(ring * (2 * n + 1) * 8)
+        assert c["sent"] == int(ring * 2 * n * 4) + int(ring * 8)
+        assert c["summed"].dtype == np.float64 and np.array_equal(c["summed"], coarse[0]["summed"])  # alike on all
+        # each worker's value rounded to float32 and the ring's float32 additions: within p ulps of the magnitudes
+        assert np.all(np.abs(c["summed"] - e["true"]) <= workers * 2.0**-23 * e["magnitude"])
+        assert not np.array_equal(c["summed"], e["true"])  # float32 it was
+
+
 def test_group_is_kept_between_fits_and_replaced_after_a_failure(a9a):
     X, y = a9a[0][:2000], a9a[1][:2000]
     LogisticRegression(workers=2).fit(X, y)

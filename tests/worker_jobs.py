@@ -123,6 +123,22 @@ def compressed_sums(comm, *, spec: str, steps: int, n: int, error_feedback: bool
     return dict(out, residual=c.state.residual, server=c.server)
 
 
+def agreed_moments(comm, *, n: int, coarse: bool, progress=None):
+    """``runtime.agree.moments`` over rank-seeded statistics (magnitudes over decades) and a
+    fractional weight total: the sums, the exact ones, the sums of magnitudes (what rounding's
+    error is relative to where signs cancel), the total and the bytes it counted."""
+    from shardlearn.runtime import agree
+
+    rng = np.random.default_rng(comm.rank)
+    stats = [rng.normal(size=n) * np.exp(3 * rng.normal(size=n)), np.exp(rng.normal(size=n))]
+    total = 1e8 + 0.1 * (comm.rank + 1)
+    before = comm.stats.bytes_sent
+    summed, got = agree.moments(comm, stats, total, coarse=coarse)
+    sent = comm.stats.bytes_sent - before
+    return dict(summed=summed, total=got, sent=sent, true=comm.allreduce(np.concatenate(stats)),
+                magnitude=comm.allreduce(np.abs(np.concatenate(stats))))
+
+
 def active_columns(comm, *, width: int, progress=None):
     """The columns active on some worker, where rank r's rows hold columns r, r + 5, r + 10, ...
     below ``width`` // (r + 1)."""

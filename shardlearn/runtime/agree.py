@@ -19,6 +19,30 @@ def n_rows(comm, local: int) -> int:
     return int(comm.allreduce(np.array([float(local)]))[0])
 
 
+def moments(comm, stats: list, total: float, coarse: bool = False) -> tuple[np.ndarray, float]:
+    """Every worker's column statistics (the preconditioner's moments, concatenated) and weight
+    total summed. Float64 in one allreduce; ``coarse`` (a run under a codec) sends the
+    statistics in float32 and the total apart, exact: a preconditioner needs a feature's scale
+    to a few digits, not sixteen (it conditions the problem, the optimum is the same), and on
+    D2's 818k active columns the float64 moments were 20 of the 26 MB an ``int8`` lbfgs fit
+    sent. Float32 keeps 7 digits of a sum of squares, so a column whose spread is under about
+    1e-3 of its mean gets its variance, hence its scale, to fewer.
+
+    >>> from shardlearn.comm.base import LocalCollective
+    >>> s, t = moments(LocalCollective(), [np.array([1.0, 2.0]), np.array([3.0])], 4.0, coarse=True)
+    >>> s.dtype.name, s.tolist(), t
+    ('float64', [1.0, 2.0, 3.0], 4.0)
+    """
+    vec = np.concatenate([np.asarray(s, dtype=np.float64).ravel() for s in stats])
+    if comm is None or comm.size <= 1:
+        return vec, float(total)
+    if not coarse:
+        out = comm.allreduce(np.append(vec, float(total)))
+        return out[:-1], float(out[-1])
+    summed = comm.allreduce(vec.astype(np.float32)).astype(np.float64)
+    return summed, float(comm.allreduce(np.array([float(total)]))[0])
+
+
 def most_rows(comm, local: int) -> int:
     """The rows of the largest worker (``local`` alone without a group)."""
     if comm is None or comm.size <= 1:

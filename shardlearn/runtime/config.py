@@ -349,9 +349,14 @@ class TrainConfig:
         return self.batch_size * batches
 
     @property
+    def codec(self) -> codecs.Codec | None:
+        """The codec ``compression`` names (None for ``none``)."""
+        return codecs.parse(self.compression, self.error_feedback)
+
+    @property
     def coarse_codec(self) -> bool:
         """The codec sends a sign or a share of the coordinates (not every value, quantized)."""
-        codec = codecs.parse(self.compression)
+        codec = self.codec
         return codec is not None and (codec.sparsifier is not None or codec.quantizer == "sign")
 
     def base_lr(self, epochs: int | None = None, averaged: int = 1) -> float:

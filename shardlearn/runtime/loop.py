@@ -56,16 +56,14 @@ def _affine(model, X, sample_weight, cfg: TrainConfig, comm=None):
         if not cfg.precondition:
             return precond.identity(d), 0.0  # the share is for full-batch strategies only
         s2, count = precond.presence_moments(X, sample_weight) if X.shape[0] else (np.zeros(d), np.zeros(d))
-        if comm is not None and comm.size > 1:
-            vec = comm.allreduce(np.concatenate([s2, count, [total]]))
-            s2, count, total = vec[:d], vec[d : 2 * d], float(vec[-1])
+        vec, total = agree.moments(comm, [s2, count], total, coarse=cfg.codec is not None)
+        s2, count = vec[:d], vec[d:]
         scale = where_present(s2, count, model.curvature, cfg.alpha * (1.0 - cfg.l1_ratio))
         return Affine(np.zeros(d), scale), (local_total / total if total > 0 else 0.0)
     s1, s2, total = precond.moments(X, sample_weight) if X.shape[0] else (np.zeros(d), np.zeros(d), 0.0)
     local_total = total
-    if comm is not None and comm.size > 1:
-        vec = comm.allreduce(np.concatenate([s1, s2, [total]]))
-        s1, s2, total = vec[:d], vec[d : 2 * d], float(vec[-1])
+    vec, total = agree.moments(comm, [s1, s2], total, coarse=cfg.codec is not None)
+    s1, s2 = vec[:d], vec[d:]
     affine = precond.from_moments(s1, s2, total, curvature=model.curvature, ridge=cfg.alpha * (1.0 - cfg.l1_ratio),
                                   center=cfg.fit_intercept) if cfg.precondition else precond.identity(d)
     return affine, (local_total / total if total > 0 else 0.0)
