@@ -19,14 +19,15 @@ def n_rows(comm, local: int) -> int:
     return int(comm.allreduce(np.array([float(local)]))[0])
 
 
-def moments(comm, stats: list, total: float, coarse: bool = False) -> tuple[np.ndarray, float]:
+def moments(comm, stats: list, total: float, coarse: bool = False, fragile=None) -> tuple[np.ndarray, float]:
     """Every worker's column statistics (the preconditioner's moments, concatenated) and weight
     total summed. Float64 in one allreduce; ``coarse`` (a run under a codec) sends the
-    statistics in float32 and the total apart, exact: a preconditioner needs a feature's scale
-    to a few digits, not sixteen (it conditions the problem, the optimum is the same), and on
-    D2's 818k active columns the float64 moments were 20 of the 26 MB an ``int8`` lbfgs fit
-    sent. Float32 keeps 7 digits of a sum of squares, so a column whose spread is under about
-    1e-3 of its mean gets its variance, hence its scale, to fewer.
+    statistics in float32, then the total, exact, in a second call: a preconditioner needs a
+    feature's scale to a few digits, not sixteen (it conditions the problem, the optimum is the
+    same), and on D2's 818k active columns the float64 moments were 20 of the 26 MB an ``int8``
+    lbfgs fit sent. ``fragile(sums, total)``: a mask of the entries that float32 cannot carry
+    (a variance that cancels out of a sum of squares: a timestamp's column), resent exactly in
+    that second call; every worker decides it alike, from the same float32 sums.
 
     >>> from shardlearn.comm.base import LocalCollective
     >>> s, t = moments(LocalCollective(), [np.array([1.0, 2.0]), np.array([3.0])], 4.0, coarse=True)
@@ -39,8 +40,12 @@ def moments(comm, stats: list, total: float, coarse: bool = False) -> tuple[np.n
     if not coarse:
         out = comm.allreduce(np.append(vec, float(total)))
         return out[:-1], float(out[-1])
-    summed = comm.allreduce(vec.astype(np.float32)).astype(np.float64)
-    return summed, float(comm.allreduce(np.array([float(total)]))[0])
+    rough = comm.allreduce(np.append(vec, float(total)).astype(np.float32)).astype(np.float64)
+    summed = rough[:-1]
+    redo = np.zeros(0, dtype=np.int64) if fragile is None else np.flatnonzero(fragile(summed, float(rough[-1])))
+    exact = comm.allreduce(np.append(vec[redo], float(total)))
+    summed[redo] = exact[:-1]
+    return summed, float(exact[-1])
 
 
 def most_rows(comm, local: int) -> int:

@@ -62,7 +62,8 @@ def _affine(model, X, sample_weight, cfg: TrainConfig, comm=None):
         return Affine(np.zeros(d), scale), (local_total / total if total > 0 else 0.0)
     s1, s2, total = precond.moments(X, sample_weight) if X.shape[0] else (np.zeros(d), np.zeros(d), 0.0)
     local_total = total
-    vec, total = agree.moments(comm, [s1, s2], total, coarse=cfg.codec is not None)
+    vec, total = agree.moments(comm, [s1, s2], total, coarse=cfg.codec is not None,
+                               fragile=precond.cancelled if cfg.fit_intercept else None)
     s1, s2 = vec[:d], vec[d:]
     affine = precond.from_moments(s1, s2, total, curvature=model.curvature, ridge=cfg.alpha * (1.0 - cfg.l1_ratio),
                                   center=cfg.fit_intercept) if cfg.precondition else precond.identity(d)

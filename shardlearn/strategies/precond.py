@@ -96,6 +96,24 @@ def presence_moments(X, sample_weight=None) -> tuple[np.ndarray, np.ndarray]:
     return s2, cnt
 
 
+def cancelled(sums: np.ndarray, total: float) -> np.ndarray:
+    """Entries of concatenated ``[s1, s2]`` (``moments``, summed) whose column's variance,
+    ``s2 / n - (s1 / n)^2``, is under 1% of ``s2 / n``: a spread small beside the mean (a
+    timestamp, a year), which a float32 sum of squares loses to cancellation (its rounding,
+    ~1e-7 of ``s2``, would swamp the variance). Both of such a column's entries.
+
+    >>> X = np.array([[1e9, 0.0], [1e9 + 2.0, 2.0]])  # spreads 1 and 1, means 1e9 + 1 and 1
+    >>> s1, s2, n = moments(X)
+    >>> cancelled(np.concatenate([s1, s2]), n).tolist()
+    [True, False, True, False]
+    """
+    d = sums.size // 2
+    n = total if total > 0 else 1.0
+    raw = sums[d:] / n
+    col = raw - (sums[:d] / n) ** 2 < 1e-2 * raw
+    return np.concatenate([col, col])
+
+
 def from_moments(s1, s2, total, curvature=1.0, ridge=0.0, center=True) -> Affine:
     mean = s1 / total if total > 0 else np.zeros_like(s1)
     var = np.maximum(s2 / total - mean * mean, 0.0) if center else s2 / max(total, 1e-300)
