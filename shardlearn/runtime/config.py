@@ -134,10 +134,9 @@ class TrainConfig:
         if self.optimizer != "normalized":
             return "constant"
         try:
-            codec = codecs.parse(self.compression)
+            return "constant" if self.codec is not None and self.codec.quantizer == "int8" else "linear"
         except ConfigError:  # said by validate
             return "linear"
-        return "constant" if codec is not None and codec.quantizer == "int8" else "linear"
 
     @property
     def plan(self) -> str:
@@ -226,7 +225,7 @@ class TrainConfig:
             if self.stochastic or self.plan == "average" or self.stream:
                 raise ConfigError(f"device={self.device!r} runs the full-batch solvers (lbfgs, gd) on rows held in "
                                   f"memory, not {self.plan!r}" + (" streamed" if self.stream else ""))
-        codec = codecs.parse(self.compression)
+        codec = self.codec
         if codec is not None and self.uses_ps:  # the parameter server's pushes, through a quantizer (ps/client.py)
             if self.per_example and codec.quantizer == "sign":
                 raise ConfigError(f"compression={self.compression!r}: the per-example kernel's workers push changes of "
@@ -356,8 +355,7 @@ class TrainConfig:
     @property
     def coarse_codec(self) -> bool:
         """The codec sends a sign or a share of the coordinates (not every value, quantized)."""
-        codec = self.codec
-        return codec is not None and (codec.sparsifier is not None or codec.quantizer == "sign")
+        return self.codec is not None and (self.codec.sparsifier is not None or self.codec.quantizer == "sign")
 
     def base_lr(self, epochs: int | None = None, averaged: int = 1) -> float:
         """The learning rate given, or the optimizer's default: for the normalized rule
