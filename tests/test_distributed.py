@@ -149,12 +149,14 @@ def test_moments_under_a_codec_travel_in_float32_and_the_total_exactly(workers):
 def test_a_variance_float32_would_lose_is_agreed_exactly():
     """A column whose spread is small beside its mean (a timestamp: 1.7e9, spread ~6e3 over 2
     workers) cancels out of a float32 sum of squares: its scale off by far more than 1% (an
-    lbfgs fit under int8 took 50 iterations for plain's 10). Such columns are resent exactly."""
+    lbfgs fit under int8 took 50 iterations for plain's 10), and one of nanosecond timestamps
+    (1.7e18) passes float32's range. Such columns are resent exactly."""
     got = group.get(2).run("tests.worker_jobs:agreed_scales")
     for r in got:
         np.testing.assert_allclose(r["coarse"], r["exact"], rtol=1e-6)
         assert abs(r["float32"][1] / r["exact"][1] - 1) < 1e-6  # the unit column needs nothing resent
         assert abs(r["float32"][0] / r["exact"][0] - 1) > 0.01, r  # the timestamp's: float32 alone loses it
+        assert not abs(r["float32"][2] / r["exact"][2] - 1) < 0.01, r  # the nanoseconds' sum of squares: inf
 
 
 def test_group_is_kept_between_fits_and_replaced_after_a_failure(a9a):

@@ -141,19 +141,22 @@ def agreed_moments(comm, *, n: int, coarse: bool, progress=None):
 
 def agreed_scales(comm, *, progress=None):
     """The preconditioner's scales (``precond.from_moments``) of rank-seeded rows with a
-    timestamp-like column (1.7e9, spread 1e3) and a unit one, from moments agreed exactly, in
-    float32 with the cancelled columns resent, and in float32 alone."""
+    timestamp-like column (1.7e9, spread 1e3), a unit one and nanosecond timestamps (1.7e18,
+    whose squares' sum passes float32's range), from moments agreed exactly, in float32 with
+    the cancelled columns resent, and in float32 alone."""
     from shardlearn.runtime import agree
     from shardlearn.strategies import precond
 
     rng = np.random.default_rng(comm.rank)
-    X = np.column_stack([1.7e9 + 1e3 * rng.normal(size=500) + 1e4 * comm.rank, rng.normal(size=500)])
+    X = np.column_stack([1.7e9 + 1e3 * rng.normal(size=500) + 1e4 * comm.rank, rng.normal(size=500),
+                         1.7e18 + 1e12 * rng.normal(size=500)])
     s1, s2, total = precond.moments(X)
     out = {}
     for name, kw in [("exact", {}), ("coarse", dict(coarse=True, fragile=precond.cancelled)),
                      ("float32", dict(coarse=True))]:
         vec, n = agree.moments(comm, [s1, s2], total, **kw)
-        out[name] = precond.from_moments(vec[:2], vec[2:], n).scale
+        with np.errstate(invalid="ignore"):  # float32 alone: inf - inf for the nanoseconds
+            out[name] = precond.from_moments(vec[:3], vec[3:], n).scale
     return out
 
 

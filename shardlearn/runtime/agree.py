@@ -25,9 +25,9 @@ def moments(comm, stats: list, total: float, coarse: bool = False, fragile=None)
     statistics in float32, then the total, exact, in a second call: a preconditioner needs a
     feature's scale to a few digits, not sixteen (it conditions the problem, the optimum is the
     same), and on D2's 818k active columns the float64 moments were 20 of the 26 MB an ``int8``
-    lbfgs fit sent. ``fragile(sums, total)``: a mask of the entries that float32 cannot carry
-    (a variance that cancels out of a sum of squares: a timestamp's column), resent exactly in
-    that second call; every worker decides it alike, from the same float32 sums.
+    lbfgs fit sent. Entries past float32's range, and those ``fragile(sums, total)`` marks
+    (a variance that cancels out of a sum of squares: a timestamp's column), are resent exactly
+    in that second call; every worker decides it alike, from the same float32 sums.
 
     >>> from shardlearn.comm.base import LocalCollective
     >>> s, t = moments(LocalCollective(), [np.array([1.0, 2.0]), np.array([3.0])], 4.0, coarse=True)
@@ -40,9 +40,13 @@ def moments(comm, stats: list, total: float, coarse: bool = False, fragile=None)
     if not coarse:
         out = comm.allreduce(np.append(vec, float(total)))
         return out[:-1], float(out[-1])
-    rough = comm.allreduce(np.append(vec, float(total)).astype(np.float32)).astype(np.float64)
+    with np.errstate(over="ignore"):  # past float32's range: inf, resent below
+        rough = comm.allreduce(np.append(vec, float(total)).astype(np.float32)).astype(np.float64)
     summed = rough[:-1]
-    redo = np.zeros(0, dtype=np.int64) if fragile is None else np.flatnonzero(fragile(summed, float(rough[-1])))
+    lost = ~np.isfinite(summed)  # a sum of squares of nanosecond timestamps passes 3.4e38
+    if fragile is not None:
+        lost |= fragile(summed, float(rough[-1]))
+    redo = np.flatnonzero(lost)
     exact = comm.allreduce(np.append(vec[redo], float(total)))
     summed[redo] = exact[:-1]
     return summed, float(exact[-1])

@@ -100,17 +100,21 @@ def cancelled(sums: np.ndarray, total: float) -> np.ndarray:
     """Entries of concatenated ``[s1, s2]`` (``moments``, summed) whose column's variance,
     ``s2 / n - (s1 / n)^2``, is under 1% of ``s2 / n``: a spread small beside the mean (a
     timestamp, a year), which a float32 sum of squares loses to cancellation (its rounding,
-    ~1e-7 of ``s2``, would swamp the variance). Both of such a column's entries.
+    ~1e-7 of ``s2``, would swamp the variance), or not a number at all (a sum past float32's
+    range). Both of such a column's entries.
 
     >>> X = np.array([[1e9, 0.0], [1e9 + 2.0, 2.0]])  # spreads 1 and 1, means 1e9 + 1 and 1
     >>> s1, s2, n = moments(X)
     >>> cancelled(np.concatenate([s1, s2]), n).tolist()
     [True, False, True, False]
+    >>> cancelled(np.array([8.5e20, np.inf]), 500.0).tolist()  # nanosecond timestamps' squares, past float32
+    [True, True]
     """
     d = sums.size // 2
     n = total if total > 0 else 1.0
-    raw = sums[d:] / n
-    col = raw - (sums[:d] / n) ** 2 < 1e-2 * raw
+    with np.errstate(invalid="ignore", over="ignore"):  # a sum past float32's range: inf - inf, marked too
+        raw = sums[d:] / n
+        col = ~(np.isfinite(raw) & (raw - (sums[:d] / n) ** 2 >= 1e-2 * raw))
     return np.concatenate([col, col])
 
 
