@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import revisions  # noqa: E402
 from benchmarks.machine import facts  # noqa: E402
 
 
@@ -50,16 +51,8 @@ def main() -> None:
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with tempfile.TemporaryDirectory() as folder:
-        trees = {}
-        for rev in args.revs:
-            sha = subprocess.run(["git", "rev-parse", "--short", rev], cwd=root, check=True, capture_output=True,
-                                 text=True).stdout.strip()
-            trees[sha] = os.path.join(folder, sha)
-            os.makedirs(trees[sha])
-            blob = subprocess.run(["git", "archive", sha], cwd=root, check=True, capture_output=True).stdout
-            subprocess.run(["tar", "-x", "-C", trees[sha]], input=blob, check=True)
+        trees = revisions.trees(args.revs, folder)
         cmds = commands(os.path.abspath(args.data), os.path.join(folder, "model"))
         for tree in trees.values():  # numba's caches and the OS's file cache warm before any timed run
             for argv in cmds.values():
