@@ -170,7 +170,7 @@ def main() -> None:
                         budgets = by_set[name] if only is None else [int(b) for b in args.budgets.split(",")]
                         for codec in codecs if only is None else args.codecs.split(","):
                             rec = {"dataset": name, "link": link, "strategy": plan, "codec": codec, "workers": args.hosts,
-                                   "target_budget": None, "target_seconds": None}
+                                   "rows": int(Xr.shape[0]), "target_budget": None, "target_seconds": None}
                             for b in budgets:
                                 port += 1
                                 out = os.path.join(folder, f"m{port}")

@@ -156,6 +156,38 @@ def merges(c, rec, p) -> float:
     return calls * (p - 1) * (a + n * b)
 
 
+ROWS = {"D2": 2_000_000, "D1": 200_000, "a9a": 32_561}  # bench_links.py's defaults, for records without "rows"
+
+
+def rounds(rec, p: int) -> float:
+    """Per-example ``local_sgd``'s averages an epoch at ``p`` workers over the measured run's. A
+    worker averages every ``TrainConfig.average_rows`` of its rows and at its epoch's end: every
+    64 batches, so the rounds fall as its shard shrinks, to one an epoch; under ``sign`` or a
+    sparsifier (``coarse_codec``) every whole number of batches that leaves at least 64 averages
+    an epoch (64 to 128), down to one batch, so they stay until a shard is under 64 batches, then
+    fall. D2's 2M rows: ``int8`` 31 averages an epoch on 4 workers, 2 on 64; ``sign`` 66 on 4
+    (every 30 batches), 123 on 64 (every batch of 31,250 rows), 31 on 256.
+
+    >>> [round(rounds({"dataset": "D2", "codec": c, "workers": 4}, 64), 3) for c in ("int8", "sign")]
+    [0.065, 1.864]
+    >>> round(rounds({"dataset": "D2", "codec": "sign", "workers": 4}, 256), 3)
+    0.47
+    """
+    from shardlearn.runtime.config import TrainConfig
+
+    rows = rec.get("rows") or ROWS.get(rec["dataset"])
+    q = rec.get("workers", 4)
+    if not rows:
+        return q / p
+    cfg = TrainConfig(strategy="local_sgd", compression=rec["codec"])
+
+    def per_epoch(k: int) -> int:
+        mine = -(-int(rows) // k)
+        return -(-mine // cfg.average_rows(mine))
+
+    return per_epoch(p) / per_epoch(q)
+
+
 def model_comm(c, rec, p, tree=False) -> float:
     """Transfer seconds of a run's collectives at ``p`` workers: its big calls (counted from the
     bytes rank 0 sent in the measured run, less the setup's agreements), its small ones (each a
@@ -166,8 +198,8 @@ def model_comm(c, rec, p, tree=False) -> float:
     setup = rec.get("setup_bytes_rank0", 0.0)  # sent by the setup's allreduces: their payload is setup / ring share
     calls = full_calls(rec)
     small = small_calls(rec, calls)
-    if rec["strategy"] == "local_sgd":  # averaging rounds per epoch fall as 1/p (each worker's shard shrinks)
-        calls, small = calls * q / p, small * q / p
+    if rec["strategy"] == "local_sgd":  # its averaging rounds per epoch at p against the measured run's
+        calls, small = calls * rounds(rec, p), small * rounds(rec, p)
     op, n = per_call(rec, p)
     return calls * seconds(c, op, p, n, tree) + small * allreduce(c, p, SMALL, tree) + (
         allreduce(c, p, setup / sent("allreduce", q, 1.0), tree) if setup else 0.0)
@@ -325,7 +357,9 @@ def main() -> None:
               "and the wait for the slowest rank divide by the workers (the measured 4-worker figures scaled: "
               "a straggler's share is taken as constant, which real clusters' tails exceed); lbfgs takes the "
               "same iterations at any p; local SGD's averaging rounds per "
-              "epoch fall as 1/p and its epochs to the target stay as measured at 4 workers; a quantizer's "
+              "epoch are the code's at each shard's rows (`TrainConfig.average_rows`: every 64 batches, "
+              "so they fall with p to one an epoch; under `sign` or a sparsifier 64 an epoch until a shard is "
+              "under 64 batches) and its epochs to the target stay as measured at 4 workers; a quantizer's "
               "two-phase sum moves a ring's volume at its width, so its saving holds at any p, but a "
               "sparsifier's payloads travel by allgather, whose volume grows with p while a ring allreduce's "
               "does not, so past p ~ 2 x (its ratio) it costs more than it saves (GRACE, Xu et al. 2021).",

@@ -286,6 +286,29 @@ def test_cost_model_fits_the_probes_it_is_given_and_prices_what_it_extrapolates(
     assert bsp64["ring"] == pytest.approx((10.0 - 3.0) * 4 / 64 + calls * 63 * (alpha + payload * beta), rel=1e-6)
 
 
+def test_cost_model_counts_local_sgd_averages_as_the_code_makes_them():
+    """Per-example local SGD averages every 64 batches of a worker's rows (and at its epoch's end),
+    so at more workers it averages less often, down to once an epoch; under sign or a sparsifier
+    every whole number of batches leaving at least 64 averages an epoch (TrainConfig.average_rows),
+    so its averages stay, or grow, as its shard shrinks. 2M rows of 256-row batches: int8 on 4
+    workers 31 averages an epoch (500,000 / 16,384), on 64 two; sign 66 on 4 (every 30 batches),
+    123 on 64 (every batch of 31,250 rows). Priced calls follow."""
+    sys.path.insert(0, os.path.dirname(BENCH))
+    from benchmarks import cost_model
+
+    alpha, beta = 1e-3, 1 / 12.5e6
+    c = {op: (alpha, beta) for op in ("allreduce", "allgather", "alltoall")}
+    base = {"dataset": "D2", "link": "slow", "strategy": "local_sgd", "workers": 4, "width": 999, "rows": 2_000_000,
+            "bytes_sent_rank0": 0, "calls_rank0": 400}
+    for codec, share in (("int8", 2 / 31), ("none", 2 / 31), ("sign", 123 / 66), ("topk:0.01", 123 / 66)):
+        rec = dict(base, codec=codec)
+        assert cost_model.rounds(rec, 64) == pytest.approx(share)
+        # no bytes: every call is a latency, 400 of them at 4 workers, 400 x share at 64
+        assert cost_model.model_comm(c, rec, 64) == pytest.approx(400 * share * cost_model.allreduce(c, 64, 16))
+    old = {k: v for k, v in base.items() if k != "rows"}  # a record from before rows were kept: the bench's default
+    assert cost_model.rounds(dict(old, codec="sign"), 64) == pytest.approx(123 / 66)
+
+
 def test_links_table_shows_received_wire_bytes_and_the_server_plan_only_when_named():
     """bench_links: a run's table gives rank 0's received wire bytes (a dash for records made
     before they were kept); bsp over a dedicated server runs only when --only names it."""
