@@ -245,6 +245,11 @@ class TrainConfig:
                               f"parameter server's pushes, not "
                               f"{self._plan_words()}; use "
                               "compression='none' there")
+        if codec is not None and self.plan == "local_sgd" and self.optimizer == "ftrl" and not self.per_example \
+                and self.coarse_codec:
+            raise ConfigError(f"compression={self.compression!r}: local_sgd averages the weights, which FTRL "
+                              "recomputes from its own z at every step, so a sign or sparsified change of them is "
+                              "never paid back; use fp16, bf16 or int8 there")
         if codec is not None and self.plan in ("gd", "lbfgs") and (codec.sparsifier or codec.quantizer == "sign" or
                                                                     codec.rank):
             raise ConfigError(f"compression={self.compression!r}: {self.plan}'s line search needs a gradient close "
@@ -351,6 +356,24 @@ class TrainConfig:
     def codec(self) -> codecs.Codec | None:
         """The codec ``compression`` names (None for ``none``)."""
         return codecs.parse(self.compression, self.error_feedback)
+
+    def average_steps(self, most_rows: int = 0) -> int:
+        """Mini-batch ``local_sgd``'s steps between two averages, given the largest worker's rows:
+        ``sync_every``; by default 8, and under ``sign`` or a sparsifier few enough for
+        ``COARSE_AVERAGES`` averages an epoch, down to every step, as ``average_rows`` per example.
+        On a9a (2 epochs, 2 to 4 workers, one fit each, 2026-12-07) every 8 steps ended up to 7.4%
+        above the plain loss (momentum with ``sign`` on 4 workers; AdaGrad with ``topk:0.1+int8``
+        on 4, 7.3%), every step within 1.3% (1.0128 and 0.9996 x plain).
+
+        >>> c = TrainConfig(strategy="local_sgd", optimizer="adagrad", compression="sign")
+        >>> c.average_steps(16_000), c.average_steps(1_000_000), TrainConfig(strategy="local_sgd").average_steps(16_000)
+        (1, 8, 8)
+        """
+        if self.sync_every is not None:
+            return self.sync_every
+        if not self.coarse_codec:
+            return 8
+        return max(1, min(8, -(-int(most_rows) // self.batch_size) // COARSE_AVERAGES))
 
     @property
     def coarse_codec(self) -> bool:

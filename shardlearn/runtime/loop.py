@@ -192,7 +192,9 @@ def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, call
                          **{k: v for k, v in common.items() if k != "affine"})
     elif cfg.stochastic or state is not None:
         opt = optim.make(cfg.optimizer, cfg.lr(), l1=l1_weights(theta, affine, cfg.alpha, cfg.l1_ratio))
-        sync_every = cfg.sync_every or (8 if plan == "local_sgd" else 1)
+        coarse = plan == "local_sgd" and cfg.coarse_codec and cfg.sync_every is None  # alike on every worker
+        sync_every = cfg.average_steps(agree.most_rows(comm, X.shape[0]) if coarse else 0) if plan == "local_sgd" \
+            else cfg.sync_every or 1
         res = STRATEGIES["bsp"](model, X, y, sample_weight, optimizer=opt, opt_state=opt_state,
                                 batch_size=cfg.batch_size, epochs=cfg.max_iter if epochs is None else epochs,
                                 start_epoch=epoch, shuffle=cfg.shuffle, seed=cfg.random_state, tol=cfg.tol,
