@@ -361,9 +361,9 @@ class TrainConfig:
         """Mini-batch ``local_sgd``'s steps between two averages, given the largest worker's rows:
         ``sync_every``; by default 8, and under ``sign`` or a sparsifier few enough for
         ``COARSE_AVERAGES`` averages an epoch, down to every step, as ``average_rows`` per example.
-        On a9a (2 epochs, 2 and 4 workers, ``benchmarks/bench_local_sgd_codecs.py``) every 8 steps ended up to 7.4%
-        above the plain loss (momentum with ``sign`` on 4 workers; AdaGrad with ``topk:0.1+int8``
-        on 4, 7.3%), every step within 1.3% (1.0128 and 0.9996 x plain).
+        On a9a (2 epochs, 2 and 4 workers, ``benchmarks/bench_local_sgd_codecs.py``) every 8 steps
+        ended up to 7.4% above the plain loss (momentum with ``sign`` on 4 workers; AdaGrad with
+        ``topk:0.1+int8`` on 4, 7.3%), every step within 1.3% (1.0128 and 0.9996 x plain).
 
         >>> c = TrainConfig(strategy="local_sgd", optimizer="adagrad", compression="sign")
         >>> c.average_steps(16_000), c.average_steps(1_000_000), TrainConfig(strategy="local_sgd").average_steps(16_000)
