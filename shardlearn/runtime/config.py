@@ -27,6 +27,7 @@ from shardlearn import optim
 from shardlearn.comm import codecs
 from shardlearn.core.errors import ConfigError
 from shardlearn.data.partition import PARTITIONERS
+from shardlearn.runtime import codec_rules
 from shardlearn.runtime.checkpoint import parse_every
 from shardlearn.runtime.plans import PER_EXAMPLE_RULES, PLANS, stream_refusal  # noqa: F401 (PER_EXAMPLE_RULES: re-exported)
 
@@ -225,36 +226,7 @@ class TrainConfig:
             if self.stochastic or self.plan == "average" or self.stream:
                 raise ConfigError(f"device={self.device!r} runs the full-batch solvers (lbfgs, gd) on rows held in "
                                   f"memory, not {self.plan!r}" + (" streamed" if self.stream else ""))
-        codec = self.codec
-        if codec is not None and self.uses_ps:  # the parameter server's pushes, through a quantizer (ps/client.py)
-            if self.per_example and codec.quantizer == "sign":
-                raise ConfigError(f"compression={self.compression!r}: the per-example kernel's workers push changes of "
-                                  "its per-coordinate state, whose adaptive sums only grow: the sign of their change "
-                                  "is always +; use fp16, bf16 or int8 there")
-            if codec.sparsifier or codec.rank:
-                raise ConfigError(f"compression={self.compression!r}: a parameter-server push names only the keys a batch "
-                                  "touched, sparse already; use fp16, bf16, int8 or sign there")
-        elif codec is not None and self.plan == "bsp" and self.per_example and (codec.sparsifier or codec.rank or
-                                                                               codec.quantizer == "sign"):
-            raise ConfigError(f"compression={self.compression!r}: bsp with the per-example rule merges the changes "
-                              "of the coordinates its rows touched (sparse already), weights and adaptive sums, "
-                              "through fp16, bf16 or int8; sparsifiers, sign and powersgd compress mini-batch bsp "
-                              "(batch_size > 1 with optimizer sgd, adagrad, adam...) and local_sgd")
-        elif codec is not None and not self.compresses_collectives:
-            raise ConfigError(f"compression={self.compression!r} runs on gd, lbfgs, local_sgd, bsp and the "
-                              f"parameter server's pushes, not "
-                              f"{self._plan_words()}; use "
-                              "compression='none' there")
-        if codec is not None and self.plan == "local_sgd" and self.optimizer == "ftrl" and not self.per_example \
-                and self.coarse_codec:
-            raise ConfigError(f"compression={self.compression!r}: local_sgd averages the weights, which FTRL "
-                              "recomputes from its own z at every step, so a sign or sparsified change of them is "
-                              "never paid back; use fp16, bf16 or int8 there")
-        if codec is not None and self.plan in ("gd", "lbfgs") and (codec.sparsifier or codec.quantizer == "sign" or
-                                                                    codec.rank):
-            raise ConfigError(f"compression={self.compression!r}: {self.plan}'s line search needs a gradient close "
-                              "to the true one; use fp16, bf16 or int8 there, or sparsify, sign-compress or "
-                              "low-rank (powersgd) under bsp or local_sgd")
+        codec_rules.check(self)
         if self.schedule == "linear":
             if not (self.per_example and self.optimizer in ANNEALED_RULES):
                 raise ConfigError(f"schedule='linear' anneals the per-example rules (normalized, or adagrad or sgd with "
@@ -263,13 +235,6 @@ class TrainConfig:
             raise ConfigError(f"schedule={self.schedule!r} is not known; expected one of "
                               f"{', '.join([*optim.SCHEDULES, 'linear'])}")
 
-    @property
-    def compresses_collectives(self) -> bool:
-        """Its collective sums can go through a codec: full-batch gradients (gd, lbfgs), local
-        SGD's changes, bsp's mini-batch gradients or per-example changes (quantizers only there,
-        ``validate``). The parameter server's pushes are a separate path, checked in ``validate``."""
-        return self.plan in ("gd", "lbfgs", "local_sgd", "bsp") and not self.uses_ps
-
     def _rule_words(self) -> str:
         if self.optimizer == "ftrl" and self.per_example:
             return "FTRL (its rate is in its closed form)"
@@ -277,7 +242,7 @@ class TrainConfig:
             return f"solver={self.solver!r}"
         return f"optimizer={self.optimizer!r} on mini-batches of {self.batch_size}"
 
-    def _plan_words(self) -> str:
+    def plan_words(self) -> str:
         if self.uses_ps:
             return f"{self.plan!r} over the parameter server"
         return repr(self.plan)
