@@ -363,7 +363,8 @@ def test_local_sgd_under_a_coarse_codec_averages_often_enough_by_default(spec):
 def test_mini_batch_local_sgd_under_a_coarse_codec_averages_often_enough_by_default(a9a, optimizer, spec, workers):
     """Mini-batch local SGD averages every 8 steps, and under sign or a sparsifier often enough for
     64 averages an epoch (every step on a9a's shards): every 8 steps these ended 1.4% and 7.3%
-    above the plain held-out loss (a9a, 2 epochs; by hand, 2026-12-07), every step within 0.05%."""
+    above the plain held-out loss (a9a, 2 epochs; benchmarks/bench_local_sgd_codecs.py), every step
+    within 0.05%."""
     X, y = a9a[:2]
     kw = dict(strategy="local_sgd", optimizer=optimizer, workers=workers, max_iter=2, random_state=0)
     plain = _held_out(LogisticRegression(**kw).fit(X, y), a9a)

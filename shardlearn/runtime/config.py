@@ -310,12 +310,16 @@ class TrainConfig:
         >>> TrainConfig(strategy="local_sgd", workers=2, compression="topk:0.1+int8").average_rows(5_000)
         256
         """
+        return self.batch_size * self._window(most_rows, LOCAL_SGD_SYNC_EVERY)
+
+    def _window(self, most_rows: int, usual: int) -> int:
+        """Batches between two local-SGD averages: ``sync_every``, else ``usual``, and under a
+        coarse codec as few as leave ``COARSE_AVERAGES`` averages an epoch of ``most_rows``, at least one."""
         if self.sync_every is not None:
-            return self.batch_size * self.sync_every
-        batches = LOCAL_SGD_SYNC_EVERY
-        if self.coarse_codec:
-            batches = min(batches, max(1, int(most_rows) // (COARSE_AVERAGES * self.batch_size)))
-        return self.batch_size * batches
+            return self.sync_every
+        if not self.coarse_codec:
+            return usual
+        return min(usual, max(1, int(most_rows) // (COARSE_AVERAGES * self.batch_size)))
 
     @property
     def codec(self) -> codecs.Codec | None:
@@ -334,11 +338,7 @@ class TrainConfig:
         >>> c.average_steps(16_000), c.average_steps(1_000_000), TrainConfig(strategy="local_sgd").average_steps(16_000)
         (1, 8, 8)
         """
-        if self.sync_every is not None:
-            return self.sync_every
-        if not self.coarse_codec:
-            return 8
-        return max(1, min(8, -(-int(most_rows) // self.batch_size) // COARSE_AVERAGES))
+        return self._window(most_rows, 8)
 
     @property
     def coarse_codec(self) -> bool:

@@ -175,10 +175,10 @@ def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, call
                   fit_intercept=cfg.fit_intercept, callback=cb, comm=comm)
     plan = cfg.plan
     common.update(checkpoint=ckpt, resume=resume)
+    most = X.shape[0]  # a coarse codec's averaging window follows the largest worker's rows, alike on all
+    if plan == "local_sgd" and cfg.coarse_codec and cfg.sync_every is None:
+        most = agree.most_rows(comm, most)
     if cfg.per_example:
-        most = X.shape[0]  # a coarse codec's averaging window follows the largest worker's rows, alike on all
-        if plan == "local_sgd" and cfg.coarse_codec and cfg.sync_every is None:
-            most = agree.most_rows(comm, most)
         anneal = (online.anneal_span(comm, X, sample_weight, cfg.max_iter, merged=plan == "bsp")
                   if cfg.anneals(epochs) else None)
         size = comm.size if comm is not None else 1
@@ -192,9 +192,7 @@ def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, call
                          **{k: v for k, v in common.items() if k != "affine"})
     elif cfg.stochastic or state is not None:
         opt = optim.make(cfg.optimizer, cfg.lr(), l1=l1_weights(theta, affine, cfg.alpha, cfg.l1_ratio))
-        coarse = plan == "local_sgd" and cfg.coarse_codec and cfg.sync_every is None  # alike on every worker
-        sync_every = cfg.average_steps(agree.most_rows(comm, X.shape[0]) if coarse else 0) if plan == "local_sgd" \
-            else cfg.sync_every or 1
+        sync_every = cfg.average_steps(most) if plan == "local_sgd" else cfg.sync_every or 1
         res = STRATEGIES["bsp"](model, X, y, sample_weight, optimizer=opt, opt_state=opt_state,
                                 batch_size=cfg.batch_size, epochs=cfg.max_iter if epochs is None else epochs,
                                 start_epoch=epoch, shuffle=cfg.shuffle, seed=cfg.random_state, tol=cfg.tol,
