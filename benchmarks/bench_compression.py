@@ -4,7 +4,8 @@ rank and step (the collective's own count of what it handed to gloo), fit second
 held-out log-loss over L* (a tight one-process fit), against no compression in the same
 run; and each codec's own cost (encode + decode seconds per coordinate, one process).
 
-Strategies: ``bsp`` with AdaGrad mini-batches and per-example ``local_sgd`` (every codec),
+Strategies: ``bsp`` with AdaGrad mini-batches, per-example ``local_sgd`` and ``local_sgd`` with
+AdaGrad mini-batches (every codec: the last averages dense changes, each worker's AdaGrad sums its own),
 ``lbfgs`` (the quantizers: a line search needs a near-true gradient), per-example ``bsp``
 (the quantizers: its merges of sparse changes, ``strategies/coded_changes.py``).
 
@@ -18,6 +19,8 @@ D2's mini-batch ``bsp`` (a dense 4M-wide gradient a step) runs only when ``--str
 
     python benchmarks/bench_compression.py --datasets D2 --strategies "bsp adagrad" \
         --codecs none sign topk:0.005+sign topk:0.01+sign topk:0.01+int8 --out benchmarks/results/compression-d2-sign
+    python benchmarks/bench_compression.py --datasets D2 --rows 2000000 --strategies "local_sgd adagrad" \
+        --codecs none sign int8 topk:0.1+int8 --out benchmarks/results/compression-d2-local-sgd-adagrad
 """
 from __future__ import annotations
 
@@ -67,6 +70,8 @@ def runs(name: str, only=None):
     epochs = 10 if name == "a9a" else 2
     out = [("bsp adagrad", dict(solver="sgd", strategy="bsp", optimizer="adagrad", max_iter=epochs), STOCHASTIC),
            ("local_sgd per example", dict(solver="sgd", strategy="local_sgd", max_iter=epochs), STOCHASTIC),
+           ("local_sgd adagrad", dict(solver="sgd", strategy="local_sgd", optimizer="adagrad", max_iter=epochs),
+            STOCHASTIC),
            ("lbfgs", dict(solver="lbfgs"), QUANTIZERS),
            ("bsp per example", dict(solver="sgd", strategy="bsp", max_iter=epochs), QUANTIZERS)]
     if name == "D2" and only is None:  # 4M columns: a mini-batch's dense gradient per step (what issue 14
