@@ -36,6 +36,10 @@ PLANS = {  # strategy options, codecs, budgets by dataset (lbfgs iterations; epo
               ("--max-iter", {"D2": (2, 3, 4, 6, 10), "a9a": (4, 8, 15, 30), "D1": (3, 5, 8, 15, 30)})),
     "local_sgd": (["--strategy", "local_sgd"], ["none", "int8", "topk:0.1+int8", "sign"],
                   ("--max-iter", {"D2": (1, 2, 4), "a9a": (1, 2, 4), "D1": (1, 2, 4)})),
+    # AdaGrad mini-batches of 256: dense averages of the whole change (every 8 steps; under sign 64 an
+    # epoch at least), each worker's AdaGrad sums its own; not in the full sweep
+    "local_sgd-adagrad": (["--strategy", "local_sgd", "--optimizer", "adagrad"], ["none", "int8", "sign"],
+                          ("--max-iter", {"D2": (1, 2, 4), "a9a": (1, 2, 4), "D1": (1, 2, 4)})),
     # per example, merging the touched coordinates' changes every 256 rows a worker (coded_changes.py)
     "bsp": (["--strategy", "bsp"], ["none", "fp16", "int8"],
             ("--max-iter", {"D2": (1, 2, 4), "a9a": (1, 2, 4), "D1": (1, 2, 4)})),
@@ -146,7 +150,8 @@ def main() -> None:
         # ones (an in-memory warm-up on one worker left D1's first local_sgd run 14 s of compiling)
         small = [(write(folder, "a9a-warm", Xa[:2000], ya[:2000]), []),
                  (parquet(folder, "d1-warm", X1[:2000], y1[:2000]), ["--label", "target"])]
-        for plan in ("lbfgs", "local_sgd", "bsp", "asp"):  # sparse rows (a9a, D2) and dense ones (D1): two kernels each
+        # sparse rows (a9a, D2) and dense ones (D1): two kernels each
+        for plan in dict.fromkeys(("lbfgs", "local_sgd", "bsp", "asp", *chosen(only))):
             for warm, read in small:
                 subprocess.run([sys.executable, "-m", "shardlearn", "train", warm, *PLANS[plan][0], "--max-iter", "1",
                                 "--workers", "2", "--out", os.path.join(folder, "warm"), *read], check=True,
