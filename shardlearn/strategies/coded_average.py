@@ -40,8 +40,7 @@ and 1.0008x in ``results/compression-local-sgd``, benchmarks/README.md):
 >>> import numpy as np
 >>> from shardlearn.comm import LocalCollective, codecs
 >>> from shardlearn.comm.compressed import Compressed
->>> from shardlearn.comm.compressed import Compressed
-from shardlearn.kernels import sgd as kernel
+>>> from shardlearn.kernels import sgd as kernel
 >>> state = kernel.new_state(2, "normalized")
 >>> avg = CodedAverage(Compressed(LocalCollective(), codecs.parse("fp16")), state, [kernel.W], "normalized")
 >>> state["ws"][:, kernel.S] = [4.0, 0.0, 1.0]  # feature 0 seen at |x| 4; feature 1 not yet
