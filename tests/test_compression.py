@@ -367,9 +367,11 @@ def test_sign_alone_sends_thirty_times_fewer_bytes_on_d2_under_mini_batch_local_
     every step under the L2 penalty), 8 bytes a coordinate plain, a bit and a 512th of a bf16
     scale under ``sign``, and each worker's AdaGrad sums stay its own, fed by its own exact
     gradients; the averages come every 6 steps under ``sign`` (66 an epoch of 391 steps) against plain's every 8 (49).
-    Measured 46x fewer bytes an epoch at 1.0009 x the plain held-out loss. Mini-batch ``bsp``,
-    whose one shared AdaGrad state sums the squares of coded gradients (every coordinate of a
-    block gets its mean magnitude), ended 6% above plain under ``sign`` on the same rows."""
+    Measured 46x fewer bytes an epoch at 1.0009 x the plain held-out loss
+    (benchmarks/results/compression-d2-local-sgd-adagrad-200k). Mini-batch ``bsp``, whose one
+    shared AdaGrad state sums the squares of coded gradients (every coordinate of a block gets
+    its mean magnitude), ended 6% above plain under ``sign`` on the same rows
+    (benchmarks/results/compression-d2-bsp)."""
     from shardlearn.data.synthetic import make_d2
 
     X, y = make_d2(200_000)
