@@ -408,7 +408,8 @@ def test_per_example_ftrl_codes_its_weights_and_z_apart(a9a, workers):
     """FTRL's local SGD averages its weights and z (batch_size=1). Coded as one vector, a
     top-k kept mostly z's far larger changes: topk:0.1+int8 ended 1.0102 and 1.0145 x the plain
     held-out loss at 2 and 4 workers, topk:0.01 1.0125 and 1.0150 (a9a, 2 epochs). A codec
-    state a column since (strategies/coded_average.py): 0.9988 and 1.0000, 0.9989 and 1.0093."""
+    state a column since (strategies/coded_average.py): 0.9988 and 1.0000, 0.9989 and 1.0093
+    (benchmarks/bench_ftrl_codecs.py, results/ftrl-codecs.md)."""
     X, y = a9a[:2]
     kw = dict(strategy="local_sgd", optimizer="ftrl", batch_size=1, workers=workers, max_iter=2, random_state=0)
     plain = _held_out(LogisticRegression(**kw).fit(X, y), a9a)
