@@ -13,13 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import revisions  # noqa: E402
+from benchmarks import report, revisions  # noqa: E402
 from benchmarks.machine import facts  # noqa: E402
 
 CODECS = ("int8", "topk:0.1+int8", "sign", "topk:0.01")
@@ -61,12 +59,7 @@ def main() -> None:
     if args.here:
         print(json.dumps(fits(data)))
         return
-    got = {}
-    with tempfile.TemporaryDirectory() as folder:
-        for sha, tree in revisions.trees(args.revs, folder).items():
-            run = subprocess.run([sys.executable, os.path.abspath(__file__), "--here", "--data", data], cwd=tree,
-                                 check=True, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=tree))
-            got[sha] = json.loads(run.stdout.strip().splitlines()[-1])
+    got = revisions.each(__file__, args.revs, ["--data", data])
     m = facts()
     lines = ["# Per-example FTRL local SGD under each codec (benchmarks/bench_ftrl_codecs.py)", "",
              "a9a, 2 epochs, alpha 1e-4, batch_size=1, one seeded fit a cell: held-out log-loss over the plain "
@@ -76,11 +69,7 @@ def main() -> None:
     for sha, by in got.items():
         for w, row in by.items():
             lines.append(f"| {sha} | {w} | " + " | ".join(f"{row[c]:.4f}" for c in CODECS) + f" | {row['plain']:.5f} |")
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-    print(text)
+    report.emit(lines, args.out)
 
 
 if __name__ == "__main__":

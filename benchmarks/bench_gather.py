@@ -23,6 +23,7 @@ from numba import njit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import report  # noqa: E402
 from benchmarks.machine import facts  # noqa: E402
 
 
@@ -91,11 +92,7 @@ def main() -> None:
              f"steps of {args.step:,} rows; seconds per million rows, best of 3. Machine: {m['cpu']}, "
              f"{m['cores']} cores.", "", "| pass | s per 1M rows |", "|---|---|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in got.items()]
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-    print(text)
+    report.emit(lines, args.out)
 
 
 if __name__ == "__main__":

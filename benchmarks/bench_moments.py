@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import revisions  # noqa: E402
+from benchmarks import report, revisions  # noqa: E402
 from benchmarks.machine import facts  # noqa: E402
 
 CODECS = ("none", "int8", "fp16")
@@ -58,12 +56,7 @@ def main() -> None:
     if args.here:
         print(json.dumps(fits()))
         return
-    got = {}
-    with tempfile.TemporaryDirectory() as folder:
-        for sha, tree in revisions.trees(args.revs, folder).items():
-            run = subprocess.run([sys.executable, os.path.abspath(__file__), "--here"], cwd=tree, check=True,
-                                 capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=tree))
-            got[sha] = json.loads(run.stdout.strip().splitlines()[-1])
+    got = revisions.each(__file__, args.revs, [])
     m = facts()
     lines = ["# The preconditioner's moments under a codec (benchmarks/bench_moments.py)", "",
              "L-BFGS iterations (training log-loss) of a 2-worker fit, 20,000 rows: a timestamp-like column "
@@ -72,11 +65,7 @@ def main() -> None:
              "| revision | " + " | ".join(CODECS) + " |", "|---|" + "---|" * len(CODECS)]
     for sha, row in got.items():
         lines.append(f"| {sha} | " + " | ".join(f"{row[c][0]} ({row[c][1]:.6f})" for c in CODECS) + " |")
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-    print(text)
+    report.emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Git revisions of this repository taken out side by side, to run the same command under
-each (``PYTHONPATH`` set to the tree): what ``startup.py`` and ``bench_moments.py`` compare.
+each (``PYTHONPATH`` set to the tree): what ``startup.py``, ``bench_moments.py`` and
+``bench_ftrl_codecs.py`` compare (the last two through ``each``).
 
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as d:
@@ -9,8 +10,11 @@ each (``PYTHONPATH`` set to the tree): what ``startup.py`` and ``bench_moments.p
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,3 +30,15 @@ def trees(revs: list, folder: str) -> dict:
         blob = subprocess.run(["git", "archive", sha], cwd=ROOT, check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", out[sha]], input=blob, check=True)
     return out
+
+
+def each(script: str, revs: list, args: list) -> dict:
+    """``{short sha: answer}``: ``python script --here *args`` run in each revision's tree, its
+    answer the JSON its last printed line holds."""
+    got = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for sha, tree in trees(revs, folder).items():
+            run = subprocess.run([sys.executable, os.path.abspath(script), "--here", *args], cwd=tree, check=True,
+                                 capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=tree))
+            got[sha] = json.loads(run.stdout.strip().splitlines()[-1])
+    return got
