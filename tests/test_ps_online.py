@@ -13,7 +13,7 @@ from shardlearn import models
 from shardlearn.data.partition import rows_for
 from shardlearn.kernels import delta, sgd as kernel
 from shardlearn.ps.kernel_shard import KernelShard
-from shardlearn.runtime import checkpoint as ck, distributed
+from shardlearn.runtime import checkpoint as ck, distributed, launch
 from shardlearn.runtime.config import TrainConfig
 from shardlearn.strategies.sgd import epoch_order
 from tests.conftest import fit_killing, scaled_rows as _data
@@ -124,21 +124,63 @@ def test_bsp_over_a_server_ends_bit_for_bit_the_same_in_every_run(compression):
         np.testing.assert_array_equal(a[k], b[k])
 
 
-def test_asp_over_two_workers_learns_as_well_as_one_process():
+@pytest.mark.parametrize("strategy,servers,shared", [("asp", 0, True), ("ssp", 0, True), ("asp", 1, False)])
+def test_asp_over_two_workers_learns_as_well_as_one_process(strategy, servers, shared):
+    """Every worker hosting a shard on one machine, the workers push to and pull from each
+    other's shards in shared memory (``runtime.ps_run.shared_folder``); over a dedicated server,
+    by RPC. Either way a batch's change reaches the shards with its keys elided."""
     from sklearn.metrics import log_loss
 
     X, y, _ = _data(3000, d=20, seed=3, sparse=True)
-    cfg = TrainConfig(strategy="asp", workers=2, max_iter=3, random_state=0, alpha=1e-4)
+    cfg = TrainConfig(strategy=strategy, workers=2, servers=servers, max_iter=3, random_state=0, alpha=1e-4)
     res = distributed.train_arrays(models.get("logistic"), X, y, None, cfg, 1)
     p = 1 / (1 + np.exp(-(np.asarray(X @ res.params["w"]).ravel() + float(res.params["b"]))))
     alone = shardlearn.LogisticRegression(solver="sgd", max_iter=3, random_state=0, alpha=1e-4).fit(X, y)
     assert log_loss(y, p) <= 1.005 * log_loss(y, alone.predict_proba(X)[:, 1])  # measured: 1.0003
     workers = [r for r in res.reports if r.get("role") == "worker"]
     assert len(workers) == 2 and all(r["keys_pulled"] > 0 for r in workers)
+    assert [r["shared_shards"] for r in workers] == [shared, shared]
+    assert not [f for f in os.listdir(launch.scratch_dir()) if f.startswith("shardlearn-shards-")]  # removed
     # key caching: a batch's change goes to the shards without the keys they just answered; here
     # 6 steps an epoch, of which the first change (after the epoch's plain pull) and the last
     # (flushed at the epoch's end) carry their keys: 308 of 396 measured
     assert all(0.6 * r["keys_pushed"] < r["keys_elided"] < r["keys_pushed"] for r in workers), workers
+
+
+def _merge_ones(path: str, size: int, times: int, ready=None, go=None) -> None:
+    """A process attaching the shard at ``path`` and merging a change of ones into every key
+    (once ``go`` is set, having said it is ``ready``)."""
+    shard = KernelShard(size, rule="adagrad", learning_rate=0.5, path=path, create=False)
+    if go is not None:
+        ready.put(True)
+        go.wait(60)
+    for _ in range(times):
+        shard.push(np.arange(size), np.ones((size, 4)))
+
+
+def test_processes_merging_into_one_mapped_shard_lose_no_change(tmp_path):
+    """Three processes merge into one shard's mapped state at once; its lock (a thread lock and
+    ``flock``) makes each merge whole: with the thread lock alone, two of two runs lost changes."""
+    import multiprocessing as mp
+
+    size, times = 200_000, 30
+    path = str(tmp_path / "shard.npy")
+    made = KernelShard(size, rule="adagrad", learning_rate=0.5, path=path)
+    ctx = mp.get_context("spawn")
+    ready, go = ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=_merge_ones, args=(path, size, times, ready, go)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        ready.get(timeout=60)
+    go.set()
+    _merge_ones(path, size, times)
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    got = made.pull(np.arange(size))
+    np.testing.assert_array_equal(got[:, kernel.W], 3 * times)  # the differences add
+    np.testing.assert_array_equal(got[:, kernel.G], 3 * times)  # the adaptive sums add
 
 
 def test_a_kernel_shard_merges_a_clock_once_all_workers_pushed_and_finalizes_its_own_keys():

@@ -1,6 +1,9 @@
 """What a process hosting parameter-server shards (and the clock table) answers
 to: module-level handlers the transport calls by reference. One process may host
-several shards; the clock lives with the first shard.
+several shards; the clock lives with the first shard. A shard whose state is a file
+of this machine's shared memory (``create(path=...)``) may also be attached by the
+other processes of the machine (``attach``): their calls to it run in their own
+process (``Client(near=...)``), on the same state, under a lock every process holds.
 """
 from __future__ import annotations
 
@@ -15,25 +18,42 @@ from shardlearn.ps.kernel_shard import KernelShard
 from shardlearn.ps.rounds import Rounds
 from shardlearn.ps.server import Clock, Shard
 
-HOSTED: dict = {"shards": {}, "clock": None, "answered": {}}
+HOSTED: dict = {"shards": {}, "attached": {}, "clock": None, "answered": {}}
 
 
 def reset() -> None:
     HOSTED["shards"].clear()
+    HOSTED["attached"] = {}  # shard -> another process's shard, mapped here (``attach``)
     HOSTED["clock"] = None
     HOSTED["answered"] = {}  # (shard, worker) -> the keys last answered in a push_pull (key caching)
 
 
 def create(shard_id: int, size: int, rule: str, learning_rate: float, l1: float, l2: float, dtype: str,
-           free=(), schedule: str = "constant", power_t: float | None = None, anneal: dict | None = None) -> int:
+           free=(), schedule: str = "constant", power_t: float | None = None, anneal: dict | None = None,
+           path: str | None = None) -> int:
     """A shard: ``power_t`` given, of the per-example kernel's state (``KernelShard``; ``anneal``:
-    the linear schedule's ``end`` and ``span``), else of values with a mini-batch optimizer's
-    state (``Shard``)."""
+    the linear schedule's ``end`` and ``span``; ``path``: its state a file there, for ``attach``),
+    else of values with a mini-batch optimizer's state (``Shard``)."""
     if power_t is not None:
-        HOSTED["shards"][shard_id] = KernelShard(size, rule, learning_rate, l1, l2, dtype, free, power_t, anneal)
+        HOSTED["shards"][shard_id] = KernelShard(size, rule, learning_rate, l1, l2, dtype, free, power_t, anneal,
+                                                 path=path)
     else:
         HOSTED["shards"][shard_id] = Shard(size, rule, learning_rate, l1, l2, dtype, free, schedule)
     return os.getpid()
+
+
+def attach(shard_id: int, size: int, rule: str, learning_rate: float, l1: float, l2: float, dtype: str,
+           free=(), schedule: str = "constant", power_t: float | None = None, anneal: dict | None = None,
+           path: str | None = None) -> None:
+    """Map the kernel shard another process of this machine made with ``create(path=...)`` (the
+    same arguments), so this process's calls to it run here."""
+    HOSTED["attached"][shard_id] = KernelShard(size, rule, learning_rate, l1, l2, dtype, free, power_t, anneal,
+                                               path=path, create=False)
+
+
+def _shard(shard_id: int):
+    """The shard this process hosts or has attached."""
+    return HOSTED["shards"][shard_id] if shard_id in HOSTED["shards"] else HOSTED["attached"][shard_id]
 
 
 def finalize(shard_id: int, t: float, nsum: float) -> None:
@@ -51,7 +71,7 @@ def precondition(shard_id: int, curvature: float, ridge: float) -> None:
 def push(shard_id: int, idx: np.ndarray, values: np.ndarray, clock=None, expect: int = 1, at=None) -> None:
     """Apply (bsp: hold) a push; ``at``: kernel changes made from rows brought up to date at
     these scalars, which the shard's rows of ``idx`` are brought to first (``KernelShard.push``)."""
-    shard = HOSTED["shards"][shard_id]
+    shard = _shard(shard_id)
     if at is None:
         shard.push(idx, values, clock, expect)
     else:
@@ -84,7 +104,7 @@ def _decoded(spec: str, payload: np.ndarray, shape: tuple, rest: tuple) -> tuple
 
 def pull(shard_id: int, idx: np.ndarray, packed: bool = False) -> np.ndarray:
     """A shard's rows of ``idx`` (``packed``: as ``push_pull``'s)."""
-    shard = HOSTED["shards"][shard_id]
+    shard = _shard(shard_id)
     return shard.pull_packed(idx) if packed else shard.pull(idx)
 
 
@@ -100,7 +120,7 @@ def push_pull(shard_id: int, push_idx, values: np.ndarray, pull_idx: np.ndarray,
     if push_idx.size:
         push(shard_id, push_idx, values, at=at)
     cache[(shard_id, worker)] = pull_idx
-    shard = HOSTED["shards"][shard_id]
+    shard = _shard(shard_id)
     return shard.pull_packed(pull_idx) if packed else shard.pull(pull_idx)
 
 

@@ -16,6 +16,7 @@ weight and sum slots, so they travel and merge with the same pulls and pushes.
 """
 from __future__ import annotations
 
+import fcntl
 import threading
 
 import numpy as np
@@ -29,19 +30,26 @@ class KernelShard(Shard):
     """``size`` keys of kernel state under ``rule`` (a ``kernels.sgd`` rule); ``free``: local
     indices never penalised (the intercept's key, the scalars' key). Pushes are changes
     (``(k, 4)`` rows for distinct keys); with ``clock`` (bsp) a clock's pushes are held and
-    merged together once all ``expect`` arrived, as ``Shard`` does."""
+    merged together once all ``expect`` arrived, as ``Shard`` does. ``path``: the state is the
+    ``.npy`` file there, mapped (``create``: made, zeros), and the lock holds other processes
+    mapping it too (``SharedLock``): the workers of one machine merge into it in place."""
 
     def __init__(self, size: int, rule: str = "normalized", learning_rate: float = 0.5, l1: float = 0.0,
-                 l2: float = 0.0, dtype="float64", free=(), power_t: float = 0.0, anneal: dict | None = None):
+                 l2: float = 0.0, dtype="float64", free=(), power_t: float = 0.0, anneal: dict | None = None,
+                 path: str | None = None, create: bool = True):
         if rule not in kernel.RULES:
             raise ConfigError(f"per-example server rule {rule!r}: expected one of {', '.join(kernel.RULES)}")
         self.size, self.rule, self.learning_rate, self.power_t = int(size), rule, float(learning_rate), float(power_t)
         self.l1, self.l2 = float(l1), float(l2)
         self.anneal = dict(anneal or {})  # the linear schedule's end and span: the penalty's catch-ups follow it
         self.free = np.asarray(free, dtype=np.int64)
-        self.ws = np.zeros((self.size, 4), dtype=np.dtype(dtype))
+        if path is None:
+            self.ws, self.lock = np.zeros((self.size, 4), dtype=np.dtype(dtype)), threading.Lock()
+        else:  # a fresh file reads as zeros, its pages allocated where a key is first written
+            self.ws = np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=(self.size, 4)) \
+                if create else np.load(path, mmap_mode="r+")
+            self.lock = SharedLock(path + ".lock")
         self.scale = self.stats = None
-        self.lock = threading.Lock()
         self.pushes = 0
         self.held: dict = {}
 
@@ -120,6 +128,32 @@ class KernelShard(Shard):
         with self.lock:
             self.ws[:] = 0.0
             self.ws[arrays["rows"]] = arrays["state_rows"]
+
+
+class SharedLock:
+    """A lock over this process's threads and every process holding a lock on the same file:
+    a thread lock, then ``fcntl.flock`` on the file as this process opened it (flock excludes
+    open file descriptions, one a process here; the kernel drops it when its holder dies).
+
+    >>> import os, tempfile
+    >>> lock = SharedLock(os.path.join(tempfile.mkdtemp(), "shard.lock"))
+    >>> with lock:
+    ...     print("held")
+    held
+    """
+
+    def __init__(self, path: str):
+        self.thread, self.file = threading.Lock(), open(path, "ab")
+
+    def __enter__(self):
+        self.thread.acquire()
+        fcntl.flock(self.file.fileno(), fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.file.fileno(), fcntl.LOCK_UN)
+        self.thread.release()
+        return False
 
 
 def packed(rows: np.ndarray, whole: np.ndarray) -> np.ndarray:

@@ -10,6 +10,8 @@ ever holds the whole model.
 """
 from __future__ import annotations
 
+import os
+import shutil
 import time
 
 import numpy as np
@@ -87,8 +89,6 @@ class ShardCheckpoint:
 
 
 def restore_shards(ctx: Context, ckpt, n_shards: int) -> None:
-    import os
-
     futs = [ctx.transport.call(h, host.load_shard, s, os.path.join(ckpt.loaded, f"shard-{s}.npz"))
             for s, h in enumerate(ctx.hosts[:n_shards])]
     for f in futs:
@@ -121,20 +121,26 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
     free_shard, free_local = slicer.route(np.arange(d, n_keys, dtype=np.int64))
     # the linear schedule: the shards' clock counts every worker's rows
     anneal = anneal_span(comm, X, sw, cfg.max_iter, merged=True) if per_example and cfg.anneals(None) else None
+    folder = shared_folder(comm, cfg, n_keys)  # None: the shards' calls go through RPC
+    specs = [(s, slicer.size(s), cfg.optimizer, cfg.base_lr(), alpha * l1r, alpha * (1 - l1r), cfg.ps_dtype,
+              free_local[free_shard == s].tolist(), cfg.schedule, cfg.power_t if per_example else None, anneal,
+              None if folder is None else os.path.join(folder, f"shard-{s}.npy")) for s in range(len(ctx.hosts))]
     if comm.rank == 0:
         start = 0 if resume is None else int(resume["cursor/t"])
-        made = [ctx.transport.call(h, host.create, s, slicer.size(s), cfg.optimizer, cfg.base_lr(), alpha * l1r,
-                                   alpha * (1 - l1r), cfg.ps_dtype, free_local[free_shard == s].tolist(),
-                                   cfg.schedule, cfg.power_t if per_example else None, anneal)
-                for s, h in enumerate(ctx.hosts)]
+        made = [ctx.transport.call(h, host.create, *spec) for spec, h in zip(specs, ctx.hosts)]
         made.append(ctx.transport.call(ctx.hosts[0], host.create_clock, ctx.trainers, start))
         for f in made:
             ctx.transport.wait(f)
     comm.barrier()
+    if folder is not None:  # every other worker's shard mapped here: its pushes and pulls run in this process
+        for spec, h in zip(specs, ctx.hosts):
+            if h != comm.rank:
+                host.attach(*spec)
     client = Client(ctx.transport, slicer, ctx.hosts, comm.rank,
                     codecs.parse(cfg.compression, cfg.error_feedback, cfg.random_state or 0),
                     columns=delta.columns(cfg.optimizer) if per_example else None,  # kernel change rows
-                    whole=[d + 1] if per_example else ())  # the scalars: weight seen, normalizer
+                    whole=[d + 1] if per_example else (),  # the scalars: weight seen, normalizer
+                    near=range(len(ctx.hosts)) if folder is not None else ())
     if cfg.precondition and not per_example:  # the shards' scale, from the moments every worker pushes for its keys
         ps_sgd.push_moments(client, X, sw)
         comm.barrier()
@@ -184,8 +190,13 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
         full = model_now()
         params = {"w": full[:width], "b": np.asarray(full[width])}
     ctx.transport.close()
+    slices = host.save_slices(launch.scratch_dir()) if not cfg.servers and not under_torchrun else {}
+    if folder is not None:  # the shared state unmapped here, its files removed (the last process frees the memory)
+        host.reset()
+        if comm.rank == 0:
+            shutil.rmtree(folder, ignore_errors=True)
     out = {"params": params, "n_iter": len(log.records), "steps": log.records, "snapshots": snapshots,
-           "slices": host.save_slices(launch.scratch_dir()) if not cfg.servers and not under_torchrun else {},
+           "slices": slices,
            "ps": {"n_features": d, "keys": n_keys, "slicer": cfg.slicer, "shards": len(ctx.hosts),
                   "seed": cfg.random_state or 0, "width": width,
                   "active": _small(active) if comm.rank == 0 else None},  # the driver's model: rank 0's
@@ -193,8 +204,33 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
                       "grants": grants, "keys_pulled": client.keys_pulled, "keys_pushed": client.keys_pushed,
                       "keys_elided": client.keys_elided,
                       "rpc_calls": ctx.transport.calls, "collectives": comm.stats.calls - calls,
+                      "shared_shards": folder is not None,
                       "fit_seconds": time.perf_counter() - t0}}
     return out
+
+
+def shared_folder(comm, cfg, n_keys: int) -> str | None:
+    """Where the shards' state is mapped from, when the workers of one machine push to and pull
+    from each other's shards in place rather than by RPC (shared-memory push and pull between
+    co-located workers and servers, as BytePS does; Jiang et al. 2020): per-example ``asp`` or
+    ``ssp``, every worker hosting a shard (``servers=0``), every rank on this machine, and room
+    for the state in the scratch folder (``/dev/shm``: a container's may be 64 MB). None: RPC,
+    as across machines, for one worker (its shard is its own), for ``bsp`` (a clock's pushes are
+    held by the shard's host) and for dedicated servers (a model larger than a worker). Agreed:
+    rank 0 decides and makes the folder (in the group's scratch folder, removed with it)."""
+    import tempfile
+
+    from shardlearn.runtime.agree import union
+
+    mine = []
+    if comm.rank == 0 and cfg.per_example and cfg.plan in ("asp", "ssp") and not cfg.servers and comm.size > 1:
+        total, here = launch.ranks_here()
+        base = launch.scratch_dir() or tempfile.gettempdir()
+        room = os.statvfs(base).f_bavail * os.statvfs(base).f_frsize
+        if total == here and room > 2 * n_keys * 4 * np.dtype(cfg.ps_dtype).itemsize:
+            mine = [tempfile.mkdtemp(prefix="shardlearn-shards-", dir=base)]
+    got = union(comm, mine)
+    return got[0] if got else None
 
 
 def _learner(model, d: int, cfg, anneal=None):
@@ -233,8 +269,6 @@ def _pull_vector(client, n: int, chunk: int = 1 << 20) -> np.ndarray:
 
 def assemble(results: list) -> dict:
     """The driver: the model ``{"w", "b"}`` from the slices every host wrote (files removed after)."""
-    import os
-
     info = next(r["ps"] for r in results if r.get("ps"))
     d, n_keys = info["n_features"], info.get("keys", info["n_features"] + 1)
     slicer = make_slicer(info["slicer"], n_keys, info["shards"], info["seed"])
@@ -275,7 +309,6 @@ def train_hogwild(comm, model, X, y, sw, cfg, progress=None, report=None, owned:
 
 def _hogwild(comm, model, X, y, sw, cfg, active, progress=None, report=None) -> dict:
     """``train_hogwild`` on rows whose columns are ``active`` (or all of them, None)."""
-    import shutil
     import tempfile
 
     from shardlearn.runtime.agree import union
@@ -329,8 +362,6 @@ def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report=No
     """Hogwild on the per-example kernel: every worker runs ``kernels.sgd`` over its rows on one
     state array (weights, adaptive sums, scales; 32 bytes a coordinate) mapped from ``folder``,
     without locks, so a row's update is seen by the others as soon as it is written."""
-    import os
-
     from shardlearn.kernels import sgd as kernel
     from shardlearn.runtime.loop import checkpointer_for
     from shardlearn.runtime.progress import StepLog
