@@ -41,6 +41,7 @@ SOLVER_STRATEGY = {"lbfgs": "lbfgs", "gd": "gd", "sgd": "bsp"}
 
 
 STEPS_PER_EPOCH, MAX_SYNC_EVERY = 128, 32  # per-example asp/ssp exchanges an epoch by default (sync_batches)
+MANY_SYNC_EVERY = 4  # ... at most this many batches (over K - 1) a step on K > 2 workers (``TrainConfig.step_rows``)
 # per-example local_sgd averages every LOCAL_SGD_SYNC_EVERY batches (16,384 rows a worker at the default
 # batch_size): once an epoch let kddcup99's sorted, contiguous shards drift apart (1.027 x L* after 2 epochs;
 # 0.973 every 64 batches; a9a, w8a, D1, D2 unchanged: benchmarks/README.md); under a coarse codec (sign, a
@@ -277,21 +278,29 @@ class TrainConfig:
         (15: 1.0108 against 1.0033); on K > 2 ``workers`` either over K - 1: a step is blind to the K - 1 others' in
         flight, so the rows it does not see stay at 2 workers' (elec2's 6 dense features, 2 epochs: bsp x4 at a
         batch each 1.076-1.094 x L*, at a third 0.993-0.994, x8 1.87-1.90 and 0.995; asp x4 1.012-1.021,
-        0.993-0.994; ``rates-*-elec2*``); else a batch.
+        0.993-0.994; ``rates-*-elec2*``), and ``asp``/``ssp`` then take at most ``MANY_SYNC_EVERY`` batches: the K
+        changes of the keys every row touches add up, K times one worker's step, which two workers survive (their
+        sum lands a step past where one would, at worst at the mirror point) and three or more do not once a step
+        moves such keys far. D2's 2M rows, one epoch, asp x4 (hand runs, ``benchmarks/README.md``): 3,840 rows a
+        step 1.40-1.45 x L*, 1,792 1.05-1.08, 1,280 (15 batches over 3, the rule before) 1.033 (ssp alike), 768
+        1.008, 512 1.006-1.008, 256 1.006-1.007; x3 at 3,840 rows 1.086 (500k rows), 1,024 1.007; x2 at 7,680
+        rows 1.008-1.010, at 30,720 1.050. Else a batch.
 
         >>> TrainConfig(strategy="asp", workers=2).step_rows(1_000_000), TrainConfig(strategy="bsp").step_rows(10**6)
         (7680, 256)
         >>> [TrainConfig(strategy="bsp").step_rows(workers=k) for k in (2, 3, 4, 8)]
         [256, 128, 85, 36]
-        >>> [TrainConfig(strategy="asp").step_rows(1_000_000, workers=k) for k in (2, 4)]
-        [7680, 2560]
+        >>> [TrainConfig(strategy="asp").step_rows(1_000_000, workers=k) for k in (2, 3, 4)]
+        [7680, 512, 341]
         """
         if not self.per_example or self.plan not in ("bsp", "asp", "ssp"):
             return self.batch_size
         if self.sync_every is not None:
             return self.batch_size * self.sync_every
-        rows = self.batch_size * (sync_batches(most_rows, self.batch_size) if self.plan != "bsp" else 1)
-        return max(1, rows // max(int(workers) - 1, 1))
+        batches = sync_batches(most_rows, self.batch_size) if self.plan != "bsp" else 1
+        if workers > 2:
+            batches = min(batches, MANY_SYNC_EVERY)
+        return max(1, self.batch_size * batches // max(int(workers) - 1, 1))
 
     def average_rows(self, most_rows: int = 0) -> int:
         """Rows a worker learns between two averages under per-example ``local_sgd``, given the
