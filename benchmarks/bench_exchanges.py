@@ -54,7 +54,8 @@ def main(argv=None):
             for strategy in args.strategies.split(","):
                 for seed in (int(s) for s in args.seeds.split(",")):
                     for steps, cap in rules:
-                        # the rule's sync_every; step_rows still divides it by K - 1 beyond 2 workers
+                        # the rule's sync_every, H batches a step on every worker count: a sync_every said
+                        # is not divided by K - 1 (the default rule divides, TrainConfig.step_rows)
                         h = sync_batches(X.shape[0] // workers, TrainConfig().batch_size, steps, cap)
                         t = time.perf_counter()
                         est = LogisticRegression(max_iter=args.epochs, alpha=args.alpha, random_state=seed,
@@ -69,7 +70,8 @@ def main(argv=None):
     lines = [f"# Exchanges an epoch: per-example asp/ssp, {args.epochs} epochs, alpha {args.alpha:g} "
              f"(benchmarks/bench_exchanges.py)", "", f"Machine: {json.dumps(machine)}", "",
              "Rule STEPS:CAP: as many batches (of 256 rows) a step as leave a worker STEPS exchanges an epoch, "
-             "1 to CAP; beyond 2 workers a step is that over K - 1. One fit per seed; held-out log-loss over L*.", "",
+             "1 to CAP, on every worker count (the default rule divides it by K - 1 beyond 2 workers; a "
+             "sync_every said is not divided). One fit per seed; held-out log-loss over L*.", "",
              "| data | workers | strategy | seed | rule | batches a step | fit s | held-out / L* |",
              "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['data']} ({r['rows']:,} rows) | {r['workers']} | {r['strategy']} | {r['seed']} | {r['rule']} | "
