@@ -127,7 +127,7 @@ def test_bsp_over_a_server_ends_bit_for_bit_the_same_in_every_run(compression):
 @pytest.mark.parametrize("strategy,servers,shared", [("asp", 0, True), ("ssp", 0, True), ("asp", 1, False)])
 def test_asp_over_two_workers_learns_as_well_as_one_process(strategy, servers, shared):
     """Every worker hosting a shard on one machine, the workers push to and pull from each
-    other's shards in shared memory (``runtime.ps_run.shared_folder``); over a dedicated server,
+    other's shards in shared memory (``runtime.ps_shared.folder``); over a dedicated server,
     by RPC. Either way a batch's change reaches the shards with its keys elided."""
     from sklearn.metrics import log_loss
 

@@ -48,7 +48,8 @@ class Client:
         self.packs = codec is not None and columns is not None
         self.rank = getattr(transport, "rank", None)  # this process's rank: its shards answer here
         self.whole = np.asarray(whole, dtype=np.int64)
-        self.dest = [self.rank if s in set(near) else h for s, h in enumerate(self.hosts)]  # who runs a call to s
+        near = set(near)
+        self.dest = [self.rank if s in near else h for s, h in enumerate(self.hosts)]  # who runs a call to s
 
     def _route(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(shard, local index)`` of each key, the local indices as int32 where the model has

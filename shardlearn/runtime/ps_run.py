@@ -20,7 +20,7 @@ from shardlearn.comm import codecs
 from shardlearn.core.errors import ConfigError
 from shardlearn.kernels import delta
 from shardlearn.ps import host
-from shardlearn.runtime import active as columns_in_use, agree, launch
+from shardlearn.runtime import active as columns_in_use, agree, launch, ps_shared
 from shardlearn.ps.client import Client
 from shardlearn.ps.slicer import make as make_slicer
 from shardlearn.optim.scaling import where_present
@@ -121,10 +121,10 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
     free_shard, free_local = slicer.route(np.arange(d, n_keys, dtype=np.int64))
     # the linear schedule: the shards' clock counts every worker's rows
     anneal = anneal_span(comm, X, sw, cfg.max_iter, merged=True) if per_example and cfg.anneals(None) else None
-    folder = shared_folder(comm, cfg, n_keys)  # None: the shards' calls go through RPC
+    folder = ps_shared.folder(comm, cfg, n_keys)  # None: the shards' calls go through RPC
     specs = [(s, slicer.size(s), cfg.optimizer, cfg.base_lr(), alpha * l1r, alpha * (1 - l1r), cfg.ps_dtype,
               free_local[free_shard == s].tolist(), cfg.schedule, cfg.power_t if per_example else None, anneal,
-              None if folder is None else os.path.join(folder, f"shard-{s}.npy")) for s in range(len(ctx.hosts))]
+              ps_shared.path(folder, s)) for s in range(len(ctx.hosts))]
     if comm.rank == 0:
         start = 0 if resume is None else int(resume["cursor/t"])
         made = [ctx.transport.call(h, host.create, *spec) for spec, h in zip(specs, ctx.hosts)]
@@ -132,10 +132,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
         for f in made:
             ctx.transport.wait(f)
     comm.barrier()
-    if folder is not None:  # every other worker's shard mapped here: its pushes and pulls run in this process
-        for spec, h in zip(specs, ctx.hosts):
-            if h != comm.rank:
-                host.attach(*spec)
+    ps_shared.attach(folder, specs, ctx.hosts, comm.rank)
     client = Client(ctx.transport, slicer, ctx.hosts, comm.rank,
                     codecs.parse(cfg.compression, cfg.error_feedback, cfg.random_state or 0),
                     columns=delta.columns(cfg.optimizer) if per_example else None,  # kernel change rows
@@ -191,10 +188,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
         params = {"w": full[:width], "b": np.asarray(full[width])}
     ctx.transport.close()
     slices = host.save_slices(launch.scratch_dir()) if not cfg.servers and not under_torchrun else {}
-    if folder is not None:  # the shared state unmapped here, its files removed (the last process frees the memory)
-        host.reset()
-        if comm.rank == 0:
-            shutil.rmtree(folder, ignore_errors=True)
+    ps_shared.release(folder, comm.rank)
     out = {"params": params, "n_iter": len(log.records), "steps": log.records, "snapshots": snapshots,
            "slices": slices,
            "ps": {"n_features": d, "keys": n_keys, "slicer": cfg.slicer, "shards": len(ctx.hosts),
@@ -207,30 +201,6 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
                       "shared_shards": folder is not None,
                       "fit_seconds": time.perf_counter() - t0}}
     return out
-
-
-def shared_folder(comm, cfg, n_keys: int) -> str | None:
-    """Where the shards' state is mapped from, when the workers of one machine push to and pull
-    from each other's shards in place rather than by RPC (shared-memory push and pull between
-    co-located workers and servers, as BytePS does; Jiang et al. 2020): per-example ``asp`` or
-    ``ssp``, every worker hosting a shard (``servers=0``), every rank on this machine, and room
-    for the state in the scratch folder (``/dev/shm``: a container's may be 64 MB). None: RPC,
-    as across machines, for one worker (its shard is its own), for ``bsp`` (a clock's pushes are
-    held by the shard's host) and for dedicated servers (a model larger than a worker). Agreed:
-    rank 0 decides and makes the folder (in the group's scratch folder, removed with it)."""
-    import tempfile
-
-    from shardlearn.runtime.agree import union
-
-    mine = []
-    if comm.rank == 0 and cfg.per_example and cfg.plan in ("asp", "ssp") and not cfg.servers and comm.size > 1:
-        total, here = launch.ranks_here()
-        base = launch.scratch_dir() or tempfile.gettempdir()
-        room = os.statvfs(base).f_bavail * os.statvfs(base).f_frsize
-        if total == here and room > 2 * n_keys * 4 * np.dtype(cfg.ps_dtype).itemsize:
-            mine = [tempfile.mkdtemp(prefix="shardlearn-shards-", dir=base)]
-    got = union(comm, mine)
-    return got[0] if got else None
 
 
 def _learner(model, d: int, cfg, anneal=None):

@@ -1,0 +1,66 @@
+"""Parameter-server shards in one machine's shared memory: the workers of a machine push to
+and pull from each other's kernel shards in place rather than by RPC (shared-memory push and
+pull between co-located workers and servers, as BytePS does: Jiang et al. 2020, "A unified
+architecture for accelerating distributed DNN training in heterogeneous GPU/CPU clusters").
+Each shard's host makes its state a file of the group's scratch folder (``ps.host.create``
+with a path), every other worker maps it (``ps.host.attach``), and the client calls those
+shards in its own process (``ps.client.Client(near=...)``) under a lock every process holds
+(``ps.kernel_shard.SharedLock``). The shards, their merges, key caching and checkpoints are
+the RPC path's; only the transport differs.
+
+>>> path(None, 0) is None, path("/dev/shm/x", 1)
+(True, '/dev/shm/x/shard-1.npy')
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from shardlearn.ps import host
+from shardlearn.runtime import launch
+from shardlearn.runtime.agree import union
+
+
+def folder(comm, cfg, n_keys: int) -> str | None:
+    """Where the shards' state is mapped from: per-example ``asp`` or ``ssp``, every worker
+    hosting a shard (``servers=0``), more than one worker, every rank on this machine, and twice
+    the state's size free in the scratch folder (``/dev/shm``: a container's may be 64 MB, and
+    writing past a tmpfs's room is a SIGBUS). None: RPC, as across machines, for one worker (its
+    shard is its own), for ``bsp`` (a clock's pushes are held by the shard's host) and for
+    dedicated servers (a model larger than a worker). Agreed: rank 0 decides and makes the
+    folder (in the group's scratch folder, removed with the group)."""
+    mine = []
+    if comm.rank == 0 and cfg.per_example and cfg.plan in ("asp", "ssp") and not cfg.servers and comm.size > 1:
+        total, here = launch.ranks_here()
+        base = launch.scratch_dir() or tempfile.gettempdir()
+        room = os.statvfs(base).f_bavail * os.statvfs(base).f_frsize
+        if total == here and room > 2 * n_keys * 4 * np.dtype(cfg.ps_dtype).itemsize:
+            mine = [tempfile.mkdtemp(prefix="shardlearn-shards-", dir=base)]
+    got = union(comm, mine)
+    return got[0] if got else None
+
+
+def path(where: str | None, shard: int) -> str | None:
+    """Shard ``shard``'s state file in ``where`` (None: not shared)."""
+    return None if where is None else os.path.join(where, f"shard-{shard}.npy")
+
+
+def attach(where: str | None, specs: list, hosts: list, rank: int) -> None:
+    """Map every shard another rank hosts (``specs``: ``host.create``'s arguments by shard), once
+    their hosts made them; nothing when ``where`` is None."""
+    if where is not None:
+        for spec, h in zip(specs, hosts):
+            if h != rank:
+                host.attach(*spec)
+
+
+def release(where: str | None, rank: int) -> None:
+    """After the slices are saved: the shared state unmapped in this process and (rank 0) its
+    files removed; the memory is freed when the last process lets go of its map."""
+    if where is not None:
+        host.reset()
+        if rank == 0:
+            shutil.rmtree(where, ignore_errors=True)
