@@ -3,6 +3,7 @@
 hold the kernel's state. Real worker processes on 127.0.0.1."""
 import dataclasses
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -496,3 +497,45 @@ def test_asp_on_four_workers_steps_short_enough_to_learn_d2_in_an_epoch():
     one = shardlearn.LogisticRegression(solver="sgd", **kw).fit(X, y)
     ratio = log_loss(yt, four.predict_proba(Xt)[:, 1]) / log_loss(yt, one.predict_proba(Xt)[:, 1])
     assert ratio <= 1.004, ratio
+
+
+_FOLDER_RANK = """
+import json, sys
+from shardlearn.comm import torch_backend
+from shardlearn.runtime import ps_shared
+from shardlearn.runtime.config import TrainConfig
+comm = torch_backend.init(int(sys.argv[1]), 2, "127.0.0.1", int(sys.argv[2]))
+try:
+    print(json.dumps(ps_shared.folder(comm, TrainConfig(strategy="asp", workers=2), 1000)))
+finally:
+    torch_backend.shutdown()
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="a mount namespace needs root")
+@pytest.mark.parametrize("apart", [False, True])
+def test_shards_are_mapped_only_where_every_rank_sees_their_folder(tmp_path, apart):
+    """Two real ranks agree on the shared shards' folder; with rank 1 in a mount namespace of its
+    own, whose scratch folder is another tmpfs (another machine's, as a Ray or Spark executor
+    elsewhere would be, whose environment need not say so), both fall back to RPC and rank 0's
+    folder is removed."""
+    import json
+    import subprocess
+    import sys
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = dict(os.environ, **{launch.SCRATCH_VAR: str(scratch)})
+    port = launch.free_port()
+    cmds = [[sys.executable, "-c", _FOLDER_RANK, str(r), str(port)] for r in (0, 1)]
+    if apart:
+        cmds[1] = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                   f'mount -t tmpfs none "{scratch}" && exec "$@"', "sh", *cmds[1]]
+    procs = [subprocess.Popen(c, env=env, stdout=subprocess.PIPE, text=True) for c in cmds]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    got = [json.loads(o.strip().splitlines()[-1]) for o in outs]
+    if apart:
+        assert got == [None, None] and os.listdir(scratch) == []
+    else:
+        assert got[0] == got[1] and os.path.dirname(got[0]) == str(scratch), got

@@ -30,17 +30,38 @@ def folder(comm, cfg, n_keys: int) -> str | None:
     the state's size free in the scratch folder (``/dev/shm``: a container's may be 64 MB, and
     writing past a tmpfs's room is a SIGBUS). None: RPC, as across machines, for one worker (its
     shard is its own), for ``bsp`` (a clock's pushes are held by the shard's host) and for
-    dedicated servers (a model larger than a worker). Agreed: rank 0 decides and makes the
-    folder (in the group's scratch folder, removed with the group)."""
+    dedicated servers (a model larger than a worker). Agreed: rank 0 makes the folder (in the
+    group's scratch folder, removed with the group) with a token file in it, and it is used only
+    if every rank reads that token there: a rank of another machine (a torchrun node, a Ray,
+    Dask or Spark executor elsewhere, whose environment may not say so) does not."""
     mine = []
     if comm.rank == 0 and cfg.per_example and cfg.plan in ("asp", "ssp") and not cfg.servers and comm.size > 1:
         total, here = launch.ranks_here()
         base = launch.scratch_dir() or tempfile.gettempdir()
         room = os.statvfs(base).f_bavail * os.statvfs(base).f_frsize
         if total == here and room > 2 * n_keys * 4 * np.dtype(cfg.ps_dtype).itemsize:
-            mine = [tempfile.mkdtemp(prefix="shardlearn-shards-", dir=base)]
+            where, token = tempfile.mkdtemp(prefix="shardlearn-shards-", dir=base), os.urandom(16).hex()
+            with open(os.path.join(where, "token"), "w") as f:
+                f.write(token)
+            mine = [f"{where}\n{token}"]
     got = union(comm, mine)
-    return got[0] if got else None
+    if not got:
+        return None
+    where, token = got[0].split("\n")
+    seen = _read(os.path.join(where, "token")) == token
+    if comm.allreduce(np.array([float(seen)]), op="min")[0] == 1.0:
+        return where
+    if comm.rank == 0:
+        shutil.rmtree(where, ignore_errors=True)
+    return None
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
 
 
 def path(where: str | None, shard: int) -> str | None:
