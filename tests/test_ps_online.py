@@ -506,7 +506,8 @@ from shardlearn.runtime import ps_shared
 from shardlearn.runtime.config import TrainConfig
 comm = torch_backend.init(int(sys.argv[1]), 2, "127.0.0.1", int(sys.argv[2]))
 try:
-    print(json.dumps(ps_shared.folder(comm, TrainConfig(strategy="asp", workers=2), 1000)))
+    print(json.dumps([ps_shared.folder(comm, TrainConfig(strategy="asp", workers=2), 1000),
+                      ps_shared.seen_by_all(comm, True, "hogwild-")]))  # hogwild's folder: refused when None
 finally:
     torch_backend.shutdown()
 """
@@ -515,10 +516,10 @@ finally:
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="a mount namespace needs root")
 @pytest.mark.parametrize("apart", [False, True])
 def test_shards_are_mapped_only_where_every_rank_sees_their_folder(tmp_path, apart):
-    """Two real ranks agree on the shared shards' folder; with rank 1 in a mount namespace of its
-    own, whose scratch folder is another tmpfs (another machine's, as a Ray or Spark executor
-    elsewhere would be, whose environment need not say so), both fall back to RPC and rank 0's
-    folder is removed."""
+    """Two real ranks agree on the shared shards' folder (and on hogwild's); with rank 1 in a
+    mount namespace of its own, whose scratch folder is another tmpfs (another machine's, as a
+    Ray or Spark executor elsewhere would be, whose environment need not say so), both get
+    None (the shards stay on RPC, hogwild is refused) and rank 0's folders are removed."""
     import json
     import subprocess
     import sys
@@ -536,6 +537,6 @@ def test_shards_are_mapped_only_where_every_rank_sees_their_folder(tmp_path, apa
     assert [p.returncode for p in procs] == [0, 0], outs
     got = [json.loads(o.strip().splitlines()[-1]) for o in outs]
     if apart:
-        assert got == [None, None] and os.listdir(scratch) == []
+        assert got == [[None, None], [None, None]] and os.listdir(scratch) == []
     else:
-        assert got[0] == got[1] and os.path.dirname(got[0]) == str(scratch), got
+        assert got[0] == got[1] and [os.path.dirname(f) for f in got[0]] == [str(scratch)] * 2, got

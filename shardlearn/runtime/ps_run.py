@@ -279,15 +279,14 @@ def train_hogwild(comm, model, X, y, sw, cfg, progress=None, report=None, owned:
 
 def _hogwild(comm, model, X, y, sw, cfg, active, progress=None, report=None) -> dict:
     """``train_hogwild`` on rows whose columns are ``active`` (or all of them, None)."""
-    import tempfile
-
-    from shardlearn.runtime.agree import union
     from shardlearn.runtime.progress import StepLog
     from shardlearn.strategies import hogwild
 
     d = X.shape[1]
-    mine = [tempfile.mkdtemp(prefix="shardlearn-hogwild-", dir=launch.scratch_dir())] if comm.rank == 0 else []
-    folder = union(comm, mine)[0]
+    folder = ps_shared.seen_by_all(comm, True, "shardlearn-hogwild-")
+    if folder is None:  # a rank of another machine, which no environment variable named
+        raise ConfigError("strategy='hogwild' shares one vector in one machine's memory, but this job's ranks do not "
+                          "all see rank 0's scratch folder (they span machines): use asp or ssp across hosts")
     if cfg.per_example:
         try:
             return _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report, active)

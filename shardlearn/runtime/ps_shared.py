@@ -30,20 +30,28 @@ def folder(comm, cfg, n_keys: int) -> str | None:
     the state's size free in the scratch folder (``/dev/shm``: a container's may be 64 MB, and
     writing past a tmpfs's room is a SIGBUS). None: RPC, as across machines, for one worker (its
     shard is its own), for ``bsp`` (a clock's pushes are held by the shard's host) and for
-    dedicated servers (a model larger than a worker). Agreed: rank 0 makes the folder (in the
-    group's scratch folder, removed with the group) with a token file in it, and it is used only
-    if every rank reads that token there: a rank of another machine (a torchrun node, a Ray,
-    Dask or Spark executor elsewhere, whose environment may not say so) does not."""
-    mine = []
+    dedicated servers (a model larger than a worker)."""
+    make = False
     if comm.rank == 0 and cfg.per_example and cfg.plan in ("asp", "ssp") and not cfg.servers and comm.size > 1:
         total, here = launch.ranks_here()
         base = launch.scratch_dir() or tempfile.gettempdir()
         room = os.statvfs(base).f_bavail * os.statvfs(base).f_frsize
-        if total == here and room > 2 * n_keys * 4 * np.dtype(cfg.ps_dtype).itemsize:
-            where, token = tempfile.mkdtemp(prefix="shardlearn-shards-", dir=base), os.urandom(16).hex()
-            with open(os.path.join(where, "token"), "w") as f:
-                f.write(token)
-            mine = [f"{where}\n{token}"]
+        make = total == here and room > 2 * n_keys * 4 * np.dtype(cfg.ps_dtype).itemsize
+    return seen_by_all(comm, make, "shardlearn-shards-")
+
+
+def seen_by_all(comm, make: bool, prefix: str) -> str | None:
+    """A folder every rank sees, made by rank 0 (where ``make``) in the scratch folder (the
+    group's, removed with it): rank 0 writes a token into it, and it is returned only if every
+    rank reads that token there; else rank 0 removes it and every rank gets None. A rank of
+    another machine (a torchrun node, a Ray, Dask or Spark executor elsewhere, whose
+    environment need not say so) does not see it. Collective: every rank calls it."""
+    mine = []
+    if comm.rank == 0 and make:
+        where, token = tempfile.mkdtemp(prefix=prefix, dir=launch.scratch_dir()), os.urandom(16).hex()
+        with open(os.path.join(where, "token"), "w") as f:
+            f.write(token)
+        mine = [f"{where}\n{token}"]
     got = union(comm, mine)
     if not got:
         return None
