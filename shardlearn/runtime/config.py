@@ -281,10 +281,10 @@ class TrainConfig:
         0.993-0.994; ``rates-*-elec2*``), and ``asp``/``ssp`` then take at most ``MANY_SYNC_EVERY`` batches: the K
         changes of the keys every row touches add up, K times one worker's step, which two workers survive (their
         sum lands a step past where one would, at worst at the mirror point) and three or more do not once a step
-        moves such keys far. D2's 2M rows, one epoch, asp x4 (hand runs, ``benchmarks/README.md``): 3,840 rows a
-        step 1.40-1.45 x L*, 1,792 1.05-1.08, 1,280 (15 batches over 3, the rule before) 1.033 (ssp alike), 768
-        1.008, 512 1.006-1.008, 256 1.006-1.007; x3 at 3,840 rows 1.086 (500k rows), 1,024 1.007; x2 at 7,680
-        rows 1.008-1.010, at 30,720 1.050. Else a batch.
+        moves such keys far. D2's 2M rows, one epoch, 2 seeds (``results/many-workers``): asp x4 at 3,840 rows a
+        step 1.404-1.410 x L*, 1,792 1.066-1.069, 1,280 (15 batches over 3, the rule before) 1.019-1.023, 768
+        1.007-1.008, 512 1.006, 341 (this rule) 1.006-1.007, 256 1.006-1.007, one process 1.007-1.008; x3 at
+        3,840 rows 1.042-1.055, 1,024 1.007-1.008; x2 at 7,680 (its default) 1.008-1.010, at 30,720 1.017-1.026. Else a batch.
 
         >>> TrainConfig(strategy="asp", workers=2).step_rows(1_000_000), TrainConfig(strategy="bsp").step_rows(10**6)
         (7680, 256)
