@@ -337,3 +337,34 @@ def test_parameter_server_shards_are_checkpointed_and_restored_after_a_kill(tmp_
         assert _max_diff(params, clean) < 1e-6
     else:  # asynchronous: the same model up to the order pushes happened to arrive in
         assert _max_diff(params, clean) < 0.05 * max(np.max(np.abs(clean["w"])), 1.0)
+
+
+@pytest.mark.parametrize("strategy", ["asp", "hogwild"])
+def test_a_torchrun_worker_killed_mid_fit_leaves_no_shared_state_behind(tmp_path, strategy):
+    """Co-located ranks map the shards' (or Hogwild's) state from files in the scratch folder,
+    which under torchrun is ``/dev/shm`` itself: no group folder is removed after the job. The
+    folder goes as soon as every rank holds its maps (``runtime.ps_shared.forget``), so a rank
+    killed mid-fit, its job failing, leaves nothing there (before: a 32-bytes-a-key folder a
+    killed attempt, until the machine restarted)."""
+    from tests.conftest import data_path
+
+    scratch, ckdir = tmp_path / "scratch", tmp_path / "ck"
+    scratch.mkdir()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--max-restarts",
+           "0", "-m", "shardlearn", "train", data_path("a9a", "a9a"), "--strategy", strategy, "--max-iter", "400",
+           "--tol", "0", "--checkpoint-dir", str(ckdir), "--checkpoint-every", "1", "--out", str(tmp_path / "m")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, **{launch.SCRATCH_VAR: str(scratch)}))
+    try:
+        deadline = time.monotonic() + 120
+        while not ck.steps_on_disk(str(ckdir)) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        workers = _children(proc.pid)
+        assert len(workers) == 2 and ck.steps_on_disk(str(ckdir)), "no checkpoint before the deadline"
+        os.kill(workers[1], signal.SIGKILL)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0 and "exitcode: -9" in err, err[-3000:]
+    assert os.listdir(scratch) == []

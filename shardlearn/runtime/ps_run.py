@@ -11,7 +11,6 @@ ever holds the whole model.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 
 import numpy as np
@@ -133,6 +132,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
             ctx.transport.wait(f)
     comm.barrier()
     ps_shared.attach(folder, specs, ctx.hosts, comm.rank)
+    ps_shared.forget(comm, folder)  # every rank holds the maps: nothing left on disk if a rank dies
     client = Client(ctx.transport, slicer, ctx.hosts, comm.rank,
                     codecs.parse(cfg.compression, cfg.error_feedback, cfg.random_state or 0),
                     columns=delta.columns(cfg.optimizer) if per_example else None,  # kernel change rows
@@ -188,7 +188,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
         params = {"w": full[:width], "b": np.asarray(full[width])}
     ctx.transport.close()
     slices = host.save_slices(launch.scratch_dir()) if not cfg.servers and not under_torchrun else {}
-    ps_shared.release(folder, comm.rank)
+    ps_shared.release(folder)
     out = {"params": params, "n_iter": len(log.records), "steps": log.records, "snapshots": snapshots,
            "slices": slices,
            "ps": {"n_features": d, "keys": n_keys, "slicer": cfg.slicer, "shards": len(ctx.hosts),
@@ -288,12 +288,7 @@ def _hogwild(comm, model, X, y, sw, cfg, active, progress=None, report=None) -> 
         raise ConfigError("strategy='hogwild' shares one vector in one machine's memory, but this job's ranks do not "
                           "all see rank 0's scratch folder (they span machines): use asp or ssp across hosts")
     if cfg.per_example:
-        try:
-            return _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report, active)
-        finally:
-            comm.barrier()
-            if comm.rank == 0:
-                shutil.rmtree(folder, ignore_errors=True)
+        return _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report, active)
     alpha, l1r = cfg.alpha, cfg.l1_ratio
     scale = None
     if cfg.precondition:  # one machine: every worker computes the same scale from allreduced moments
@@ -305,6 +300,7 @@ def _hogwild(comm, model, X, y, sw, cfg, active, progress=None, report=None) -> 
                              **opts)
     comm.barrier()
     shard = hogwild.shared_shard(folder, d + 1, cfg.optimizer, cfg.base_lr(), alpha * l1r, alpha * (1 - l1r), **opts)
+    ps_shared.forget(comm, folder)  # every rank holds the maps: nothing left on disk if a rank dies
     client = hogwild.LocalClient(shard)
     log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
 
@@ -320,9 +316,6 @@ def _hogwild(comm, model, X, y, sw, cfg, active, progress=None, report=None) -> 
         full = np.array(shard.weights(), dtype=np.float64)
         params = {"w": full[:d], "b": np.asarray(full[d])}
     del shard, client
-    comm.barrier()
-    if comm.rank == 0:
-        shutil.rmtree(folder, ignore_errors=True)
     return {"params": params, "n_iter": len(log.records), "steps": log.records,
             "report": {"rank": comm.rank, "ps_steps": steps, "fit_seconds": time.perf_counter() - t0}}
 
@@ -349,6 +342,7 @@ def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report=No
     # the weights and adaptive sums shared; the clock and normalizer per worker (hogwild.Counters)
     state = {"ws": np.load(paths["ws"], mmap_mode="r+"), "scalars": np.zeros(2)}
     counters = hogwild.Counters(np.load(paths["counts"], mmap_mode="r+"), comm.rank)
+    ps_shared.forget(comm, folder)  # every rank holds the maps: nothing left on disk if a rank dies
     log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
     ckpt, resume = checkpointer_for(model, X, cfg, comm, log, report, active)
     t0 = time.perf_counter()

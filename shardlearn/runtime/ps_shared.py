@@ -86,10 +86,20 @@ def attach(where: str | None, specs: list, hosts: list, rank: int) -> None:
                 host.attach(*spec)
 
 
-def release(where: str | None, rank: int) -> None:
-    """After the slices are saved: the shared state unmapped in this process and (rank 0) its
-    files removed; the memory is freed when the last process lets go of its map."""
+def forget(comm, where: str | None) -> None:
+    """Once every rank has mapped the state and opened the lock files in ``where``: rank 0
+    removes the folder. The maps and open files keep the memory until the last process lets go
+    of them (``release``, or its death), so a killed or failed run leaves nothing behind, also
+    in ``/dev/shm`` itself (under torchrun, where no group folder is removed after the job).
+    Collective: every rank calls it."""
+    if where is not None:
+        comm.barrier()
+        if comm.rank == 0:
+            shutil.rmtree(where, ignore_errors=True)
+
+
+def release(where: str | None) -> None:
+    """After the slices are saved: the shared state unmapped in this process; the memory is
+    freed when the last process lets go of its map (the folder is gone since ``forget``)."""
     if where is not None:
         host.reset()
-        if rank == 0:
-            shutil.rmtree(where, ignore_errors=True)
