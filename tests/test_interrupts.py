@@ -3,13 +3,17 @@
 Python process works; a driver killed with SIGKILL leaves no worker (and no traceback) behind."""
 import glob
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
 import pytest
+
+from shardlearn.runtime import launch
 
 SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc for the worker processes")
@@ -38,8 +42,19 @@ def _alive(pid):
         return False
 
 
-def _shm_entries():
-    return set(glob.glob(os.path.join(SHM, "shardlearn-*"))) if SHM else set()
+@pytest.fixture
+def shm(tmp_path):
+    """A folder of this test's own in ``/dev/shm``, the driver's scratch folder
+    (``SHARDLEARN_SCRATCH``): its group's folder and spilled arrays go there, so what the test
+    finds left is its own, not a test's running beside it under pytest-xdist."""
+    where = tempfile.mkdtemp(prefix="test-interrupts-", dir=SHM) if SHM else str(tmp_path / "shm")
+    os.makedirs(where, exist_ok=True)
+    yield where
+    shutil.rmtree(where, ignore_errors=True)
+
+
+def _left(shm):
+    return glob.glob(os.path.join(shm, "*"))
 
 
 def _sigint_default():
@@ -49,10 +64,11 @@ def _sigint_default():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _start(argv, tmp_path, settle_s=4.0):
+def _start(argv, tmp_path, shm=None, settle_s=4.0):
+    env = dict(os.environ, **({launch.SCRATCH_VAR: shm} if shm else {}))
     proc = subprocess.Popen([sys.executable, "-m", "shardlearn", *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=tmp_path,
-                            preexec_fn=_sigint_default)
+                            preexec_fn=_sigint_default, env=env)
     deadline = time.monotonic() + 120
     while len(_children(proc.pid)) < 2:  # both workers started
         assert proc.poll() is None, proc.communicate()
@@ -77,10 +93,9 @@ def _gone(pids, within_s=10.0):
 ])
 @pytest.mark.parametrize("strategy", [["--solver", "gd", "--tol", "0"],
                                       ["--solver", "sgd", "--strategy", "hogwild", "--tol", "none"]])
-def test_interrupt_ends_with_one_line_and_leaves_nothing(tmp_path, how, code, line, strategy):
-    before = _shm_entries()
+def test_interrupt_ends_with_one_line_and_leaves_nothing(tmp_path, shm, how, code, line, strategy):
     proc, workers = _start(["train", _long_fit_file(tmp_path), "--label", "target", "--workers", "2",
-                            "--max-iter", "100000", *strategy, "--out", str(tmp_path / "m")], tmp_path)
+                            "--max-iter", "100000", *strategy, "--out", str(tmp_path / "m")], tmp_path, shm)
     if how == "ctrl-c":  # a terminal sends SIGINT to the whole foreground group: driver and workers
         os.killpg(proc.pid, signal.SIGINT)
     else:
@@ -89,31 +104,29 @@ def test_interrupt_ends_with_one_line_and_leaves_nothing(tmp_path, how, code, li
     assert proc.returncode == code
     assert err.strip().splitlines() == [line], err
     assert _gone(workers), "workers outlived the interrupted driver"
-    assert _shm_entries() - before == set()
+    assert _left(shm) == []
     assert not (tmp_path / "m").exists()
 
 
-def test_sigterm_while_the_workers_start_leaves_nothing(tmp_path):
-    before = _shm_entries()
+def test_sigterm_while_the_workers_start_leaves_nothing(tmp_path, shm):
     proc, workers = _start(["train", _long_fit_file(tmp_path), "--label", "target", "--workers", "2",
-                            "--out", str(tmp_path / "m")], tmp_path, settle_s=0.0)
+                            "--out", str(tmp_path / "m")], tmp_path, shm, settle_s=0.0)
     os.kill(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143 and err.strip().splitlines() == ["shardlearn: terminated (SIGTERM)"], err
     assert _gone(workers)
-    assert _shm_entries() - before == set()
+    assert _left(shm) == []
 
 
-def test_killed_driver_leaves_no_worker_and_no_traceback(tmp_path):
-    before = _shm_entries()
+def test_killed_driver_leaves_no_worker_and_no_traceback(tmp_path, shm):
     proc, workers = _start(["train", _long_fit_file(tmp_path), "--label", "target", "--workers", "2", "--tol", "none",
                             "--max-iter", "100000", "--solver", "sgd", "--strategy", "hogwild",
-                            "--out", str(tmp_path / "m")], tmp_path)
+                            "--out", str(tmp_path / "m")], tmp_path, shm)
     proc.kill()
     assert _gone(workers), "workers outlived their killed driver"
     _, err = proc.communicate(timeout=30)  # the workers' stderr too: they shared the driver's
     assert "Traceback" not in err and "BrokenPipe" not in err, err
-    assert _shm_entries() - before == set()
+    assert _left(shm) == []
 
 
 def test_the_next_fit_works_after_keyboard_interrupt_in_python(tmp_path):

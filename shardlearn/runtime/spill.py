@@ -1,6 +1,6 @@
 """Handing in-memory arrays to worker processes without pickling them: the driver
 writes them once as ``.npy`` files (CSR as its three arrays) under
-``/dev/shm`` where it exists, and each worker memory-maps them and copies out only
+``/dev/shm`` where it exists (``launch.scratch_dir``), and each worker memory-maps them and copies out only
 its shard's rows.
 
 >>> import numpy as np
@@ -27,11 +27,12 @@ import tempfile
 import numpy as np
 import scipy.sparse as sp
 
+from shardlearn.runtime import launch
+
 
 class Spill:
     def __init__(self, X, y, sample_weight=None, extra=None):
-        base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-        self.dir = tempfile.mkdtemp(prefix="shardlearn-", dir=base)
+        self.dir = tempfile.mkdtemp(prefix="shardlearn-", dir=launch.scratch_dir())
         self.spec = {"dir": self.dir, "sparse": sp.issparse(X), "weights": sample_weight is not None}
         if sp.issparse(X):
             X = X.tocsr()
