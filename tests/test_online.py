@@ -1,5 +1,7 @@
 """Per-example SGD on the compiled kernel (issue 14): the estimators' solver="sgd" with the
 normalized rule (or batch_size=1) in one process and over local_sgd workers."""
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.metrics import log_loss
@@ -95,11 +97,8 @@ def test_hogwild_anneals_nearer_the_optimum_than_at_a_constant_rate_on_kddcup99(
 
 def test_raw_amounts_in_the_millions_need_no_standardising():
     # the credit-table case: unscaled columns made the stochastic strategies diverge (1,187 x L*)
-    rng = np.random.default_rng(0)
-    n = 20_000
-    X = np.c_[rng.lognormal(12, 1.5, n), rng.normal(size=n), rng.integers(0, 5, n), rng.lognormal(3, 1, n)]
-    z = 1e-6 * (X[:, 0] - 3e5) + X[:, 1] - 0.3 * X[:, 2] + 0.01 * X[:, 3]
-    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(int)
+    X, y = _credit_table()
+    n = X.shape[0]
     Xt, yt = X[: n // 4], y[: n // 4]
     best = log_loss(yt, LogisticRegression(alpha=1e-6, tol=1e-10).fit(X, y).predict_proba(Xt))
     ratios = [log_loss(yt, LogisticRegression(alpha=1e-6, solver="sgd", optimizer="normalized", max_iter=epochs,
@@ -107,6 +106,50 @@ def test_raw_amounts_in_the_millions_need_no_standardising():
               for epochs in (2, 5)]
     # the scale is the largest amount seen, so a heavy-tailed column learns slowly, but never diverges
     assert ratios[0] <= 1.035 and ratios[1] <= 1.02, ratios
+
+
+def _credit_table(n=20_000):
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.lognormal(12, 1.5, n), rng.normal(size=n), rng.integers(0, 5, n), rng.lognormal(3, 1, n)]
+    z = 1e-6 * (X[:, 0] - 3e5) + X[:, 1] - 0.3 * X[:, 2] + 0.01 * X[:, 3]
+    return X, (rng.random(n) < 1 / (1 + np.exp(-z))).astype(int)
+
+
+OVERSHOT = "over twice that of scoring every row 0"
+
+
+@pytest.mark.parametrize("options", [dict(solver="sgd", optimizer="sgd", batch_size=1),
+                                     dict(solver="sgd", optimizer="adagrad", batch_size=1, learning_rate=1.0),
+                                     dict(strategy="asp", workers=2, optimizer="sgd", batch_size=1)])
+def test_a_fit_whose_steps_overshoot_says_so_in_one_line(options):
+    """Plain SGD on raw amounts in the millions ends an epoch at a mean log-loss of hundreds
+    of nats (a constant 0.5 scores log 2): a RuntimeWarning says so and what to change, where
+    the model used to come back silently; the default rule on the same table does not warn."""
+    X, y = _credit_table()
+    with pytest.warns(RuntimeWarning, match=OVERSHOT) as got:
+        est = LogisticRegression(max_iter=2, random_state=0, **options).fit(X, y)
+    assert est.fit_result_.final_loss > 2 * np.log(2)
+    line = next(str(w.message) for w in got if OVERSHOT in str(w.message))
+    assert "\n" not in line and f"optimizer={options['optimizer']!r}" in line and "'normalized' is scale-free" in line
+    with warnings.catch_warnings(record=True) as quiet:
+        warnings.simplefilter("always")
+        LogisticRegression(max_iter=2, random_state=0, **{k: v for k, v in options.items()
+                                                          if k in ("strategy", "workers")}).fit(X, y)
+    assert not [w for w in quiet if OVERSHOT in str(w.message)]
+
+
+def test_the_command_line_says_when_the_steps_overshoot(tmp_path, capsys):
+    from shardlearn.cli import main
+
+    X, y = _credit_table(5000)
+    path = tmp_path / "credit.csv"
+    np.savetxt(path, np.c_[X, y], delimiter=",", header="amount,a,b,c,label", comments="", fmt="%.6g")
+    common = ["train", str(path), "--label", "label", "--solver", "sgd", "--max-iter", "2", "--workers", "1"]
+    assert main(common + ["--optimizer", "sgd", "--batch-size", "1", "--out", str(tmp_path / "m")]) == 0
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if OVERSHOT in line and "optimizer='sgd'" in line], err
+    assert main(common + ["--out", str(tmp_path / "n")]) == 0
+    assert OVERSHOT not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("schedule", [None, "constant"])

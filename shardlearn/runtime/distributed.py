@@ -12,7 +12,7 @@ import warnings
 from shardlearn.core.errors import rebuild
 from shardlearn.runtime import group, launch
 from shardlearn.runtime.progress import StepLog, by_rank, gathered
-from shardlearn.runtime.result import FitResult
+from shardlearn.runtime.result import FitResult, warn_if_overshot
 from shardlearn.runtime.spill import Spill
 
 
@@ -106,9 +106,20 @@ def train_file(model_name, cfg, source: dict, positive_label=None, progress=None
     torchrun, in this process as one of torchrun's workers. Rank 0's facts of the file
     (classes, n_features, encoder, skipped rows...) are in ``result.info``; ``params`` is None
     on torchrun ranks other than 0."""
-    import numpy as np
+    from shardlearn import models
 
     cfg.validate()
+    result = _train_file(model_name, cfg, source, positive_label, progress)
+    if result.params is not None:
+        classes = result.info.get("classes")
+        model = models.get(model_name)
+        warn_if_overshot(result, model, model.n_outputs(len(classes)) if classes is not None else 1, cfg)
+    return result
+
+
+def _train_file(model_name, cfg, source, positive_label, progress) -> FitResult:
+    import numpy as np
+
     world = launch.from_env()
     if world is None:
         run = run_job if cfg.on_group else run_here

@@ -14,7 +14,7 @@ from __future__ import annotations
 from shardlearn.core.errors import ConfigError
 from shardlearn.runtime.config import PLANS, TrainConfig
 from shardlearn.runtime.loop import TrainState, train_local
-from shardlearn.runtime.result import FitResult
+from shardlearn.runtime.result import FitResult, warn_if_overshot
 
 
 def train(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, state: TrainState | None = None,
@@ -34,6 +34,9 @@ def train(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, stat
         if n_outputs != 1 and (cfg.servers or not PLANS[cfg.plan].softmax):
             raise ConfigError(f"strategy={cfg.plan!r} keeps one weight per feature (parameter server, shared "
                               "vector): binary or regression models only; use bsp or local_sgd for softmax")
-        return distributed.train_arrays(model, X, y, sample_weight, cfg, n_outputs)
-    return train_local(model, X, y, sample_weight, cfg, n_outputs, state=state, epochs=epochs, callback=callback,
-                       compact=epochs is None and not cfg.stochastic)
+        result = distributed.train_arrays(model, X, y, sample_weight, cfg, n_outputs)
+    else:
+        result = train_local(model, X, y, sample_weight, cfg, n_outputs, state=state, epochs=epochs,
+                             callback=callback, compact=epochs is None and not cfg.stochastic)
+    warn_if_overshot(result, model, n_outputs, cfg)
+    return result
