@@ -269,16 +269,10 @@ def _children(pid):
     return out
 
 
-def test_torchrun_restarts_a_killed_worker_from_the_checkpoint(tmp_path):
-    from tests.conftest import data_path
-
-    path = data_path("a9a", "a9a")
-    ckdir = tmp_path / "ck"
-    args = ["train", path, "--solver", "gd", "--alpha", "1e-3", "--tol", "0", "--max-iter", "150"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "--max-restarts", "1", "-m", "shardlearn"] + args + ["--checkpoint-dir", str(ckdir),
-                                                                "--checkpoint-every", "5", "--out", str(tmp_path / "m")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _torchrun_killing_rank_1(cmd, ckdir, env=None):
+    """Run torchrun's ``cmd`` (2 ranks), SIGKILL rank 1 once a checkpoint is on disk in
+    ``ckdir``; ``(exit code, stdout, stderr)``."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 120
         while not ck.steps_on_disk(str(ckdir)) and time.monotonic() < deadline and proc.poll() is None:
@@ -290,7 +284,20 @@ def test_torchrun_restarts_a_killed_worker_from_the_checkpoint(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err[-3000:]
+    return proc.returncode, out, err
+
+
+def test_torchrun_restarts_a_killed_worker_from_the_checkpoint(tmp_path):
+    from tests.conftest import data_path
+
+    path = data_path("a9a", "a9a")
+    ckdir = tmp_path / "ck"
+    args = ["train", path, "--solver", "gd", "--alpha", "1e-3", "--tol", "0", "--max-iter", "150"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "--max-restarts", "1", "-m", "shardlearn"] + args + ["--checkpoint-dir", str(ckdir),
+                                                                "--checkpoint-every", "5", "--out", str(tmp_path / "m")]
+    code, out, err = _torchrun_killing_rank_1(cmd, ckdir)
+    assert code == 0, err[-3000:]
     assert "exitcode: -9" in err  # torchrun saw the kill, and restarted the group from the checkpoint:
     assert json.loads(out.strip().splitlines()[-1])["resumed_from"] >= 5
     from shardlearn.cli import main
@@ -353,18 +360,6 @@ def test_a_torchrun_worker_killed_mid_fit_leaves_no_shared_state_behind(tmp_path
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--max-restarts",
            "0", "-m", "shardlearn", "train", data_path("a9a", "a9a"), "--strategy", strategy, "--max-iter", "400",
            "--tol", "0", "--checkpoint-dir", str(ckdir), "--checkpoint-every", "1", "--out", str(tmp_path / "m")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, **{launch.SCRATCH_VAR: str(scratch)}))
-    try:
-        deadline = time.monotonic() + 120
-        while not ck.steps_on_disk(str(ckdir)) and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        workers = _children(proc.pid)
-        assert len(workers) == 2 and ck.steps_on_disk(str(ckdir)), "no checkpoint before the deadline"
-        os.kill(workers[1], signal.SIGKILL)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode != 0 and "exitcode: -9" in err, err[-3000:]
+    code, _, err = _torchrun_killing_rank_1(cmd, ckdir, env=dict(os.environ, **{launch.SCRATCH_VAR: str(scratch)}))
+    assert code != 0 and "exitcode: -9" in err, err[-3000:]
     assert os.listdir(scratch) == []
