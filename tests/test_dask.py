@@ -57,6 +57,18 @@ def test_dask_fit_equals_one_process(client, est, target, weighted):
     assert all(r["threads"] == {"blas_openmp": 1, "numba": 1, "torch": 1} for r in reports)
 
 
+def test_a_fit_whose_steps_overshoot_says_so(client):
+    """The engines' fits warn as the estimators' do (``runtime.engines.fit_result``): plain
+    SGD on a column in the millions ends its epochs far above a zero score's log 2."""
+    X, z, _ = _data()
+    X[:, 0] *= 1e6
+    Xd, yd = da.from_array(X, chunks=(1500, 6)), da.from_array((z > 0).astype(int), chunks=1500)
+    est = shardlearn.LogisticRegression(solver="sgd", optimizer="sgd", batch_size=1, max_iter=2, random_state=0)
+    with pytest.warns(RuntimeWarning, match=r"over twice that of scoring every row 0 \(0.6931\): optimizer='sgd'"):
+        sdask.fit(est, Xd, yd, client=client)
+    assert est.fit_result_.final_loss > 2 * np.log(2)
+
+
 def test_a_dataframe_with_its_label_column(client):
     dd = pytest.importorskip("dask.dataframe")
     import pandas as pd
