@@ -228,6 +228,36 @@ def test_two_torchrun_nodes_train_a9a_like_one_process(tmp_path):
     assert (dist.predict(X) == one.predict(X)).mean() > 0.999
 
 
+def test_spilled_arrays_read_back_whole_and_a_failed_spill_leaves_nothing(tmp_path, monkeypatch):
+    """The driver writes X's three CSR arrays, y, the weights and extra columns a file a thread;
+    each maps back equal. A write that fails (a full /dev/shm) removes the folder before raising."""
+    import scipy.sparse as sp
+
+    from shardlearn.runtime import launch
+    from shardlearn.runtime.spill import Spill, open_extra, open_spec
+
+    monkeypatch.setenv(launch.SCRATCH_VAR, str(tmp_path))
+    rng = np.random.default_rng(0)
+    X = sp.random(500, 40, density=0.1, format="csr", random_state=0, dtype=np.float32)
+    y, sw, task = rng.integers(0, 2, 500), rng.uniform(0.5, 2, 500), rng.integers(0, 7, 500)
+    with Spill(X, y, sw, extra={"task": task}) as spec:
+        Xs, ys, sws = open_spec(spec)
+        assert (Xs != X).nnz == 0 and Xs.dtype == np.float32 and ys.tolist() == y.tolist()
+        assert sws.tolist() == sw.tolist() and open_extra(spec, "task").tolist() == task.tolist()
+    assert os.listdir(tmp_path) == []
+    real = np.save
+
+    def full(path, arr, *a, **k):
+        if str(path).endswith("w.npy"):
+            raise OSError(28, "No space left on device")
+        return real(path, arr, *a, **k)
+
+    monkeypatch.setattr(np, "save", full)
+    with pytest.raises(OSError, match="No space left"):
+        Spill(X, y, sw)
+    assert os.listdir(tmp_path) == []
+
+
 def test_memory_mapped_npy_input_is_not_copied(tmp_path, a9a):
     X = a9a[0][:3000].toarray().astype(np.float32)
     y = a9a[1][:3000]

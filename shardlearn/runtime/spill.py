@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,20 +35,27 @@ class Spill:
     def __init__(self, X, y, sample_weight=None, extra=None):
         self.dir = tempfile.mkdtemp(prefix="shardlearn-", dir=launch.scratch_dir())
         self.spec = {"dir": self.dir, "sparse": sp.issparse(X), "weights": sample_weight is not None}
+        files = {}
         if sp.issparse(X):
             X = X.tocsr()
-            for name in ("data", "indices", "indptr"):
-                np.save(os.path.join(self.dir, f"X.{name}.npy"), getattr(X, name))
+            files.update({f"X.{name}": getattr(X, name) for name in ("data", "indices", "indptr")})
             self.spec["shape"] = [int(v) for v in X.shape]
         elif _npy_file(X) is not None:  # already a memory-mapped .npy file: workers map it directly
             self.spec["X_path"] = _npy_file(X)
         else:
-            np.save(os.path.join(self.dir, "X.npy"), np.ascontiguousarray(X))
-        np.save(os.path.join(self.dir, "y.npy"), np.asarray(y))
+            files["X"] = np.ascontiguousarray(X)
+        files["y"] = np.asarray(y)
         if sample_weight is not None:
-            np.save(os.path.join(self.dir, "w.npy"), np.asarray(sample_weight, dtype=np.float64))
-        for name, values in (extra or {}).items():  # more per-row columns (a task or group id...)
-            np.save(os.path.join(self.dir, f"extra.{name}.npy"), np.asarray(values))
+            files["w"] = np.asarray(sample_weight, dtype=np.float64)
+        files.update({f"extra.{name}": np.asarray(values) for name, values in (extra or {}).items()})  # a task id...
+        # one file a thread: writes to one tmpfs file take turns on its inode, to two files they
+        # do not (D2's 2M CSR rows: 0.17 -> 0.09 s on 2 cores; one dense file gains nothing)
+        try:
+            with ThreadPoolExecutor(max(1, min(len(files), os.cpu_count() or 1))) as pool:
+                list(pool.map(lambda item: np.save(os.path.join(self.dir, item[0] + ".npy"), item[1]), files.items()))
+        except BaseException:  # a full /dev/shm, an interrupt: nothing left behind
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
 
     def __enter__(self):
         return self.spec
