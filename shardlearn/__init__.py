@@ -12,7 +12,7 @@ True
 """
 from importlib import import_module
 
-from shardlearn.core.errors import ConfigError, DataError, ModelFileError, ShardlearnError
+from shardlearn.core.errors import ConfigError, DataError, DivergedError, ModelFileError, ShardlearnError
 
 __version__ = "0.1.0"
 
@@ -30,7 +30,7 @@ _LAZY = {
     "load": "shardlearn.sklearn",
 }
 
-__all__ = ["ConfigError", "DataError", "ModelFileError", "ShardlearnError", "__version__", *_LAZY]
+__all__ = ["ConfigError", "DataError", "DivergedError", "ModelFileError", "ShardlearnError", "__version__", *_LAZY]
 
 
 def __getattr__(name):

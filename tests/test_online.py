@@ -152,6 +152,34 @@ def test_the_command_line_says_when_the_steps_overshoot(tmp_path, capsys):
     assert OVERSHOT not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("options", [dict(solver="sgd"), dict(strategy="asp", workers=2)])
+def test_weights_that_overflow_are_an_error_not_a_model(options):
+    """Plain SGD's squared loss on amounts in the millions overflows the weights to NaN within an
+    epoch; the fit raises DivergedError in one line (scikit-learn's SGDRegressor raises a
+    ValueError there) where it used to return a model predicting NaN. The default rule fits."""
+    X, _ = _credit_table()
+    y = 3 * X[:, 1] + 1e-6 * X[:, 0]
+    with pytest.raises(shardlearn.DivergedError, match=r"^the fit's weights overflowed to NaN: optimizer='sgd' at "
+                                                       r"learning_rate=0.05 overshoots .*'normalized' is scale-free"):
+        LinearRegression(max_iter=2, random_state=0, optimizer="sgd", batch_size=1, **options).fit(X, y)
+    est = LinearRegression(max_iter=2, random_state=0, **options).fit(X, y)
+    assert np.isfinite(est.coef_).all() and est.score(X, y) > 0.9
+
+
+def test_the_command_line_refuses_to_save_weights_that_overflowed(tmp_path, capsys):
+    from shardlearn.cli import main
+
+    X, _ = _credit_table(5000)
+    path = tmp_path / "credit.csv"
+    np.savetxt(path, np.c_[X, 3 * X[:, 1] + 1e-6 * X[:, 0]], delimiter=",", header="amount,a,b,c,target",
+               comments="", fmt="%.6g")
+    code = main(["train", str(path), "--model", "linear", "--label", "target", "--solver", "sgd", "--optimizer", "sgd",
+                 "--batch-size", "1", "--max-iter", "2", "--workers", "1", "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("shardlearn: error: the fit's weights overflowed"), err
+    assert not (tmp_path / "m" / "model.json").exists()
+
+
 @pytest.mark.parametrize("schedule", [None, "constant"])
 def test_partial_fit_twice_equals_two_epochs(schedule):
     """At the constant schedule; ``partial_fit`` (no end known) runs the constant rate under the

@@ -22,6 +22,11 @@ class ModelFileError(ShardlearnError, ValueError):
     """A model directory that is missing, truncated, tampered with, or of an unknown version."""
 
 
+class DivergedError(ShardlearnError, ValueError):
+    """A fit whose weights or loss overflowed to inf or NaN (scikit-learn's SGD raises a
+    ValueError there too): its steps are too large for the features' scales."""
+
+
 def rebuild(name: str, message: str) -> ShardlearnError | None:
     """The error a worker raised, rebuilt from its class name and message on the driver, so
     a user sees the same error whichever process found it (None: not one of ours).
@@ -29,5 +34,5 @@ def rebuild(name: str, message: str) -> ShardlearnError | None:
     >>> rebuild("DataError", "d.csv: line 3: missing label")
     DataError('d.csv: line 3: missing label')
     """
-    cls = {c.__name__: c for c in (DataError, ConfigError, ModelFileError)}.get(name)
+    cls = {c.__name__: c for c in (DataError, ConfigError, ModelFileError, DivergedError)}.get(name)
     return None if cls is None else cls(message)

@@ -12,7 +12,7 @@ import warnings
 from shardlearn.core.errors import rebuild
 from shardlearn.runtime import group, launch
 from shardlearn.runtime.progress import StepLog, by_rank, gathered
-from shardlearn.runtime.result import FitResult, warn_if_overshot
+from shardlearn.runtime.result import FitResult, check_fit
 from shardlearn.runtime.spill import Spill
 
 
@@ -113,7 +113,7 @@ def train_file(model_name, cfg, source: dict, positive_label=None, progress=None
     if result.params is not None:
         classes = result.info.get("classes")
         model = models.get(model_name)
-        warn_if_overshot(result, model, model.n_outputs(len(classes)) if classes is not None else 1, cfg)
+        check_fit(result, model, model.n_outputs(len(classes)) if classes is not None else 1, cfg)
     return result
 
 

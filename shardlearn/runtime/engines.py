@@ -80,14 +80,14 @@ def settings(estimator, classes, workers: int) -> dict:
 
 def fit_result(outs: list, job: dict, n_features: int):
     """One ``FitResult`` from every rank's job output (rank order): rank 0's model, every report;
-    a stochastic fit whose steps overshot says so (``result.warn_if_overshot``)."""
+    a stochastic fit whose steps overshot says so (``result.check_fit``)."""
     from shardlearn import models
     from shardlearn.runtime.config import TrainConfig
-    from shardlearn.runtime.result import FitResult, warn_if_overshot
+    from shardlearn.runtime.result import FitResult, check_fit
 
     first = outs[0]
     params = {k: np.asarray(v) for k, v in first["params"].items()}
     result = FitResult(params, int(first["n_iter"]), steps=first.get("steps", []), reports=[o["report"] for o in outs],
                        info={"classes": job["classes"], "n_features": int(n_features)})
-    warn_if_overshot(result, models.get(job["model"]), job["n_outputs"], TrainConfig(**job["cfg"]))
+    check_fit(result, models.get(job["model"]), job["n_outputs"], TrainConfig(**job["cfg"]))
     return result

@@ -10,9 +10,12 @@ never see each other's.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 OVERSHOT = 2.0  # a last epoch's loss over this many times a zero score's: the steps overshoot
 
@@ -32,13 +35,15 @@ class FitResult:
         return self.steps[-1].get("loss") if self.steps else None
 
 
-def warn_if_overshot(result: FitResult, model, n_outputs: int, cfg) -> None:
-    """A stochastic fit (``cfg.solver == "sgd"``) whose last epoch's mean loss is over twice
-    that of scoring every row 0 (``model.zero_loss``: log 2 for logistic regression, whatever
-    the labels) learned nothing a constant would not: its steps overshoot, as plain SGD's do
-    on raw features in the millions. Say so in one line (a RuntimeWarning) instead of
-    returning the model silently; models whose zero score's loss depends on the labels
-    (squared loss) are not checked.
+def check_fit(result: FitResult, model, n_outputs: int, cfg) -> None:
+    """What a fit's numbers say about its steps, in one line. Weights or a last loss that
+    overflowed to inf or NaN raise ``DivergedError`` (a model that predicts NaN is never
+    returned; scikit-learn's SGD raises too). A stochastic fit (``cfg.solver == "sgd"``) whose
+    last epoch's mean loss is over twice that of scoring every row 0 (``model.zero_loss``: log 2
+    for logistic regression, whatever the labels) learned nothing a constant would not: a
+    RuntimeWarning says so. Both name the rule, its rate and the fix: plain SGD on raw features
+    in the millions does either. Models whose zero score's loss depends on the labels (squared
+    loss) are checked for overflow only.
 
     >>> import warnings
     >>> from shardlearn import models
@@ -46,15 +51,33 @@ def warn_if_overshot(result: FitResult, model, n_outputs: int, cfg) -> None:
     >>> cfg = TrainConfig(solver="sgd", optimizer="sgd", batch_size=1)
     >>> with warnings.catch_warnings(record=True) as got:
     ...     warnings.simplefilter("always")
-    ...     warn_if_overshot(FitResult(None, 2, steps=[{"loss": 86.9}]), models.get("logistic"), 1, cfg)
+    ...     check_fit(FitResult(None, 2, steps=[{"loss": 86.9}]), models.get("logistic"), 1, cfg)
     >>> print(str(got[0].message)[:71])
     the last epoch's mean loss 86.9 is over twice that of scoring every row
+    >>> check_fit(FitResult({"w": np.array([1.0, np.nan])}, 2), models.get("linear"), 1, cfg)
+    Traceback (most recent call last):
+    ...
+    shardlearn.core.errors.DivergedError: the fit's weights overflowed to NaN: optimizer='sgd' at learning_rate=0.05 ...
     """
-    zero, loss = model.zero_loss(n_outputs), result.final_loss
-    if cfg.solver != "sgd" or zero is None or loss is None or not loss > OVERSHOT * zero:
-        return
+    from shardlearn.core.errors import DivergedError
+
+    loss = result.final_loss
+    lost = [k for k, v in (result.params or {}).items() if not _finite(v)]
     fix = ("lower learning_rate" if cfg.optimizer == "normalized" else
            "the default optimizer 'normalized' is scale-free, or standardize the features or lower learning_rate")
-    warnings.warn(f"the last epoch's mean loss {loss:.4g} is over twice that of scoring every row 0 ({zero:.4g}): "
-                  f"optimizer={cfg.optimizer!r} at learning_rate={cfg.base_lr():.4g} overshoots on these features' "
-                  f"scales; {fix}", RuntimeWarning, stacklevel=3)
+    steps = f"optimizer={cfg.optimizer!r} at learning_rate={cfg.base_lr():.4g} overshoots on these features' scales"
+    if lost or (loss is not None and not math.isfinite(loss)):
+        what = "weights" if lost else "loss"
+        raise DivergedError(f"the fit's {what} overflowed to {'inf' if loss is not None and math.isinf(loss) else 'NaN'}"
+                            f": {steps}; {fix}")
+    zero = model.zero_loss(n_outputs)
+    if cfg.solver == "sgd" and zero is not None and loss is not None and loss > OVERSHOT * zero:
+        warnings.warn(f"the last epoch's mean loss {loss:.4g} is over twice that of scoring every row 0 ({zero:.4g}): "
+                      f"{steps}; {fix}", RuntimeWarning, stacklevel=3)
+
+
+def _finite(values) -> bool:
+    """Every entry finite, in one pass and no array the size of ``values`` (a 2^28-key model):
+    a float64 sum of finite float32 or sane float64 values is finite, an inf or NaN is not."""
+    a = np.asarray(values)
+    return a.dtype.kind != "f" or math.isfinite(float(np.sum(a, dtype=np.float64)))

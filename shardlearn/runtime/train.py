@@ -14,7 +14,7 @@ from __future__ import annotations
 from shardlearn.core.errors import ConfigError
 from shardlearn.runtime.config import PLANS, TrainConfig
 from shardlearn.runtime.loop import TrainState, train_local
-from shardlearn.runtime.result import FitResult, warn_if_overshot
+from shardlearn.runtime.result import FitResult, check_fit
 
 
 def train(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, state: TrainState | None = None,
@@ -38,5 +38,5 @@ def train(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, stat
     else:
         result = train_local(model, X, y, sample_weight, cfg, n_outputs, state=state, epochs=epochs,
                              callback=callback, compact=epochs is None and not cfg.stochastic)
-    warn_if_overshot(result, model, n_outputs, cfg)
+    check_fit(result, model, n_outputs, cfg)
     return result
