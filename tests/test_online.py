@@ -138,6 +138,16 @@ def test_a_fit_whose_steps_overshoot_says_so_in_one_line(options):
     assert not [w for w in quiet if OVERSHOT in str(w.message)]
 
 
+def test_a_regression_whose_steps_overshoot_says_so_against_its_own_labels():
+    """Squared loss has no label-free bar: with the labels at hand, a zero score's loss on them
+    (mean y^2 / 2 = 5.49 here) is the bar; AdaGrad at rate 1 on raw amounts ends at ~56,000."""
+    X, _ = _credit_table()
+    y = 3 * X[:, 1] + 1e-6 * X[:, 0]
+    with pytest.warns(RuntimeWarning, match=rf"mean loss .* {OVERSHOT} \(5.486\): optimizer='adagrad'"):
+        LinearRegression(solver="sgd", optimizer="adagrad", batch_size=1, learning_rate=1.0, max_iter=2,
+                         random_state=0).fit(X, y)
+
+
 def test_the_command_line_says_when_the_steps_overshoot(tmp_path, capsys):
     from shardlearn.cli import main
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 OVERSHOT = 2.0  # a last epoch's loss over this many times a zero score's: the steps overshoot
 
@@ -35,15 +36,16 @@ class FitResult:
         return self.steps[-1].get("loss") if self.steps else None
 
 
-def check_fit(result: FitResult, model, n_outputs: int, cfg) -> None:
+def check_fit(result: FitResult, model, n_outputs: int, cfg, y=None, sample_weight=None) -> None:
     """What a fit's numbers say about its steps, in one line. Weights or a last loss that
     overflowed to inf or NaN raise ``DivergedError`` (a model that predicts NaN is never
     returned; scikit-learn's SGD raises too). A stochastic fit (``cfg.solver == "sgd"``) whose
     last epoch's mean loss is over twice that of scoring every row 0 (``model.zero_loss``: log 2
-    for logistic regression, whatever the labels) learned nothing a constant would not: a
-    RuntimeWarning says so. Both name the rule, its rate and the fix: plain SGD on raw features
-    in the millions does either. Models whose zero score's loss depends on the labels (squared
-    loss) are checked for overflow only.
+    for logistic regression, whatever the labels; with the labels ``y`` at hand, the model's own
+    loss of a zero score on them: squared loss's mean ``y^2 / 2``) learned nothing a constant
+    would not: a RuntimeWarning says so. Both name the rule, its rate and the fix: plain SGD on
+    raw features in the millions does either. Without the labels, squared loss is checked for
+    overflow only (a file's fit: its labels stay with the workers).
 
     >>> import warnings
     >>> from shardlearn import models
@@ -71,6 +73,8 @@ def check_fit(result: FitResult, model, n_outputs: int, cfg) -> None:
         raise DivergedError(f"the fit's {what} overflowed to {'inf' if loss is not None and math.isinf(loss) else 'NaN'}"
                             f": {steps}; {fix}")
     zero = model.zero_loss(n_outputs)
+    if zero is None and y is not None and cfg.solver == "sgd":  # a zero score's loss on these labels
+        zero = float(model.loss_and_grad(model.init(0, n_outputs), sp.csr_matrix((len(y), 0)), y, sample_weight)[0])
     if cfg.solver == "sgd" and zero is not None and loss is not None and loss > OVERSHOT * zero:
         warnings.warn(f"the last epoch's mean loss {loss:.4g} is over twice that of scoring every row 0 ({zero:.4g}): "
                       f"{steps}; {fix}", RuntimeWarning, stacklevel=3)

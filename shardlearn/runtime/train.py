@@ -38,5 +38,5 @@ def train(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, stat
     else:
         result = train_local(model, X, y, sample_weight, cfg, n_outputs, state=state, epochs=epochs,
                              callback=callback, compact=epochs is None and not cfg.stochastic)
-    check_fit(result, model, n_outputs, cfg)
+    check_fit(result, model, n_outputs, cfg, y, sample_weight)
     return result
