@@ -34,7 +34,7 @@ class Model(NamedTuple):
     - ``task``: "regression" or "classification"
     - ``zero_loss(n_outputs)``: the per-example loss of a score of 0 on every row, whatever
       its label (logistic: log 2), or None where it depends on the labels (squared loss): the
-      bar a stochastic fit's last epoch is held to (``runtime.result.loss_warning``)
+      bar a stochastic fit's last epoch is held to (``runtime.result.check_fit``)
     """
 
     name: str

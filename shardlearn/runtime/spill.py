@@ -1,7 +1,7 @@
 """Handing in-memory arrays to worker processes without pickling them: the driver
-writes them once as ``.npy`` files (CSR as its three arrays) under
-``/dev/shm`` where it exists (``launch.scratch_dir``), and each worker memory-maps them and copies out only
-its shard's rows.
+writes them once as ``.npy`` files (CSR as its three arrays) under ``/dev/shm`` where
+it exists (``launch.scratch_dir``), and each worker memory-maps them and copies out
+only its shard's rows.
 
 >>> import numpy as np
 >>> with Spill(np.arange(6.0).reshape(3, 2), np.array([0, 1, 0])) as spec:
