@@ -343,3 +343,24 @@ def test_exchanges_table_is_its_measurements_and_applies_each_rule(tmp_path):
     assert [(r["rule"], r["sync_every"]) for r in rows] == [("256:16", 1), ("4:2", 2)]
     for r in rows:
         assert f"| {r['sync_every']} | {r['fit_s']:.1f} | {r['ratio']:.4f} |" in table and 0.5 < r["ratio"] < 5
+
+
+def test_spill_benchmark_writes_every_way_equal_and_tables_its_medians(tmp_path):
+    """Each way of writing the spill reads back as the array (the 2-thread halves of one file by
+    pwrite and by map included), and the table's medians are the measurements'."""
+    import numpy as np
+
+    from benchmarks import bench_spill
+
+    a = np.random.default_rng(0).random((1001, 7), dtype=np.float32)
+    for way in (bench_spill.one_after_another, bench_spill.a_thread_a_file, bench_spill.halves_by_pwrite,
+                bench_spill.halves_by_map):
+        way(str(tmp_path), {"X": a, "y": np.arange(1001)})
+        assert np.array_equal(np.load(tmp_path / "X.npy"), a) and np.load(tmp_path / "y.npy").tolist() == list(range(1001))
+    _run("bench_spill.py", "--out", str(tmp_path / "out"), "--rows", "3000", "--reps", "2", cwd=tmp_path)
+    rows = [json.loads(line) for line in open(tmp_path / "out" / "spill.jsonl")]
+    table = open(tmp_path / "out" / "spill.md").read()
+    assert len(rows) == 2 * 7 and table.count("\n| D") == 7
+    for case, way in {(r["case"], r["way"]) for r in rows}:
+        median = np.median([r["seconds"] for r in rows if r["case"] == case and r["way"] == way])
+        assert f"| {case} | " in table and f"| {way} | {median:.3f} |" in table

@@ -49,7 +49,8 @@ class Spill:
             files["w"] = np.asarray(sample_weight, dtype=np.float64)
         files.update({f"extra.{name}": np.asarray(values) for name, values in (extra or {}).items()})  # a task id...
         # one file a thread: writes to one tmpfs file take turns on its inode, to two files they
-        # do not (D2's 2M CSR rows: 0.17 -> 0.09 s on 2 cores; one dense file gains nothing)
+        # do not (D2's 2M CSR rows: 0.18 -> 0.095 s on 2 cores; one dense file gains nothing;
+        # benchmarks/bench_spill.py)
         try:
             with ThreadPoolExecutor(max(1, min(len(files), os.cpu_count() or 1))) as pool:
                 list(pool.map(lambda item: np.save(os.path.join(self.dir, item[0] + ".npy"), item[1]), files.items()))
