@@ -32,9 +32,6 @@ class Model(NamedTuple):
     - ``curvature``: a bound on the loss's second derivative in the score, used to
       pick the diagonal preconditioner
     - ``task``: "regression" or "classification"
-    - ``zero_loss(n_outputs)``: the per-example loss of a score of 0 on every row, whatever
-      its label (logistic: log 2), or None where it depends on the labels (squared loss): the
-      bar a stochastic fit's last epoch is held to (``runtime.result.check_fit``)
     """
 
     name: str
@@ -46,4 +43,3 @@ class Model(NamedTuple):
     curvature: float
     predict_proba: Callable | None = None
     n_outputs: Callable[[int], int] = lambda n_classes: 1
-    zero_loss: Callable[[int], float | None] = lambda n_outputs: None

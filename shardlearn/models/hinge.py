@@ -49,9 +49,9 @@ def _n_outputs(k):
 
 HINGE = Model(
     "hinge", "classification", init, decision_function, predict,
-    partial(_loss_and_grad, squared=False), curvature=1.0, n_outputs=_n_outputs, zero_loss=float,
+    partial(_loss_and_grad, squared=False), curvature=1.0, n_outputs=_n_outputs,
 )
 SQUARED_HINGE = Model(
     "squared_hinge", "classification", init, decision_function, predict,
-    partial(_loss_and_grad, squared=True), curvature=2.0, n_outputs=_n_outputs, zero_loss=float,
+    partial(_loss_and_grad, squared=True), curvature=2.0, n_outputs=_n_outputs,
 )

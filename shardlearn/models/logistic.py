@@ -52,5 +52,5 @@ def loss_and_grad(params, X, y, sample_weight=None):
 
 MODEL = Model(
     "logistic", "classification", init, decision_function, predict, loss_and_grad,
-    curvature=0.25, predict_proba=predict_proba, zero_loss=lambda k: float(np.log(2.0)),
+    curvature=0.25, predict_proba=predict_proba,
 )

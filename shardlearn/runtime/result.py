@@ -40,10 +40,10 @@ def check_fit(result: FitResult, model, n_outputs: int, cfg, y=None, sample_weig
     """What a fit's numbers say about its steps, in one line. Weights or a last loss that
     overflowed to inf or NaN raise ``DivergedError`` (a model that predicts NaN is never
     returned; scikit-learn's SGD raises too). A stochastic fit (``cfg.solver == "sgd"``) whose
-    last epoch's mean loss is over twice that of scoring every row 0 (``model.zero_loss``: log 2
-    for logistic regression, whatever the labels; with the labels ``y`` at hand, the model's own
-    loss of a zero score on them: squared loss's mean ``y^2 / 2``) learned nothing a constant
-    would not: a RuntimeWarning says so. Both name the rule, its rate and the fix: plain SGD on
+    last epoch's mean loss is over twice that of scoring every row 0 (the model's own loss of a
+    zero score: on the labels ``y`` where given, else, for a classifier, on a label of 0, which
+    every label scores alike: log 2 for logistic regression, log K for softmax, K for K-output
+    hinge) learned nothing a constant would not: a RuntimeWarning says so. Both name the rule, its rate and the fix: plain SGD on
     raw features in the millions does either. Without the labels, squared loss is checked for
     overflow only (a file's fit: its labels stay with the workers).
 
@@ -75,10 +75,12 @@ def check_fit(result: FitResult, model, n_outputs: int, cfg, y=None, sample_weig
         what = "weights" if lost else "loss"
         raise DivergedError(f"the fit's {what} overflowed to {'inf' if loss is not None and math.isinf(loss) else 'NaN'}"
                             f": {steps}; {fix}")
-    zero = model.zero_loss(n_outputs)
-    if zero is None and y is not None and cfg.solver == "sgd":  # a zero score's loss on these labels
-        zero = float(model.loss_and_grad(model.init(0, n_outputs), sp.csr_matrix((len(y), 0)), y, sample_weight)[0])
-    if cfg.solver == "sgd" and zero is not None and loss is not None and loss > OVERSHOT * zero:
+    if cfg.solver != "sgd" or loss is None or (y is None and model.task != "classification"):
+        return
+    if y is None:  # a file's or an engine's fit: its labels stay with the workers
+        y, sample_weight = np.zeros(1), None
+    zero = float(model.loss_and_grad(model.init(0, n_outputs), sp.csr_matrix((len(y), 0)), y, sample_weight)[0])
+    if loss > OVERSHOT * zero:
         warnings.warn(f"the last epoch's mean loss {loss:.4g} is over twice that of scoring every row 0 ({zero:.4g}): "
                       f"{steps}; {fix}", RuntimeWarning, stacklevel=3)
 
