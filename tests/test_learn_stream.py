@@ -3,6 +3,7 @@
 weights of an uninterrupted run (exactly once); SIGTERM on a followed file ends with a final
 checkpoint and the JSON line; bad lines are counted by reason or stop the run naming the line."""
 import json
+import re
 import os
 import signal
 import subprocess
@@ -258,3 +259,33 @@ def test_holdout_every_k_scores_without_learning(tmp_path):
     assert out["examples"] == 480 and out["holdout_examples"] == 120
     want = sum(loss * w for loss, w in losses) / sum(w for _, w in losses)
     assert out["holdout_progressive_logloss"] == pytest.approx(want, rel=1e-9)
+
+
+def _amounts_file(path, n=400):
+    """A regression stream of raw amounts in the thousands: plain SGD at rate 0.5 overflows."""
+    rng = np.random.default_rng(0)
+    with open(path, "w") as f:
+        for a, b in rng.normal(size=(n, 2)) * 1e3:
+            f.write(f"{2 * a + 3 * b:.3f} |x a:{a:.3f} b:{b:.3f}\n")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_stream_whose_weights_overflow_stops_naming_the_example(tmp_path, workers):
+    """Plain SGD on amounts in the thousands: the learner stops at the example whose loss
+    overflowed, in one line naming the stream, the rule and the fix, exit 2, and saves no
+    model (the run used to go on learning NaN, print NaN in its JSON line, exit 0 and save
+    a model predicting NaN). The default rule learns the same stream."""
+    src = tmp_path / "amounts.vw"
+    _amounts_file(src)
+    common = ["learn", str(src), "--loss", "squared", "--quiet", "--workers", str(workers)]
+    r = _cli(*common, "--rule", "sgd", "--learning-rate", "0.5", "--model-dir", str(tmp_path / "m"))
+    where = str(src) if workers == 1 else rf"{src} \(learner [01]\)"
+    assert r.returncode == 2 and r.stdout == "", r
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.fullmatch(
+        rf"shardlearn: error: {where}: example \d+: the loss overflowed to inf or NaN: rule='sgd' at "
+        r"learning_rate=0.5 overshoots on these features' scales; the default rule 'normalized' is scale-free, or "
+        r"standardize the features or lower learning_rate", lines[0]), lines
+    assert not (tmp_path / "m" / "model.json").exists()
+    ok = _cli(*common, "--model-dir", str(tmp_path / "n"))
+    assert ok.returncode == 0 and np.isfinite(json.loads(ok.stdout)["progressive_squared_loss"]), ok.stderr

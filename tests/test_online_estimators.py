@@ -34,8 +34,8 @@ def _dicts(df):
 def test_learn_many_equals_a_loop_of_learn_one(rule, kind, loss, l1, l2, weighted, intercept):
     df, y = _table()
     h = np.linspace(0.2, 3.0, len(y)) if weighted else None
-    opts = dict(hash_bits=12, rule=rule, l1=l1, l2=l2, fit_intercept=intercept,
-                learning_rate=0.05 if rule == "sgd" else None)
+    opts = dict(hash_bits=12, rule=rule, l1=l1, l2=l2, fit_intercept=intercept,  # plain SGD at a rate "a" allows
+                learning_rate=(0.05 if kind == "clf" else 1e-4) if rule == "sgd" else None)
     make = (lambda: OnlineLogisticRegression(loss=loss, **opts)) if kind == "clf" else \
         (lambda: OnlineLinearRegression(**opts))
     target = y if kind == "clf" else df["a"].to_numpy() / 10.0 + y
@@ -44,6 +44,7 @@ def test_learn_many_equals_a_loop_of_learn_one(rule, kind, loss, l1, l2, weighte
     for i, x in enumerate(_dicts(df)):
         ones.learn_one(x, target[i], 1.0 if h is None else h[i])
     np.testing.assert_array_equal(many._state["ws"], ones._state["ws"])
+    assert np.isfinite(many._state["ws"]).all()  # (equal NaN states once passed here)
     assert many.progressive_loss_ == ones.progressive_loss_ and many.n_seen_ == ones.n_seen_ == len(y)
     np.testing.assert_array_equal(many.decision_function(df[:10]), [ones._score_one(x) for x in _dicts(df[:10])])
 
@@ -149,3 +150,21 @@ def test_bad_options_are_one_line():
     with pytest.raises(ConfigError, match="probabilities need loss='logistic'"):
         m.predict_proba_one({"a": 1.0})
     assert m.predict(sp.csr_matrix(np.ones((2, 1)))).tolist() == [1, 1]
+
+
+def test_a_learner_whose_weights_overflow_says_where_and_keeps_no_nan_model(tmp_path):
+    """learn_many raises DivergedError naming the row whose loss overflowed (it used to return
+    with every prediction NaN); a learner whose last row's step overflowed (no loss has seen
+    it yet) refuses to be saved."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2)) * 1e3
+    m = OnlineLinearRegression(rule="sgd", learning_rate=0.5)
+    with pytest.raises(shardlearn.DivergedError, match=r"^row (\d+): the loss overflowed to inf or NaN: rule='sgd' at "
+                                                       r"learning_rate=0.5 overshoots .*'normalized' is scale-free") as e:
+        m.learn_many(X, X @ [2.0, 3.0])
+    assert 0 < e.value.row < 200 and str(e.value).startswith(f"row {e.value.row}: ")
+    last = OnlineLinearRegression(rule="sgd", learning_rate=1.0)
+    last.learn_many(np.array([[1e200]]), np.array([1e150]))  # a loss of 5e299, then a weight of 1e350
+    with pytest.raises(shardlearn.DivergedError, match="^the weights overflowed to inf or NaN: rule='sgd'"):
+        last.save(str(tmp_path / "m"))
+    assert not (tmp_path / "m" / "model.json").exists()

@@ -24,7 +24,25 @@ class ModelFileError(ShardlearnError, ValueError):
 
 class DivergedError(ShardlearnError, ValueError):
     """A fit whose weights or loss overflowed to inf or NaN (scikit-learn's SGD raises a
-    ValueError there too): its steps are too large for the features' scales."""
+    ValueError there too): its steps are too large for the features' scales. ``row``: where a
+    learner found it, the row of the rows it was given (None: a fit's end); ``reason``: the
+    message without the place, for a caller that names the place its own way (a stream's example)."""
+
+    def __init__(self, message: str, row: int | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.row, self.reason = row, message if reason is None else reason
+
+
+def overshoot(param: str, rule: str, rate: float) -> str:
+    """What a divergence's message says of its cause and fix: the update rule (set by
+    ``param``: an estimator's ``optimizer``, an online learner's ``rule``) and its rate.
+
+    >>> overshoot("rule", "sgd", 0.5)
+    "rule='sgd' at learning_rate=0.5 overshoots on these features' scales; the default rule 'normalized' is scale-free, or standardize the features or lower learning_rate"
+    """
+    fix = ("lower learning_rate" if rule == "normalized" else
+           f"the default {param} 'normalized' is scale-free, or standardize the features or lower learning_rate")
+    return f"{param}={rule!r} at learning_rate={rate:.4g} overshoots on these features' scales; {fix}"
 
 
 def rebuild(name: str, message: str) -> ShardlearnError | None:

@@ -105,6 +105,22 @@ def run(state: dict, X, y, sample_weight, order, *, loss: str, rule: str, lr: fl
     return out
 
 
+def overflowed(out, loss: str, z, y, h) -> int | None:
+    """None while ``run``'s progressive loss sum ``out[0]`` is finite; else the first row whose
+    weighted loss at its score ``z`` (``run``'s ``predictions``) is not: the row where the
+    weights' growth reached the loss (the last row where no single one shows it).
+
+    >>> overflowed(np.array([np.inf, 3.0]), "squared", np.array([1.0, 1e200, np.nan]), np.zeros(3), np.ones(3))
+    1
+    """
+    if np.isfinite(out[0]):
+        return None
+    with np.errstate(all="ignore"):
+        m = z - y if loss == "squared" else (z if loss == "logistic" else 1.0 - (2.0 * y - 1.0) * z)
+        bad = ~np.isfinite(h * (m * m if loss in ("squared", "squared_hinge") else m))
+    return int(np.argmax(bad)) if bad.any() else len(z) - 1
+
+
 def _values(a) -> np.ndarray:
     """``a`` as the kernel reads it: float32 or float64 as it is (a call over a few rows of a
     large matrix must not copy the matrix), anything else as float64, C-contiguous."""

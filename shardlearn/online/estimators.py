@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from shardlearn.core import modelfile
-from shardlearn.core.errors import ConfigError, DataError, ModelFileError
+from shardlearn.core.errors import ConfigError, DataError, DivergedError, ModelFileError, overshoot
 from shardlearn.data import vwtext
 from shardlearn.data.interactions import pairs_array
 from shardlearn.kernels import predict as kpredict
@@ -111,10 +111,18 @@ class _OnlineLinear:
         return dict(self._opts)
 
     def _learn(self, X, y, h, predictions=None) -> None:
+        z = np.empty(X.shape[0]) if predictions is None else predictions
         out = kernel.run(self._state, X, y, h, np.arange(X.shape[0]), loss=self.loss,
-                         fit_intercept=self.fit_intercept, predictions=predictions, **self._opts)
+                         fit_intercept=self.fit_intercept, predictions=z, **self._opts)
+        row = kernel.overflowed(out, self.loss, z, y, h)
+        if row is not None:  # the weights are lost: said at once, not served as NaN predictions
+            why = f"the loss overflowed to inf or NaN: {self._overshoot()}"
+            raise DivergedError(f"row {row}: {why}", row=row, reason=why)
         self._progress += out
         self.n_seen_ += int(np.count_nonzero(h > 0))
+
+    def _overshoot(self) -> str:
+        return overshoot("rule", self.rule, self._opts["lr"])
 
     # --- predicting ----------------------------------------------------------
     def _score_one(self, x: dict) -> float:
@@ -169,6 +177,8 @@ class _OnlineLinear:
         fraction of it), so a checkpoint costs what was learned, not the hash width."""
         ws = self._state["ws"]
         rows = np.flatnonzero(ws.any(axis=1))
+        if not np.isfinite(np.sum(ws[rows, kernel.W])):  # a last row's overflow no loss has seen yet
+            raise DivergedError(f"the weights overflowed to inf or NaN: {self._overshoot()}")
         return ({"rows": rows, "state_rows": ws[rows], "scalars": self._state["scalars"],
                  "progress": self._progress}, {"n_seen": self.n_seen_})
 

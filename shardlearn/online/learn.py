@@ -32,7 +32,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
-from shardlearn.core.errors import ConfigError
+from shardlearn.core.errors import ConfigError, DivergedError
 from shardlearn.online import formats, snapshot, sources
 from shardlearn.online.progress import Progress
 from shardlearn.runtime.checkpoint import Checkpointer, parse_every
@@ -89,17 +89,25 @@ def parsed_ahead(blocks, parser, pool, wait_s: float | None = None):
         yield item
 
 
-def learn_progressively(block, learn_block, progress: Progress, held: Progress, holdout_every: int | None) -> None:
+def learn_progressively(block, learn_block, progress: Progress, held: Progress, holdout_every: int | None,
+                        source: str) -> None:
     """Score every example of a parsed ``block`` before learning from it (``learn_block(X, labels,
     weights, predictions) -> targets``), every ``holdout_every``-th only scored, and add them to the
-    progressive metrics (``held``: the held-out ones; the count runs over learned and held out alike)."""
+    progressive metrics (``held``: the held-out ones; the count runs over learned and held out alike).
+    Weights that overflow stop the stream at the example where the loss shows it (``source``
+    names the stream in that one line): a model predicting NaN is neither served nor saved."""
     n, nnz = block.X.shape[0], np.diff(block.X.indptr)
+    seen = progress.examples + held.examples
     out = np.zeros(n, dtype=bool)
     if holdout_every:
-        seen = progress.examples + held.examples
         out = (np.arange(seen, seen + n) + 1) % holdout_every == 0
     z = np.empty(n)
-    y = learn_block(block.X, block.y, np.where(out, 0.0, block.h), z)
+    try:
+        y = learn_block(block.X, block.y, np.where(out, 0.0, block.h), z)
+    except DivergedError as e:
+        if e.row is None:
+            raise
+        raise DivergedError(f"{source}: example {seen + e.row + 1}: {e.reason}") from None
     progress.add(z[~out], y[~out], block.h[~out], nnz[~out])
     held.add(z[out], y[out], block.h[out], nnz[out])
 
@@ -133,6 +141,7 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
     if holdout_every is not None and holdout_every < 2:
         raise ConfigError(f"--holdout-every must be at least 2, got {holdout_every}")
     every_n, every_s = parse_every(checkpoint_every)
+    named = "standard input" if source == "-" else source
     src = sources.open_source(source, follow=follow, block_bytes=block_bytes)
     facts = fingerprint(source, estimator, format=fmt, label=label, positive=positive, holdout_every=holdout_every)
     ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), None, None, facts, option="--model-dir")
@@ -190,10 +199,10 @@ def learn(source: str, estimator, *, fmt: str, model_dir: str, checkpoint_every=
                     break
                 labelled = serving.feedback.take(estimator.hash_bits) if serving is not None else None
                 if labelled is not None:  # delayed labels (POST /feedback), between two blocks of the stream
-                    learn_progressively(labelled, estimator.learn_block, progress, held, None)
+                    learn_progressively(labelled, estimator.learn_block, progress, held, None, named)
                 if item is not None:
                     end, dropped, block = item
-                    learn_progressively(block, estimator.learn_block, progress, held, holdout_every)
+                    learn_progressively(block, estimator.learn_block, progress, held, holdout_every, named)
                     skipped.update(block.skipped)
                     skipped.update(dropped)
                     pos = end

@@ -41,7 +41,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import numpy as np
 
-from shardlearn.core.errors import ConfigError, rebuild
+from shardlearn.core.errors import ConfigError, DivergedError, rebuild
 from shardlearn.online import formats, snapshot, sources
 from shardlearn.online.estimators import ONLINE_ESTIMATORS
 from shardlearn.online.learn import fingerprint, learn_progressively, parsed_ahead, reading, setting, stop_on_signals
@@ -203,7 +203,7 @@ def learner(comm, *, progress=None, source, kind, params, fmt, model_dir, strate
     resumed = metrics.examples
     client = Client(ctx.transport, slicer, ctx.hosts, rank)
     learner_ = Learner(d, est.loss, est.fit_intercept, opts["rule"], opts["lr"], opts["power_t"], opts["l1"], opts["l2"],
-                       fuse=True, workers=n)
+                       fuse=True, workers=n, param="rule")
     base = np.sum(comm.allgather(np.array([kernel_loss[0], metrics.weight, metrics.examples])), axis=0)
     serving = None
     if serve and rank == 0:
@@ -214,7 +214,10 @@ def learner(comm, *, progress=None, source, kind, params, fmt, model_dir, strate
         y = est.stream_targets(np.asarray(labels, dtype=np.float64))
         for lo in range(0, X.shape[0], batch_size):
             part = slice(lo, lo + batch_size)
-            kernel_loss[0] += learner_(client, X, part, y[part], h[part], {}, predictions=z[part])[0]
+            try:
+                kernel_loss[0] += learner_(client, X, part, y[part], h[part], {}, predictions=z[part])[0]
+            except DivergedError as e:  # the batch's row, as the block's
+                raise DivergedError(str(e), row=lo + e.row, reason=e.reason) from None
         learner_.flush(client)  # the block's last change is applied before its clock ends
         return y
 
@@ -249,14 +252,14 @@ def learner(comm, *, progress=None, source, kind, params, fmt, model_dir, strate
                 end, dropped, block = item
                 if strategy == "ssp" and slowest < clock - staleness:
                     slowest = client.wait_min(clock - staleness)
-                learn_progressively(block, learn_block, metrics, held, holdout_every)
+                learn_progressively(block, learn_block, metrics, held, holdout_every, f"{source} (learner {rank})")
                 examples, pos = block.X.shape[0], end
                 busy = time.monotonic() if examples else busy
                 skipped.update(block.skipped)
                 skipped.update(dropped)
             labelled = serving.feedback.take(est.hash_bits) if serving is not None and not stop.is_set() else None
             if labelled is not None:  # delayed labels (POST /feedback to learner 0's server)
-                learn_progressively(labelled, learn_block, metrics, held, None)
+                learn_progressively(labelled, learn_block, metrics, held, None, f"{source} (learner {rank})")
                 examples += labelled.X.shape[0]
             new, checkpoint_at, stop_at = ctx.transport.wait(ctx.transport.call(
                 ctx.hosts[0], host.advance, rank, examples, item is None and labelled is None, finished,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from shardlearn.core.errors import DivergedError, overshoot
 from shardlearn.kernels import columns, delta, sgd as kernel
 from shardlearn.kernels.sgd import G, W
 from shardlearn.strategies.ps_sgd import batch_columns
@@ -37,8 +38,10 @@ class Learner:
     ``d + 1`` the scalars."""
 
     def __init__(self, d: int, loss: str, fit_intercept: bool, rule: str, lr: float, power_t: float = 0.0,
-                 l1: float = 0.0, l2: float = 0.0, fuse: bool = False, workers: int = 1, anneal=None):
+                 l1: float = 0.0, l2: float = 0.0, fuse: bool = False, workers: int = 1, anneal=None,
+                 param: str = "optimizer"):
         self.extra = np.array([d, d + 1], dtype=np.int64)
+        self.param = param  # what the caller's user sets the rule by, named when the steps overflow
         self.loss, self.fit_intercept = loss, fit_intercept
         self.opts = dict(rule=rule, lr=lr, power_t=power_t, l1=l1, l2=l2, **(anneal or {}))  # anneal: end, span
         self.fuse, self.pending, self.alone = fuse, None, workers == 1
@@ -85,8 +88,13 @@ class Learner:
         if at is not None:  # the rows up to date at the pulled clock (the intercept, last, is never penalised)
             delta.start(state, np.arange(keys.size - 1), self.opts)
         before, s0 = state["ws"].copy(), state["scalars"].copy()
+        z = np.empty(Xc.shape[0]) if predictions is None else predictions
         out = kernel.run(state, Xc, yb, swb, np.arange(Xc.shape[0]), loss=self.loss,
-                         fit_intercept=self.fit_intercept, predictions=predictions, **self.opts)
+                         fit_intercept=self.fit_intercept, predictions=z, **self.opts)
+        row = kernel.overflowed(out, self.loss, z, yb, np.ones(z.size) if swb is None else swb)
+        if row is not None:  # never pushed: the shards keep the model as it was before this batch
+            why = f"the loss overflowed to inf or NaN: {overshoot(self.param, self.opts['rule'], self.opts['lr'])}"
+            raise DivergedError(f"the fit's {why[4:]}", row=row, reason=why)
         change = np.zeros((keys.size, 4))
         change[:-1] = delta.change(before, state["ws"], self.opts["rule"])
         change[-1, [W, G]] = state["scalars"] - s0
