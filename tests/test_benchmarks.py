@@ -364,3 +364,15 @@ def test_spill_benchmark_writes_every_way_equal_and_tables_its_medians(tmp_path)
     for case, way in {(r["case"], r["way"]) for r in rows}:
         median = np.median([r["seconds"] for r in rows if r["case"] == case and r["way"] == way])
         assert f"| {case} | " in table and f"| {way} | {median:.3f} |" in table
+
+
+def test_labels_table_is_its_measurements_and_the_scale_makes_the_unit_irrelevant(tmp_path):
+    _run("bench_labels.py", "--out", str(tmp_path), "--sets", "synthetic x 1,synthetic x 1000", "--seeds", "0",
+         cwd=tmp_path)
+    rows = [json.loads(line) for line in open(tmp_path / "labels.jsonl")]
+    table = open(tmp_path / "labels.md").read()
+    assert len(rows) == 12 and all(len(r["ratios"]) == 1 and f"{r['ratios'][0]:.4g}" in table for r in rows)
+    ratio = {(r["data"], r["scale"]): r["ratios"][0] for r in rows}
+    for scale in ("x 0.1", "x 0.25 (default)", "x 1"):  # the same model in either unit of the labels
+        assert ratio[("synthetic x 1000", scale)] == pytest.approx(ratio[("synthetic x 1", scale)], rel=1e-6)
+    assert ratio[("synthetic x 1000", "x 0.25 (default)")] < 1.01 < 5 < ratio[("synthetic x 1000", "no scale")]

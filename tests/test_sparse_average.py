@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from shardlearn import LogisticRegression, LinearRegression
+from shardlearn import LogisticRegression, LinearRegression, models
 from shardlearn.data import partition
 from shardlearn.data.synthetic import make_d2
 from shardlearn.kernels import sgd as kernel
+from shardlearn.runtime import label_scale
 
 
 def _by_hand(X, y, sw, workers, window, epochs, cfg, loss):
@@ -61,8 +62,8 @@ def test_sparse_averages_equal_dense_ones_without_a_penalty(rule, intercept, wei
         strategy="local_sgd", workers=workers, optimizer=rule, batch_size=batch, sync_every=256 // batch, alpha=0.0,
         fit_intercept=intercept, max_iter=2, tol=None, shuffle=False, random_state=0)
     est.fit(X, y, sample_weight=sw if weighted else None)
-    want = _by_hand(X, y.astype(float), sw, workers, 256, 2, est.train_config(),
-                    "logistic" if model == "logistic" else "squared")
+    cfg = label_scale.agreed(models.get(model), est.train_config(), y.astype(float), sw)  # squared: the labels' unit
+    want = _by_hand(X, y.astype(float), sw, workers, 256, 2, cfg, "logistic" if model == "logistic" else "squared")
     np.testing.assert_allclose(est.coef_.ravel(), want[:-1], rtol=1e-9, atol=1e-12)
     assert float(np.ravel(est.intercept_)[0]) == pytest.approx(want[-1] if intercept else 0.0, abs=1e-12)
     # a window of 256 rows touches at most ~6,900 of ~41,500 active columns: keys and their weights move, not the model

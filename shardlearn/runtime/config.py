@@ -37,6 +37,8 @@ DEFAULT_LEARNING_RATE = {"sgd": 0.05, "momentum": 0.01, "nesterov": 0.01, "adagr
 # the fit, so it starts higher than a constant rate can stay (benchmarks/README.md, "The linear schedule").
 ANNEALED_NORMALIZED_RATE = 3.0
 ANNEALED_RULES = ("normalized", "adagrad", "sgd")  # the per-example rules schedule="linear" anneals (not FTRL)
+# the rules whose steps follow from (sums of) squared gradients: under squared loss, in units of the labels' scale
+ADAPTIVE_RULES = ("normalized", "adagrad", "ftrl", "adam")
 SOLVER_STRATEGY = {"lbfgs": "lbfgs", "gd": "gd", "sgd": "bsp"}
 
 
@@ -89,6 +91,7 @@ class TrainConfig:
     device: str | None = None  # full-batch products on a torch device: "cpu", "cuda[:N]"; None: CUDA if present
     compression: str = "none"  # codec of what the workers exchange (comm.codecs): "int8", "topk:0.1+int8", ...
     error_feedback: bool = True  # keep what a lossy codec left out and send it later
+    label_scale: float | None = None  # the labels' RMS under squared loss, set by the fit (runtime/label_scale.py)
     optimizer_given: bool | None = None  # set by __post_init__: False when the optimizer was chosen by default
     schedule_given: bool | None = None  # set by __post_init__: False when the schedule was chosen by default
 
@@ -354,7 +357,7 @@ class TrainConfig:
         """The codec sends a sign or a share of the coordinates (not every value, quantized)."""
         return self.codec is not None and (self.codec.sparsifier is not None or self.codec.quantizer == "sign")
 
-    def base_lr(self, epochs: int | None = None, averaged: int = 1) -> float:
+    def base_lr(self, epochs: int | None = None, averaged: int = 1, labels: bool = True) -> float:
         """The learning rate given, or the optimizer's default: for the normalized rule
         ``ANNEALED_NORMALIZED_RATE`` where it anneals (``anneals(epochs)``), else 0.75.
         ``averaged``: the workers whose weights per-example local SGD averages. Each learns
@@ -363,11 +366,15 @@ class TrainConfig:
         an adaptive rule's default rate grows by sqrt(K) to step as one process does (the
         linear scaling rule, Goyal et al. 2017, with the sqrt(K) the local sums already
         give): w8a x2 after 2 epochs 1.038 -> 1.023 x L*, x4 1.074 -> 1.037, D2 unchanged
-        (``benchmarks/bench_rates.py``, ``benchmarks/README.md``). A rate given is kept.
+        (``benchmarks/bench_rates.py``, ``benchmarks/README.md``). A rate given is kept. An
+        adaptive rule's rate is per unit of ``label_scale`` (``runtime/label_scale.py``; with
+        ``labels=False``: the rate as the user set it).
 
         >>> cfg = TrainConfig(strategy="local_sgd")
         >>> cfg.base_lr(), round(cfg.base_lr(averaged=4), 2), TrainConfig(learning_rate=1.0).base_lr(averaged=4)
         (3.0, 6.0, 1.0)
+        >>> TrainConfig(solver="sgd", label_scale=100.0).base_lr(), TrainConfig(solver="sgd", optimizer="sgd", label_scale=100.0).base_lr()
+        (300.0, 0.05)
         """
         base = DEFAULT_LEARNING_RATE[self.optimizer] if self.learning_rate is None else float(self.learning_rate)
         if self.learning_rate is None and self.optimizer == "normalized" and self.anneals(epochs):
@@ -376,6 +383,8 @@ class TrainConfig:
             base *= math.sqrt(max(int(averaged), 1))
         if not base > 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if labels and self.label_scale is not None and self.optimizer in ADAPTIVE_RULES:
+            base *= self.label_scale
         return base
 
     def lr(self):

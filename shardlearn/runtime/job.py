@@ -10,7 +10,7 @@ import numpy as np
 
 from shardlearn import models
 from shardlearn.data import partition as partitioners
-from shardlearn.runtime import ps_run
+from shardlearn.runtime import label_scale, ps_run
 from shardlearn.runtime.memory import peak_rss_mb, reset_peak_rss
 from shardlearn.runtime.spill import open_spec
 from shardlearn.data.labels import check_classes
@@ -72,6 +72,8 @@ def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, ctx=None, snaps
     own copy, whose column indices may be renumbered in place (``runtime.active.compact``)."""
     reset_peak_rss()
     m = models.get(model)
+    if cfg.label_scale is None:  # a streamed shard's scale was agreed from its survey's labels (fit_source)
+        cfg = label_scale.agreed(m, cfg, y, sw, comm)
     if ctx is not None or cfg.plan == "hogwild":
         show = progress if comm.rank == 0 else None
         resumed = {}
@@ -130,6 +132,7 @@ def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None
     else:
         codes, n_outputs = y.astype(np.float64), 1
     if cfg.stream:
+        cfg = label_scale.agreed(models.get(model), cfg, codes, None, comm)
         X, codes = _coded_stream(blocks, src, classes, positive_label), None
     out = _train(comm, model, cfg, X, codes, None, n_outputs, progress, ctx=ctx,
                  rows=int(X.shape[0]),

@@ -42,6 +42,7 @@ class TrainState(NamedTuple):
     affine: Affine
     opt_state: Any
     epoch: int
+    label_scale: float | None = None  # the first call's (``runtime/label_scale.py``): every epoch steps alike
 
 
 def _affine(model, X, sample_weight, cfg: TrainConfig, comm=None):
@@ -161,7 +162,7 @@ def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, call
         theta = precond.to_scaled(model.init(X.shape[1], n_outputs), affine)
         opt_state, epoch = None, 0
     else:
-        theta, affine, opt_state, epoch = state
+        theta, affine, opt_state, epoch = state.theta, state.affine, state.opt_state, state.epoch
         share = 1.0
     rows_per_pass = agree.n_rows(comm, X.shape[0])
 
@@ -203,5 +204,5 @@ def _train_local(model, X, y, sample_weight, cfg, n_outputs, state, epochs, call
         with comm.on_device(str(device)) if device is not None and hasattr(comm, "on_device") else nullcontext():
             res = STRATEGIES[plan](model, rows, y, sample_weight, max_iter=cfg.max_iter,
                                    tol=1e-6 if cfg.tol is None else cfg.tol, share=share, **common)
-    new_state = TrainState(res.theta, affine, res.state, epoch + res.n_iter)
+    new_state = TrainState(res.theta, affine, res.state, epoch + res.n_iter, cfg.label_scale)
     return precond.to_original(res.theta, affine), res.n_iter, new_state

@@ -61,16 +61,14 @@ def check_fit(result: FitResult, model, n_outputs: int, cfg, y=None, sample_weig
     ...
     shardlearn.core.errors.DivergedError: the fit's weights overflowed to NaN: optimizer='sgd' at learning_rate=0.05 ...
     """
-    from shardlearn.core.errors import DivergedError
+    from shardlearn.core.errors import DivergedError, overshoot
 
     loss = result.final_loss
     lost = [k for k, v in (result.params or {}).items() if not _finite(v)]
     if cfg.solver != "sgd":
         steps, fix = f"solver={cfg.solver!r} diverged on these features' scales", "standardize the features"
     else:
-        steps = f"optimizer={cfg.optimizer!r} at learning_rate={cfg.base_lr():.4g} overshoots on these features' scales"
-        fix = ("lower learning_rate" if cfg.optimizer == "normalized" else
-               "the default optimizer 'normalized' is scale-free, or standardize the features or lower learning_rate")
+        steps, fix = overshoot("optimizer", cfg.optimizer, cfg.base_lr(labels=False)).split("; ", 1)
     if lost or (loss is not None and not math.isfinite(loss)):
         what = "weights" if lost else "loss"
         raise DivergedError(f"the fit's {what} overflowed to {'inf' if loss is not None and math.isinf(loss) else 'NaN'}"

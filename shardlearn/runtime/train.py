@@ -11,7 +11,10 @@ worker group (``distributed``). It only dispatches; the configuration is in
 """
 from __future__ import annotations
 
+import dataclasses
+
 from shardlearn.core.errors import ConfigError
+from shardlearn.runtime import label_scale
 from shardlearn.runtime.config import PLANS, TrainConfig
 from shardlearn.runtime.loop import TrainState, train_local
 from shardlearn.runtime.result import FitResult, check_fit
@@ -36,6 +39,8 @@ def train(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, stat
                               "vector): binary or regression models only; use bsp or local_sgd for softmax")
         result = distributed.train_arrays(model, X, y, sample_weight, cfg, n_outputs)
     else:
+        cfg = label_scale.agreed(model, cfg, y, sample_weight) if state is None else \
+            dataclasses.replace(cfg, label_scale=state.label_scale)
         result = train_local(model, X, y, sample_weight, cfg, n_outputs, state=state, epochs=epochs,
                              callback=callback, compact=epochs is None and not cfg.stochastic)
     check_fit(result, model, n_outputs, cfg, y, sample_weight)
