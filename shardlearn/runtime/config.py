@@ -29,7 +29,8 @@ from shardlearn.core.errors import ConfigError
 from shardlearn.data.partition import PARTITIONERS
 from shardlearn.runtime import codec_rules
 from shardlearn.runtime.checkpoint import parse_every
-from shardlearn.runtime.plans import PER_EXAMPLE_RULES, PLANS, stream_refusal  # noqa: F401 (PER_EXAMPLE_RULES: re-exported)
+from shardlearn.runtime.plans import (  # noqa: F401 (PER_EXAMPLE_RULES, sync_batches: re-exported)
+    COARSE_AVERAGES, LOCAL_SGD_SYNC_EVERY, MANY_SYNC_EVERY, PER_EXAMPLE_RULES, PLANS, sync_batches, stream_refusal)
 
 DEFAULT_LEARNING_RATE = {"sgd": 0.05, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.1, "adam": 0.01, "ftrl": 0.5,
                          "normalized": 0.75}
@@ -42,22 +43,7 @@ ADAPTIVE_RULES = ("normalized", "adagrad", "ftrl", "adam")
 SOLVER_STRATEGY = {"lbfgs": "lbfgs", "gd": "gd", "sgd": "bsp"}
 
 
-STEPS_PER_EPOCH, MAX_SYNC_EVERY = 128, 32  # per-example asp/ssp exchanges an epoch by default (sync_batches)
-MANY_SYNC_EVERY = 4  # ... at most this many batches (over K - 1) a step on K > 2 workers (``TrainConfig.step_rows``)
-# per-example local_sgd averages every LOCAL_SGD_SYNC_EVERY batches (16,384 rows a worker at the default
-# batch_size): once an epoch let kddcup99's sorted, contiguous shards drift apart (1.027 x L* after 2 epochs;
-# 0.973 every 64 batches; a9a, w8a, D1, D2 unchanged: benchmarks/README.md); under a coarse codec (sign, a
-# sparsifier) at least COARSE_AVERAGES times an epoch (see ``average_rows``)
-LOCAL_SGD_SYNC_EVERY = 64
-COARSE_AVERAGES = 64
 STOCHASTIC_EPOCHS = 5  # solver="sgd"'s default max_iter: epochs (full-batch solvers: 300 iterations)
-
-
-def sync_batches(rows: int, batch_size: int, steps: int = STEPS_PER_EPOCH, cap: int = MAX_SYNC_EVERY) -> int:
-    """Batches a step that leave a worker of ``rows`` rows ``steps`` exchanges an epoch, 1 to ``cap``.
-    >>> sync_batches(1_000_000, 256), sync_batches(1_000_000, 256, steps=256, cap=16), sync_batches(40_000, 256)
-    (30, 15, 1)"""
-    return min(cap, max(1, int(rows) // (steps * batch_size)))
 
 
 @dataclass(frozen=True)

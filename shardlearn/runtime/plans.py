@@ -1,5 +1,7 @@
 """What the runtime must know of each strategy (``strategy=``): how it optimises and where it
-runs. The one table the CLI's choices, the configuration's validation and the dispatch read.
+runs. The one table the CLI's choices, the configuration's validation and the dispatch read;
+and how often the stochastic strategies exchange by default (``sync_batches`` and the
+constants before it, which ``TrainConfig.step_rows`` and ``average_rows`` apply).
 
 >>> PLANS["asp"].parameter_server, PLANS["lbfgs"].stochastic
 (True, False)
@@ -58,3 +60,20 @@ def stream_refusal(cfg) -> str | None:
         return (f"stream=True (out of core) runs {where} per example (optimizer='normalized', or {others} "
                 f"with batch_size=1), not mini-batches of {cfg.batch_size} with optimizer={cfg.optimizer!r}")
     return None
+
+
+STEPS_PER_EPOCH, MAX_SYNC_EVERY = 128, 32  # per-example asp/ssp exchanges an epoch by default (sync_batches)
+MANY_SYNC_EVERY = 4  # ... at most this many batches (over K - 1) a step on K > 2 workers (``TrainConfig.step_rows``)
+# per-example local_sgd averages every LOCAL_SGD_SYNC_EVERY batches (16,384 rows a worker at the default
+# batch_size): once an epoch let kddcup99's sorted, contiguous shards drift apart (1.027 x L* after 2 epochs;
+# 0.973 every 64 batches; a9a, w8a, D1, D2 unchanged: benchmarks/README.md); under a coarse codec (sign, a
+# sparsifier) at least COARSE_AVERAGES times an epoch (see ``average_rows``)
+LOCAL_SGD_SYNC_EVERY = 64
+COARSE_AVERAGES = 64
+
+
+def sync_batches(rows: int, batch_size: int, steps: int = STEPS_PER_EPOCH, cap: int = MAX_SYNC_EVERY) -> int:
+    """Batches a step that leave a worker of ``rows`` rows ``steps`` exchanges an epoch, 1 to ``cap``.
+    >>> sync_batches(1_000_000, 256), sync_batches(1_000_000, 256, steps=256, cap=16), sync_batches(40_000, 256)
+    (30, 15, 1)"""
+    return min(cap, max(1, int(rows) // (steps * batch_size)))
