@@ -1,13 +1,14 @@
-"""The labels' scale a regression's adaptive per-example steps are measured in.
+"""The labels' scale a regression's adaptive steps are measured in.
 
-The adaptive rules (the normalized rule, AdaGrad, FTRL; Adam's mini-batches) divide each step
-by the root of a (sum of) squared gradients, so a coordinate moves by about the learning rate per step in the
-weights' own units whatever the gradients' size: the normalized rule makes that independent
-of each feature's scale (Ross, Mineiro & Langford 2013), but under squared loss the weights
-are in units of the labels too, and a rate of 3 walks a model whose labels are in the
-thousands there in thousands of steps. ``LinearRegression(solver="sgd")`` on labels 1,000
-times a target it fits ended 2 epochs at 15 x the held-out optimum, and labels offset by 10^4
-at 3.6 x 10^8 (``benchmarks/README.md``, "Labels of any scale").
+The adaptive rules (the normalized rule, AdaGrad, FTRL; Adam's mini-batches) divide each
+step by the root of a (sum of) squared gradients, so a coordinate moves by about the
+learning rate per step in the weights' own units whatever the gradients' size: the
+normalized rule makes that independent of each feature's scale (Ross, Mineiro & Langford
+2013), but under squared loss the weights are in units of the labels too, and a rate of 3
+walks a model whose labels are in the thousands there in thousands of steps.
+``LinearRegression(solver="sgd")`` on labels 1,000 times a target it fits ended 2 epochs at
+15 x the held-out optimum, and labels offset by 10^4 at 3.6 x 10^8
+(``benchmarks/README.md``, "Labels of any scale").
 
 Learning ``y / c`` with weights ``w / c`` takes exactly the steps of learning ``y`` at rate
 ``lr * c`` (squared loss: the gradients and the flow of the importance-invariant step scale

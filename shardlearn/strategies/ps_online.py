@@ -93,8 +93,8 @@ class Learner:
                          fit_intercept=self.fit_intercept, predictions=z, **self.opts)
         row = kernel.overflowed(out, self.loss, z, yb, np.ones(z.size) if swb is None else swb)
         if row is not None:  # never pushed: the shards keep the model as it was before this batch
-            why = f"the loss overflowed to inf or NaN: {overshoot(self.param, self.opts['rule'], self.opts['lr'])}"
-            raise DivergedError(f"the fit's {why[4:]}", row=row, reason=why)
+            what = f"loss overflowed to inf or NaN: {overshoot(self.param, self.opts['rule'], self.opts['lr'])}"
+            raise DivergedError(f"the fit's {what}", row=row, reason=f"the {what}")
         change = np.zeros((keys.size, 4))
         change[:-1] = delta.change(before, state["ws"], self.opts["rule"])
         change[-1, [W, G]] = state["scalars"] - s0
