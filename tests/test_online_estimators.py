@@ -168,3 +168,17 @@ def test_a_learner_whose_weights_overflow_says_where_and_keeps_no_nan_model(tmp_
     with pytest.raises(shardlearn.DivergedError, match="^the weights overflowed to inf or NaN: rule='sgd'"):
         last.save(str(tmp_path / "m"))
     assert not (tmp_path / "m" / "model.json").exists()
+
+
+def test_a_stream_of_large_labels_learns_at_a_rate_in_their_unit():
+    """A learner of a stream knows no labels up front, so its regression keeps Vowpal Wabbit's
+    unscaled rule: on labels of RMS ~3,600 the default learns next to nothing in 2,000 examples
+    (VW alike); a learning rate of 0.75 x the labels' RMS / 4 (what a fit's label scale does,
+    ``runtime/label_scale.py``) learns them."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 2)) * 1e3
+    y = X @ [2.0, 3.0] + 300 * rng.normal(size=2000)
+    half_var = 0.5 * np.mean(y * y)  # the kernel's loss is (p - y)^2 / 2
+    default = OnlineLinearRegression().learn_many(X, y)
+    scaled = OnlineLinearRegression(learning_rate=0.75 * np.sqrt(np.mean(y * y)) / 4).learn_many(X, y)
+    assert default.progressive_loss_ > 0.5 * half_var and scaled.progressive_loss_ < 0.1 * half_var
