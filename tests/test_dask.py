@@ -69,6 +69,20 @@ def test_a_fit_whose_steps_overshoot_says_so(client):
     assert est.fit_result_.final_loss > 2 * np.log(2)
 
 
+def test_a_regression_whose_steps_overshoot_says_so_against_the_workers_labels(client):
+    """A regression's bar is a zero score's loss on its labels, which stay on the workers: they
+    report their mean square (0.5 x 4 = 2 here), and the warning holds the fit to it."""
+    X, _, _ = _data()
+    X[:, 0] *= 1e6
+    y = np.where(np.arange(X.shape[0]) % 2, 2.0, -2.0)
+    Xd, yd = da.from_array(X, chunks=(1500, 6)), da.from_array(y, chunks=1500)
+    est = shardlearn.LinearRegression(solver="sgd", optimizer="adagrad", batch_size=1, learning_rate=1.0, max_iter=2,
+                                      random_state=0)
+    with pytest.warns(RuntimeWarning, match=r"over twice that of scoring every row 0 \(2\): optimizer='adagrad'"):
+        sdask.fit(est, Xd, yd, client=client)
+    assert est.fit_result_.final_loss > 4
+
+
 def test_a_dataframe_with_its_label_column(client):
     dd = pytest.importorskip("dask.dataframe")
     import pandas as pd

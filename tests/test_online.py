@@ -1,5 +1,6 @@
 """Per-example SGD on the compiled kernel (issue 14): the estimators' solver="sgd" with the
 normalized rule (or batch_size=1) in one process and over local_sgd workers."""
+import re
 import warnings
 
 import numpy as np
@@ -158,6 +159,26 @@ def test_the_command_line_says_when_the_steps_overshoot(tmp_path, capsys):
     assert main(common + ["--optimizer", "sgd", "--batch-size", "1", "--out", str(tmp_path / "m")]) == 0
     err = capsys.readouterr().err
     assert [line for line in err.splitlines() if OVERSHOT in line and "optimizer='sgd'" in line], err
+    assert main(common + ["--out", str(tmp_path / "n")]) == 0
+    assert OVERSHOT not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_command_line_holds_a_regression_to_its_workers_labels(tmp_path, capsys, stream):
+    """A file's regression: the workers report their labels' mean square, held in memory or
+    surveyed out of core, and the driver warns against it as it does for arrays."""
+    from shardlearn.cli import main
+
+    X, _ = _credit_table(5000)
+    path = tmp_path / "credit.csv"
+    np.savetxt(path, np.c_[X, 3 * X[:, 1] + 1e-6 * X[:, 0]], delimiter=",", header="amount,a,b,c,target",
+               comments="", fmt="%.6g")
+    common = ["train", str(path), "--model", "linear", "--label", "target", "--solver", "sgd", "--max-iter", "2",
+              "--workers", "1"] + (["--stream"] if stream else [])
+    assert main(common + ["--optimizer", "adagrad", "--batch-size", "1", "--learning-rate", "1",
+                          "--out", str(tmp_path / "m")]) == 0
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if re.search(rf"{OVERSHOT} \(5\.\d+\): optimizer='adagrad'", line)], err
     assert main(common + ["--out", str(tmp_path / "n")]) == 0
     assert OVERSHOT not in capsys.readouterr().err
 

@@ -56,7 +56,9 @@ def fit_rows(comm, *, model: str, cfg: dict, X, y, sample_weight=None, n_outputs
         return ps_run.serve(ctx)
     y = np.asarray(y)
     codes = y.astype(np.float64) if classes is None else np.searchsorted(np.asarray(classes), y)
-    return _train(comm, model, cfg, X, codes, sample_weight, n_outputs, progress, ctx=ctx, rows=int(X.shape[0]))
+    labels = {} if classes is not None else {"label_mean_square": label_scale.mean_square(codes, sample_weight, comm)}
+    return _train(comm, model, cfg, X, codes, sample_weight, n_outputs, progress, ctx=ctx, rows=int(X.shape[0]),
+                  **labels)  # a regression's labels stay here: the driver's check_fit reads their mean square
 
 
 def _roles(comm, cfg):
@@ -131,10 +133,11 @@ def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None
         n_outputs = models.get(model).n_outputs(len(classes))
     else:
         codes, n_outputs = y.astype(np.float64), 1
+    labels = {} if task == "classification" else {"label_mean_square": label_scale.mean_square(codes, None, comm)}
     if cfg.stream:
         cfg = label_scale.agreed(models.get(model), cfg, codes, None, comm)
         X, codes = _coded_stream(blocks, src, classes, positive_label), None
-    out = _train(comm, model, cfg, X, codes, None, n_outputs, progress, ctx=ctx,
+    out = _train(comm, model, cfg, X, codes, None, n_outputs, progress, ctx=ctx, **labels,
                  rows=int(X.shape[0]),
                  bytes_read=int(getattr(src, "bytes_read", 0)), source_rows=int(src.n_rows))
     if cfg.stream:

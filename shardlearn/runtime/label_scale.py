@@ -51,10 +51,19 @@ def agreed(model, cfg: TrainConfig, y, sample_weight, comm=None) -> TrainConfig:
     if y is None or not (cfg.solver == "sgd" and cfg.stochastic and cfg.optimizer in ADAPTIVE_RULES
                          and MODEL_LOSS.get(model.name) == "squared"):
         return cfg
+    rms = math.sqrt(mean_square(y, sample_weight, comm))
+    return dataclasses.replace(cfg, label_scale=CURVATURE * (rms if math.isfinite(rms) and rms > 0 else 1.0))
+
+
+def mean_square(y, sample_weight, comm=None) -> float:
+    """The labels' weighted mean square over every worker's (one allreduce); 0 without weight.
+
+    >>> mean_square(np.array([3.0, -4.0]), np.array([1.0, 3.0]))
+    14.25
+    """
     y = np.asarray(y, dtype=np.float64)
     h = np.ones(y.size) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     sums = np.array([float(np.dot(h, y * y)), float(np.sum(h))])
     if comm is not None and comm.size > 1:
         sums = np.asarray(comm.allreduce(sums), dtype=np.float64)
-    rms = math.sqrt(sums[0] / sums[1]) if sums[1] > 0 and sums[0] > 0 else 1.0
-    return dataclasses.replace(cfg, label_scale=CURVATURE * (rms if math.isfinite(rms) and rms > 0 else 1.0))
+    return float(sums[0] / sums[1]) if sums[1] > 0 else 0.0

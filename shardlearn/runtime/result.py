@@ -44,8 +44,8 @@ def check_fit(result: FitResult, model, n_outputs: int, cfg, y=None, sample_weig
     zero score: on the labels ``y`` where given, else, for a classifier, on a label of 0, which
     every label scores alike: log 2 for logistic regression, log K for softmax, K for K-output
     hinge) learned nothing a constant would not: a RuntimeWarning says so. Both name the rule, its rate and the fix: plain SGD on
-    raw features in the millions does either. Without the labels, squared loss is checked for
-    overflow only (a file's fit: its labels stay with the workers).
+    raw features in the millions does either. A file's or an engine's regression, whose labels
+    stay with the workers, is held to their mean square as the workers report it.
 
     >>> import warnings
     >>> from shardlearn import models
@@ -73,9 +73,14 @@ def check_fit(result: FitResult, model, n_outputs: int, cfg, y=None, sample_weig
         what = "weights" if lost else "loss"
         raise DivergedError(f"the fit's {what} overflowed to {'inf' if loss is not None and math.isinf(loss) else 'NaN'}"
                             f": {steps}; {fix}")
-    if cfg.solver != "sgd" or loss is None or (y is None and model.task != "classification"):
+    if cfg.solver != "sgd" or loss is None:
         return
-    if y is None:  # a file's or an engine's fit: its labels stay with the workers
+    if y is None and model.task != "classification":  # a file's or an engine's: the workers' labels' mean square
+        ms = next((r["label_mean_square"] for r in result.reports if "label_mean_square" in r), None)
+        if ms is None:
+            return
+        y, sample_weight = np.array([np.sqrt(ms)]), None  # a zero score's squared loss is quadratic in the label
+    elif y is None:  # a file's or an engine's classifier: every label scores alike at 0
         y, sample_weight = np.zeros(1), None
     zero = float(model.loss_and_grad(model.init(0, n_outputs), sp.csr_matrix((len(y), 0)), y, sample_weight)[0])
     if loss > OVERSHOT * zero:
