@@ -177,9 +177,10 @@ class _OnlineLinear:
         fraction of it), so a checkpoint costs what was learned, not the hash width."""
         ws = self._state["ws"]
         rows = np.flatnonzero(ws.any(axis=1))
-        if not np.isfinite(np.sum(ws[rows, kernel.W])):  # a last row's overflow no loss has seen yet
+        state_rows = ws[rows]
+        if not np.isfinite(np.sum(state_rows[:, kernel.W])):  # a last row's overflow no loss has seen yet
             raise DivergedError(f"the weights overflowed to inf or NaN: {self._overshoot()}")
-        return ({"rows": rows, "state_rows": ws[rows], "scalars": self._state["scalars"],
+        return ({"rows": rows, "state_rows": state_rows, "scalars": self._state["scalars"],
                  "progress": self._progress}, {"n_seen": self.n_seen_})
 
     def copy(self):

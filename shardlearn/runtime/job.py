@@ -56,9 +56,20 @@ def fit_rows(comm, *, model: str, cfg: dict, X, y, sample_weight=None, n_outputs
         return ps_run.serve(ctx)
     y = np.asarray(y)
     codes = y.astype(np.float64) if classes is None else np.searchsorted(np.asarray(classes), y)
-    labels = {} if classes is not None else {"label_mean_square": label_scale.mean_square(codes, sample_weight, comm)}
+    cfg, labels = _regression_labels(model, cfg, None if classes is not None else codes, sample_weight, comm)
     return _train(comm, model, cfg, X, codes, sample_weight, n_outputs, progress, ctx=ctx, rows=int(X.shape[0]),
-                  **labels)  # a regression's labels stay here: the driver's check_fit reads their mean square
+                  **labels)
+
+
+def _regression_labels(model: str, cfg, y, sw, comm) -> tuple:
+    """A regression's labels stay on the workers (a file's, an engine's): their mean square, agreed
+    in one allreduce, sets the steps' scale (``runtime/label_scale.py``) and goes into the report,
+    where the driver's ``check_fit`` reads it. ``(cfg, report facts)``; ``y`` None: a classifier's."""
+    if y is None:
+        return cfg, {}
+    ms = label_scale.mean_square(y, sw, comm)
+    return (label_scale.scaled(cfg, ms) if label_scale.applies(models.get(model), cfg) else cfg), \
+        {"label_mean_square": ms}
 
 
 def _roles(comm, cfg):
@@ -74,7 +85,7 @@ def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, ctx=None, snaps
     own copy, whose column indices may be renumbered in place (``runtime.active.compact``)."""
     reset_peak_rss()
     m = models.get(model)
-    if cfg.label_scale is None:  # a streamed shard's scale was agreed from its survey's labels (fit_source)
+    if cfg.label_scale is None:  # (a file's or an engine's regression agreed it already: _regression_labels)
         cfg = label_scale.agreed(m, cfg, y, sw, comm)
     if ctx is not None or cfg.plan == "hogwild":
         show = progress if comm.rank == 0 else None
@@ -133,9 +144,8 @@ def fit_source(comm, *, model: str, cfg: dict, source: dict, positive_label=None
         n_outputs = models.get(model).n_outputs(len(classes))
     else:
         codes, n_outputs = y.astype(np.float64), 1
-    labels = {} if task == "classification" else {"label_mean_square": label_scale.mean_square(codes, None, comm)}
-    if cfg.stream:
-        cfg = label_scale.agreed(models.get(model), cfg, codes, None, comm)
+    cfg, labels = _regression_labels(model, cfg, None if task == "classification" else codes, None, comm)
+    if cfg.stream:  # the labels of the survey pass set the scale above
         X, codes = _coded_stream(blocks, src, classes, positive_label), None
     out = _train(comm, model, cfg, X, codes, None, n_outputs, progress, ctx=ctx, **labels,
                  rows=int(X.shape[0]),

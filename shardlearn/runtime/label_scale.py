@@ -44,14 +44,23 @@ from shardlearn.runtime.config import ADAPTIVE_RULES, TrainConfig
 CURVATURE = 0.25  # squared loss's curvature is 1, the logistic loss's (the default rates' own) at most 1/4
 
 
+def applies(model, cfg: TrainConfig) -> bool:
+    """An adaptive rule (per example, or AdaGrad, Adam and FTRL mini-batches) learns squared loss."""
+    return (cfg.solver == "sgd" and cfg.stochastic and cfg.optimizer in ADAPTIVE_RULES
+            and MODEL_LOSS.get(model.name) == "squared")
+
+
 def agreed(model, cfg: TrainConfig, y, sample_weight, comm=None) -> TrainConfig:
     """``cfg`` with ``label_scale`` set from the labels ``y`` (every worker calls it with its
-    own, one allreduce) where an adaptive rule (per example, or AdaGrad, Adam and FTRL
-    mini-batches) learns squared loss; else ``cfg``."""
-    if y is None or not (cfg.solver == "sgd" and cfg.stochastic and cfg.optimizer in ADAPTIVE_RULES
-                         and MODEL_LOSS.get(model.name) == "squared"):
+    own, one allreduce) where it ``applies``; else ``cfg``."""
+    if y is None or not applies(model, cfg):
         return cfg
-    rms = math.sqrt(mean_square(y, sample_weight, comm))
+    return scaled(cfg, mean_square(y, sample_weight, comm))
+
+
+def scaled(cfg: TrainConfig, ms: float) -> TrainConfig:
+    """``cfg`` with ``label_scale`` from the labels' mean square ``ms`` (already agreed)."""
+    rms = math.sqrt(ms)
     return dataclasses.replace(cfg, label_scale=CURVATURE * (rms if math.isfinite(rms) and rms > 0 else 1.0))
 
 
