@@ -163,6 +163,21 @@ def test_a_learner_whose_weights_overflow_says_where_and_keeps_no_nan_model(tmp_
                                                        r"learning_rate=0.5 overshoots .*'normalized' is scale-free") as e:
         m.learn_many(X, X @ [2.0, 3.0])
     assert 0 < e.value.row < 200 and str(e.value).startswith(f"row {e.value.row}: ")
+    # the weights are NaN where the call stopped: every later call says so (a prediction used to
+    # be NaN, and the next learn_many blamed its own row 0 on good data)
+    lost = rf"^the weights overflowed at row {e.value.row} of an earlier call, 0 examples in \(rule='sgd' at " \
+           r"learning_rate=0.5\) and are lost: start a new learner"
+    for call in (lambda: m.predict(X[:3]), lambda: m.predict_one({"a": 1.0}),
+                 lambda: m.learn_many(X[:5] / 1e3, X[:5] @ [2e-3, 3e-3]), lambda: m.save(str(tmp_path / "lost"))):
+        with pytest.raises(shardlearn.DivergedError, match=lost):
+            call()
+    assert not (tmp_path / "lost").exists()
+    twin = m.copy()  # a copy carries the loss; a restored state is whole again
+    with pytest.raises(shardlearn.DivergedError, match=lost):
+        twin.predict(X[:3])
+    good = OnlineLinearRegression(rule="sgd", learning_rate=0.5).learn_many(X[:50] / 1e3, X[:50] @ [2e-3, 3e-3])
+    m.restore(*good.snapshot())
+    np.testing.assert_array_equal(m.predict(X[:3]), good.predict(X[:3]))
     last = OnlineLinearRegression(rule="sgd", learning_rate=1.0)
     last.learn_many(np.array([[1e200]]), np.array([1e150]))  # a loss of 5e299, then a weight of 1e350
     with pytest.raises(shardlearn.DivergedError, match="^the weights overflowed to inf or NaN: rule='sgd'"):

@@ -66,6 +66,7 @@ class _OnlineLinear:
         self._state = kernel.new_state(1 << self.hash_bits, rule)
         self._progress = np.zeros(2)  # sum of weight x loss before learning, sum of weight
         self.n_seen_ = 0
+        self._lost = None  # why the weights were lost, once a call overflowed them
 
     # --- learning ----------------------------------------------------------
     def learn_one(self, x: dict, y, w: float = 1.0) -> None:
@@ -111,15 +112,26 @@ class _OnlineLinear:
         return dict(self._opts)
 
     def _learn(self, X, y, h, predictions=None) -> None:
+        self._usable()
         z = np.empty(X.shape[0]) if predictions is None else predictions
         out = kernel.run(self._state, X, y, h, np.arange(X.shape[0]), loss=self.loss,
                          fit_intercept=self.fit_intercept, predictions=z, **self._opts)
         row = kernel.overflowed(out, self.loss, z, y, h)
         if row is not None:  # the weights are lost: said at once, not served as NaN predictions
             why = f"the loss overflowed to inf or NaN: {self._overshoot()}"
+            self._lost = f"row {row} of an earlier call, {self.n_seen_} examples in"
             raise DivergedError(f"row {row}: {why}", row=row, reason=why)
         self._progress += out
         self.n_seen_ += int(np.count_nonzero(h > 0))
+
+    def _usable(self) -> None:
+        """Refuse a learner whose weights an earlier call overflowed: the kernel updates them in
+        place, so they are NaN where that call stopped, and every later prediction or step
+        would be NaN or be blamed on its own rows."""
+        if self._lost is not None:
+            raise DivergedError(f"the weights overflowed at {self._lost} (rule={self.rule!r} at learning_rate="
+                                f"{self._opts['lr']:g}) and are lost: start a new learner, or load a saved model, "
+                                "with a lower learning_rate or the default rule 'normalized'")
 
     def _overshoot(self) -> str:
         return overshoot("rule", self.rule, self._opts["lr"])
@@ -131,6 +143,7 @@ class _OnlineLinear:
                                                 shape=(1, 1 << self.hash_bits)))[0])
 
     def _scores(self, H) -> np.ndarray:
+        self._usable()
         return kpredict.scores(self._state, H, fit_intercept=self.fit_intercept, **self._opts)
 
     def _text_scores(self, buf: bytes, n: int):
@@ -175,6 +188,7 @@ class _OnlineLinear:
         """The whole learning state: ``(arrays, facts)`` that ``restore`` takes back. Only the
         coordinates ever touched are kept (a 2**22-wide state is 128 MB, a stream touches a
         fraction of it), so a checkpoint costs what was learned, not the hash width."""
+        self._usable()
         ws = self._state["ws"]
         rows = np.flatnonzero(ws.any(axis=1))
         state_rows = ws[rows]
@@ -188,7 +202,7 @@ class _OnlineLinear:
         array, no scan: what a learner publishing a snapshot to its server pays)."""
         out = type(self)(**self.get_params())
         out._state = {k: np.array(v) for k, v in self._state.items()}
-        out._progress, out.n_seen_ = self._progress.copy(), self.n_seen_
+        out._progress, out.n_seen_, out._lost = self._progress.copy(), self.n_seen_, self._lost
         return out
 
     def restore(self, arrays: dict, facts: dict) -> None:
@@ -202,7 +216,7 @@ class _OnlineLinear:
         ws[rows] = state_rows
         self._state = {"ws": ws, "scalars": np.array(scalars, dtype=np.float64)}
         self._progress = np.array(progress, dtype=np.float64)
-        self.n_seen_ = int(facts["n_seen"])
+        self.n_seen_, self._lost = int(facts["n_seen"]), None
 
     def save(self, directory: str) -> None:
         """Write the model (its whole learning state: it continues exactly after ``load``)."""
