@@ -16,6 +16,7 @@ from shardlearn.kernels import delta, sgd as kernel
 from shardlearn.ps.kernel_shard import KernelShard
 from shardlearn.runtime import checkpoint as ck, distributed, group, launch
 from shardlearn.runtime.config import TrainConfig
+from shardlearn.strategies import precond
 from shardlearn.strategies.sgd import epoch_order
 from tests.conftest import fit_killing, scaled_rows as _data
 
@@ -31,6 +32,8 @@ def _reference_bsp(X, y, sw, workers, batch, epochs, seed, loss, fit_intercept, 
     state = kernel.new_state(d, opts["rule"])
     parts = [rows_for("random", workers, r, n=X.shape[0], seed=seed) for r in range(workers)]
     keys = np.arange(d + 1)
+    # dense rows: each worker steps in coordinates centred on its own shard (precond.centre)
+    shifts = [precond.centre(X[p], None if sw is None else sw[p], fit_intercept) for p in parts]
     for epoch in range(epochs):
         orders = [p[epoch_order(p.size, epoch, seed, True, r)] for r, p in enumerate(parts)]
         for c in range(max(-(-p.size // batch) for p in parts)):
@@ -39,7 +42,7 @@ def _reference_bsp(X, y, sw, workers, batch, epochs, seed, loss, fit_intercept, 
             start = {k: v.copy() for k, v in state.items()}
             for r in range(workers):
                 mine = {k: v.copy() for k, v in start.items()}
-                kernel.run(mine, X, y, sw, rows[r], loss=loss, fit_intercept=fit_intercept, **opts)
+                kernel.run(mine, X, y, sw, rows[r], loss=loss, fit_intercept=fit_intercept, shift=shifts[r], **opts)
                 delta.merge(state["ws"], keys, delta.change(start["ws"], mine["ws"], opts["rule"]), opts["rule"])
                 state["scalars"] += mine["scalars"] - start["scalars"]
     return kernel.finalize(state, **opts)  # the lazy penalty, once, when the weights are read

@@ -9,7 +9,7 @@ the losses and the papers behind them are described in ``sgd.py``.
 
 >>> import numpy as np
 >>> ws = np.zeros((2, 4)); sc = np.zeros(2); out = np.zeros(2)
->>> _rows_dense(np.array([[1.0]]), np.array([1.0]), np.ones(1), np.arange(1), np.ones(1), ws, sc, out,
+>>> _rows_dense(np.array([[1.0]]), np.array([1.0]), np.ones(1), np.arange(1), np.ones(1), np.zeros(0), ws, sc, out,
 ...             1, 2, 0.5, 0.0, 1.0, 0.0, 0.0, True, 0.0, 0.0, np.zeros(0))
 >>> round(float(out[0]), 6), float(sc[0])   # log 2 before the first update; one row seen
 (0.693147, 1.0)
@@ -329,12 +329,24 @@ def _rows_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, loss,
             _step_intercept(rule, ws[d], g, lr_t, power_t, beta, base, t)
 
 
+@njit(cache=True, inline="always")
+def _give_back(c, moved, rule, lr, beta):
+    """The intercept's row ``c`` takes back ``moved`` (shift . the weights' change: centred
+    coordinates, ``_rows_dense``); FTRL keeps an unpenalised weight as ``z``, which follows."""
+    c[W] -= moved
+    if rule == 3:
+        c[S] = -c[W] * (beta + math.sqrt(c[G])) / lr
+
+
 @njit(cache=True, nogil=True)  # a stream parses its next block in another thread meanwhile
-def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t, beta, l1, l2, intercept, end, span,
-                preds):
+def _rows_dense(X, y, h, order, scale, shift, ws, scalars, out, loss, rule, lr, power_t, beta, l1, l2, intercept, end,
+                span, preds):
     d = ws.shape[0] - 1
     rates, peek = np.empty(d + 1), np.empty(4)
     scaled = scale.shape[0] > 0
+    # centred coordinates (``sgd.run``'s ``shift``): the steps see x - shift, the intercept takes
+    # back shift . (every weight's change), so the score, the state and the optimum are the original's
+    centred = intercept and shift.shape[0] > 0
     line = max(64 // X.itemsize, 1)  # values a cache line holds
     for j in range(order.shape[0]):
         if j + AHEAD_ROWS < order.shape[0]:  # the row 8 ahead, a line at a time (in a C-ordered X)
@@ -351,19 +363,31 @@ def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t
         lr_t = lr if rule == 3 else lr * _anneal(end, span, t)
         p = ws[d, W] if intercept else 0.0
         norm = 1.0 if intercept else 0.0
+        moved = 0.0  # shift . the weights' change (centred only)
         for i in range(d):
             x = X[r, i] * scale[i] if scaled else X[r, i]
-            norm += _touch(rule, ws[i], x, lr, power_t, beta, base, t, l1, l2, end, span)
+            if centred:
+                w0 = ws[i, W]
+                norm += _touch(rule, ws[i], x - shift[i], lr, power_t, beta, base, t, l1, l2, end, span)
+                moved += shift[i] * (ws[i, W] - w0)
+            else:
+                norm += _touch(rule, ws[i], x, lr, power_t, beta, base, t, l1, l2, end, span)
             p += ws[i, W] * x
+        if centred:
+            _give_back(ws[d], moved, rule, lr, beta)
+            p -= moved
         if preds.shape[0]:
             preds[j] = p
         g, base = _row_gradient(scalars, hr, norm, loss, p, y[r], out, rule, lr_t, power_t, t)
         if g == 0:
             continue
+        moved = 0.0
         if rule == 2:
             ppu = 0.0
             for i in range(d):
                 x = X[r, i] * scale[i] if scaled else X[r, i]
+                if centred:
+                    x -= shift[i]
                 rates[i] = 0.0
                 if x != 0:
                     ppu += _rate_normalized(ws[i], x, hr, g / hr, base, rates, i)
@@ -373,15 +397,24 @@ def _rows_dense(X, y, h, order, scale, ws, scalars, out, loss, rule, lr, power_t
             u = invariant_scale(loss, p, y[r], hr, ppu)
             for i in range(d):
                 ws[i, W] -= rates[i] * u
+                if centred:
+                    moved += shift[i] * rates[i]
             if intercept:
-                ws[d, W] -= rates[d] * u
+                ws[d, W] -= (rates[d] - moved) * u
             continue
         for i in range(d):
             x = X[r, i] * scale[i] if scaled else X[r, i]
+            if centred:
+                x -= shift[i]
             if x != 0:
+                w0 = ws[i, W]
                 _step(rule, ws[i], g * x, lr_t, power_t, beta, base, t, l1, l2)
+                if centred:
+                    moved += shift[i] * (ws[i, W] - w0)
         if intercept:
             _step_intercept(rule, ws[d], g, lr_t, power_t, beta, base, t)
+        if centred:
+            _give_back(ws[d], moved, rule, lr, beta)
 
 
 @njit(cache=True)

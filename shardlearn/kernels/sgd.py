@@ -80,9 +80,14 @@ def weights(state: dict) -> np.ndarray:
 
 def run(state: dict, X, y, sample_weight, order, *, loss: str, rule: str, lr: float, power_t: float = 0.0,
         beta: float = 1.0, l1: float = 0.0, l2: float = 0.0, fit_intercept: bool = True, scale=None,
-        predictions=None, end: float = 0.0, span: float = 0.0) -> np.ndarray:
+        predictions=None, end: float = 0.0, span: float = 0.0, shift=None) -> np.ndarray:
     """Learn from rows ``order`` of ``(X, y)`` in that order, updating ``state`` in place.
-    ``scale`` multiplies each feature (a preconditioner; None: raw features). Returns
+    ``scale`` multiplies each feature (a preconditioner; None: raw features). ``shift`` (dense
+    rows with an intercept; None: none) centres them: each step is taken
+    in the coordinates ``x - shift`` with the intercept ``b + shift . w``, then written back, so
+    the state stays in the original coordinates and the optimum is the same for any shift,
+    while a feature far from 0 (a year, an age) no longer fights the intercept (the virtual
+    centring of Spark MLlib's dense fits, SPARK-34448; ``strategies/precond.py`` for L-BFGS). Returns
     ``[sum of h * loss before each update (progressive loss), sum of h]``. ``predictions`` (an
     array as long as ``order``, or None) receives each row's score before its update; a row of
     weight 0 is not learned from, only scored then (read-only: a held-out example). ``end``,
@@ -91,6 +96,7 @@ def run(state: dict, X, y, sample_weight, order, *, loss: str, rule: str, lr: fl
     y = np.ascontiguousarray(y, dtype=np.float64)
     h = np.ones(X.shape[0]) if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
     scale = np.zeros(0) if scale is None else np.ascontiguousarray(scale, dtype=np.float64)  # empty: raw
+    shift = np.zeros(0) if shift is None else np.ascontiguousarray(shift, dtype=np.float64)
     order = np.ascontiguousarray(order, dtype=np.int64)
     out = np.zeros(2)
     preds = np.zeros(0) if predictions is None else predictions
@@ -101,7 +107,7 @@ def run(state: dict, X, y, sample_weight, order, *, loss: str, rule: str, lr: fl
         X = X.tocsr()
         _rows_csr(X.indptr, X.indices, _values(X.data), y, h, order, scale, *args, preds)
     else:
-        _rows_dense(_values(X), y, h, order, scale, *args, preds)
+        _rows_dense(_values(X), y, h, order, scale, shift, *args, preds)
     return out
 
 

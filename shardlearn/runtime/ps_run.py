@@ -170,7 +170,8 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
                                   fit_intercept=cfg.fit_intercept, callback=cb,
                                   on_step=snapshot if snapshot_every and comm.rank == 0 else None,
                                   checkpoint=None if ckpt is None else ShardCheckpoint(ckpt, comm, ctx), resume=resume,
-                                  tol=cfg.tol, learn=_learner(model, d, cfg, anneal) if per_example else None)
+                                  tol=cfg.tol, learn=_learner(model, d, cfg, anneal, precond.centre(
+                                      X, sw, cfg.fit_intercept)) if per_example else None)
     comm.barrier()  # every push is applied before anyone reads the result
     if per_example:  # rank 0 brings the lazy penalty up to date on every key, then all read
         if comm.rank == 0:
@@ -203,7 +204,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
     return out
 
 
-def _learner(model, d: int, cfg, anneal=None):
+def _learner(model, d: int, cfg, anneal=None, shift=None):
     from shardlearn.kernels.sgd import MODEL_LOSS
     from shardlearn.strategies.ps_online import Learner
 
@@ -212,7 +213,7 @@ def _learner(model, d: int, cfg, anneal=None):
     fuse = cfg.plan == "asp" or (cfg.plan == "ssp" and cfg.staleness >= 1)
     return Learner(d, MODEL_LOSS[model.name], cfg.fit_intercept, cfg.optimizer, cfg.base_lr(), cfg.power_t,
                    cfg.alpha * cfg.l1_ratio, cfg.alpha * (1 - cfg.l1_ratio), fuse=fuse, workers=cfg.workers,
-                   anneal=anneal)
+                   anneal=anneal, shift=shift)
 
 
 def _epoch_logger(comm, log, n_rows: int):

@@ -30,6 +30,7 @@ import numpy as np
 from shardlearn.comm.compressed import Compressed
 from shardlearn.core.errors import ConfigError
 from shardlearn.kernels import columns, delta, sgd as kernel
+from shardlearn.strategies import precond
 from shardlearn.strategies.coded_average import CodedAverage
 from shardlearn.strategies.coded_changes import Coded, apply, next_room, taken
 from shardlearn.strategies.result import Result
@@ -76,6 +77,9 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         else:
             state = {"ws": resume["kernel/ws"].copy(), "scalars": resume["kernel/scalars"].copy()}
         cur.update({k: resume[f"cursor/{k}"].item() for k in cur})
+    if "shift" not in state:  # once per state: partial_fit's later calls keep the first one's (precond.centre)
+        state["shift"] = precond.centre(X, sample_weight, fit_intercept)
+    shift = state["shift"] if state["shift"] is not None and state["shift"].shape == (d,) else None
     # local SGD over a compressed collective: the agreed weights and units (strategies/coded_average.py)
     coded_avg = CodedAverage(comm, state, _averaged(rule), rule) if isinstance(comm, Compressed) and not changes \
         else None
@@ -130,7 +134,8 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         while not hasattr(X, "blocks") and cur["pos"] < chunks:
             part = order[cur["pos"] * chunk : (cur["pos"] + 1) * chunk]
             before = _before(state, X, part, opts, marks) if changes else None
-            out = learn(state, X, y, sample_weight, part, loss=loss_name, fit_intercept=fit_intercept, **opts)
+            out = learn(state, X, y, sample_weight, part, loss=loss_name, fit_intercept=fit_intercept, shift=shift,
+                        **opts)
             keys = sparse.keys(part) if sparse is not None else None  # after: the rows are in the cache now
             if changes:
                 merge(comm, state, *before, width)

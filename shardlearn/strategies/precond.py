@@ -131,6 +131,27 @@ def fit(X, sample_weight=None, curvature=1.0, ridge=0.0, center=True) -> Affine:
     return from_moments(*moments(X, sample_weight), curvature=curvature, ridge=ridge, center=center)
 
 
+def centre(X, sample_weight=None, fit_intercept: bool = True) -> np.ndarray | None:
+    """The per-example kernel's ``shift`` (``kernels.sgd.run``): the weighted column means of
+    dense rows held in memory, or None (sparse rows keep their zeros; a stream is read once;
+    no intercept, nothing to take the shift back). Any shift leaves the optimum where it is,
+    so each worker takes its own shard's. Also None where every column's mean is within a tenth
+    of its root mean square (centred already, as D1: the centred steps cost ~10% more a row).
+
+    >>> centre(np.array([[1.0, 100.0], [3.0, 300.0]])).tolist()
+    [2.0, 200.0]
+    >>> centre(sp.csr_matrix(np.eye(2))) is None, centre(np.array([[-1.0], [1.02]])) is None
+    (True, True)
+    """
+    if not fit_intercept or hasattr(X, "blocks") or sp.issparse(X) or X.shape[0] == 0:
+        return None
+    s1, s2, total = moments(X, sample_weight)
+    if not total > 0:
+        return None
+    mean = s1 / total
+    return mean if np.any(np.abs(mean) > 0.1 * np.sqrt(s2 / total)) else None
+
+
 def _col(a: np.ndarray, w: np.ndarray) -> np.ndarray:
     return a if w.ndim == 1 else a[:, None]
 

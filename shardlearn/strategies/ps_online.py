@@ -39,9 +39,10 @@ class Learner:
 
     def __init__(self, d: int, loss: str, fit_intercept: bool, rule: str, lr: float, power_t: float = 0.0,
                  l1: float = 0.0, l2: float = 0.0, fuse: bool = False, workers: int = 1, anneal=None,
-                 param: str = "optimizer"):
+                 param: str = "optimizer", shift=None):
         self.extra = np.array([d, d + 1], dtype=np.int64)
         self.param = param  # what the caller's user sets the rule by, named when the steps overflow
+        self.shift = shift  # dense rows' centre (precond.centre; their batches pull every column), or None
         self.loss, self.fit_intercept = loss, fit_intercept
         self.opts = dict(rule=rule, lr=lr, power_t=power_t, l1=l1, l2=l2, **(anneal or {}))  # anneal: end, span
         self.fuse, self.pending, self.alone = fuse, None, workers == 1
@@ -90,7 +91,8 @@ class Learner:
         before, s0 = state["ws"].copy(), state["scalars"].copy()
         z = np.empty(Xc.shape[0]) if predictions is None else predictions
         out = kernel.run(state, Xc, yb, swb, np.arange(Xc.shape[0]), loss=self.loss,
-                         fit_intercept=self.fit_intercept, predictions=z, **self.opts)
+                         fit_intercept=self.fit_intercept, predictions=z,
+                         shift=self.shift if not sp.issparse(Xc) else None, **self.opts)
         row = kernel.overflowed(out, self.loss, z, yb, np.ones(z.size) if swb is None else swb)
         if row is not None:  # never pushed: the shards keep the model as it was before this batch
             what = f"loss overflowed to inf or NaN: {overshoot(self.param, self.opts['rule'], self.opts['lr'])}"

@@ -1,0 +1,107 @@
+"""Dense features far from 0 under the per-example kernel (``kernels.sgd.run``'s ``shift``,
+``strategies/precond.centre``): the steps are taken in centred coordinates and written back,
+so a feature like a year or an age no longer fights the intercept. Before, a logistic fit of
+a table with one such column stalled at 1.09 x the optimum's objective after 5 epochs (1.085
+after 20) and a regression at 1.32, under every strategy; every test here fails without it."""
+import numpy as np
+import pytest
+
+from shardlearn import LinearRegression, LogisticRegression
+from shardlearn.kernels import sgd as kernel
+
+SCALES = np.array([1.0, 10.0, 100.0, 0.01, 1.0, 1.0, 1000.0, 1.0])
+
+
+def _table(n=6000, seed=0):
+    """Eight dense columns of mixed scales, one of them 50 +- 1 (a feature far from 0)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 8)) * SCALES
+    X[:, 5] += 50.0
+    z = X @ (rng.normal(size=8) / SCALES)
+    z -= np.median(z)
+    return X, (z + 0.5 * rng.normal(size=n) > 0).astype(int), 3.0 * z + rng.normal(size=n) + 7.0
+
+
+@pytest.mark.parametrize("rule", ["normalized", "adagrad", "sgd", "ftrl"])
+@pytest.mark.parametrize("loss", ["logistic", "squared", "hinge"])
+@pytest.mark.parametrize("l1, l2, weighted", [(0.0, 0.0, False), (1e-3, 1e-2, True)])
+def test_the_shifted_kernel_equals_the_kernel_on_centred_rows(rule, loss, l1, l2, weighted):
+    """``run(X, shift=m)`` is ``run(X - m)`` with the intercept written back as ``b - m . w``:
+    the same weights, the same scores, the same progressive loss, for every rule, loss, penalty
+    and importance weights (the state stays in the original coordinates)."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 5)) * [1.0, 3.0, 0.5, 1.0, 2.0] + [0.0, 40.0, -3.0, 1.0, 7.0]
+    y = (X @ [1.0, 0.1, -2.0, 0.5, 0.3] - 1.0 + rng.normal(size=300) > 0).astype(float)
+    if loss == "squared":
+        y = X @ [1.0, 0.1, -2.0, 0.5, 0.3] + rng.normal(size=300)
+    h = rng.uniform(0.1, 3.0, size=300) if weighted else None
+    m = X.mean(axis=0)
+    lr = {"normalized": 0.5, "adagrad": 0.3, "sgd": 0.002, "ftrl": 0.3}[rule]
+    opts = dict(loss=loss, rule=rule, lr=lr, l1=l1, l2=l2, end=600.0, span=600.0)
+    shifted, centred = kernel.new_state(5, rule), kernel.new_state(5, rule)
+    for epoch in range(2):
+        order = np.random.default_rng(epoch).permutation(300)
+        z1, z2 = np.empty(300), np.empty(300)
+        out1 = kernel.run(shifted, X, y, h, order, shift=m, predictions=z1, **opts)
+        out2 = kernel.run(centred, X - m, y, h, order, predictions=z2, **opts)
+        np.testing.assert_allclose(out1, out2, rtol=1e-9)
+        np.testing.assert_allclose(z1, z2, rtol=1e-9, atol=1e-9)
+    w1, w2 = kernel.weights(shifted), kernel.weights(centred)
+    np.testing.assert_allclose(w1[:-1], w2[:-1], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(w1[-1], w2[-1] - m @ w2[:-1], rtol=1e-9, atol=1e-9)
+    assert abs(m @ w2[:-1]) > 0.05  # the feature far from 0 carries weight: the write-back is tested
+
+
+def test_without_an_intercept_or_on_sparse_rows_the_shift_is_not_taken():
+    """No intercept to take the shift back: the kernel ignores it (centring would change the model)."""
+    X = np.random.default_rng(2).normal(size=(50, 3)) + 5.0
+    y = (X[:, 0] > 5.0).astype(float)
+    a, b = kernel.new_state(3, "normalized"), kernel.new_state(3, "normalized")
+    kernel.run(a, X, y, None, np.arange(50), loss="logistic", rule="normalized", lr=0.5, fit_intercept=False,
+               shift=X.mean(axis=0))
+    kernel.run(b, X, y, None, np.arange(50), loss="logistic", rule="normalized", lr=0.5, fit_intercept=False)
+    np.testing.assert_array_equal(a["ws"], b["ws"])
+
+
+STRATEGIES = [dict(solver="sgd", workers=1), dict(strategy="bsp", workers=2), dict(strategy="local_sgd", workers=2),
+              dict(strategy="asp", workers=2), dict(strategy="ssp", workers=2), dict(strategy="hogwild", workers=2),
+              dict(strategy="bsp", workers=2, servers=1)]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES, ids=lambda s: f"{s.get('strategy', 'sgd')}{s.get('servers', '')}")
+@pytest.mark.parametrize("estimator, options", [(LogisticRegression, {}),
+                                                (LogisticRegression, dict(alpha=1e-3, l1_ratio=0.5)),
+                                                (LogisticRegression, dict(weighted=True)),
+                                                (LinearRegression, dict(alpha=1e-4)),
+                                                (LinearRegression, dict(alpha=1e-4, weighted=True))],
+                         ids=["logistic", "logistic-l1", "logistic-weighted", "linear", "linear-weighted"])
+def test_every_strategy_reaches_the_optimum_with_a_feature_far_from_zero(strategy, estimator, options):
+    """At the defaults (5 epochs) every strategy ends within 0.5% of the optimum's objective
+    (before: logistic 1.083-1.089, linear 1.30-1.33)."""
+    options = dict(options)
+    X, yb, yr = _table()
+    y = yb if estimator is LogisticRegression else yr
+    sw = np.random.default_rng(3).uniform(0.2, 3.0, size=y.size) if options.pop("weighted", False) else None
+    best = estimator(tol=1e-10, max_iter=2000, **options).fit(X, y, sample_weight=sw).objective(X, y, sample_weight=sw)
+    fit = estimator(random_state=0, **options, **strategy).fit(X, y, sample_weight=sw)
+    bound = 1.02 if strategy.get("strategy") == "hogwild" else 1.005  # hogwild's races: a percent or so
+    assert fit.objective(X, y, sample_weight=sw) <= bound * best
+
+
+@pytest.mark.parametrize("estimator", [LogisticRegression, LinearRegression])
+def test_partial_fit_twice_equals_fit_and_keeps_the_first_calls_centre(estimator):
+    """``partial_fit`` twice equals ``fit(max_iter=2)`` on such a table (both centre on the
+    first call's rows, the second call keeps that centre); a regression's two calls at the
+    constant rate end at 1.018 x the optimum's objective (before: 1.17)."""
+    X, yb, yr = _table(3000)
+    y = yb if estimator is LogisticRegression else yr
+    opts = dict(alpha=1e-4, solver="sgd", random_state=0, shuffle=False, schedule="constant")
+    fit = estimator(max_iter=2, **opts).fit(X, y)
+    part = estimator(**opts)
+    for _ in range(2):
+        part.partial_fit(X, y, **({"classes": [0, 1]} if estimator is LogisticRegression else {}))
+    np.testing.assert_allclose(part.coef_, fit.coef_, rtol=1e-10)
+    np.testing.assert_allclose(part.intercept_, fit.intercept_, rtol=1e-10)
+    if estimator is LinearRegression:
+        best = estimator(alpha=1e-4, tol=1e-10, max_iter=2000).fit(X, y).objective(X, y)
+        assert part.objective(X, y) <= 1.05 * best
