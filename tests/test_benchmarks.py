@@ -376,3 +376,13 @@ def test_labels_table_is_its_measurements_and_the_scale_makes_the_unit_irrelevan
     for scale in ("x 0.1", "x 0.25 (default)", "x 1"):  # the same model in either unit of the labels
         assert ratio[("synthetic x 1000", scale)] == pytest.approx(ratio[("synthetic x 1", scale)], rel=1e-6)
     assert ratio[("synthetic x 1000", "x 0.25 (default)")] < 1.01 < 5 < ratio[("synthetic x 1000", "no scale")]
+
+
+def test_centring_table_is_its_measurements_and_every_fit_is_near_its_optimum(tmp_path):
+    _run("bench_centring.py", "--out", str(tmp_path), "--strategies", "sgd x1,asp x2", cwd=tmp_path)
+    rows = [json.loads(line) for line in open(tmp_path / "centring.jsonl")]
+    table = open(tmp_path / "centring.md").read()
+    assert [(r["model"], r["options"]) for r in rows] == [(m, o) for m in ("logistic", "linear") for o in
+                                                          ("defaults", "elastic net", "sample weights", "no intercept")]
+    assert all(f"{r[c]:.4f}" in table for r in rows for c in ("sgd x1", "asp x2"))
+    assert all(r[c] < 1.01 for r in rows for c in ("sgd x1", "asp x2"))  # before the centred steps: 1.08 to 1.33
