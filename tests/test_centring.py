@@ -107,3 +107,24 @@ def test_partial_fit_twice_equals_fit_and_keeps_the_first_calls_centre(estimator
     if estimator is LinearRegression:
         best = estimator(alpha=1e-4, tol=1e-10, max_iter=2000).fit(X, y).objective(X, y)
         assert part.objective(X, y) <= 1.05 * best
+
+
+@pytest.mark.parametrize("options", [["--solver", "sgd", "--workers", "1"], ["--strategy", "local_sgd", "--workers", "2"],
+                                     ["--strategy", "asp", "--workers", "2"]], ids=["sgd", "local_sgd", "asp"])
+@pytest.mark.parametrize("stream", [False, True], ids=["in-memory", "streamed"])
+def test_a_csv_file_with_a_column_far_from_zero(tmp_path, capsys, options, stream):
+    """``shardlearn train`` on such a CSV, read whole or streamed (centred on its survey pass's
+    column sums, ``data.stream.survey``): near the optimum (before: 1.09 x, streamed and not)."""
+    import pandas as pd
+
+    import shardlearn
+    from shardlearn.cli import main
+
+    X, y, _ = _table()
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(8)]).assign(label=y)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    argv = ["train", str(tmp_path / "t.csv"), "--label", "label", "--model", "logistic", "--out", str(tmp_path / "m")]
+    assert main(argv + options + (["--stream"] if stream else [])) == 0
+    capsys.readouterr()
+    best = LogisticRegression(tol=1e-10, max_iter=2000).fit(X, y).objective(X, y)
+    assert shardlearn.load(str(tmp_path / "m")).objective(X, y) <= 1.01 * best

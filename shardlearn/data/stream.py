@@ -31,8 +31,9 @@ class Stream:
 
     ndim = 2
 
-    def __init__(self, blocks, n_rows: int, n_features: int, bytes_per_pass: int = 0):
+    def __init__(self, blocks, n_rows: int, n_features: int, bytes_per_pass: int = 0, moments=None):
         self._blocks, self.bytes_per_pass = blocks, int(bytes_per_pass)
+        self.moments = moments  # the survey's (column sums of x and x^2, rows) of dense blocks, or None
         self.shape = (int(n_rows), int(n_features))
         self.passes = 0
 
@@ -50,15 +51,23 @@ class Stream:
 
 
 def survey(blocks) -> dict:
-    """One pass over raw blocks: rows, the smallest and largest column index in use, labels."""
-    n, lo, hi, labels = 0, None, -1, set()
+    """One pass over raw blocks: rows, the smallest and largest column index in use, labels,
+    and where every block is dense the column sums of x and x^2 (``moments``, for the
+    per-example kernel's centre, ``strategies.precond.centre``; None otherwise)."""
+    n, lo, hi, labels, s1, s2, dense = 0, None, -1, set(), 0.0, 0.0, True
     for X, y in blocks():
         n += X.shape[0]
-        if sp.issparse(X) and X.nnz:
-            lo = int(X.indices.min()) if lo is None else min(lo, int(X.indices.min()))
-            hi = max(hi, int(X.indices.max()))
+        if sp.issparse(X):
+            dense = False
+            if X.nnz:
+                lo = int(X.indices.min()) if lo is None else min(lo, int(X.indices.min()))
+                hi = max(hi, int(X.indices.max()))
+        elif dense and X.shape[0]:
+            Xf = np.asarray(X, dtype=np.float64)
+            s1, s2 = s1 + Xf.sum(axis=0), s2 + np.einsum("ij,ij->j", Xf, Xf)
         labels.update(np.unique(y).tolist())
-    return {"rows": n, "min_index": lo, "max_index": hi, "labels": sorted(labels)}
+    moments = (s1, s2, float(n)) if dense and n and not np.isscalar(s1) else None
+    return {"rows": n, "min_index": lo, "max_index": hi, "labels": sorted(labels), "moments": moments}
 
 
 def libsvm_blocks(path, start, end, *, zero_based=True, n_features=None, on_bad_row="error", skipped=None,

@@ -182,13 +182,13 @@ def _stream_shard(comm, source, cfg):
         n_rows, zero_based, n_features = _agree_libsvm(comm, source, seen["min_index"], seen["max_index"],
                                                        seen["rows"])
         facts = _ShardFacts(n_rows, n_features, zero_based, end - start, skipped)
-        facts.shard_rows = seen["rows"]
+        facts.shard_rows, facts.moments = seen["rows"], None
         blocks = stream.libsvm_blocks(path, start, end, zero_based=zero_based, n_features=n_features, on_bad_row=bad)
         return facts, blocks, seen["labels"]
     src = open_source(**source)
     shard = src.shard(comm.size, comm.rank, cfg.partition, cfg.random_state or 0)
     seen = stream.survey(shard.blocks)
-    src.shard_rows = seen["rows"]
+    src.shard_rows, src.moments = seen["rows"], seen["moments"]
     src.skipped = dict(src.skipped)  # the survey's count: later passes read the same rows again
     return src, shard.blocks, seen["labels"]
 
@@ -203,7 +203,7 @@ def _coded_stream(blocks, src, classes, positive_label):
         return np.searchsorted(np.asarray(classes), y) if classes is not None else y.astype(np.float64)
 
     return Stream(lambda: ((X, code(y)) for X, y in blocks()), src.shard_rows, src.n_features,
-                  bytes_per_pass=getattr(src, "bytes_read", 0))
+                  bytes_per_pass=getattr(src, "bytes_read", 0), moments=src.moments)
 
 
 def _is_libsvm(source) -> bool:

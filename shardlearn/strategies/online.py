@@ -26,6 +26,7 @@ irrelevant (there is no preconditioner to agree on).
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from shardlearn.comm.compressed import Compressed
 from shardlearn.core.errors import ConfigError
@@ -127,7 +128,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         epoch = cur["epoch"]
         if hasattr(X, "blocks"):  # a streamed shard: its blocks in file order, rows shuffled within each
             _stream_epoch(X, state, cur, loss_name, fit_intercept, opts, [seed or 0, epoch, rank] if shuffle else None,
-                          stream_sync, sync_rows, track=changes, learn=learn)
+                          stream_sync, sync_rows, track=changes, learn=learn, shift=shift)
         else:
             order = epoch_order(n, epoch, seed, shuffle, rank)
             order = np.arange(n) if order is None else order
@@ -193,7 +194,7 @@ def anneal_span(comm, X, sample_weight, epochs: int, merged: bool) -> dict:
 
 
 def _stream_epoch(stream, state, cur, loss_name, fit_intercept, opts, seed, sync=None, rows=None,
-                  track=False, learn=kernel.run) -> None:
+                  track=False, learn=kernel.run, shift=None) -> None:
     """One pass over a streamed shard (``data.stream.Stream``), block by block. With ``sync``
     the workers combine every ``rows`` rows, counted across blocks as the in-memory loop counts
     them: ``sync(state, before, used)`` (``before``: with ``track``, the touched keys' rows
@@ -211,7 +212,8 @@ def _stream_epoch(stream, state, cur, loss_name, fit_intercept, opts, seed, sync
             pos += take
             if track:
                 window = _widen(window, state, Xb, part, opts)
-            out = learn(state, Xb, yb, None, part, loss=loss_name, fit_intercept=fit_intercept, **opts)
+            out = learn(state, Xb, yb, None, part, loss=loss_name, fit_intercept=fit_intercept,
+                        shift=None if sp.issparse(Xb) else shift, **opts)
             cur["loss"] += out[0]
             cur["seen"] += out[1]
             cur["since_sync"] += out[1]

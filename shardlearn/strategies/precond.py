@@ -133,8 +133,8 @@ def fit(X, sample_weight=None, curvature=1.0, ridge=0.0, center=True) -> Affine:
 
 def centre(X, sample_weight=None, fit_intercept: bool = True) -> np.ndarray | None:
     """The per-example kernel's ``shift`` (``kernels.sgd.run``): the weighted column means of
-    dense rows held in memory, or None (sparse rows keep their zeros; a stream is read once;
-    no intercept, nothing to take the shift back). Any shift leaves the optimum where it is,
+    dense rows (in memory, or a stream's from its survey pass: ``Stream.moments``), or None
+    (sparse rows keep their zeros; no intercept, nothing to take the shift back). Any shift leaves the optimum where it is,
     so each worker takes its own shard's. Also None where every column's mean is within a tenth
     of its root mean square (centred already, as D1: the centred steps cost ~10% more a row).
 
@@ -143,9 +143,14 @@ def centre(X, sample_weight=None, fit_intercept: bool = True) -> np.ndarray | No
     >>> centre(sp.csr_matrix(np.eye(2))) is None, centre(np.array([[-1.0], [1.02]])) is None
     (True, True)
     """
-    if not fit_intercept or hasattr(X, "blocks") or sp.issparse(X) or X.shape[0] == 0:
+    if not fit_intercept or sp.issparse(X) or X.shape[0] == 0:
         return None
-    s1, s2, total = moments(X, sample_weight)
+    if hasattr(X, "blocks"):  # a stream: its survey pass's sums (``data.stream.survey``), if its blocks were dense
+        if getattr(X, "moments", None) is None:
+            return None
+        s1, s2, total = X.moments
+    else:
+        s1, s2, total = moments(X, sample_weight)
     if not total > 0:
         return None
     mean = s1 / total
