@@ -98,7 +98,8 @@ def test_partial_fit_twice_equals_fit_and_keeps_the_first_calls_centre(estimator
         assert part.objective(X, y) <= 1.05 * best
 
 
-@pytest.mark.parametrize("options", [["--solver", "sgd", "--workers", "1"], ["--strategy", "local_sgd", "--workers", "2"],
+@pytest.mark.parametrize("options", [["--solver", "sgd", "--workers", "1"],
+                                     ["--strategy", "local_sgd", "--workers", "2"],
                                      ["--strategy", "asp", "--workers", "2"]], ids=["sgd", "local_sgd", "asp"])
 @pytest.mark.parametrize("stream", [False, True], ids=["in-memory", "streamed"])
 def test_a_csv_file_with_a_column_far_from_zero(tmp_path, capsys, options, stream):

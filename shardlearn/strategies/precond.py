@@ -134,9 +134,10 @@ def fit(X, sample_weight=None, curvature=1.0, ridge=0.0, center=True) -> Affine:
 def centre(X, sample_weight=None, fit_intercept: bool = True) -> np.ndarray | None:
     """The per-example kernel's ``shift`` (``kernels.sgd.run``): the weighted column means of
     dense rows (in memory, or a stream's from its survey pass: ``Stream.moments``), or None
-    (sparse rows keep their zeros; no intercept, nothing to take the shift back). Any shift leaves the optimum where it is,
-    so each worker takes its own shard's. Also None where every column's mean is within a tenth
-    of its root mean square (centred already, as D1: the centred steps cost ~10% more a row).
+    (sparse rows keep their zeros; no intercept, nothing to take the shift back). Any shift
+    leaves the optimum where it is, so each worker takes its own shard's. Also None where every
+    column's mean is within a tenth of its root mean square (centred already, as D1: the
+    centred steps cost ~10% more a row).
 
     >>> centre(np.array([[1.0, 100.0], [3.0, 300.0]])).tolist()
     [2.0, 200.0]
