@@ -41,6 +41,30 @@ def test_the_shifted_kernel_equals_the_kernel_on_centred_rows(rule, loss, l1, l2
     assert abs(m @ w2[:-1]) > 0.05  # the feature far from 0 carries weight: the write-back is tested
 
 
+@pytest.mark.parametrize("rule", ["normalized", "adagrad", "sgd", "ftrl"])
+@pytest.mark.parametrize("l1, l2, weighted", [(0.0, 0.0, False), (1e-3, 1e-2, True)])
+def test_the_shifted_softmax_kernel_equals_the_kernel_on_centred_rows(rule, l1, l2, weighted):
+    """The same for a softmax over 3 classes: each class's intercept takes back ``m . w_k``."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 5)) * [1.0, 3.0, 0.5, 1.0, 2.0] + [0.0, 40.0, -3.0, 1.0, 7.0]
+    z = X @ [1.0, 0.1, -2.0, 0.5, 0.3] + rng.normal(size=300)
+    y = np.searchsorted(np.quantile(z, [1 / 3, 2 / 3]), z).astype(float)
+    h = rng.uniform(0.1, 3.0, size=300) if weighted else None
+    m = X.mean(axis=0)
+    lr = {"normalized": 0.5, "adagrad": 0.3, "sgd": 0.002, "ftrl": 0.3}[rule]
+    opts = dict(loss="softmax", rule=rule, lr=lr, l1=l1, l2=l2, end=600.0, span=600.0, classes=3)
+    shifted, centred = kernel.new_state(5, rule, 3), kernel.new_state(5, rule, 3)
+    for epoch in range(2):
+        order = np.random.default_rng(epoch).permutation(300)
+        out1 = kernel.run(shifted, X, y, h, order, shift=m, **opts)
+        out2 = kernel.run(centred, X - m, y, h, order, **opts)
+        np.testing.assert_allclose(out1, out2, rtol=1e-9)
+    w1, w2 = kernel.weights(shifted).reshape(6, 3), kernel.weights(centred).reshape(6, 3)
+    np.testing.assert_allclose(w1[:-1], w2[:-1], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(w1[-1], w2[-1] - m @ w2[:-1], rtol=1e-9, atol=1e-9)
+    assert np.abs(m @ w2[:-1]).max() > 0.05
+
+
 def test_without_an_intercept_or_on_sparse_rows_the_shift_is_not_taken():
     """No intercept to take the shift back: the kernel ignores it (centring would change the model)."""
     X = np.random.default_rng(2).normal(size=(50, 3)) + 5.0

@@ -36,11 +36,19 @@ def _flow(loss, p, y, a):
     return sol.y[0, -1]
 
 
-def _reference(X, y, h, order, loss, rule, lr, power_t, beta, l1, l2, intercept, end=0.0, span=0.0):
+def _softmax_logit(p, k):
+    """Class ``k``'s score against the others': ``p_k - log sum_{j != k} e^p_j``."""
+    rest = np.delete(np.asarray(p, dtype=float), k)
+    return p[k] - (rest.max() + math.log(np.exp(rest - rest.max()).sum()))
+
+
+def _reference(X, y, h, order, loss, rule, lr, power_t, beta, l1, l2, intercept, end=0.0, span=0.0, classes=1):
     """The rules as the module docstring states them, one row and one coordinate at a time
     (a dense row touches every coordinate, a sparse one those it holds). ``end``, ``span``: the
     linear schedule, each row's rate times its factor, a penalty catch-up's steps at the mean
-    factor of the rows it stands for (integrated numerically here)."""
+    factor of the rows it stands for (integrated numerically here). ``classes`` K > 1 (loss
+    "softmax"): coordinate ``(i, k)`` at ``i K + k``, each class stepping on ``softmax_k - [k = y]``,
+    the normalized rule's multiplier the logistic flow of its score against the others'."""
     from scipy.integrate import quad
 
     def factor(tt):
@@ -48,8 +56,9 @@ def _reference(X, y, h, order, loss, rule, lr, power_t, beta, l1, l2, intercept,
 
     dense = not sp.issparse(X)
     X = sp.csr_matrix(X)
-    d = X.shape[1]
-    w, g2, z, s, last = [0.0] * (d + 1), [0.0] * (d + 1), [0.0] * (d + 1), [0.0] * (d + 1), [0.0] * (d + 1)
+    d, K = X.shape[1], classes
+    n = (d + 1) * K
+    w, g2, z, s, last = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n
     t = nsum = 0.0
     prog = 0.0
 
@@ -101,43 +110,57 @@ def _reference(X, y, h, order, loss, rule, lr, power_t, beta, l1, l2, intercept,
         vals = X.data[X.indptr[r]:X.indptr[r + 1]]
         if dense:
             cols, vals = np.arange(d), X[r].toarray().ravel()
-        p = w[d] if intercept else 0.0
+        p = [w[d * K + k] if intercept else 0.0 for k in range(K)]
         norm = 1.0 if intercept else 0.0
         for i, x in zip(cols, vals):
-            if rule == "normalized":
-                if abs(x) > s[i]:
-                    if s[i] > 0:
-                        w[i] *= s[i] / abs(x)
-                    s[i] = abs(x)
-                if s[i] > 0:
-                    norm += (x / s[i]) ** 2
-            if rule == "ftrl":
-                w[i] = ftrl_w(i)
-            else:
-                catch_up(i)
-            p += w[i] * x
+            for k in range(K):
+                c = i * K + k
+                if rule == "normalized":
+                    if abs(x) > s[c]:
+                        if s[c] > 0:
+                            w[c] *= s[c] / abs(x)
+                        s[c] = abs(x)
+                    if s[c] > 0 and k == 0:
+                        norm += (x / s[c]) ** 2
+                if rule == "ftrl":
+                    w[c] = ftrl_w(c)
+                else:
+                    catch_up(c)
+                p[k] += w[c] * x
         nsum += h[r] * norm
-        lv, g = _dloss(loss, p, y[r])
-        prog += h[r] * lv
-        if g == 0:
-            continue
-        if rule == "normalized":  # G counts the weight once; the step follows the loss's flow
-            touched = [(i, x) for i, x in zip(cols, vals) if x != 0] + ([(d, 1.0)] if intercept else [])
-            s[d] = 1.0 if intercept else s[d]
-            for i, x in touched:
-                g2[i] += h[r] * (g * x) ** 2
-            ppu = sum(x * x * rate(i) for i, x in touched)
-            u = (p - _flow(loss, p, y[r], h[r] * ppu)) / ppu if ppu > 0 else 0.0  # a rate of 0: no step
-            for i, x in touched:
-                w[i] -= rate(i) * x * u
-            continue
-        for i, x in zip(cols, vals):
-            if x != 0:
-                step(i, h[r] * g * x)
-        if intercept:
-            s[d] = 1.0
-            step(d, h[r] * g, pen=False)
-    for i in range(d):
+        if K > 1:
+            q = np.exp(np.array(p) - max(p))
+            prog += h[r] * (math.log(q.sum()) + max(p) - p[int(y[r])])
+            gs = list(q / q.sum() - (np.arange(K) == y[r]))
+        else:
+            lv, g = _dloss(loss, p[0], y[r])
+            prog += h[r] * lv
+            gs = [g]
+        for k, g in enumerate(gs):
+            if g == 0:
+                continue
+            if rule == "normalized":  # G counts the weight once; the step follows the loss's flow
+                touched = [(i * K + k, x) for i, x in zip(cols, vals) if x != 0] + \
+                    ([(d * K + k, 1.0)] if intercept else [])
+                s[d * K + k] = 1.0 if intercept else s[d * K + k]
+                for i, x in touched:
+                    g2[i] += h[r] * (g * x) ** 2
+                ppu = sum(x * x * rate(i) for i, x in touched)
+                if K > 1:  # the logistic flow of the class's score against the others'
+                    pk, lk, yk = _softmax_logit(p, k), "logistic", float(k == y[r])
+                else:
+                    pk, lk, yk = p[0], loss, y[r]
+                u = (pk - _flow(lk, pk, yk, h[r] * ppu)) / ppu if ppu > 0 else 0.0  # a rate of 0: no step
+                for i, x in touched:
+                    w[i] -= rate(i) * x * u
+                continue
+            for i, x in zip(cols, vals):
+                if x != 0:
+                    step(i * K + k, h[r] * g * x)
+            if intercept:
+                s[d * K + k] = 1.0
+                step(d * K + k, h[r] * g, pen=False)
+    for i in range(d * K):
         if rule == "ftrl":
             w[i] = ftrl_w(i)
         else:
@@ -181,6 +204,39 @@ def test_kernel_equals_the_reference(rule, loss, penalty, intercept, weighted, d
     np.testing.assert_allclose(w, ref, rtol=tol, atol=1e-11)
     assert out[0] == pytest.approx(prog, rel=tol, abs=1e-11)
     assert out[1] == pytest.approx(h[order].sum(), rel=1e-12)
+
+
+@pytest.mark.parametrize("rule", list(kernel.RULES))
+@pytest.mark.parametrize("penalty", [(0.0, 0.0), (0.01, 0.05)])
+@pytest.mark.parametrize("intercept, weighted, dense", [(True, False, False), (False, True, False),
+                                                        (True, True, True), (False, False, True)])
+def test_the_softmax_kernel_equals_the_reference(rule, penalty, intercept, weighted, dense):
+    """K = 3 classes: K weights a feature, each class stepping on its own softmax gradient."""
+    X, _ = _data(3, dense)
+    y = np.random.default_rng(4).integers(0, 3, size=12).astype(float)
+    h = np.linspace(0.5, 2.0, 12) if weighted else np.ones(12)
+    h[5] = 0.0 if weighted else 1.0
+    order = np.random.default_rng(1).permutation(np.r_[np.arange(12), np.arange(12)])
+    lr, power_t = (0.05, 0.5) if rule == "sgd" else (0.3, 0.0)
+    opts = dict(rule=rule, lr=lr, power_t=power_t, l1=penalty[0], l2=penalty[1], classes=3)
+    st = kernel.new_state(6, rule, classes=3)
+    out = kernel.run(st, X, y, h if weighted else None, order, loss="softmax", fit_intercept=intercept, **opts)
+    w = kernel.finalize(st, **opts)
+    ref, prog = _reference(X, y, h, order, "softmax", rule, lr, power_t, 1.0, penalty[0], penalty[1], intercept,
+                           classes=3)
+    tol = 1e-8 if rule == "normalized" else 1e-9
+    np.testing.assert_allclose(w, ref, rtol=tol, atol=1e-11)
+    assert out[0] == pytest.approx(prog, rel=tol, abs=1e-11)
+    assert np.abs(w[:18].reshape(6, 3)).min(axis=0).max() > 0 or penalty[0] > 0  # every class learned
+
+
+def test_the_softmax_kernel_names_a_label_that_is_no_class_code():
+    X, _ = _data(3, True)
+    y = np.zeros(12)
+    y[7] = 3.0
+    with pytest.raises(ValueError, match=r"^row 7: label 3.0 is not a class code 0..2$"):
+        kernel.run(kernel.new_state(6, "normalized", 3), X, y, None, np.arange(12), loss="softmax",
+                   rule="normalized", lr=0.5, classes=3)
 
 
 @pytest.mark.parametrize("rule", ["normalized", "adagrad", "sgd"])

@@ -238,9 +238,6 @@ def test_the_default_schedule_anneals_the_normalized_rule_in_fit_only():
     assert (cfg.schedule, cfg.base_lr(), cfg.base_lr(epochs=1)) == ("linear", 3.0, 0.75)  # fit, partial_fit
     assert TrainConfig(solver="sgd", learning_rate=2.0).base_lr() == 2.0
     assert TrainConfig(solver="sgd", optimizer="adagrad").schedule == TrainConfig().schedule == "constant"
-    soft = TrainConfig(solver="sgd").for_model("softmax")  # falls back to AdaGrad mini-batches: a constant rate
-    assert (soft.optimizer, soft.schedule) == ("adagrad", "constant")
-    soft.validate()
     assert TrainConfig(strategy="bsp", compression="int8").schedule == "constant"  # int8's rounding: README
     assert TrainConfig(strategy="bsp", compression="fp16").schedule == "linear"
     assert TrainConfig(strategy="hogwild").schedule == "linear"  # README: its constant rate only stopped early

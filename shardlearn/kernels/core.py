@@ -484,3 +484,141 @@ def _scores_csr(indptr, indices, data, ws, scalars, out, rule, lr, power_t, beta
             state_of(indptr, indices, ws, r + AHEAD_STATE)
         out[r] = _peek_csr(indptr, indices, data, raw, ws, scalars, r, rule, lr, power_t, beta, l1, l2, intercept, end,
                            span, c)
+
+
+@njit(cache=True, inline="always")
+def _softmax_row(ws, scalars, out, cols, xr, xc, sh, nnz, yr, hr, rule, lr, power_t, beta, l1, l2, intercept, end,
+                 span, centred, p, g, z, ppu, moved, rates):
+    """One row of a K-class softmax (``_softmax_dense``, ``_softmax_csr``): its ``nnz`` columns
+    ``cols`` with values ``xr`` (the score's) and ``xc`` (the steps': centred, ``sh`` their shift);
+    coordinate ``(i, k)`` is state row ``i K + k``, the K intercepts the last K rows. Each class's
+    weights take the rule's step on ``dloss/dp_k = softmax_k - [k = y]``; under the normalized
+    rule each class's multiplier is the importance-invariant one of its score against the
+    others' (the softmax loss in ``p_k`` alone is the logistic loss of ``p_k - log sum_{j != k}
+    e^p_j``), which tends to ``h (softmax_k - [k = y])`` as the step shrinks."""
+    K = p.shape[0]
+    b0 = ws.shape[0] - K
+    t, base1 = _tick(scalars, hr, rule, power_t)
+    lr_t = lr if rule == 3 else lr * _anneal(end, span, t)
+    norm = 1.0 if intercept else 0.0
+    for k in range(K):
+        p[k] = ws[b0 + k, W] if intercept else 0.0
+        moved[k] = 0.0
+    for j in range(nnz):
+        row = cols[j] * K
+        for k in range(K):
+            c = ws[row + k]
+            w0 = c[W]
+            nk = _touch(rule, c, xc[j], lr, power_t, beta, base1, t, l1, l2, end, span)
+            if k == 0:  # a feature's term of the normalizer counts once, not once per class
+                norm += nk
+            if centred:
+                moved[k] += sh[j] * (c[W] - w0)
+            p[k] += c[W] * xr[j]
+    if centred:
+        for k in range(K):
+            _give_back(ws[b0 + k], moved[k], rule, lr, beta)
+            p[k] -= moved[k]
+    top = p.max()
+    s = 0.0
+    for k in range(K):
+        g[k] = math.exp(p[k] - top)
+        s += g[k]
+    out[0] += hr * (top + math.log(s) - p[yr])
+    out[1] += hr
+    nsum = scalars[1] + hr * norm
+    scalars[1] = nsum
+    base = _base(rule, lr_t, power_t, t, nsum)
+    for k in range(K):
+        rest = s - g[k]
+        if g[k] > 0.5 * s:  # the leading class: the others summed apart (s - e_k would cancel)
+            rest = 0.0
+            for q in range(K):
+                rest += g[q] if q != k else 0.0
+        z[k] = p[k] - top - math.log(rest) if rest > 0 else 700.0
+    for k in range(K):
+        g[k] = g[k] / s - (1.0 if k == yr else 0.0)
+        moved[k] = 0.0
+        ppu[k] = 0.0
+    if rule == 2:
+        for j in range(nnz):
+            row = cols[j] * K
+            for k in range(K):
+                ppu[k] += _rate_normalized(ws[row + k], xc[j], hr, g[k], base, rates, j * K + k)
+        for k in range(K):
+            if intercept:
+                ws[b0 + k, S] = 1.0
+                ppu[k] += _rate_normalized(ws[b0 + k], 1.0, hr, g[k], base, rates, nnz * K + k)
+            z[k] = invariant_scale(1, z[k], 1.0 if k == yr else 0.0, hr, ppu[k])  # the class's multiplier
+        for j in range(nnz):
+            row = cols[j] * K
+            for k in range(K):
+                ws[row + k, W] -= rates[j * K + k] * z[k]
+                if centred:
+                    moved[k] += sh[j] * rates[j * K + k]
+        if intercept:
+            for k in range(K):
+                ws[b0 + k, W] -= (rates[nnz * K + k] - moved[k]) * z[k]
+        return
+    for j in range(nnz):
+        if xc[j] == 0:
+            continue
+        row = cols[j] * K
+        for k in range(K):
+            c = ws[row + k]
+            w0 = c[W]
+            _step(rule, c, hr * g[k] * xc[j], lr_t, power_t, beta, base, t, l1, l2)
+            if centred:
+                moved[k] += sh[j] * (c[W] - w0)
+    if intercept:
+        for k in range(K):
+            _step_intercept(rule, ws[b0 + k], hr * g[k], lr_t, power_t, beta, base, t)
+            if centred:
+                _give_back(ws[b0 + k], moved[k], rule, lr, beta)
+
+
+@njit(cache=True, nogil=True)
+def _softmax_dense(X, y, h, order, scale, shift, ws, scalars, out, rule, lr, power_t, beta, l1, l2, intercept, end,
+                   span, K):
+    """``_rows_dense`` for a K-class softmax (``_softmax_row``)."""
+    d = X.shape[1]
+    scaled = scale.shape[0] > 0
+    centred = intercept and shift.shape[0] > 0
+    cols, xr, xc, sh = np.empty(d, np.int64), np.empty(d), np.empty(d), np.zeros(d)
+    p, g, z, ppu, moved = np.empty(K), np.empty(K), np.empty(K), np.empty(K), np.empty(K)
+    rates = np.empty((d + 1) * K)
+    for j in range(order.shape[0]):
+        r = order[j]
+        if h[r] <= 0:
+            continue
+        for i in range(d):  # every coordinate touched, as ``_rows_dense`` does (where lazy catch-ups fall)
+            x = X[r, i] * scale[i] if scaled else X[r, i]
+            cols[i], xr[i], xc[i] = i, x, x - shift[i] if centred else x
+            if centred:
+                sh[i] = shift[i]
+        _softmax_row(ws, scalars, out, cols, xr, xc, sh, d, int(y[r]), h[r], rule, lr, power_t, beta, l1, l2,
+                     intercept, end, span, centred, p, g, z, ppu, moved, rates)
+
+
+@njit(cache=True, nogil=True)
+def _softmax_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, rule, lr, power_t, beta, l1, l2,
+                 intercept, end, span, K):
+    """``_rows_csr`` for a K-class softmax (``_softmax_row``)."""
+    width = 0
+    for r in order:
+        width = max(width, indptr[r + 1] - indptr[r])
+    scaled = scale.shape[0] > 0
+    cols, xr, sh = np.empty(width, np.int64), np.empty(width), np.zeros(width)
+    p, g, z, ppu, moved = np.empty(K), np.empty(K), np.empty(K), np.empty(K), np.empty(K)
+    rates = np.empty((width + 1) * K)
+    for j in range(order.shape[0]):
+        r = order[j]
+        if h[r] <= 0:
+            continue
+        nnz = 0
+        for q in range(indptr[r], indptr[r + 1]):
+            i = indices[q]
+            cols[nnz], xr[nnz] = i, data[q] * scale[i] if scaled else data[q]
+            nnz += 1
+        _softmax_row(ws, scalars, out, cols, xr, xr, sh, nnz, int(y[r]), h[r], rule, lr, power_t, beta, l1, l2,
+                     intercept, end, span, False, p, g, z, ppu, moved, rates)

@@ -53,7 +53,8 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
-from shardlearn.kernels.core import G, L, S, W, _base, _catch_up, _finalize, _ftrl_weight, _rows_csr, _rows_dense
+from shardlearn.kernels.core import (G, L, S, W, _base, _catch_up, _finalize, _ftrl_weight, _rows_csr, _rows_dense,
+                                    _softmax_csr, _softmax_dense)
 from shardlearn.kernels.prefetch import prefetch
 
 __all__ = ["G", "L", "S", "W", "LOSSES", "MODEL_LOSS", "RULES", "catch_up", "finalize", "finalized", "new_state", "run",
@@ -61,16 +62,19 @@ __all__ = ["G", "L", "S", "W", "LOSSES", "MODEL_LOSS", "RULES", "catch_up", "fin
 
 LOSSES = {"squared": 0, "logistic": 1, "hinge": 2, "squared_hinge": 3}
 RULES = {"sgd": 0, "adagrad": 1, "normalized": 2, "ftrl": 3}
-MODEL_LOSS = {"linear": "squared", "logistic": "logistic", "hinge": "hinge", "squared_hinge": "squared_hinge"}
+MODEL_LOSS = {"linear": "squared", "logistic": "logistic", "hinge": "hinge", "squared_hinge": "squared_hinge",
+              "softmax": "softmax"}
 
 
-def new_state(d: int, rule: str) -> dict:
+def new_state(d: int, rule: str, classes: int = 1) -> dict:
     """Zero state for ``d`` features plus the intercept (last): ``ws[i]`` holds coordinate
     i's weight, sum of squared gradients, scale (FTRL: ``z``) and the clock it was last
     brought up to date at, side by side (32 bytes: a touched coordinate costs one cache
     line, as Vowpal Wabbit lays out its weights); ``scalars``: weight seen (the penalty
-    clock) and the normalizer sum ``N``."""
-    return {"ws": np.zeros((d + 1, 4)), "scalars": np.zeros(2)}
+    clock) and the normalizer sum ``N``. A softmax over ``classes`` K > 1 holds K coordinates
+    a feature, ``(i, k)`` at row ``i K + k`` (a row's classes side by side), and the K
+    intercepts last: ``weights(state).reshape(d + 1, K)`` is ``[w; b]``."""
+    return {"ws": np.zeros(((d + 1) * classes, 4)), "scalars": np.zeros(2)}
 
 
 def weights(state: dict) -> np.ndarray:
@@ -80,7 +84,7 @@ def weights(state: dict) -> np.ndarray:
 
 def run(state: dict, X, y, sample_weight, order, *, loss: str, rule: str, lr: float, power_t: float = 0.0,
         beta: float = 1.0, l1: float = 0.0, l2: float = 0.0, fit_intercept: bool = True, scale=None,
-        predictions=None, end: float = 0.0, span: float = 0.0, shift=None) -> np.ndarray:
+        predictions=None, end: float = 0.0, span: float = 0.0, shift=None, classes: int = 1) -> np.ndarray:
     """Learn from rows ``order`` of ``(X, y)`` in that order, updating ``state`` in place.
     ``scale`` multiplies each feature (a preconditioner; None: raw features). ``shift`` (dense
     rows with an intercept; None: none) centres them: each step is taken
@@ -92,7 +96,11 @@ def run(state: dict, X, y, sample_weight, order, *, loss: str, rule: str, lr: fl
     array as long as ``order``, or None) receives each row's score before its update; a row of
     weight 0 is not learned from, only scored then (read-only: a held-out example). ``end``,
     ``span``: the linear schedule (``span`` > 0): the rate falls from ``lr`` at clock
-    ``end - span`` to 0 at clock ``end`` (the clock: the weight of the rows seen)."""
+    ``end - span`` to 0 at clock ``end`` (the clock: the weight of the rows seen). ``loss="softmax"``
+    learns a softmax over ``classes`` (the state's layout, ``new_state``) from class codes ``y``
+    in ``0..classes-1``: each class's weights take the rule's step on its own ``dloss/dp_k``,
+    the normalized rule's multiplier importance-invariant per class (``core._softmax_row``); its
+    rows are not scored (``predictions`` must be None)."""
     y = np.ascontiguousarray(y, dtype=np.float64)
     h = np.ones(X.shape[0]) if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
     scale = np.zeros(0) if scale is None else np.ascontiguousarray(scale, dtype=np.float64)  # empty: raw
@@ -100,6 +108,11 @@ def run(state: dict, X, y, sample_weight, order, *, loss: str, rule: str, lr: fl
     order = np.ascontiguousarray(order, dtype=np.int64)
     out = np.zeros(2)
     preds = np.zeros(0) if predictions is None else predictions
+    if loss == "softmax":
+        _softmax(state, X, y, h, order, scale, shift, out, (RULES[rule], float(lr), float(power_t), float(beta),
+                                                           float(l1), float(l2), bool(fit_intercept), float(end),
+                                                           float(span), int(classes)), predictions)
+        return out
     args = (state["ws"], state["scalars"], out, LOSSES[loss],
             RULES[rule], float(lr), float(power_t), float(beta), float(l1), float(l2), bool(fit_intercept), float(end),
             float(span))
@@ -109,6 +122,24 @@ def run(state: dict, X, y, sample_weight, order, *, loss: str, rule: str, lr: fl
     else:
         _rows_dense(_values(X), y, h, order, scale, shift, *args, preds)
     return out
+
+
+def _softmax(state, X, y, h, order, scale, shift, out, args, predictions) -> None:
+    classes = args[-1]
+    if predictions is not None or state["ws"].shape[0] != (X.shape[1] + 1) * classes:
+        raise ValueError(f"a softmax over {classes} classes learns from a state of {(X.shape[1] + 1) * classes} rows "
+                         f"(got {state['ws'].shape[0]}) and scores no rows as it learns (predictions=None)")
+    codes = y[order]
+    bad = (codes < 0) | (codes >= classes) | (codes != np.floor(codes))
+    if bad.any():
+        raise ValueError(f"row {int(order[np.argmax(bad)])}: label {float(codes[np.argmax(bad)])!r} is not a class code "
+                         f"0..{classes - 1}")
+    if sp.issparse(X):
+        X = X.tocsr()
+        _softmax_csr(X.indptr, X.indices, _values(X.data), y, h, order, scale, state["ws"], state["scalars"], out,
+                     *args)
+    else:
+        _softmax_dense(_values(X), y, h, order, scale, shift, state["ws"], state["scalars"], out, *args)
 
 
 def overflowed(out, loss: str, z, y, h) -> int | None:
@@ -137,36 +168,37 @@ def _values(a) -> np.ndarray:
 
 
 def finalize(state: dict, *, rule: str, lr: float, power_t: float = 0.0, beta: float = 1.0, l1: float = 0.0,
-             l2: float = 0.0, free=None, end: float = 0.0, span: float = 0.0) -> np.ndarray:
+             l2: float = 0.0, free=None, end: float = 0.0, span: float = 0.0, classes: int = 1) -> np.ndarray:
     """Bring every coordinate up to date with the penalty (one dense pass, when the weights
     are read: at an epoch's end); returns the weights ``w`` (intercept last). ``free``: the
-    rows never penalised (None: the last, the intercept; a parameter-server slice names its own)."""
-    _finalize_call(state, rule, lr, power_t, beta, l1, l2, end, span, free, np.zeros(0))
+    rows never penalised (None: the last ``classes``, the intercepts; a parameter-server slice
+    names its own)."""
+    _finalize_call(state, rule, lr, power_t, beta, l1, l2, end, span, _free(state, free, classes), np.zeros(0))
     return weights(state)
 
 
 def finalized(state: dict, *, rule: str, lr: float, power_t: float = 0.0, beta: float = 1.0, l1: float = 0.0,
-              l2: float = 0.0, free=None, end: float = 0.0, span: float = 0.0) -> np.ndarray:
+              l2: float = 0.0, free=None, end: float = 0.0, span: float = 0.0, classes: int = 1) -> np.ndarray:
     """The weights ``finalize`` would return, as a new array, with ``state`` left as it is (its
     clocks too, so where an epoch ends changes nothing): no copy of the whole state is made."""
     out = np.empty(state["ws"].shape[0])
-    _finalize_call(state, rule, lr, power_t, beta, l1, l2, end, span, free, out)
+    _finalize_call(state, rule, lr, power_t, beta, l1, l2, end, span, _free(state, free, classes), out)
     return out
 
 
 def catch_up(state: dict, keys: np.ndarray, *, rule: str, lr: float, power_t: float = 0.0, beta: float = 1.0,
-             l1: float = 0.0, l2: float = 0.0, free=None, end: float = 0.0, span: float = 0.0) -> None:
+             l1: float = 0.0, l2: float = 0.0, free=None, end: float = 0.0, span: float = 0.0, classes: int = 1) -> None:
     """``finalize`` on coordinates ``keys`` only: each takes the penalty of the weight seen
     since it was last touched, in place, as the next row touching it would; a coordinate
     whose clock is at or past ``state``'s already has it (a clock never moves back, so
     ``state`` may carry an earlier clock than some rows: an exchange's start). ``free``: the
-    rows never penalised (None: the last, the intercept). What local SGD's sparse averaging
+    rows never penalised (None: the last ``classes``, the intercepts). What local SGD's sparse averaging
     brings up to date (``strategies.sparse_average``) and what merged changes start from
     (``strategies.coded_changes.apply``, ``ps.kernel_shard``), at the cost of the keys."""
     ws = state["ws"]
     if ws.shape[0] == 0:
         return
-    free = np.array([ws.shape[0] - 1] if free is None else free, dtype=np.int64)  # a few: looked up per key
+    free = _free(state, free, classes)  # a few: looked up per key
     _catch_up_keys(RULES[rule], ws, np.asarray(state["scalars"], dtype=np.float64),
                    np.ascontiguousarray(keys, dtype=np.int64), float(lr), float(power_t), float(beta), float(l1),
                    float(l2), float(end), float(span), free)
@@ -196,10 +228,15 @@ def _among(k, few):
     return False
 
 
+def _free(state, free, classes) -> np.ndarray:
+    """The rows never penalised: ``free``, or the last ``classes`` (the intercepts)."""
+    n = state["ws"].shape[0]
+    return np.arange(max(n - classes, 0), n, dtype=np.int64) if free is None else np.asarray(free, dtype=np.int64)
+
+
 def _finalize_call(state, rule, lr, power_t, beta, l1, l2, end, span, free, out):
     ws = state["ws"]
     if ws.shape[0] == 0:  # nothing to bring up to date (and no last row to leave unpenalised)
         return
-    free = np.array([ws.shape[0] - 1] if free is None else free, dtype=np.int64)
     _finalize(RULES[rule], ws, np.asarray(state["scalars"], dtype=np.float64), float(lr), float(power_t), float(beta),
               float(l1), float(l2), float(end), float(span), free, out)

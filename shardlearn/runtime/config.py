@@ -237,16 +237,6 @@ class TrainConfig:
             return f"{self.plan!r} over the parameter server"
         return repr(self.plan)
 
-    def for_model(self, name: str) -> "TrainConfig":
-        """This configuration for model ``name``: a default per-example rule falls back to
-        AdaGrad mini-batches for a model the kernel does not hold (softmax)."""
-        from shardlearn.kernels.sgd import MODEL_LOSS
-
-        if self.per_example and name not in MODEL_LOSS and not self.optimizer_given:
-            return replace(self, optimizer="adagrad", schedule=self.schedule if self.schedule_given else None,
-                           schedule_given=self.schedule_given or None)
-        return self
-
     @property
     def power_t(self) -> float:
         """The per-example kernel's step decay ``lr / t^power_t``: 0.5 under ``invscaling``."""

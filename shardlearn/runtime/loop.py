@@ -99,7 +99,6 @@ def _scatter(params, active, width):
 
 def _train_local_logged(model, X, y, sample_weight, cfg, n_outputs, state, epochs, callback, comm, progress, show,
                         report=None, active=None):
-    cfg = cfg.for_model(model.name)
     counter = RowCounter(model)  # the per-example kernel learns outside loss_and_grad: its steps are timed whole
     log = StepLog(comm, total=cfg.max_iter if epochs is None else epochs, counter=None if cfg.per_example else counter,
                   show=show, sink=progress, outside=cfg.per_example)

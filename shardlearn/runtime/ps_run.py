@@ -208,8 +208,8 @@ def _learner(model, d: int, cfg, anneal=None, shift=None):
     from shardlearn.kernels.sgd import MODEL_LOSS
     from shardlearn.strategies.ps_online import Learner
 
-    if model.name not in MODEL_LOSS:
-        raise ConfigError(f"the per-example rules hold one weight per feature: not for model {model.name!r}")
+    if model.name not in MODEL_LOSS or model.n_outputs(2) != 1:
+        raise ConfigError(f"the parameter-server shards hold one weight per feature: not for model {model.name!r}")
     fuse = cfg.plan == "asp" or (cfg.plan == "ssp" and cfg.staleness >= 1)
     return Learner(d, MODEL_LOSS[model.name], cfg.fit_intercept, cfg.optimizer, cfg.base_lr(), cfg.power_t,
                    cfg.alpha * cfg.l1_ratio, cfg.alpha * (1 - cfg.l1_ratio), fuse=fuse, workers=cfg.workers,

@@ -55,11 +55,12 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
     ``"average"`` their weights (local SGD) or ``"changes"`` merge their changes (bsp).
     ``anneal``: the linear schedule's ``end`` and ``span`` (``anneal_span``), or None."""
     if model.name not in kernel.MODEL_LOSS:
-        raise ConfigError(f"the per-example rules hold one weight per feature: not for model {model.name!r} "
-                          "(softmax trains with optimizer='adagrad' and mini-batches)")
+        raise ConfigError(f"the per-example kernel has no loss for model {model.name!r}; expected one of "
+                          f"{', '.join(kernel.MODEL_LOSS)}")
     n, d = X.shape
+    classes = _classes(theta0)
     opts = dict(rule=rule, lr=float(lr), power_t=float(power_t), l1=alpha * l1_ratio, l2=alpha * (1.0 - l1_ratio),
-                **(anneal or {}))
+                classes=classes, **(anneal or {}))
     state = opt_state if opt_state is not None else _state_from(theta0, d, rule)
     distributed = comm is not None and comm.size > 1
     rank = comm.rank if distributed else 0
@@ -88,7 +89,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         comm.restore(resume)
         coded_avg.restore(resume)
     # bsp over a compressed collective: changes through the codec, residuals per coordinate
-    coded = Coded(comm.codec, d, opts) if isinstance(comm, Compressed) and changes else None
+    coded = Coded(comm.codec, state["ws"].shape[0] - 1, opts) if isinstance(comm, Compressed) and changes else None
     if coded is not None and resume is not None:
         coded.restore(resume)
     room = [1 << 62]  # the merges' allgather rows (``_merge_changes``): the agreed width at first
@@ -97,7 +98,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
              else _merge_changes(c, st, keys, before, opts, width, room))
     # local SGD on wide sparse rows in memory: the windows average what the workers touched (the epoch's last: all)
     solo = shared is None and not changes  # local SGD and average: each worker its own state, averaged
-    sparse = (SparseAverage(comm, X, opts, _averaged(rule)) if distributed and sync_rows and solo
+    sparse = (SparseAverage(comm, X, opts, _averaged(rule)) if distributed and sync_rows and solo and classes == 1
               and coded_avg is None and not hasattr(X, "blocks") and getattr(X, "format", None) == "csr" else None)
     chunk = CHUNK_ROWS if not distributed or not sync_rows else max(1, int(sync_rows))
     marks = np.zeros(X.shape[1], dtype=np.bool_) if changes and getattr(X, "format", None) == "csr" else None
@@ -110,7 +111,8 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         elif distributed and solo and sync_rows:
             stream_sync = lambda st, window, used: _average(comm, st, used, opts, coded_avg)  # noqa: E731
     elif distributed:  # every worker averages (checkpoints) at the same points: as many chunks as the largest shard
-        chunks, width = (int(v) for v in comm.allreduce(np.array([float(chunks), _widest(X, chunk)]), op="max"))
+        chunks, width = (int(v) for v in comm.allreduce(np.array([float(chunks), _widest(X, chunk) * classes]),
+                                                        op="max"))
 
     def save(step):
         if shared is not None:  # Hogwild: every worker stops writing the shared state before any saves it
@@ -235,7 +237,7 @@ def _widen(window, state, X, part, opts):
     to date at the window's start clock as ``_before`` does."""
     if window is None:
         return _before(state, X, part, opts)
-    new = np.setdiff1d(_keys(X, part), window[0], assume_unique=True)
+    new = np.setdiff1d(_coordinates(_keys(X, part), opts.get("classes", 1)), window[0], assume_unique=True)
     delta.start({"ws": state["ws"], "scalars": window[1][1]}, new, opts)
     return np.concatenate([window[0], new]), (np.concatenate([window[1][0], state["ws"][new]]), window[1][1])
 
@@ -267,13 +269,25 @@ def _keys(X, part, seen=None) -> np.ndarray:
     return np.arange(d + 1, dtype=np.int64)
 
 
+def _coordinates(keys: np.ndarray, classes: int) -> np.ndarray:
+    """The state rows of columns ``keys`` (the intercept's key ``d`` too) in a softmax's layout
+    over ``classes`` (``kernels.sgd.new_state``: column i's K rows from ``i K``), sorted.
+
+    >>> _coordinates(np.array([0, 2, 3]), 2).tolist()
+    [0, 1, 4, 5, 6, 7]
+    """
+    if classes == 1:
+        return keys
+    return (keys[:, None] * classes + np.arange(classes)).ravel()
+
+
 def _before(state, X, part, opts, seen=None) -> tuple:
     """``(keys, (their state rows, scalars))`` before the kernel learns from rows ``part`` of
     ``X``: the coordinates those rows touch (and the intercept, last), first brought up to
     date with the penalty at this clock (the exchange's start), so that a worker's change is
     its own rows' work only and the merge (``coded_changes.apply``) takes the decay of the rows
     before the exchange once, however many workers touched the key. ``seen``: as in ``_keys``."""
-    keys = _keys(X, part, seen)
+    keys = _coordinates(_keys(X, part, seen), opts.get("classes", 1))
     delta.start(state, keys, opts)
     return keys, (state["ws"][keys], state["scalars"].copy())
 
@@ -310,11 +324,19 @@ def _merge_changes(comm, state, keys, before, opts, width=None, room=None) -> in
     return apply(state, [(g[:, 0].astype(np.int64), g[:, 1:], p[0, 1:3]) for g, p in zip(got, parts)], opts)
 
 
+def _classes(theta0) -> int:
+    """The classes of a softmax's parameters (``w`` of shape ``(d, K)``), else 1."""
+    w = np.asarray(theta0["w"])
+    return int(w.shape[1]) if w.ndim == 2 else 1
+
+
 def _state_from(theta0, d, rule) -> dict:
-    state = kernel.new_state(d, rule)
+    k = _classes(theta0)
+    state = kernel.new_state(d, rule, k)
     w = kernel.weights(state)
-    w[:d] = np.asarray(theta0["w"], dtype=np.float64).ravel()
-    w[d] = float(np.asarray(theta0["b"]).ravel()[0]) if np.size(theta0["b"]) else 0.0
+    w[: d * k] = np.asarray(theta0["w"], dtype=np.float64).ravel()
+    b = np.asarray(theta0["b"], dtype=np.float64).ravel()
+    w[d * k :] = b[:k] if b.size else 0.0
     return state
 
 
@@ -323,6 +345,9 @@ def _finalized(state, d, opts) -> dict:
     keeps its clocks, so where an epoch ends changes nothing (``partial_fit`` twice is
     ``max_iter=2``; the parameter-server shards, which finalize once, compute the same)."""
     w = kernel.finalized(state, **opts)
+    k = opts.get("classes", 1)
+    if k > 1:
+        return {"w": w[: d * k].reshape(d, k), "b": w[d * k :]}
     return {"w": w[:d], "b": np.asarray(w[d])}
 
 
