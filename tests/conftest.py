@@ -107,7 +107,7 @@ def synthetic_a9a(name: str) -> str:
     return path
 
 
-def fit_killing(X, y, cfg, rank: int, call: int, model: str = "logistic", at: str = "gradient"):
+def fit_killing(X, y, cfg, rank: int, call: int, model: str = "logistic", at: str = "gradient", n_outputs: int = 1):
     """``distributed.train_arrays`` where worker ``rank`` SIGKILLs itself at its ``call``-th
     gradient (``at="kernel"``: call of the per-example kernel) in the first attempt
     (``tests/worker_jobs.py``): a fault at an exact step."""
@@ -115,7 +115,7 @@ def fit_killing(X, y, cfg, rank: int, call: int, model: str = "logistic", at: st
     from shardlearn.runtime.spill import Spill
 
     with Spill(X, y, None) as spec:
-        return distributed.run_job(cfg, "tests.worker_jobs:fit_arrays_killed", model=model, spill=spec, n_outputs=1,
+        return distributed.run_job(cfg, "tests.worker_jobs:fit_arrays_killed", model=model, spill=spec, n_outputs=n_outputs,
                                    rank=rank, call=call, at=at)
 
 
