@@ -55,19 +55,26 @@ def kddcup(rows=100_000, held=50_000):
     return X[train], y[train], X[keep & ~train], y[keep & ~train]
 
 
-def datasets():
+def datasets(names=None) -> dict:
+    """``{name: (X_train, X_held_out, y_train, y_held_out)}`` of the sets ``names`` (None: all)."""
     from sklearn.datasets import load_digits, load_wine
     from sklearn.model_selection import train_test_split
 
-    out = {}
-    for name, loader in (("digits", load_digits), ("wine", load_wine)):
+    def split(loader):
         X, y = loader(return_X_y=True)
-        out[name] = train_test_split(X.astype(np.float64), y, test_size=0.25, random_state=0, stratify=y)
-    X, y = three_classes()
-    out["3-class table"] = (X[:4500], X[4500:], y[:4500], y[4500:])
-    Xt, yt, Xh, yh = kddcup()
-    out["kddcup99 100k"] = (Xt, Xh, yt, yh)
-    return out
+        return train_test_split(X.astype(np.float64), y, test_size=0.25, random_state=0, stratify=y)
+
+    def table():
+        X, y = three_classes()
+        return X[:4500], X[4500:], y[:4500], y[4500:]
+
+    def kdd():
+        Xt, yt, Xh, yh = kddcup()
+        return Xt, Xh, yt, yh
+
+    sets = {"digits": lambda: split(load_digits), "wine": lambda: split(load_wine), "3-class table": table,
+            "kddcup99 100k": kdd}
+    return {name: make() for name, make in sets.items() if not names or name in names}
 
 
 def _objective(clf, X, y, alpha):
@@ -83,9 +90,7 @@ def run(names=None, strategies=None, epochs=None):
 
     warnings.simplefilter("ignore")
     rows = []
-    for name, (Xt, Xh, yt, yh) in datasets().items():
-        if names and name not in names:
-            continue
+    for name, (Xt, Xh, yt, yh) in datasets(names).items():
         ref = LogisticRegression(solver="lbfgs", tol=1e-10, max_iter=2000).fit(Xt, yt)
         f_star = _objective(ref, Xt, yt, ref.alpha)
         l_star = log_loss(yh, ref.predict_proba(Xh), labels=ref.classes_)
