@@ -19,7 +19,7 @@ shardlearn.core.errors.ConfigError: strategy='sssp' is not known; expected one o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -78,8 +78,6 @@ class TrainConfig:
     compression: str = "none"  # codec of what the workers exchange (comm.codecs): "int8", "topk:0.1+int8", ...
     error_feedback: bool = True  # keep what a lossy codec left out and send it later
     label_scale: float | None = None  # the labels' RMS under squared loss, set by the fit (runtime/label_scale.py)
-    optimizer_given: bool | None = None  # set by __post_init__: False when the optimizer was chosen by default
-    schedule_given: bool | None = None  # set by __post_init__: False when the schedule was chosen by default
 
     def __post_init__(self):
         """The defaults that depend on the job (``None``): a stochastic strategy implies
@@ -96,14 +94,8 @@ class TrainConfig:
             object.__setattr__(self, "solver", "sgd" if stochastic else "lbfgs")
         if self.optimizer is None:
             object.__setattr__(self, "optimizer", "normalized" if self.solver == "sgd" else "adagrad")
-            object.__setattr__(self, "optimizer_given", False)
-        elif self.optimizer_given is None:
-            object.__setattr__(self, "optimizer_given", True)
         if self.schedule is None:
             object.__setattr__(self, "schedule", self._default_schedule())
-            object.__setattr__(self, "schedule_given", False)
-        elif self.schedule_given is None:
-            object.__setattr__(self, "schedule_given", True)
         if self.max_iter is None:
             object.__setattr__(self, "max_iter", STOCHASTIC_EPOCHS if self.solver == "sgd" else 300)
         if self.partition is None:
