@@ -44,7 +44,7 @@ def _softmax_logit(p, k):
 
 def _reference(X, y, h, order, loss, rule, lr, power_t, beta, l1, l2, intercept, end=0.0, span=0.0, classes=1):
     """The rules as the module docstring states them, one row and one coordinate at a time
-    (a dense row touches every coordinate, a sparse one those it holds). ``end``, ``span``: the
+    (a dense row touches every coordinate, a sparse one and a softmax's those it holds). ``end``, ``span``: the
     linear schedule, each row's rate times its factor, a penalty catch-up's steps at the mean
     factor of the rows it stands for (integrated numerically here). ``classes`` K > 1 (loss
     "softmax"): coordinate ``(i, k)`` at ``i K + k``, each class stepping on ``softmax_k - [k = y]``,
@@ -108,7 +108,7 @@ def _reference(X, y, h, order, loss, rule, lr, power_t, beta, l1, l2, intercept,
         t += h[r]
         cols = X.indices[X.indptr[r]:X.indptr[r + 1]]
         vals = X.data[X.indptr[r]:X.indptr[r + 1]]
-        if dense:
+        if dense and K == 1:  # a softmax's dense row skips its zeros, as a CSR row (K coordinates each)
             cols, vals = np.arange(d), X[r].toarray().ravel()
         p = [w[d * K + k] if intercept else 0.0 for k in range(K)]
         norm = 1.0 if intercept else 0.0

@@ -591,12 +591,16 @@ def _softmax_dense(X, y, h, order, scale, shift, ws, scalars, out, rule, lr, pow
         r = order[j]
         if h[r] <= 0:
             continue
-        for i in range(d):  # every coordinate touched, as ``_rows_dense`` does (where lazy catch-ups fall)
+        nnz = 0
+        for i in range(d):  # a zero not shifted is skipped, as a CSR row's missing column (K coordinates each)
             x = X[r, i] * scale[i] if scaled else X[r, i]
-            cols[i], xr[i], xc[i] = i, x, x - shift[i] if centred else x
-            if centred:
-                sh[i] = shift[i]
-        _softmax_row(ws, scalars, out, cols, xr, xc, sh, d, int(y[r]), h[r], rule, lr, power_t, beta, l1, l2,
+            v = x - shift[i] if centred else x
+            if v != 0 or x != 0:
+                cols[nnz], xr[nnz], xc[nnz] = i, x, v
+                if centred:
+                    sh[nnz] = shift[i]
+                nnz += 1
+        _softmax_row(ws, scalars, out, cols, xr, xc, sh, nnz, int(y[r]), h[r], rule, lr, power_t, beta, l1, l2,
                      intercept, end, span, centred, p, g, z, ppu, moved, rates)
 
 

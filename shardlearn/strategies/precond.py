@@ -135,12 +135,15 @@ def centre(X, sample_weight=None, fit_intercept: bool = True) -> np.ndarray | No
     """The per-example kernel's ``shift`` (``kernels.sgd.run``): the weighted column means of
     dense rows (in memory, or a stream's from its survey pass: ``Stream.moments``), or None
     (sparse rows keep their zeros; no intercept, nothing to take the shift back). Any shift
-    leaves the optimum where it is, so each worker takes its own shard's. Also None where every
-    column's mean is within a tenth of its root mean square (centred already, as D1: the
-    centred steps cost ~10% more a row).
+    leaves the optimum where it is, so each worker takes its own shard's. A column whose mean is
+    within a tenth of its root mean square keeps 0 (centred already; or a one-hot column seen
+    in under 1% of rows, whose zeros a shift would make nonzero: a softmax's dense row visits
+    only its nonzero and shifted columns, K coordinates each: kddcup99's 118 columns, 32
+    shifted, took 6.4 s for 2 epochs of 100k rows, 25 s with all shifted); None where every
+    column keeps 0 (as D1: the centred steps cost ~10% more a row).
 
-    >>> centre(np.array([[1.0, 100.0], [3.0, 300.0]])).tolist()
-    [2.0, 200.0]
+    >>> centre(np.array([[1.0, 100.0, -1.0], [3.0, 300.0, 1.01]])).tolist()   # the last: centred already
+    [2.0, 200.0, 0.0]
     >>> centre(sp.csr_matrix(np.eye(2))) is None, centre(np.array([[-1.0], [1.02]])) is None
     (True, True)
     """
@@ -155,7 +158,8 @@ def centre(X, sample_weight=None, fit_intercept: bool = True) -> np.ndarray | No
     if not total > 0:
         return None
     mean = s1 / total
-    return mean if np.any(np.abs(mean) > 0.1 * np.sqrt(s2 / total)) else None
+    far = np.abs(mean) > 0.1 * np.sqrt(s2 / total)
+    return np.where(far, mean, 0.0) if far.any() else None
 
 
 def _col(a: np.ndarray, w: np.ndarray) -> np.ndarray:
