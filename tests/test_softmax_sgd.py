@@ -12,7 +12,9 @@ from sklearn.metrics import log_loss
 from benchmarks.bench_softmax import three_classes
 from shardlearn import LogisticRegression
 
-STRATEGIES = [dict(solver="sgd", workers=1), dict(strategy="bsp", workers=2), dict(strategy="local_sgd", workers=2)]
+STRATEGIES = [dict(solver="sgd", workers=1), dict(strategy="bsp", workers=2), dict(strategy="local_sgd", workers=2),
+              dict(strategy="hogwild", workers=2)]
+BOUND = {"bsp": 1.02, "hogwild": 1.03}  # the others' 1.01 (the test's docstring)
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +40,9 @@ def test_every_allreduce_strategy_learns_a_softmax_near_the_optimum(table, strat
     """The 3-class table (a column at 50 +- 1, scales 0.01 to 1,000, raw) at the defaults:
     within 1% of the optimum's objective, bsp within 2% (it merges two workers' changes made
     from the same state: 1.0004-1.0155 over 5 seeds on contiguous shards, 1.0004-1.0071 on
-    random ones; one process and local SGD 1.0003-1.0007; before: 1.48-1.70)."""
-    bound = 1.02 if strategy.get("strategy") == "bsp" else 1.01
-    assert _ratio(*table, strategy, options) <= bound
+    random ones; one process and local SGD 1.0003-1.0007; before: 1.48-1.70), Hogwild's races
+    within 3% (as the binary model's, ``test_centring.py``)."""
+    assert _ratio(*table, strategy, options) <= BOUND.get(strategy.get("strategy"), 1.01)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES, ids=lambda s: s.get("strategy", "sgd"))
@@ -56,7 +58,8 @@ def test_the_other_rules_learn_a_softmax_per_example(table, strategy, options):
     from sklearn.preprocessing import StandardScaler
 
     X, y = table
-    assert _ratio(StandardScaler().fit_transform(X), y, strategy, dict(options, batch_size=1)) <= 1.08
+    bound = 1.08 if strategy.get("strategy") != "hogwild" else 1.1
+    assert _ratio(StandardScaler().fit_transform(X), y, strategy, dict(options, batch_size=1)) <= bound
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES, ids=lambda s: s.get("strategy", "sgd"))
@@ -115,7 +118,8 @@ def test_a_killed_softmax_fit_resumes_exactly(tmp_path, table, strategy, call):
 
 
 @pytest.mark.parametrize("options", [["--solver", "sgd", "--workers", "1"], ["--strategy", "bsp", "--workers", "2"],
-                                     ["--strategy", "local_sgd", "--workers", "2"]])
+                                     ["--strategy", "local_sgd", "--workers", "2"],
+                                     ["--strategy", "hogwild", "--workers", "2"]])
 @pytest.mark.parametrize("stream", [False, True], ids=["in-memory", "streamed"])
 def test_the_cli_learns_a_softmax_from_a_csv(tmp_path, capsys, table, options, stream):
     """``shardlearn train --model softmax`` on the table as a CSV, read whole or streamed (centred
@@ -131,12 +135,19 @@ def test_the_cli_learns_a_softmax_from_a_csv(tmp_path, capsys, table, options, s
     assert main(argv + options + (["--stream"] if stream else [])) == 0
     capsys.readouterr()
     best = LogisticRegression(tol=1e-10, max_iter=2000).fit(X, y).objective(X, y)
-    bound = 1.02 if "bsp" in options else 1.01
+    bound = BOUND.get(options[1], 1.01)
     assert shardlearn.load(str(tmp_path / "m")).objective(X, y) <= bound * best
 
 
-@pytest.mark.parametrize("strategy", ["ssp", "asp", "hogwild"])
-def test_the_asynchronous_strategies_still_refuse_a_softmax(table, strategy):
+@pytest.mark.parametrize("strategy", ["ssp", "asp"])
+def test_the_parameter_server_strategies_still_refuse_a_softmax(table, strategy):
     X, y = table
-    with pytest.raises(ValueError, match="binary or regression models only; use bsp or local_sgd for softmax"):
+    with pytest.raises(ValueError, match="binary or regression models only; use bsp, local_sgd or hogwild for softmax"):
         LogisticRegression(strategy=strategy, workers=2).fit(X, y)
+
+
+def test_hogwild_refuses_a_softmax_on_mini_batches(table):
+    X, y = table
+    with pytest.raises(ValueError, match=r"strategy='hogwild' with optimizer='adagrad' on mini-batches of 256 holds "
+                                         "one weight per feature"):
+        LogisticRegression(strategy="hogwild", workers=2, optimizer="adagrad").fit(X, y)

@@ -94,7 +94,8 @@ def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, ctx=None, snaps
             out = ps_run.train(comm, ctx, m, X, y, sw, cfg, progress=show, snapshot_every=snapshot_every,
                                report=resumed, owned=owned)
         else:
-            out = ps_run.train_hogwild(comm, m, X, y, sw, cfg, progress=show, report=resumed, owned=owned)
+            out = ps_run.train_hogwild(comm, m, X, y, sw, cfg, progress=show, report=resumed, owned=owned,
+                                       n_outputs=n_outputs)
         out["report"].update(resumed)
         out["report"].update(facts, peak_rss_mb=peak_rss_mb())
         return out

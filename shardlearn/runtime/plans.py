@@ -38,7 +38,7 @@ PLANS = {p.name: p for p in (
          softmax=False, streams=True),  # per example (so are hogwild and bsp over servers)
     Plan("asp", stochastic=True, needs_sgd=True, group_only=True, parameter_server=True, takes_servers=True,
          softmax=False, streams=True),
-    Plan("hogwild", stochastic=True, needs_sgd=True, group_only=True, softmax=False, streams=True),
+    Plan("hogwild", stochastic=True, needs_sgd=True, group_only=True, streams=True),  # softmax: per example only
 )}
 
 

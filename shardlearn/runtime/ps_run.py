@@ -260,11 +260,14 @@ def assemble(results: list) -> dict:
     return {"w": w, "b": np.asarray(full[d])}
 
 
-def train_hogwild(comm, model, X, y, sw, cfg, progress=None, report=None, owned: bool = False) -> dict:
+def train_hogwild(comm, model, X, y, sw, cfg, progress=None, report=None, owned: bool = False,
+                  n_outputs: int = 1) -> dict:
     """Every worker of this machine updates one shared vector without locks (``hogwild``). ``owned``:
-    as in ``train``."""
-    if model.n_outputs(2) != 1:
-        raise ConfigError("strategy='hogwild' holds one weight per feature: binary or regression models only")
+    as in ``train``; ``n_outputs``: a softmax's classes (per example only)."""
+    if n_outputs != 1 and not cfg.per_example:
+        raise ConfigError(f"strategy='hogwild' with {cfg._rule_words()} holds one weight per feature: binary or "
+                          "regression models only (a softmax learns per example: optimizer='normalized', or "
+                          "batch_size=1)")
     total, here = launch.ranks_here()
     if total > here:  # the vector is a file of this machine's /dev/shm: the other hosts' ranks cannot map it
         raise ConfigError(f"strategy='hogwild' shares one vector in one machine's memory, but this job spans hosts "
@@ -272,13 +275,13 @@ def train_hogwild(comm, model, X, y, sw, cfg, progress=None, report=None, owned:
                           "hosts")
     width = X.shape[1]
     X, active = columns_in_use.narrow(X, comm, owned) if cfg.per_example else (X, None)  # a state row per column
-    out = _hogwild(comm, model, X, y, sw, cfg, active, progress, report)
+    out = _hogwild(comm, model, X, y, sw, cfg, active, progress, report, n_outputs)
     if out["params"] is not None:
         out["params"]["w"] = columns_in_use.scatter(out["params"]["w"], active, width)
     return out
 
 
-def _hogwild(comm, model, X, y, sw, cfg, active, progress=None, report=None) -> dict:
+def _hogwild(comm, model, X, y, sw, cfg, active, progress=None, report=None, n_outputs=1) -> dict:
     """``train_hogwild`` on rows whose columns are ``active`` (or all of them, None)."""
     from shardlearn.runtime.progress import StepLog
     from shardlearn.strategies import hogwild
@@ -289,7 +292,7 @@ def _hogwild(comm, model, X, y, sw, cfg, active, progress=None, report=None) -> 
         raise ConfigError("strategy='hogwild' shares one vector in one machine's memory, but this job's ranks do not "
                           "all see rank 0's scratch folder (they span machines): use asp or ssp across hosts")
     if cfg.per_example:
-        return _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report, active)
+        return _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report, active, n_outputs)
     alpha, l1r = cfg.alpha, cfg.l1_ratio
     scale = None
     if cfg.precondition:  # one machine: every worker computes the same scale from allreduced moments
@@ -321,10 +324,12 @@ def _hogwild(comm, model, X, y, sw, cfg, active, progress=None, report=None) -> 
             "report": {"rank": comm.rank, "ps_steps": steps, "fit_seconds": time.perf_counter() - t0}}
 
 
-def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report=None, active=None) -> dict:
+def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report=None, active=None,
+                         n_outputs=1) -> dict:
     """Hogwild on the per-example kernel: every worker runs ``kernels.sgd`` over its rows on one
-    state array (weights, adaptive sums, scales; 32 bytes a coordinate) mapped from ``folder``,
-    without locks, so a row's update is seen by the others as soon as it is written."""
+    state array (weights, adaptive sums, scales; 32 bytes a coordinate; a softmax's K a feature)
+    mapped from ``folder``, without locks, so a row's update is seen by the others as soon as it
+    is written."""
     from shardlearn.kernels import sgd as kernel
     from shardlearn.runtime.loop import checkpointer_for
     from shardlearn.runtime.progress import StepLog
@@ -333,7 +338,7 @@ def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report=No
     d = X.shape[1]
     paths = {k: os.path.join(folder, f"{k}.npy") for k in ("ws", "counts")}
     if comm.rank == 0:
-        shapes = {"ws": kernel.new_state(d, cfg.optimizer)["ws"], "counts": np.zeros((comm.size, 2))}
+        shapes = {"ws": kernel.new_state(d, cfg.optimizer, n_outputs)["ws"], "counts": np.zeros((comm.size, 2))}
         for k, a in shapes.items():
             m = np.lib.format.open_memmap(paths[k], mode="w+", dtype=a.dtype, shape=a.shape)
             m[:] = a
@@ -348,7 +353,7 @@ def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report=No
     ckpt, resume = checkpointer_for(model, X, cfg, comm, log, report, active)
     t0 = time.perf_counter()
     anneal = online.anneal_span(comm, X, sw, cfg.max_iter, merged=True) if cfg.anneals(None) else {}
-    res = online.fit(model, X, y, sw, theta0=model.init(d), rule=cfg.optimizer, lr=cfg.base_lr(),
+    res = online.fit(model, X, y, sw, theta0=model.init(d, n_outputs), rule=cfg.optimizer, lr=cfg.base_lr(),
                      power_t=cfg.power_t, alpha=cfg.alpha, l1_ratio=cfg.l1_ratio, anneal=anneal,
                      fit_intercept=cfg.fit_intercept, epochs=cfg.max_iter, shuffle=cfg.shuffle, seed=cfg.random_state,
                      tol=cfg.tol, comm=comm, opt_state=state, shared=counters, checkpoint=ckpt, resume=resume,
@@ -358,9 +363,10 @@ def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report=No
     if comm.rank == 0:  # every worker is done writing: the lazy penalty brought up to date at the exact clock
         state["scalars"][:] = counters.total()
         w = np.array(kernel.finalize(state, rule=cfg.optimizer, lr=cfg.base_lr(), power_t=cfg.power_t,
-                                     l1=cfg.alpha * cfg.l1_ratio, l2=cfg.alpha * (1 - cfg.l1_ratio), **anneal),
-                     dtype=np.float64)
-        params = {"w": w[:d], "b": np.asarray(w[d])}
+                                     l1=cfg.alpha * cfg.l1_ratio, l2=cfg.alpha * (1 - cfg.l1_ratio),
+                                     classes=n_outputs, **anneal), dtype=np.float64)
+        k = n_outputs
+        params = {"w": w[: d * k].reshape(d, k), "b": w[d * k :]} if k > 1 else {"w": w[:d], "b": np.asarray(w[d])}
     del state, counters
     return {"params": params, "n_iter": int(res.n_iter), "steps": log.records,
             "report": {"rank": comm.rank, "fit_seconds": time.perf_counter() - t0, "rows": int(X.shape[0])}}

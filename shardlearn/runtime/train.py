@@ -35,8 +35,8 @@ def train(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, stat
         from shardlearn.runtime import distributed
 
         if n_outputs != 1 and (cfg.servers or not PLANS[cfg.plan].softmax):
-            raise ConfigError(f"strategy={cfg.plan!r} keeps one weight per feature (parameter server, shared "
-                              "vector): binary or regression models only; use bsp or local_sgd for softmax")
+            raise ConfigError(f"strategy={cfg.plan!r} keeps one weight per feature (parameter server): binary or "
+                              "regression models only; use bsp, local_sgd or hogwild for softmax")
         result = distributed.train_arrays(model, X, y, sample_weight, cfg, n_outputs)
     else:
         cfg = label_scale.agreed(model, cfg, y, sample_weight) if state is None else \
