@@ -488,14 +488,16 @@ def _scores_csr(indptr, indices, data, ws, scalars, out, rule, lr, power_t, beta
 
 @njit(cache=True, inline="always")
 def _softmax_row(ws, scalars, out, cols, xr, xc, sh, nnz, yr, hr, rule, lr, power_t, beta, l1, l2, intercept, end,
-                 span, centred, p, g, z, ppu, moved, rates):
+                 span, centred, scratch, rates):
     """One row of a K-class softmax (``_softmax_dense``, ``_softmax_csr``): its ``nnz`` columns
     ``cols`` with values ``xr`` (the score's) and ``xc`` (the steps': centred, ``sh`` their shift);
     coordinate ``(i, k)`` is state row ``i K + k``, the K intercepts the last K rows. Each class's
     weights take the rule's step on ``dloss/dp_k = softmax_k - [k = y]``; under the normalized
     rule each class's multiplier is the importance-invariant one of its score against the
     others' (the softmax loss in ``p_k`` alone is the logistic loss of ``p_k - log sum_{j != k}
-    e^p_j``), which tends to ``h (softmax_k - [k = y])`` as the step shrinks."""
+    e^p_j``), which tends to ``h (softmax_k - [k = y])`` as the step shrinks. ``scratch``: 5 x K
+    (scores, gradients, logits then multipliers, prediction changes, intercept give-backs)."""
+    p, g, z, ppu, moved = scratch[0], scratch[1], scratch[2], scratch[3], scratch[4]
     K = p.shape[0]
     b0 = ws.shape[0] - K
     t, base1 = _tick(scalars, hr, rule, power_t)
@@ -585,8 +587,7 @@ def _softmax_dense(X, y, h, order, scale, shift, ws, scalars, out, rule, lr, pow
     scaled = scale.shape[0] > 0
     centred = intercept and shift.shape[0] > 0
     cols, xr, xc, sh = np.empty(d, np.int64), np.empty(d), np.empty(d), np.zeros(d)
-    p, g, z, ppu, moved = np.empty(K), np.empty(K), np.empty(K), np.empty(K), np.empty(K)
-    rates = np.empty((d + 1) * K)
+    scratch, rates = np.empty((5, K)), np.empty((d + 1) * K)
     for j in range(order.shape[0]):
         r = order[j]
         if h[r] <= 0:
@@ -601,7 +602,7 @@ def _softmax_dense(X, y, h, order, scale, shift, ws, scalars, out, rule, lr, pow
                     sh[nnz] = shift[i]
                 nnz += 1
         _softmax_row(ws, scalars, out, cols, xr, xc, sh, nnz, int(y[r]), h[r], rule, lr, power_t, beta, l1, l2,
-                     intercept, end, span, centred, p, g, z, ppu, moved, rates)
+                     intercept, end, span, centred, scratch, rates)
 
 
 @njit(cache=True, nogil=True)
@@ -613,8 +614,7 @@ def _softmax_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, ru
         width = max(width, indptr[r + 1] - indptr[r])
     scaled = scale.shape[0] > 0
     cols, xr, sh = np.empty(width, np.int64), np.empty(width), np.zeros(width)
-    p, g, z, ppu, moved = np.empty(K), np.empty(K), np.empty(K), np.empty(K), np.empty(K)
-    rates = np.empty((width + 1) * K)
+    scratch, rates = np.empty((5, K)), np.empty((width + 1) * K)
     for j in range(order.shape[0]):
         r = order[j]
         if h[r] <= 0:
@@ -625,4 +625,4 @@ def _softmax_csr(indptr, indices, data, y, h, order, scale, ws, scalars, out, ru
             cols[nnz], xr[nnz] = i, data[q] * scale[i] if scaled else data[q]
             nnz += 1
         _softmax_row(ws, scalars, out, cols, xr, xr, sh, nnz, int(y[r]), h[r], rule, lr, power_t, beta, l1, l2,
-                     intercept, end, span, False, p, g, z, ppu, moved, rates)
+                     intercept, end, span, False, scratch, rates)

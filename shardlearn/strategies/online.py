@@ -344,10 +344,18 @@ def _finalized(state, d, opts) -> dict:
     """The weights with the lazy penalty brought up to date, apart: the state itself
     keeps its clocks, so where an epoch ends changes nothing (``partial_fit`` twice is
     ``max_iter=2``; the parameter-server shards, which finalize once, compute the same)."""
-    w = kernel.finalized(state, **opts)
-    k = opts.get("classes", 1)
-    if k > 1:
-        return {"w": w[: d * k].reshape(d, k), "b": w[d * k :]}
+    return params(kernel.finalized(state, **opts), d, opts.get("classes", 1))
+
+
+def params(w: np.ndarray, d: int, classes: int = 1) -> dict:
+    """The model's ``{"w", "b"}`` from the kernel's weights ``w`` (``kernels.sgd.weights``) of
+    ``d`` features: ``(d,)`` and a scalar, or a softmax's ``(d, K)`` and ``(K,)``.
+
+    >>> params(np.arange(6.0), 2, 2)["w"].tolist(), params(np.arange(3.0), 2)["b"].item()
+    ([[0.0, 1.0], [2.0, 3.0]], 2.0)
+    """
+    if classes > 1:
+        return {"w": w[: d * classes].reshape(d, classes), "b": w[d * classes :]}
     return {"w": w[:d], "b": np.asarray(w[d])}
 
 
