@@ -16,6 +16,16 @@ EXPECTED = {
         "check_sample_weight_equivalence_on_sparse_data": _SW,
     }
 }
+# And those it declares for SGDClassifier: per-example steps visit a repeated row twice at two
+# places of a shuffled epoch, a weighted one once, so the two fits agree in distribution, not to
+# 1e-7 (the check's data has 3 classes: it reached the per-example kernel once softmax learned
+# there; before, its mini-batches of 256 were one full-batch step an epoch on the check's rows). Weighted fits end near the weighted optimum instead: tests/test_centring.py,
+# tests/test_softmax_sgd.py ("weighted"), tests/test_kernel.py (importance weights to 1e-9).
+SGD = {"check_sample_weight_equivalence_on_dense_data": _SW, "check_sample_weight_equivalence_on_sparse_data": _SW}
+
+
+def _expected(estimator):
+    return SGD if getattr(estimator, "solver", None) == "sgd" else EXPECTED.get(type(estimator).__name__, {})
 
 
 @parametrize_with_checks(
@@ -26,7 +36,7 @@ EXPECTED = {
         LogisticRegression(solver="gd"),
         LogisticRegression(solver="sgd", random_state=0),
     ],
-    expected_failed_checks=lambda est: EXPECTED.get(type(est).__name__, {}),
+    expected_failed_checks=_expected,
 )
 def test_sklearn_contract(estimator, check):
     check(estimator)
