@@ -379,9 +379,11 @@ def test_labels_table_is_its_measurements_and_the_scale_makes_the_unit_irrelevan
 
 
 def test_centring_table_is_its_measurements_and_every_fit_is_near_its_optimum(tmp_path):
-    _run("bench_centring.py", "--out", str(tmp_path), "--strategies", "sgd x1,asp x2", cwd=tmp_path)
+    _run("bench_centring.py", "--out", str(tmp_path), "--strategies", "sgd x1,asp x2", "--seeds", "2", cwd=tmp_path)
     rows = [json.loads(line) for line in open(tmp_path / "centring.jsonl")]
     table = open(tmp_path / "centring.md").read()
+    assert "(the worst of random_state 0..1)" in table
+    assert all(len(r[f"{c} seeds"]) == 2 and r[c] == max(r[f"{c} seeds"]) for r in rows for c in ("sgd x1", "asp x2"))
     assert [(r["model"], r["options"]) for r in rows] == [(m, o) for m in ("logistic", "linear") for o in
                                                           ("defaults", "elastic net", "sample weights", "no intercept")]
     assert all(f"{r[c]:.4f}" in table for r in rows for c in ("sgd x1", "asp x2"))

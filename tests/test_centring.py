@@ -65,6 +65,55 @@ def test_the_shifted_softmax_kernel_equals_the_kernel_on_centred_rows(rule, l1, 
     assert np.abs(m @ w2[:-1]).max() > 0.05
 
 
+@pytest.mark.parametrize("rule", ["normalized", "adagrad", "sgd", "ftrl"])
+@pytest.mark.parametrize("loss, classes", [("logistic", 1), ("squared", 1), ("hinge", 1), ("softmax", 3)])
+def test_a_held_state_is_the_state_of_the_centred_rows(rule, loss, classes):
+    """``run(X, shift=m, held=True)`` (Hogwild's shared state) keeps exactly the state of
+    ``run(X - m)``: the intercept stays centred, nothing is written back per row, so a write
+    another worker overwrites cannot move the intercept by ``m`` times a weight's change;
+    ``online.params(..., held=m)`` writes it back once. Rows of weight 0 are scored centred."""
+    from shardlearn.strategies import online
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(200, 4)) * [1.0, 3.0, 0.5, 2.0] + [0.0, 40.0, -3.0, 7.0]
+    z = X @ [1.0, 0.1, -2.0, 0.3] + rng.normal(size=200)
+    y = {"squared": z, "softmax": np.searchsorted(np.quantile(z, [1 / 3, 2 / 3]), z)}.get(loss, z > np.median(z))
+    y = np.asarray(y, dtype=float)
+    h = rng.uniform(0.1, 3.0, size=200)
+    h[::17] = 0.0  # scored, not learned from
+    m = X.mean(axis=0)
+    lr = {"normalized": 0.5, "adagrad": 0.3, "sgd": 0.002, "ftrl": 0.3}[rule]
+    opts = dict(loss=loss, rule=rule, lr=lr, l1=1e-3, l2=1e-2, end=400.0, span=400.0, classes=classes)
+    held, centred = kernel.new_state(4, rule, classes), kernel.new_state(4, rule, classes)
+    for epoch in range(2):
+        order = np.random.default_rng(epoch).permutation(200)
+        z1, z2 = (np.empty(200), np.empty(200)) if classes == 1 else (None, None)
+        out1 = kernel.run(held, X, y, h, order, shift=m, held=True, predictions=z1, **opts)
+        out2 = kernel.run(centred, X - m, y, h, order, predictions=z2, **opts)
+        np.testing.assert_array_equal(out1, out2)
+        if classes == 1:
+            np.testing.assert_array_equal(z1, z2)
+    np.testing.assert_array_equal(held["ws"], centred["ws"])
+    w = kernel.weights(centred)
+    back = online.params(w, 4, classes, held=m)
+    plain = online.params(w, 4, classes)
+    np.testing.assert_allclose(back["b"], plain["b"] - m @ plain["w"], rtol=1e-12)
+    assert np.abs(m @ plain["w"]).max() > 0.05  # the write-back moves the intercept: it is tested
+
+
+def test_hogwild_workers_centre_on_every_row_together():
+    """Hogwild's one held state needs one shift: ``precond.centre(..., comm)`` is the column
+    mean of every worker's rows (two real processes), not each shard's own."""
+    from shardlearn.runtime import group
+
+    X = np.random.default_rng(5).normal(size=(100, 3)) + [0.0, 50.0, -20.0]
+    X[::2, 2] += 10.0  # the two workers' rows (rank::2) have means 10 apart
+    got = group.get(2).run("tests.worker_jobs:centre_together", X=X)
+    want = np.where(np.abs(X.mean(axis=0)) > 0.1 * np.sqrt((X ** 2).mean(axis=0)), X.mean(axis=0), 0.0)
+    for shift in got:
+        np.testing.assert_allclose(shift, want, rtol=1e-12)
+
+
 def test_without_an_intercept_or_on_sparse_rows_the_shift_is_not_taken():
     """No intercept to take the shift back: the kernel ignores it (centring would change the model)."""
     X = np.random.default_rng(2).normal(size=(50, 3)) + 5.0

@@ -242,3 +242,10 @@ def sparse_average_step(comm, *, rule: str, l1: float, l2: float, progress=None)
     online._average(comm, state, used, opts)
     return (keys, sparse["ws"][:, kernel.W].copy(), state["ws"][:, kernel.W].copy(), kernel.finalized(sparse, **opts),
             kernel.finalized(state, **opts), mine)
+
+
+def centre_together(comm, *, X, progress=None):
+    """``precond.centre`` of this rank's half of ``X`` (rows ``rank::size``), with ``comm``."""
+    from shardlearn.strategies import precond
+
+    return precond.centre(X[comm.rank :: comm.size], comm=comm)

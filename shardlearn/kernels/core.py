@@ -9,8 +9,8 @@ the losses and the papers behind them are described in ``sgd.py``.
 
 >>> import numpy as np
 >>> ws = np.zeros((2, 4)); sc = np.zeros(2); out = np.zeros(2)
->>> _rows_dense(np.array([[1.0]]), np.array([1.0]), np.ones(1), np.arange(1), np.ones(1), np.zeros(0), ws, sc, out,
-...             1, 2, 0.5, 0.0, 1.0, 0.0, 0.0, True, 0.0, 0.0, np.zeros(0))
+>>> _rows_dense(np.array([[1.0]]), np.array([1.0]), np.ones(1), np.arange(1), np.ones(1), np.zeros(0), False, ws, sc,
+...             out, 1, 2, 0.5, 0.0, 1.0, 0.0, 0.0, True, 0.0, 0.0, np.zeros(0))
 >>> round(float(out[0]), 6), float(sc[0])   # log 2 before the first update; one row seen
 (0.693147, 1.0)
 """
@@ -339,14 +339,17 @@ def _give_back(c, moved, rule, lr, beta):
 
 
 @njit(cache=True, nogil=True)  # a stream parses its next block in another thread meanwhile
-def _rows_dense(X, y, h, order, scale, shift, ws, scalars, out, loss, rule, lr, power_t, beta, l1, l2, intercept, end,
-                span, preds):
+def _rows_dense(X, y, h, order, scale, shift, held, ws, scalars, out, loss, rule, lr, power_t, beta, l1, l2, intercept,
+                end, span, preds):
     d = ws.shape[0] - 1
     rates, peek = np.empty(d + 1), np.empty(4)
     scaled = scale.shape[0] > 0
     # centred coordinates (``sgd.run``'s ``shift``): the steps see x - shift, the intercept takes
-    # back shift . (every weight's change), so the score, the state and the optimum are the original's
+    # back shift . (every weight's change), so the score, the state and the optimum are the original's;
+    # ``held``: the intercept stays centred (b + shift . w), nothing taken back (``sgd.run``)
     centred = intercept and shift.shape[0] > 0
+    back = centred and not held
+    held = centred and held
     line = max(64 // X.itemsize, 1)  # values a cache line holds
     for j in range(order.shape[0]):
         if j + AHEAD_ROWS < order.shape[0]:  # the row 8 ahead, a line at a time (in a C-ordered X)
@@ -356,24 +359,26 @@ def _rows_dense(X, y, h, order, scale, shift, ws, scalars, out, loss, rule, lr, 
         hr = h[r]
         if hr <= 0:
             if preds.shape[0]:
-                preds[j] = _peek_dense(X, scale, ws, scalars, r, rule, lr, power_t, beta, l1, l2, intercept, end,
-                                       span, peek)
+                preds[j] = _peek_dense(X, scale, shift, held, ws, scalars, r, rule, lr, power_t, beta, l1, l2,
+                                       intercept, end, span, peek)
             continue
         t, base = _tick(scalars, hr, rule, power_t)
         lr_t = lr if rule == 3 else lr * _anneal(end, span, t)
         p = ws[d, W] if intercept else 0.0
         norm = 1.0 if intercept else 0.0
-        moved = 0.0  # shift . the weights' change (centred only)
+        moved = 0.0  # shift . the weights' change (taken back only)
         for i in range(d):
             x = X[r, i] * scale[i] if scaled else X[r, i]
-            if centred:
+            if held:
+                x -= shift[i]
+            if back:
                 w0 = ws[i, W]
                 norm += _touch(rule, ws[i], x - shift[i], lr, power_t, beta, base, t, l1, l2, end, span)
                 moved += shift[i] * (ws[i, W] - w0)
             else:
                 norm += _touch(rule, ws[i], x, lr, power_t, beta, base, t, l1, l2, end, span)
             p += ws[i, W] * x
-        if centred:
+        if back:
             _give_back(ws[d], moved, rule, lr, beta)
             p -= moved
         if preds.shape[0]:
@@ -397,7 +402,7 @@ def _rows_dense(X, y, h, order, scale, shift, ws, scalars, out, loss, rule, lr, 
             u = invariant_scale(loss, p, y[r], hr, ppu)
             for i in range(d):
                 ws[i, W] -= rates[i] * u
-                if centred:
+                if back:
                     moved += shift[i] * rates[i]
             if intercept:
                 ws[d, W] -= (rates[d] - moved) * u
@@ -409,11 +414,11 @@ def _rows_dense(X, y, h, order, scale, shift, ws, scalars, out, loss, rule, lr, 
             if x != 0:
                 w0 = ws[i, W]
                 _step(rule, ws[i], g * x, lr_t, power_t, beta, base, t, l1, l2)
-                if centred:
+                if back:
                     moved += shift[i] * (ws[i, W] - w0)
         if intercept:
             _step_intercept(rule, ws[d], g, lr_t, power_t, beta, base, t)
-        if centred:
+        if back:
             _give_back(ws[d], moved, rule, lr, beta)
 
 
@@ -461,13 +466,16 @@ def _peek_csr(indptr, indices, data, scale, ws, scalars, r, rule, lr, power_t, b
 
 
 @njit(cache=True, inline="always")
-def _peek_dense(X, scale, ws, scalars, r, rule, lr, power_t, beta, l1, l2, intercept, end, span, c):
+def _peek_dense(X, scale, shift, held, ws, scalars, r, rule, lr, power_t, beta, l1, l2, intercept, end, span, c):
+    """``_peek_csr`` of a dense row (``held``: in the centred coordinates of a held state)."""
     d = ws.shape[0] - 1
     t = scalars[0]
     base = _base(rule, 1.0, power_t, t, scalars[1])
     p = ws[d, W] if intercept else 0.0
     for i in range(d):
         x = X[r, i] * scale[i] if scale.shape[0] else X[r, i]
+        if held:
+            x -= shift[i]
         if x != 0:
             c[:] = ws[i]
             _touch(rule, c, x, lr, power_t, beta, base, t, l1, l2, end, span)
@@ -580,12 +588,13 @@ def _softmax_row(ws, scalars, out, cols, xr, xc, sh, nnz, yr, hr, rule, lr, powe
 
 
 @njit(cache=True, nogil=True)
-def _softmax_dense(X, y, h, order, scale, shift, ws, scalars, out, rule, lr, power_t, beta, l1, l2, intercept, end,
-                   span, K):
-    """``_rows_dense`` for a K-class softmax (``_softmax_row``)."""
+def _softmax_dense(X, y, h, order, scale, shift, held, ws, scalars, out, rule, lr, power_t, beta, l1, l2, intercept,
+                   end, span, K):
+    """``_rows_dense`` for a K-class softmax (``_softmax_row``; ``held``: scored centred too, nothing taken back)."""
     d = X.shape[1]
     scaled = scale.shape[0] > 0
     centred = intercept and shift.shape[0] > 0
+    back = centred and not held
     cols, xr, xc, sh = np.empty(d, np.int64), np.empty(d), np.empty(d), np.zeros(d)
     scratch, rates = np.empty((5, K)), np.empty((d + 1) * K)
     for j in range(order.shape[0]):
@@ -597,12 +606,12 @@ def _softmax_dense(X, y, h, order, scale, shift, ws, scalars, out, rule, lr, pow
             x = X[r, i] * scale[i] if scaled else X[r, i]
             v = x - shift[i] if centred else x
             if v != 0 or x != 0:
-                cols[nnz], xr[nnz], xc[nnz] = i, x, v
-                if centred:
+                cols[nnz], xr[nnz], xc[nnz] = i, x if back else v, v
+                if back:
                     sh[nnz] = shift[i]
                 nnz += 1
         _softmax_row(ws, scalars, out, cols, xr, xc, sh, nnz, int(y[r]), h[r], rule, lr, power_t, beta, l1, l2,
-                     intercept, end, span, centred, scratch, rates)
+                     intercept, end, span, back, scratch, rates)
 
 
 @njit(cache=True, nogil=True)

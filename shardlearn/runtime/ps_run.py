@@ -365,7 +365,7 @@ def _hogwild_per_example(comm, model, X, y, sw, cfg, folder, progress, report=No
         w = np.array(kernel.finalize(state, rule=cfg.optimizer, lr=cfg.base_lr(), power_t=cfg.power_t,
                                      l1=cfg.alpha * cfg.l1_ratio, l2=cfg.alpha * (1 - cfg.l1_ratio),
                                      classes=n_outputs, **anneal), dtype=np.float64)
-        params = online.params(w, d, n_outputs)
+        params = online.params(w, d, n_outputs, state.get("held"))
     del state, counters
     return {"params": params, "n_iter": int(res.n_iter), "steps": log.records,
             "report": {"rank": comm.rank, "fit_seconds": time.perf_counter() - t0, "rows": int(X.shape[0])}}

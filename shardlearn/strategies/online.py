@@ -25,6 +25,8 @@ irrelevant (there is no preconditioner to agree on).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -80,8 +82,10 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
             state = {"ws": resume["kernel/ws"].copy(), "scalars": resume["kernel/scalars"].copy()}
         cur.update({k: resume[f"cursor/{k}"].item() for k in cur})
     if "shift" not in state:  # once per state: partial_fit's later calls keep the first one's (precond.centre)
-        state["shift"] = precond.centre(X, sample_weight, fit_intercept)
+        state["shift"] = precond.centre(X, sample_weight, fit_intercept, comm if shared is not None else None)
     shift = state["shift"] if state["shift"] is not None and state["shift"].shape == (d,) else None
+    # Hogwild's one state holds its intercept centred (``kernels.sgd.run``'s ``held``), written back in ``params``
+    held = state["held"] = shift if shared is not None else None
     # local SGD over a compressed collective: the agreed weights and units (strategies/coded_average.py)
     coded_avg = CodedAverage(comm, state, _averaged(rule), rule) if isinstance(comm, Compressed) and not changes \
         else None
@@ -124,7 +128,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
                                **{f"cursor/{k}": np.array(v) for k, v in cur.items()}})
 
     loss_name = kernel.MODEL_LOSS[model.name]
-    learn = kernel.run if shared is None else shared.run
+    learn = kernel.run if shared is None else functools.partial(shared.run, held=held is not None)
     theta = None
     while cur["epoch"] < start_epoch + epochs and not cur["stopped"]:
         epoch = cur["epoch"]
@@ -157,7 +161,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         if distributed and solo and (stream_sync is None or coded_avg is not None):
             _average(comm, state, cur["since_sync"], opts, coded_avg, last=True)
             cur["since_sync"] = 0.0
-        theta = _finalized(state, d, opts)
+        theta = _finalized(state, d, opts, held)
         loss, seen = cur["loss"], cur["seen"]
         if distributed:
             loss, seen = comm.allreduce(np.array([loss, seen]))
@@ -173,7 +177,7 @@ def fit(model, X, y, sample_weight=None, *, theta0, rule, lr, power_t=0.0, alpha
         if checkpoint is not None and (cur["epoch"] >= start_epoch + epochs or cur["stopped"]
                                        or checkpoint.due(cur["epoch"] * chunks)):
             save(cur["epoch"] * chunks)
-    theta = _finalized(state, d, opts) if theta is None else theta
+    theta = _finalized(state, d, opts, held) if theta is None else theta
     return Result(theta, cur["done"], bool(cur["stopped"]), float("nan"), state)
 
 
@@ -340,23 +344,29 @@ def _state_from(theta0, d, rule) -> dict:
     return state
 
 
-def _finalized(state, d, opts) -> dict:
+def _finalized(state, d, opts, held=None) -> dict:
     """The weights with the lazy penalty brought up to date, apart: the state itself
     keeps its clocks, so where an epoch ends changes nothing (``partial_fit`` twice is
     ``max_iter=2``; the parameter-server shards, which finalize once, compute the same)."""
-    return params(kernel.finalized(state, **opts), d, opts.get("classes", 1))
+    return params(kernel.finalized(state, **opts), d, opts.get("classes", 1), held)
 
 
-def params(w: np.ndarray, d: int, classes: int = 1) -> dict:
+def params(w: np.ndarray, d: int, classes: int = 1, held=None) -> dict:
     """The model's ``{"w", "b"}`` from the kernel's weights ``w`` (``kernels.sgd.weights``) of
-    ``d`` features: ``(d,)`` and a scalar, or a softmax's ``(d, K)`` and ``(K,)``.
+    ``d`` features: ``(d,)`` and a scalar, or a softmax's ``(d, K)`` and ``(K,)``. ``held``: the
+    shift of a state that holds its intercepts centred (``kernels.sgd.run``), taken back here.
 
     >>> params(np.arange(6.0), 2, 2)["w"].tolist(), params(np.arange(3.0), 2)["b"].item()
     ([[0.0, 1.0], [2.0, 3.0]], 2.0)
+    >>> params(np.arange(3.0), 2, held=np.array([0.5, 1.0]))["b"].item()   # 2 - (0.5 * 0 + 1 * 1)
+    1.0
     """
     if classes > 1:
-        return {"w": w[: d * classes].reshape(d, classes), "b": w[d * classes :]}
-    return {"w": w[:d], "b": np.asarray(w[d])}
+        coef = w[: d * classes].reshape(d, classes)
+        b = w[d * classes :]
+    else:
+        coef, b = w[:d], np.asarray(w[d])
+    return {"w": coef, "b": b if held is None else b - held @ coef}
 
 
 def _averaged(rule: str) -> list:

@@ -131,11 +131,12 @@ def fit(X, sample_weight=None, curvature=1.0, ridge=0.0, center=True) -> Affine:
     return from_moments(*moments(X, sample_weight), curvature=curvature, ridge=ridge, center=center)
 
 
-def centre(X, sample_weight=None, fit_intercept: bool = True) -> np.ndarray | None:
+def centre(X, sample_weight=None, fit_intercept: bool = True, comm=None) -> np.ndarray | None:
     """The per-example kernel's ``shift`` (``kernels.sgd.run``): the weighted column means of
     dense rows (in memory, or a stream's from its survey pass: ``Stream.moments``), or None
     (sparse rows keep their zeros; no intercept, nothing to take the shift back). Any shift
-    leaves the optimum where it is, so each worker takes its own shard's. A column whose mean is
+    leaves the optimum where it is, so each worker takes its own shard's; with ``comm``, every
+    worker's rows together, one allreduce (Hogwild's one held state needs one). A column whose mean is
     within a tenth of its root mean square keeps 0 (centred already; or a one-hot column seen
     in under 1% of rows, whose zeros a shift would make nonzero: a softmax's dense row visits
     only its nonzero and shifted columns, K coordinates each: kddcup99's 118 columns, 32
@@ -147,7 +148,7 @@ def centre(X, sample_weight=None, fit_intercept: bool = True) -> np.ndarray | No
     >>> centre(sp.csr_matrix(np.eye(2))) is None, centre(np.array([[-1.0], [1.02]])) is None
     (True, True)
     """
-    if not fit_intercept or sp.issparse(X) or X.shape[0] == 0:
+    if not fit_intercept or sp.issparse(X) or (X.shape[0] == 0 and comm is None):
         return None
     if hasattr(X, "blocks"):  # a stream: its survey pass's sums (``data.stream.survey``), if its blocks were dense
         if getattr(X, "moments", None) is None:
@@ -155,6 +156,10 @@ def centre(X, sample_weight=None, fit_intercept: bool = True) -> np.ndarray | No
         s1, s2, total = X.moments
     else:
         s1, s2, total = moments(X, sample_weight)
+    if comm is not None:
+        d = s1.shape[0]
+        summed = comm.allreduce(np.concatenate([s1, s2, [total]]))
+        s1, s2, total = summed[:d], summed[d : 2 * d], float(summed[-1])
     if not total > 0:
         return None
     mean = s1 / total
