@@ -96,8 +96,9 @@ def run(state: dict, X, y, sample_weight, order, *, loss: str, rule: str, lr: fl
     the state keeps its intercept centred, ``b + shift . w``, and nothing is written back (the
     caller does, once: ``strategies.online.params``); as learning from ``X - shift``, without
     the copy. Hogwild's shared state is held: a write-back lost to another worker's overwrite
-    of a weight moved the intercept by the shift times that weight's change (held-out
-    log-loss up to 1.019 x the optimum's with 3 workers, 1.15 seen in CI; held: 1.0007). Returns
+    of a weight moved the intercept by the shift times that weight's change (objective up to
+    1.9958 x the optimum's in 8 seeds of 3 workers, 1.15 and 2.2 x in a CI run; held: at most
+    1.0049; ``benchmarks/bench_centring.py --seeds``). Returns
     ``[sum of h * loss before each update (progressive loss), sum of h]``. ``predictions`` (an
     array as long as ``order``, or None) receives each row's score before its update; a row of
     weight 0 is not learned from, only scored then (read-only: a held-out example). ``end``,
