@@ -198,8 +198,8 @@ def test_parameter_server_settings_are_checked():
     with pytest.raises(ConfigError, match="strategy='ssp' is stochastic: use solver='sgd'"):
         TrainConfig(solver="lbfgs", strategy="ssp").validate()
     assert TrainConfig(strategy="ssp").solver == "sgd"  # left at its default, the solver follows the strategy
-    with pytest.raises(ConfigError, match="binary or regression models only"):
-        shardlearn.LogisticRegression(solver="sgd", strategy="asp", workers=2, max_iter=1).fit(
+    with pytest.raises(ConfigError, match="binary or regression models only"):  # a softmax: per example only
+        shardlearn.LogisticRegression(solver="sgd", strategy="asp", workers=2, max_iter=1, optimizer="adam").fit(
             np.random.default_rng(0).normal(size=(60, 3)), np.arange(60) % 3)
 
 

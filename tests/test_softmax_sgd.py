@@ -1,5 +1,6 @@
 """A softmax learned per example (``kernels/core.py``'s ``_softmax_row``: K weights a feature,
-the rule's state per weight) under ``solver="sgd"``, ``bsp`` and ``local_sgd``. Before, such a
+the rule's state per weight) under ``solver="sgd"``, ``bsp``, ``local_sgd``, ``hogwild`` and over
+the parameter server (``ssp``, ``asp``, ``bsp`` with servers: key ``i K + k``). Before, such a
 fit ran AdaGrad mini-batches of 256 at 0.1 and ended at 1.3-1.7 x the optimum's held-out
 log-loss on a 3-class table, 2.0-4.1 x on digits and 10-12 x on wine (accuracy 0.58-0.71
 against 0.96; ``benchmarks/results/softmax-before``)."""
@@ -14,7 +15,9 @@ from shardlearn import LogisticRegression
 
 STRATEGIES = [dict(solver="sgd", workers=1), dict(strategy="bsp", workers=2), dict(strategy="local_sgd", workers=2),
               dict(strategy="hogwild", workers=2)]
-BOUND = {"bsp": 1.02, "hogwild": 1.03}  # the others' 1.01 (the test's docstring)
+PS = [dict(strategy="asp", workers=2), dict(strategy="ssp", workers=2), dict(strategy="asp", workers=2, servers=1),
+      dict(strategy="bsp", workers=2, servers=2)]
+BOUND = {"bsp": 1.02, "hogwild": 1.03, "asp": 1.03, "ssp": 1.03}  # the others' 1.01 (the test's docstring)
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +100,9 @@ def test_bsp_on_one_worker_is_the_one_process_pass(table):
     np.testing.assert_array_equal(bsp.coef_, one.coef_)
 
 
-@pytest.mark.parametrize("strategy, call", [("bsp", 9), ("local_sgd", 3)])
-def test_a_killed_softmax_fit_resumes_exactly(tmp_path, table, strategy, call):
+@pytest.mark.parametrize("strategy, call, servers", [("bsp", 9, 0), ("local_sgd", 3, 0), ("bsp", 9, 1)],
+                         ids=["bsp", "local_sgd", "bsp-server"])
+def test_a_killed_softmax_fit_resumes_exactly(tmp_path, table, strategy, call, servers):
     """The K-class kernel state (every weight's adaptive sums and clocks) is what the
     checkpoint holds: a worker killed mid-fit resumes where the clean fit ends, to the bit."""
     from shardlearn import models
@@ -107,7 +111,8 @@ def test_a_killed_softmax_fit_resumes_exactly(tmp_path, table, strategy, call):
 
     X, y = table
     base = TrainConfig(solver="sgd", strategy=strategy, alpha=1e-3, l1_ratio=0.3, max_iter=3, tol=None,
-                       random_state=4, workers=2, sync_every=256 if strategy == "local_sgd" else None)
+                       random_state=4, workers=2, sync_every=256 if strategy == "local_sgd" else None,
+                       servers=servers)
     clean = distributed.train_arrays(models.get("softmax"), X, y.astype(float), None, base, 3)
     cfg = dataclasses.replace(base, checkpoint_dir=str(tmp_path), checkpoint_every=2, max_restarts=1)
     with pytest.warns(RuntimeWarning, match="worker rank 1 was killed by signal 9; restarting"):
@@ -119,7 +124,8 @@ def test_a_killed_softmax_fit_resumes_exactly(tmp_path, table, strategy, call):
 
 @pytest.mark.parametrize("options", [["--solver", "sgd", "--workers", "1"], ["--strategy", "bsp", "--workers", "2"],
                                      ["--strategy", "local_sgd", "--workers", "2"],
-                                     ["--strategy", "hogwild", "--workers", "2"]])
+                                     ["--strategy", "hogwild", "--workers", "2"],
+                                     ["--strategy", "asp", "--workers", "2"]])
 @pytest.mark.parametrize("stream", [False, True], ids=["in-memory", "streamed"])
 def test_the_cli_learns_a_softmax_from_a_csv(tmp_path, capsys, table, options, stream):
     """``shardlearn train --model softmax`` on the table as a CSV, read whole or streamed (centred
@@ -139,11 +145,57 @@ def test_the_cli_learns_a_softmax_from_a_csv(tmp_path, capsys, table, options, s
     assert shardlearn.load(str(tmp_path / "m")).objective(X, y) <= bound * best
 
 
-@pytest.mark.parametrize("strategy", ["ssp", "asp"])
-def test_the_parameter_server_strategies_still_refuse_a_softmax(table, strategy):
+@pytest.mark.parametrize("strategy", PS, ids=lambda s: f"{s['strategy']}{s.get('servers', '')}")
+@pytest.mark.parametrize("options", [{}, dict(alpha=1e-3, l1_ratio=0.5), dict(weighted=True),
+                                     dict(fit_intercept=False)],
+                         ids=["defaults", "elastic-net", "weighted", "no-intercept"])
+def test_the_parameter_server_strategies_learn_a_softmax_near_the_optimum(table, strategy, options):
+    """Over the parameter server each batch pulls its features' K rows, the K intercepts and the
+    scalars, learns them in the K-class kernel and pushes the change: ``asp``/``ssp`` within 3%
+    (their races; 1.0003-1.0014 at the defaults, by hand), bsp over servers as bsp (2%).
+    Before, they refused a softmax."""
+    assert _ratio(*table, strategy, options) <= BOUND[strategy["strategy"]]
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("servers, options", [(1, dict(alpha=1e-3, l1_ratio=0.5)), (2, dict(slicer="hash")),
+                                              (1, dict(optimizer="ftrl", batch_size=1, alpha=1e-3, l1_ratio=0.5)),
+                                              (1, dict(optimizer="adagrad", batch_size=1, fit_intercept=False))],
+                         ids=["l1", "hash-2", "ftrl", "adagrad-no-intercept"])
+def test_a_softmax_over_servers_is_bsp_over_allreduce(table, sparse, servers, options):
+    """bsp over the parameter server merges the clock's changes as the allreduce bsp workers do:
+    the same softmax to 1e-9, with sample weights, dense (centred) or sparse rows."""
+    import scipy.sparse as sp
+
+    from shardlearn import models
+    from shardlearn.runtime import TrainConfig, distributed
+
     X, y = table
-    with pytest.raises(ValueError, match="binary or regression models only; use bsp, local_sgd or hogwild for softmax"):
-        LogisticRegression(strategy=strategy, workers=2).fit(X, y)
+    X = X[:900]
+    if options.get("optimizer") in ("ftrl", "adagrad"):  # not scale-free: unit scales, the column at 50 still far
+        X = X / X.std(axis=0)  # (on the raw table FTRL's rate of 0.5 diverges, and rounding then decides)
+    if sparse:
+        X = sp.csr_matrix(np.where(np.abs(X) > np.abs(X).mean(axis=0), X, 0.0))
+    y = y[:900].astype(float)
+    sw = np.random.default_rng(1).uniform(0.2, 3.0, size=y.size)
+    cfg = TrainConfig(solver="sgd", strategy="bsp", workers=2, max_iter=2, tol=None, random_state=3,
+                      **dict(dict(batch_size=32), **options))
+    assert cfg.per_example
+    allreduce = distributed.train_arrays(models.get("softmax"), X, y, sw, cfg, 3)
+    ps = distributed.train_arrays(models.get("softmax"), X, y, sw, dataclasses.replace(cfg, servers=servers), 3)
+    assert sum(r.get("role") == "server" for r in ps.reports) == servers
+    assert ps.params["w"].shape == (8, 3) and ps.params["b"].shape == (3,)
+    for k in ("w", "b"):
+        np.testing.assert_allclose(ps.params[k], allreduce.params[k], rtol=1e-9, atol=1e-12)
+    assert np.abs(ps.params["w"]).max() > 1e-3
+
+
+@pytest.mark.parametrize("strategy", ["ssp", "asp"])
+def test_the_parameter_server_strategies_refuse_a_softmax_on_mini_batches(table, strategy):
+    X, y = table
+    with pytest.raises(ValueError, match=rf"strategy='{strategy}' over the parameter server with optimizer='adagrad' "
+                                         "on mini-batches of 256 keeps one weight per feature on its servers"):
+        LogisticRegression(strategy=strategy, workers=2, optimizer="adagrad").fit(X, y)
 
 
 def test_hogwild_refuses_a_softmax_on_mini_batches(table):

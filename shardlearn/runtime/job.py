@@ -92,7 +92,7 @@ def _train(comm, model, cfg, X, y, sw, n_outputs, progress=None, ctx=None, snaps
         resumed = {}
         if ctx is not None:
             out = ps_run.train(comm, ctx, m, X, y, sw, cfg, progress=show, snapshot_every=snapshot_every,
-                               report=resumed, owned=owned)
+                               report=resumed, owned=owned, n_outputs=n_outputs)
         else:
             out = ps_run.train_hogwild(comm, m, X, y, sw, cfg, progress=show, report=resumed, owned=owned,
                                        n_outputs=n_outputs)

@@ -21,7 +21,6 @@ class Plan:
     group_only: bool = False  # runs on the worker group even with one worker
     parameter_server: bool = False  # always over the parameter server
     takes_servers: bool = False  # may run over dedicated server processes
-    softmax: bool = True  # can hold one weight vector per class
     streams: bool = False  # can train on a shard streamed from its file (``stream=True``, out of core)
 
 
@@ -34,11 +33,12 @@ PLANS = {p.name: p for p in (
     Plan("bsp", stochastic=True, takes_servers=True, streams=True),
     Plan("local_sgd", stochastic=True, streams=True),
     Plan("average", stochastic=False),
+    # a softmax over the parameter server (ssp, asp, bsp with servers) or in Hogwild's shared state: per example only
     Plan("ssp", stochastic=True, needs_sgd=True, group_only=True, parameter_server=True, takes_servers=True,
-         softmax=False, streams=True),  # per example (so are hogwild and bsp over servers)
+         streams=True),
     Plan("asp", stochastic=True, needs_sgd=True, group_only=True, parameter_server=True, takes_servers=True,
-         softmax=False, streams=True),
-    Plan("hogwild", stochastic=True, needs_sgd=True, group_only=True, streams=True),  # softmax: per example only
+         streams=True),
+    Plan("hogwild", stochastic=True, needs_sgd=True, group_only=True, streams=True),
 )}
 
 

@@ -95,29 +95,33 @@ def restore_shards(ctx: Context, ckpt, n_shards: int) -> None:
 
 
 def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_every=None,
-          report=None, owned: bool = False) -> dict:
+          report=None, owned: bool = False, n_outputs: int = 1) -> dict:
     """A trainer rank: create the shards (rank 0), run the consistency policy, leave.
     ``snapshot_every``: rank 0 pulls the whole model every that many steps (loss-vs-time curves).
     With ``cfg.checkpoint_dir`` the shards and cursors are checkpointed and, with ``cfg.resume``,
     restored from the newest valid checkpoint. ``owned``: ``X`` is this worker's own copy of its rows,
-    narrowed in place (``runtime.active.compact``)."""
+    narrowed in place (``runtime.active.compact``). ``n_outputs``: a softmax's classes K (per
+    example only): key ``i K + k`` holds feature ``i``'s weight for class ``k``, the K intercepts
+    follow, then the scalars (the kernel's own layout, ``kernels.sgd.new_state``)."""
     from shardlearn.runtime.progress import StepLog
     from shardlearn.runtime.loop import checkpointer_for
 
-    if model.n_outputs(2) != 1:
-        raise ConfigError(f"strategy={cfg.plan!r} runs over the parameter server, which holds one weight per "
-                          "feature: binary or regression models only (use bsp for softmax)")
-    per_example = cfg.per_example  # the shards hold the kernel's state; key d + 1 its scalars
+    per_example = cfg.per_example  # the shards hold the kernel's state; key (d + 1) K its scalars
+    if n_outputs != 1 and not per_example:
+        raise ConfigError(f"strategy={cfg.plan_words()} with {cfg._rule_words()} keeps one weight per feature on "
+                          "its servers: binary or regression models only (a softmax learns per example there: "
+                          "optimizer='normalized', or batch_size=1)")
+    K = n_outputs
     width = X.shape[1]
     # per-example keys: the columns some worker's rows hold (the kernel keeps a column scratch already)
     X, active = columns_in_use.narrow(X, comm, owned) if per_example else (X, None)
     d = X.shape[1]
-    n_keys = d + 2 if per_example else d + 1
+    n_keys = (d + 1) * K + 1 if per_example else d + 1
     slicer = make_slicer(cfg.slicer, n_keys, len(ctx.hosts), cfg.random_state or 0)
     alpha, l1r = cfg.alpha, cfg.l1_ratio
     log = StepLog(comm, total=cfg.max_iter, show=False, sink=progress)
     ckpt, resume = checkpointer_for(model, X, cfg, comm, log, report, active)
-    free_shard, free_local = slicer.route(np.arange(d, n_keys, dtype=np.int64))
+    free_shard, free_local = slicer.route(np.arange(d * K, n_keys, dtype=np.int64))  # intercepts, scalars
     # the linear schedule: the shards' clock counts every worker's rows
     anneal = anneal_span(comm, X, sw, cfg.max_iter, merged=True) if per_example and cfg.anneals(None) else None
     folder = ps_shared.folder(comm, cfg, n_keys)  # None: the shards' calls go through RPC
@@ -136,7 +140,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
     client = Client(ctx.transport, slicer, ctx.hosts, comm.rank,
                     codecs.parse(cfg.compression, cfg.error_feedback, cfg.random_state or 0),
                     columns=delta.columns(cfg.optimizer) if per_example else None,  # kernel change rows
-                    whole=[d + 1] if per_example else (),  # the scalars: weight seen, normalizer
+                    whole=[n_keys - 1] if per_example else (),  # the scalars: weight seen, normalizer
                     near=range(len(ctx.hosts)) if folder is not None else ())
     if cfg.precondition and not per_example:  # the shards' scale, from the moments every worker pushes for its keys
         ps_sgd.push_moments(client, X, sw)
@@ -154,9 +158,9 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
 
     snapshots = []
 
-    def model_now():
-        full = _pull_vector(client, d + 1)
-        return np.append(columns_in_use.scatter(full[:d], active, width), full[d])
+    def model_now():  # [w, b] flat (a softmax's w: width x K, row-major)
+        full = _pull_vector(client, (d + 1) * K)
+        return np.append(columns_in_use.scatter(full[: d * K].reshape(d, K), active, width).ravel(), full[d * K :])
 
     def snapshot(t):
         if t % snapshot_every == 0:
@@ -171,11 +175,11 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
                                   on_step=snapshot if snapshot_every and comm.rank == 0 else None,
                                   checkpoint=None if ckpt is None else ShardCheckpoint(ckpt, comm, ctx), resume=resume,
                                   tol=cfg.tol, learn=_learner(model, d, cfg, anneal, precond.centre(
-                                      X, sw, cfg.fit_intercept)) if per_example else None)
+                                      X, sw, cfg.fit_intercept), K) if per_example else None)
     comm.barrier()  # every push is applied before anyone reads the result
     if per_example:  # rank 0 brings the lazy penalty up to date on every key, then all read
         if comm.rank == 0:
-            t, nsum = client.wait(client.pull(np.array([d + 1], dtype=np.int64)))[0, :2]
+            t, nsum = client.wait(client.pull(np.array([n_keys - 1], dtype=np.int64)))[0, :2]
             for f in [ctx.transport.call(h, host.finalize, s, float(t), float(nsum)) for s, h in enumerate(ctx.hosts)]:
                 ctx.transport.wait(f)
         comm.barrier()
@@ -186,13 +190,14 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
     params = None
     if under_torchrun and comm.rank == 0:
         full = model_now()
-        params = {"w": full[:width], "b": np.asarray(full[width])}
+        params = {"w": full[: width * K].reshape(width, K) if K > 1 else full[:width],
+                  "b": full[width * K :] if K > 1 else np.asarray(full[width])}
     ctx.transport.close()
     slices = host.save_slices(launch.scratch_dir()) if not cfg.servers and not under_torchrun else {}
     ps_shared.release(folder)
     out = {"params": params, "n_iter": len(log.records), "steps": log.records, "snapshots": snapshots,
            "slices": slices,
-           "ps": {"n_features": d, "keys": n_keys, "slicer": cfg.slicer, "shards": len(ctx.hosts),
+           "ps": {"n_features": d, "keys": n_keys, "slicer": cfg.slicer, "shards": len(ctx.hosts), "classes": K,
                   "seed": cfg.random_state or 0, "width": width,
                   "active": _small(active) if comm.rank == 0 else None},  # the driver's model: rank 0's
            "report": {"rank": comm.rank, "role": "worker", "ps_steps": steps, "clock_log": clock_log,
@@ -204,16 +209,16 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
     return out
 
 
-def _learner(model, d: int, cfg, anneal=None, shift=None):
+def _learner(model, d: int, cfg, anneal=None, shift=None, classes: int = 1):
     from shardlearn.kernels.sgd import MODEL_LOSS
     from shardlearn.strategies.ps_online import Learner
 
-    if model.name not in MODEL_LOSS or model.n_outputs(2) != 1:
-        raise ConfigError(f"the parameter-server shards hold one weight per feature: not for model {model.name!r}")
+    if model.name not in MODEL_LOSS:
+        raise ConfigError(f"the per-example kernel has no loss for model {model.name!r}")
     fuse = cfg.plan == "asp" or (cfg.plan == "ssp" and cfg.staleness >= 1)
     return Learner(d, MODEL_LOSS[model.name], cfg.fit_intercept, cfg.optimizer, cfg.base_lr(), cfg.power_t,
                    cfg.alpha * cfg.l1_ratio, cfg.alpha * (1 - cfg.l1_ratio), fuse=fuse, workers=cfg.workers,
-                   anneal=anneal, shift=shift)
+                   anneal=anneal, shift=shift, classes=classes)
 
 
 def _epoch_logger(comm, log, n_rows: int):
@@ -241,7 +246,7 @@ def _pull_vector(client, n: int, chunk: int = 1 << 20) -> np.ndarray:
 def assemble(results: list) -> dict:
     """The driver: the model ``{"w", "b"}`` from the slices every host wrote (files removed after)."""
     info = next(r["ps"] for r in results if r.get("ps"))
-    d, n_keys = info["n_features"], info.get("keys", info["n_features"] + 1)
+    d, n_keys, K = info["n_features"], info.get("keys", info["n_features"] + 1), info.get("classes", 1)
     slicer = make_slicer(info["slicer"], n_keys, info["shards"], info["seed"])
     dtypes = [np.load(p, mmap_mode="r").dtype for r in results for p in r.get("slices", {}).values()]
     full = np.zeros(n_keys, dtype=np.result_type(*dtypes))  # float32 shards: a float32 model (2^28 keys: 1 GiB)
@@ -256,6 +261,9 @@ def assemble(results: list) -> dict:
                 full[keys] = vals[slicer.route(keys)[1]]
             del vals
             os.unlink(path)
+    if K > 1:  # a softmax: key i K + k, the K intercepts after
+        w = columns_in_use.scatter(full[: d * K].reshape(d, K), info.get("active"), info.get("width", d))
+        return {"w": w, "b": np.array(full[d * K : (d + 1) * K])}
     w = columns_in_use.scatter(full[:d], info.get("active"), info.get("width", d))  # keys: the active columns
     return {"w": w, "b": np.asarray(full[d])}
 

@@ -241,7 +241,7 @@ def _widen(window, state, X, part, opts):
     to date at the window's start clock as ``_before`` does."""
     if window is None:
         return _before(state, X, part, opts)
-    new = np.setdiff1d(_coordinates(_keys(X, part), opts.get("classes", 1)), window[0], assume_unique=True)
+    new = np.setdiff1d(coordinates(_keys(X, part), opts.get("classes", 1)), window[0], assume_unique=True)
     delta.start({"ws": state["ws"], "scalars": window[1][1]}, new, opts)
     return np.concatenate([window[0], new]), (np.concatenate([window[1][0], state["ws"][new]]), window[1][1])
 
@@ -273,11 +273,11 @@ def _keys(X, part, seen=None) -> np.ndarray:
     return np.arange(d + 1, dtype=np.int64)
 
 
-def _coordinates(keys: np.ndarray, classes: int) -> np.ndarray:
+def coordinates(keys: np.ndarray, classes: int) -> np.ndarray:
     """The state rows of columns ``keys`` (the intercept's key ``d`` too) in a softmax's layout
     over ``classes`` (``kernels.sgd.new_state``: column i's K rows from ``i K``), sorted.
 
-    >>> _coordinates(np.array([0, 2, 3]), 2).tolist()
+    >>> coordinates(np.array([0, 2, 3]), 2).tolist()
     [0, 1, 4, 5, 6, 7]
     """
     if classes == 1:
@@ -291,7 +291,7 @@ def _before(state, X, part, opts, seen=None) -> tuple:
     date with the penalty at this clock (the exchange's start), so that a worker's change is
     its own rows' work only and the merge (``coded_changes.apply``) takes the decay of the rows
     before the exchange once, however many workers touched the key. ``seen``: as in ``_keys``."""
-    keys = _coordinates(_keys(X, part, seen), opts.get("classes", 1))
+    keys = coordinates(_keys(X, part, seen), opts.get("classes", 1))
     delta.start(state, keys, opts)
     return keys, (state["ws"][keys], state["scalars"].copy())
 

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from shardlearn.core.errors import DivergedError, overshoot
 from shardlearn.kernels import columns, delta, sgd as kernel
 from shardlearn.kernels.sgd import G, W
+from shardlearn.strategies.online import coordinates
 from shardlearn.strategies.ps_sgd import batch_columns
 
 
@@ -35,16 +36,20 @@ SCRATCH_WIDTH = 1 << 23  # the widest data compacted by the compiled pass (a 32 
 class Learner:
     """``learner(client, X, which, yb, swb, held) -> (progressive loss sum, push handle)`` of
     one batch, for a model of ``d`` features: keys ``0..d-1`` the weights, ``d`` the intercept,
-    ``d + 1`` the scalars."""
+    ``d + 1`` the scalars; a softmax over ``classes`` K (``loss="softmax"``, class codes ``y``):
+    key ``i K + k`` feature ``i``'s weight for class ``k``, ``d K + k`` the intercepts, ``(d + 1) K``
+    the scalars (``kernels.sgd.new_state``'s layout, so a batch's pulled rows are its state)."""
 
     def __init__(self, d: int, loss: str, fit_intercept: bool, rule: str, lr: float, power_t: float = 0.0,
                  l1: float = 0.0, l2: float = 0.0, fuse: bool = False, workers: int = 1, anneal=None,
-                 param: str = "optimizer", shift=None):
-        self.extra = np.array([d, d + 1], dtype=np.int64)
+                 param: str = "optimizer", shift=None, classes: int = 1):
+        self.classes = classes
+        self.extra = np.arange(d * classes, (d + 1) * classes + 1, dtype=np.int64)  # intercepts, scalars
         self.param = param  # what the caller's user sets the rule by, named when the steps overflow
         self.shift = shift  # dense rows' centre (precond.centre; their batches pull every column), or None
         self.loss, self.fit_intercept = loss, fit_intercept
-        self.opts = dict(rule=rule, lr=lr, power_t=power_t, l1=l1, l2=l2, **(anneal or {}))  # anneal: end, span
+        self.opts = dict(rule=rule, lr=lr, power_t=power_t, l1=l1, l2=l2, classes=classes,
+                         **(anneal or {}))  # anneal: end, span
         self.fuse, self.pending, self.alone = fuse, None, workers == 1
         self.pos = None  # the compiled batch's scratch: -1 for every column of the data
         self.ahead = None  # (X, rows, keys, Xc): the next batch, gathered while a round trip was in flight
@@ -75,7 +80,7 @@ class Learner:
             keys, Xc = ahead[2], ahead[3]
         else:
             keys, Xc = self._gather(X, which)
-        keys = np.concatenate([keys, self.extra])
+        keys = np.concatenate([coordinates(keys, self.classes), self.extra])
         if self.pending is not None:
             handle = client.push_pull(*self.pending[:2], keys, at=self.pending[2])
             self.pending = None
@@ -86,14 +91,17 @@ class Learner:
         rows = client.wait(handle)
         state = {"ws": np.ascontiguousarray(rows[:-1]), "scalars": rows[-1, [W, G]].copy()}
         at = None if self.alone else state["scalars"].copy()
-        if at is not None:  # the rows up to date at the pulled clock (the intercept, last, is never penalised)
+        if at is not None:  # the rows up to date at the pulled clock (the intercepts, last, are never penalised)
             delta.start(state, np.arange(keys.size - 1), self.opts)
         before, s0 = state["ws"].copy(), state["scalars"].copy()
-        z = np.empty(Xc.shape[0]) if predictions is None else predictions
+        z = None if self.classes > 1 else np.empty(Xc.shape[0]) if predictions is None else predictions
         out = kernel.run(state, Xc, yb, swb, np.arange(Xc.shape[0]), loss=self.loss,
                          fit_intercept=self.fit_intercept, predictions=z,
                          shift=self.shift if not sp.issparse(Xc) else None, **self.opts)
-        row = kernel.overflowed(out, self.loss, z, yb, np.ones(z.size) if swb is None else swb)
+        if z is None:  # a softmax scores no rows as it learns: the batch's last row names the place
+            row = None if np.isfinite(out[0]) else Xc.shape[0] - 1
+        else:
+            row = kernel.overflowed(out, self.loss, z, yb, np.ones(z.size) if swb is None else swb)
         if row is not None:  # never pushed: the shards keep the model as it was before this batch
             what = f"loss overflowed to inf or NaN: {overshoot(self.param, self.opts['rule'], self.opts['lr'])}"
             raise DivergedError(f"the fit's {what}", row=row, reason=f"the {what}")
