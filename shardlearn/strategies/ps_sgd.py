@@ -88,13 +88,15 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
     staleness bound holds as it is. A worker asks the clock table only when the slowest clock
     it last heard of does not let it on. ``X`` may be a streamed shard (``data.stream.Stream``, out of
     core; ``y`` then None): each step learns the stream's next batch, its labels with it.
-    Under ``asp`` and ``ssp`` a fresh fit warm-starts (Dean et al. 2012, "Large scale distributed
-    deep networks": one replica first, then the others): the other workers wait at a barrier
-    until rank 0's first step is applied, so their first changes are not all learned from the
-    zero model and summed. Per example, where a first batch's steps are large, two workers'
-    first changes from zero overshot together and inflated the adaptive sums the later steps
-    divide by: a softmax's ``asp`` fit of the 3-class table ended at 1.03-1.055 x the optimum's
-    objective in 3 of 8 runs, 1.0006-1.005 warm-started (``benchmarks/README.md``).
+    Under ``asp`` and ``ssp`` a fit warm-starts (Dean et al. 2012, "Large scale distributed deep
+    networks": one replica first, then the others) wherever the workers met, at its start and
+    (with ``tol``) after each epoch's allreduce: the others wait at a barrier until rank 0's
+    first step is applied, so their first changes are not all learned from the same model and
+    summed. Per example, where the first steps are the largest, two workers' first changes
+    overshot together and swelled the adaptive sums the later steps divide by: ``shardlearn
+    train --strategy asp`` on the 3-class table ended at up to 1.055 x the optimum's objective
+    (binary: 1.08, 3 of 12 runs over 1.06), warm-started at most 1.0037 (binary 1.0063) in 24
+    runs (``benchmarks/bench_warm_start.py``).
     Returns ``(steps, clock_log)``: ``clock_log`` holds ``(t, slowest clock when allowed on)``."""
     n, d = X.shape
     streamed = hasattr(X, "blocks")  # out of core (data.stream.Stream): its batches in stream order, labels with them
@@ -115,7 +117,7 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
         client.restore(resume)  # coded pushes: the per-key residuals and the rounding's step
     log = []
 
-    warm = resume is None and staleness != 0 and comm.size > 1  # asp, ssp: rank 0's first step alone
+    alone = staleness != 0 and comm.size > 1  # asp, ssp: rank 0's first step after the workers met goes alone
     inflight = []  # the last step's tick, at most (ssp with a deferred change)
     fused = staleness != 0 and getattr(learn, "fuse", False)  # a change rides with the next pull
     owed = [0]  # ssp, fused: the tick of the clock whose change is still held back
@@ -144,7 +146,9 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
             step_totals = np.sum(comm.allgather(_step_weights(n, sw, order, batch_size, steps)), axis=0)
         while cur["step"] < steps:
             step, t = cur["step"], cur["t"]
-            if warm and t == 0 and comm.rank != 0:  # every rank takes step 0 (steps: the largest shard's)
+            # the workers met: the fit's start, or (with tol) the last epoch's end; every rank takes an epoch's step 0
+            warm = alone and step == 0 and ((t == 0 and resume is None) or tol is not None)
+            if warm and comm.rank != 0:
                 comm.barrier()
             if staleness is not None:  # ask the clock table only when the last answer does not let us on
                 if slowest[0] < t - staleness:
@@ -193,7 +197,7 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
                 settle()
                 client.tick()
             cur["t"], cur["step"] = t + 1, step + 1
-            if warm and t == 0 and comm.rank == 0:  # its change applied (a fused one flushed), then the others go
+            if warm and comm.rank == 0:  # its change applied (a fused one flushed), then the others go
                 settle()
                 comm.barrier()
             if on_step is not None:
