@@ -136,11 +136,12 @@ def centre(X, sample_weight=None, fit_intercept: bool = True, comm=None) -> np.n
     dense rows (in memory, or a stream's from its survey pass: ``Stream.moments``), or None
     (sparse rows keep their zeros; no intercept, nothing to take the shift back). Any shift
     leaves the optimum where it is, so each worker takes its own shard's; with ``comm``, every
-    worker's rows together, one allreduce (Hogwild's one held state needs one). A column whose mean is
-    within a tenth of its root mean square keeps 0 (centred already; or a one-hot column seen
-    in under 1% of rows, whose zeros a shift would make nonzero: a softmax's dense row visits
-    only its nonzero and shifted columns, K coordinates each: kddcup99's 118 columns, 32
-    shifted, took 6.4 s for 2 epochs of 100k rows, 25 s with all shifted); None where every
+    worker's rows together, one allreduce (Hogwild's one held state needs one). A column whose
+    mean is within a tenth of its root mean square keeps 0 (centred already; or a one-hot column
+    seen in under 1% of rows, whose zeros a shift would make nonzero: a softmax's dense row
+    visits only its nonzero and shifted columns, K coordinates each: kddcup99's 118 columns, 32
+    shifted, took 6.6 s for 2 epochs of 100k rows in one process, 25 s with all shifted,
+    ``benchmarks/results/softmax``); None where every
     column keeps 0 (as D1: the centred steps cost ~10% more a row).
 
     >>> centre(np.array([[1.0, 100.0, -1.0], [3.0, 300.0, 1.01]])).tolist()   # the last: centred already
