@@ -1,7 +1,7 @@
 """Multinomial logistic regression under ``solver="sgd"`` at the defaults: the training
 objective over the optimum's (F / F*) and the held-out log-loss over the optimum's (L / L*),
-with held-out accuracy, for one process, the allreduce strategies and Hogwild (README, "Softmax
-per example").
+with held-out accuracy, for one process, the allreduce strategies, Hogwild and the
+parameter-server strategies (README, "Softmax per example").
 
 Data: scikit-learn's digits (1,797 x 64 pixel counts 0-16, 10 classes) and wine (178 x 13
 raw chemistry, 3 classes), each split 75/25 with a fixed seed; a 3-class version of
@@ -29,7 +29,9 @@ from benchmarks.bench_centring import table as centring_table  # noqa: E402
 from benchmarks.machine import facts  # noqa: E402
 
 STRATEGIES = {"sgd x1": dict(solver="sgd", workers=1), "bsp x2": dict(strategy="bsp", workers=2),
-              "local_sgd x2": dict(strategy="local_sgd", workers=2), "hogwild x2": dict(strategy="hogwild", workers=2)}
+              "local_sgd x2": dict(strategy="local_sgd", workers=2), "hogwild x2": dict(strategy="hogwild", workers=2),
+              "ssp x2": dict(strategy="ssp", workers=2), "asp x2": dict(strategy="asp", workers=2),
+              "bsp x2 server": dict(strategy="bsp", workers=2, servers=1)}
 EPOCHS = {"2 epochs": dict(max_iter=2), "defaults": {}}
 
 

@@ -395,7 +395,8 @@ def test_softmax_table_is_its_measurements_and_wine_is_learned(tmp_path):
     rows = [json.loads(line) for line in open(tmp_path / "softmax.jsonl")][1:]
     table = open(tmp_path / "softmax.md").read()
     assert [(r["strategy"], r["epochs"]) for r in rows] == [(s, e) for s in ("sgd x1", "bsp x2", "local_sgd x2",
-                                                                                 "hogwild x2")
+                                                                                 "hogwild x2", "ssp x2", "asp x2",
+                                                                                 "bsp x2 server")
                                                             for e in ("2 epochs", "defaults")]
     assert all(f"| {r['L_over_Lstar']} | {r['accuracy']} |" in table for r in rows)
     assert all(r["L_over_Lstar"] < 1.0 and r["accuracy"] >= 0.95 for r in rows)  # before: 10-12 x, accuracy 0.53-0.71
