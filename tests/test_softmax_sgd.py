@@ -203,3 +203,33 @@ def test_hogwild_refuses_a_softmax_on_mini_batches(table):
     with pytest.raises(ValueError, match=r"strategy='hogwild' with optimizer='adagrad' on mini-batches of 256 holds "
                                          "one weight per feature"):
         LogisticRegression(strategy="hogwild", workers=2, optimizer="adagrad").fit(X, y)
+
+
+def test_two_torchrun_nodes_learn_a_softmax_over_the_parameter_server(tmp_path, table):
+    """Under torchrun no driver assembles the shards' slices: rank 0 pulls the model, a
+    softmax's ``(d + 1) K`` keys put back as ``d x K`` weights and K intercepts."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    import shardlearn
+    from shardlearn.runtime import launch
+
+    X, y = table
+    pd.DataFrame(X, columns=[f"f{i}" for i in range(8)]).assign(label=y).to_csv(tmp_path / "t.csv", index=False)
+    port = launch.free_port()
+    base = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+            "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "softmax",
+            "-m", "shardlearn", "train", str(tmp_path / "t.csv"), "--label", "label", "--model", "softmax",
+            "--strategy", "asp"]
+    procs = [subprocess.Popen(base[:3] + ["--node-rank", str(r)] + base[3:] + ["--out", str(tmp_path / f"m{r}")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    outs = [p.communicate(timeout=240) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    made = [d for d in ("m0", "m1") if (tmp_path / d / "model.json").exists()]
+    assert len(made) == 1
+    fit = shardlearn.load(str(tmp_path / made[0]))
+    assert fit.coef_.shape == (3, 8) and fit.intercept_.shape == (3,)
+    best = LogisticRegression(tol=1e-10, max_iter=2000).fit(X, y).objective(X, y)
+    assert fit.objective(X, y) <= 1.03 * best
