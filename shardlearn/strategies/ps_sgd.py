@@ -95,8 +95,8 @@ def fit(model, X, y, sample_weight=None, *, client, comm, batch_size=256, epochs
     summed. Per example, where the first steps are the largest, two workers' first changes
     overshot together and swelled the adaptive sums the later steps divide by: ``shardlearn
     train --strategy asp`` on the 3-class table ended at up to 1.055 x the optimum's objective
-    (binary: 1.08, 3 of 12 runs over 1.06), warm-started at most 1.0037 (binary 1.0063) in 24
-    runs (``benchmarks/bench_warm_start.py``).
+    (binary: 1.08, 3 of 12 runs over 1.06), warm-started at most 1.0015 (binary 1.0026) in 12
+    (``benchmarks/bench_warm_start.py``, ``benchmarks/results/warm-start``).
     Returns ``(steps, clock_log)``: ``clock_log`` holds ``(t, slowest clock when allowed on)``."""
     n, d = X.shape
     streamed = hasattr(X, "blocks")  # out of core (data.stream.Stream): its batches in stream order, labels with them
