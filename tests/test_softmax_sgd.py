@@ -198,6 +198,23 @@ def test_the_parameter_server_strategies_refuse_a_softmax_on_mini_batches(table,
         LogisticRegression(strategy=strategy, workers=2, optimizer="adagrad").fit(X, y)
 
 
+def test_the_cli_refuses_a_softmax_on_parameter_server_mini_batches_in_one_line(tmp_path, capsys, table):
+    """The CLI's workers reach ``ps_run.train`` without the estimators' check: the same one line."""
+    import pandas as pd
+
+    from shardlearn.cli import main
+
+    X, y = table
+    pd.DataFrame(X[:300], columns=[f"f{i}" for i in range(8)]).assign(label=y[:300]).to_csv(tmp_path / "t.csv",
+                                                                                           index=False)
+    assert main(["train", str(tmp_path / "t.csv"), "--label", "label", "--model", "softmax", "--out",
+                 str(tmp_path / "m"), "--strategy", "asp", "--workers", "2", "--optimizer", "adagrad"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("shardlearn: error: strategy='asp' over the parameter server with optimizer='adagrad' on "
+                       "mini-batches of 256 keeps one weight per feature on its servers: binary or regression models "
+                       "only (a softmax learns per example there: optimizer='normalized', or batch_size=1)")
+
+
 def test_hogwild_refuses_a_softmax_on_mini_batches(table):
     X, y = table
     with pytest.raises(ValueError, match=r"strategy='hogwild' with optimizer='adagrad' on mini-batches of 256 holds "

@@ -229,6 +229,15 @@ class TrainConfig:
             return f"{self.plan!r} over the parameter server"
         return repr(self.plan)
 
+    def check_outputs(self, n_outputs: int) -> None:
+        """A model of ``n_outputs`` (a softmax's classes) over the parameter server learns per
+        example, its K rows a feature as the servers' keys; the mini-batch optimizers there
+        keep one weight per feature: binary and regression models only."""
+        if n_outputs != 1 and self.uses_ps and not self.per_example:
+            raise ConfigError(f"strategy={self.plan_words()} with {self._rule_words()} keeps one weight per feature on "
+                              "its servers: binary or regression models only (a softmax learns per example there: "
+                              "optimizer='normalized', or batch_size=1)")
+
     @property
     def power_t(self) -> float:
         """The per-example kernel's step decay ``lr / t^power_t``: 0.5 under ``invscaling``."""

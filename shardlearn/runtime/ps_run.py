@@ -107,10 +107,7 @@ def train(comm, ctx: Context, model, X, y, sw, cfg, progress=None, snapshot_ever
     from shardlearn.runtime.loop import checkpointer_for
 
     per_example = cfg.per_example  # the shards hold the kernel's state; key (d + 1) K its scalars
-    if n_outputs != 1 and not per_example:
-        raise ConfigError(f"strategy={cfg.plan_words()} with {cfg._rule_words()} keeps one weight per feature on "
-                          "its servers: binary or regression models only (a softmax learns per example there: "
-                          "optimizer='normalized', or batch_size=1)")
+    cfg.check_outputs(n_outputs)  # (the CLI and torchrun come here without the estimators' check)
     K = n_outputs
     width = X.shape[1]
     # per-example keys: the columns some worker's rows hold (the kernel keeps a column scratch already)

@@ -34,10 +34,7 @@ def train(model, X, y, sample_weight, cfg: TrainConfig, n_outputs: int = 1, stat
             raise ConfigError("partial_fit runs in one process; use workers=1 for partial_fit")
         from shardlearn.runtime import distributed
 
-        if n_outputs != 1 and cfg.uses_ps and not cfg.per_example:
-            raise ConfigError(f"strategy={cfg.plan_words()} with {cfg._rule_words()} keeps one weight per feature on "
-                              "its servers: binary or regression models only (a softmax learns per example there: "
-                              "optimizer='normalized', or batch_size=1)")
+        cfg.check_outputs(n_outputs)  # before any worker starts
         result = distributed.train_arrays(model, X, y, sample_weight, cfg, n_outputs)
     else:
         cfg = label_scale.agreed(model, cfg, y, sample_weight) if state is None else \
