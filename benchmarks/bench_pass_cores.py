@@ -7,8 +7,9 @@ workers against one process" there compares 2 cores with 2 cores; the per-core r
 thread against 2 workers of one thread each) is the scaling a second machine's core gives.
 D2's sparse products are scipy's, one thread whatever BLAS may use. Beside them, what only
 reading the values costs (a sum over them, one process against 2 workers): the pass's memory
-traffic alone. Medians of ``--passes`` passes after an untimed one, the settings alternating
-``--reps`` times.
+traffic alone. After an untimed pass, one process's median of ``--passes`` passes, the
+workers' mean over as many (timed between barriers, ``worker_jobs.time_passes``); the
+settings alternate ``--reps`` times and each takes its median over them.
 
     python benchmarks/bench_pass_cores.py --rows 2000000 --out benchmarks/results/pass-cores
 """
@@ -93,7 +94,8 @@ def main(argv=None):
         print(rows[-1], flush=True)
     lines = [f"# One logistic loss-and-gradient pass: 1 process against 2 workers ({args.rows:,} rows)", "",
              f"Machine: {machine}", "",
-             f"Median over {args.reps} alternating repetitions of the median of {args.passes} passes (seconds).", "",
+             f"Median over {args.reps} alternating repetitions of one process's median of {args.passes} passes and the "
+             f"workers' mean over {args.passes} (seconds).", "",
              "2 workers: until both are done (a pass ends with the slower); the faster worker's own passes beside it.", "",
              "| data | 1 process, 1 thread | 1 process, every core | 2 workers, 1 thread each | faster worker | per core (x) | per process (x) | reading only, 1 process / 2 workers (x) |",
              "|---|---|---|---|---|---|---|---|"]
