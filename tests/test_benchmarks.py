@@ -216,6 +216,35 @@ def test_rule_against_vw_table_is_its_measurements(tmp_path):
         assert row[key]["8"] < row[key]["1"]  # more passes, closer to the optimum
 
 
+@pytest.mark.skipif(not os.path.exists(MUSHROOMS), reason="the real mushrooms data (../shared/data) is not here")
+def test_two_epochs_table_is_its_measurements_and_nothing_beats_the_optimum_in_training(tmp_path):
+    _run("bench_two_epochs.py", "--out", str(tmp_path), "--data", "mushrooms", "--epochs", "1,2", cwd=tmp_path)
+    rows = [json.loads(ln) for ln in open(tmp_path / "epochs.jsonl")]
+    table = open(tmp_path / "epochs.md").read()
+    assert {r["system"] for r in rows} == {"shardlearn sgd (defaults)", "scikit-learn SGDClassifier",
+                                            "scikit-learn sag", "scikit-learn saga"}
+    assert sorted({r["epochs"] for r in rows}) == [1, 2] and all(r["rows"] == 6513 for r in rows)
+    for r in rows:
+        assert f"{r['heldout_ratio']:.4f} ({r['objective_ratio']:.4f})" in table
+        assert r["objective_ratio"] > 1  # the L-BFGS optimum minimises the objective every system states
+    ours = {r["epochs"]: r["objective_ratio"] for r in rows if r["system"].startswith("shardlearn")}
+    assert ours[2] < ours[1]
+
+
+def test_pass_per_core_table_is_its_measurements(tmp_path):
+    _run("bench_pass_cores.py", "--out", str(tmp_path), "--rows", "20000", "--data", "D1,D2", "--reps", "1",
+         "--passes", "2", cwd=tmp_path)
+    rows = [json.loads(ln) for ln in open(tmp_path / "pass.jsonl")]
+    table = open(tmp_path / "pass.md").read()
+    assert [r["data"] for r in rows] == ["D1", "D2"] and all(r["rows"] == 20000 for r in rows)
+    for r in rows:
+        m = r["median"]
+        assert r["per_core"] == pytest.approx(m["1 process, 1 thread"] / m["2 workers, 1 thread each"])
+        assert r["read"] == pytest.approx(m["read, 1 process"] / m["read, 2 workers"])
+        assert all(len(v) == 1 and v[0] > 0 for v in r["seconds"].values())
+        assert f"| {r['data']} | {m['1 process, 1 thread']:.3f} |" in table and f"({r['read']:.2f}) |" in table
+
+
 def test_per_group_benchmark_table_is_its_measurements(tmp_path):
     _run("bench_groups.py", "--out", str(tmp_path), "--groups", "150", "--reps", "1", "--no-spark", cwd=tmp_path)
     rows = [json.loads(line) for line in open(tmp_path / "groups.jsonl")]
