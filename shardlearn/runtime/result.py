@@ -41,8 +41,8 @@ def check_fit(result: FitResult, model, n_outputs: int, cfg, y=None, sample_weig
     overflowed to inf or NaN raise ``DivergedError`` (a model that predicts NaN is never
     returned; scikit-learn's SGD raises too). A stochastic fit (``cfg.solver == "sgd"``) whose
     last epoch's mean loss is over twice that of scoring every row 0 (the model's own loss of a
-    zero score: on the labels ``y`` where given, else, for a classifier, on a label of 0, which
-    every label scores alike: log 2 for logistic regression, log K for softmax, K for K-output
+    zero score: a regression's on its labels ``y`` where given; a classifier's on one label of 0,
+    which every label scores alike: log 2 for logistic regression, log K for softmax, K for K-output
     hinge) learned nothing a constant would not: a RuntimeWarning says so. Both name the rule, its rate and the fix: plain SGD on
     raw features in the millions does either. A file's or an engine's regression, whose labels
     stay with the workers, is held to their mean square as the workers report it.
@@ -80,7 +80,7 @@ def check_fit(result: FitResult, model, n_outputs: int, cfg, y=None, sample_weig
         if ms is None:
             return
         y, sample_weight = np.array([np.sqrt(ms)]), None  # a zero score's squared loss is quadratic in the label
-    elif y is None:  # a file's or an engine's classifier: every label scores alike at 0
+    elif model.task == "classification":  # every label scores alike at 0: one row, not a pass over y
         y, sample_weight = np.zeros(1), None
     zero = float(model.loss_and_grad(model.init(0, n_outputs), sp.csr_matrix((len(y), 0)), y, sample_weight)[0])
     if loss > OVERSHOT * zero:
