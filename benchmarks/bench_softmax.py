@@ -26,6 +26,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.bench_centring import table as centring_table  # noqa: E402
+from benchmarks.bench_defaults import save  # noqa: E402
 from benchmarks.machine import facts  # noqa: E402
 
 STRATEGIES = {"sgd x1": dict(solver="sgd", workers=1), "bsp x2": dict(strategy="bsp", workers=2),
@@ -122,16 +123,13 @@ def main(argv=None):
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     rows = run([d for d in args.data.split(",") if d])
-    with open(os.path.join(args.out, "softmax.jsonl"), "w") as f:
-        f.write(json.dumps({"machine": facts()}) + "\n")
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
     cols = ["data", "strategy", "epochs", "F_over_Fstar", "L_over_Lstar", "accuracy", "optimum_accuracy",
             "optimizer", "seconds"]
-    with open(os.path.join(args.out, "softmax.md"), "w") as f:
-        f.write("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n")
-        for r in rows:
-            f.write("| " + " | ".join(str(r[c]) for c in cols) + " |\n")
+    machine = facts()
+    lines = ["# Softmax per example: training objective and held-out log-loss over the optimum's", "",
+             f"Machine: {machine}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    save(args.out, "softmax", rows, machine, lines)
 
 
 if __name__ == "__main__":
