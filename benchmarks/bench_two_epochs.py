@@ -69,11 +69,11 @@ def main(argv=None):
                      for m in (X, Xt))
         optimum = LogisticRegression(solver="lbfgs", alpha=ALPHA, max_iter=500, tol=1e-10).fit(X, y)
         lstar, fstar = log_loss(yt, optimum.predict_proba(Xt)), optimum.objective(X, y)
+        probe = LogisticRegression(solver="sgd", workers=1, alpha=ALPHA).fit(X[:50], y[:50])  # F of any weights
         for e in epochs:
             ours = LogisticRegression(solver="sgd", workers=1, alpha=ALPHA, max_iter=e, random_state=0).fit(X, y)
             fits = {"shardlearn sgd (defaults)": ours, **{k: m.fit(X, y) for k, m in competitors(X.shape[0], e).items()}}
             for system, m in fits.items():
-                probe = LogisticRegression(solver="sgd", workers=1, alpha=ALPHA).fit(X[:50], y[:50])
                 probe.coef_, probe.intercept_ = np.asarray(m.coef_, float).reshape(1, -1), np.atleast_1d(m.intercept_)
                 rows.append({"data": name, "rows": int(X.shape[0]), "lstar": lstar, "fstar": fstar, "system": system,
                              "epochs": e, "heldout_ratio": log_loss(yt, m.predict_proba(Xt)) / lstar,
